@@ -1,0 +1,10 @@
+# Common compile flags for every fieldlink target.
+add_library(fieldlink_flags INTERFACE)
+target_compile_options(fieldlink_flags INTERFACE -Wall -Wextra -Wshadow -Wconversion -Wno-sign-conversion)
+if(FIELDLINK_WERROR)
+  target_compile_options(fieldlink_flags INTERFACE -Werror)
+endif()
+if(FIELDLINK_SANITIZE)
+  target_compile_options(fieldlink_flags INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  target_link_options(fieldlink_flags INTERFACE -fsanitize=address,undefined)
+endif()

@@ -1,0 +1,210 @@
+#include "bus_worker.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "core/decode.hpp"
+#include "core/log.hpp"
+
+namespace fieldlink::bus {
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+const char* state_name(int s) {
+    static const char* names[] = {"unknown", "ok", "no response (timeout)", "CRC error",
+                                  "Modbus exception", "link down", "malformed response"};
+    return names[s];
+}
+
+core::PointCodec codec_of(const core::PointConfig& p) {
+    core::PointCodec c;
+    c.type = p.type;
+    c.order = p.order;
+    c.scale = p.scale;
+    c.offset = p.offset;
+    c.bit = p.bit;
+    c.string_length = p.length;
+    return c;
+}
+
+}  // namespace
+
+BusWorker::BusWorker(const core::Config& cfg, std::size_t bus_index,
+                     std::unique_ptr<core::DriverInstance> driver, SampleSink sink)
+    : cfg_(cfg),
+      bus_(cfg.buses[bus_index]),
+      driver_(std::move(driver)),
+      sink_(std::move(sink)),
+      backoff_(std::chrono::milliseconds(1000), bus_.backoff_max),
+      log_(core::logger("bus:" + bus_.name)),
+      regs_(125),
+      bits_(2000) {
+    const auto now = Clock::now();
+    for (std::size_t i = 0; i < cfg.devices.size(); ++i) {
+        const auto& dc = cfg.devices[i];
+        if (dc.bus_index != bus_index) continue;
+        Device d;
+        d.index = i;
+        d.plan = core::plan_reads(dc.points, core::cost_model_for(bus_, dc.max_gap));
+        d.next_due = now;
+        d.counters = std::make_unique<DeviceCounters>();
+        devices_.push_back(std::move(d));
+    }
+}
+
+BusWorker::~BusWorker() { stop(); }
+
+void BusWorker::start() { thread_ = std::thread([this] { run(); }); }
+
+void BusWorker::stop() {
+    if (!thread_.joinable()) return;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        stop_.store(true);
+    }
+    cv_.notify_all();
+    driver_->interrupt();
+    thread_.join();
+    for (const auto& d : devices_) {
+        const auto& c = *d.counters;
+        log_->info("device {}: {} polls, {} ok, {} timeouts, {} CRC errors, {} exceptions, {} link errors, {} skipped",
+                   cfg_.devices[d.index].name, c.polls.load(), c.ok.load(), c.timeouts.load(),
+                   c.crc_errors.load(), c.exceptions.load(), c.link_errors.load(), c.skipped.load());
+    }
+}
+
+void BusWorker::run() {
+    log_->info("polling {} device(s) with driver {}", devices_.size(), bus_.driver);
+    while (!stop_.load()) {
+        if (devices_.empty()) {
+            std::unique_lock<std::mutex> lock(mutex_);
+            cv_.wait(lock, [this] { return stop_.load(); });
+            break;
+        }
+        auto next = std::min_element(devices_.begin(), devices_.end(),
+                                     [](const Device& a, const Device& b) { return a.next_due < b.next_due; });
+        {
+            std::unique_lock<std::mutex> lock(mutex_);
+            if (cv_.wait_until(lock, next->next_due, [this] { return stop_.load(); })) break;
+        }
+        poll(*next);
+    }
+}
+
+void BusWorker::count_error(Device& d, unsigned kind) {
+    auto& c = *d.counters;
+    switch (kind) {
+        case FL_ERRK_TIMEOUT: ++c.timeouts; break;
+        case FL_ERRK_CRC: ++c.crc_errors; break;
+        case FL_ERRK_EXCEPTION: ++c.exceptions; break;
+        case FL_ERRK_PROTOCOL: ++c.protocol_errors; break;
+        default: ++c.link_errors; break;
+    }
+}
+
+void BusWorker::set_state(Device& d, State s, int code, const char* detail) {
+    if (s == d.state && code == d.state_code) return;  // log once per state change, not per poll
+    const auto& dc = cfg_.devices[d.index];
+    if (s == State::ok) {
+        if (d.state != State::unknown) log_->info("device {} (unit {}): responding again", dc.name, dc.unit);
+    } else {
+        log_->warn("device {} (unit {}): {}: {}", dc.name, dc.unit, state_name(static_cast<int>(s)), detail);
+    }
+    d.state = s;
+    d.state_code = code;
+}
+
+// Reads one planned request (with retries unless the device is backed off) and decodes its
+// points into `batch`. Returns false when the device did not answer (link-level failure).
+bool BusWorker::read_request(Device& d, const core::ReadRequest& r, core::SampleBatch& batch) {
+    const auto& dc = cfg_.devices[d.index];
+    fl_read_v1 req{};
+    req.struct_size = sizeof req;
+    req.unit = static_cast<std::uint8_t>(dc.unit);
+    req.area = static_cast<std::uint8_t>(r.area);
+    req.address = r.address;
+    req.count = r.count;
+    req.registers = regs_.data();
+    req.bits = bits_.data();
+    const int attempts = d.failures > 0 ? 1 : 1 + bus_.retries;
+    fl_error_v1 err{};
+    fl_status st = FL_RETRY;
+    for (int a = 0; a < attempts && !stop_.load(); ++a) {
+        err = fl_error_v1{};
+        err.struct_size = sizeof err;
+        ++d.counters->requests;
+        st = driver_->read(&req, &err);
+        if (st != FL_RETRY) break;
+        count_error(d, err.kind);
+    }
+    if (st == FL_RETRY) {
+        const State s = err.kind == FL_ERRK_TIMEOUT ? State::timeout
+                        : err.kind == FL_ERRK_CRC    ? State::crc
+                        : err.kind == FL_ERRK_PROTOCOL ? State::protocol : State::link;
+        set_state(d, s, 0, err.message);
+        return false;
+    }
+    if (st == FL_ERROR) {
+        count_error(d, err.kind);
+        std::string detail = std::string(err.message) + " reading " + core::to_string(r.area) + " " +
+                             std::to_string(r.address) + ".." + std::to_string(r.address + r.count - 1);
+        set_state(d, State::exception, err.code, detail.c_str());
+        return true;  // the device answered; these points are bad this cycle
+    }
+    for (auto pi : r.points) {
+        const auto& p = dc.points[pi];
+        const int off = p.address - r.address;
+        if (core::is_bit_area(r.area)) {
+            batch.values.push_back({pi, core::decode_bit(codec_of(p), bits_[off])});
+            continue;
+        }
+        std::string derr;
+        auto v = core::decode_registers(codec_of(p), regs_.data() + off, r.count - off, &derr);
+        if (v) batch.values.push_back({pi, std::move(*v)});
+        else log_->debug("device {} point {}: {}", dc.name, p.name, derr);
+    }
+    return true;
+}
+
+void BusWorker::poll(Device& d) {
+    const auto& dc = cfg_.devices[d.index];
+    ++d.counters->polls;
+    core::SampleBatch batch;
+    batch.device_index = static_cast<std::uint32_t>(d.index);
+    batch.timestamp_ms = core::unix_ms_now();
+    batch.values.reserve(dc.points.size());
+    bool answered = true;
+    bool had_exception = false;
+    for (const auto& r : d.plan) {
+        const auto before = d.counters->exceptions.load();
+        if (!read_request(d, r, batch)) {
+            answered = false;
+            break;
+        }
+        had_exception = had_exception || d.counters->exceptions.load() != before;
+        if (stop_.load()) return;
+    }
+    const auto now = Clock::now();
+    if (!answered) {
+        ++d.failures;
+        const auto delay = backoff_.next(d.failures);
+        if (d.failures == 1) {
+            log_->warn("device {} (unit {}): backing off (retry in {}ms, at most {}ms apart) so the other "
+                       "devices on bus {} keep their rate", dc.name, dc.unit, delay.count(),
+                       bus_.backoff_max.count(), bus_.name);
+        }
+        d.next_due = now + delay;
+        return;
+    }
+    if (!had_exception) set_state(d, State::ok, 0, "");
+    d.failures = 0;
+    ++d.counters->ok;
+    d.next_due += dc.interval;
+    if (d.next_due <= now) d.next_due = now + dc.interval;  // overrun: skip missed cycles, keep going
+    if (!batch.values.empty() && !sink_(std::move(batch))) ++d.counters->skipped;
+}
+
+}  // namespace fieldlink::bus

@@ -1,0 +1,89 @@
+// One worker thread per bus: it alone owns the bus's driver instance, polls the bus's devices
+// strictly one request at a time, decodes the responses and hands SampleBatches to the sink.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/backoff.hpp"
+#include "core/config.hpp"
+#include "core/plan.hpp"
+#include "core/plugin_host.hpp"
+#include "core/value.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace fieldlink::bus {
+
+struct DeviceCounters {
+    std::atomic<std::uint64_t> polls{0};
+    std::atomic<std::uint64_t> ok{0};
+    std::atomic<std::uint64_t> timeouts{0};
+    std::atomic<std::uint64_t> crc_errors{0};
+    std::atomic<std::uint64_t> exceptions{0};
+    std::atomic<std::uint64_t> link_errors{0};
+    std::atomic<std::uint64_t> protocol_errors{0};
+    std::atomic<std::uint64_t> skipped{0};  // cycles dropped because the north queue was full
+    std::atomic<std::uint64_t> requests{0};
+};
+
+// Returns false when the batch could not be queued (queue full).
+using SampleSink = std::function<bool(core::SampleBatch&&)>;
+
+class BusWorker {
+public:
+    BusWorker(const core::Config& cfg, std::size_t bus_index,
+              std::unique_ptr<core::DriverInstance> driver, SampleSink sink);
+    ~BusWorker();
+    BusWorker(const BusWorker&) = delete;
+    BusWorker& operator=(const BusWorker&) = delete;
+
+    void start();
+    void stop();  // wakes the thread, interrupts blocking I/O, joins
+    const DeviceCounters& counters(std::size_t local_index) const { return *devices_[local_index].counters; }
+    std::size_t device_count() const { return devices_.size(); }
+
+private:
+    enum class State { unknown, ok, timeout, crc, exception, link, protocol };
+    struct Device {
+        std::size_t index;  // into Config::devices
+        std::vector<core::ReadRequest> plan;
+        std::chrono::steady_clock::time_point next_due;
+        int failures = 0;
+        State state = State::unknown;
+        int state_code = 0;
+        std::unique_ptr<DeviceCounters> counters;
+    };
+
+    void run();
+    void poll(Device& d);
+    bool read_request(Device& d, const core::ReadRequest& r, core::SampleBatch& batch);
+    void set_state(Device& d, State s, int code, const char* detail);
+    void count_error(Device& d, unsigned kind);
+
+    const core::Config& cfg_;
+    const core::BusConfig& bus_;
+    std::unique_ptr<core::DriverInstance> driver_;
+    SampleSink sink_;
+    std::vector<Device> devices_;
+    core::Backoff backoff_;
+    std::shared_ptr<spdlog::logger> log_;
+    std::vector<std::uint16_t> regs_;
+    std::vector<std::uint8_t> bits_;
+
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+};
+
+}  // namespace fieldlink::bus

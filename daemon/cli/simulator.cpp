@@ -1,0 +1,283 @@
+// `fieldlink simulate`: a Modbus server for demos, tests and benchmarks, on libmodbus.
+//
+// Serves several unit ids over Modbus TCP and/or Modbus RTU on a serial device (a socat pty in
+// tests). Each unit has its own register map:
+//   holding/input[0..1]  uint32 (abcd) counter, incremented every --tick
+//   holding/input[i]     (unit * 100 + i) & 0xFFFF otherwise
+//   coils/discrete[i]    1 when i % 3 == 0
+// Control lines on stdin (each answered with "ok" or "error: ..."):
+//   off UNIT | on UNIT                    stop / resume answering for a unit
+//   set UNIT AREA ADDR WORD [WORD...]     write raw words (bits: 0/1); AREA = coil|discrete|input|holding
+//   stats                                 prints "requests N"
+#include "simulator.hpp"
+
+#include <modbus/modbus.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace fieldlink::cli {
+namespace {
+
+constexpr int kRegs = 65536;
+
+struct Unit {
+    modbus_mapping_t* map = nullptr;
+    bool on = true;
+};
+
+std::uint16_t crc16(const std::uint8_t* p, std::size_t n) {
+    std::uint16_t crc = 0xFFFF;
+    for (std::size_t i = 0; i < n; ++i) {
+        crc ^= p[i];
+        for (int b = 0; b < 8; ++b) crc = (crc & 1) ? static_cast<std::uint16_t>((crc >> 1) ^ 0xA001) : static_cast<std::uint16_t>(crc >> 1);
+    }
+    return crc;
+}
+
+// Length of the RTU request starting at buf[0], 0 if more bytes are needed, -1 if unknown.
+int rtu_request_length(const std::vector<std::uint8_t>& buf) {
+    if (buf.size() < 2) return 0;
+    switch (buf[1]) {
+        case 1: case 2: case 3: case 4: case 5: case 6: return 8;
+        case 15: case 16: return buf.size() < 7 ? 0 : 9 + buf[6];
+        default: return -1;
+    }
+}
+
+class Server {
+public:
+    explicit Server(const SimulatorOptions& o) : opts_(o) {
+        for (int u : o.units) {
+            Unit unit;
+            unit.map = modbus_mapping_new(kRegs, kRegs, kRegs, kRegs);
+            for (int i = 0; i < kRegs; ++i) {
+                const auto v = static_cast<std::uint16_t>((u * 100 + i) & 0xFFFF);
+                unit.map->tab_registers[i] = v;
+                unit.map->tab_input_registers[i] = v;
+                unit.map->tab_bits[i] = static_cast<std::uint8_t>(i % 3 == 0);
+                unit.map->tab_input_bits[i] = static_cast<std::uint8_t>(i % 3 == 0);
+            }
+            set_counter(unit, 0);
+            units_[u] = unit;
+        }
+    }
+    ~Server() {
+        for (auto& [id, u] : units_) modbus_mapping_free(u.map);
+        if (tcp_) modbus_free(tcp_);
+        if (rtu_) {
+            modbus_close(rtu_);
+            modbus_free(rtu_);
+        }
+    }
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    int run();
+
+private:
+    static void set_counter(Unit& u, std::uint32_t c) {
+        for (auto* tab : {u.map->tab_registers, u.map->tab_input_registers}) {
+            tab[0] = static_cast<std::uint16_t>(c >> 16);
+            tab[1] = static_cast<std::uint16_t>(c & 0xFFFF);
+        }
+    }
+    Unit* unit_for(int id) {
+        auto it = units_.find(id);
+        return it == units_.end() || !it->second.on ? nullptr : &it->second;
+    }
+    bool open_tcp();
+    bool open_rtu();
+    void serve_tcp_client(int fd);
+    void serve_rtu();
+    void control_line(const std::string& line);
+
+    SimulatorOptions opts_;
+    std::map<int, Unit> units_;
+    modbus_t* tcp_ = nullptr;
+    modbus_t* rtu_ = nullptr;
+    int listen_fd_ = -1;
+    int rtu_fd_ = -1;
+    std::set<int> clients_;
+    std::vector<std::uint8_t> rtu_buf_;
+    std::uint64_t requests_ = 0;
+    std::uint32_t counter_ = 0;
+    bool stdin_open_ = true;
+};
+
+bool Server::open_tcp() {
+    const auto colon = opts_.tcp.rfind(':');
+    const std::string host = opts_.tcp.substr(0, colon);
+    const std::string port = opts_.tcp.substr(colon + 1);
+    tcp_ = modbus_new_tcp_pi(host.c_str(), port.c_str());
+    listen_fd_ = tcp_ ? modbus_tcp_pi_listen(tcp_, 16) : -1;
+    if (listen_fd_ < 0) {
+        std::cerr << "simulate: cannot listen on " << opts_.tcp << ": " << modbus_strerror(errno) << '\n';
+        return false;
+    }
+    return true;
+}
+
+bool Server::open_rtu() {
+    rtu_ = modbus_new_rtu(opts_.rtu.c_str(), opts_.baud, 'N', 8, 1);
+    if (!rtu_ || modbus_connect(rtu_) != 0) {
+        std::cerr << "simulate: cannot open " << opts_.rtu << ": " << modbus_strerror(errno) << '\n';
+        return false;
+    }
+    rtu_fd_ = modbus_get_socket(rtu_);
+    return true;
+}
+
+void Server::serve_tcp_client(int fd) {
+    std::uint8_t query[MODBUS_TCP_MAX_ADU_LENGTH];
+    modbus_set_socket(tcp_, fd);
+    const int rc = modbus_receive(tcp_, query);
+    if (rc <= 0) {
+        if (rc < 0) {
+            close(fd);
+            clients_.erase(fd);
+        }
+        return;
+    }
+    ++requests_;
+    if (Unit* u = unit_for(query[6])) modbus_reply(tcp_, query, rc, u->map);
+}
+
+void Server::serve_rtu() {
+    std::uint8_t chunk[512];
+    const ssize_t n = read(rtu_fd_, chunk, sizeof chunk);
+    if (n <= 0) return;
+    rtu_buf_.insert(rtu_buf_.end(), chunk, chunk + n);
+    for (;;) {
+        const int len = rtu_request_length(rtu_buf_);
+        if (len < 0) {
+            rtu_buf_.erase(rtu_buf_.begin());  // resynchronise on garbage
+            continue;
+        }
+        if (len == 0 || rtu_buf_.size() < static_cast<std::size_t>(len)) return;
+        const std::uint16_t crc = crc16(rtu_buf_.data(), static_cast<std::size_t>(len) - 2);
+        const bool crc_ok = rtu_buf_[len - 2] == (crc & 0xFF) && rtu_buf_[len - 1] == (crc >> 8);
+        if (!crc_ok) {
+            rtu_buf_.erase(rtu_buf_.begin());
+            continue;
+        }
+        ++requests_;
+        if (Unit* u = unit_for(rtu_buf_[0])) {
+            modbus_set_slave(rtu_, rtu_buf_[0]);
+            modbus_reply(rtu_, rtu_buf_.data(), len, u->map);
+        }
+        rtu_buf_.erase(rtu_buf_.begin(), rtu_buf_.begin() + len);
+    }
+}
+
+void Server::control_line(const std::string& line) {
+    std::istringstream in(line);
+    std::string cmd;
+    in >> cmd;
+    int id = 0;
+    if (cmd == "stats") {
+        std::cout << "requests " << requests_ << std::endl;
+        return;
+    }
+    if (!(in >> id) || !units_.count(id)) {
+        std::cout << "error: expected a configured unit id" << std::endl;
+        return;
+    }
+    Unit& u = units_[id];
+    if (cmd == "off" || cmd == "on") {
+        u.on = cmd == "on";
+    } else if (cmd == "set") {
+        std::string area;
+        int addr = 0;
+        in >> area >> addr;
+        unsigned v = 0;
+        for (int i = addr; in >> v && i < kRegs; ++i) {
+            if (area == "holding") u.map->tab_registers[i] = static_cast<std::uint16_t>(v);
+            else if (area == "input") u.map->tab_input_registers[i] = static_cast<std::uint16_t>(v);
+            else if (area == "coil") u.map->tab_bits[i] = static_cast<std::uint8_t>(v != 0);
+            else if (area == "discrete") u.map->tab_input_bits[i] = static_cast<std::uint8_t>(v != 0);
+        }
+    } else {
+        std::cout << "error: unknown command " << cmd << std::endl;
+        return;
+    }
+    std::cout << "ok" << std::endl;
+}
+
+int Server::run() {
+    if (!opts_.tcp.empty() && !open_tcp()) return 1;
+    if (!opts_.rtu.empty() && !open_rtu()) return 1;
+    const int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    itimerspec its{};
+    its.it_interval.tv_sec = opts_.tick_ms / 1000;
+    its.it_interval.tv_nsec = (opts_.tick_ms % 1000) * 1'000'000;
+    its.it_value = its.it_interval;
+    timerfd_settime(tfd, 0, &its, nullptr);
+    std::cout << "ready" << std::endl;
+    std::string line_buf;
+    for (;;) {
+        std::vector<pollfd> fds;
+        fds.push_back({tfd, POLLIN, 0});
+        if (stdin_open_ && opts_.control) fds.push_back({0, POLLIN, 0});
+        if (listen_fd_ >= 0) fds.push_back({listen_fd_, POLLIN, 0});
+        if (rtu_fd_ >= 0) fds.push_back({rtu_fd_, POLLIN, 0});
+        for (int c : clients_) fds.push_back({c, POLLIN, 0});
+        if (poll(fds.data(), fds.size(), -1) < 0) {
+            if (errno == EINTR) continue;
+            return 1;
+        }
+        for (const auto& p : fds) {
+            if (!(p.revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            if (p.fd == tfd) {
+                std::uint64_t ticks = 0;
+                (void)!read(tfd, &ticks, sizeof ticks);
+                counter_ += static_cast<std::uint32_t>(ticks);
+                for (auto& [id, u] : units_) set_counter(u, counter_);
+            } else if (p.fd == 0) {
+                char buf[4096];
+                const ssize_t n = read(0, buf, sizeof buf);
+                if (n <= 0) {
+                    stdin_open_ = false;  // keep serving; the controller went away
+                    continue;
+                }
+                line_buf.append(buf, static_cast<std::size_t>(n));
+                for (auto nl = line_buf.find('\n'); nl != std::string::npos; nl = line_buf.find('\n')) {
+                    control_line(line_buf.substr(0, nl));
+                    line_buf.erase(0, nl + 1);
+                }
+            } else if (p.fd == listen_fd_) {
+                const int c = accept(listen_fd_, nullptr, nullptr);
+                if (c >= 0) clients_.insert(c);
+            } else if (p.fd == rtu_fd_) {
+                serve_rtu();
+            } else {
+                serve_tcp_client(p.fd);
+            }
+        }
+    }
+}
+
+}  // namespace
+
+int run_simulator(const SimulatorOptions& opts) {
+    if (opts.tcp.empty() && opts.rtu.empty()) {
+        std::cerr << "simulate: give --tcp HOST:PORT and/or --rtu DEVICE\n";
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    Server s(opts);
+    return s.run();
+}
+
+}  // namespace fieldlink::cli

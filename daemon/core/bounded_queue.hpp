@@ -1,0 +1,57 @@
+// Multi-producer queue with a fixed capacity and an eventfd that becomes readable when items
+// are waiting, so the consumer can sit in epoll.
+#pragma once
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <deque>
+#include <mutex>
+
+namespace fieldlink::core {
+
+template <typename T>
+class BoundedQueue {
+public:
+    explicit BoundedQueue(std::size_t capacity)
+        : capacity_(capacity), fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+    ~BoundedQueue() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    BoundedQueue(const BoundedQueue&) = delete;
+    BoundedQueue& operator=(const BoundedQueue&) = delete;
+
+    // Returns false (and leaves `item` untouched) when full.
+    bool push(T&& item) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (items_.size() >= capacity_) return false;
+            items_.push_back(std::move(item));
+        }
+        std::uint64_t one = 1;
+        (void)!::write(fd_, &one, sizeof one);
+        return true;
+    }
+
+    // Moves everything waiting into `out` and clears the eventfd.
+    void drain(std::deque<T>& out) {
+        std::uint64_t n = 0;
+        (void)!::read(fd_, &n, sizeof n);
+        std::lock_guard<std::mutex> lock(mutex_);
+        while (!items_.empty()) {
+            out.push_back(std::move(items_.front()));
+            items_.pop_front();
+        }
+    }
+
+    int fd() const { return fd_; }
+
+private:
+    std::size_t capacity_;
+    int fd_;
+    std::mutex mutex_;
+    std::deque<T> items_;
+};
+
+}  // namespace fieldlink::core

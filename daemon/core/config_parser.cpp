@@ -1,0 +1,266 @@
+#include "config_parser.hpp"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "config_reader.hpp"
+
+namespace fieldlink::core {
+namespace {
+
+constexpr std::int64_t kMaxAddress = 65535;
+constexpr Duration kMaxDuration{86'400'000LL * 3650};
+
+std::optional<Platform> parse_platform(std::string_view s) {
+    if (s == "onenet") return Platform::onenet;
+    if (s == "onenet-legacy") return Platform::onenet_legacy;
+    if (s == "aiot") return Platform::aiot;
+    if (s == "thingsboard") return Platform::thingsboard;
+    if (s == "mqtt") return Platform::mqtt;
+    return std::nullopt;
+}
+
+std::optional<OnenetProtocol> parse_protocol(std::string_view s) {
+    if (s == "datapoints") return OnenetProtocol::datapoints;
+    if (s == "thing-model") return OnenetProtocol::thing_model;
+    return std::nullopt;
+}
+
+std::optional<std::string> parse_method(std::string_view s) {
+    if (s == "md5" || s == "sha1" || s == "sha256") return std::string(s);
+    return std::nullopt;
+}
+
+std::optional<std::string> parse_log_level(std::string_view s) {
+    for (const char* l : {"trace", "debug", "info", "warn", "error", "critical", "off"}) {
+        if (s == l) return std::string(s);
+    }
+    return std::nullopt;
+}
+
+template <typename T, typename V>
+void set_if(T& dst, const std::optional<V>& v) {
+    if (v) dst = static_cast<T>(*v);
+}
+
+// ---- gateway ----------------------------------------------------------------------------
+const Field<GatewayConfig> kGatewayFields[] = {
+    {"data_dir", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) { set_if(g.data_dir, r.string(n)); }},
+    {"log_level", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) {
+         set_if(g.log_level, r.enumeration<std::string>(n, parse_log_level, "trace, debug, info, warn, error, critical, off"));
+     }},
+    {"plugin_dir", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) { set_if(g.plugin_dir, r.string(n)); }},
+};
+
+// ---- clouds -----------------------------------------------------------------------------
+const Field<TlsConfig> kTlsFields[] = {
+    {"ca_file", false, [](TlsConfig& t, const YAML::Node& n, Reader& r) { set_if(t.ca_file, r.string(n)); }},
+    {"cert_file", false, [](TlsConfig& t, const YAML::Node& n, Reader& r) { set_if(t.cert_file, r.string(n)); }},
+    {"key_file", false, [](TlsConfig& t, const YAML::Node& n, Reader& r) { set_if(t.key_file, r.string(n)); }},
+};
+
+const Field<CloudConfig> kCloudFields[] = {
+    {"platform", true, [](CloudConfig& c, const YAML::Node& n, Reader& r) {
+         set_if(c.platform, r.enumeration<Platform>(n, parse_platform, "onenet, onenet-legacy, aiot, thingsboard, mqtt"));
+     }},
+    {"protocol", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) {
+         set_if(c.protocol, r.enumeration<OnenetProtocol>(n, parse_protocol, "datapoints, thing-model"));
+     }},
+    {"host", true, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.host, r.string(n)); }},
+    {"port", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.port, r.integer(n, 1, 65535, "a TCP port 1..65535")); }},
+    {"tls", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) {
+         TlsConfig t;
+         if (r.map(n, kTlsFields, t)) c.tls = t;
+     }},
+    {"product_id", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.product_id, r.string(n)); }},
+    {"keepalive", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.keepalive, r.duration(n, Duration{1000}, Duration{65'535'000})); }},
+    {"token_method", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) {
+         set_if(c.token_method, r.enumeration<std::string>(n, parse_method, "md5, sha1, sha256"));
+     }},
+    {"token_ttl", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.token_ttl, r.duration(n, Duration{60'000}, kMaxDuration)); }},
+    {"token_expiry", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) {
+         set_if(c.token_expiry, r.integer(n, 1, INT64_C(253402300799), "an absolute expiry in Unix seconds"));
+     }},
+    {"product_key", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.product_key, r.secret(n)); }},
+    {"username", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.username, r.string(n)); }},
+    {"password", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.password, r.secret(n)); }},
+    {"client_id", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.client_id, r.string(n)); }},
+    {"topic", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.topic, r.string(n)); }},
+    {"payload", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.payload, r.string(n)); }},
+    {"qos", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.qos, r.integer(n, 0, 1, "0 or 1")); }},
+    {"max_rate", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) {
+         auto v = r.number(n);
+         if (v && *v < 0) r.error(n, "max_rate must be >= 0 messages per second (0 = unlimited)");
+         else set_if(c.max_rate, v);
+     }},
+    {"max_inflight", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.max_inflight, r.integer(n, 1, 1000, "1..1000 messages")); }},
+};
+
+// ---- buses ------------------------------------------------------------------------------
+const Field<BusConfig> kBusCoreFields[] = {
+    {"driver", true, [](BusConfig& b, const YAML::Node& n, Reader& r) { set_if(b.driver, r.string(n)); }},
+    {"retries", false, [](BusConfig& b, const YAML::Node& n, Reader& r) { set_if(b.retries, r.integer(n, 0, 10, "0..10 retries")); }},
+    {"backoff_max", false, [](BusConfig& b, const YAML::Node& n, Reader& r) { set_if(b.backoff_max, r.duration(n, Duration{100}, Duration{3'600'000})); }},
+    {"max_gap", false, [](BusConfig& b, const YAML::Node& n, Reader& r) { set_if(b.max_gap, r.integer(n, 0, 124, "0..124 registers")); }},
+    {"turnaround", false, [](BusConfig& b, const YAML::Node& n, Reader& r) { set_if(b.turnaround, r.duration(n, Duration{0}, Duration{10'000})); }},
+};
+
+void parse_bus(const YAML::Node& node, BusConfig& bus, Reader& r) {
+    if (!node.IsMap()) {
+        r.error(node, "expected a mapping with 'driver:' and the driver's options");
+        return;
+    }
+    // Core keys go through the table; everything else is a driver option, checked later against
+    // the options the driver plugin declares.
+    YAML::Node core(YAML::NodeType::Map);
+    for (const auto& kv : node) {
+        auto key = kv.first.as<std::string>("");
+        bool is_core = false;
+        for (const auto& f : kBusCoreFields) is_core = is_core || key == f.key;
+        if (is_core) {
+            Reader::Scope s(r, key);
+            for (const auto& f : kBusCoreFields) {
+                if (key == f.key) f.parse(bus, kv.second, r);
+            }
+        } else {
+            Reader::Scope s(r, key);
+            if (auto v = r.scalar(kv.second, "a single value for a driver option")) {
+                bus.options.push_back(DriverOption{key, *v, Reader::mark_of(kv.first)});
+            }
+        }
+    }
+    if (!node["driver"]) r.missing_key(node, "driver");
+}
+
+// ---- devices and points -----------------------------------------------------------------
+const Field<PointConfig> kPointFields[] = {
+    {"name", true, [](PointConfig& p, const YAML::Node& n, Reader& r) { set_if(p.name, r.string(n)); }},
+    {"area", true, [](PointConfig& p, const YAML::Node& n, Reader& r) {
+         set_if(p.area, r.enumeration<Area>(n, parse_area, "coil, discrete, input, holding"));
+     }},
+    {"address", true, [](PointConfig& p, const YAML::Node& n, Reader& r) {
+         set_if(p.address, r.integer(n, 0, kMaxAddress, "a 0-based protocol address 0..65535 (register 40001 is holding address 0)"));
+     }},
+    {"type", false, [](PointConfig& p, const YAML::Node& n, Reader& r) {
+         set_if(p.type, r.enumeration<DataType>(n, parse_type, "bool, int16, uint16, int32, uint32, int64, uint64, float32, float64, string, bcd"));
+     }},
+    {"order", false, [](PointConfig& p, const YAML::Node& n, Reader& r) {
+         set_if(p.order, r.enumeration<WordOrder>(n, parse_order, "abcd, badc, cdab, dcba"));
+     }},
+    {"scale", false, [](PointConfig& p, const YAML::Node& n, Reader& r) { set_if(p.scale, r.number(n)); }},
+    {"offset", false, [](PointConfig& p, const YAML::Node& n, Reader& r) { set_if(p.offset, r.number(n)); }},
+    {"bit", false, [](PointConfig& p, const YAML::Node& n, Reader& r) { set_if(p.bit, r.integer(n, 0, 15, "a bit number 0..15 within the register")); }},
+    {"length", false, [](PointConfig& p, const YAML::Node& n, Reader& r) { set_if(p.length, r.integer(n, 1, 125, "1..125 registers")); }},
+    {"writable", false, [](PointConfig& p, const YAML::Node& n, Reader& r) { set_if(p.writable, r.boolean(n)); }},
+};
+
+void parse_points(DeviceConfig& d, const YAML::Node& n, Reader& r) {
+    if (!n.IsSequence()) {
+        r.error(n, "expected a list of points (lines starting with '- name:')");
+        return;
+    }
+    for (std::size_t i = 0; i < n.size(); ++i) {
+        Reader::Scope s(r, "[" + std::to_string(i) + "]");
+        PointConfig p;
+        p.mark = Reader::mark_of(n[i]);
+        if (n[i].IsMap() && n[i]["area"] && is_bit_area(parse_area(n[i]["area"].as<std::string>("")).value_or(Area::holding))) {
+            p.type = DataType::boolean;  // default type of bit areas
+        }
+        if (r.map(n[i], kPointFields, p)) d.points.push_back(std::move(p));
+    }
+}
+
+const Field<DeviceConfig> kDeviceFields[] = {
+    {"name", true, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.name, r.string(n)); }},
+    {"cloud", true, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.cloud, r.string(n)); }},
+    {"bus", true, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.bus, r.string(n)); }},
+    {"unit", false, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.unit, r.integer(n, 0, 255, "a Modbus unit id 0..255 (1..247 on serial lines)")); }},
+    {"key", false, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.key, r.secret(n)); }},
+    {"key_file", false, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.key, r.secret_file(n)); }},
+    {"interval", false, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.interval, r.duration(n, Duration{10}, Duration{86'400'000})); }},
+    {"max_gap", false, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.max_gap, r.integer(n, 0, 124, "0..124 registers")); }},
+    {"points", true, parse_points},
+};
+
+// ---- sections ---------------------------------------------------------------------------
+template <typename T, typename Fn>
+void parse_named_map(const YAML::Node& n, Reader& r, std::vector<T>& out, Fn parse_one) {
+    if (!n.IsMap()) {
+        r.error(n, "expected a mapping of names to definitions");
+        return;
+    }
+    for (const auto& kv : n) {
+        T item;
+        item.name = kv.first.as<std::string>("");
+        item.mark = Reader::mark_of(kv.first);
+        Reader::Scope s(r, item.name);
+        parse_one(kv.second, item, r);
+        out.push_back(std::move(item));
+    }
+}
+
+struct TopLevel {
+    Config* cfg;
+};
+
+const Field<TopLevel> kTopFields[] = {
+    {"gateway", false, [](TopLevel& t, const YAML::Node& n, Reader& r) { r.map(n, kGatewayFields, t.cfg->gateway); }},
+    {"clouds", true, [](TopLevel& t, const YAML::Node& n, Reader& r) {
+         parse_named_map(n, r, t.cfg->clouds, [](const YAML::Node& v, CloudConfig& c, Reader& rr) { rr.map(v, kCloudFields, c); });
+     }},
+    {"buses", true, [](TopLevel& t, const YAML::Node& n, Reader& r) { parse_named_map(n, r, t.cfg->buses, parse_bus); }},
+    {"devices", true, [](TopLevel& t, const YAML::Node& n, Reader& r) {
+         if (!n.IsSequence()) {
+             r.error(n, "expected a list of devices (lines starting with '- name:')");
+             return;
+         }
+         for (std::size_t i = 0; i < n.size(); ++i) {
+             Reader::Scope s(r, "[" + std::to_string(i) + "]");
+             DeviceConfig d;
+             d.mark = Reader::mark_of(n[i]);
+             if (r.map(n[i], kDeviceFields, d)) t.cfg->devices.push_back(std::move(d));
+         }
+     }},
+};
+
+}  // namespace
+
+void validate_config(Config& cfg, std::vector<ConfigError>& errors);
+
+ParseResult parse_config_text(const std::string& text, const std::string& file) {
+    ParseResult res;
+    res.config.file = file;
+    YAML::Node root;
+    try {
+        root = YAML::Load(text);
+    } catch (const YAML::Exception& e) {
+        res.errors.push_back(ConfigError{Mark{e.mark.line + 1, e.mark.column + 1}, "",
+                                         "invalid YAML: " + e.msg});
+        return res;
+    }
+    Reader r(res.errors);
+    if (!root.IsMap()) {
+        r.error(root, "expected a mapping with the sections gateway, clouds, buses, devices");
+        return res;
+    }
+    TopLevel top{&res.config};
+    r.map(root, kTopFields, top);
+    if (res.errors.empty()) validate_config(res.config, res.errors);
+    return res;
+}
+
+ParseResult parse_config_file(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) {
+        ParseResult res;
+        res.config.file = path;
+        res.errors.push_back(ConfigError{{}, "", "cannot open the configuration file"});
+        return res;
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return parse_config_text(ss.str(), path);
+}
+
+}  // namespace fieldlink::core

@@ -1,0 +1,162 @@
+#include "config_reader.hpp"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace fieldlink::core {
+
+std::string format_error(const std::string& file, const ConfigError& e) {
+    std::ostringstream o;
+    o << file;
+    if (e.mark.line > 0) o << ':' << e.mark.line << ':' << e.mark.column;
+    o << ": ";
+    if (!e.path.empty()) o << e.path << ": ";
+    o << e.message;
+    return o.str();
+}
+
+Mark Reader::mark_of(const YAML::Node& n) {
+    auto m = n.Mark();
+    if (m.is_null()) return {};
+    return Mark{m.line + 1, m.column + 1};
+}
+
+void Reader::push(const std::string& part) {
+    if (!path_.empty() && part.front() != '[') path_ += '.';
+    path_ += part;
+}
+
+void Reader::error(const YAML::Node& at, const std::string& message) {
+    errors_.push_back(ConfigError{mark_of(at), path_, message});
+}
+
+void Reader::error_at(const Mark& at, const std::string& path, const std::string& message) {
+    errors_.push_back(ConfigError{at, path, message});
+}
+
+void Reader::unknown_key(const YAML::Node& key_node, const std::string& key,
+                         const std::vector<const char*>& expected) {
+    std::string list;
+    for (const auto* k : expected) {
+        if (!list.empty()) list += ", ";
+        list += k;
+    }
+    std::string where = path_.empty() ? "" : path_;
+    errors_.push_back(ConfigError{mark_of(key_node), where,
+                                  "unknown key '" + key + "'; expected one of: " + list});
+}
+
+void Reader::missing_key(const YAML::Node& map, const char* key) {
+    error(map, std::string("missing required key '") + key + "'");
+}
+
+std::optional<std::string> Reader::scalar(const YAML::Node& n, const char* expected) {
+    if (!n.IsScalar()) {
+        error(n, std::string("expected ") + expected);
+        return std::nullopt;
+    }
+    const std::string& raw = n.Scalar();
+    std::string out;
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+        const auto close = raw.find('}', i);
+        if (raw.compare(i, 2, "${") != 0 || close == std::string::npos) {
+            out += raw[i];
+            continue;
+        }
+        const std::string var = raw.substr(i + 2, close - i - 2);
+        const char* v = std::getenv(var.c_str());
+        if (!v) {
+            error(n, "environment variable " + var + " is not set; expected it to hold " + expected);
+            return std::nullopt;
+        }
+        out += v;
+        i = close;
+    }
+    return out;
+}
+
+std::optional<std::string> Reader::string(const YAML::Node& n) { return scalar(n, "a text value"); }
+
+std::optional<std::int64_t> Reader::integer(const YAML::Node& n, std::int64_t min,
+                                            std::int64_t max, const char* what) {
+    const auto text = scalar(n, what);
+    if (!text) return std::nullopt;
+    const std::string& s = *text;
+    errno = 0;
+    char* end = nullptr;
+    long long v = std::strtoll(s.c_str(), &end, 0);
+    if (s.empty() || *end != '\0' || errno == ERANGE) {
+        error(n, "'" + s + "' is not an integer; expected " + what);
+        return std::nullopt;
+    }
+    if (v < min || v > max) {
+        error(n, std::to_string(v) + " is out of range; expected " + what);
+        return std::nullopt;
+    }
+    return v;
+}
+
+std::optional<double> Reader::number(const YAML::Node& n) {
+    const auto text = scalar(n, "a number");
+    if (!text) return std::nullopt;
+    const std::string& s = *text;
+    char* end = nullptr;
+    double v = std::strtod(s.c_str(), &end);
+    if (s.empty() || *end != '\0' || !std::isfinite(v)) {
+        error(n, "'" + s + "' is not a number; expected a finite decimal number like 0.1");
+        return std::nullopt;
+    }
+    return v;
+}
+
+std::optional<bool> Reader::boolean(const YAML::Node& n) {
+    if (n.IsScalar()) {
+        const std::string& s = n.Scalar();
+        if (s == "true" || s == "yes" || s == "on") return true;
+        if (s == "false" || s == "no" || s == "off") return false;
+    }
+    error(n, "expected true or false");
+    return std::nullopt;
+}
+
+std::optional<Duration> Reader::duration(const YAML::Node& n, Duration min, Duration max) {
+    auto s = string(n);
+    if (!s) return std::nullopt;
+    auto d = parse_duration(*s);
+    if (!d) {
+        error(n, "'" + *s + "' is not a duration; expected a number with a unit: ms, s, m, h "
+                 "(e.g. 300ms, 5s, 1m)");
+        return std::nullopt;
+    }
+    if (*d < min || *d > max) {
+        error(n, "duration " + *s + " is out of range; expected " + std::to_string(min.count()) +
+                     "ms to " + std::to_string(max.count()) + "ms");
+        return std::nullopt;
+    }
+    return d;
+}
+
+std::optional<std::string> Reader::secret(const YAML::Node& n) { return scalar(n, "the secret"); }
+
+std::optional<std::string> Reader::secret_file(const YAML::Node& n) {
+    auto path = string(n);
+    if (!path) return std::nullopt;
+    std::ifstream in(*path);
+    if (!in) {
+        error(n, "cannot read key file '" + *path + "'; expected a readable file holding the key");
+        return std::nullopt;
+    }
+    std::string v;
+    std::getline(in, v);
+    while (!v.empty() && (v.back() == '\r' || v.back() == ' ')) v.pop_back();
+    if (v.empty()) {
+        error(n, "key file '" + *path + "' is empty; expected the key on its first line");
+        return std::nullopt;
+    }
+    return v;
+}
+
+}  // namespace fieldlink::core

@@ -1,0 +1,129 @@
+#include "decode.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+namespace fieldlink::core {
+namespace {
+
+bool swaps_bytes(WordOrder o) { return o == WordOrder::badc || o == WordOrder::dcba; }
+bool swaps_words(WordOrder o) { return o == WordOrder::cdab || o == WordOrder::dcba; }
+
+std::uint64_t be_value(const std::uint8_t* bytes, int n) {
+    std::uint64_t v = 0;
+    for (int i = 0; i < n; ++i) v = (v << 8) | bytes[i];
+    return v;
+}
+
+// The double nearest to the shortest decimal that identifies `f` (0.1f -> 0.1, not
+// 0.100000001490116), so float32 values publish as the device meant them.
+double float_as_decimal(float f) {
+    if (!std::isfinite(f)) return static_cast<double>(f);
+    char buf[32];
+    auto res = std::to_chars(buf, buf + sizeof buf - 1, f);
+    *res.ptr = '\0';
+    return std::strtod(buf, nullptr);
+}
+
+Value apply_scale(const PointCodec& c, Value raw) {
+    if (c.scale == 1.0 && c.offset == 0.0) return raw;
+    double d = 0;
+    if (auto* i = std::get_if<std::int64_t>(&raw)) d = static_cast<double>(*i);
+    else if (auto* u = std::get_if<std::uint64_t>(&raw)) d = static_cast<double>(*u);
+    else if (auto* f = std::get_if<double>(&raw)) d = *f;
+    else return raw;
+    return d * c.scale + c.offset;
+}
+
+std::optional<Value> decode_bcd(std::uint16_t word, std::string* error) {
+    std::uint64_t v = 0;
+    for (int shift = 12; shift >= 0; shift -= 4) {
+        unsigned digit = (word >> shift) & 0xFu;
+        if (digit > 9) {
+            if (error) *error = "invalid BCD digit in register value";
+            return std::nullopt;
+        }
+        v = v * 10 + digit;
+    }
+    return Value{v};
+}
+
+Value decode_string(const std::uint8_t* bytes, int n) {
+    std::string s(reinterpret_cast<const char*>(bytes), static_cast<std::size_t>(n));
+    auto end = s.find('\0');
+    if (end != std::string::npos) s.resize(end);
+    while (!s.empty() && s.back() == ' ') s.pop_back();
+    return s;
+}
+
+}  // namespace
+
+void registers_to_bytes(const std::uint16_t* regs, int words, WordOrder order,
+                        std::uint8_t* out) {
+    for (int i = 0; i < words; ++i) {
+        int src = swaps_words(order) ? words - 1 - i : i;
+        std::uint16_t w = regs[src];
+        std::uint8_t hi = static_cast<std::uint8_t>(w >> 8);
+        std::uint8_t lo = static_cast<std::uint8_t>(w & 0xFF);
+        out[2 * i] = swaps_bytes(order) ? lo : hi;
+        out[2 * i + 1] = swaps_bytes(order) ? hi : lo;
+    }
+}
+
+Value decode_bit(const PointCodec& codec, std::uint8_t bit) {
+    (void)codec;
+    return Value{bit != 0};
+}
+
+std::optional<Value> decode_registers(const PointCodec& c, const std::uint16_t* regs,
+                                      std::size_t count, std::string* error) {
+    const int words = register_count(c.type, c.string_length);
+    if (words <= 0 || static_cast<std::size_t>(words) > count) {
+        if (error) *error = "register image shorter than the type needs";
+        return std::nullopt;
+    }
+    if (c.type == DataType::string) {
+        std::string bytes(static_cast<std::size_t>(words) * 2, '\0');
+        // Strings keep register order; only the byte order inside a register can swap.
+        WordOrder o = swaps_bytes(c.order) ? WordOrder::badc : WordOrder::abcd;
+        registers_to_bytes(regs, words, o, reinterpret_cast<std::uint8_t*>(bytes.data()));
+        return decode_string(reinterpret_cast<const std::uint8_t*>(bytes.data()), words * 2);
+    }
+    std::uint8_t b[8] = {};
+    registers_to_bytes(regs, words, c.order, b);
+    const std::uint64_t raw = be_value(b, words * 2);
+    switch (c.type) {
+        case DataType::boolean:
+            if (c.bit >= 0) return Value{((raw >> c.bit) & 1u) != 0};
+            return Value{raw != 0};
+        case DataType::int16: return apply_scale(c, static_cast<std::int64_t>(static_cast<std::int16_t>(raw)));
+        case DataType::uint16: return apply_scale(c, std::uint64_t{raw});
+        case DataType::int32: return apply_scale(c, static_cast<std::int64_t>(static_cast<std::int32_t>(raw)));
+        case DataType::uint32: return apply_scale(c, std::uint64_t{raw});
+        case DataType::int64: return apply_scale(c, static_cast<std::int64_t>(raw));
+        case DataType::uint64: return apply_scale(c, std::uint64_t{raw});
+        case DataType::float32: {
+            auto u = static_cast<std::uint32_t>(raw);
+            float f = 0;
+            std::memcpy(&f, &u, sizeof f);
+            return apply_scale(c, float_as_decimal(f));
+        }
+        case DataType::float64: {
+            double d = 0;
+            std::memcpy(&d, &raw, sizeof d);
+            return apply_scale(c, d);
+        }
+        case DataType::bcd: {
+            auto v = decode_bcd(static_cast<std::uint16_t>(raw), error);
+            if (!v) return std::nullopt;
+            return apply_scale(c, *v);
+        }
+        case DataType::string: break;
+    }
+    if (error) *error = "unsupported type";
+    return std::nullopt;
+}
+
+}  // namespace fieldlink::core

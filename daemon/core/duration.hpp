@@ -1,0 +1,14 @@
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string_view>
+
+namespace fieldlink::core {
+
+using Duration = std::chrono::milliseconds;
+
+// Parses "300ms", "5s", "1m", "2h" (a non-negative integer and a unit). Returns nullopt otherwise.
+std::optional<Duration> parse_duration(std::string_view text);
+
+}  // namespace fieldlink::core

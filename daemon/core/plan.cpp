@@ -1,0 +1,125 @@
+#include "plan.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <sstream>
+
+namespace fieldlink::core {
+namespace {
+
+struct Span {
+    std::uint32_t point;
+    int start;
+    int end;  // exclusive
+};
+
+// Optimal partition of sorted spans into contiguous groups (dynamic programming over prefixes):
+// cost(group) = overhead + length * unit, subject to the length cap and the gap cap.
+std::vector<ReadRequest> plan_area(Area area, std::vector<Span> spans, const CostModel& m) {
+    std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) {
+        return a.start != b.start ? a.start < b.start : a.end < b.end;
+    });
+    const bool bits = is_bit_area(area);
+    const int cap = bits ? m.max_bits : m.max_registers;
+    const double unit = bits ? m.per_bit : m.per_register;
+    const std::size_t n = spans.size();
+    std::vector<double> best(n + 1, std::numeric_limits<double>::infinity());
+    std::vector<std::size_t> cut(n + 1, 0);
+    best[0] = 0;
+    for (std::size_t j = 1; j <= n; ++j) {
+        // Group spans i..j-1 (walking i backwards keeps the running end and gap check cheap).
+        int end = spans[j - 1].end;
+        int lowest_start = spans[j - 1].start;
+        for (std::size_t i = j; i-- > 0;) {
+            if (i < j - 1) {
+                const int gap = lowest_start - spans[i].end;
+                if (m.max_gap >= 0 && gap > m.max_gap) break;
+                end = std::max(end, spans[i].end);
+                lowest_start = spans[i].start;
+            }
+            if (end - spans[i].start > cap) break;
+            const double c = best[i] + m.request_overhead + (end - spans[i].start) * unit;
+            if (c < best[j]) {
+                best[j] = c;
+                cut[j] = i;
+            }
+        }
+    }
+    std::vector<ReadRequest> out;
+    for (std::size_t j = n; j > 0; j = cut[j]) {
+        ReadRequest r;
+        r.area = area;
+        const std::size_t i = cut[j];
+        int end = 0;
+        for (std::size_t k = i; k < j; ++k) {
+            end = std::max(end, spans[k].end);
+            r.points.push_back(spans[k].point);
+        }
+        r.address = static_cast<std::uint16_t>(spans[i].start);
+        r.count = static_cast<std::uint16_t>(end - spans[i].start);
+        out.push_back(std::move(r));
+    }
+    std::reverse(out.begin(), out.end());
+    return out;
+}
+
+}  // namespace
+
+CostModel cost_model_for(const BusConfig& bus, int device_max_gap) {
+    CostModel m;
+    const double turnaround_s = static_cast<double>(bus.turnaround.count()) / 1000.0;
+    if (bus.driver == "modbus-rtu" || bus.driver == "modbus-rtu-over-tcp") {
+        // 11 bit times per character (start, 8 data, parity or second stop, stop).
+        const double chars_per_s = std::max(bus.baud, 300) / 11.0;
+        // request 8 bytes + response header/CRC 5 bytes + 2 x 3.5 characters of silence.
+        m.request_overhead = 8 + 5 + 7 + turnaround_s * chars_per_s;
+    } else {
+        // TCP: MBAP request 12 + response header 9 bytes, plus a round trip during which a
+        // 10 Mbit/s link could have carried ~1250 bytes per millisecond.
+        m.request_overhead = 21 + turnaround_s * 1'250'000.0;
+    }
+    const int gap = device_max_gap >= 0 ? device_max_gap : bus.max_gap;
+    if (gap >= 0) {
+        m.max_gap = gap;
+        m.request_overhead = (gap + 0.5) * m.per_register;  // bridging up to `gap` pays off
+    }
+    return m;
+}
+
+std::vector<ReadRequest> plan_reads(const std::vector<PointConfig>& points, const CostModel& model) {
+    std::vector<Span> by_area[4];
+    for (std::uint32_t i = 0; i < points.size(); ++i) {
+        const auto& p = points[i];
+        by_area[static_cast<int>(p.area)].push_back(Span{i, p.address, p.address + p.count()});
+    }
+    std::vector<ReadRequest> plan;
+    for (Area a : {Area::coil, Area::discrete, Area::input, Area::holding}) {
+        auto part = plan_area(a, by_area[static_cast<int>(a)], model);
+        plan.insert(plan.end(), part.begin(), part.end());
+    }
+    return plan;
+}
+
+double plan_cost(const std::vector<ReadRequest>& plan, const CostModel& m) {
+    double c = 0;
+    for (const auto& r : plan) {
+        c += m.request_overhead + r.count * (is_bit_area(r.area) ? m.per_bit : m.per_register);
+    }
+    return c;
+}
+
+std::string describe_plan(const DeviceConfig& d, const std::vector<ReadRequest>& plan) {
+    std::ostringstream o;
+    o << "device " << d.name << " (bus " << d.bus << ", unit " << d.unit << ", every "
+      << d.interval.count() << "ms): " << plan.size() << (plan.size() == 1 ? " request" : " requests")
+      << " per cycle\n";
+    for (const auto& r : plan) {
+        o << "  read " << to_string(r.area) << ' ' << r.address << ".." << (r.address + r.count - 1)
+          << " (" << r.count << (is_bit_area(r.area) ? " bits" : " registers") << "):";
+        for (auto pi : r.points) o << ' ' << d.points[pi].name;
+        o << '\n';
+    }
+    return o.str();
+}
+
+}  // namespace fieldlink::core

@@ -1,0 +1,37 @@
+// Read coalescing: turns a device's points into the fewest, cheapest read requests.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+
+namespace fieldlink::core {
+
+struct ReadRequest {
+    Area area = Area::holding;
+    std::uint16_t address = 0;
+    std::uint16_t count = 0;
+    std::vector<std::uint32_t> points;  // indices into the device's points
+};
+
+// Bus time model, in byte times on the wire: what one extra request costs versus one extra
+// register (or bit) in an existing request. Bridging a gap pays off while the gap's registers
+// cost less than a request.
+struct CostModel {
+    double request_overhead = 24.0;  // frame headers, CRC, silent intervals, device turnaround
+    double per_register = 2.0;
+    double per_bit = 0.125;
+    int max_gap = -1;  // explicit cap on a bridged gap (registers or bits); -1 = cost decides
+    int max_registers = 125;
+    int max_bits = 2000;
+};
+
+CostModel cost_model_for(const BusConfig& bus, int device_max_gap);
+std::vector<ReadRequest> plan_reads(const std::vector<PointConfig>& points, const CostModel& model);
+// Total bus cost of a plan under the model (for the benchmark and `--plan`).
+double plan_cost(const std::vector<ReadRequest>& plan, const CostModel& model);
+std::string describe_plan(const DeviceConfig& device, const std::vector<ReadRequest>& plan);
+
+}  // namespace fieldlink::core

@@ -1,0 +1,31 @@
+// A decoded sample value and the batch handed from a bus worker to the north side.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace fieldlink::core {
+
+using Value = std::variant<bool, std::int64_t, std::uint64_t, double, std::string>;
+
+struct PointValue {
+    std::uint32_t point_index;  // index into DeviceConfig::points
+    Value value;
+};
+
+struct SampleBatch {
+    std::uint32_t device_index;                   // index into Config::devices
+    std::int64_t timestamp_ms;                    // acquisition time, Unix ms
+    std::vector<PointValue> values;
+};
+
+inline std::int64_t unix_ms_now() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+}  // namespace fieldlink::core

@@ -1,0 +1,32 @@
+// fieldlinkd: the gateway daemon. All logic lives in the core library (app.cpp).
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "app.hpp"
+
+#ifndef FIELDLINK_VERSION
+#define FIELDLINK_VERSION "0.0.0"
+#endif
+
+int main(int argc, char** argv) {
+    CLI::App app{"fieldlinkd: Modbus/serial to cloud IoT gateway daemon"};
+    fieldlink::DaemonOptions opts;
+    app.add_option("-c,--config", opts.config_file, "configuration file (YAML)")->required();
+    app.add_flag("--check", opts.check, "validate the configuration and exit");
+    app.add_flag("--plan", opts.plan, "print each device's coalesced read requests and exit");
+    app.add_option("--plugin-dir", opts.plugin_dir, "directory holding the driver plugins (fl_*.so)");
+    app.add_option("--log-level", opts.log_level, "trace, debug, info, warn, error (overrides the config)");
+    app.set_version_flag("-V,--version", "fieldlinkd " FIELDLINK_VERSION);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        app.exit(e);
+        return 2;
+    }
+    return fieldlink::run_daemon(opts);
+}

@@ -1,0 +1,148 @@
+#include "north.hpp"
+
+#include <mosquitto.h>
+#include <spdlog/spdlog.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <deque>
+
+#include "core/log.hpp"
+
+namespace fieldlink::north {
+
+namespace {
+constexpr std::size_t kMaxPendingBatches = 100'000;
+constexpr long kTickMs = 100;
+}  // namespace
+
+North::North(const core::Config& cfg, std::size_t queue_capacity) : cfg_(cfg), queue_(queue_capacity) {
+    mosquitto_lib_init();
+}
+
+North::~North() {
+    stop(std::chrono::milliseconds(0));
+    sessions_.clear();
+    for (int fd : {epoll_fd_, timer_fd_, stop_fd_}) {
+        if (fd >= 0) close(fd);
+    }
+    mosquitto_lib_cleanup();
+}
+
+bool North::start(std::string* error) {
+    epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+    timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (epoll_fd_ < 0 || timer_fd_ < 0 || stop_fd_ < 0) {
+        if (error) *error = std::string("cannot create event loop: ") + std::strerror(errno);
+        return false;
+    }
+    itimerspec its{};
+    its.it_interval.tv_nsec = kTickMs * 1'000'000;
+    its.it_value.tv_nsec = kTickMs * 1'000'000;
+    timerfd_settime(timer_fd_, 0, &its, nullptr);
+    for (int fd : {queue_.fd(), timer_fd_, stop_fd_}) {
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u64 = static_cast<std::uint64_t>(fd) | (1ULL << 63);  // tag: not a session
+        epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+    }
+    for (const auto& c : cfg_.clouds) profiles_.push_back(make_profile(c));
+    for (const auto& d : cfg_.devices) {
+        const auto& cloud = cfg_.clouds[d.cloud_index];
+        const Profile* p = profiles_[d.cloud_index].get();
+        if (!p) {
+            if (error) *error = "cloud " + cloud.name + ": platform " + core::to_string(cloud.platform) + " is not supported";
+            return false;
+        }
+        sessions_.push_back(std::make_unique<Session>(d, cloud, *p, epoll_fd_, kMaxPendingBatches));
+    }
+    thread_ = std::thread([this] { run(); });
+    return true;
+}
+
+void North::stop(std::chrono::milliseconds drain) {
+    if (!thread_.joinable()) return;
+    drain_ = drain;
+    std::uint64_t one = 1;
+    (void)!write(stop_fd_, &one, sizeof one);
+    thread_.join();
+}
+
+bool North::all_idle() const {
+    for (const auto& s : sessions_) {
+        if (s->connected() && !s->idle()) return false;
+    }
+    return true;
+}
+
+void North::tick() {
+    const auto now = Session::Clock::now();
+    NorthTotals t;
+    for (auto& s : sessions_) {
+        s->tick(now);
+        const auto& c = s->counters();
+        t.messages_sent += c.messages_sent;
+        t.messages_acked += c.messages_acked;
+        t.samples_sent += c.samples_sent;
+        t.samples_dropped += c.samples_dropped;
+        t.sessions_connected += s->connected() ? 1 : 0;
+    }
+    std::lock_guard<std::mutex> lock(totals_mutex_);
+    totals_ = t;
+}
+
+NorthTotals North::totals() const {
+    std::lock_guard<std::mutex> lock(totals_mutex_);
+    return totals_;
+}
+
+void North::run() {
+    auto log = core::logger("north");
+    log->info("event loop started: {} session(s)", sessions_.size());
+    const auto now = Session::Clock::now();
+    for (auto& s : sessions_) s->connect(now);
+    std::deque<core::SampleBatch> batches;
+    epoll_event events[256];
+    bool stopping = false;
+    Session::Clock::time_point deadline{};
+    for (;;) {
+        const int n = epoll_wait(epoll_fd_, events, 256, stopping ? 20 : -1);
+        for (int i = 0; i < n; ++i) {
+            const std::uint64_t tag = events[i].data.u64;
+            if (tag & (1ULL << 63)) {
+                const int fd = static_cast<int>(tag & 0xFFFFFFFF);
+                if (fd == queue_.fd()) {
+                    queue_.drain(batches);
+                    const auto t = Session::Clock::now();
+                    while (!batches.empty()) {
+                        auto& s = *sessions_[batches.front().device_index];
+                        s.enqueue(std::move(batches.front()));
+                        batches.pop_front();
+                        s.flush(t);
+                    }
+                } else if (fd == timer_fd_) {
+                    std::uint64_t ticks = 0;
+                    (void)!read(timer_fd_, &ticks, sizeof ticks);
+                    tick();
+                } else if (fd == stop_fd_ && !stopping) {
+                    stopping = true;
+                    deadline = Session::Clock::now() + drain_;
+                }
+                continue;
+            }
+            static_cast<Session*>(events[i].data.ptr)->on_events(events[i].events);
+        }
+        if (stopping && (all_idle() || Session::Clock::now() >= deadline)) break;
+    }
+    tick();
+    for (auto& s : sessions_) s->disconnect();
+    const auto t = totals();
+    log->info("event loop stopped: {} messages sent, {} acknowledged, {} samples sent, {} dropped",
+              t.messages_sent, t.messages_acked, t.samples_sent, t.samples_dropped);
+}
+
+}  // namespace fieldlink::north

@@ -1,0 +1,60 @@
+// The north side: one thread running one epoll loop over every device session, a timerfd tick
+// for keepalives, reconnects and rate limits, and an eventfd-backed queue from the bus workers.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/bounded_queue.hpp"
+#include "core/config.hpp"
+#include "core/value.hpp"
+#include "north/profile.hpp"
+#include "north/session.hpp"
+
+namespace fieldlink::north {
+
+struct NorthTotals {
+    std::uint64_t messages_sent = 0;
+    std::uint64_t messages_acked = 0;
+    std::uint64_t samples_sent = 0;
+    std::uint64_t samples_dropped = 0;
+    std::uint64_t sessions_connected = 0;
+};
+
+class North {
+public:
+    explicit North(const core::Config& cfg, std::size_t queue_capacity = 65536);
+    ~North();
+    North(const North&) = delete;
+    North& operator=(const North&) = delete;
+
+    bool start(std::string* error);
+    // Thread-safe: called by bus workers. False when the hand-off queue is full.
+    bool push(core::SampleBatch&& batch) { return queue_.push(std::move(batch)); }
+    // Publishes what is waiting for at most `drain`, disconnects every session, joins.
+    void stop(std::chrono::milliseconds drain);
+    NorthTotals totals() const;
+
+private:
+    void run();
+    void tick();
+    bool all_idle() const;
+
+    const core::Config& cfg_;
+    core::BoundedQueue<core::SampleBatch> queue_;
+    std::vector<std::unique_ptr<Profile>> profiles_;  // per cloud
+    std::vector<std::unique_ptr<Session>> sessions_;  // per device
+    int epoll_fd_ = -1;
+    int timer_fd_ = -1;
+    int stop_fd_ = -1;
+    std::chrono::milliseconds drain_{0};
+    std::thread thread_;
+    mutable std::mutex totals_mutex_;
+    NorthTotals totals_;
+};
+
+}  // namespace fieldlink::north

@@ -1,0 +1,263 @@
+#include "session.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/epoll.h>
+
+#include <algorithm>
+
+#include "core/log.hpp"
+
+namespace fieldlink::north {
+
+namespace {
+
+// OneNET allows 3 logins per 5 s per device (10 per 5 s before a ban): start at 2 s.
+std::chrono::milliseconds reconnect_base(const core::CloudConfig& c) {
+    return std::chrono::milliseconds(c.platform == core::Platform::onenet ? 2000 : 1000);
+}
+
+const char* connack_text(int rc) {
+    switch (rc) {
+        case 1: return "unacceptable protocol version";
+        case 2: return "client id rejected";
+        case 3: return "server unavailable";
+        case 4: return "bad user name or password (check the product id, device name, key and token method)";
+        case 5: return "not authorised";
+        default: return "refused";
+    }
+}
+
+}  // namespace
+
+Session::Session(const core::DeviceConfig& device, const core::CloudConfig& cloud, const Profile& profile,
+                 int epoll_fd, std::size_t max_pending_batches)
+    : device_(device),
+      cloud_(cloud),
+      profile_(profile),
+      epoll_fd_(epoll_fd),
+      max_pending_(max_pending_batches),
+      backoff_(reconnect_base(cloud), std::chrono::milliseconds(60'000)),
+      log_(core::logger("north")) {}
+
+Session::~Session() {
+    if (registered_fd_ >= 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, registered_fd_, nullptr);
+    if (mosq_) mosquitto_destroy(mosq_);
+}
+
+void Session::enqueue(core::SampleBatch&& batch) {
+    if (pending_.size() >= max_pending_) {
+        counters_.samples_dropped += pending_.front().values.size();
+        pending_.pop_front();
+        if (!dropping_) {
+            log_->warn("device {}: {} batches waiting for cloud {}; dropping the oldest (counted)", device_.name,
+                       max_pending_, cloud_.name);
+            dropping_ = true;
+        }
+    } else if (dropping_ && pending_.size() < max_pending_ / 2) {
+        dropping_ = false;
+    }
+    pending_.push_back(std::move(batch));
+}
+
+void Session::connect(Clock::time_point now) {
+    std::string err;
+    auto creds = profile_.credentials(device_, core::unix_ms_now() / 1000, &err);
+    if (!creds) {
+        log_->error("device {}: cannot compute credentials for cloud {}: {}", device_.name, cloud_.name, err);
+        schedule_reconnect(now);
+        return;
+    }
+    if (!mosq_) {
+        mosq_ = mosquitto_new(creds->client_id.c_str(), true, this);  // clean session, always
+        if (!mosq_) {
+            log_->error("device {}: cannot create MQTT client", device_.name);
+            schedule_reconnect(now);
+            return;
+        }
+        mosquitto_int_option(mosq_, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+        mosquitto_connect_callback_set(mosq_, on_connect);
+        mosquitto_disconnect_callback_set(mosq_, on_disconnect);
+        mosquitto_publish_callback_set(mosq_, on_publish);
+        mosquitto_will_clear(mosq_);  // OneNET refuses wills; no platform here needs one
+        if (cloud_.tls) {
+            const auto& t = *cloud_.tls;
+            int rc = mosquitto_tls_set(mosq_, t.ca_file.empty() ? nullptr : t.ca_file.c_str(), nullptr,
+                                       t.cert_file.empty() ? nullptr : t.cert_file.c_str(),
+                                       t.key_file.empty() ? nullptr : t.key_file.c_str(), nullptr);
+            if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_tls_opts_set(mosq_, 1, nullptr, nullptr);  // verify peer
+            if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_tls_insecure_set(mosq_, false);              // check host name
+            if (rc != MOSQ_ERR_SUCCESS) {
+                log_->error("device {}: TLS setup failed: {}", device_.name, mosquitto_strerror(rc));
+                schedule_reconnect(now);
+                return;
+            }
+        }
+    }
+    mosquitto_username_pw_set(mosq_, creds->username.empty() ? nullptr : creds->username.c_str(),
+                              creds->password.empty() ? nullptr : creds->password.c_str());
+    const int keepalive = static_cast<int>(cloud_.keepalive.count() / 1000);
+    int rc = state_ == State::idle
+                 ? mosquitto_connect_async(mosq_, cloud_.host.c_str(), cloud_.port, keepalive)
+                 : mosquitto_reconnect_async(mosq_);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        if (failures_ == 0) {
+            log_->warn("device {}: cannot connect to {}:{}: {}", device_.name, cloud_.host, cloud_.port,
+                       rc == MOSQ_ERR_ERRNO ? std::strerror(errno) : mosquitto_strerror(rc));
+        }
+        state_ = State::waiting;
+        sync_fd();
+        schedule_reconnect(now);
+        return;
+    }
+    state_ = State::connecting;
+    sync_fd();
+}
+
+void Session::schedule_reconnect(Clock::time_point now) {
+    ++failures_;
+    ++counters_.connect_failures;
+    state_ = State::waiting;
+    reconnect_at_ = now + backoff_.next(failures_);
+}
+
+// Keeps the epoll registration in step with libmosquitto's socket and its wish to write.
+void Session::sync_fd() {
+    const int fd = mosq_ ? mosquitto_socket(mosq_) : -1;
+    const std::uint32_t want = EPOLLIN | ((fd >= 0 && mosquitto_want_write(mosq_)) ? EPOLLOUT : 0u);
+    if (fd != registered_fd_) {
+        if (registered_fd_ >= 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, registered_fd_, nullptr);
+        registered_fd_ = -1;
+        if (fd >= 0) {
+            epoll_event ev{};
+            ev.events = want;
+            ev.data.ptr = this;
+            if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) == 0) {
+                registered_fd_ = fd;
+                registered_events_ = want;
+            }
+        }
+    } else if (fd >= 0 && want != registered_events_) {
+        epoll_event ev{};
+        ev.events = want;
+        ev.data.ptr = this;
+        epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev);
+        registered_events_ = want;
+    }
+}
+
+void Session::lost(const char* why, int rc) {
+    if (state_ == State::connected) {
+        log_->warn("device {}: connection to cloud {} lost ({}: {}); {} batches waiting, reconnecting",
+                   device_.name, cloud_.name, why, mosquitto_strerror(rc), pending_.size());
+    }
+    if (registered_fd_ >= 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, registered_fd_, nullptr);
+    registered_fd_ = -1;
+    schedule_reconnect(Clock::now());
+}
+
+void Session::on_events(std::uint32_t events) {
+    if (!mosq_) return;
+    int rc = MOSQ_ERR_SUCCESS;
+    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) rc = mosquitto_loop_read(mosq_, 16);
+    if (rc == MOSQ_ERR_SUCCESS && (events & EPOLLOUT)) rc = mosquitto_loop_write(mosq_, 16);
+    if (rc != MOSQ_ERR_SUCCESS && state_ != State::waiting) {
+        lost("socket", rc);
+        return;
+    }
+    if (state_ == State::connected) flush(Clock::now());
+    sync_fd();
+}
+
+void Session::tick(Clock::time_point now) {
+    if (state_ == State::idle || (state_ == State::waiting && now >= reconnect_at_)) {
+        connect(now);
+        return;
+    }
+    if (state_ == State::waiting || !mosq_) return;
+    const int rc = mosquitto_loop_misc(mosq_);
+    if (rc != MOSQ_ERR_SUCCESS && state_ != State::waiting) {
+        lost("keepalive", rc);
+        return;
+    }
+    if (state_ == State::connected) flush(now);
+    sync_fd();
+}
+
+void Session::flush(Clock::time_point now) {
+    if (state_ != State::connected || pending_.empty()) return;
+    if (cloud_.max_rate > 0) {
+        const double dt = std::chrono::duration<double>(now - last_refill_).count();
+        tokens_ = std::min(std::max(1.0, cloud_.max_rate), tokens_ + dt * cloud_.max_rate);
+        last_refill_ = now;
+    }
+    const auto room = static_cast<std::size_t>(std::max(0, cloud_.max_inflight - static_cast<int>(inflight_.size())));
+    std::size_t allowed = room;
+    if (cloud_.max_rate > 0) allowed = std::min(allowed, static_cast<std::size_t>(tokens_));
+    if (allowed == 0) return;
+    auto messages = profile_.build(device_, pending_, allowed, next_id_);
+    for (auto& m : messages) {
+        int mid = 0;
+        const int rc = mosquitto_publish(mosq_, &mid, m.topic.c_str(), static_cast<int>(m.payload.size()),
+                                         m.payload.data(), profile_.qos(), false);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            log_->warn("device {}: publish to {} failed: {}", device_.name, m.topic, mosquitto_strerror(rc));
+            break;
+        }
+        if (profile_.qos() > 0) inflight_[mid] = m.samples;
+        else ++counters_.messages_acked;
+        ++counters_.messages_sent;
+        counters_.samples_sent += m.samples;
+        if (cloud_.max_rate > 0) tokens_ -= 1.0;
+    }
+    sync_fd();
+}
+
+void Session::disconnect() {
+    const bool was_connected = state_ == State::connected;
+    state_ = State::waiting;  // before mosquitto_disconnect: its callback must not reconnect
+    if (mosq_ && was_connected) {
+        mosquitto_disconnect(mosq_);
+        mosquitto_loop_write(mosq_, 1);
+    }
+    if (registered_fd_ >= 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, registered_fd_, nullptr);
+    registered_fd_ = -1;
+    state_ = State::waiting;
+    reconnect_at_ = Clock::time_point::max();
+}
+
+void Session::on_connect(mosquitto*, void* self, int rc) {
+    auto* s = static_cast<Session*>(self);
+    if (rc != 0) {
+        s->log_->error("device {}: cloud {} refused the connection: {} (CONNACK {})", s->device_.name,
+                       s->cloud_.name, connack_text(rc), rc);
+        s->lost("connack", MOSQ_ERR_CONN_REFUSED);
+        return;
+    }
+    ++s->counters_.connects;
+    if (s->failures_ > 0 || s->counters_.connects > 1) {
+        s->log_->info("device {}: connected to cloud {} again after {} failed attempt(s)", s->device_.name,
+                      s->cloud_.name, s->failures_);
+    } else {
+        s->log_->info("device {}: connected to cloud {} ({}:{})", s->device_.name, s->cloud_.name, s->cloud_.host,
+                      s->cloud_.port);
+    }
+    s->failures_ = 0;
+    s->state_ = State::connected;
+    s->last_refill_ = Clock::now();
+}
+
+void Session::on_disconnect(mosquitto*, void* self, int rc) {
+    auto* s = static_cast<Session*>(self);
+    if (s->state_ == State::waiting) return;
+    s->lost("disconnected", rc);
+}
+
+void Session::on_publish(mosquitto*, void* self, int mid) {
+    auto* s = static_cast<Session*>(self);
+    auto it = s->inflight_.find(mid);
+    if (it == s->inflight_.end()) return;
+    s->inflight_.erase(it);
+    ++s->counters_.messages_acked;
+}
+
+}  // namespace fieldlink::north

@@ -1,0 +1,287 @@
+// Modbus driver on libmodbus: modbus-rtu (serial line), modbus-tcp, and modbus-rtu-over-tcp
+// (serial-to-Ethernet converters, 4G DTUs: RTU frames with CRC carried over a TCP stream).
+//
+// RTU over TCP uses libmodbus's own RTU framing and CRC: an RTU context whose file descriptor is a
+// TCP socket we connect ourselves (modbus_set_socket), so no framing code is written here.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <fieldlink/driver.h>
+#include <modbus/modbus.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+
+namespace {
+
+enum class Mode { rtu, tcp, rtu_over_tcp };
+
+struct Link {
+    Mode mode = Mode::tcp;
+    std::string device;
+    int baud = 9600;
+    char parity = 'N';
+    int data_bits = 8;
+    int stop_bits = 1;
+    std::string host;
+    int port = 502;
+    long timeout_ms = 300;
+    modbus_t* ctx = nullptr;
+    bool connected = false;
+    std::atomic<int> fd{-1};
+    std::atomic<bool> interrupted{false};
+};
+
+const char* const kNames[] = {"modbus-rtu", "modbus-tcp", "modbus-rtu-over-tcp", nullptr};
+const fl_option_v1 kOptions[] = {
+    {"device", FL_OPT_STRING, nullptr, "serial device, e.g. /dev/ttyUSB0", nullptr, 0, 0, "modbus-rtu", {}},
+    {"baud", FL_OPT_INT, "9600", "line speed in bit/s", nullptr, 300, 4000000, "modbus-rtu modbus-rtu-over-tcp", {}},
+    {"parity", FL_OPT_ENUM, "none", "parity bit", "none|even|odd", 0, 0, "modbus-rtu", {}},
+    {"data_bits", FL_OPT_INT, "8", "data bits per character", nullptr, 5, 8, "modbus-rtu", {}},
+    {"stop_bits", FL_OPT_INT, "1", "stop bits per character", nullptr, 1, 2, "modbus-rtu", {}},
+    {"host", FL_OPT_STRING, nullptr, "IP address or host name of the device or converter", nullptr, 0, 0,
+     "modbus-tcp modbus-rtu-over-tcp", {}},
+    {"port", FL_OPT_INT, "502", "TCP port", nullptr, 1, 65535, "modbus-tcp modbus-rtu-over-tcp", {}},
+    {"timeout", FL_OPT_DURATION, "300", "response timeout per request", nullptr, 10, 60000, nullptr, {}},
+};
+
+void set_err(fl_error_v1* err, unsigned kind, int code, const char* fmt, const char* detail) {
+    if (!err) return;
+    err->kind = kind;
+    err->code = code;
+    std::snprintf(err->message, sizeof err->message, fmt, detail);
+}
+
+const char* opt(const fl_kv_v1* opts, size_t n, const char* key, const char* def) {
+    for (size_t i = 0; i < n; ++i) {
+        if (std::strcmp(opts[i].key, key) == 0) return opts[i].value;
+    }
+    return def;
+}
+
+void disconnect(Link* l) {
+    if (l->ctx) {
+        modbus_close(l->ctx);
+        modbus_free(l->ctx);
+        l->ctx = nullptr;
+    }
+    l->connected = false;
+    l->fd.store(-1);
+}
+
+// Non-blocking connect bounded by the response timeout.
+int tcp_connect(const Link* l, fl_error_v1* err) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    const std::string port = std::to_string(l->port);
+    if (getaddrinfo(l->host.c_str(), port.c_str(), &hints, &res) != 0 || !res) {
+        set_err(err, FL_ERRK_LINK, 0, "cannot resolve host %s", l->host.c_str());
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int rc = fd < 0 ? -1 : connect(fd, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    if (fd >= 0 && rc < 0 && errno == EINPROGRESS) {
+        pollfd p{fd, POLLOUT, 0};
+        rc = poll(&p, 1, static_cast<int>(l->timeout_ms)) == 1 ? 0 : -1;
+        int soerr = rc == 0 ? 0 : ETIMEDOUT;
+        socklen_t len = sizeof soerr;
+        if (rc == 0) getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+        errno = soerr;
+        rc = soerr == 0 ? 0 : -1;
+    }
+    if (rc < 0) {
+        set_err(err, FL_ERRK_LINK, errno, "cannot connect: %s", std::strerror(errno));
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+fl_status mb_open(void* h, fl_error_v1* err) {
+    auto* l = static_cast<Link*>(h);
+    if (l->connected) return FL_OK;
+    disconnect(l);
+    if (l->mode == Mode::rtu) {
+        l->ctx = modbus_new_rtu(l->device.c_str(), l->baud, l->parity, l->data_bits, l->stop_bits);
+    } else if (l->mode == Mode::tcp) {
+        l->ctx = modbus_new_tcp_pi(l->host.c_str(), std::to_string(l->port).c_str());
+    } else {
+        l->ctx = modbus_new_rtu("/dev/null", l->baud, 'N', 8, 1);  // device unused: fd set below
+    }
+    if (!l->ctx) {
+        set_err(err, FL_ERRK_OTHER, errno, "cannot create libmodbus context: %s", modbus_strerror(errno));
+        return FL_ERROR;
+    }
+    const auto sec = static_cast<uint32_t>(l->timeout_ms / 1000);
+    const auto usec = static_cast<uint32_t>((l->timeout_ms % 1000) * 1000);
+    modbus_set_response_timeout(l->ctx, sec, usec);
+    modbus_set_error_recovery(l->ctx, MODBUS_ERROR_RECOVERY_NONE);
+    int fd = -1;
+    if (l->mode == Mode::rtu_over_tcp) {
+        fd = tcp_connect(l, err);
+        if (fd < 0) {
+            disconnect(l);
+            return FL_RETRY;
+        }
+        modbus_set_socket(l->ctx, fd);
+    } else if (modbus_connect(l->ctx) != 0) {
+        set_err(err, FL_ERRK_LINK, errno, "cannot connect: %s", modbus_strerror(errno));
+        disconnect(l);
+        return FL_RETRY;
+    } else {
+        fd = modbus_get_socket(l->ctx);
+    }
+    l->fd.store(fd);
+    l->connected = true;
+    return FL_OK;
+}
+
+// Maps errno after a failed libmodbus call to a status; drops the link where it is unusable.
+fl_status classify(Link* l, fl_error_v1* err) {
+    const int e = errno;
+    if (e > MODBUS_ENOBASE && e <= MODBUS_ENOBASE + MODBUS_EXCEPTION_GATEWAY_TARGET) {
+        set_err(err, FL_ERRK_EXCEPTION, e - MODBUS_ENOBASE, "Modbus exception: %s", modbus_strerror(e));
+        return FL_ERROR;
+    }
+    if (l->interrupted.load()) {
+        set_err(err, FL_ERRK_LINK, e, "interrupted%s", "");
+        disconnect(l);
+        return FL_RETRY;
+    }
+    switch (e) {
+        case ETIMEDOUT:
+            set_err(err, FL_ERRK_TIMEOUT, e, "no response within the timeout%s", "");
+            if (l->mode != Mode::rtu) disconnect(l);  // a late reply would desync the stream
+            else modbus_flush(l->ctx);
+            return FL_RETRY;
+        case EMBBADCRC:
+            set_err(err, FL_ERRK_CRC, e, "CRC error in response%s", "");
+            modbus_flush(l->ctx);
+            return FL_RETRY;
+        case EMBBADDATA:
+        case EMBBADEXC:
+        case EMBMDATA:
+        case EMBBADSLAVE:
+            set_err(err, FL_ERRK_PROTOCOL, e, "malformed response: %s", modbus_strerror(e));
+            if (l->mode == Mode::rtu) modbus_flush(l->ctx);
+            else disconnect(l);
+            return FL_RETRY;
+        default:
+            set_err(err, FL_ERRK_LINK, e, "link error: %s", modbus_strerror(e));
+            disconnect(l);
+            return FL_RETRY;
+    }
+}
+
+fl_status mb_read(void* h, fl_read_v1* req, fl_error_v1* err) {
+    auto* l = static_cast<Link*>(h);
+    if (!l->connected) {
+        fl_status s = mb_open(h, err);
+        if (s != FL_OK) return s;
+    }
+    modbus_set_slave(l->ctx, req->unit);
+    int rc = -1;
+    switch (req->area) {
+        case FL_AREA_COIL: rc = modbus_read_bits(l->ctx, req->address, req->count, req->bits); break;
+        case FL_AREA_DISCRETE: rc = modbus_read_input_bits(l->ctx, req->address, req->count, req->bits); break;
+        case FL_AREA_INPUT: rc = modbus_read_input_registers(l->ctx, req->address, req->count, req->registers); break;
+        case FL_AREA_HOLDING: rc = modbus_read_registers(l->ctx, req->address, req->count, req->registers); break;
+        default: set_err(err, FL_ERRK_OTHER, 0, "unknown area%s", ""); return FL_ERROR;
+    }
+    if (rc == req->count) return FL_OK;
+    if (rc >= 0) {
+        set_err(err, FL_ERRK_PROTOCOL, 0, "short response%s", "");
+        return FL_RETRY;
+    }
+    return classify(l, err);
+}
+
+fl_status mb_write(void* h, const fl_write_v1* req, fl_error_v1* err) {
+    auto* l = static_cast<Link*>(h);
+    if (!l->connected) {
+        fl_status s = mb_open(h, err);
+        if (s != FL_OK) return s;
+    }
+    modbus_set_slave(l->ctx, req->unit);
+    int rc = -1;
+    if (req->area == FL_AREA_COIL) {
+        rc = req->count == 1 ? modbus_write_bit(l->ctx, req->address, req->bits[0])
+                             : modbus_write_bits(l->ctx, req->address, req->count, req->bits);
+    } else if (req->area == FL_AREA_HOLDING) {
+        rc = req->count == 1 ? modbus_write_register(l->ctx, req->address, req->registers[0])
+                             : modbus_write_registers(l->ctx, req->address, req->count, req->registers);
+    } else {
+        set_err(err, FL_ERRK_OTHER, 0, "area is read-only%s", "");
+        return FL_ERROR;
+    }
+    if (rc >= 0) return FL_OK;
+    return classify(l, err);
+}
+
+fl_status mb_create(const char* driver, const fl_kv_v1* opts, size_t n, void** handle, fl_error_v1* err) {
+    auto* l = new (std::nothrow) Link();
+    if (!l) return FL_ERROR;
+    if (std::strcmp(driver, "modbus-rtu") == 0) l->mode = Mode::rtu;
+    else if (std::strcmp(driver, "modbus-tcp") == 0) l->mode = Mode::tcp;
+    else l->mode = Mode::rtu_over_tcp;
+    l->device = opt(opts, n, "device", "");
+    l->baud = std::atoi(opt(opts, n, "baud", "9600"));
+    const std::string parity = opt(opts, n, "parity", "none");
+    l->parity = parity == "even" ? 'E' : parity == "odd" ? 'O' : 'N';
+    l->data_bits = std::atoi(opt(opts, n, "data_bits", "8"));
+    l->stop_bits = std::atoi(opt(opts, n, "stop_bits", "1"));
+    l->host = opt(opts, n, "host", "");
+    l->port = std::atoi(opt(opts, n, "port", "502"));
+    l->timeout_ms = std::atol(opt(opts, n, "timeout", "300"));
+    if (l->mode == Mode::rtu && l->device.empty()) {
+        set_err(err, FL_ERRK_OTHER, 0, "option 'device' is required for %s", driver);
+        delete l;
+        return FL_ERROR;
+    }
+    if (l->mode != Mode::rtu && l->host.empty()) {
+        set_err(err, FL_ERRK_OTHER, 0, "option 'host' is required for %s", driver);
+        delete l;
+        return FL_ERROR;
+    }
+    *handle = l;
+    return FL_OK;
+}
+
+void mb_interrupt(void* h) {
+    auto* l = static_cast<Link*>(h);
+    l->interrupted.store(true);
+    const int fd = l->fd.load();
+    // A TCP socket can be woken at once; a serial read returns at the latest after the timeout.
+    if (fd >= 0 && static_cast<Link*>(h)->mode != Mode::rtu) shutdown(fd, SHUT_RDWR);
+}
+
+void mb_close(void* h) { disconnect(static_cast<Link*>(h)); }
+void mb_destroy(void* h) {
+    disconnect(static_cast<Link*>(h));
+    delete static_cast<Link*>(h);
+}
+
+const fl_driver_v1 kTable = {
+    sizeof(fl_driver_v1), FL_DRIVER_ABI_V1, "modbus", "0.1.0", kNames, kOptions,
+    sizeof kOptions / sizeof kOptions[0], mb_create, mb_open, mb_read, mb_write, mb_interrupt,
+    mb_close, mb_destroy, {}};
+
+}  // namespace
+
+extern "C" const fl_driver_v1* fl_modbus_driver_table(void) { return &kTable; }
