@@ -1,0 +1,93 @@
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include "bus/bus_worker.hpp"
+#include "core/config_parser.hpp"
+
+using namespace fieldlink;
+
+namespace {
+
+// A driver whose unit 2 never answers (timeout) and whose unit 3 answers with exception 2.
+std::atomic<int> g_reads_unit2{0};
+const char* const kNames[] = {"flaky", nullptr};
+fl_status flaky_create(const char*, const fl_kv_v1*, size_t, void** h, fl_error_v1*) {
+    static int dummy;
+    *h = &dummy;
+    return FL_OK;
+}
+fl_status flaky_read(void*, fl_read_v1* r, fl_error_v1* e) {
+    if (r->unit == 2) {
+        ++g_reads_unit2;
+        e->kind = FL_ERRK_TIMEOUT;
+        return FL_RETRY;
+    }
+    if (r->unit == 3) {
+        e->kind = FL_ERRK_EXCEPTION;
+        e->code = 2;
+        return FL_ERROR;
+    }
+    for (unsigned i = 0; i < r->count; ++i) r->registers[i] = static_cast<uint16_t>(r->address + i);
+    return FL_OK;
+}
+const fl_driver_v1 kFlaky = {sizeof(fl_driver_v1), FL_DRIVER_ABI_V1, "flaky", "1", kNames, nullptr, 0,
+                             flaky_create, nullptr, flaky_read, nullptr, nullptr, nullptr, nullptr, {}};
+
+const char* kConfig = R"(
+clouds:
+  c: { platform: mqtt, host: 127.0.0.1 }
+buses:
+  b: { driver: flaky }
+devices:
+  - { name: good, cloud: c, bus: b, unit: 1, interval: 20ms, points: [ { name: x, area: holding, address: 5, type: uint16 } ] }
+  - { name: dead, cloud: c, bus: b, unit: 2, interval: 20ms, points: [ { name: x, area: holding, address: 5 } ] }
+  - { name: refuses, cloud: c, bus: b, unit: 3, interval: 20ms, points: [ { name: x, area: holding, address: 5 } ] }
+)";
+
+}  // namespace
+
+TEST_CASE("a dead unit is backed off while its neighbour keeps polling; exceptions are counted") {
+    auto parsed = core::parse_config_text(kConfig, "t.yaml");
+    REQUIRE(parsed.ok());
+    core::PluginRegistry reg;
+    reg.add_static(&kFlaky);
+    std::vector<core::ConfigError> errs;
+    reg.validate_buses(parsed.config, errs);
+    REQUIRE(errs.empty());
+    std::string err;
+    auto drv = core::DriverInstance::create(&kFlaky, parsed.config.buses[0], &err);
+    REQUIRE(drv);
+
+    std::mutex m;
+    std::vector<core::SampleBatch> got;
+    bus::BusWorker w(parsed.config, 0, std::move(drv), [&](core::SampleBatch&& b) {
+        std::lock_guard<std::mutex> lock(m);
+        got.push_back(std::move(b));
+        return true;
+    });
+    w.start();
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    w.stop();
+
+    const auto& good = w.counters(0);
+    const auto& dead = w.counters(1);
+    const auto& refuses = w.counters(2);
+    // 700 ms at 20 ms is ~35 cycles; the dead unit gets 2 tries (1 + 1 retry), then one probe
+    // per backoff period (>= 500 ms): a handful, however slow the machine.
+    CHECK(good.ok.load() >= 5);
+    CHECK(g_reads_unit2.load() <= 4);
+    CHECK(dead.timeouts.load() == static_cast<std::uint64_t>(g_reads_unit2.load()));
+    CHECK(dead.ok.load() == 0);
+    CHECK(refuses.exceptions.load() >= 5);
+    std::lock_guard<std::mutex> lock(m);
+    REQUIRE(!got.empty());
+    for (const auto& b : got) {
+        CHECK(b.device_index == 0);  // only the good unit produced samples
+        REQUIRE(b.values.size() == 1);
+        CHECK(std::get<std::uint64_t>(b.values[0].value) == 5);
+    }
+}

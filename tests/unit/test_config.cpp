@@ -1,0 +1,194 @@
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+
+#include "core/config_parser.hpp"
+#include "core/plugin_host.hpp"
+
+using namespace fieldlink::core;
+
+namespace {
+
+// A valid base configuration; each case edits one thing.
+const char* kBase = R"(gateway:
+  data_dir: /tmp/fl
+clouds:
+  onenet:
+    platform: onenet
+    protocol: datapoints
+    host: 127.0.0.1
+    product_id: "469948"
+buses:
+  line1:
+    driver: modbus-rtu
+    device: /dev/ttyUSB0
+    baud: 9600
+devices:
+  - name: Chic_D
+    cloud: onenet
+    bus: line1
+    unit: 1
+    key: rs2FaE5BuygJZkWKDA5okKt1RFpwOx53hbu6hwyCS4U=
+    interval: 5s
+    points:
+      - name: temperature
+        area: holding
+        address: 10
+        type: float32
+      - name: relay
+        area: coil
+        address: 3
+        type: bool
+        writable: true
+)";
+
+std::string replace(std::string s, const std::string& from, const std::string& to) {
+    auto pos = s.find(from);
+    REQUIRE_MESSAGE(pos != std::string::npos, from);
+    s.replace(pos, from.size(), to);
+    return s;
+}
+
+std::vector<std::string> errors_of(const std::string& text) {
+    auto r = parse_config_text(text, "gw.yaml");
+    std::vector<std::string> out;
+    for (const auto& e : r.errors) out.push_back(format_error("gw.yaml", e));
+    return out;
+}
+
+std::string only_error(const std::string& text) {
+    auto e = errors_of(text);
+    REQUIRE(e.size() == 1);
+    return e[0];
+}
+
+}  // namespace
+
+TEST_CASE("the base configuration is valid") {
+    auto r = parse_config_text(kBase, "gw.yaml");
+    REQUIRE(r.ok());
+    CHECK(r.config.devices.size() == 1);
+    const auto& d = r.config.devices[0];
+    CHECK(d.interval.count() == 5000);
+    CHECK(d.points[0].type == DataType::float32);
+    CHECK(d.points[0].count() == 2);
+    CHECK(d.points[1].writable);
+    CHECK(r.config.clouds[0].port == 1883);
+    CHECK(r.config.clouds[0].max_rate == 1.0);  // OneNET default: 1 message/s per device
+}
+
+TEST_CASE("unknown key") {
+    CHECK(only_error(replace(kBase, "    interval: 5s", "    intervall: 5s")) ==
+          "gw.yaml:20:5: devices[0]: unknown key 'intervall'; expected one of: name, cloud, bus, unit, key, key_file, interval, max_gap, points");
+}
+
+TEST_CASE("missing required key") {
+    CHECK(only_error(replace(kBase, "        address: 10\n", "")) ==
+          "gw.yaml:22:9: devices[0].points[0]: missing required key 'address'");
+}
+
+TEST_CASE("wrong type") {
+    CHECK(only_error(replace(kBase, "unit: 1", "unit: first")) ==
+          "gw.yaml:18:11: devices[0].unit: 'first' is not an integer; expected a Modbus unit id 0..255 (1..247 on serial lines)");
+    CHECK(only_error(replace(kBase, "        writable: true", "        writable: sometimes")) ==
+          "gw.yaml:30:19: devices[0].points[1].writable: expected true or false");
+}
+
+TEST_CASE("bad duration") {
+    CHECK(only_error(replace(kBase, "interval: 5s", "interval: 5 seconds")) ==
+          "gw.yaml:20:15: devices[0].interval: '5 seconds' is not a duration; expected a number with a unit: ms, s, m, h (e.g. 300ms, 5s, 1m)");
+}
+
+TEST_CASE("address out of range") {
+    CHECK(only_error(replace(kBase, "address: 10", "address: 70000")) ==
+          "gw.yaml:24:18: devices[0].points[0].address: 70000 is out of range; expected a 0-based protocol address 0..65535 (register 40001 is holding address 0)");
+    CHECK(only_error(replace(kBase, "address: 10", "address: 65535")) ==
+          "gw.yaml:22:9: devices[0].points.temperature: address 65535 plus 2 registers ends at 65536, past the last 0-based protocol address 65535");
+}
+
+TEST_CASE("a type wider than the area allows") {
+    CHECK(only_error(replace(kBase, "        type: bool\n", "        type: float32\n")) ==
+          "gw.yaml:26:9: devices[0].points.relay: type float32 does not fit area coil, which holds single bits; expected type bool (or area holding/input for a float32)");
+}
+
+TEST_CASE("duplicate device and point names") {
+    CHECK(only_error(replace(kBase, "name: relay", "name: temperature")) ==
+          "gw.yaml:26:9: devices[0].points: duplicate point name 'temperature' (first defined at line 22)");
+    std::string twice = std::string(kBase) + std::string(kBase).substr(std::string(kBase).find("  - name: Chic_D"));
+    CHECK(only_error(twice) == "gw.yaml:31:5: devices[1].name: duplicate device name 'Chic_D' (first defined at line 15)");
+}
+
+TEST_CASE("a bus or cloud referenced but not defined") {
+    CHECK(only_error(replace(kBase, "bus: line1", "bus: line2")) ==
+          "gw.yaml:15:5: devices[0].bus: bus 'line2' is not defined; defined buses: line1");
+    CHECK(only_error(replace(kBase, "cloud: onenet", "cloud: aliyun")) ==
+          "gw.yaml:15:5: devices[0].cloud: cloud 'aliyun' is not defined; defined clouds: onenet");
+}
+
+TEST_CASE("more rules: unit on a serial line, writable input, missing key, keepalive, names") {
+    CHECK(only_error(replace(kBase, "unit: 1", "unit: 0")) ==
+          "gw.yaml:15:5: devices[0].unit: unit 0 is out of range for a serial line; expected 1..247");
+    CHECK(only_error(replace(kBase, "area: coil", "area: discrete")) ==
+          "gw.yaml:26:9: devices[0].points.relay: area discrete is read-only; only coil and holding points can be writable");
+    CHECK(only_error(replace(kBase, "    key: rs2FaE5BuygJZkWKDA5okKt1RFpwOx53hbu6hwyCS4U=\n", "")) ==
+          "gw.yaml:15:5: devices[0]: device 'Chic_D' needs 'key' (or key_file), or cloud 'onenet' needs 'product_key', to compute its OneNET token");
+    CHECK(only_error(replace(kBase, "product_id: \"469948\"", "product_id: \"469948\"\n    keepalive: 1h")) ==
+          "gw.yaml:4:3: clouds.onenet.keepalive: OneNET accepts a keepalive of 10s..1800s");
+    CHECK(only_error(replace(kBase, "name: Chic_D", "name: Chic D")) ==
+          "gw.yaml:15:5: devices[0].name: OneNET device names may use only A-Z a-z 0-9 _ -; got 'Chic D'");
+    CHECK(only_error(replace(kBase, "type: float32", "type: double")) ==
+          "gw.yaml:25:15: devices[0].points[0].type: unknown value 'double'; expected one of: bool, int16, uint16, int32, uint32, int64, uint64, float32, float64, string, bcd");
+}
+
+TEST_CASE("every error is reported, not just the first") {
+    auto errs = errors_of(replace(replace(kBase, "unit: 1", "unit: x"), "interval: 5s", "interval: soon"));
+    CHECK(errs.size() == 2);
+}
+
+TEST_CASE("invalid YAML names its position") {
+    CHECK(only_error("clouds: [a\n") .rfind("gw.yaml:2:1: invalid YAML", 0) == 0);
+}
+
+TEST_CASE("environment variables expand in any value") {
+    setenv("FL_TEST_PORT", "2883", 1);
+    auto r = parse_config_text(replace(kBase, "    host: 127.0.0.1", "    host: 127.0.0.1\n    port: ${FL_TEST_PORT}"), "gw.yaml");
+    REQUIRE(r.ok());
+    CHECK(r.config.clouds[0].port == 2883);
+    CHECK(only_error(replace(kBase, "    host: 127.0.0.1", "    host: ${FL_TEST_UNSET_VAR}")) ==
+          "gw.yaml:7:11: clouds.onenet.host: environment variable FL_TEST_UNSET_VAR is not set; expected it to hold a text value");
+}
+
+TEST_CASE("driver options are checked against the plugin's declarations") {
+    PluginRegistry reg;
+    std::vector<std::string> load_errors;
+    reg.load_dir(TEST_PLUGIN_DIR, load_errors);
+    CHECK(load_errors.empty());
+
+    auto check = [&](const std::string& text) {
+        auto r = parse_config_text(text, "gw.yaml");
+        REQUIRE(r.ok());
+        std::vector<ConfigError> errs;
+        reg.validate_buses(r.config, errs);
+        std::vector<std::string> out;
+        for (const auto& e : errs) out.push_back(format_error("gw.yaml", e));
+        return std::make_pair(r.config, out);
+    };
+    auto [cfg, ok] = check(kBase);
+    CHECK(ok.empty());
+    bool has_timeout = false;
+    for (const auto& o : cfg.buses[0].options) has_timeout = has_timeout || (o.key == "timeout" && o.value == "300");
+    CHECK(has_timeout);  // defaults are filled in, durations canonical (ms)
+
+    auto [c2, unknown] = check(replace(kBase, "    baud: 9600", "    baud: 9600\n    host: 10.0.0.1"));
+    REQUIRE(unknown.size() == 1);
+    CHECK(unknown[0] == "gw.yaml:14:5: buses.line1: unknown key 'host' for driver modbus-rtu; expected one of: driver, retries, backoff_max, max_gap, turnaround, device, baud, parity, data_bits, stop_bits, timeout");
+    auto [c3, badparity] = check(replace(kBase, "    baud: 9600", "    parity: mark"));
+    REQUIRE(badparity.size() == 1);
+    CHECK(badparity[0] == "gw.yaml:13:5: buses.line1.parity: unknown value 'mark'; expected one of: none,even,odd");
+    auto [c4, missing] = check(replace(kBase, "    device: /dev/ttyUSB0\n", ""));
+    REQUIRE(missing.size() == 1);
+    CHECK(missing[0] == "gw.yaml:10:3: buses.line1: missing required key 'device' for driver modbus-rtu (serial device, e.g. /dev/ttyUSB0)");
+    auto [c5, nodriver] = check(replace(kBase, "driver: modbus-rtu", "driver: profibus"));
+    REQUIRE(nodriver.size() == 1);
+    CHECK(nodriver[0] == "gw.yaml:10:3: buses.line1.driver: driver 'profibus' is not available; installed drivers: modbus-rtu, modbus-tcp, modbus-rtu-over-tcp, sim");
+}
