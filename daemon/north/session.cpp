@@ -22,7 +22,7 @@ const char* connack_text(int rc) {
         case 2: return "client id rejected";
         case 3: return "server unavailable";
         case 4: return "bad user name or password (check the product id, device name, key and token method)";
-        case 5: return "not authorised";
+        case 5: return "not authorised (check the product id, device name, key and token method)";
         default: return "refused";
     }
 }

@@ -1,0 +1,229 @@
+"""Integration test harness: real mosquitto, real Modbus server, real fieldlinkd, loopback only.
+
+Paths come from the environment set by ctest (FIELDLINK_BIN_DIR, FIELDLINK_PLUGIN_DIR,
+FIELDLINK_EMULATOR). Every process started here is stopped by the test's cleanup.
+"""
+import base64
+import hashlib
+import hmac
+import json
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+import urllib.parse
+
+BIN = os.path.abspath(os.environ.get("FIELDLINK_BIN_DIR", "build/daemon"))
+PLUGINS = os.path.abspath(os.environ.get("FIELDLINK_PLUGIN_DIR", "build/plugins"))
+EMULATOR = os.path.abspath(os.environ.get("FIELDLINK_EMULATOR", "build/test-plugins/onenet_emulator.so"))
+MOSQUITTO = os.environ.get("MOSQUITTO", "/usr/sbin/mosquitto")
+OBSERVER = ("observer", "observer-secret")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=10.0, step=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def onenet_token(pid, device, key_b64, method="sha256", et=2524579200):
+    """Reference token from protocols.md §1.4, written independently of the daemon."""
+    res = "products/%s/devices/%s" % (pid, device)
+    msg = "\n".join([str(et), method, res, "2018-10-31"]).encode()
+    sign = base64.b64encode(hmac.new(base64.b64decode(key_b64), msg, getattr(hashlib, method)).digest()).decode()
+    q = lambda v: urllib.parse.quote(v, safe="")
+    return "version=2018-10-31&res=%s&et=%d&method=%s&sign=%s" % (q(res), et, method, q(sign))
+
+
+class Procs:
+    """Starts processes and files in a scratch directory; stops everything on close()."""
+
+    def __init__(self, test):
+        self.dir = tempfile.mkdtemp(prefix="fl-it-")
+        self.procs = []
+        test.addCleanup(self.close)
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def write(self, name, text):
+        with open(self.path(name), "w") as f:
+            f.write(text)
+        return self.path(name)
+
+    def start(self, args, log_name, stdin=None, env=None):
+        log = open(self.path(log_name), "w")
+        p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=stdin, env=env,
+                             cwd=self.dir, text=True)
+        log.close()  # the child has its own descriptor
+        self.procs.append(p)
+        return p
+
+    def read(self, name):
+        try:
+            with open(self.path(name)) as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def close(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(3)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+            for stream in (p.stdin, p.stdout):
+                if stream:
+                    stream.close()
+
+
+class Broker:
+    """mosquitto on a free loopback port; optionally with the OneNET emulator plugin."""
+
+    def __init__(self, procs, devices=None, rate=1.0, port=None):
+        self.procs = procs
+        self.port = port or free_port()
+        self.violations = procs.path("violations.log")
+        self.emulated = devices is not None
+        self.log_name = "mosquitto-%d.log" % self.port
+        lines = ["listener %d 127.0.0.1" % self.port, "log_type all", "log_dest file " + procs.path(self.log_name),
+                 "log_timestamp_format %H:%M:%S", "persistence false",
+                 # As root, mosquitto would drop to its own user and lose access to the scratch dir.
+                 "user " + pwd.getpwuid(os.getuid()).pw_name]
+        if devices is not None:
+            keys = procs.write("devices.txt", "".join("%s %s %s\n" % d for d in devices))
+            lines += ["allow_anonymous false", "plugin " + os.path.abspath(EMULATOR),
+                      "plugin_opt_devices " + keys, "plugin_opt_violations " + self.violations,
+                      "plugin_opt_rate %g" % rate, "plugin_opt_observer %s:%s" % OBSERVER]
+        else:
+            lines.append("allow_anonymous true")
+        conf = procs.write("mosquitto-%d.conf" % self.port, "\n".join(lines) + "\n")
+        self.proc = procs.start([MOSQUITTO, "-c", conf], "mosquitto-%d.out" % self.port)
+        wait_for(self._listening, what="mosquitto to listen")
+
+    def _listening(self):
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def log(self):
+        return self.procs.read(self.log_name)
+
+    def violation_lines(self):
+        return [l for l in self.procs.read("violations.log").splitlines() if l.strip()]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(5)
+
+
+class Subscriber:
+    """mosquitto_sub recording '<unix time> <topic> <payload>' lines."""
+
+    def __init__(self, procs, broker, topics, name="sub.log"):
+        self.procs = procs
+        self.name = name
+        args = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1", "-F", "%U %t %p"]
+        if broker.emulated:
+            args += ["-u", OBSERVER[0], "-P", OBSERVER[1]]
+        for t in topics:
+            args += ["-t", t]
+        self.proc = procs.start(args, name)
+        # mosquitto_sub prints nothing until the first message: give it a moment to subscribe.
+        wait_for(lambda: "Received SUBSCRIBE" in broker.log(), what="subscription")
+
+    def messages(self):
+        out = []
+        for line in self.procs.read(self.name).splitlines():
+            parts = line.split(" ", 2)
+            if len(parts) == 3:
+                out.append((float(parts[0]), parts[1], parts[2]))
+        return out
+
+    def json_messages(self, topic):
+        return [(t, json.loads(p)) for (t, tp, p) in self.messages() if tp == topic]
+
+
+class Simulator:
+    """`fieldlink simulate`, driven through its stdin control lines."""
+
+    def __init__(self, procs, tcp_port=None, rtu=None, units=(1,), tick="100ms", name="sim.log"):
+        args = [os.path.join(BIN, "fieldlink"), "simulate", "--units", ",".join(map(str, units)), "--tick", tick]
+        if tcp_port:
+            args += ["--tcp", "127.0.0.1:%d" % tcp_port]
+        if rtu:
+            args += ["--rtu", rtu]
+        self.procs = procs
+        self.name = name
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, bufsize=1)
+        procs.procs.append(self.proc)
+        line = self.proc.stdout.readline()
+        if line.strip() != "ready":
+            raise AssertionError("simulator did not start: " + line + self.proc.stdout.read())
+
+    def cmd(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        reply = self.proc.stdout.readline().strip()
+        if not (reply == "ok" or reply.startswith("requests")):
+            raise AssertionError("simulator: %s -> %s" % (line, reply))
+        return reply
+
+
+def pty_pair(procs, name="tty"):
+    """A socat pty pair: returns (gateway_side, device_side) paths."""
+    a, b = procs.path(name + "A"), procs.path(name + "B")
+    procs.start(["socat", "-d", "-d", "pty,raw,echo=0,link=" + a, "pty,raw,echo=0,link=" + b], name + "-socat.log")
+    wait_for(lambda: os.path.exists(a) and os.path.exists(b), what="socat ptys")
+    return a, b
+
+
+def tcp_to_pty(procs, port, name="conv"):
+    """A serial-to-Ethernet converter: TCP port <-> pty (RTU frames over TCP)."""
+    dev = procs.path(name + "-tty")
+    # socat opens the pty first, then waits for the gateway's TCP connection.
+    procs.start(["socat", "-d", "-d", "pty,raw,echo=0,link=" + dev,
+                 "tcp-listen:%d,bind=127.0.0.1,reuseaddr" % port], name + "-socat.log")
+    wait_for(lambda: os.path.exists(dev), what="converter pty")
+    return dev
+
+
+class Daemon:
+    def __init__(self, procs, config_text, name="fieldlinkd.log", extra=()):
+        self.procs = procs
+        self.name = name
+        self.config = procs.write("config.yaml", config_text)
+        self.proc = procs.start([os.path.join(BIN, "fieldlinkd"), "--config", self.config,
+                                 "--plugin-dir", PLUGINS] + list(extra), name)
+
+    def log(self):
+        return self.procs.read(self.name)
+
+    def stop(self):
+        """SIGTERM; returns (exit status, seconds until exit)."""
+        t0 = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(10)
+        return rc, time.monotonic() - t0
+
+
+def run_cli(args, env=None):
+    p = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60)
+    return p.returncode, p.stdout, p.stderr

@@ -1,0 +1,100 @@
+"""The user-facing contract of the binaries: flags, exit codes, --check / --plan, plugin refusal,
+`fieldlink token`."""
+import os
+import shutil
+import unittest
+
+from harness import BIN, PLUGINS, Procs, run_cli
+
+FIELDLINKD = os.path.join(BIN, "fieldlinkd")
+FIELDLINK = os.path.join(BIN, "fieldlink")
+FUTURE_PLUGIN = os.environ.get("FIELDLINK_FUTURE_PLUGIN", "build/test-plugins/fl_future_abi.so")
+
+GOOD = """
+clouds:
+  local: { platform: mqtt, host: 127.0.0.1 }
+buses:
+  sim1: { driver: sim }
+devices:
+  - name: boiler
+    cloud: local
+    bus: sim1
+    points:
+      - { name: a, area: holding, address: 0 }
+      - { name: b, area: holding, address: 2, type: float32 }
+      - { name: c, area: coil, address: 7 }
+"""
+
+
+class CliTest(unittest.TestCase):
+    def setUp(self):
+        self.procs = Procs(self)
+
+    def check(self, text, *extra, plugin_dir=PLUGINS):
+        path = self.procs.write("c.yaml", text)
+        return run_cli([FIELDLINKD, "--check", "--config", path, "--plugin-dir", plugin_dir] + list(extra))
+
+    def test_help_version_and_bad_usage(self):
+        rc, out, _ = run_cli([FIELDLINKD, "--help"])
+        self.assertEqual(rc, 0)
+        self.assertIn("--config", out)
+        rc, out, _ = run_cli([FIELDLINKD, "--version"])
+        self.assertEqual(rc, 0)
+        self.assertRegex(out, r"^fieldlinkd \d+\.\d+\.\d+")
+        self.assertEqual(run_cli([FIELDLINKD, "--no-such-flag"])[0], 2)
+        self.assertEqual(run_cli([FIELDLINKD])[0], 2)  # --config is required
+        self.assertEqual(run_cli([FIELDLINK])[0], 2)  # a subcommand is required
+
+    def test_check_accepts_a_valid_file(self):
+        rc, out, err = self.check(GOOD)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("configuration OK: 1 cloud(s), 1 bus(es), 1 device(s), 3 point(s)", out)
+
+    def test_check_reports_errors_with_position_and_exit_2(self):
+        rc, _, err = self.check(GOOD.replace("address: 2,", "address: -1,"))
+        self.assertEqual(rc, 2)
+        self.assertIn("c.yaml:12:44: devices[0].points[1].address: -1 is out of range; expected a 0-based "
+                      "protocol address 0..65535", err)
+        rc, _, err = self.check(GOOD.replace("sim1: { driver: sim }", "sim1: { driver: sim, speed: 9 }"))
+        self.assertEqual(rc, 2)
+        self.assertIn("unknown key 'speed' for driver sim", err)
+        rc, _, err = run_cli([FIELDLINKD, "--check", "--config", "/nonexistent.yaml"])
+        self.assertEqual(rc, 2)
+        self.assertIn("/nonexistent.yaml: cannot open the configuration file", err)
+
+    def test_plan_shows_coalesced_requests(self):
+        rc, out, err = self.check(GOOD, "--plan")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("device boiler (bus sim1, unit 1, every 5000ms): 2 requests per cycle", out)
+        self.assertIn("read holding 0..3 (4 registers): a b", out)
+        self.assertIn("read coil 7..7 (1 bits): c", out)
+
+    def test_plugin_for_an_unknown_abi_version_is_refused(self):
+        d = self.procs.path("plugins")
+        os.mkdir(d)
+        shutil.copy(FUTURE_PLUGIN, os.path.join(d, "fl_future.so"))
+        rc, _, err = self.check(GOOD, plugin_dir=d)
+        self.assertEqual(rc, 2)
+        self.assertIn("fl_future.so: refused: it supports none of the driver ABI versions this host speaks (1)", err)
+        self.assertIn("driver 'sim' is not available; installed drivers: (none loaded)", err)
+
+    def test_token_command_matches_the_reference_vector(self):
+        rc, out, _ = run_cli([FIELDLINK, "token", "--product", "469948", "--device", "Chic_D", "--key",
+                              "rs2FaE5BuygJZkWKDA5okKt1RFpwOx53hbu6hwyCS4U=", "--method", "sha1",
+                              "--expiry", "1673053248"])
+        self.assertEqual(rc, 0)
+        self.assertEqual(out.strip(), "version=2018-10-31&res=products%2F469948%2Fdevices%2FChic_D&et=1673053248"
+                                      "&method=sha1&sign=prIMDQ23WFI6PMj2IWpaRJJL4eE%3D")
+        rc, _, err = run_cli([FIELDLINK, "token", "-p", "1", "-k", "%%%", "-e", "1"])
+        self.assertEqual(rc, 2)
+        self.assertIn("not valid Base64", err)
+
+    def test_fieldlink_check_subcommand(self):
+        path = self.procs.write("c.yaml", GOOD)
+        rc, out, _ = run_cli([FIELDLINK, "check", path, "--plugin-dir", PLUGINS])
+        self.assertEqual(rc, 0)
+        self.assertIn("configuration OK", out)
+
+
+if __name__ == "__main__":
+    unittest.main()
