@@ -132,8 +132,8 @@ std::optional<Duration> Reader::duration(const YAML::Node& n, Duration min, Dura
         return std::nullopt;
     }
     if (*d < min || *d > max) {
-        error(n, "duration " + *s + " is out of range; expected " + std::to_string(min.count()) +
-                     "ms to " + std::to_string(max.count()) + "ms");
+        error(n, "duration " + *s + " is out of range; expected " + format_duration(min) + " to " +
+                     format_duration(max));
         return std::nullopt;
     }
     return d;

@@ -11,6 +11,11 @@
 namespace fieldlink::north {
 namespace {
 
+// A JSON string literal; invalid UTF-8 from a device becomes U+FFFD instead of an exception.
+void append_json_string(std::string& out, const std::string& s) {
+    out += nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 constexpr std::size_t kMaxBatchesPerMessage = 100;  // keeps a message far below OneNET's 256 KB
 
 struct ValueWriter {
@@ -24,7 +29,7 @@ struct ValueWriter {
         // binary noise of scaling (101 * 0.1 prints as 10.1, not 10.100000000000001).
         else fmt::format_to(std::back_inserter(out), "{:.15g}", d);
     }
-    void operator()(const std::string& s) const { out += nlohmann::json(s).dump(); }
+    void operator()(const std::string& s) const { append_json_string(out, s); }
 };
 
 class OnenetDatapoints : public Profile {
@@ -126,7 +131,7 @@ std::string onenet_dp_payload(const core::DeviceConfig& d, const std::deque<core
         if (streams[p].empty()) continue;
         if (!first) out += ',';
         first = false;
-        out += nlohmann::json(d.points[p].name).dump();
+        append_json_string(out, d.points[p].name);
         out += ':';
         out += streams[p];
         out += ']';
@@ -161,7 +166,7 @@ std::string expand_template(const std::string& tmpl, const core::DeviceConfig& d
             out += '{';
             for (std::size_t k = 0; k < b.values.size(); ++k) {
                 if (k) out += ',';
-                out += nlohmann::json(d.points[b.values[k].point_index].name).dump();
+                append_json_string(out, d.points[b.values[k].point_index].name);
                 out += ':';
                 append_json_value(out, b.values[k].value);
             }

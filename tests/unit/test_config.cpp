@@ -99,6 +99,11 @@ TEST_CASE("bad duration") {
           "gw.yaml:20:15: devices[0].interval: '5 seconds' is not a duration; expected a number with a unit: ms, s, m, h (e.g. 300ms, 5s, 1m)");
 }
 
+TEST_CASE("duration out of range") {
+    CHECK(only_error(replace(kBase, "interval: 5s", "interval: 1ms")) ==
+          "gw.yaml:20:15: devices[0].interval: duration 1ms is out of range; expected 10ms to 24h");
+}
+
 TEST_CASE("address out of range") {
     CHECK(only_error(replace(kBase, "address: 10", "address: 70000")) ==
           "gw.yaml:24:18: devices[0].points[0].address: 70000 is out of range; expected a 0-based protocol address 0..65535 (register 40001 is holding address 0)");

@@ -87,3 +87,9 @@ TEST_CASE("JSON values: no NaN, scaled values without binary noise") {
     north::append_json_value(s, std::int64_t{-5});
     CHECK(s == "null 10.1 18446744073709551615 -5");
 }
+
+TEST_CASE("a device's invalid UTF-8 string is published with replacement characters, not a crash") {
+    std::string s;
+    north::append_json_value(s, std::string("ok\xff\xfe"));
+    CHECK(s == "\"ok\xef\xbf\xbd\xef\xbf\xbd\"");
+}

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs every benchmark and prints one summary line per figure (ratios against baselines measured
+# in the same run). Usage: bench/run.sh [SECONDS]   (default 10 s of fieldlinkd load)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DFIELDLINK_TESTS=OFF >/dev/null
+cmake --build build-bench -j "$(nproc)" >/dev/null
+./build-bench/bench/plan_bench
+python3 bench/throughput.py build-bench "${1:-10}"

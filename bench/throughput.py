@@ -1,0 +1,158 @@
+"""Points decoded and published per CPU-second of fieldlinkd (Modbus TCP on loopback into
+mosquitto), with the broker's and the Modbus server's CPU excluded; baselines in the same run:
+the Modbus server's own ceiling (libmodbus client issuing the same read back to back) and mbpoll
+at its fastest poll rate.
+
+Usage: python3 bench/throughput.py BUILD_DIR [SECONDS]
+Prints one summary line per figure.
+"""
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "integration"))
+from harness import free_port, wait_for  # noqa: E402
+
+BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
+SECONDS = float(sys.argv[2]) if len(sys.argv) > 2 else 10.0
+BUSES = 2            # TCP connections, one worker thread each
+DEVICES_PER_BUS = 12  # units polled back to back on each connection (10 ms interval each)
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def points_yaml():
+    # 100 points in 125 registers (one request per cycle): float32, int16, scaled uint16, uint16.
+    out, addr = [], 0
+    for i in range(25):
+        out.append("{ name: f%d, area: holding, address: %d, type: float32 }" % (i, addr))
+        addr += 2
+    for kind in ("int16", "uint16s", "uint16"):
+        for i in range(25):
+            if kind == "uint16s":
+                out.append("{ name: s%d, area: holding, address: %d, type: uint16, scale: 0.1 }" % (i, addr))
+            else:
+                out.append("{ name: %s_%d, area: holding, address: %d, type: %s }" % (kind, i, addr, kind))
+            addr += 1
+    return "\n".join("      - " + p for p in out)
+
+
+def config(mqtt_port, modbus_port):
+    buses = "".join("""
+  tcp%d:
+    driver: modbus-tcp
+    host: 127.0.0.1
+    port: %d
+    timeout: 1s""" % (b, modbus_port) for b in range(BUSES))
+    pts = points_yaml()
+    devices = "".join("""
+  - name: dev%d_%d
+    cloud: local
+    bus: tcp%d
+    unit: %d
+    interval: 10ms
+    points:
+%s""" % (b, d, b, d + 1, pts) for b in range(BUSES) for d in range(DEVICES_PER_BUS))
+    return """
+gateway:
+  log_level: info
+clouds:
+  local:
+    platform: mqtt
+    host: 127.0.0.1
+    port: %d
+    max_inflight: 200
+buses:%s
+devices:%s
+""" % (mqtt_port, buses, devices)
+
+
+def server_requests(sim):
+    sim.stdin.write("stats\n")
+    sim.stdin.flush()
+    return int(sim.stdout.readline().split()[1])
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="fl-bench-")
+    procs = []
+    try:
+        mqtt_port, modbus_port = free_port(), free_port()
+        conf = os.path.join(work, "mosquitto.conf")
+        with open(conf, "w") as f:
+            f.write("listener %d 127.0.0.1\nallow_anonymous true\nlog_type none\nuser %s\n"
+                    % (mqtt_port, os.environ.get("USER", "root")))
+        procs.append(subprocess.Popen(["mosquitto", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        sim = subprocess.Popen([os.path.join(BUILD, "daemon", "fieldlink"), "simulate", "--tcp",
+                                "127.0.0.1:%d" % modbus_port, "--units", ",".join(str(u) for u in range(1, DEVICES_PER_BUS + 1))],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        procs.append(sim)
+        assert sim.stdout.readline().strip() == "ready"
+        time.sleep(0.3)
+
+        # Baseline 1: the server's ceiling for this exact read (125 holding registers).
+        load = subprocess.run([os.path.join(BUILD, "bench", "modbus_load"), "127.0.0.1", str(modbus_port), "1", "125",
+                               str(min(SECONDS, 5.0))], capture_output=True, text=True, check=True).stdout
+        m = re.search(r"requests (\d+) seconds ([\d.]+) cpu ([\d.]+)", load)
+        ceiling = int(m.group(1)) / float(m.group(2))
+
+        # Baseline 2: mbpoll, the usual command-line poller, at its fastest rate (10 ms floor).
+        mb = subprocess.Popen(["mbpoll", "-m", "tcp", "-p", str(modbus_port), "-a", "1", "-0", "-r", "0", "-c", "125",
+                               "-t", "4", "-l", "11", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              text=True)
+        time.sleep(0.5)
+        before = server_requests(sim)
+        time.sleep(3.0)
+        mbpoll_rate = (server_requests(sim) - before) / 3.0
+        mb.send_signal(signal.SIGINT)
+        mb.communicate(timeout=5)
+
+        # fieldlinkd
+        cfg = os.path.join(work, "bench.yaml")
+        with open(cfg, "w") as f:
+            f.write(config(mqtt_port, modbus_port))
+        log_path = os.path.join(work, "fieldlinkd.log")
+        with open(log_path, "w") as log:
+            d = subprocess.Popen([os.path.join(BUILD, "daemon", "fieldlinkd"), "--config", cfg, "--plugin-dir",
+                                  os.path.join(BUILD, "plugins")], stdout=log, stderr=subprocess.STDOUT)
+        procs.append(d)
+        t0 = time.monotonic()
+        wait_for(lambda: "connected to cloud" in open(log_path).read(), what="fieldlinkd to connect")
+        time.sleep(SECONDS)
+        cpu = cpu_seconds(d.pid)
+        wall = time.monotonic() - t0
+        d.send_signal(signal.SIGTERM)
+        d.wait(10)
+        text = open(log_path).read()
+        samples = int(re.search(r"(\d+) samples sent", text).group(1))
+        acked = int(re.search(r"(\d+) acknowledged", text).group(1))
+        polls = sum(int(x) for x in re.findall(r"device dev\d+_\d+: (\d+) polls", text))
+        points_per_cpu = samples / cpu if cpu > 0 else 0
+        req_rate = polls / wall
+        print("throughput: fieldlinkd %s points decoded+published per CPU-second (%d points in %.2f CPU-s, "
+              "%d messages acked; target >= 300,000, product target 1,000,000)"
+              % (format(int(points_per_cpu), ","), samples, cpu, acked))
+        print("baseline: Modbus server ceiling %s requests/s (libmodbus tight loop, same 125-register read) | "
+              "mbpoll %.0f requests/s (fastest poll rate) | fieldlinkd %s requests/s = %.0f%% of the ceiling"
+              % (format(int(ceiling), ","), mbpoll_rate, format(int(req_rate), ","), 100.0 * req_rate / ceiling))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(3)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+
+
+if __name__ == "__main__":
+    main()
