@@ -4,6 +4,7 @@
 #include <sys/epoll.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "core/log.hpp"
 
@@ -15,6 +16,8 @@ namespace {
 std::chrono::milliseconds reconnect_base(const core::CloudConfig& c) {
     return std::chrono::milliseconds(c.platform == core::Platform::onenet ? 2000 : 1000);
 }
+
+const char* error_text(int rc) { return rc == MOSQ_ERR_ERRNO ? std::strerror(errno) : mosquitto_strerror(rc); }
 
 const char* connack_text(int rc) {
     switch (rc) {
@@ -100,10 +103,7 @@ void Session::connect(Clock::time_point now) {
                  ? mosquitto_connect_async(mosq_, cloud_.host.c_str(), cloud_.port, keepalive)
                  : mosquitto_reconnect_async(mosq_);
     if (rc != MOSQ_ERR_SUCCESS) {
-        if (failures_ == 0) {
-            log_->warn("device {}: cannot connect to {}:{}: {}", device_.name, cloud_.host, cloud_.port,
-                       rc == MOSQ_ERR_ERRNO ? std::strerror(errno) : mosquitto_strerror(rc));
-        }
+        if (failures_ == 0) log_connect_failure(rc);
         state_ = State::waiting;
         sync_fd();
         schedule_reconnect(now);
@@ -145,10 +145,17 @@ void Session::sync_fd() {
     }
 }
 
+void Session::log_connect_failure(int rc) {
+    log_->warn("device {}: cannot connect to cloud {} at {}:{}: {}{}", device_.name, cloud_.name, cloud_.host,
+               cloud_.port, error_text(rc), rc == MOSQ_ERR_TLS ? " (TLS handshake or certificate verification failed)" : "");
+}
+
 void Session::lost(const char* why, int rc) {
     if (state_ == State::connected) {
         log_->warn("device {}: connection to cloud {} lost ({}: {}); {} batches waiting, reconnecting",
-                   device_.name, cloud_.name, why, mosquitto_strerror(rc), pending_.size());
+                   device_.name, cloud_.name, why, error_text(rc), pending_.size());
+    } else if (state_ == State::connecting && failures_ == 0 && rc != MOSQ_ERR_CONN_REFUSED) {
+        log_connect_failure(rc);  // first failure of a streak only: the backoff retries quietly
     }
     if (registered_fd_ >= 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, registered_fd_, nullptr);
     registered_fd_ = -1;

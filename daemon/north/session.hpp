@@ -63,6 +63,7 @@ private:
 
     void sync_fd();
     void lost(const char* why, int rc);
+    void log_connect_failure(int rc);
     void schedule_reconnect(Clock::time_point now);
 
     const core::DeviceConfig& device_;

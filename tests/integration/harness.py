@@ -97,7 +97,7 @@ class Procs:
 class Broker:
     """mosquitto on a free loopback port; optionally with the OneNET emulator plugin."""
 
-    def __init__(self, procs, devices=None, rate=1.0, port=None):
+    def __init__(self, procs, devices=None, rate=1.0, port=None, extra=()):
         self.procs = procs
         self.port = port or free_port()
         self.violations = procs.path("violations.log")
@@ -114,6 +114,7 @@ class Broker:
                       "plugin_opt_rate %g" % rate, "plugin_opt_observer %s:%s" % OBSERVER]
         else:
             lines.append("allow_anonymous true")
+        lines += list(extra)
         conf = procs.write("mosquitto-%d.conf" % self.port, "\n".join(lines) + "\n")
         self.proc = procs.start([MOSQUITTO, "-c", conf], "mosquitto-%d.out" % self.port)
         wait_for(self._listening, what="mosquitto to listen")
