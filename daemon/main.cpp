@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "app.hpp"
+#include "cli/parse.hpp"
 
 #ifndef FIELDLINK_VERSION
 #define FIELDLINK_VERSION "0.0.0"
@@ -18,15 +19,6 @@ int main(int argc, char** argv) {
     app.add_option("--plugin-dir", opts.plugin_dir, "directory holding the driver plugins (fl_*.so)");
     app.add_option("--log-level", opts.log_level, "trace, debug, info, warn, error (overrides the config)");
     app.set_version_flag("-V,--version", "fieldlinkd " FIELDLINK_VERSION);
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::CallForHelp& e) {
-        return app.exit(e);
-    } catch (const CLI::CallForVersion& e) {
-        return app.exit(e);
-    } catch (const CLI::ParseError& e) {
-        app.exit(e);
-        return 2;
-    }
+    if (auto rc = fieldlink::cli::parse(app, argc, argv)) return *rc;
     return fieldlink::run_daemon(opts);
 }

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "app.hpp"
+#include "cli/parse.hpp"
 #include "cli/simulator.hpp"
 #include "core/credentials.hpp"
 #include "core/duration.hpp"
@@ -82,16 +83,7 @@ int main(int argc, char** argv) {
     check_cmd->add_flag("--plan", check.plan, "also print the read plan");
     check_cmd->add_option("--plugin-dir", check.plugin_dir, "driver plugin directory");
 
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::CallForHelp& e) {
-        return app.exit(e);
-    } catch (const CLI::CallForVersion& e) {
-        return app.exit(e);
-    } catch (const CLI::ParseError& e) {
-        app.exit(e);
-        return 2;
-    }
+    if (auto rc = fieldlink::cli::parse(app, argc, argv)) return *rc;
     if (*token) return run_token(tok);
     if (*simulate) {
         auto d = fieldlink::core::parse_duration(tick);

@@ -189,13 +189,18 @@ fl_status classify(Link* l, fl_error_v1* err) {
     }
 }
 
+// Connects on demand (after a failure the next request reconnects) and addresses the unit.
+fl_status prepare(Link* l, uint8_t unit, fl_error_v1* err) {
+    if (!l->connected) {
+        if (fl_status s = mb_open(l, err); s != FL_OK) return s;
+    }
+    modbus_set_slave(l->ctx, unit);
+    return FL_OK;
+}
+
 fl_status mb_read(void* h, fl_read_v1* req, fl_error_v1* err) {
     auto* l = static_cast<Link*>(h);
-    if (!l->connected) {
-        fl_status s = mb_open(h, err);
-        if (s != FL_OK) return s;
-    }
-    modbus_set_slave(l->ctx, req->unit);
+    if (fl_status s = prepare(l, req->unit, err); s != FL_OK) return s;
     int rc = -1;
     switch (req->area) {
         case FL_AREA_COIL: rc = modbus_read_bits(l->ctx, req->address, req->count, req->bits); break;
@@ -214,11 +219,7 @@ fl_status mb_read(void* h, fl_read_v1* req, fl_error_v1* err) {
 
 fl_status mb_write(void* h, const fl_write_v1* req, fl_error_v1* err) {
     auto* l = static_cast<Link*>(h);
-    if (!l->connected) {
-        fl_status s = mb_open(h, err);
-        if (s != FL_OK) return s;
-    }
-    modbus_set_slave(l->ctx, req->unit);
+    if (fl_status s = prepare(l, req->unit, err); s != FL_OK) return s;
     int rc = -1;
     if (req->area == FL_AREA_COIL) {
         rc = req->count == 1 ? modbus_write_bit(l->ctx, req->address, req->bits[0])
