@@ -42,7 +42,7 @@ struct CloudConfig {
     std::optional<TlsConfig> tls;
     std::string product_id;
     Duration keepalive{60'000};
-    std::string token_method = "sha256";
+    std::string token_method;  // empty: the platform's default (onenet sha256, aiot sha1)
     Duration token_ttl{86'400'000LL * 365};
     std::int64_t token_expiry = 0;  // absolute Unix seconds; 0 = now + token_ttl
     std::string product_key;        // secret
@@ -96,13 +96,18 @@ struct DeviceConfig {
     std::string cloud;
     std::string bus;
     int unit = 1;
-    std::string key;  // secret
+    std::string key;  // secret: OneNET device key, legacy auth_info, DaShi deviceSecret
+    std::string product_id;  // sub-device product (OneNET gateway mode); default: the cloud's
+    std::string device_id;   // legacy OneNET numeric device id; DaShi deviceId (default: name)
+    bool gateway = false;    // OneNET thing model: this device carries sub-devices
+    std::string via;         // OneNET thing model: the gateway device that carries this one
     Duration interval{5'000};
     int max_gap = -1;
     std::vector<PointConfig> points;
     // Resolved by validation:
     std::size_t cloud_index = 0;
     std::size_t bus_index = 0;
+    std::optional<std::size_t> via_index;
 };
 
 struct Config {

@@ -1,5 +1,7 @@
 // Cross-field and cross-section rules that the per-key tables cannot express.
 #include <algorithm>
+#include <cctype>
+#include <optional>
 #include <map>
 #include <string>
 #include <vector>
@@ -119,6 +121,20 @@ void check_device(Checker& c, Config& cfg, std::size_t index) {
                                      cloud->name + "' needs 'product_key', to compute its OneNET token");
         }
     }
+    if (cloud && cloud->platform == Platform::onenet_legacy) {
+        const bool numeric = !d.device_id.empty() &&
+                             std::all_of(d.device_id.begin(), d.device_id.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+        if (!numeric) {
+            c.fail(d.mark, path + ".device_id", "OneNET legacy needs 'device_id': the numeric device id the platform assigned (the MQTT client id)");
+        }
+        if (d.key.empty() && cloud->password.empty()) {
+            c.fail(d.mark, path, "device '" + d.name + "' needs 'key' (its auth_info), or cloud '" + cloud->name +
+                                     "' needs 'password' (an API key)");
+        }
+    }
+    if (cloud && cloud->platform == Platform::aiot && d.key.empty()) {
+        c.fail(d.mark, path, "device '" + d.name + "' needs 'key' (its deviceSecret) to sign the DaShi login");
+    }
     if (d.points.empty()) c.fail(d.mark, path + ".points", "expected at least one point");
     std::map<std::string, const PointConfig*> seen;
     for (const auto& p : d.points) {
@@ -132,30 +148,72 @@ void check_device(Checker& c, Config& cfg, std::size_t index) {
     }
 }
 
+void require(Checker& c, const CloudConfig& cl, const std::string& value, const char* key) {
+    if (value.empty()) {
+        c.fail(cl.mark, "clouds." + cl.name, std::string("missing required key '") + key + "' for platform " +
+                                                 to_string(cl.platform));
+    }
+}
+
 void check_cloud(Checker& c, CloudConfig& cl) {
     const std::string path = "clouds." + cl.name;
     switch (cl.platform) {
         case Platform::onenet:
-            if (cl.protocol != OnenetProtocol::datapoints) {
-                c.fail(cl.mark, path + ".protocol", "protocol thing-model is not implemented yet; supported: datapoints");
-            }
-            if (cl.product_id.empty()) c.fail(cl.mark, path, "missing required key 'product_id' for platform onenet");
+            require(c, cl, cl.product_id, "product_id");
             if (cl.keepalive < Duration{10'000} || cl.keepalive > Duration{1'800'000}) {
                 c.fail(cl.mark, path + ".keepalive", "OneNET accepts a keepalive of 10s..1800s");
             }
             if (cl.max_rate == 0) cl.max_rate = 1.0;  // OneNET: 1 message/s per device
+            if (cl.token_method.empty()) cl.token_method = "sha256";
+            break;
+        case Platform::onenet_legacy:
+            require(c, cl, cl.product_id, "product_id");
+            if (cl.keepalive < Duration{120'000}) {
+                c.fail(cl.mark, path + ".keepalive", "OneNET legacy MQTT expects a keepalive of at least 120s");
+            }
+            if (cl.max_rate == 0) cl.max_rate = 1.0;
+            break;
+        case Platform::aiot:
+            require(c, cl, cl.product_id, "product_id");
+            if (cl.token_method.empty()) cl.token_method = "sha1";
+            break;
+        case Platform::thingsboard:
+            require(c, cl, cl.username, "username");  // the gateway device's access token
+            if (cl.client_id == "{device}") cl.client_id = "fieldlink-gateway";
             break;
         case Platform::mqtt: break;
-        case Platform::onenet_legacy:
-        case Platform::aiot:
-        case Platform::thingsboard:
-            c.fail(cl.mark, path + ".platform", std::string("platform ") + to_string(cl.platform) +
-                                                    " is not implemented yet; supported: onenet, mqtt");
-            break;
     }
-    if (cl.port == 0) cl.port = cl.tls ? 8883 : 1883;
+    if (cl.protocol == OnenetProtocol::thing_model && cl.platform != Platform::onenet) {
+        c.fail(cl.mark, path + ".protocol", "'protocol' applies to platform onenet only");
+    }
+    if (cl.port == 0) cl.port = cl.platform == Platform::onenet_legacy ? 6002 : cl.tls ? 8883 : 1883;
     if (cl.tls && cl.tls->cert_file.empty() != cl.tls->key_file.empty()) {
         c.fail(cl.mark, path + ".tls", "cert_file and key_file go together (client certificate)");
+    }
+}
+
+// OneNET gateway topology: `via` names a gateway device of the same thing-model cloud.
+void check_gateway_links(Checker& c, Config& cfg) {
+    for (std::size_t i = 0; i < cfg.devices.size(); ++i) {
+        DeviceConfig& d = cfg.devices[i];
+        const std::string path = "devices[" + std::to_string(i) + "]";
+        const CloudConfig& cloud = cfg.clouds[d.cloud_index];
+        const bool thing_model = cloud.platform == Platform::onenet && cloud.protocol == OnenetProtocol::thing_model;
+        if (d.gateway && !thing_model) {
+            c.fail(d.mark, path + ".gateway", "gateway devices need a cloud with platform onenet and protocol thing-model");
+        }
+        if (d.via.empty()) continue;
+        auto gi = find_named(cfg.devices, d.via);
+        if (!gi || !cfg.devices[*gi].gateway) {
+            c.fail(d.mark, path + ".via", "'" + d.via + "' is not a device with 'gateway: true'");
+            continue;
+        }
+        if (cfg.devices[*gi].cloud != d.cloud) {
+            c.fail(d.mark, path + ".via", "sub-device and gateway '" + d.via + "' must use the same cloud");
+            continue;
+        }
+        if (d.gateway) c.fail(d.mark, path + ".via", "a gateway cannot itself be carried by another gateway");
+        d.via_index = *gi;
     }
 }
 
@@ -174,6 +232,7 @@ const char* to_string(Platform p) {
 
 void validate_config(Config& cfg, std::vector<ConfigError>& errors) {
     Checker c(errors);
+    const std::size_t errors_before = errors.size();
     for (auto& cl : cfg.clouds) check_cloud(c, cl);
     std::map<std::string, std::size_t> names;
     for (std::size_t i = 0; i < cfg.devices.size(); ++i) {
@@ -187,6 +246,7 @@ void validate_config(Config& cfg, std::vector<ConfigError>& errors) {
         }
         check_device(c, cfg, i);
     }
+    if (errors_before == errors.size()) check_gateway_links(c, cfg);
 }
 
 }  // namespace fieldlink::core

@@ -19,6 +19,32 @@ constexpr std::size_t kMaxPendingBatches = 100'000;
 constexpr long kTickMs = 100;
 }  // namespace
 
+std::vector<SessionInfo> plan_sessions(const core::Config& cfg) {
+    std::vector<SessionInfo> out;
+    std::vector<std::ptrdiff_t> cloud_session(cfg.clouds.size(), -1);  // ThingsBoard: one per cloud
+    std::vector<std::ptrdiff_t> device_session(cfg.devices.size(), -1);
+    for (std::uint32_t i = 0; i < cfg.devices.size(); ++i) {
+        const auto& d = cfg.devices[i];
+        const auto& cloud = cfg.clouds[d.cloud_index];
+        if (cloud.platform == core::Platform::thingsboard) {
+            if (cloud_session[d.cloud_index] < 0) {
+                cloud_session[d.cloud_index] = static_cast<std::ptrdiff_t>(out.size());
+                out.push_back(SessionInfo{&cfg, &cloud, nullptr, {}, cloud.name});
+            }
+            out[static_cast<std::size_t>(cloud_session[d.cloud_index])].devices.push_back(i);
+            continue;
+        }
+        if (d.via_index) continue;  // carried by its gateway's session, added below
+        device_session[i] = static_cast<std::ptrdiff_t>(out.size());
+        out.push_back(SessionInfo{&cfg, &cloud, &d, {i}, d.name});
+    }
+    for (std::uint32_t i = 0; i < cfg.devices.size(); ++i) {
+        const auto& via = cfg.devices[i].via_index;
+        if (via) out[static_cast<std::size_t>(device_session[*via])].devices.push_back(i);
+    }
+    return out;
+}
+
 North::North(const core::Config& cfg, std::size_t queue_capacity) : cfg_(cfg), queue_(queue_capacity) {
     mosquitto_lib_init();
 }
@@ -51,14 +77,14 @@ bool North::start(std::string* error) {
         epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
     }
     for (const auto& c : cfg_.clouds) profiles_.push_back(make_profile(c));
-    for (const auto& d : cfg_.devices) {
-        const auto& cloud = cfg_.clouds[d.cloud_index];
-        const Profile* p = profiles_[d.cloud_index].get();
+    for (auto& info : plan_sessions(cfg_)) {
+        const Profile* p = profiles_[static_cast<std::size_t>(info.cloud - cfg_.clouds.data())].get();
         if (!p) {
-            if (error) *error = "cloud " + cloud.name + ": platform " + core::to_string(cloud.platform) + " is not supported";
+            if (error) *error = "cloud " + info.cloud->name + ": platform " + core::to_string(info.cloud->platform) + " is not supported";
             return false;
         }
-        sessions_.push_back(std::make_unique<Session>(d, cloud, *p, epoll_fd_, kMaxPendingBatches));
+        for (auto d : info.devices) route_[d] = sessions_.size();
+        sessions_.push_back(std::make_unique<Session>(std::move(info), *p, epoll_fd_, kMaxPendingBatches));
     }
     thread_ = std::thread([this] { run(); });
     return true;
@@ -119,7 +145,7 @@ void North::run() {
                     queue_.drain(batches);
                     const auto t = Session::Clock::now();
                     while (!batches.empty()) {
-                        auto& s = *sessions_[batches.front().device_index];
+                        auto& s = *sessions_[route_[batches.front().device_index]];
                         s.enqueue(std::move(batches.front()));
                         batches.pop_front();
                         s.flush(t);

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "core/bounded_queue.hpp"
@@ -24,6 +25,10 @@ struct NorthTotals {
     std::uint64_t samples_dropped = 0;
     std::uint64_t sessions_connected = 0;
 };
+
+// Which sessions the configuration needs and which devices each carries: one per device, except
+// ThingsBoard (one per cloud: the gateway API) and OneNET gateways (their sub-devices ride along).
+std::vector<SessionInfo> plan_sessions(const core::Config& cfg);
 
 class North {
 public:
@@ -47,7 +52,8 @@ private:
     const core::Config& cfg_;
     core::BoundedQueue<core::SampleBatch> queue_;
     std::vector<std::unique_ptr<Profile>> profiles_;  // per cloud
-    std::vector<std::unique_ptr<Session>> sessions_;  // per device
+    std::vector<std::unique_ptr<Session>> sessions_;
+    std::unordered_map<std::uint32_t, std::size_t> route_;  // device index -> session
     int epoll_fd_ = -1;
     int timer_fd_ = -1;
     int stop_fd_ = -1;

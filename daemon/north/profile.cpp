@@ -6,17 +6,8 @@
 #include <cctype>
 #include <cmath>
 
-#include "core/credentials.hpp"
-
 namespace fieldlink::north {
 namespace {
-
-// A JSON string literal; invalid UTF-8 from a device becomes U+FFFD instead of an exception.
-void append_json_string(std::string& out, const std::string& s) {
-    out += nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-constexpr std::size_t kMaxBatchesPerMessage = 100;  // keeps a message far below OneNET's 256 KB
 
 struct ValueWriter {
     std::string& out;
@@ -32,113 +23,14 @@ struct ValueWriter {
     void operator()(const std::string& s) const { append_json_string(out, s); }
 };
 
-class OnenetDatapoints : public Profile {
-public:
-    explicit OnenetDatapoints(const core::CloudConfig& c) : cloud_(c) {}
-
-    std::optional<Credentials> credentials(const core::DeviceConfig& d, std::int64_t now_s,
-                                           std::string* error) const override {
-        core::TokenRequest t;
-        t.res = core::onenet_device_res(cloud_.product_id, d.name);
-        t.expiry = cloud_.token_expiry ? cloud_.token_expiry : now_s + cloud_.token_ttl.count() / 1000;
-        t.method = cloud_.token_method;
-        t.key_base64 = d.key.empty() ? cloud_.product_key : d.key;
-        auto token = core::onenet_token(t, error);
-        if (!token) return std::nullopt;
-        return Credentials{d.name, cloud_.product_id, *token};
-    }
-
-    std::vector<Message> build(const core::DeviceConfig& d, std::deque<core::SampleBatch>& pending,
-                               std::size_t max_messages, std::uint32_t& next_id) const override {
-        std::vector<Message> out;
-        while (!pending.empty() && out.size() < max_messages) {
-            const std::size_t n = std::min(pending.size(), kMaxBatchesPerMessage);
-            Message m;
-            m.topic = "$sys/" + cloud_.product_id + "/" + d.name + "/dp/post/json";
-            const std::uint32_t id = next_id;
-            next_id = next_id >= 0x7FFFFFFFu ? 1 : next_id + 1;
-            m.payload = onenet_dp_payload(d, pending, n, id);
-            for (std::size_t i = 0; i < n; ++i) {
-                m.samples += pending.front().values.size();
-                pending.pop_front();
-            }
-            out.push_back(std::move(m));
-        }
-        return out;
-    }
-
-private:
-    const core::CloudConfig& cloud_;
-};
-
-class MqttTemplate : public Profile {
-public:
-    explicit MqttTemplate(const core::CloudConfig& c)
-        : cloud_(c), per_point_(c.topic.find("{point}") != std::string::npos) {}
-
-    std::optional<Credentials> credentials(const core::DeviceConfig& d, std::int64_t, std::string*) const override {
-        core::SampleBatch empty;
-        return Credentials{expand_template(cloud_.client_id, d, empty, nullptr), cloud_.username, cloud_.password};
-    }
-
-    std::vector<Message> build(const core::DeviceConfig& d, std::deque<core::SampleBatch>& pending,
-                               std::size_t max_messages, std::uint32_t&) const override {
-        std::vector<Message> out;
-        while (!pending.empty() && out.size() < max_messages) {
-            const auto& b = pending.front();
-            if (per_point_) {
-                for (const auto& pv : b.values) {
-                    out.push_back({expand_template(cloud_.topic, d, b, &pv), expand_template(cloud_.payload, d, b, &pv), 1});
-                }
-            } else {
-                out.push_back({expand_template(cloud_.topic, d, b, nullptr), expand_template(cloud_.payload, d, b, nullptr),
-                               b.values.size()});
-            }
-            pending.pop_front();
-        }
-        return out;
-    }
-
-    int qos() const override { return cloud_.qos; }
-
-private:
-    const core::CloudConfig& cloud_;
-    bool per_point_;
-};
-
 }  // namespace
 
-void append_json_value(std::string& out, const core::Value& v) { std::visit(ValueWriter{out}, v); }
-
-std::string onenet_dp_payload(const core::DeviceConfig& d, const std::deque<core::SampleBatch>& batches,
-                              std::size_t count, std::uint32_t id) {
-    // Group samples by datastream, keeping acquisition order: {"id":N,"dp":{name:[{"v":..,"t":..}]}}
-    std::vector<std::string> streams(d.points.size());
-    for (std::size_t i = 0; i < count; ++i) {
-        const auto& b = batches[i];
-        const std::int64_t t = b.timestamp_ms / 1000;
-        for (const auto& pv : b.values) {
-            std::string& s = streams[pv.point_index];
-            s += s.empty() ? "[" : ",";
-            s += "{\"v\":";
-            append_json_value(s, pv.value);
-            fmt::format_to(std::back_inserter(s), ",\"t\":{}}}", t);
-        }
-    }
-    std::string out = fmt::format("{{\"id\":{},\"dp\":{{", id);
-    bool first = true;
-    for (std::size_t p = 0; p < streams.size(); ++p) {
-        if (streams[p].empty()) continue;
-        if (!first) out += ',';
-        first = false;
-        append_json_string(out, d.points[p].name);
-        out += ':';
-        out += streams[p];
-        out += ']';
-    }
-    out += "}}";
-    return out;
+// A JSON string literal; invalid UTF-8 from a device becomes U+FFFD instead of an exception.
+void append_json_string(std::string& out, const std::string& s) {
+    out += nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
+
+void append_json_value(std::string& out, const core::Value& v) { std::visit(ValueWriter{out}, v); }
 
 std::string expand_template(const std::string& tmpl, const core::DeviceConfig& d, const core::SampleBatch& b,
                             const core::PointValue* point) {
@@ -190,10 +82,15 @@ std::string legacy_dp_type3(const std::string& json) {
 
 std::unique_ptr<Profile> make_profile(const core::CloudConfig& cloud) {
     switch (cloud.platform) {
-        case core::Platform::onenet: return std::make_unique<OnenetDatapoints>(cloud);
-        case core::Platform::mqtt: return std::make_unique<MqttTemplate>(cloud);
-        default: return nullptr;
+        case core::Platform::onenet:
+            return cloud.protocol == core::OnenetProtocol::thing_model ? make_onenet_thing_model(cloud)
+                                                                       : make_onenet_datapoints(cloud);
+        case core::Platform::onenet_legacy: return make_onenet_legacy(cloud);
+        case core::Platform::aiot: return make_aiot(cloud);
+        case core::Platform::thingsboard: return make_thingsboard(cloud);
+        case core::Platform::mqtt: return make_mqtt_template(cloud);
     }
+    return nullptr;
 }
 
 }  // namespace fieldlink::north

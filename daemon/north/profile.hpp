@@ -1,5 +1,6 @@
-// Platform profiles: how a device session logs in, which topic it publishes to and what the
-// payload looks like. Sessions, the event loop and the queues are shared by all profiles.
+// Platform profiles: how a session logs in, what it subscribes to, which messages it sends on
+// connect and for data, and how it answers what the platform sends. Sessions, the event loop and
+// the queues are shared by all profiles; a profile holds no per-session state.
 #pragma once
 
 #include <cstdint>
@@ -7,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/config.hpp"
@@ -26,20 +28,61 @@ struct Message {
     std::size_t samples = 0;  // values carried, for counters
 };
 
+// What a profile knows about the session it serves.
+struct SessionInfo {
+    const core::Config* cfg = nullptr;
+    const core::CloudConfig* cloud = nullptr;
+    // The device whose credentials log in; nullptr when the cloud's own credentials do
+    // (ThingsBoard gateway).
+    const core::DeviceConfig* identity = nullptr;
+    std::vector<std::uint32_t> devices;  // every device whose data this session carries
+    std::string name;                    // for logs
+
+    const core::DeviceConfig& device(std::uint32_t index) const { return cfg->devices[index]; }
+};
+
+// Latest decoded value of every point, per device index (answers "property get").
+using LatestValues = std::unordered_map<std::uint32_t, std::vector<std::optional<core::Value>>>;
+
+// Result of handling one message from the platform.
+struct Inbound {
+    std::vector<Message> replies;
+    std::string kind;     // what it was: "property/set", "post/reply", "rpc", ...
+    std::string problem;  // set when malformed, unknown, refused or an error reply: logged once per kind
+    bool command = false; // a platform request that got an answer
+    bool refused = false; // ... answered with a failure code
+    bool malformed = false;
+    bool error_reply = false;  // the platform answered one of our requests with an error code
+};
+
 class Profile {
 public:
     virtual ~Profile() = default;
-    // Computes fresh credentials (called before every connect and reconnect).
-    virtual std::optional<Credentials> credentials(const core::DeviceConfig& d, std::int64_t now_s,
+    // Fresh credentials, computed before every connect and reconnect.
+    virtual std::optional<Credentials> credentials(const SessionInfo& s, std::int64_t now_s,
                                                    std::string* error) const = 0;
-    // Builds messages from waiting batches, consuming at most the batches that fit in one message
-    // (or `max_messages` messages); consumed batches are popped from `pending`.
-    virtual std::vector<Message> build(const core::DeviceConfig& d, std::deque<core::SampleBatch>& pending,
+    virtual std::vector<std::string> subscriptions(const SessionInfo&) const { return {}; }
+    // Messages to send right after CONNACK, before any data (sub-device login, topology, ...).
+    virtual std::vector<Message> on_connect(const SessionInfo&, std::uint32_t& /*next_id*/) const { return {}; }
+    // Builds at most `max_messages` messages from the oldest waiting batches, popping what it used.
+    virtual std::vector<Message> build(const SessionInfo& s, std::deque<core::SampleBatch>& pending,
                                        std::size_t max_messages, std::uint32_t& next_id) const = 0;
+    virtual Inbound on_message(const SessionInfo&, const std::string& topic, const std::string& /*payload*/,
+                               const LatestValues&) const {
+        Inbound in;
+        in.kind = "unexpected";
+        in.problem = "message on a topic this platform does not use: " + topic;
+        return in;
+    }
     virtual int qos() const { return 1; }
+    virtual int downlink_qos() const { return 0; }
 };
 
 std::unique_ptr<Profile> make_profile(const core::CloudConfig& cloud);
+
+// Shared JSON writing helpers (also used by the unit tests).
+void append_json_value(std::string& out, const core::Value& v);
+void append_json_string(std::string& out, const std::string& s);
 
 // Exposed for unit tests.
 std::string onenet_dp_payload(const core::DeviceConfig& d, const std::deque<core::SampleBatch>& batches,
@@ -47,6 +90,13 @@ std::string onenet_dp_payload(const core::DeviceConfig& d, const std::deque<core
 std::string expand_template(const std::string& tmpl, const core::DeviceConfig& d,
                             const core::SampleBatch& b, const core::PointValue* point);
 std::string legacy_dp_type3(const std::string& json);
-void append_json_value(std::string& out, const core::Value& v);
+
+// Per-platform factories (profile_*.cpp).
+std::unique_ptr<Profile> make_onenet_datapoints(const core::CloudConfig& c);
+std::unique_ptr<Profile> make_onenet_thing_model(const core::CloudConfig& c);
+std::unique_ptr<Profile> make_onenet_legacy(const core::CloudConfig& c);
+std::unique_ptr<Profile> make_aiot(const core::CloudConfig& c);
+std::unique_ptr<Profile> make_thingsboard(const core::CloudConfig& c);
+std::unique_ptr<Profile> make_mqtt_template(const core::CloudConfig& c);
 
 }  // namespace fieldlink::north

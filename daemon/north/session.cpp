@@ -32,14 +32,13 @@ const char* connack_text(int rc) {
 
 }  // namespace
 
-Session::Session(const core::DeviceConfig& device, const core::CloudConfig& cloud, const Profile& profile,
-                 int epoll_fd, std::size_t max_pending_batches)
-    : device_(device),
-      cloud_(cloud),
+Session::Session(SessionInfo info, const Profile& profile, int epoll_fd, std::size_t max_pending_batches)
+    : info_(std::move(info)),
+      cloud_(*info_.cloud),
       profile_(profile),
       epoll_fd_(epoll_fd),
       max_pending_(max_pending_batches),
-      backoff_(reconnect_base(cloud), std::chrono::milliseconds(60'000)),
+      backoff_(reconnect_base(cloud_), std::chrono::milliseconds(60'000)),
       log_(core::logger("north")) {}
 
 Session::~Session() {
@@ -48,11 +47,14 @@ Session::~Session() {
 }
 
 void Session::enqueue(core::SampleBatch&& batch) {
+    auto& latest = latest_[batch.device_index];
+    if (latest.empty()) latest.resize(info_.device(batch.device_index).points.size());
+    for (const auto& pv : batch.values) latest[pv.point_index] = pv.value;
     if (pending_.size() >= max_pending_) {
         counters_.samples_dropped += pending_.front().values.size();
         pending_.pop_front();
         if (!dropping_) {
-            log_->warn("device {}: {} batches waiting for cloud {}; dropping the oldest (counted)", device_.name,
+            log_->warn("device {}: {} batches waiting for cloud {}; dropping the oldest (counted)", info_.name,
                        max_pending_, cloud_.name);
             dropping_ = true;
         }
@@ -64,16 +66,16 @@ void Session::enqueue(core::SampleBatch&& batch) {
 
 void Session::connect(Clock::time_point now) {
     std::string err;
-    auto creds = profile_.credentials(device_, core::unix_ms_now() / 1000, &err);
+    auto creds = profile_.credentials(info_, core::unix_ms_now() / 1000, &err);
     if (!creds) {
-        log_->error("device {}: cannot compute credentials for cloud {}: {}", device_.name, cloud_.name, err);
+        log_->error("device {}: cannot compute credentials for cloud {}: {}", info_.name, cloud_.name, err);
         schedule_reconnect(now);
         return;
     }
     if (!mosq_) {
         mosq_ = mosquitto_new(creds->client_id.c_str(), true, this);  // clean session, always
         if (!mosq_) {
-            log_->error("device {}: cannot create MQTT client", device_.name);
+            log_->error("device {}: cannot create MQTT client", info_.name);
             schedule_reconnect(now);
             return;
         }
@@ -81,6 +83,7 @@ void Session::connect(Clock::time_point now) {
         mosquitto_connect_callback_set(mosq_, on_connect);
         mosquitto_disconnect_callback_set(mosq_, on_disconnect);
         mosquitto_publish_callback_set(mosq_, on_publish);
+        mosquitto_message_callback_set(mosq_, on_message);
         mosquitto_will_clear(mosq_);  // OneNET refuses wills; no platform here needs one
         if (cloud_.tls) {
             const auto& t = *cloud_.tls;
@@ -90,7 +93,7 @@ void Session::connect(Clock::time_point now) {
             if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_tls_opts_set(mosq_, 1, nullptr, nullptr);  // verify peer
             if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_tls_insecure_set(mosq_, false);              // check host name
             if (rc != MOSQ_ERR_SUCCESS) {
-                log_->error("device {}: TLS setup failed: {}", device_.name, mosquitto_strerror(rc));
+                log_->error("device {}: TLS setup failed: {}", info_.name, mosquitto_strerror(rc));
                 schedule_reconnect(now);
                 return;
             }
@@ -146,14 +149,14 @@ void Session::sync_fd() {
 }
 
 void Session::log_connect_failure(int rc) {
-    log_->warn("device {}: cannot connect to cloud {} at {}:{}: {}{}", device_.name, cloud_.name, cloud_.host,
+    log_->warn("device {}: cannot connect to cloud {} at {}:{}: {}{}", info_.name, cloud_.name, cloud_.host,
                cloud_.port, error_text(rc), rc == MOSQ_ERR_TLS ? " (TLS handshake or certificate verification failed)" : "");
 }
 
 void Session::lost(const char* why, int rc) {
     if (state_ == State::connected) {
         log_->warn("device {}: connection to cloud {} lost ({}: {}); {} batches waiting, reconnecting",
-                   device_.name, cloud_.name, why, error_text(rc), pending_.size());
+                   info_.name, cloud_.name, why, error_text(rc), pending_.size());
     } else if (state_ == State::connecting && failures_ == 0 && rc != MOSQ_ERR_CONN_REFUSED) {
         log_connect_failure(rc);  // first failure of a streak only: the backoff retries quietly
     }
@@ -190,31 +193,41 @@ void Session::tick(Clock::time_point now) {
     sync_fd();
 }
 
+bool Session::publish(const Message& m) {
+    int mid = 0;
+    const int rc = mosquitto_publish(mosq_, &mid, m.topic.c_str(), static_cast<int>(m.payload.size()),
+                                     m.payload.data(), profile_.qos(), false);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        log_->warn("device {}: publish to {} failed: {}", info_.name, m.topic, mosquitto_strerror(rc));
+        return false;
+    }
+    if (profile_.qos() > 0) inflight_[mid] = m.samples;
+    else ++counters_.messages_acked;
+    ++counters_.messages_sent;
+    counters_.samples_sent += m.samples;
+    if (cloud_.max_rate > 0) tokens_ -= 1.0;
+    return true;
+}
+
 void Session::flush(Clock::time_point now) {
-    if (state_ != State::connected || pending_.empty()) return;
+    if (state_ != State::connected || (pending_.empty() && control_.empty())) return;
     if (cloud_.max_rate > 0) {
         const double dt = std::chrono::duration<double>(now - last_refill_).count();
         tokens_ = std::min(std::max(1.0, cloud_.max_rate), tokens_ + dt * cloud_.max_rate);
         last_refill_ = now;
     }
-    const auto room = static_cast<std::size_t>(std::max(0, cloud_.max_inflight - static_cast<int>(inflight_.size())));
-    std::size_t allowed = room;
-    if (cloud_.max_rate > 0) allowed = std::min(allowed, static_cast<std::size_t>(tokens_));
-    if (allowed == 0) return;
-    auto messages = profile_.build(device_, pending_, allowed, next_id_);
-    for (auto& m : messages) {
-        int mid = 0;
-        const int rc = mosquitto_publish(mosq_, &mid, m.topic.c_str(), static_cast<int>(m.payload.size()),
-                                         m.payload.data(), profile_.qos(), false);
-        if (rc != MOSQ_ERR_SUCCESS) {
-            log_->warn("device {}: publish to {} failed: {}", device_.name, m.topic, mosquitto_strerror(rc));
-            break;
+    auto allowed = [this] {
+        const auto room = static_cast<std::size_t>(std::max(0, cloud_.max_inflight - static_cast<int>(inflight_.size())));
+        return cloud_.max_rate > 0 ? std::min(room, static_cast<std::size_t>(std::max(0.0, tokens_))) : room;
+    };
+    while (!control_.empty() && allowed() > 0) {
+        if (!publish(control_.front())) break;
+        control_.pop_front();
+    }
+    if (control_.empty() && allowed() > 0 && !pending_.empty()) {
+        for (const auto& m : profile_.build(info_, pending_, allowed(), next_id_)) {
+            if (!publish(m)) break;
         }
-        if (profile_.qos() > 0) inflight_[mid] = m.samples;
-        else ++counters_.messages_acked;
-        ++counters_.messages_sent;
-        counters_.samples_sent += m.samples;
-        if (cloud_.max_rate > 0) tokens_ -= 1.0;
     }
     sync_fd();
 }
@@ -235,22 +248,50 @@ void Session::disconnect() {
 void Session::on_connect(mosquitto*, void* self, int rc) {
     auto* s = static_cast<Session*>(self);
     if (rc != 0) {
-        s->log_->error("device {}: cloud {} refused the connection: {} (CONNACK {})", s->device_.name,
+        s->log_->error("device {}: cloud {} refused the connection: {} (CONNACK {})", s->info_.name,
                        s->cloud_.name, connack_text(rc), rc);
         s->lost("connack", MOSQ_ERR_CONN_REFUSED);
         return;
     }
     ++s->counters_.connects;
     if (s->failures_ > 0 || s->counters_.connects > 1) {
-        s->log_->info("device {}: connected to cloud {} again after {} failed attempt(s)", s->device_.name,
+        s->log_->info("device {}: connected to cloud {} again after {} failed attempt(s)", s->info_.name,
                       s->cloud_.name, s->failures_);
     } else {
-        s->log_->info("device {}: connected to cloud {} ({}:{})", s->device_.name, s->cloud_.name, s->cloud_.host,
+        s->log_->info("device {}: connected to cloud {} ({}:{})", s->info_.name, s->cloud_.name, s->cloud_.host,
                       s->cloud_.port);
     }
     s->failures_ = 0;
     s->state_ = State::connected;
     s->last_refill_ = Clock::now();
+    for (const auto& topic : s->profile_.subscriptions(s->info_)) {
+        const int sub = mosquitto_subscribe(s->mosq_, nullptr, topic.c_str(), s->profile_.downlink_qos());
+        if (sub != MOSQ_ERR_SUCCESS) s->log_->warn("device {}: cannot subscribe to {}: {}", s->info_.name, topic, mosquitto_strerror(sub));
+    }
+    s->control_.clear();
+    for (auto& m : s->profile_.on_connect(s->info_, s->next_id_)) s->control_.push_back(std::move(m));
+}
+
+void Session::on_message(mosquitto*, void* self, const mosquitto_message* msg) {
+    auto* s = static_cast<Session*>(self);
+    const std::string topic = msg->topic ? msg->topic : "";
+    const std::string payload(static_cast<const char*>(msg->payload), static_cast<std::size_t>(std::max(0, msg->payloadlen)));
+    s->handle(topic, payload);
+}
+
+// Answers a platform message at once (platforms time out requests after a few seconds); problems
+// are logged once per kind of message and counted.
+void Session::handle(const std::string& topic, const std::string& payload) {
+    const Inbound in = profile_.on_message(info_, topic, payload, latest_);
+    if (in.command) ++counters_.commands;
+    if (in.refused) ++counters_.commands_refused;
+    if (in.malformed) ++counters_.malformed;
+    if (in.error_reply) ++counters_.error_replies;
+    if (in.kind == "unexpected") ++counters_.unexpected;
+    if (!in.problem.empty() && logged_kinds_.insert(in.kind).second) {
+        log_->warn("device {}: {} on {} (further ones of this kind are counted, not logged)", info_.name, in.problem, topic);
+    }
+    for (const auto& r : in.replies) publish(r);
 }
 
 void Session::on_disconnect(mosquitto*, void* self, int rc) {

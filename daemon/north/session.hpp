@@ -10,6 +10,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <set>
 #include <unordered_map>
 
 #include "core/backoff.hpp"
@@ -24,6 +25,11 @@ class logger;
 namespace fieldlink::north {
 
 struct SessionCounters {
+    std::uint64_t commands = 0;          // platform requests answered
+    std::uint64_t commands_refused = 0;  // ... with a failure code
+    std::uint64_t malformed = 0;         // unreadable platform messages
+    std::uint64_t error_replies = 0;     // our requests answered with an error code
+    std::uint64_t unexpected = 0;        // messages on topics the profile does not use
     std::uint64_t messages_sent = 0;
     std::uint64_t messages_acked = 0;
     std::uint64_t samples_sent = 0;
@@ -36,8 +42,7 @@ class Session {
 public:
     using Clock = std::chrono::steady_clock;
 
-    Session(const core::DeviceConfig& device, const core::CloudConfig& cloud, const Profile& profile,
-            int epoll_fd, std::size_t max_pending_batches);
+    Session(SessionInfo info, const Profile& profile, int epoll_fd, std::size_t max_pending_batches);
     ~Session();
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
@@ -52,7 +57,7 @@ public:
     bool idle() const { return pending_.empty() && inflight_.empty(); }
     bool connected() const { return state_ == State::connected; }
     const SessionCounters& counters() const { return counters_; }
-    const std::string& name() const { return device_.name; }
+    const std::string& name() const { return info_.name; }
 
 private:
     enum class State { idle, connecting, connected, waiting };
@@ -60,13 +65,16 @@ private:
     static void on_connect(mosquitto* m, void* self, int rc);
     static void on_disconnect(mosquitto* m, void* self, int rc);
     static void on_publish(mosquitto* m, void* self, int mid);
+    static void on_message(mosquitto* m, void* self, const mosquitto_message* msg);
+    bool publish(const Message& m);
+    void handle(const std::string& topic, const std::string& payload);
 
     void sync_fd();
     void lost(const char* why, int rc);
     void log_connect_failure(int rc);
     void schedule_reconnect(Clock::time_point now);
 
-    const core::DeviceConfig& device_;
+    SessionInfo info_;
     const core::CloudConfig& cloud_;
     const Profile& profile_;
     int epoll_fd_;
@@ -81,6 +89,9 @@ private:
     double tokens_ = 1.0;
     Clock::time_point last_refill_{};
     std::deque<core::SampleBatch> pending_;
+    std::deque<Message> control_;  // on-connect messages, sent before data
+    LatestValues latest_;
+    std::set<std::string> logged_kinds_;  // inbound problems are logged once per kind
     std::unordered_map<int, std::size_t> inflight_;  // mid -> samples
     std::uint32_t next_id_ = 1;
     bool dropping_ = false;

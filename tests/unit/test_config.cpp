@@ -79,7 +79,7 @@ TEST_CASE("the base configuration is valid") {
 
 TEST_CASE("unknown key") {
     CHECK(only_error(replace(kBase, "    interval: 5s", "    intervall: 5s")) ==
-          "gw.yaml:20:5: devices[0]: unknown key 'intervall'; expected one of: name, cloud, bus, unit, key, key_file, interval, max_gap, points");
+          "gw.yaml:20:5: devices[0]: unknown key 'intervall'; expected one of: name, cloud, bus, unit, key, key_file, product_id, device_id, gateway, via, interval, max_gap, points");
 }
 
 TEST_CASE("missing required key") {
@@ -143,6 +143,25 @@ TEST_CASE("more rules: unit on a serial line, writable input, missing key, keepa
           "gw.yaml:15:5: devices[0].name: OneNET device names may use only A-Z a-z 0-9 _ -; got 'Chic D'");
     CHECK(only_error(replace(kBase, "type: float32", "type: double")) ==
           "gw.yaml:25:15: devices[0].points[0].type: unknown value 'double'; expected one of: bool, int16, uint16, int32, uint32, int64, uint64, float32, float64, string, bcd");
+}
+
+TEST_CASE("platform rules: gateways, legacy device ids, DaShi secrets, ThingsBoard tokens") {
+    const std::string tm = replace(kBase, "    protocol: datapoints", "    protocol: thing-model");
+    CHECK(only_error(replace(kBase, "    interval: 5s", "    interval: 5s\n    via: nowhere")) ==
+          "gw.yaml:15:5: devices[0].via: 'nowhere' is not a device with 'gateway: true'");
+    CHECK(only_error(replace(kBase, "    interval: 5s", "    interval: 5s\n    gateway: true")) ==
+          "gw.yaml:15:5: devices[0].gateway: gateway devices need a cloud with platform onenet and protocol thing-model");
+    CHECK(errors_of(replace(tm, "    interval: 5s", "    interval: 5s\n    gateway: true")).empty());
+    const std::string legacy = replace(replace(kBase, "platform: onenet", "platform: onenet-legacy"), "    protocol: datapoints\n", "    keepalive: 120s\n");
+    CHECK(only_error(legacy) ==
+          "gw.yaml:15:5: devices[0].device_id: OneNET legacy needs 'device_id': the numeric device id the platform assigned (the MQTT client id)");
+    CHECK(errors_of(replace(legacy, "    unit: 1", "    unit: 1\n    device_id: \"5678\"")).empty());
+    const std::string aiot = replace(replace(kBase, "platform: onenet", "platform: aiot"), "    protocol: datapoints\n", "");
+    CHECK(errors_of(aiot).empty());
+    CHECK(only_error(replace(aiot, "    key: rs2FaE5BuygJZkWKDA5okKt1RFpwOx53hbu6hwyCS4U=\n", "")) ==
+          "gw.yaml:14:5: devices[0]: device 'Chic_D' needs 'key' (its deviceSecret) to sign the DaShi login");
+    const std::string tb = replace(replace(kBase, "platform: onenet", "platform: thingsboard"), "    protocol: datapoints\n", "");
+    CHECK(only_error(tb) == "gw.yaml:4:3: clouds.onenet: missing required key 'username' for platform thingsboard");
 }
 
 TEST_CASE("every error is reported, not just the first") {

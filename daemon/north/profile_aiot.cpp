@@ -1,0 +1,115 @@
+// DaShi AIoT (Aliyun style, protocols.md §4): signed login, property report on
+// sys/{pid}/{did}/thing/properties/up, property set and service invoke answered on their
+// /response topics.
+#include <fmt/format.h>
+
+#include "core/credentials.hpp"
+#include "core/value.hpp"
+#include "north/inbound.hpp"
+#include "north/profile.hpp"
+
+namespace fieldlink::north {
+namespace {
+
+constexpr int kCodeOk = 200;
+constexpr int kCodeRefused = 400;  // "request error" (Aliyun device code family)
+constexpr const char* kNoWrites = "writes and services from the cloud are not supported yet by this gateway";
+
+class Aiot : public Profile {
+public:
+    explicit Aiot(const core::CloudConfig& c) : cloud_(c) {}
+
+    std::optional<Credentials> credentials(const SessionInfo& s, std::int64_t, std::string* error) const override {
+        const auto& d = *s.identity;
+        const std::string ts = std::to_string(core::unix_ms_now());
+        core::SampleBatch empty;
+        const std::string cid = expand_template(cloud_.client_id, d, empty, nullptr);
+        auto sign = core::aiot_sign(cid, did(d), cloud_.product_id, ts, d.key, cloud_.token_method);
+        if (!sign) {
+            if (error) *error = "unknown sign method " + cloud_.token_method;
+            return std::nullopt;
+        }
+        const std::string client_id = cid + "|securemode=" + (cloud_.tls ? "2" : "3") + ",signmethod=hmac" +
+                                      cloud_.token_method + ",timestamp=" + ts + "|";
+        return Credentials{client_id, did(d) + "&" + cloud_.product_id, *sign};
+    }
+
+    std::vector<std::string> subscriptions(const SessionInfo& s) const override {
+        const std::string p = prefix(*s.identity);
+        return {p + "properties/up/response", p + "properties/set", p + "service/set"};
+    }
+
+    std::vector<Message> build(const SessionInfo& s, std::deque<core::SampleBatch>& pending,
+                               std::size_t max_messages, std::uint32_t& next_id) const override {
+        std::vector<Message> out;
+        const auto& d = *s.identity;
+        while (!pending.empty() && out.size() < max_messages) {
+            const auto& b = pending.front();
+            std::string params = "{";
+            for (const auto& pv : b.values) {
+                if (params.size() > 1) params += ',';
+                append_json_string(params, d.points[pv.point_index].name);
+                params += R"(:{"value":)";
+                append_json_value(params, pv.value);
+                params += fmt::format(R"(,"time":{}}})", b.timestamp_ms);
+            }
+            const std::uint32_t id = next_id;
+            next_id = next_id >= 0x7FFFFFFFu ? 1 : next_id + 1;
+            out.push_back({prefix(d) + "properties/up",
+                           fmt::format(R"({{"id":"{}","version":"1.0","sys":{{"ack":1}},"params":{}}},"method":"thing.properties.up"}})",
+                                       id, params),
+                           b.values.size()});
+            pending.pop_front();
+        }
+        return out;
+    }
+
+    Inbound on_message(const SessionInfo& s, const std::string& topic, const std::string& payload,
+                       const LatestValues&) const override {
+        Inbound in;
+        const std::string p = prefix(*s.identity);
+        auto j = parse_object(payload);
+        auto id = j ? id_of(*j) : std::nullopt;
+        if (topic == p + "properties/up/response") {
+            in.kind = "properties/up/response";
+            const auto code = j ? int_of(*j, "code") : std::nullopt;
+            if (code != kCodeOk) {
+                in.error_reply = true;
+                in.problem = fmt::format("property report {} failed: code {} {}", id.value_or("?"), code.value_or(-1),
+                                         j ? text_of(*j, "message") : payload.substr(0, 120));
+            }
+            return in;
+        }
+        const bool set = topic == p + "properties/set";
+        if (!set && topic != p + "service/set") {
+            in.kind = "unexpected";
+            in.problem = "message on an unexpected topic " + topic;
+            return in;
+        }
+        in.kind = set ? "properties/set" : "service/set";
+        if (!id) {
+            in.malformed = true;
+            in.problem = "malformed request (expected a JSON object with an \"id\"): " + payload.substr(0, 120);
+            return in;
+        }
+        in.command = in.refused = true;
+        in.problem = std::string("refused: ") + kNoWrites;
+        Json r = {{"code", kCodeRefused}, {"data", Json::object()}, {"id", *id}, {"message", kNoWrites},
+                  {"method", set ? "thing.properties.set" : "thing.service.set"}, {"version", "1.0"}};
+        if (!set) r["identifier"] = text_of(*j, "identifier");
+        in.replies.push_back({topic + "/response", dump(r), 0});
+        return in;
+    }
+
+private:
+    static const std::string& did(const core::DeviceConfig& d) { return d.device_id.empty() ? d.name : d.device_id; }
+    std::string prefix(const core::DeviceConfig& d) const { return "sys/" + cloud_.product_id + "/" + did(d) + "/thing/"; }
+
+    const core::CloudConfig& cloud_;
+};
+
+}  // namespace
+
+std::unique_ptr<Profile> make_aiot(const core::CloudConfig& c) { return std::make_unique<Aiot>(c); }
+
+}  // namespace fieldlink::north
