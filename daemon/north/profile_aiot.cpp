@@ -83,7 +83,7 @@ public:
         const bool set = topic == p + "properties/set";
         if (!set && topic != p + "service/set") {
             in.kind = "unexpected";
-            in.problem = "message on an unexpected topic " + topic;
+            in.problem = "message on a topic this platform does not use";
             return in;
         }
         in.kind = set ? "properties/set" : "service/set";

@@ -105,7 +105,7 @@ public:
             return in;
         }
         in.kind = "unexpected";
-        in.problem = "message on an unexpected topic " + topic;
+        in.problem = "message on a topic this platform does not use";
         return in;
     }
 

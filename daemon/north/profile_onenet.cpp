@@ -35,6 +35,17 @@ std::optional<std::string> token_for(const core::CloudConfig& cloud, const std::
     return core::onenet_token(t, error);
 }
 
+// Topics the device itself publishes under thing/: requests and answers to platform requests.
+bool is_own_uplink(const std::string& suffix) {
+    static const char* const own[] = {"property/post", "pack/post", "history/post", "event/post", "sub/login",
+                                      "sub/logout", "sub/topo/add", "sub/topo/delete", "sub/topo/get",
+                                      "sub/topo/get/result", "property/desired/get", "property/desired/delete"};
+    for (const char* o : own) {
+        if (suffix == o) return true;
+    }
+    return ends_with(suffix, "_reply");
+}
+
 std::string reply(const std::string& id, int code, const std::string& msg, const std::string& data_json = "") {
     std::string out = R"({"id":)";
     append_json_string(out, id);
@@ -111,7 +122,7 @@ public:
             in.replies.push_back({p + "cmd/response/" + cmdid, reply(cmdid, kCodeFailed, kNoWrites), 0});
         } else {
             in.kind = "unexpected";
-            in.problem = "message on an unexpected topic " + topic;
+            in.problem = "message on a topic this platform does not use";
         }
         return in;
     }
@@ -250,11 +261,15 @@ public:
         const std::string p = prefix(s) + "thing/";
         if (topic.rfind(p, 0) != 0) {
             in.kind = "unexpected";
-            in.problem = "message on an unexpected topic " + topic;
+            in.problem = "message on a topic this platform does not use";
             return in;
         }
         const std::string suffix = topic.substr(p.size());
         in.kind = suffix;
+        if (is_own_uplink(suffix)) {
+            in.kind = "echo";  // our own publish coming back through thing/# (brokers without no-local)
+            return in;
+        }
         auto j = parse_object(payload);
         auto id = j ? id_of(*j) : std::nullopt;
         if (!j || !id) {
@@ -288,7 +303,7 @@ public:
         }
         in.command = false;
         in.kind = "unexpected";
-        in.problem = "message on an unexpected topic " + topic;
+        in.problem = "message on a topic this platform does not use";
         return in;
     }
 

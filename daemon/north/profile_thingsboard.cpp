@@ -93,7 +93,7 @@ public:
         }
         if (topic != "v1/gateway/rpc") {
             in.kind = "unexpected";
-            in.problem = "message on an unexpected topic " + topic;
+            in.problem = "message on a topic this platform does not use";
             return in;
         }
         const std::string device = text_of(*j, "device");

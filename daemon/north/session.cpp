@@ -213,7 +213,8 @@ void Session::flush(Clock::time_point now) {
     if (state_ != State::connected || (pending_.empty() && control_.empty())) return;
     if (cloud_.max_rate > 0) {
         const double dt = std::chrono::duration<double>(now - last_refill_).count();
-        tokens_ = std::min(std::max(1.0, cloud_.max_rate), tokens_ + dt * cloud_.max_rate);
+        // Capacity 1: no bursts, so no window of any length ever sees more than rate x length + 1.
+        tokens_ = std::min(1.0, tokens_ + dt * cloud_.max_rate);
         last_refill_ = now;
     }
     auto allowed = [this] {
@@ -288,10 +289,13 @@ void Session::handle(const std::string& topic, const std::string& payload) {
     if (in.malformed) ++counters_.malformed;
     if (in.error_reply) ++counters_.error_replies;
     if (in.kind == "unexpected") ++counters_.unexpected;
-    if (!in.problem.empty() && logged_kinds_.insert(in.kind).second) {
-        log_->warn("device {}: {} on {} (further ones of this kind are counted, not logged)", info_.name, in.problem, topic);
+    const char* category = in.malformed ? "malformed" : in.error_reply ? "error reply" : in.refused ? "refused" : "other";
+    if (!in.problem.empty() && logged_kinds_.insert(in.kind + '|' + category).second) {
+        log_->warn("device {}: {} (topic {}; further ones like it are counted, not logged)", info_.name, in.problem, topic);
     }
-    for (const auto& r : in.replies) publish(r);
+    // Replies jump the queue but not the rate limit: sent now if a token is there, else first.
+    for (auto it = in.replies.rbegin(); it != in.replies.rend(); ++it) control_.push_front(*it);
+    flush(Clock::now());
 }
 
 void Session::on_disconnect(mosquitto*, void* self, int rc) {

@@ -1,5 +1,7 @@
-// A mosquitto plugin that makes a local broker behave like OneNET towards devices, for tests.
+// A mosquitto plugin that makes a local broker behave like a cloud platform towards devices, for
+// tests: OneNET (default), OneNET legacy, DaShi AIoT or ThingsBoard (plugin_opt_platform).
 //
+// OneNET:
 // It enforces what ../shared/docs/protocols.md documents (§1.3-1.6) and records every violation
 // as one line in the violations file (tests assert that file stays empty):
 //   - CONNECT: MQTT 3.1.1, clean session, keepalive 10..1800 s, clientId = device name,
@@ -9,17 +11,32 @@
 //   - PUBLISH: only to the device's own $sys/{pid}/{dev}/... topics, QoS <= 1, retain 0, and at
 //     most `rate` messages per second per device (averaged over a 5 s window).
 //   - SUBSCRIBE: only the device's own topics, wildcards from the 5th level on.
+//   - Thing model: request ids are digit strings of at most 13 characters; pack/post carries at
+//     most 10 devices and 100 properties each, and only sub-devices added to the gateway's
+//     topology (topo/add with a sasToken that verifies); the emulator answers every request on
+//     its /reply topic with code 200 (or an error code for a violation), like the platform.
+// OneNET legacy: clientId = a numeric device id listed with its auth_info (the password), user
+//   name = product id; publishes only to $dp (type 1 or 3 with a correct length header) and
+//   $crsp/...
+// DaShi AIoT: clientId "{cid}|securemode=N,signmethod=hmacX,timestamp=T|", user name
+//   "{deviceId}&{productId}", password the hex HMAC of the sorted parameters with the secret;
+//   publishes only under sys/{pid}/{did}/.
+// ThingsBoard: user name = the gateway token; publishes only under v1/gateway/.
 // Auth failures are refused (CONNACK 5); other violations are recorded but let through so the
 // test sees the data and the violation together.
 //
-// Options (mosquitto.conf): plugin_opt_devices FILE ("pid device key_base64" per line; device
-// "*" = product key), plugin_opt_violations FILE, plugin_opt_rate N, plugin_opt_observer
-// USER:PASSWORD (a client that may read everything, for the test's subscriber).
+// Options (mosquitto.conf): plugin_opt_platform onenet|legacy|aiot|thingsboard,
+// plugin_opt_devices FILE ("pid device key" per line; OneNET device "*" = product key; legacy:
+// "pid device_id auth_info"; aiot: "pid device_id secret"; thingsboard: "- - token"),
+// plugin_opt_violations FILE, plugin_opt_rate N, plugin_opt_observer USER:PASSWORD (a client
+// that may read and write everything, for the test's subscriber and command sender).
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+
+#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <cstring>
@@ -27,6 +44,7 @@
 #include <deque>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -35,6 +53,9 @@ namespace {
 
 struct State {
     mosquitto_plugin_id_t* id = nullptr;
+    std::string platform = "onenet";
+    std::map<std::string, std::set<std::string>> topology;  // gateway client -> "pid/dev"
+    std::set<std::string> legacy_clients;                   // receive $creq without subscribing
     std::map<std::string, std::string> keys;  // "pid/dev" or "pid/*" -> base64 key
     std::string violations_file;
     double rate = 1.0;
@@ -130,6 +151,58 @@ bool rate_exceeded(std::deque<double>& q, double window, double max_in_window) {
     return static_cast<double>(q.size()) > max_in_window;
 }
 
+std::string hex(const unsigned char* p, unsigned n) {
+    static const char* d = "0123456789abcdef";
+    std::string out;
+    for (unsigned i = 0; i < n; ++i) {
+        out += d[p[i] >> 4];
+        out += d[p[i] & 15];
+    }
+    return out;
+}
+
+// DaShi: independent check of protocols.md §4.1.
+std::string check_aiot(const std::string& cid_full, const std::string& user, const std::string& pass) {
+    auto bar = cid_full.find('|');
+    if (bar == std::string::npos || cid_full.back() != '|') return "clientId must be {cid}|securemode=..,signmethod=..,timestamp=..|";
+    const std::string cid = cid_full.substr(0, bar);
+    std::map<std::string, std::string> kv;
+    std::stringstream ss(cid_full.substr(bar + 1, cid_full.size() - bar - 2));
+    std::string part;
+    while (std::getline(ss, part, ',')) {
+        auto eq = part.find('=');
+        if (eq != std::string::npos) kv[part.substr(0, eq)] = part.substr(eq + 1);
+    }
+    auto amp = user.find('&');
+    if (amp == std::string::npos) return "username must be {deviceId}&{productId}";
+    const std::string did = user.substr(0, amp), pid = user.substr(amp + 1);
+    auto it = g.keys.find(pid + "/" + did);
+    if (it == g.keys.end()) return "unknown device " + did;
+    const std::string m = kv["signmethod"];
+    const EVP_MD* md = m == "hmacmd5" ? EVP_md5() : m == "hmacsha1" ? EVP_sha1() : m == "hmacsha256" ? EVP_sha256() : nullptr;
+    if (!md) return "unknown signmethod " + m;
+    if (kv["securemode"] != "2" && kv["securemode"] != "3") return "securemode must be 2 (TLS) or 3 (TCP)";
+    const std::string content = "clientId" + cid + "deviceId" + did + "productId" + pid + "timestamp" + kv["timestamp"];
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    HMAC(md, it->second.data(), static_cast<int>(it->second.size()), reinterpret_cast<const unsigned char*>(content.data()),
+         content.size(), out, &len);
+    return hex(out, len) == pass ? "" : "sign mismatch";
+}
+
+std::string check_login(const char* cid, const std::string& user, const std::string& pass) {
+    const std::string id = cid ? cid : "";
+    if (g.platform == "aiot") return check_aiot(id, user, pass);
+    if (g.platform == "thingsboard") return g.keys.count("-/-") && g.keys["-/-"] == user ? "" : "unknown gateway token";
+    if (g.platform == "legacy") {
+        if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos) return "clientId must be the numeric device id";
+        auto it = g.keys.find(user + "/" + id);
+        if (it == g.keys.end()) return "unknown device id " + id + " in product " + user;
+        return it->second == pass ? "" : "wrong auth_info";
+    }
+    return check_token(user, id, pass);
+}
+
 int on_auth(int, void* event_data, void*) {
     auto* ed = static_cast<mosquitto_evt_basic_auth*>(event_data);
     const char* cid = mosquitto_client_id(ed->client);
@@ -139,16 +212,31 @@ int on_auth(int, void* event_data, void*) {
         return pass == g.observer_password ? MOSQ_ERR_SUCCESS : MOSQ_ERR_AUTH;
     }
     if (mosquitto_client_protocol_version(ed->client) != 4) violation(cid, "protocol is not MQTT 3.1.1");
-    if (!mosquitto_client_clean_session(ed->client)) violation(cid, "cleanSession must be 1");
+    if (g.platform != "legacy" && g.platform != "thingsboard" && !mosquitto_client_clean_session(ed->client)) {
+        violation(cid, "cleanSession must be 1");
+    }
     const int ka = mosquitto_client_keepalive(ed->client);
-    if (ka < 10 || ka > 1800) violation(cid, "keepalive " + std::to_string(ka) + " outside 10..1800");
+    const int ka_min = g.platform == "legacy" ? 120 : 10, ka_max = g.platform == "legacy" ? 65535 : 1800;
+    if (ka < ka_min || ka > ka_max) violation(cid, "keepalive " + std::to_string(ka) + " outside " + std::to_string(ka_min) + ".." + std::to_string(ka_max));
     if (rate_exceeded(g.logins[cid ? cid : ""], 5.0, 3.0)) violation(cid, "more than 3 logins in 5 s");
-    const std::string err = check_token(user, cid ? cid : "", pass);
+    const std::string err = check_login(cid, user, pass);
     if (!err.empty()) {
         violation(cid, "auth refused: " + err);
         return MOSQ_ERR_AUTH;
     }
+    if (g.platform == "onenet") g.topology[cid ? cid : ""].clear();  // rebuilt by topo/add on every session
+    if (g.platform == "legacy" && cid) g.legacy_clients.insert(cid);
     return MOSQ_ERR_SUCCESS;
+}
+
+std::string own_prefix(const char* cid, const std::string& user) {
+    if (g.platform == "aiot") {
+        auto amp = user.find('&');
+        return "sys/" + user.substr(amp + 1) + "/" + user.substr(0, amp) + "/";
+    }
+    if (g.platform == "thingsboard") return "v1/gateway/";
+    if (g.platform == "legacy") return "$";
+    return "$sys/" + user + "/" + (cid ? cid : "") + "/";
 }
 
 int on_acl(int, void* event_data, void*) {
@@ -157,25 +245,119 @@ int on_acl(int, void* event_data, void*) {
     const char* u = mosquitto_client_username(ed->client);
     const std::string user = u ? u : "";
     if (!g.observer_user.empty() && user == g.observer_user) return MOSQ_ERR_SUCCESS;
-    const std::string own = "$sys/" + user + "/" + (cid ? cid : "") + "/";
+    const std::string own = own_prefix(cid, user);
     const std::string topic = ed->topic ? ed->topic : "";
     if (ed->access == MOSQ_ACL_WRITE) {
-        if (topic.rfind(own, 0) != 0) {
+        const bool legacy_ok = topic == "$dp" || topic.rfind("$crsp/", 0) == 0;
+        if (g.platform == "legacy" ? !legacy_ok : topic.rfind(own, 0) != 0) {
             violation(cid, "publish to a foreign or non-system topic " + topic);
             return MOSQ_ERR_ACL_DENIED;
         }
         if (ed->qos > 1) violation(cid, "QoS 2 publish to " + topic);
         if (ed->retain) violation(cid, "retained publish to " + topic);
         if (ed->payloadlen > 256 * 1024) violation(cid, "payload larger than 256 KB");
-        if (rate_exceeded(g.publishes[cid ? cid : ""], 5.0, g.rate * 5.0 + 1.0)) {
+        if (rate_exceeded(g.publishes[cid ? cid : ""], 5.0, g.rate * 5.0 + 2.0)) {  // +1 burst, +1 clock jitter
             violation(cid, "uplink faster than " + std::to_string(g.rate) + " message(s)/s");
         }
         return MOSQ_ERR_SUCCESS;
     }
-    if (ed->access == MOSQ_ACL_SUBSCRIBE && topic.rfind(own, 0) != 0) {
+    if (ed->access == MOSQ_ACL_SUBSCRIBE && g.platform != "legacy" && topic.rfind(own, 0) != 0) {
         violation(cid, "subscribe to a foreign topic " + topic);
         return MOSQ_ERR_ACL_DENIED;
     }
+    return MOSQ_ERR_SUCCESS;
+}
+
+using nlohmann::json;
+
+void reply(const char* cid, const std::string& topic, const std::string& id, int code, const std::string& msg) {
+    const std::string payload = json{{"id", id}, {"code", code}, {"msg", msg}}.dump();
+    mosquitto_broker_publish_copy(cid, (topic + "/reply").c_str(), static_cast<int>(payload.size()), payload.data(), 0,
+                                  false, nullptr);
+}
+
+// OneNET thing model: checks request shape and topology, answers on /reply like the platform.
+void thing_model_message(const char* cid, const std::string& topic, const std::string& payload) {
+    const std::string user_dev = topic.substr(0, topic.find("/thing/") + 7);
+    const std::string suffix = topic.substr(user_dev.size());
+    json j = json::parse(payload, nullptr, false);
+    if (!j.is_object() || !j.contains("id") || !j["id"].is_string()) {
+        violation(cid, "312 invalid msg id / json on " + topic);
+        return;
+    }
+    const std::string id = j["id"];
+    if (id.empty() || id.size() > 13 || id.find_first_not_of("0123456789") != std::string::npos) {
+        violation(cid, "312 invalid msg id '" + id + "' (must be 1..13 digits)");
+    }
+    int code = 200;
+    std::string msg = "success";
+    const json& params = j.contains("params") ? j["params"] : json();
+    if (suffix == "sub/topo/add") {
+        const std::string pid = params.value("productID", ""), dev = params.value("deviceName", "");
+        const std::string err = check_token(pid, dev, params.value("sasToken", ""));
+        if (!err.empty()) {
+            violation(cid, "topo/add " + pid + "/" + dev + ": " + err);
+            code = 1106;
+            msg = err;
+        } else {
+            g.topology[cid].insert(pid + "/" + dev);
+        }
+    } else if (suffix == "pack/post" || suffix == "history/post") {
+        if (!params.is_array() || params.size() > 10) violation(cid, suffix + ": params must be an array of at most 10 devices");
+        for (const auto& e : params.is_array() ? params : json::array()) {
+            if (e.contains("identity")) {
+                const std::string key = e["identity"].value("productID", "") + "/" + e["identity"].value("deviceName", "");
+                if (!g.topology[cid].count(key)) {
+                    violation(cid, suffix + ": sub-device " + key + " is not in the gateway's topology");
+                    code = 307;
+                    msg = "sub-device not in topology";
+                }
+            }
+            if (!e.contains("properties") || !e["properties"].is_object() || e["properties"].size() > 100) {
+                violation(cid, suffix + ": each device needs 1..100 properties");
+            }
+        }
+    } else if (suffix == "sub/login") {
+        const std::string key = params.value("productID", "") + "/" + params.value("deviceName", "");
+        if (!g.topology[cid].count(key)) {
+            violation(cid, "sub/login of " + key + " before topo/add");
+            code = 307;
+            msg = "sub-device not in topology";
+        }
+    } else if (suffix != "property/post" && suffix != "event/post") {
+        return;  // *_reply answers from the device: nothing to acknowledge
+    }
+    reply(cid, topic, id, code, msg);
+}
+
+void legacy_message(const char* cid, const std::string& topic, const std::string& payload) {
+    if (topic != "$dp") return;
+    if (payload.size() < 3 || (payload[0] != 1 && payload[0] != 3)) {
+        violation(cid, "$dp payload must start with type byte 1 or 3");
+        return;
+    }
+    const std::size_t len = (static_cast<unsigned char>(payload[1]) << 8) | static_cast<unsigned char>(payload[2]);
+    if (len != payload.size() - 3) violation(cid, "$dp length header " + std::to_string(len) + " but body is " + std::to_string(payload.size() - 3));
+    if (!json::accept(payload.substr(3))) violation(cid, "$dp body is not JSON");
+}
+
+int on_message(int, void* event_data, void*) {
+    auto* ed = static_cast<mosquitto_evt_message*>(event_data);
+    const char* cid = mosquitto_client_id(ed->client);
+    const char* u = mosquitto_client_username(ed->client);
+    const std::string topic = ed->topic ? ed->topic : "";
+    if (!g.observer_user.empty() && u && g.observer_user == u) {
+        // Legacy OneNET delivers $creq commands to the device without a subscription.
+        if (g.platform == "legacy" && topic.rfind("$creq/", 0) == 0) {
+            for (const auto& c : g.legacy_clients) {
+                mosquitto_broker_publish_copy(c.c_str(), topic.c_str(), static_cast<int>(ed->payloadlen), ed->payload, 0, false, nullptr);
+            }
+        }
+        return MOSQ_ERR_SUCCESS;
+    }
+    const std::string payload(static_cast<const char*>(ed->payload), ed->payloadlen);
+    if (g.platform == "onenet" && topic.find("/thing/") != std::string::npos) thing_model_message(cid, topic, payload);
+    if (g.platform == "legacy") legacy_message(cid, topic, payload);
     return MOSQ_ERR_SUCCESS;
 }
 
@@ -201,6 +383,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t* id, void** userdata, struct mos
             while (in >> pid >> dev >> key) g.keys[pid + "/" + dev] = key;
         } else if (k == "violations") {
             g.violations_file = v;
+        } else if (k == "platform") {
+            g.platform = v;
         } else if (k == "rate") {
             g.rate = std::stod(v);
         } else if (k == "observer") {
@@ -211,12 +395,14 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t* id, void** userdata, struct mos
     }
     mosquitto_callback_register(id, MOSQ_EVT_BASIC_AUTH, on_auth, nullptr, nullptr);
     mosquitto_callback_register(id, MOSQ_EVT_ACL_CHECK, on_acl, nullptr, nullptr);
+    mosquitto_callback_register(id, MOSQ_EVT_MESSAGE, on_message, nullptr, nullptr);
     return MOSQ_ERR_SUCCESS;
 }
 
 int mosquitto_plugin_cleanup(void*, struct mosquitto_opt*, int) {
     mosquitto_callback_unregister(g.id, MOSQ_EVT_BASIC_AUTH, on_auth, nullptr);
     mosquitto_callback_unregister(g.id, MOSQ_EVT_ACL_CHECK, on_acl, nullptr);
+    mosquitto_callback_unregister(g.id, MOSQ_EVT_MESSAGE, on_message, nullptr);
     return MOSQ_ERR_SUCCESS;
 }
 

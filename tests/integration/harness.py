@@ -97,7 +97,7 @@ class Procs:
 class Broker:
     """mosquitto on a free loopback port; optionally with the OneNET emulator plugin."""
 
-    def __init__(self, procs, devices=None, rate=1.0, port=None, extra=()):
+    def __init__(self, procs, devices=None, rate=1.0, port=None, extra=(), platform="onenet"):
         self.procs = procs
         self.port = port or free_port()
         self.violations = procs.path("violations.log")
@@ -111,12 +111,16 @@ class Broker:
             keys = procs.write("devices.txt", "".join("%s %s %s\n" % d for d in devices))
             lines += ["allow_anonymous false", "plugin " + os.path.abspath(EMULATOR),
                       "plugin_opt_devices " + keys, "plugin_opt_violations " + self.violations,
-                      "plugin_opt_rate %g" % rate, "plugin_opt_observer %s:%s" % OBSERVER]
+                      "plugin_opt_rate %g" % rate, "plugin_opt_observer %s:%s" % OBSERVER,
+                      "plugin_opt_platform " + platform]
         else:
             lines.append("allow_anonymous true")
         lines += list(extra)
-        conf = procs.write("mosquitto-%d.conf" % self.port, "\n".join(lines) + "\n")
-        self.proc = procs.start([MOSQUITTO, "-c", conf], "mosquitto-%d.out" % self.port)
+        self.conf = procs.write("mosquitto-%d.conf" % self.port, "\n".join(lines) + "\n")
+        self.start()
+
+    def start(self):
+        self.proc = self.procs.start([MOSQUITTO, "-c", self.conf], "mosquitto-%d.out" % self.port)
         wait_for(self._listening, what="mosquitto to listen")
 
     def _listening(self):
@@ -133,21 +137,29 @@ class Broker:
         self.proc.terminate()
         self.proc.wait(5)
 
+    def publish(self, topic, payload):
+        """Publishes as the observer (allowed everywhere), e.g. a platform command."""
+        args = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(self.port), "-q", "0", "-t", topic, "-m", payload]
+        if self.emulated:
+            args += ["-u", OBSERVER[0], "-P", OBSERVER[1]]
+        subprocess.run(args, check=True, timeout=10)
+
 
 class Subscriber:
     """mosquitto_sub recording '<unix time> <topic> <payload>' lines."""
 
-    def __init__(self, procs, broker, topics, name="sub.log"):
+    def __init__(self, procs, broker, topics, name="sub.log", hex_payload=False):
         self.procs = procs
         self.name = name
-        args = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1", "-F", "%U %t %p"]
+        args = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1", "-F",
+                "%U %t %x" if hex_payload else "%U %t %p"]
         if broker.emulated:
             args += ["-u", OBSERVER[0], "-P", OBSERVER[1]]
         for t in topics:
             args += ["-t", t]
+        before = broker.log().count("Received SUBSCRIBE")
         self.proc = procs.start(args, name)
-        # mosquitto_sub prints nothing until the first message: give it a moment to subscribe.
-        wait_for(lambda: "Received SUBSCRIBE" in broker.log(), what="subscription")
+        wait_for(lambda: broker.log().count("Received SUBSCRIBE") > before, what="subscription")
 
     def messages(self):
         out = []
@@ -159,6 +171,10 @@ class Subscriber:
 
     def json_messages(self, topic):
         return [(t, json.loads(p)) for (t, tp, p) in self.messages() if tp == topic]
+
+    def raw_messages(self, topic):
+        """Payloads as bytes (mosquitto_sub -F %x prints hex), for binary protocols."""
+        return [bytes.fromhex(p) for (_, tp, p) in self.messages() if tp == topic]
 
 
 class Simulator:
