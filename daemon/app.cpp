@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -39,6 +40,15 @@ std::size_t point_count(const core::Config& cfg) {
     return n;
 }
 
+// One socket per cloud session: raise the soft descriptor limit to the hard one.
+void raise_fd_limit() {
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 // Runs until SIGTERM/SIGINT. Returns the exit status.
 int serve(const core::Config& cfg, const core::PluginRegistry& plugins) {
     auto log = core::logger("core");
@@ -48,6 +58,7 @@ int serve(const core::Config& cfg, const core::PluginRegistry& plugins) {
     pthread_sigmask(SIG_BLOCK, &mask, nullptr);  // before any thread starts: only signalfd sees them
     signal(SIGPIPE, SIG_IGN);
     const int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+    raise_fd_limit();
 
     north::North north(cfg);
     std::string err;

@@ -117,6 +117,11 @@ void North::tick() {
         t.samples_dropped += c.samples_dropped;
         t.sessions_connected += s->connected() ? 1 : 0;
     }
+    if (!all_connected_logged_ && t.sessions_connected == sessions_.size() && !sessions_.empty()) {
+        all_connected_logged_ = true;
+        core::logger("north")->info("all {} sessions connected {}ms after start", sessions_.size(),
+                                    std::chrono::duration_cast<std::chrono::milliseconds>(now - started_).count());
+    }
     std::lock_guard<std::mutex> lock(totals_mutex_);
     totals_ = t;
 }
@@ -130,6 +135,7 @@ void North::run() {
     auto log = core::logger("north");
     log->info("event loop started: {} session(s)", sessions_.size());
     const auto now = Session::Clock::now();
+    started_ = now;
     for (auto& s : sessions_) s->connect(now);
     std::deque<core::SampleBatch> batches;
     epoll_event events[256];

@@ -58,6 +58,8 @@ private:
     int timer_fd_ = -1;
     int stop_fd_ = -1;
     std::chrono::milliseconds drain_{0};
+    Session::Clock::time_point started_{};
+    bool all_connected_logged_ = false;
     std::thread thread_;
     mutable std::mutex totals_mutex_;
     NorthTotals totals_;

@@ -64,7 +64,22 @@ void Session::enqueue(core::SampleBatch&& batch) {
     pending_.push_back(std::move(batch));
 }
 
+// OneNET kicks a device that logs in more than 3 times in 5 s; every platform gets the same
+// courtesy. Backoff alone is not enough: it resets after a successful login that is then kicked.
+Session::Clock::time_point Session::login_allowed_at(Clock::time_point now) {
+    constexpr std::size_t kMaxLogins = 3;
+    constexpr auto kWindow = std::chrono::seconds(5);
+    while (!logins_.empty() && logins_.front() <= now - kWindow) logins_.pop_front();
+    return logins_.size() < kMaxLogins ? now : logins_.front() + kWindow + std::chrono::milliseconds(50);
+}
+
 void Session::connect(Clock::time_point now) {
+    if (const auto at = login_allowed_at(now); at > now) {
+        state_ = State::waiting;
+        reconnect_at_ = at;
+        return;
+    }
+    logins_.push_back(now);
     std::string err;
     auto creds = profile_.credentials(info_, core::unix_ms_now() / 1000, &err);
     if (!creds) {

@@ -73,6 +73,7 @@ private:
     void lost(const char* why, int rc);
     void log_connect_failure(int rc);
     void schedule_reconnect(Clock::time_point now);
+    Clock::time_point login_allowed_at(Clock::time_point now);
 
     SessionInfo info_;
     const core::CloudConfig& cloud_;
@@ -88,6 +89,7 @@ private:
     core::Backoff backoff_;
     double tokens_ = 1.0;
     Clock::time_point last_refill_{};
+    std::deque<Clock::time_point> logins_;  // recent connection attempts, for the login-rate limit
     std::deque<core::SampleBatch> pending_;
     std::deque<Message> control_;  // on-connect messages, sent before data
     LatestValues latest_;
