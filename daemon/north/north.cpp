@@ -116,6 +116,11 @@ void North::tick() {
         t.samples_sent += c.samples_sent;
         t.samples_dropped += c.samples_dropped;
         t.sessions_connected += s->connected() ? 1 : 0;
+        t.commands += c.commands;
+        t.commands_refused += c.commands_refused;
+        t.malformed += c.malformed;
+        t.error_replies += c.error_replies;
+        t.unexpected += c.unexpected;
     }
     if (!all_connected_logged_ && t.sessions_connected == sessions_.size() && !sessions_.empty()) {
         all_connected_logged_ = true;
@@ -173,8 +178,10 @@ void North::run() {
     tick();
     for (auto& s : sessions_) s->disconnect();
     const auto t = totals();
-    log->info("event loop stopped: {} messages sent, {} acknowledged, {} samples sent, {} dropped",
-              t.messages_sent, t.messages_acked, t.samples_sent, t.samples_dropped);
+    log->info("event loop stopped: {} messages sent, {} acknowledged, {} samples sent, {} dropped; "
+              "{} platform requests answered ({} refused), {} malformed, {} error replies, {} unexpected",
+              t.messages_sent, t.messages_acked, t.samples_sent, t.samples_dropped, t.commands, t.commands_refused,
+              t.malformed, t.error_replies, t.unexpected);
 }
 
 }  // namespace fieldlink::north

@@ -24,6 +24,11 @@ struct NorthTotals {
     std::uint64_t samples_sent = 0;
     std::uint64_t samples_dropped = 0;
     std::uint64_t sessions_connected = 0;
+    std::uint64_t commands = 0;
+    std::uint64_t commands_refused = 0;
+    std::uint64_t malformed = 0;
+    std::uint64_t error_replies = 0;
+    std::uint64_t unexpected = 0;
 };
 
 // Which sessions the configuration needs and which devices each carries: one per device, except

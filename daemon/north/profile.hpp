@@ -80,6 +80,21 @@ public:
 
 std::unique_ptr<Profile> make_profile(const core::CloudConfig& cloud);
 
+// Keeps every message far below platform limits (OneNET: 256 KB): a message carries at most this
+// many values (about 50 bytes each in JSON), and always at least one sample set.
+constexpr std::size_t kMaxValuesPerMessage = 3000;
+
+// How many of the oldest `limit` batches fit the value budget (at least 1 when any wait).
+inline std::size_t batches_within_budget(const std::deque<core::SampleBatch>& pending, std::size_t limit) {
+    std::size_t n = 0, values = 0;
+    for (const auto& b : pending) {
+        if (n == limit || (n > 0 && values + b.values.size() > kMaxValuesPerMessage)) break;
+        values += b.values.size();
+        ++n;
+    }
+    return n;
+}
+
 // Shared JSON writing helpers (also used by the unit tests).
 void append_json_value(std::string& out, const core::Value& v);
 void append_json_string(std::string& out, const std::string& s);

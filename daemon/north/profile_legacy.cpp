@@ -62,7 +62,7 @@ public:
                 m.samples = pending.front().values.size();
                 pending.pop_front();
             } else {
-                const std::size_t n = std::min(pending.size(), kMaxBatchesPerMessage);
+                const std::size_t n = batches_within_budget(pending, kMaxBatchesPerMessage);
                 std::vector<std::string> streams(d.points.size());
                 for (std::size_t i = 0; i < n; ++i) {
                     const auto& b = pending[i];

@@ -85,7 +85,7 @@ public:
                                std::size_t max_messages, std::uint32_t& next_id) const override {
         std::vector<Message> out;
         while (!pending.empty() && out.size() < max_messages) {
-            const std::size_t n = std::min(pending.size(), kMaxBatchesPerMessage);
+            const std::size_t n = batches_within_budget(pending, kMaxBatchesPerMessage);
             Message m;
             m.topic = prefix(s) + "dp/post/json";
             const std::uint32_t id = next_id;
@@ -207,7 +207,9 @@ public:
             // Group the oldest batches by device: at most 10 devices, 100 batches per device.
             std::vector<std::pair<std::uint32_t, std::vector<const core::SampleBatch*>>> groups;
             std::size_t used = 0;
+            const std::size_t budget = batches_within_budget(pending, pending.size());
             for (const auto& b : pending) {
+                if (used == budget) break;
                 auto g = std::find_if(groups.begin(), groups.end(), [&](const auto& x) { return x.first == b.device_index; });
                 if (g == groups.end()) {
                     if (groups.size() == (gateway ? kMaxPackDevices : 1)) break;

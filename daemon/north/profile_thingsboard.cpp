@@ -39,7 +39,7 @@ public:
                                std::size_t max_messages, std::uint32_t&) const override {
         std::vector<Message> out;
         while (!pending.empty() && out.size() < max_messages) {
-            const std::size_t n = std::min(pending.size(), kMaxBatchesPerMessage);
+            const std::size_t n = batches_within_budget(pending, kMaxBatchesPerMessage);
             std::vector<std::pair<std::uint32_t, std::string>> per_device;  // device -> "[{ts,values},..."
             Message m;
             m.topic = "v1/gateway/telemetry";

@@ -12,10 +12,14 @@ namespace fieldlink::north {
 
 namespace {
 
-// OneNET allows 3 logins per 5 s per device (10 per 5 s before a ban): start at 2 s.
+// Full jitter over 2 s, 4 s, ... 60 s for OneNET (1 s, ... for others); the login limiter below
+// guarantees OneNET's 3 logins per 5 s per device whatever the draw.
 std::chrono::milliseconds reconnect_base(const core::CloudConfig& c) {
     return std::chrono::milliseconds(c.platform == core::Platform::onenet ? 2000 : 1000);
 }
+
+// Platform commands are small (OneNET: 20 KB); anything near the MQTT limits is hostile.
+constexpr std::size_t kMaxInboundBytes = 256 * 1024;
 
 const char* error_text(int rc) { return rc == MOSQ_ERR_ERRNO ? std::strerror(errno) : mosquitto_strerror(rc); }
 
@@ -38,7 +42,7 @@ Session::Session(SessionInfo info, const Profile& profile, int epoll_fd, std::si
       profile_(profile),
       epoll_fd_(epoll_fd),
       max_pending_(max_pending_batches),
-      backoff_(reconnect_base(cloud_), std::chrono::milliseconds(60'000)),
+      backoff_(reconnect_base(cloud_), std::chrono::milliseconds(60'000), core::Backoff::Jitter::full),
       log_(core::logger("north")) {}
 
 Session::~Session() {
@@ -298,7 +302,15 @@ void Session::on_message(mosquitto*, void* self, const mosquitto_message* msg) {
 // Answers a platform message at once (platforms time out requests after a few seconds); problems
 // are logged once per kind of message and counted.
 void Session::handle(const std::string& topic, const std::string& payload) {
-    const Inbound in = profile_.on_message(info_, topic, payload, latest_);
+    Inbound in;
+    if (payload.size() > kMaxInboundBytes) {
+        in.kind = "oversized";
+        in.malformed = true;
+        in.problem = "message of " + std::to_string(payload.size()) + " bytes refused unread (limit " +
+                     std::to_string(kMaxInboundBytes) + ")";
+    } else {
+        in = profile_.on_message(info_, topic, payload, latest_);
+    }
     if (in.command) ++counters_.commands;
     if (in.refused) ++counters_.commands_refused;
     if (in.malformed) ++counters_.malformed;

@@ -139,10 +139,10 @@ class Broker:
 
     def publish(self, topic, payload):
         """Publishes as the observer (allowed everywhere), e.g. a platform command."""
-        args = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(self.port), "-q", "0", "-t", topic, "-m", payload]
+        args = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(self.port), "-q", "0", "-t", topic, "-s"]
         if self.emulated:
             args += ["-u", OBSERVER[0], "-P", OBSERVER[1]]
-        subprocess.run(args, check=True, timeout=10)
+        subprocess.run(args, input=payload.encode(), check=True, timeout=10)
 
 
 class Subscriber:

@@ -18,7 +18,8 @@ def wait_reply(sub, topic, timeout=10):
 class PlatformsTest(unittest.TestCase):
     def test_onenet_gateway_with_20_sub_devices(self):
         procs = Procs(self)
-        broker = Broker(procs, devices=[(GW_PID, "gw01", GW_KEY), (SUB_PID, "*", SUB_PRODUCT_KEY)], rate=5)
+        broker = Broker(procs, devices=[(GW_PID, "gw01", GW_KEY), (GW_PID, "solo", GW_KEY), (SUB_PID, "*", SUB_PRODUCT_KEY)],
+                        rate=5)
         sub = Subscriber(procs, broker, ["$sys/#"])
         subs = "".join(f"""
   - name: meter-{i:02d}
@@ -54,6 +55,8 @@ devices:
     interval: 1s
     points:
       - {{ name: uptime, area: holding, address: 3 }}
+  - {{ name: solo, cloud: studio, bus: sim, unit: 99, key: {GW_KEY}, interval: 1s,
+       points: [ {{ name: WF, area: input, address: 2, scale: 0.5 }} ] }}
 {subs}""")
         pack = "$sys/%s/gw01/thing/pack/post" % GW_PID
         seen = lambda: {e["identity"]["deviceName"] for _, m in sub.json_messages(pack) for e in m["params"] if "identity" in e}
@@ -71,6 +74,13 @@ devices:
         self.assertEqual(r["id"], "78")
         self.assertNotEqual(r["code"], 200)
         broker.publish("$sys/%s/gw01/thing/property/set" % GW_PID, "this is not json")
+        broker.publish("$sys/%s/gw01/thing/property/set" % GW_PID, "x" * 300000)
+        wait_for(lambda: "refused unread" in daemon.log(), timeout=10, what="the oversized message to be refused")
+        # A direct (non-gateway) thing-model device posts its properties with their acquisition time.
+        post = wait_for(lambda: sub.json_messages("$sys/%s/solo/thing/property/post" % GW_PID), timeout=10,
+                        what="property/post from solo")
+        self.assertEqual(post[0][1]["params"]["WF"]["value"], (99 * 100 + 2 + 0) * 0.5)
+        self.assertIn("time", post[0][1]["params"]["WF"])
         self.assertEqual(daemon.stop()[0], 0)
 
         msgs = sub.json_messages(pack)

@@ -91,3 +91,19 @@ TEST_CASE("a dead unit is backed off while its neighbour keeps polling; exceptio
         CHECK(std::get<std::uint64_t>(b.values[0].value) == 5);
     }
 }
+
+TEST_CASE("backoff: capped, equal jitter in [b/2, b], full jitter in [0, b]") {
+    core::Backoff equal(std::chrono::milliseconds(1000), std::chrono::milliseconds(8000));
+    core::Backoff full(std::chrono::milliseconds(1000), std::chrono::milliseconds(8000), core::Backoff::Jitter::full);
+    for (int i = 0; i < 200; ++i) {
+        const auto e1 = equal.next(1).count(), e4 = equal.next(4).count(), e9 = equal.next(9).count();
+        CHECK(e1 >= 500);
+        CHECK(e1 <= 1000);
+        CHECK(e4 >= 4000);
+        CHECK(e4 <= 8000);
+        CHECK(e9 <= 8000);  // capped
+        const auto f3 = full.next(3).count();
+        CHECK(f3 >= 0);
+        CHECK(f3 <= 4000);
+    }
+}

@@ -339,3 +339,37 @@ TEST_CASE("a device's invalid UTF-8 string is published with replacement charact
     north::append_json_value(s, std::string("ok\xff\xfe"));
     CHECK(s == "\"ok\xef\xbf\xbd\xef\xbf\xbd\"");
 }
+
+TEST_CASE("a backlog of a device with many points is split to stay far below 256 KB") {
+    core::DeviceConfig d;
+    d.name = "big";
+    for (int i = 0; i < 200; ++i) {
+        core::PointConfig p;
+        p.name = "p" + std::to_string(i);
+        d.points.push_back(p);
+    }
+    core::Config cfg;
+    cfg.devices.push_back(d);
+    core::CloudConfig cloud;
+    cloud.platform = core::Platform::onenet;
+    cloud.product_id = "1";
+    cfg.clouds.push_back(cloud);
+    north::SessionInfo s{&cfg, &cfg.clouds[0], &cfg.devices[0], {0}, "big"};
+    std::deque<core::SampleBatch> q;
+    for (int b = 0; b < 100; ++b) {
+        std::vector<core::PointValue> values;
+        for (std::uint32_t i = 0; i < 200; ++i) values.push_back({i, 12345.678});
+        q.push_back(batch(0, 1700000000000 + b * 1000, values));
+    }
+    std::uint32_t id = 1;
+    auto msgs = north::make_profile(cfg.clouds[0])->build(s, q, 100, id);
+    CHECK(msgs.size() == 7);  // 15 batches of 200 values per message
+    std::size_t samples = 0;
+    for (const auto& m : msgs) {
+        CHECK(m.payload.size() < 256 * 1024);
+        CHECK(m.samples <= north::kMaxValuesPerMessage);
+        samples += m.samples;
+    }
+    CHECK(samples == 20000);
+    CHECK(q.empty());
+}
