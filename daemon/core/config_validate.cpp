@@ -136,6 +136,11 @@ void check_device(Checker& c, Config& cfg, std::size_t index) {
         c.fail(d.mark, path, "device '" + d.name + "' needs 'key' (its deviceSecret) to sign the DaShi login");
     }
     if (d.points.empty()) c.fail(d.mark, path + ".points", "expected at least one point");
+    if (cloud && cloud->platform == Platform::onenet && cloud->protocol == OnenetProtocol::thing_model &&
+        d.points.size() > 100) {
+        c.fail(d.mark, path + ".points", "OneNET's thing model takes at most 100 properties per device in one message; got " +
+                                             std::to_string(d.points.size()) + " (split the device)");
+    }
     std::map<std::string, const PointConfig*> seen;
     for (const auto& p : d.points) {
         if (auto it = seen.find(p.name); it != seen.end()) {

@@ -160,6 +160,10 @@ TEST_CASE("platform rules: gateways, legacy device ids, DaShi secrets, ThingsBoa
     CHECK(errors_of(aiot).empty());
     CHECK(only_error(replace(aiot, "    key: rs2FaE5BuygJZkWKDA5okKt1RFpwOx53hbu6hwyCS4U=\n", "")) ==
           "gw.yaml:14:5: devices[0]: device 'Chic_D' needs 'key' (its deviceSecret) to sign the DaShi login");
+    std::string many;
+    for (int i = 0; i < 101; ++i) many += "      - { name: p" + std::to_string(i) + ", area: holding, address: " + std::to_string(100 + i) + " }\n";
+    CHECK(only_error(replace(tm, "      - name: relay\n", many + "      - name: relay\n")) ==
+          "gw.yaml:15:5: devices[0].points: OneNET's thing model takes at most 100 properties per device in one message; got 103 (split the device)");
     const std::string tb = replace(replace(kBase, "platform: onenet", "platform: thingsboard"), "    protocol: datapoints\n", "");
     CHECK(only_error(tb) == "gw.yaml:4:3: clouds.onenet: missing required key 'username' for platform thingsboard");
 }
