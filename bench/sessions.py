@@ -22,6 +22,7 @@ N = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
 SECONDS = float(sys.argv[3]) if len(sys.argv) > 3 else 20.0
 KEY = "kKsubaG7FzMgzR6N3eUD53319Qu+K4MCvw6KzOYc5eI="
 TICKS = os.sysconf("SC_CLK_TCK")
+WORK = tempfile.mkdtemp(prefix="fl-sessions-")
 
 
 def raise_nofile():
@@ -48,13 +49,13 @@ def config(port, n):
   - { name: dev%d, cloud: onenet, bus: sim, unit: %d, interval: 1s, points: [ { name: v, area: holding, address: 0 } ] }"""
                       % (i, i % 247 + 1) for i in range(n))
     return """
-gateway: { log_level: info }
+gateway: { log_level: info, data_dir: %s }
 clouds:
   onenet: { platform: onenet, host: 127.0.0.1, port: %d, product_id: "469948", product_key: %s, token_expiry: 2524579200 }
 buses:
   sim: { driver: sim }
 devices:%s
-""" % (port, KEY, devices)
+""" % (os.path.join(WORK, "data-%d" % n), port, KEY, devices)
 
 
 def run_baseline(port, n):
@@ -96,7 +97,7 @@ def report(n, f, b):
 
 def main():
     raise_nofile()
-    work = tempfile.mkdtemp(prefix="fl-sessions-")
+    work = WORK
     port = free_port()
     conf = os.path.join(work, "mosquitto.conf")
     with open(conf, "w") as f:

@@ -22,6 +22,7 @@ SECONDS = float(sys.argv[2]) if len(sys.argv) > 2 else 10.0
 BUSES = 2            # TCP connections, one worker thread each
 DEVICES_PER_BUS = 12  # units polled back to back on each connection (10 ms interval each)
 TICKS = os.sysconf("SC_CLK_TCK")
+WORK = tempfile.mkdtemp(prefix="fl-bench-")
 
 
 def points_yaml():
@@ -59,6 +60,7 @@ def config(mqtt_port, modbus_port):
     return """
 gateway:
   log_level: info
+  data_dir: %s
 clouds:
   local:
     platform: mqtt
@@ -67,7 +69,7 @@ clouds:
     max_inflight: 200
 buses:%s
 devices:%s
-""" % (mqtt_port, buses, devices)
+""" % (os.path.join(WORK, "data"), mqtt_port, buses, devices)
 
 
 def server_requests(sim):
@@ -83,7 +85,7 @@ def cpu_seconds(pid):
 
 
 def main():
-    work = tempfile.mkdtemp(prefix="fl-bench-")
+    work = WORK
     procs = []
     try:
         mqtt_port, modbus_port = free_port(), free_port()

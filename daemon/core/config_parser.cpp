@@ -51,6 +51,12 @@ const Field<GatewayConfig> kGatewayFields[] = {
          set_if(g.log_level, r.enumeration<std::string>(n, parse_log_level, "trace, debug, info, warn, error, critical, off"));
      }},
     {"plugin_dir", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) { set_if(g.plugin_dir, r.string(n)); }},
+    {"store_max_bytes", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) { set_if(g.store_max_bytes, r.size(n, 64 * 1024)); }},
+    {"store_max_age", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) { set_if(g.store_max_age, r.duration(n, Duration{0}, kMaxDuration)); }},
+    {"store_sync", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) {
+         if (n.IsScalar() && n.Scalar() == "batch") g.store_sync = Duration{0};
+         else set_if(g.store_sync, r.duration(n, Duration{10}, Duration{60'000}));
+     }},
 };
 
 // ---- clouds -----------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 #include "config_reader.hpp"
 
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -137,6 +138,25 @@ std::optional<Duration> Reader::duration(const YAML::Node& n, Duration min, Dura
         return std::nullopt;
     }
     return d;
+}
+
+std::optional<std::uint64_t> Reader::size(const YAML::Node& n, std::uint64_t min) {
+    auto s = string(n);
+    if (!s) return std::nullopt;
+    char* end = nullptr;
+    const unsigned long long v = std::strtoull(s->c_str(), &end, 10);
+    const std::string unit = end ? end : "";
+    const std::uint64_t factor = unit.empty() ? 1 : unit == "KB" ? 1024 : unit == "MB" ? 1024 * 1024
+                                 : unit == "GB" ? 1024ULL * 1024 * 1024 : 0;
+    if (s->empty() || !std::isdigit(static_cast<unsigned char>((*s)[0])) || factor == 0) {
+        error(n, "'" + *s + "' is not a size; expected bytes with an optional KB, MB or GB suffix (e.g. 512MB)");
+        return std::nullopt;
+    }
+    if (v * factor < min) {
+        error(n, "size " + *s + " is too small; expected at least " + std::to_string(min) + " bytes");
+        return std::nullopt;
+    }
+    return v * factor;
 }
 
 std::optional<std::string> Reader::secret(const YAML::Node& n) { return scalar(n, "the secret"); }

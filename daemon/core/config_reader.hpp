@@ -54,6 +54,8 @@ public:
     std::optional<double> number(const YAML::Node& n);
     std::optional<bool> boolean(const YAML::Node& n);
     std::optional<Duration> duration(const YAML::Node& n, Duration min, Duration max);
+    // Bytes: a whole number with an optional KB, MB or GB suffix (powers of 1024).
+    std::optional<std::uint64_t> size(const YAML::Node& n, std::uint64_t min);
     // A secret: literal, or ${ENV_VAR} expanded from the environment.
     std::optional<std::string> secret(const YAML::Node& n);
     std::optional<std::string> secret_file(const YAML::Node& n);

@@ -20,6 +20,7 @@ struct SampleBatch {
     std::uint32_t device_index;                   // index into Config::devices
     std::int64_t timestamp_ms;                    // acquisition time, Unix ms
     std::vector<PointValue> values;
+    std::int64_t record_id = 0;                   // outbox record (0: not stored)
 };
 
 inline std::int64_t unix_ms_now() {

@@ -15,7 +15,6 @@
 namespace fieldlink::north {
 
 namespace {
-constexpr std::size_t kMaxPendingBatches = 100'000;
 constexpr long kTickMs = 100;
 }  // namespace
 
@@ -76,6 +75,8 @@ bool North::start(std::string* error) {
         ev.data.u64 = static_cast<std::uint64_t>(fd) | (1ULL << 63);  // tag: not a session
         epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
     }
+    store_ = store::Outbox::open(cfg_, error);
+    if (!store_) return false;
     for (const auto& c : cfg_.clouds) profiles_.push_back(make_profile(c));
     for (auto& info : plan_sessions(cfg_)) {
         const Profile* p = profiles_[static_cast<std::size_t>(info.cloud - cfg_.clouds.data())].get();
@@ -84,7 +85,7 @@ bool North::start(std::string* error) {
             return false;
         }
         for (auto d : info.devices) route_[d] = sessions_.size();
-        sessions_.push_back(std::make_unique<Session>(std::move(info), *p, epoll_fd_, kMaxPendingBatches));
+        sessions_.push_back(std::make_unique<Session>(std::move(info), *p, epoll_fd_, store_.get()));
     }
     thread_ = std::thread([this] { run(); });
     return true;
@@ -107,6 +108,9 @@ bool North::all_idle() const {
 
 void North::tick() {
     const auto now = Session::Clock::now();
+    if (const std::int64_t dropped = store_->maintain(now)) {
+        for (auto& s : sessions_) s->forget_through(dropped);
+    }
     NorthTotals t;
     for (auto& s : sessions_) {
         s->tick(now);
@@ -154,6 +158,10 @@ void North::run() {
                 const int fd = static_cast<int>(tag & 0xFFFFFFFF);
                 if (fd == queue_.fd()) {
                     queue_.drain(batches);
+                    // Persist first (one transaction for everything drained), then hand over.
+                    std::vector<core::SampleBatch*> ptrs;
+                    for (auto& b : batches) ptrs.push_back(&b);
+                    store_->append(ptrs);
                     const auto t = Session::Clock::now();
                     while (!batches.empty()) {
                         auto& s = *sessions_[route_[batches.front().device_index]];
@@ -177,6 +185,11 @@ void North::run() {
     }
     tick();
     for (auto& s : sessions_) s->disconnect();
+    store_->maintain(Session::Clock::now());
+    const auto st = store_->stats();
+    log->info("store: {} batch(es) queued on disk ({} bytes), {} appended, {} acknowledged, {} samples dropped by the "
+              "budget, {} of unconfigured devices, {} unwritable; {} corrupt", st.records, st.bytes_used, st.appended,
+              st.acked, st.dropped_budget, st.dropped_unknown, st.dropped_full, st.corrupt);
     const auto t = totals();
     log->info("event loop stopped: {} messages sent, {} acknowledged, {} samples sent, {} dropped; "
               "{} platform requests answered ({} refused), {} malformed, {} error replies, {} unexpected",

@@ -15,6 +15,7 @@
 #include "core/value.hpp"
 #include "north/profile.hpp"
 #include "north/session.hpp"
+#include "store/outbox.hpp"
 
 namespace fieldlink::north {
 
@@ -56,6 +57,7 @@ private:
 
     const core::Config& cfg_;
     core::BoundedQueue<core::SampleBatch> queue_;
+    std::unique_ptr<store::Outbox> store_;
     std::vector<std::unique_ptr<Profile>> profiles_;  // per cloud
     std::vector<std::unique_ptr<Session>> sessions_;
     std::unordered_map<std::uint32_t, std::size_t> route_;  // device index -> session

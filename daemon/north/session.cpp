@@ -12,6 +12,9 @@ namespace fieldlink::north {
 
 namespace {
 
+constexpr std::size_t kLiveWindow = 2000;    // newest batches kept in memory per session
+constexpr std::size_t kBacklogChunk = 500;   // batches loaded from the store at a time
+
 // Full jitter over 2 s, 4 s, ... 60 s for OneNET (1 s, ... for others); the login limiter below
 // guarantees OneNET's 3 logins per 5 s per device whatever the draw.
 std::chrono::milliseconds reconnect_base(const core::CloudConfig& c) {
@@ -36,14 +39,16 @@ const char* connack_text(int rc) {
 
 }  // namespace
 
-Session::Session(SessionInfo info, const Profile& profile, int epoll_fd, std::size_t max_pending_batches)
+Session::Session(SessionInfo info, const Profile& profile, int epoll_fd, store::Outbox* store)
     : info_(std::move(info)),
       cloud_(*info_.cloud),
       profile_(profile),
       epoll_fd_(epoll_fd),
-      max_pending_(max_pending_batches),
       backoff_(reconnect_base(cloud_), std::chrono::milliseconds(60'000), core::Backoff::Jitter::full),
-      log_(core::logger("north")) {}
+      store_(store),
+      log_(core::logger("north")) {
+    backlog_on_disk_ = store_ != nullptr;
+}
 
 Session::~Session() {
     if (registered_fd_ >= 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, registered_fd_, nullptr);
@@ -54,18 +59,38 @@ void Session::enqueue(core::SampleBatch&& batch) {
     auto& latest = latest_[batch.device_index];
     if (latest.empty()) latest.resize(info_.device(batch.device_index).points.size());
     for (const auto& pv : batch.values) latest[pv.point_index] = pv.value;
-    if (pending_.size() >= max_pending_) {
-        counters_.samples_dropped += pending_.front().values.size();
-        pending_.pop_front();
-        if (!dropping_) {
-            log_->warn("device {}: {} batches waiting for cloud {}; dropping the oldest (counted)", info_.name,
-                       max_pending_, cloud_.name);
+    if (live_.size() >= kLiveWindow) {
+        if (live_.front().record_id != 0 && store_) {
+            backlog_on_disk_ = true;  // still on disk: it comes back through the backlog, in order
+        } else {
+            counters_.samples_dropped += live_.front().values.size();  // not stored: nothing else holds it
+            if (!dropping_) log_->warn("device {}: {} batches waiting in memory and no store; dropping the oldest (counted)",
+                                       info_.name, kLiveWindow);
             dropping_ = true;
         }
-    } else if (dropping_ && pending_.size() < max_pending_ / 2) {
-        dropping_ = false;
+        live_.pop_front();
     }
-    pending_.push_back(std::move(batch));
+    live_.push_back(std::move(batch));
+}
+
+void Session::forget_through(std::int64_t id) {
+    auto drop = [id](std::deque<core::SampleBatch>& q) {
+        while (!q.empty() && q.front().record_id != 0 && q.front().record_id <= id) q.pop_front();
+    };
+    drop(backlog_);
+    drop(live_);
+    disk_after_ = std::max(disk_after_, id);
+}
+
+void Session::refill_backlog() {
+    if (!store_ || !backlog_on_disk_ || backlog_.size() >= kBacklogChunk / 2) return;
+    const std::int64_t before = live_.empty() || live_.front().record_id == 0 ? INT64_MAX : live_.front().record_id;
+    auto loaded = store_->load(info_.devices, disk_after_, before, kBacklogChunk);
+    if (loaded.size() < kBacklogChunk) backlog_on_disk_ = false;
+    for (auto& b : loaded) {
+        disk_after_ = std::max(disk_after_, b.record_id);
+        backlog_.push_back(std::move(b));
+    }
 }
 
 // OneNET kicks a device that logs in more than 3 times in 5 s; every platform gets the same
@@ -174,8 +199,8 @@ void Session::log_connect_failure(int rc) {
 
 void Session::lost(const char* why, int rc) {
     if (state_ == State::connected) {
-        log_->warn("device {}: connection to cloud {} lost ({}: {}); {} batches waiting, reconnecting",
-                   info_.name, cloud_.name, why, error_text(rc), pending_.size());
+        log_->warn("device {}: connection to cloud {} lost ({}: {}); {} batches waiting in memory, reconnecting",
+                   info_.name, cloud_.name, why, error_text(rc), live_.size() + backlog_.size());
     } else if (state_ == State::connecting && failures_ == 0 && rc != MOSQ_ERR_CONN_REFUSED) {
         log_connect_failure(rc);  // first failure of a streak only: the backoff retries quietly
     }
@@ -212,7 +237,7 @@ void Session::tick(Clock::time_point now) {
     sync_fd();
 }
 
-bool Session::publish(const Message& m) {
+bool Session::publish(const Message& m, std::size_t group) {
     int mid = 0;
     const int rc = mosquitto_publish(mosq_, &mid, m.topic.c_str(), static_cast<int>(m.payload.size()),
                                      m.payload.data(), profile_.qos(), false);
@@ -220,16 +245,45 @@ bool Session::publish(const Message& m) {
         log_->warn("device {}: publish to {} failed: {}", info_.name, m.topic, mosquitto_strerror(rc));
         return false;
     }
-    if (profile_.qos() > 0) inflight_[mid] = m.samples;
-    else ++counters_.messages_acked;
+    if (profile_.qos() > 0) {
+        inflight_[mid] = m.samples;
+        if (group) inflight_groups_[mid] = group;
+    } else {
+        ++counters_.messages_acked;
+    }
     ++counters_.messages_sent;
     counters_.samples_sent += m.samples;
     if (cloud_.max_rate > 0) tokens_ -= 1.0;
     return true;
 }
 
+// One message (or, for per-point templates, one group of messages) from the front of `queue`;
+// its records are deleted from the store once every message of the group is acknowledged.
+bool Session::publish_data(std::deque<core::SampleBatch>& queue) {
+    std::vector<std::pair<std::uint32_t, std::int64_t>> front;
+    for (std::size_t i = 0; i < queue.size() && i < 256; ++i) front.emplace_back(queue[i].device_index, queue[i].record_id);
+    const std::size_t before = queue.size();
+    auto messages = profile_.build(info_, queue, 1, next_id_);
+    Group g;
+    for (std::size_t i = 0; i < before - queue.size() && i < front.size(); ++i) {
+        if (front[i].second != 0) g.records.push_back(front[i]);
+    }
+    g.messages = messages.size();
+    const std::size_t id = g.records.empty() || profile_.qos() == 0 ? 0 : next_group_++;
+    if (id) groups_[id] = std::move(g);
+    else if (store_ && profile_.qos() == 0) {
+        for (const auto& r : g.records) store_->ack(r.first, r.second);  // QoS 0 (generic MQTT): sent is done
+    }
+    for (const auto& m : messages) {
+        if (!publish(m, id)) return false;
+    }
+    return !messages.empty();
+}
+
 void Session::flush(Clock::time_point now) {
-    if (state_ != State::connected || (pending_.empty() && control_.empty())) return;
+    if (state_ != State::connected) return;
+    refill_backlog();
+    if (live_.empty() && backlog_.empty() && control_.empty()) return;
     if (cloud_.max_rate > 0) {
         const double dt = std::chrono::duration<double>(now - last_refill_).count();
         // Capacity 1: no bursts, so no window of any length ever sees more than rate x length + 1.
@@ -244,10 +298,14 @@ void Session::flush(Clock::time_point now) {
         if (!publish(control_.front())) break;
         control_.pop_front();
     }
-    if (control_.empty() && allowed() > 0 && !pending_.empty()) {
-        for (const auto& m : profile_.build(info_, pending_, allowed(), next_id_)) {
-            if (!publish(m)) break;
-        }
+    // Backlog and live data take turns, so a long backlog never starves live data.
+    while (control_.empty() && allowed() > 0) {
+        refill_backlog();
+        const bool use_backlog = !backlog_.empty() && (prefer_backlog_ || live_.empty());
+        auto& queue = use_backlog ? backlog_ : live_;
+        if (queue.empty()) break;
+        prefer_backlog_ = !use_backlog;
+        if (!publish_data(queue)) break;
     }
     sync_fd();
 }
@@ -337,6 +395,15 @@ void Session::on_publish(mosquitto*, void* self, int mid) {
     if (it == s->inflight_.end()) return;
     s->inflight_.erase(it);
     ++s->counters_.messages_acked;
+    auto g = s->inflight_groups_.find(mid);
+    if (g == s->inflight_groups_.end()) return;
+    auto group = s->groups_.find(g->second);
+    s->inflight_groups_.erase(g);
+    if (group == s->groups_.end() || --group->second.messages > 0) return;
+    if (s->store_) {
+        for (const auto& r : group->second.records) s->store_->ack(r.first, r.second);
+    }
+    s->groups_.erase(group);
 }
 
 }  // namespace fieldlink::north

@@ -17,6 +17,7 @@
 #include "core/config.hpp"
 #include "core/value.hpp"
 #include "north/profile.hpp"
+#include "store/outbox.hpp"
 
 namespace spdlog {
 class logger;
@@ -42,7 +43,8 @@ class Session {
 public:
     using Clock = std::chrono::steady_clock;
 
-    Session(SessionInfo info, const Profile& profile, int epoll_fd, std::size_t max_pending_batches);
+    // `store` may be null (no durability: tests of the north side alone).
+    Session(SessionInfo info, const Profile& profile, int epoll_fd, store::Outbox* store);
     ~Session();
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
@@ -54,7 +56,10 @@ public:
     void flush(Clock::time_point now);
     void disconnect();
 
-    bool idle() const { return pending_.empty() && inflight_.empty(); }
+    bool idle() const { return live_.empty() && backlog_.empty() && !backlog_on_disk_ && inflight_.empty(); }
+    // Forgets queued batches the store dropped (record ids up to `id`), unless already in flight.
+    void forget_through(std::int64_t id);
+    std::size_t queued_in_memory() const { return live_.size() + backlog_.size(); }
     bool connected() const { return state_ == State::connected; }
     const SessionCounters& counters() const { return counters_; }
     const std::string& name() const { return info_.name; }
@@ -66,7 +71,9 @@ private:
     static void on_disconnect(mosquitto* m, void* self, int rc);
     static void on_publish(mosquitto* m, void* self, int mid);
     static void on_message(mosquitto* m, void* self, const mosquitto_message* msg);
-    bool publish(const Message& m);
+    bool publish(const Message& m, std::size_t group = 0);
+    void refill_backlog();
+    bool publish_data(std::deque<core::SampleBatch>& queue);
     void handle(const std::string& topic, const std::string& payload);
 
     void sync_fd();
@@ -79,7 +86,7 @@ private:
     const core::CloudConfig& cloud_;
     const Profile& profile_;
     int epoll_fd_;
-    std::size_t max_pending_;
+
     mosquitto* mosq_ = nullptr;
     State state_ = State::idle;
     int registered_fd_ = -1;
@@ -90,7 +97,21 @@ private:
     double tokens_ = 1.0;
     Clock::time_point last_refill_{};
     std::deque<Clock::time_point> logins_;  // recent connection attempts, for the login-rate limit
-    std::deque<core::SampleBatch> pending_;
+    // Data waiting: the newest batches in memory (bounded window) and the older ones loaded from
+    // the store in chunks, oldest first. Messages alternate between the two.
+    std::deque<core::SampleBatch> live_;
+    std::deque<core::SampleBatch> backlog_;
+    bool backlog_on_disk_ = true;   // the store may hold older batches not yet loaded
+    std::int64_t disk_after_ = 0;   // newest record id loaded into backlog_
+    bool prefer_backlog_ = false;
+    struct Group {
+        std::size_t messages = 0;  // messages of this group not yet acknowledged
+        std::vector<std::pair<std::uint32_t, std::int64_t>> records;  // (device index, record id)
+    };
+    std::unordered_map<int, std::size_t> inflight_groups_;  // mid -> group
+    std::unordered_map<std::size_t, Group> groups_;
+    std::size_t next_group_ = 1;
+    store::Outbox* store_;
     std::deque<Message> control_;  // on-connect messages, sent before data
     LatestValues latest_;
     std::set<std::string> logged_kinds_;  // inbound problems are logged once per kind

@@ -223,9 +223,15 @@ def tcp_to_pty(procs, port, name="conv"):
 
 
 class Daemon:
-    def __init__(self, procs, config_text, name="fieldlinkd.log", extra=()):
+    def __init__(self, procs, config_text, name="fieldlinkd.log", extra=(), data_dir=None):
         self.procs = procs
         self.name = name
+        self.data_dir = data_dir or procs.path("data")
+        # Every daemon keeps its outbox in the test's scratch directory.
+        if "\ngateway:\n" in "\n" + config_text.lstrip("\n"):
+            config_text = config_text.replace("gateway:\n", "gateway:\n  data_dir: %s\n" % self.data_dir, 1)
+        else:
+            config_text = "gateway:\n  data_dir: %s\n" % self.data_dir + config_text
         self.config = procs.write("config.yaml", config_text)
         self.proc = procs.start([os.path.join(BIN, "fieldlinkd"), "--config", self.config,
                                  "--plugin-dir", PLUGINS] + list(extra), name)

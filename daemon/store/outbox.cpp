@@ -1,0 +1,419 @@
+#include "outbox.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "core/log.hpp"
+
+namespace fieldlink::store {
+namespace {
+
+enum Tag : std::uint8_t { kFalse = 0, kTrue = 1, kInt = 2, kUint = 3, kDouble = 4, kString = 5 };
+
+void put_varint(std::string& out, std::uint64_t v) {
+    while (v >= 0x80) {
+        out += static_cast<char>((v & 0x7F) | 0x80);
+        v >>= 7;
+    }
+    out += static_cast<char>(v);
+}
+
+bool get_varint(const std::string& in, std::size_t& pos, std::uint64_t& v) {
+    v = 0;
+    for (int shift = 0; shift < 64 && pos < in.size(); shift += 7) {
+        const auto b = static_cast<std::uint8_t>(in[pos++]);
+        v |= static_cast<std::uint64_t>(b & 0x7F) << shift;
+        if (!(b & 0x80)) return true;
+    }
+    return false;
+}
+
+const char* kSchema = R"(
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS devices (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS points (id INTEGER PRIMARY KEY, device INTEGER NOT NULL, name TEXT NOT NULL,
+                                   UNIQUE (device, name));
+CREATE TABLE IF NOT EXISTS outbox (device INTEGER NOT NULL, id INTEGER NOT NULL, ts INTEGER NOT NULL,
+                                   payload BLOB NOT NULL, PRIMARY KEY (device, id)) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta VALUES ('format', '1');
+)";
+
+std::shared_ptr<spdlog::logger> log() { return core::logger("store"); }
+
+}  // namespace
+
+std::string Outbox::encode(const core::SampleBatch& b, const std::vector<std::uint32_t>& point_ids) {
+    std::string out;
+    out.reserve(b.values.size() * 6);
+    for (const auto& pv : b.values) {
+        put_varint(out, point_ids[pv.point_index]);
+        std::visit(
+            [&out](const auto& v) {
+                using T = std::decay_t<decltype(v)>;
+                if constexpr (std::is_same_v<T, bool>) {
+                    out += static_cast<char>(v ? kTrue : kFalse);
+                } else if constexpr (std::is_same_v<T, std::int64_t>) {
+                    out += static_cast<char>(kInt);
+                    put_varint(out, (static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63));
+                } else if constexpr (std::is_same_v<T, std::uint64_t>) {
+                    out += static_cast<char>(kUint);
+                    put_varint(out, v);
+                } else if constexpr (std::is_same_v<T, double>) {
+                    out += static_cast<char>(kDouble);
+                    char raw[8];
+                    std::memcpy(raw, &v, 8);
+                    out.append(raw, 8);
+                } else {
+                    out += static_cast<char>(kString);
+                    put_varint(out, v.size());
+                    out += v;
+                }
+            },
+            pv.value);
+    }
+    return out;
+}
+
+bool Outbox::decode(const std::string& blob, std::vector<std::pair<std::uint32_t, core::Value>>& out) {
+    std::size_t pos = 0;
+    while (pos < blob.size()) {
+        std::uint64_t point = 0, v = 0;
+        if (!get_varint(blob, pos, point) || point > UINT32_MAX || pos >= blob.size()) return false;
+        const auto tag = static_cast<std::uint8_t>(blob[pos++]);
+        switch (tag) {
+            case kFalse: out.emplace_back(static_cast<std::uint32_t>(point), core::Value{false}); break;
+            case kTrue: out.emplace_back(static_cast<std::uint32_t>(point), core::Value{true}); break;
+            case kInt:
+                if (!get_varint(blob, pos, v)) return false;
+                out.emplace_back(static_cast<std::uint32_t>(point),
+                                 core::Value{static_cast<std::int64_t>((v >> 1) ^ (~(v & 1) + 1))});
+                break;
+            case kUint:
+                if (!get_varint(blob, pos, v)) return false;
+                out.emplace_back(static_cast<std::uint32_t>(point), core::Value{v});
+                break;
+            case kDouble: {
+                if (blob.size() - pos < 8) return false;
+                double d = 0;
+                std::memcpy(&d, blob.data() + pos, 8);
+                pos += 8;
+                out.emplace_back(static_cast<std::uint32_t>(point), core::Value{d});
+                break;
+            }
+            case kString:
+                if (!get_varint(blob, pos, v) || v > blob.size() - pos) return false;
+                out.emplace_back(static_cast<std::uint32_t>(point), core::Value{blob.substr(pos, v)});
+                pos += v;
+                break;
+            default: return false;
+        }
+    }
+    return true;
+}
+
+std::unique_ptr<Outbox> Outbox::open(const core::Config& cfg, std::string* error) {
+    std::unique_ptr<Outbox> o(new Outbox());
+    if (!o->init(cfg, error)) return nullptr;
+    return o;
+}
+
+Outbox::~Outbox() {
+    if (!db_) return;
+    if (!acks_.empty()) maintain(std::chrono::steady_clock::now());
+    sqlite3_finalize(insert_);
+    sqlite3_finalize(remove_);
+    sqlite3_close(db_);
+}
+
+bool Outbox::exec(const char* sql) {
+    char* msg = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &msg) == SQLITE_OK) return true;
+    log()->error("store {}: {} failed: {}", path_, std::string(sql).substr(0, 60), msg ? msg : "?");
+    sqlite3_free(msg);
+    return false;
+}
+
+bool Outbox::init(const core::Config& cfg, std::string* error) {
+    cfg_ = &cfg;
+    const auto& g = cfg.gateway;
+    max_bytes_ = g.store_max_bytes;
+    max_age_ms_ = g.store_max_age.count();
+    sync_interval_ = g.store_sync;
+    if (::mkdir(g.data_dir.c_str(), 0750) != 0 && errno != EEXIST) {
+        *error = "store: cannot create data_dir " + g.data_dir + ": " + std::strerror(errno);
+        return false;
+    }
+    if (::access(g.data_dir.c_str(), W_OK | X_OK) != 0) {
+        *error = "store: data_dir " + g.data_dir + " is not writable: " + std::strerror(errno) +
+                 " (expected a directory the fieldlink user can write)";
+        return false;
+    }
+    path_ = g.data_dir + "/outbox.db";
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        if (sqlite3_open(path_.c_str(), &db_) == SQLITE_OK) {
+            sqlite3_busy_timeout(db_, 1000);
+            sqlite3_stmt* st = nullptr;
+            std::string check;
+            if (sqlite3_prepare_v2(db_, "PRAGMA quick_check", -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+                check = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+            }
+            sqlite3_finalize(st);
+            if (check == "ok" && exec("PRAGMA journal_mode=WAL") && exec(kSchema)) break;
+        }
+        sqlite3_close(db_);
+        db_ = nullptr;
+        if (attempt == 1) {
+            *error = "store: cannot open " + path_ + " even after moving the old file aside";
+            return false;
+        }
+        const std::string aside = path_ + ".corrupt-" + std::to_string(std::time(nullptr));
+        std::rename(path_.c_str(), aside.c_str());
+        std::remove((path_ + "-wal").c_str());
+        std::remove((path_ + "-shm").c_str());
+        ++stats_.corrupt;
+        log()->error("store: {} is not a valid store; moved aside to {} (its data is not replayed)", path_, aside);
+    }
+    exec(sync_interval_.count() == 0 ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    exec("PRAGMA wal_autocheckpoint=4000");
+    // Stable ids for devices and points, so records survive config edits and restarts.
+    device_ids_.resize(cfg.devices.size());
+    point_ids_.resize(cfg.devices.size());
+    for (std::uint32_t d = 0; d < cfg.devices.size(); ++d) {
+        sqlite3_stmt* st = nullptr;
+        sqlite3_prepare_v2(db_, "INSERT OR IGNORE INTO devices(name) VALUES (?1)", -1, &st, nullptr);
+        sqlite3_bind_text(st, 1, cfg.devices[d].name.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_step(st);
+        sqlite3_finalize(st);
+        sqlite3_prepare_v2(db_, "SELECT id FROM devices WHERE name = ?1", -1, &st, nullptr);
+        sqlite3_bind_text(st, 1, cfg.devices[d].name.c_str(), -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) == SQLITE_ROW) device_ids_[d] = static_cast<std::uint32_t>(sqlite3_column_int64(st, 0));
+        sqlite3_finalize(st);
+        device_index_[device_ids_[d]] = d;
+        for (std::uint32_t p = 0; p < cfg.devices[d].points.size(); ++p) {
+            sqlite3_prepare_v2(db_, "INSERT OR IGNORE INTO points(device, name) VALUES (?1, ?2)", -1, &st, nullptr);
+            sqlite3_bind_int64(st, 1, device_ids_[d]);
+            sqlite3_bind_text(st, 2, cfg.devices[d].points[p].name.c_str(), -1, SQLITE_TRANSIENT);
+            sqlite3_step(st);
+            sqlite3_finalize(st);
+            sqlite3_prepare_v2(db_, "SELECT id FROM points WHERE device = ?1 AND name = ?2", -1, &st, nullptr);
+            sqlite3_bind_int64(st, 1, device_ids_[d]);
+            sqlite3_bind_text(st, 2, cfg.devices[d].points[p].name.c_str(), -1, SQLITE_TRANSIENT);
+            std::uint32_t pid = 0;
+            if (sqlite3_step(st) == SQLITE_ROW) pid = static_cast<std::uint32_t>(sqlite3_column_int64(st, 0));
+            sqlite3_finalize(st);
+            point_ids_[d].push_back(pid);
+            point_index_[pid] = {d, p};
+        }
+    }
+    drop_unknown_devices();
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(db_, "SELECT COALESCE(MAX(id), 0) FROM outbox", -1, &st, nullptr);
+    if (sqlite3_step(st) == SQLITE_ROW) next_id_ = sqlite3_column_int64(st, 0) + 1;
+    sqlite3_finalize(st);
+    sqlite3_prepare_v2(db_, "INSERT INTO outbox(device, id, ts, payload) VALUES (?1, ?2, ?3, ?4)", -1, &insert_, nullptr);
+    sqlite3_prepare_v2(db_, "DELETE FROM outbox WHERE device = ?1 AND id = ?2", -1, &remove_, nullptr);
+    const auto s = stats();
+    if (s.records > 0) {
+        log()->info("store {}: {} queued batch(es) from before, oldest from {} ms ago, will be replayed in order", path_,
+                    s.records, core::unix_ms_now() - s.oldest_ms);
+    }
+    return true;
+}
+
+// Records of devices that are no longer configured (renamed or removed) are dropped, counted.
+void Outbox::drop_unknown_devices() {
+    std::string known;
+    for (auto id : device_ids_) known += (known.empty() ? "" : ",") + std::to_string(id);
+    const std::string where = "device NOT IN (" + (known.empty() ? std::string("-1") : known) + ")";
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(db_, ("SELECT d.name, COUNT(*) FROM outbox o JOIN devices d ON d.id = o.device WHERE o." + where +
+                             " GROUP BY d.name").c_str(), -1, &st, nullptr);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const auto n = static_cast<std::uint64_t>(sqlite3_column_int64(st, 1));
+        log()->warn("store: {} queued batch(es) of device '{}', which is no longer configured, are dropped",
+                    n, reinterpret_cast<const char*>(sqlite3_column_text(st, 0)));
+        stats_.dropped_unknown += n;
+    }
+    sqlite3_finalize(st);
+    exec(("DELETE FROM outbox WHERE " + where).c_str());
+}
+
+void Outbox::append(std::vector<core::SampleBatch*>& batches) {
+    if (batches.empty()) return;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        exec("BEGIN");
+        bool ok = true;
+        std::int64_t id = next_id_;
+        for (auto* b : batches) {
+            const std::string blob = encode(*b, point_ids_[b->device_index]);
+            sqlite3_bind_int64(insert_, 1, device_ids_[b->device_index]);
+            sqlite3_bind_int64(insert_, 2, id);
+            sqlite3_bind_int64(insert_, 3, b->timestamp_ms);
+            sqlite3_bind_blob(insert_, 4, blob.data(), static_cast<int>(blob.size()), SQLITE_TRANSIENT);
+            const int rc = sqlite3_step(insert_);
+            sqlite3_reset(insert_);
+            if (rc != SQLITE_DONE) {
+                ok = false;
+                break;
+            }
+            b->record_id = id++;
+        }
+        if (ok && exec("COMMIT")) {
+            next_id_ = id;
+            stats_.appended += batches.size();
+            full_logged_ = false;
+            return;
+        }
+        exec("ROLLBACK");
+        for (auto* b : batches) b->record_id = 0;
+        if (attempt == 0) drop_oldest(used_bytes() * 9 / 10);  // full disk: make room from the oldest
+    }
+    std::uint64_t samples = 0;
+    for (auto* b : batches) samples += b->values.size();
+    stats_.dropped_full += samples;
+    if (!full_logged_) {
+        log()->error("store {}: cannot write ({}); {} sample(s) dropped, counted; the gateway keeps polling", path_,
+                     sqlite3_errmsg(db_), samples);
+        full_logged_ = true;
+    }
+}
+
+std::uint64_t Outbox::used_bytes() {
+    std::int64_t pages = 0, free_pages = 0, size = 0;
+    for (auto [sql, out] : {std::pair{"PRAGMA page_count", &pages}, {"PRAGMA freelist_count", &free_pages},
+                            {"PRAGMA page_size", &size}}) {
+        sqlite3_stmt* st = nullptr;
+        sqlite3_prepare_v2(db_, sql, -1, &st, nullptr);
+        if (sqlite3_step(st) == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    return static_cast<std::uint64_t>((pages - free_pages) * size);
+}
+
+// Deletes the oldest batches (global append order) until the store uses at most target_bytes.
+void Outbox::drop_oldest(std::uint64_t target_bytes) {
+    std::int64_t newest_dropped = 0;
+    for (int round = 0; round < 64 && used_bytes() > target_bytes; ++round) {
+        const auto s = stats();
+        if (s.records == 0) break;
+        const auto n = std::max<std::uint64_t>(1, s.records / 20);  // 5% per round
+        sqlite3_stmt* st = nullptr;
+        sqlite3_prepare_v2(db_, "SELECT id, payload FROM outbox ORDER BY id LIMIT ?1", -1, &st, nullptr);
+        sqlite3_bind_int64(st, 1, static_cast<std::int64_t>(n));
+        std::uint64_t samples = 0;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            newest_dropped = sqlite3_column_int64(st, 0);
+            std::vector<std::pair<std::uint32_t, core::Value>> values;
+            const std::string blob(static_cast<const char*>(sqlite3_column_blob(st, 1)),
+                                   static_cast<std::size_t>(sqlite3_column_bytes(st, 1)));
+            decode(blob, values);
+            samples += values.size();
+        }
+        sqlite3_finalize(st);
+        exec(("DELETE FROM outbox WHERE id <= " + std::to_string(newest_dropped)).c_str());
+        stats_.dropped_budget += samples;
+    }
+    dropped_through_ = std::max(dropped_through_, newest_dropped);
+}
+
+std::int64_t Outbox::maintain(std::chrono::steady_clock::time_point now) {
+    if (!acks_.empty()) {
+        exec("BEGIN");
+        for (const auto& r : acks_) {
+            sqlite3_bind_int64(remove_, 1, r.device);
+            sqlite3_bind_int64(remove_, 2, r.id);
+            sqlite3_step(remove_);
+            sqlite3_reset(remove_);
+        }
+        exec("COMMIT");
+        stats_.acked += acks_.size();
+        acks_.clear();
+    }
+    if (now - last_budget_ >= std::chrono::seconds(1)) {
+        last_budget_ = now;
+        const std::uint64_t before = stats_.dropped_budget;
+        if (max_age_ms_ > 0) {
+            sqlite3_stmt* st = nullptr;
+            sqlite3_prepare_v2(db_, "SELECT COALESCE(MAX(id), 0), COUNT(*) FROM outbox WHERE ts < ?1", -1, &st, nullptr);
+            sqlite3_bind_int64(st, 1, core::unix_ms_now() - max_age_ms_);
+            if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 1) > 0) {
+                const auto newest = sqlite3_column_int64(st, 0);
+                stats_.dropped_budget += static_cast<std::uint64_t>(sqlite3_column_int64(st, 1));
+                exec(("DELETE FROM outbox WHERE ts < " + std::to_string(core::unix_ms_now() - max_age_ms_)).c_str());
+                dropped_through_ = std::max<std::int64_t>(dropped_through_, newest);
+            }
+            sqlite3_finalize(st);
+        }
+        if (max_bytes_ > 0 && used_bytes() > max_bytes_) drop_oldest(max_bytes_ * 9 / 10);
+        if (stats_.dropped_budget != before && !over_budget_logged_) {
+            log()->warn("store {}: over its budget ({} bytes{}); dropping the oldest queued data (counted per episode)",
+                        path_, max_bytes_, max_age_ms_ > 0 ? " or max age" : "");
+            over_budget_logged_ = true;
+        } else if (stats_.dropped_budget == before && over_budget_logged_) {
+            log()->info("store {}: back within budget; {} sample(s) dropped so far", path_, stats_.dropped_budget);
+            over_budget_logged_ = false;
+        }
+    }
+    if (sync_interval_.count() > 0 && now - last_sync_ >= sync_interval_) {
+        last_sync_ = now;
+        sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    }
+    const std::int64_t dropped = dropped_through_;
+    dropped_through_ = 0;
+    return dropped;
+}
+
+std::vector<core::SampleBatch> Outbox::load(const std::vector<std::uint32_t>& devices, std::int64_t after,
+                                            std::int64_t before, std::size_t limit) {
+    std::vector<core::SampleBatch> out;
+    std::string ids;
+    for (auto d : devices) ids += (ids.empty() ? "" : ",") + std::to_string(device_ids_[d]);
+    sqlite3_stmt* st = nullptr;
+    const std::string sql = "SELECT device, id, ts, payload FROM outbox WHERE device IN (" + ids +
+                            ") AND id > ?1 AND id < ?2 ORDER BY id LIMIT ?3";
+    sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr);
+    sqlite3_bind_int64(st, 1, after);
+    sqlite3_bind_int64(st, 2, before);
+    sqlite3_bind_int64(st, 3, static_cast<std::int64_t>(limit));
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        core::SampleBatch b;
+        const auto dev = device_index_.find(static_cast<std::uint32_t>(sqlite3_column_int64(st, 0)));
+        b.record_id = sqlite3_column_int64(st, 1);
+        b.timestamp_ms = sqlite3_column_int64(st, 2);
+        const std::string blob(static_cast<const char*>(sqlite3_column_blob(st, 3)),
+                               static_cast<std::size_t>(sqlite3_column_bytes(st, 3)));
+        std::vector<std::pair<std::uint32_t, core::Value>> values;
+        if (dev == device_index_.end() || !decode(blob, values)) {
+            ++stats_.corrupt;
+            acks_.push_back({static_cast<std::uint32_t>(sqlite3_column_int64(st, 0)), b.record_id});  // moved out of the way
+            continue;
+        }
+        b.device_index = dev->second;
+        for (auto& [pid, v] : values) {
+            auto p = point_index_.find(pid);
+            if (p != point_index_.end() && p->second.first == dev->second) b.values.push_back({p->second.second, std::move(v)});
+        }
+        out.push_back(std::move(b));
+    }
+    sqlite3_finalize(st);
+    return out;
+}
+
+StoreStats Outbox::stats() {
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(db_, "SELECT COUNT(*), COALESCE(MIN(ts), 0) FROM outbox", -1, &st, nullptr);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        stats_.records = static_cast<std::uint64_t>(sqlite3_column_int64(st, 0));
+        stats_.oldest_ms = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    stats_.bytes_used = used_bytes();
+    return stats_;
+}
+
+}  // namespace fieldlink::store

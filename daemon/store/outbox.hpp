@@ -1,0 +1,98 @@
+// The durable outbox: every sample batch is appended here before it is handed to MQTT and deleted
+// only when the broker acknowledged it. SQLite in WAL mode; format in docs/STORE_FORMAT.md.
+// Used by the north thread only (not thread-safe).
+#pragma once
+
+#include <sqlite3.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/config.hpp"
+#include "core/value.hpp"
+
+namespace fieldlink::store {
+
+struct RecordId {
+    std::uint32_t device = 0;  // store device id (stable across restarts and config edits)
+    std::int64_t id = 0;       // global append order
+};
+
+struct StoreStats {
+    std::uint64_t records = 0;         // queued batches
+    std::uint64_t bytes_used = 0;      // database pages in use
+    std::int64_t oldest_ms = 0;        // acquisition time of the oldest queued batch (0: none)
+    std::uint64_t appended = 0;
+    std::uint64_t acked = 0;
+    std::uint64_t dropped_budget = 0;  // samples dropped by the disk budget / max age
+    std::uint64_t dropped_unknown = 0; // samples of devices no longer configured
+    std::uint64_t dropped_full = 0;    // samples that could not be written (full disk)
+    std::uint64_t corrupt = 0;         // records or files found corrupt and moved aside
+};
+
+class Outbox {
+public:
+    // Opens (or creates) <data_dir>/outbox.db. A file that is not a valid store is moved aside
+    // (outbox.db.corrupt-<time>) and counted. Returns nullptr with `error` when the directory
+    // cannot be used.
+    static std::unique_ptr<Outbox> open(const core::Config& cfg, std::string* error);
+    ~Outbox();
+    Outbox(const Outbox&) = delete;
+    Outbox& operator=(const Outbox&) = delete;
+
+    // Appends the batches in one transaction and sets their record ids; a batch that cannot be
+    // stored (full disk even after dropping the oldest data) is counted and its id left 0.
+    void append(std::vector<core::SampleBatch*>& batches);
+    // Queues the delete of an acknowledged record (config device index, record id); deletes are
+    // applied in one transaction by maintain().
+    void ack(std::uint32_t device_index, std::int64_t id) { acks_.push_back({device_ids_[device_index], id}); }
+    // Applies acks, enforces the disk budget and age limit, syncs per the configured interval.
+    // Returns the newest record id dropped by the budget (0: none), so sessions can forget them.
+    std::int64_t maintain(std::chrono::steady_clock::time_point now);
+
+    // Oldest-first records of `devices` (config indices) with after < id < before.
+    std::vector<core::SampleBatch> load(const std::vector<std::uint32_t>& devices, std::int64_t after,
+                                        std::int64_t before, std::size_t limit);
+    StoreStats stats();
+    const std::string& path() const { return path_; }
+
+    // Encoding of a batch's values (exposed for tests and the fuzz target). Decoding returns false
+    // for a malformed blob.
+    static std::string encode(const core::SampleBatch& b, const std::vector<std::uint32_t>& point_ids);
+    static bool decode(const std::string& blob, std::vector<std::pair<std::uint32_t, core::Value>>& out);
+
+private:
+    Outbox() = default;
+    bool init(const core::Config& cfg, std::string* error);
+    bool exec(const char* sql);
+    void drop_oldest(std::uint64_t target_bytes);
+    void drop_unknown_devices();
+    std::uint64_t used_bytes();
+
+    const core::Config* cfg_ = nullptr;
+    std::string path_;
+    sqlite3* db_ = nullptr;
+    sqlite3_stmt* insert_ = nullptr;
+    sqlite3_stmt* remove_ = nullptr;
+    std::vector<std::uint32_t> device_ids_;                 // config index -> store device id
+    std::map<std::uint32_t, std::uint32_t> device_index_;   // store device id -> config index
+    std::vector<std::vector<std::uint32_t>> point_ids_;     // config [device][point] -> store point id
+    std::map<std::uint32_t, std::pair<std::uint32_t, std::uint32_t>> point_index_;  // store point -> (device, point)
+    std::vector<RecordId> acks_;
+    std::int64_t next_id_ = 1;
+    std::uint64_t max_bytes_ = 0;
+    std::int64_t max_age_ms_ = 0;
+    std::chrono::milliseconds sync_interval_{1000};
+    std::chrono::steady_clock::time_point last_sync_{};
+    std::chrono::steady_clock::time_point last_budget_{};
+    std::int64_t dropped_through_ = 0;
+    bool over_budget_logged_ = false;
+    bool full_logged_ = false;
+    StoreStats stats_;
+};
+
+}  // namespace fieldlink::store
