@@ -1,0 +1,167 @@
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "core/config_parser.hpp"
+#include "store/outbox.hpp"
+
+using namespace fieldlink;
+
+namespace {
+
+std::string temp_dir() {
+    char tmpl[] = "/tmp/fl-store-XXXXXX";
+    return mkdtemp(tmpl);
+}
+
+core::Config config(const std::string& dir, const char* second_device = "meter2", const char* extra = "") {
+    const std::string text = std::string("gateway:\n  data_dir: ") + dir + "\n" + extra + R"(
+clouds:
+  c: { platform: mqtt, host: h }
+buses:
+  s: { driver: sim }
+devices:
+  - { name: meter1, cloud: c, bus: s, points: [ { name: a, area: holding, address: 0 }, { name: b, area: holding, address: 1 } ] }
+  - { name: )" + second_device + R"(, cloud: c, bus: s, points: [ { name: a, area: holding, address: 0 } ] }
+)";
+    auto r = core::parse_config_text(text, "t.yaml");
+    for (const auto& e : r.errors) FAIL(core::format_error("t.yaml", e));
+    return r.config;
+}
+
+core::SampleBatch batch(std::uint32_t device, std::int64_t ts, double v) {
+    core::SampleBatch b;
+    b.device_index = device;
+    b.timestamp_ms = ts;
+    b.values.push_back({0, v});
+    if (device == 0) b.values.push_back({1, std::int64_t{-7}});
+    return b;
+}
+
+void append(store::Outbox& o, std::vector<core::SampleBatch>& batches) {
+    std::vector<core::SampleBatch*> p;
+    for (auto& b : batches) p.push_back(&b);
+    o.append(p);
+}
+
+}  // namespace
+
+TEST_CASE("store encoding round-trips every value type; malformed blobs are refused") {
+    core::SampleBatch b;
+    b.values = {{0, true}, {1, false}, {2, std::int64_t{-123456789}}, {3, std::uint64_t{18446744073709551615ULL}},
+                {4, 21.5}, {5, std::string("PUMP-7")}, {6, std::int64_t{0}}};
+    const std::string blob = store::Outbox::encode(b, {10, 11, 12, 13, 14, 15, 300});
+    std::vector<std::pair<std::uint32_t, core::Value>> out;
+    REQUIRE(store::Outbox::decode(blob, out));
+    REQUIRE(out.size() == 7);
+    CHECK(out[0] == std::pair<std::uint32_t, core::Value>{10, true});
+    CHECK(out[2].second == core::Value{std::int64_t{-123456789}});
+    CHECK(out[3].second == core::Value{std::uint64_t{18446744073709551615ULL}});
+    CHECK(out[4].second == core::Value{21.5});
+    CHECK(out[5].second == core::Value{std::string("PUMP-7")});
+    CHECK(out[6].first == 300);
+    for (std::size_t cut = 1; cut < blob.size(); ++cut) {
+        std::vector<std::pair<std::uint32_t, core::Value>> partial;
+        // Every truncation either decodes a prefix cleanly or is refused; never reads past the end.
+        (void)store::Outbox::decode(blob.substr(0, cut), partial);
+    }
+    CHECK_FALSE(store::Outbox::decode(std::string("\x01\x09", 2), out));             // unknown tag
+    CHECK_FALSE(store::Outbox::decode(std::string("\x01\x05\x7f" "ab", 5), out));    // string longer than the blob
+}
+
+TEST_CASE("append, load oldest first, ack, and survive a restart") {
+    const auto dir = temp_dir();
+    const auto cfg = config(dir);
+    std::string err;
+    {
+        auto o = store::Outbox::open(cfg, &err);
+        REQUIRE_MESSAGE(o, err);
+        std::vector<core::SampleBatch> bs{batch(0, 1000, 1.5), batch(1, 1001, 2.5), batch(0, 1002, 3.5)};
+        append(*o, bs);
+        CHECK(bs[0].record_id == 1);
+        CHECK(bs[2].record_id == 3);
+        auto loaded = o->load({0}, 0, INT64_MAX, 10);
+        REQUIRE(loaded.size() == 2);
+        CHECK(loaded[0].timestamp_ms == 1000);
+        CHECK(loaded[1].timestamp_ms == 1002);
+        CHECK(loaded[0].values[1].value == core::Value{std::int64_t{-7}});
+        o->ack(0, bs[0].record_id);
+        o->maintain(std::chrono::steady_clock::now());
+        CHECK(o->stats().records == 2);
+    }
+    auto o = store::Outbox::open(cfg, &err);
+    REQUIRE(o);
+    auto loaded = o->load({0, 1}, 0, INT64_MAX, 10);
+    REQUIRE(loaded.size() == 2);
+    CHECK(loaded[0].record_id == 2);
+    CHECK(loaded[0].device_index == 1);
+    CHECK(loaded[1].record_id == 3);
+    std::vector<core::SampleBatch> more{batch(1, 2000, 9)};
+    append(*o, more);
+    CHECK(more[0].record_id == 4);  // ids keep growing across restarts: order is preserved
+    CHECK(o->load({1}, 0, 4, 10).size() == 1);  // `before` bounds the range
+}
+
+TEST_CASE("data of a device removed from the config is dropped and counted") {
+    const auto dir = temp_dir();
+    std::string err;
+    {
+        auto o = store::Outbox::open(config(dir), &err);
+        std::vector<core::SampleBatch> bs{batch(1, 1, 1), batch(1, 2, 2), batch(0, 3, 3)};
+        append(*o, bs);
+    }
+    auto o = store::Outbox::open(config(dir, "renamed"), &err);
+    REQUIRE(o);
+    const auto st = o->stats();
+    CHECK(st.dropped_unknown == 2);
+    CHECK(st.records == 1);
+}
+
+TEST_CASE("a corrupt store file is moved aside and counted, and a fresh store works") {
+    const auto dir = temp_dir();
+    {
+        std::ofstream f(dir + "/outbox.db");
+        f << "this is not an SQLite database, it is garbage written by a failing SD card";
+    }
+    std::string err;
+    auto o = store::Outbox::open(config(dir), &err);
+    REQUIRE_MESSAGE(o, err);
+    CHECK(o->stats().corrupt == 1);
+    std::vector<core::SampleBatch> bs{batch(0, 1, 1)};
+    append(*o, bs);
+    CHECK(bs[0].record_id == 1);
+    bool aside = false;
+    for (const auto& name : {std::string("ls ") + dir + " | grep -q outbox.db.corrupt-"}) aside = std::system(name.c_str()) == 0;
+    CHECK(aside);
+}
+
+TEST_CASE("the disk budget drops the oldest data and counts exactly what it dropped") {
+    const auto dir = temp_dir();
+    std::string err;
+    auto o = store::Outbox::open(config(dir, "meter2", "  store_max_bytes: 256KB\n"), &err);
+    REQUIRE(o);
+    std::vector<core::SampleBatch> bs;
+    for (int i = 0; i < 20000; ++i) bs.push_back(batch(1, 1'000'000 + i, i));
+    append(*o, bs);
+    const auto before = o->stats();
+    CHECK(before.bytes_used > 256 * 1024);
+    const std::int64_t dropped_through = o->maintain(std::chrono::steady_clock::now() + std::chrono::seconds(2));
+    const auto after = o->stats();
+    CHECK(after.bytes_used <= 256 * 1024);
+    CHECK(after.dropped_budget == before.records - after.records);  // one value per batch of meter2
+    auto rest = o->load({1}, 0, INT64_MAX, 100000);
+    REQUIRE(!rest.empty());
+    CHECK(rest.front().record_id == dropped_through + 1);  // the oldest went, the newest stayed
+    CHECK(rest.back().record_id == 20000);
+}
+
+TEST_CASE("a data_dir that cannot be written is a clear error") {
+    std::string err;  // a path below a file fails for root too
+    CHECK_FALSE(store::Outbox::open(config("/dev/null/fieldlink"), &err));
+    CHECK(err == "store: cannot create data_dir /dev/null/fieldlink: Not a directory");
+}
