@@ -350,12 +350,15 @@ std::int64_t Outbox::maintain(std::chrono::steady_clock::time_point now) {
             sqlite3_finalize(st);
         }
         if (max_bytes_ > 0 && used_bytes() > max_bytes_) drop_oldest(max_bytes_ * 9 / 10);
+        // One warning per episode; the episode ends when the backlog has drained below half the budget.
         if (stats_.dropped_budget != before && !over_budget_logged_) {
-            log()->warn("store {}: over its budget ({} bytes{}); dropping the oldest queued data (counted per episode)",
-                        path_, max_bytes_, max_age_ms_ > 0 ? " or max age" : "");
+            log()->warn("store {}: over its budget ({} bytes{}); dropping the oldest queued data (counted)", path_,
+                        max_bytes_, max_age_ms_ > 0 ? " or max age" : "");
             over_budget_logged_ = true;
-        } else if (stats_.dropped_budget == before && over_budget_logged_) {
-            log()->info("store {}: back within budget; {} sample(s) dropped so far", path_, stats_.dropped_budget);
+            episode_start_dropped_ = before;
+        } else if (over_budget_logged_ && stats_.dropped_budget == before && used_bytes() < max_bytes_ / 2) {
+            log()->info("store {}: back within budget; {} sample(s) dropped in this episode", path_,
+                        stats_.dropped_budget - episode_start_dropped_);
             over_budget_logged_ = false;
         }
     }

@@ -91,6 +91,7 @@ private:
     std::chrono::steady_clock::time_point last_budget_{};
     std::int64_t dropped_through_ = 0;
     bool over_budget_logged_ = false;
+    std::uint64_t episode_start_dropped_ = 0;
     bool full_logged_ = false;
     StoreStats stats_;
 };
