@@ -8,4 +8,6 @@ cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DFIELDLINK_TESTS=
 cmake --build build-bench -j "$(nproc)" >/dev/null
 ./build-bench/bench/plan_bench
 python3 bench/throughput.py build-bench "${1:-10}"
+./build-bench/bench/store_bench
+python3 bench/replay.py build-bench 1000000
 python3 bench/sessions.py build-bench "${2:-1000}" "${3:-15}"

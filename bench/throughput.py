@@ -41,7 +41,7 @@ def points_yaml():
     return "\n".join("      - " + p for p in out)
 
 
-def config(mqtt_port, modbus_port):
+def config(mqtt_port, modbus_port, store):
     buses = "".join("""
   tcp%d:
     driver: modbus-tcp
@@ -61,6 +61,7 @@ def config(mqtt_port, modbus_port):
 gateway:
   log_level: info
   data_dir: %s
+  store: %s
 clouds:
   local:
     platform: mqtt
@@ -69,7 +70,7 @@ clouds:
     max_inflight: 200
 buses:%s
 devices:%s
-""" % (os.path.join(WORK, "data"), mqtt_port, buses, devices)
+""" % (os.path.join(WORK, "data-" + store), store, mqtt_port, buses, devices)
 
 
 def server_requests(sim):
@@ -82,6 +83,28 @@ def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def run_fieldlinkd(mqtt_port, modbus_port, store):
+    cfg = os.path.join(WORK, "bench-%s.yaml" % store)
+    with open(cfg, "w") as f:
+        f.write(config(mqtt_port, modbus_port, store))
+    log_path = os.path.join(WORK, "fieldlinkd-%s.log" % store)
+    with open(log_path, "w") as log:
+        d = subprocess.Popen([os.path.join(BUILD, "daemon", "fieldlinkd"), "--config", cfg, "--plugin-dir",
+                              os.path.join(BUILD, "plugins")], stdout=log, stderr=subprocess.STDOUT)
+    t0 = time.monotonic()
+    wait_for(lambda: "connected to cloud" in open(log_path).read(), what="fieldlinkd to connect")
+    time.sleep(SECONDS)
+    cpu = cpu_seconds(d.pid)
+    wall = time.monotonic() - t0
+    d.send_signal(signal.SIGTERM)
+    d.wait(10)
+    text = open(log_path).read()
+    samples = int(re.search(r"(\d+) samples sent", text).group(1))
+    polls = sum(int(x) for x in re.findall(r"device dev\d+_\d+: (\d+) polls", text))
+    return {"ppc": samples / cpu if cpu > 0 else 0, "samples": samples, "cpu": cpu,
+            "acked": int(re.search(r"(\d+) acknowledged", text).group(1)), "req_rate": polls / wall}
 
 
 def main():
@@ -118,34 +141,18 @@ def main():
         mb.send_signal(signal.SIGINT)
         mb.communicate(timeout=5)
 
-        # fieldlinkd
-        cfg = os.path.join(work, "bench.yaml")
-        with open(cfg, "w") as f:
-            f.write(config(mqtt_port, modbus_port))
-        log_path = os.path.join(work, "fieldlinkd.log")
-        with open(log_path, "w") as log:
-            d = subprocess.Popen([os.path.join(BUILD, "daemon", "fieldlinkd"), "--config", cfg, "--plugin-dir",
-                                  os.path.join(BUILD, "plugins")], stdout=log, stderr=subprocess.STDOUT)
-        procs.append(d)
-        t0 = time.monotonic()
-        wait_for(lambda: "connected to cloud" in open(log_path).read(), what="fieldlinkd to connect")
-        time.sleep(SECONDS)
-        cpu = cpu_seconds(d.pid)
-        wall = time.monotonic() - t0
-        d.send_signal(signal.SIGTERM)
-        d.wait(10)
-        text = open(log_path).read()
-        samples = int(re.search(r"(\d+) samples sent", text).group(1))
-        acked = int(re.search(r"(\d+) acknowledged", text).group(1))
-        polls = sum(int(x) for x in re.findall(r"device dev\d+_\d+: (\d+) polls", text))
-        points_per_cpu = samples / cpu if cpu > 0 else 0
-        req_rate = polls / wall
-        print("throughput: fieldlinkd %s points decoded+published per CPU-second (%d points in %.2f CPU-s, "
-              "%d messages acked; target >= 300,000, product target 1,000,000)"
-              % (format(int(points_per_cpu), ","), samples, cpu, acked))
+        results = {store: run_fieldlinkd(mqtt_port, modbus_port, store) for store in ("disk", "memory")}
+        disk, memory = results["disk"], results["memory"]
+        print("throughput: fieldlinkd %s points decoded+published per CPU-second with the durable store in the path "
+              "(%d points in %.2f CPU-s, %d messages acked; target >= 300,000, product target 1,000,000)"
+              % (format(int(disk["ppc"]), ","), disk["samples"], disk["cpu"], disk["acked"]))
+        print("store cost: live with store %s points/CPU-s | without store (store: memory) %s points/CPU-s | ratio %.2f "
+              "(target >= 0.5)" % (format(int(disk["ppc"]), ","), format(int(memory["ppc"]), ","),
+                                   disk["ppc"] / max(memory["ppc"], 1)))
         print("baseline: Modbus server ceiling %s requests/s (libmodbus tight loop, same 125-register read) | "
               "mbpoll %.0f requests/s (fastest poll rate) | fieldlinkd %s requests/s = %.0f%% of the ceiling"
-              % (format(int(ceiling), ","), mbpoll_rate, format(int(req_rate), ","), 100.0 * req_rate / ceiling))
+              % (format(int(ceiling), ","), mbpoll_rate, format(int(disk["req_rate"]), ","),
+                 100.0 * disk["req_rate"] / ceiling))
     finally:
         for p in procs:
             if p.poll() is None:

@@ -21,6 +21,7 @@ struct GatewayConfig {
     std::string data_dir = "/var/lib/fieldlink";
     std::string log_level = "info";
     std::string plugin_dir;  // empty: built-in default
+    bool store_on_disk = true;                     // false: `store: memory` (no durability; for comparison)
     std::uint64_t store_max_bytes = 256ULL << 20;  // disk budget of the outbox
     Duration store_max_age{0};                     // 0: no age limit
     Duration store_sync{1000};                     // 0: fsync every batch; else WAL checkpoint interval

@@ -51,6 +51,13 @@ const Field<GatewayConfig> kGatewayFields[] = {
          set_if(g.log_level, r.enumeration<std::string>(n, parse_log_level, "trace, debug, info, warn, error, critical, off"));
      }},
     {"plugin_dir", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) { set_if(g.plugin_dir, r.string(n)); }},
+    {"store", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) {
+         auto v = r.enumeration<std::string>(n, [](std::string_view x) -> std::optional<std::string> {
+             if (x == "disk" || x == "memory") return std::string(x);
+             return std::nullopt;
+         }, "disk, memory");
+         if (v) g.store_on_disk = *v == "disk";
+     }},
     {"store_max_bytes", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) { set_if(g.store_max_bytes, r.size(n, 64 * 1024)); }},
     {"store_max_age", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) { set_if(g.store_max_age, r.duration(n, Duration{0}, kMaxDuration)); }},
     {"store_sync", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) {

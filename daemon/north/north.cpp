@@ -75,8 +75,12 @@ bool North::start(std::string* error) {
         ev.data.u64 = static_cast<std::uint64_t>(fd) | (1ULL << 63);  // tag: not a session
         epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
     }
-    store_ = store::Outbox::open(cfg_, error);
-    if (!store_) return false;
+    if (cfg_.gateway.store_on_disk) {
+        store_ = store::Outbox::open(cfg_, error);
+        if (!store_) return false;
+    } else {
+        core::logger("store")->warn("store: memory: queued data is not durable and is lost on restart");
+    }
     for (const auto& c : cfg_.clouds) profiles_.push_back(make_profile(c));
     for (auto& info : plan_sessions(cfg_)) {
         const Profile* p = profiles_[static_cast<std::size_t>(info.cloud - cfg_.clouds.data())].get();
@@ -108,7 +112,7 @@ bool North::all_idle() const {
 
 void North::tick() {
     const auto now = Session::Clock::now();
-    if (const std::int64_t dropped = store_->maintain(now)) {
+    if (const std::int64_t dropped = store_ ? store_->maintain(now) : 0) {
         for (auto& s : sessions_) s->forget_through(dropped);
     }
     NorthTotals t;
@@ -161,7 +165,7 @@ void North::run() {
                     // Persist first (one transaction for everything drained), then hand over.
                     std::vector<core::SampleBatch*> ptrs;
                     for (auto& b : batches) ptrs.push_back(&b);
-                    store_->append(ptrs);
+                    if (store_) store_->append(ptrs);
                     const auto t = Session::Clock::now();
                     while (!batches.empty()) {
                         auto& s = *sessions_[route_[batches.front().device_index]];
@@ -185,11 +189,13 @@ void North::run() {
     }
     tick();
     for (auto& s : sessions_) s->disconnect();
-    store_->maintain(Session::Clock::now());
-    const auto st = store_->stats();
-    log->info("store: {} batch(es) queued on disk ({} bytes), {} appended, {} acknowledged, {} samples dropped by the "
+    if (store_) {
+        store_->maintain(Session::Clock::now());
+        const auto st = store_->stats();
+        log->info("store: {} batch(es) queued on disk ({} bytes), {} appended, {} acknowledged, {} samples dropped by the "
               "budget, {} of unconfigured devices, {} unwritable; {} corrupt", st.records, st.bytes_used, st.appended,
               st.acked, st.dropped_budget, st.dropped_unknown, st.dropped_full, st.corrupt);
+    }
     const auto t = totals();
     log->info("event loop stopped: {} messages sent, {} acknowledged, {} samples sent, {} dropped; "
               "{} platform requests answered ({} refused), {} malformed, {} error replies, {} unexpected",

@@ -218,6 +218,7 @@ bool Outbox::init(const core::Config& cfg, std::string* error) {
     sqlite3_prepare_v2(db_, "INSERT INTO outbox(device, id, ts, payload) VALUES (?1, ?2, ?3, ?4)", -1, &insert_, nullptr);
     sqlite3_prepare_v2(db_, "DELETE FROM outbox WHERE device = ?1 AND id = ?2", -1, &remove_, nullptr);
     const auto s = stats();
+    queued_ = backlog_high_ = s.records;
     if (s.records > 0) {
         log()->info("store {}: {} queued batch(es) from before, oldest from {} ms ago, will be replayed in order", path_,
                     s.records, core::unix_ms_now() - s.oldest_ms);
@@ -266,6 +267,8 @@ void Outbox::append(std::vector<core::SampleBatch*>& batches) {
         if (ok && exec("COMMIT")) {
             next_id_ = id;
             stats_.appended += batches.size();
+            queued_ += batches.size();
+            backlog_high_ = std::max(backlog_high_, queued_);
             full_logged_ = false;
             return;
         }
@@ -295,30 +298,39 @@ std::uint64_t Outbox::used_bytes() {
     return static_cast<std::uint64_t>((pages - free_pages) * size);
 }
 
+// Deletes the rows matching `where` (at most `limit`, oldest first), counting their samples.
+// Returns how many rows went.
+std::uint64_t Outbox::drop_rows(const std::string& where, std::int64_t limit) {
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(db_, ("SELECT id, payload FROM outbox WHERE " + where + " ORDER BY id LIMIT ?1").c_str(), -1, &st,
+                       nullptr);
+    sqlite3_bind_int64(st, 1, limit);
+    std::int64_t newest = 0;
+    std::uint64_t rows = 0, samples = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        newest = sqlite3_column_int64(st, 0);
+        std::vector<std::pair<std::uint32_t, core::Value>> values;
+        const std::string blob(static_cast<const char*>(sqlite3_column_blob(st, 1)),
+                               static_cast<std::size_t>(sqlite3_column_bytes(st, 1)));
+        decode(blob, values);
+        samples += values.size();
+        ++rows;
+    }
+    sqlite3_finalize(st);
+    if (rows == 0) return 0;
+    exec(("DELETE FROM outbox WHERE (" + where + ") AND id <= " + std::to_string(newest)).c_str());
+    stats_.dropped_budget += samples;
+    queued_ -= std::min(queued_, rows);
+    dropped_through_ = std::max(dropped_through_, newest);
+    return rows;
+}
+
 // Deletes the oldest batches (global append order) until the store uses at most target_bytes.
 void Outbox::drop_oldest(std::uint64_t target_bytes) {
-    std::int64_t newest_dropped = 0;
     for (int round = 0; round < 64 && used_bytes() > target_bytes; ++round) {
-        const auto s = stats();
-        if (s.records == 0) break;
-        const auto n = std::max<std::uint64_t>(1, s.records / 20);  // 5% per round
-        sqlite3_stmt* st = nullptr;
-        sqlite3_prepare_v2(db_, "SELECT id, payload FROM outbox ORDER BY id LIMIT ?1", -1, &st, nullptr);
-        sqlite3_bind_int64(st, 1, static_cast<std::int64_t>(n));
-        std::uint64_t samples = 0;
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            newest_dropped = sqlite3_column_int64(st, 0);
-            std::vector<std::pair<std::uint32_t, core::Value>> values;
-            const std::string blob(static_cast<const char*>(sqlite3_column_blob(st, 1)),
-                                   static_cast<std::size_t>(sqlite3_column_bytes(st, 1)));
-            decode(blob, values);
-            samples += values.size();
-        }
-        sqlite3_finalize(st);
-        exec(("DELETE FROM outbox WHERE id <= " + std::to_string(newest_dropped)).c_str());
-        stats_.dropped_budget += samples;
+        const auto n = std::max<std::uint64_t>(1, queued_ / 20);  // 5% per round
+        if (drop_rows("1", static_cast<std::int64_t>(n)) == 0) break;
     }
-    dropped_through_ = std::max(dropped_through_, newest_dropped);
 }
 
 std::int64_t Outbox::maintain(std::chrono::steady_clock::time_point now) {
@@ -332,23 +344,17 @@ std::int64_t Outbox::maintain(std::chrono::steady_clock::time_point now) {
         }
         exec("COMMIT");
         stats_.acked += acks_.size();
+        queued_ -= std::min<std::uint64_t>(queued_, acks_.size());
         acks_.clear();
+        if (queued_ == 0 && backlog_high_ >= 1000) {
+            log()->info("store {}: drained: a backlog of {} batch(es) has been delivered", path_, backlog_high_);
+        }
+        if (queued_ == 0) backlog_high_ = 0;
     }
     if (now - last_budget_ >= std::chrono::seconds(1)) {
         last_budget_ = now;
         const std::uint64_t before = stats_.dropped_budget;
-        if (max_age_ms_ > 0) {
-            sqlite3_stmt* st = nullptr;
-            sqlite3_prepare_v2(db_, "SELECT COALESCE(MAX(id), 0), COUNT(*) FROM outbox WHERE ts < ?1", -1, &st, nullptr);
-            sqlite3_bind_int64(st, 1, core::unix_ms_now() - max_age_ms_);
-            if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 1) > 0) {
-                const auto newest = sqlite3_column_int64(st, 0);
-                stats_.dropped_budget += static_cast<std::uint64_t>(sqlite3_column_int64(st, 1));
-                exec(("DELETE FROM outbox WHERE ts < " + std::to_string(core::unix_ms_now() - max_age_ms_)).c_str());
-                dropped_through_ = std::max<std::int64_t>(dropped_through_, newest);
-            }
-            sqlite3_finalize(st);
-        }
+        if (max_age_ms_ > 0) drop_rows("ts < " + std::to_string(core::unix_ms_now() - max_age_ms_), INT64_MAX);
         if (max_bytes_ > 0 && used_bytes() > max_bytes_) drop_oldest(max_bytes_ * 9 / 10);
         // One warning per episode; the episode ends when the backlog has drained below half the budget.
         if (stats_.dropped_budget != before && !over_budget_logged_) {

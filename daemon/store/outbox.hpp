@@ -70,6 +70,7 @@ private:
     bool init(const core::Config& cfg, std::string* error);
     bool exec(const char* sql);
     void drop_oldest(std::uint64_t target_bytes);
+    std::uint64_t drop_rows(const std::string& where, std::int64_t limit);
     void drop_unknown_devices();
     std::uint64_t used_bytes();
 
@@ -90,6 +91,8 @@ private:
     std::chrono::steady_clock::time_point last_sync_{};
     std::chrono::steady_clock::time_point last_budget_{};
     std::int64_t dropped_through_ = 0;
+    std::uint64_t queued_ = 0;          // records on disk, tracked without COUNT(*)
+    std::uint64_t backlog_high_ = 0;    // largest queue since it was last empty
     bool over_budget_logged_ = false;
     std::uint64_t episode_start_dropped_ = 0;
     bool full_logged_ = false;

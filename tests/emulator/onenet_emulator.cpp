@@ -58,6 +58,7 @@ struct State {
     std::set<std::string> legacy_clients;                   // receive $creq without subscribing
     std::map<std::string, std::string> keys;  // "pid/dev" or "pid/*" -> base64 key
     std::string violations_file;
+    std::string record_file;  // every accepted device PUBLISH: "<unix time> <topic> <payload>"
     double rate = 1.0;
     std::string observer_user, observer_password;
     std::map<std::string, std::deque<double>> logins, publishes;  // client -> timestamps
@@ -356,6 +357,16 @@ int on_message(int, void* event_data, void*) {
         return MOSQ_ERR_SUCCESS;
     }
     const std::string payload(static_cast<const char*>(ed->payload), ed->payloadlen);
+    if (!g.record_file.empty()) {
+        // What the platform received, written before the broker acknowledges it; immune to
+        // subscribers that miss messages while the broker restarts.
+        timespec ts{};
+        clock_gettime(CLOCK_REALTIME, &ts);
+        if (FILE* f = std::fopen(g.record_file.c_str(), "a")) {
+            std::fprintf(f, "%ld.%09ld %s %s\n", static_cast<long>(ts.tv_sec), ts.tv_nsec, topic.c_str(), payload.c_str());
+            std::fclose(f);
+        }
+    }
     if (g.platform == "onenet" && topic.find("/thing/") != std::string::npos) thing_model_message(cid, topic, payload);
     if (g.platform == "legacy") legacy_message(cid, topic, payload);
     return MOSQ_ERR_SUCCESS;
@@ -383,6 +394,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t* id, void** userdata, struct mos
             while (in >> pid >> dev >> key) g.keys[pid + "/" + dev] = key;
         } else if (k == "violations") {
             g.violations_file = v;
+        } else if (k == "record") {
+            g.record_file = v;
         } else if (k == "platform") {
             g.platform = v;
         } else if (k == "rate") {

@@ -97,14 +97,17 @@ class Procs:
 class Broker:
     """mosquitto on a free loopback port; optionally with the OneNET emulator plugin."""
 
-    def __init__(self, procs, devices=None, rate=1.0, port=None, extra=(), platform="onenet"):
+    def __init__(self, procs, devices=None, rate=1.0, port=None, extra=(), platform="onenet", persistent=False):
         self.procs = procs
         self.port = port or free_port()
         self.violations = procs.path("violations.log")
         self.emulated = devices is not None
         self.log_name = "mosquitto-%d.log" % self.port
         lines = ["listener %d 127.0.0.1" % self.port, "log_type all", "log_dest file " + procs.path(self.log_name),
-                 "log_timestamp_format %H:%M:%S", "persistence false",
+                 "log_timestamp_format %H:%M:%S",
+                 # persistent: the broker keeps its subscribers' queued messages across its restarts
+                 "persistence %s" % ("true" if persistent else "false"), "persistence_location " + procs.dir + "/",
+                 "max_queued_messages 100000",
                  # As root, mosquitto would drop to its own user and lose access to the scratch dir.
                  "user " + pwd.getpwuid(os.getuid()).pw_name]
         if devices is not None:
@@ -112,7 +115,7 @@ class Broker:
             lines += ["allow_anonymous false", "plugin " + os.path.abspath(EMULATOR),
                       "plugin_opt_devices " + keys, "plugin_opt_violations " + self.violations,
                       "plugin_opt_rate %g" % rate, "plugin_opt_observer %s:%s" % OBSERVER,
-                      "plugin_opt_platform " + platform]
+                      "plugin_opt_platform " + platform, "plugin_opt_record " + procs.path("received.log")]
         else:
             lines.append("allow_anonymous true")
         lines += list(extra)
@@ -129,6 +132,15 @@ class Broker:
 
     def log(self):
         return self.procs.read(self.log_name)
+
+    def received(self):
+        """Every PUBLISH the emulator accepted from a device: (unix time, topic, payload)."""
+        out = []
+        for line in self.procs.read("received.log").splitlines():
+            parts = line.split(" ", 2)
+            if len(parts) == 3:
+                out.append((float(parts[0]), parts[1], parts[2]))
+        return out
 
     def violation_lines(self):
         return [l for l in self.procs.read("violations.log").splitlines() if l.strip()]
@@ -148,11 +160,13 @@ class Broker:
 class Subscriber:
     """mosquitto_sub recording '<unix time> <topic> <payload>' lines."""
 
-    def __init__(self, procs, broker, topics, name="sub.log", hex_payload=False):
+    def __init__(self, procs, broker, topics, name="sub.log", hex_payload=False, persistent=False):
         self.procs = procs
         self.name = name
         args = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1", "-F",
                 "%U %t %x" if hex_payload else "%U %t %p"]
+        if persistent:  # a durable session: nothing published while it reconnects is lost to it
+            args += ["-c", "-i", "observer-" + name.replace(".", "-")]
         if broker.emulated:
             args += ["-u", OBSERVER[0], "-P", OBSERVER[1]]
         for t in topics:
