@@ -8,6 +8,8 @@
 #include "app.hpp"
 #include "cli/parse.hpp"
 #include "cli/simulator.hpp"
+#include "cli/status.hpp"
+#include "core/config_parser.hpp"
 #include "core/credentials.hpp"
 #include "core/duration.hpp"
 
@@ -77,6 +79,11 @@ int main(int argc, char** argv) {
     simulate->add_option("--units", sim.units, "unit ids to answer for")->delimiter(',');
     simulate->add_option("--tick", tick, "counter increment period (default 100ms)");
 
+    std::string status_config, status_dir;
+    auto* status = app.add_subcommand("status", "show queues, rates and drops of the running gateway");
+    status->add_option("-c,--config", status_config, "configuration file (its gateway.data_dir is used)");
+    status->add_option("--data-dir", status_dir, "data directory (default: from --config, else /var/lib/fieldlink)");
+
     fieldlink::DaemonOptions check;
     auto* check_cmd = app.add_subcommand("check", "validate a configuration file");
     check_cmd->add_option("config", check.config_file, "configuration file")->required();
@@ -93,6 +100,17 @@ int main(int argc, char** argv) {
         }
         sim.tick_ms = static_cast<long>(d->count());
         return fieldlink::cli::run_simulator(sim);
+    }
+    if (*status) {
+        if (status_dir.empty() && !status_config.empty()) {
+            auto parsed = fieldlink::core::parse_config_file(status_config);
+            if (!parsed.ok()) {
+                std::cerr << "fieldlink status: " << status_config << " is not a valid configuration (run fieldlink check)\n";
+                return 2;
+            }
+            status_dir = parsed.config.gateway.data_dir;
+        }
+        return fieldlink::cli::print_status(status_dir.empty() ? "/var/lib/fieldlink" : status_dir);
     }
     check.check = true;
     return fieldlink::run_daemon(check);

@@ -53,6 +53,7 @@ public:
 private:
     void run();
     void tick();
+    void write_status(Session::Clock::time_point now);
     bool all_idle() const;
 
     const core::Config& cfg_;
@@ -67,6 +68,8 @@ private:
     std::chrono::milliseconds drain_{0};
     Session::Clock::time_point started_{};
     bool all_connected_logged_ = false;
+    Session::Clock::time_point last_status_{};
+    std::vector<std::uint64_t> last_samples_sent_;  // per session, for the send rate
     std::thread thread_;
     mutable std::mutex totals_mutex_;
     NorthTotals totals_;

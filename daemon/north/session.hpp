@@ -63,6 +63,7 @@ public:
     bool connected() const { return state_ == State::connected; }
     const SessionCounters& counters() const { return counters_; }
     const std::string& name() const { return info_.name; }
+    const SessionInfo& info() const { return info_; }
 
 private:
     enum class State { idle, connecting, connected, waiting };

@@ -302,8 +302,8 @@ std::uint64_t Outbox::used_bytes() {
 // Returns how many rows went.
 std::uint64_t Outbox::drop_rows(const std::string& where, std::int64_t limit) {
     sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(db_, ("SELECT id, payload FROM outbox WHERE " + where + " ORDER BY id LIMIT ?1").c_str(), -1, &st,
-                       nullptr);
+    sqlite3_prepare_v2(db_, ("SELECT id, payload, device FROM outbox WHERE " + where + " ORDER BY id LIMIT ?1").c_str(), -1,
+                       &st, nullptr);
     sqlite3_bind_int64(st, 1, limit);
     std::int64_t newest = 0;
     std::uint64_t rows = 0, samples = 0;
@@ -314,6 +314,7 @@ std::uint64_t Outbox::drop_rows(const std::string& where, std::int64_t limit) {
                                static_cast<std::size_t>(sqlite3_column_bytes(st, 1)));
         decode(blob, values);
         samples += values.size();
+        dropped_by_device_[static_cast<std::uint32_t>(sqlite3_column_int64(st, 2))] += values.size();
         ++rows;
     }
     sqlite3_finalize(st);
@@ -410,6 +411,29 @@ std::vector<core::SampleBatch> Outbox::load(const std::vector<std::uint32_t>& de
         out.push_back(std::move(b));
     }
     sqlite3_finalize(st);
+    return out;
+}
+
+std::vector<Outbox::DeviceQueue> Outbox::per_device() {
+    std::vector<DeviceQueue> out(device_ids_.size());
+    sqlite3_stmt* count = nullptr;
+    sqlite3_stmt* oldest = nullptr;
+    sqlite3_prepare_v2(db_, "SELECT COUNT(*) FROM outbox WHERE device = ?1", -1, &count, nullptr);
+    sqlite3_prepare_v2(db_, "SELECT ts FROM outbox WHERE device = ?1 ORDER BY id LIMIT 1", -1, &oldest, nullptr);
+    for (std::size_t d = 0; d < device_ids_.size(); ++d) {
+        sqlite3_bind_int64(oldest, 1, device_ids_[d]);
+        if (sqlite3_step(oldest) == SQLITE_ROW) {
+            out[d].oldest_ms = sqlite3_column_int64(oldest, 0);
+            sqlite3_bind_int64(count, 1, device_ids_[d]);  // only devices with a queue pay for a count
+            if (sqlite3_step(count) == SQLITE_ROW) out[d].queued = static_cast<std::uint64_t>(sqlite3_column_int64(count, 0));
+            sqlite3_reset(count);
+        }
+        sqlite3_reset(oldest);
+        auto it = dropped_by_device_.find(device_ids_[d]);
+        if (it != dropped_by_device_.end()) out[d].dropped = it->second;
+    }
+    sqlite3_finalize(count);
+    sqlite3_finalize(oldest);
     return out;
 }
 

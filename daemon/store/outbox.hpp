@@ -58,6 +58,14 @@ public:
     std::vector<core::SampleBatch> load(const std::vector<std::uint32_t>& devices, std::int64_t after,
                                         std::int64_t before, std::size_t limit);
     StoreStats stats();
+    // Queued batches, oldest queued acquisition time and samples dropped by the budget/age, per
+    // configured device (index); tracked in memory plus one index lookup per device.
+    struct DeviceQueue {
+        std::uint64_t queued = 0;
+        std::int64_t oldest_ms = 0;
+        std::uint64_t dropped = 0;
+    };
+    std::vector<DeviceQueue> per_device();
     const std::string& path() const { return path_; }
 
     // Encoding of a batch's values (exposed for tests and the fuzz target). Decoding returns false
@@ -84,6 +92,7 @@ private:
     std::vector<std::vector<std::uint32_t>> point_ids_;     // config [device][point] -> store point id
     std::map<std::uint32_t, std::pair<std::uint32_t, std::uint32_t>> point_index_;  // store point -> (device, point)
     std::vector<RecordId> acks_;
+    std::map<std::uint32_t, std::uint64_t> dropped_by_device_;  // store device id -> samples
     std::int64_t next_id_ = 1;
     std::uint64_t max_bytes_ = 0;
     std::int64_t max_age_ms_ = 0;

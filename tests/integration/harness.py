@@ -241,14 +241,20 @@ class Daemon:
         self.procs = procs
         self.name = name
         self.data_dir = data_dir or procs.path("data")
-        # Every daemon keeps its outbox in the test's scratch directory.
-        if "\ngateway:\n" in "\n" + config_text.lstrip("\n"):
-            config_text = config_text.replace("gateway:\n", "gateway:\n  data_dir: %s\n" % self.data_dir, 1)
-        else:
-            config_text = "gateway:\n  data_dir: %s\n" % self.data_dir + config_text
-        self.config = procs.write("config.yaml", config_text)
+        self.config = procs.write("config.yaml", self._with_data_dir(config_text))
         self.proc = procs.start([os.path.join(BIN, "fieldlinkd"), "--config", self.config,
                                  "--plugin-dir", PLUGINS] + list(extra), name)
+
+    def _with_data_dir(self, config_text):
+        """Every daemon keeps its outbox in the test's scratch directory."""
+        if "\ngateway:\n" in "\n" + config_text.lstrip("\n"):
+            return config_text.replace("gateway:\n", "gateway:\n  data_dir: %s\n" % self.data_dir, 1)
+        return "gateway:\n  data_dir: %s\n" % self.data_dir + config_text
+
+    def rewrite_config(self, config_text):
+        """Replaces the configuration file (for reload tests), keeping the scratch data_dir."""
+        with open(self.config, "w") as f:
+            f.write(self._with_data_dir(config_text))
 
     def log(self):
         return self.procs.read(self.name)

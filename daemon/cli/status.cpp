@@ -1,0 +1,45 @@
+#include "status.hpp"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <iostream>
+
+#include "core/value.hpp"
+
+namespace fieldlink::cli {
+
+int print_status(const std::string& data_dir) {
+    const std::string path = data_dir + "/status.json";
+    std::ifstream in(path);
+    nlohmann::json s = nlohmann::json::parse(in, nullptr, false);
+    if (!in || s.is_discarded() || !s.is_object()) {
+        std::cerr << "fieldlink status: no readable " << path << " (has fieldlinkd run with this data_dir?)\n";
+        return 1;
+    }
+    const double age = static_cast<double>(core::unix_ms_now() - s.value("time_ms", 0LL)) / 1000.0;
+    std::cout << fmt::format("status of {} ({:.0f} s old{})\n", data_dir, age, age > 10 ? ", fieldlinkd is not running" : "");
+    std::cout << fmt::format("{:<24} {:<12} {:<5} {:>10} {:>8} {:>9} {:>9} {:>12} {:>9}\n", "SESSION", "CLOUD", "UP",
+                             "QUEUED", "IN MEM", "OLDEST s", "SENT/s", "SENT", "DROPPED");
+    for (const auto& x : s.value("sessions", nlohmann::json::array())) {
+        std::cout << fmt::format("{:<24} {:<12} {:<5} {:>10} {:>8} {:>9.1f} {:>9.1f} {:>12} {:>9}\n",
+                                 x.value("name", "?"), x.value("cloud", "?"), x.value("connected", false) ? "yes" : "no",
+                                 x.value("queued_on_disk", 0ULL), x.value("queued_in_memory", 0ULL),
+                                 x.value("oldest_queued_age_s", 0.0), x.value("samples_sent_per_s", 0.0),
+                                 x.value("samples_sent", 0ULL),
+                                 x.value("samples_dropped_budget", 0ULL) + x.value("samples_dropped_memory", 0ULL));
+    }
+    if (s.contains("store")) {
+        const auto& st = s["store"];
+        std::cout << fmt::format("store {}: {} batches queued, {} bytes; {} appended, {} acknowledged; dropped samples: "
+                                 "{} by the budget, {} of unconfigured devices, {} unwritable; {} corrupt\n",
+                                 st.value("path", "?"), st.value("queued_batches", 0ULL), st.value("bytes_used", 0ULL),
+                                 st.value("appended", 0ULL), st.value("acked", 0ULL), st.value("dropped_budget", 0ULL),
+                                 st.value("dropped_unconfigured", 0ULL), st.value("dropped_unwritable", 0ULL),
+                                 st.value("corrupt", 0ULL));
+    }
+    return age > 10 ? 3 : 0;
+}
+
+}  // namespace fieldlink::cli
