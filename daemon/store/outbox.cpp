@@ -163,7 +163,16 @@ bool Outbox::init(const core::Config& cfg, std::string* error) {
                 check = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
             }
             sqlite3_finalize(st);
-            if (check == "ok" && exec("PRAGMA journal_mode=WAL") && exec(kSchema)) break;
+            if (check == "ok") {
+                // A valid store that cannot be set up (full disk, read-only file) is an error, not
+                // corruption: its data must not be moved aside.
+                if (exec("PRAGMA journal_mode=WAL") && exec(kSchema)) break;
+                *error = "store: cannot initialise " + path_ + ": " + sqlite3_errmsg(db_) +
+                         " (expected free space and a writable file)";
+                sqlite3_close(db_);
+                db_ = nullptr;
+                return false;
+            }
         }
         sqlite3_close(db_);
         db_ = nullptr;
@@ -246,6 +255,7 @@ void Outbox::drop_unknown_devices() {
 
 void Outbox::append(std::vector<core::SampleBatch*>& batches) {
     if (batches.empty()) return;
+    std::string failure;
     for (int attempt = 0; attempt < 2; ++attempt) {
         exec("BEGIN");
         bool ok = true;
@@ -264,6 +274,7 @@ void Outbox::append(std::vector<core::SampleBatch*>& batches) {
             }
             b->record_id = id++;
         }
+        if (!ok) failure = sqlite3_errmsg(db_);
         if (ok && exec("COMMIT")) {
             next_id_ = id;
             stats_.appended += batches.size();
@@ -272,7 +283,8 @@ void Outbox::append(std::vector<core::SampleBatch*>& batches) {
             full_logged_ = false;
             return;
         }
-        exec("ROLLBACK");
+        if (failure.empty()) failure = sqlite3_errmsg(db_);
+        if (!sqlite3_get_autocommit(db_)) exec("ROLLBACK");  // SQLITE_FULL already rolled back
         for (auto* b : batches) b->record_id = 0;
         if (attempt == 0) drop_oldest(used_bytes() * 9 / 10);  // full disk: make room from the oldest
     }
@@ -281,7 +293,7 @@ void Outbox::append(std::vector<core::SampleBatch*>& batches) {
     stats_.dropped_full += samples;
     if (!full_logged_) {
         log()->error("store {}: cannot write ({}); {} sample(s) dropped, counted; the gateway keeps polling", path_,
-                     sqlite3_errmsg(db_), samples);
+                     failure, samples);
         full_logged_ = true;
     }
 }
@@ -412,6 +424,10 @@ std::vector<core::SampleBatch> Outbox::load(const std::vector<std::uint32_t>& de
     }
     sqlite3_finalize(st);
     return out;
+}
+
+void Outbox::limit_pages_for_test(int pages) {
+    exec(("PRAGMA max_page_count = " + std::to_string(pages)).c_str());
 }
 
 std::vector<Outbox::DeviceQueue> Outbox::per_device() {

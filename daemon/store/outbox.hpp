@@ -67,6 +67,8 @@ public:
     };
     std::vector<DeviceQueue> per_device();
     const std::string& path() const { return path_; }
+    // Tests: caps the database size so writes fail with SQLITE_FULL, as on a full file system.
+    void limit_pages_for_test(int pages);
 
     // Encoding of a batch's values (exposed for tests and the fuzz target). Decoding returns false
     // for a malformed blob.

@@ -160,6 +160,28 @@ TEST_CASE("the disk budget drops the oldest data and counts exactly what it drop
     CHECK(rest.back().record_id == 20000);
 }
 
+TEST_CASE("a full file system drops the oldest data to make room, then counts what it cannot store") {
+    const auto dir = temp_dir();
+    std::string err;
+    auto o = store::Outbox::open(config(dir), &err);
+    REQUIRE(o);
+    std::vector<core::SampleBatch> first;
+    for (int i = 0; i < 3000; ++i) first.push_back(batch(1, i, i));
+    append(*o, first);
+    const auto pages = static_cast<int>(o->stats().bytes_used / 4096) + 2;
+    o->limit_pages_for_test(pages);  // the disk is now full
+    std::vector<core::SampleBatch> more;
+    for (int i = 0; i < 500; ++i) more.push_back(batch(1, 10000 + i, i));
+    append(*o, more);  // room is made by dropping the oldest
+    CHECK(more.back().record_id != 0);
+    CHECK(o->stats().dropped_budget > 0);
+    std::vector<core::SampleBatch> lost{batch(1, 20000, 1)};
+    lost[0].values[0].value = std::string(1 << 20, 'x');  // larger than everything that could be freed
+    append(*o, lost);
+    CHECK(lost[0].record_id == 0);
+    CHECK(o->stats().dropped_full == 1);  // counted, and no crash
+}
+
 TEST_CASE("a data_dir that cannot be written is a clear error") {
     std::string err;  // a path below a file fails for root too
     CHECK_FALSE(store::Outbox::open(config("/dev/null/fieldlink"), &err));
