@@ -238,7 +238,13 @@ const char* to_string(Platform p) {
 void validate_config(Config& cfg, std::vector<ConfigError>& errors) {
     Checker c(errors);
     const std::size_t errors_before = errors.size();
-    for (auto& cl : cfg.clouds) check_cloud(c, cl);
+    for (auto& cl : cfg.clouds) {
+        check_cloud(c, cl);
+        if (cl.qos == 0 && cfg.gateway.store_on_disk) {
+            c.fail(cl.mark, "clouds." + cl.name + ".qos", "qos 0 gets no acknowledgement, so stored data would be deleted "
+                                                          "unconfirmed; use qos 1, or gateway.store: memory");
+        }
+    }
     std::map<std::string, std::size_t> names;
     for (std::size_t i = 0; i < cfg.devices.size(); ++i) {
         const auto& d = cfg.devices[i];

@@ -269,11 +269,9 @@ bool Session::publish_data(std::deque<core::SampleBatch>& queue) {
         if (front[i].second != 0) g.records.push_back(front[i]);
     }
     g.messages = messages.size();
+    // (QoS 0 never carries stored data: the configuration refuses qos 0 with the disk store.)
     const std::size_t id = g.records.empty() || profile_.qos() == 0 ? 0 : next_group_++;
     if (id) groups_[id] = std::move(g);
-    else if (store_ && profile_.qos() == 0) {
-        for (const auto& r : g.records) store_->ack(r.first, r.second);  // QoS 0 (generic MQTT): sent is done
-    }
     for (const auto& m : messages) {
         if (!publish(m, id)) return false;
     }

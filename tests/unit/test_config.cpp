@@ -168,6 +168,14 @@ TEST_CASE("platform rules: gateways, legacy device ids, DaShi secrets, ThingsBoa
     CHECK(only_error(tb) == "gw.yaml:4:3: clouds.onenet: missing required key 'username' for platform thingsboard");
 }
 
+TEST_CASE("qos 0 cannot carry stored data") {
+    const std::string mqtt = "clouds:\n  c: { platform: mqtt, host: h, qos: 0 }\nbuses:\n  s: { driver: sim }\n"
+                             "devices:\n  - { name: d, cloud: c, bus: s, points: [ { name: a, area: holding, address: 0 } ] }\n";
+    CHECK(only_error(mqtt) == "gw.yaml:2:3: clouds.c.qos: qos 0 gets no acknowledgement, so stored data would be deleted "
+                              "unconfirmed; use qos 1, or gateway.store: memory");
+    CHECK(errors_of("gateway: { store: memory }\n" + mqtt).empty());
+}
+
 TEST_CASE("every error is reported, not just the first") {
     auto errs = errors_of(replace(replace(kBase, "unit: 1", "unit: x"), "interval: 5s", "interval: soon"));
     CHECK(errs.size() == 2);
