@@ -48,6 +48,13 @@ Session::Session(SessionInfo info, const Profile& profile, int epoll_fd, store::
       store_(store),
       log_(core::logger("north")) {
     backlog_on_disk_ = store_ != nullptr;
+    if (store_) {  // logins of a previous process count too (crash loops must not get the device banned)
+        const auto now_ms = core::unix_ms_now();
+        const auto now = Clock::now();
+        for (auto at : store_->recent_logins(info_.name, now_ms - 5000)) {
+            logins_.push_back(now - std::chrono::milliseconds(now_ms - at));
+        }
+    }
 }
 
 Session::~Session() {
@@ -109,6 +116,7 @@ void Session::connect(Clock::time_point now) {
         return;
     }
     logins_.push_back(now);
+    if (store_) store_->record_login(info_.name, core::unix_ms_now());
     std::string err;
     auto creds = profile_.credentials(info_, core::unix_ms_now() / 1000, &err);
     if (!creds) {
@@ -146,9 +154,9 @@ void Session::connect(Clock::time_point now) {
     mosquitto_username_pw_set(mosq_, creds->username.empty() ? nullptr : creds->username.c_str(),
                               creds->password.empty() ? nullptr : creds->password.c_str());
     const int keepalive = static_cast<int>(cloud_.keepalive.count() / 1000);
-    int rc = state_ == State::idle
-                 ? mosquitto_connect_async(mosq_, cloud_.host.c_str(), cloud_.port, keepalive)
-                 : mosquitto_reconnect_async(mosq_);
+    int rc = !connect_started_ ? mosquitto_connect_async(mosq_, cloud_.host.c_str(), cloud_.port, keepalive)
+                               : mosquitto_reconnect_async(mosq_);
+    connect_started_ = true;
     if (rc != MOSQ_ERR_SUCCESS) {
         if (failures_ == 0) log_connect_failure(rc);
         state_ = State::waiting;

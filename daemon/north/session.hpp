@@ -90,6 +90,7 @@ private:
 
     mosquitto* mosq_ = nullptr;
     State state_ = State::idle;
+    bool connect_started_ = false;  // connect_async done once; later attempts use reconnect_async
     int registered_fd_ = -1;
     std::uint32_t registered_events_ = 0;
     Clock::time_point reconnect_at_{};

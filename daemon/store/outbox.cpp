@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS points (id INTEGER PRIMARY KEY, device INTEGER NOT NU
                                    UNIQUE (device, name));
 CREATE TABLE IF NOT EXISTS outbox (device INTEGER NOT NULL, id INTEGER NOT NULL, ts INTEGER NOT NULL,
                                    payload BLOB NOT NULL, PRIMARY KEY (device, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS logins (session TEXT NOT NULL, at INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('format', '1');
 )";
 
@@ -422,6 +423,32 @@ std::vector<core::SampleBatch> Outbox::load(const std::vector<std::uint32_t>& de
         }
         out.push_back(std::move(b));
     }
+    sqlite3_finalize(st);
+    return out;
+}
+
+// Login attempts survive crashes, so a daemon restarted in a loop still honours the platform's
+// login-rate rule. Written at once (one small transaction per attempt; attempts are rare).
+void Outbox::record_login(const std::string& session, std::int64_t unix_ms) {
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(db_, "INSERT INTO logins(session, at) VALUES (?1, ?2)", -1, &st, nullptr);
+    sqlite3_bind_text(st, 1, session.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, unix_ms);
+    sqlite3_step(st);
+    sqlite3_finalize(st);
+    sqlite3_prepare_v2(db_, "DELETE FROM logins WHERE at < ?1", -1, &st, nullptr);
+    sqlite3_bind_int64(st, 1, unix_ms - 60'000);
+    sqlite3_step(st);
+    sqlite3_finalize(st);
+}
+
+std::vector<std::int64_t> Outbox::recent_logins(const std::string& session, std::int64_t since_unix_ms) {
+    std::vector<std::int64_t> out;
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(db_, "SELECT at FROM logins WHERE session = ?1 AND at >= ?2 ORDER BY at", -1, &st, nullptr);
+    sqlite3_bind_text(st, 1, session.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, since_unix_ms);
+    while (sqlite3_step(st) == SQLITE_ROW) out.push_back(sqlite3_column_int64(st, 0));
     sqlite3_finalize(st);
     return out;
 }

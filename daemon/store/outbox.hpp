@@ -67,6 +67,9 @@ public:
     };
     std::vector<DeviceQueue> per_device();
     const std::string& path() const { return path_; }
+    // Connection attempts per session, kept across restarts (login-rate limit).
+    void record_login(const std::string& session, std::int64_t unix_ms);
+    std::vector<std::int64_t> recent_logins(const std::string& session, std::int64_t since_unix_ms);
     // Tests: caps the database size so writes fail with SQLITE_FULL, as on a full file system.
     void limit_pages_for_test(int pages);
 

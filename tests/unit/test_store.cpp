@@ -182,6 +182,21 @@ TEST_CASE("a full file system drops the oldest data to make room, then counts wh
     CHECK(o->stats().dropped_full == 1);  // counted, and no crash
 }
 
+TEST_CASE("login attempts are remembered across restarts") {
+    const auto dir = temp_dir();
+    std::string err;
+    {
+        auto o = store::Outbox::open(config(dir), &err);
+        o->record_login("meter1", 1'000'000);
+        o->record_login("meter1", 1'002'000);
+        o->record_login("meter2", 1'002'500);
+    }
+    auto o = store::Outbox::open(config(dir), &err);
+    CHECK(o->recent_logins("meter1", 1'001'000) == std::vector<std::int64_t>{1'002'000});
+    CHECK(o->recent_logins("meter1", 0).size() == 2);
+    CHECK(o->recent_logins("meter2", 0).size() == 1);
+}
+
 TEST_CASE("a data_dir that cannot be written is a clear error") {
     std::string err;  // a path below a file fails for root too
     CHECK_FALSE(store::Outbox::open(config("/dev/null/fieldlink"), &err));
