@@ -80,6 +80,14 @@ public:
 
 std::unique_ptr<Profile> make_profile(const core::CloudConfig& cloud);
 
+// Takes the next request id of a session: 1 .. 2^31-1 (OneNET's ids are 32-bit signed / at most
+// 13 digits), then wraps to 1.
+inline std::uint32_t take_message_id(std::uint32_t& next_id) {
+    const std::uint32_t id = next_id;
+    next_id = next_id >= 0x7FFFFFFFu ? 1 : next_id + 1;
+    return id;
+}
+
 // Keeps every message far below platform limits (OneNET: 256 KB): a message carries at most this
 // many values (about 50 bytes each in JSON), and always at least one sample set.
 constexpr std::size_t kMaxValuesPerMessage = 3000;

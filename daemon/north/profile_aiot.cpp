@@ -53,8 +53,7 @@ public:
                 append_json_value(params, pv.value);
                 params += fmt::format(R"(,"time":{}}})", b.timestamp_ms);
             }
-            const std::uint32_t id = next_id;
-            next_id = next_id >= 0x7FFFFFFFu ? 1 : next_id + 1;
+            const std::uint32_t id = take_message_id(next_id);
             out.push_back({prefix(d) + "properties/up",
                            fmt::format(R"({{"id":"{}","version":"1.0","sys":{{"ack":1}},"params":{}}},"method":"thing.properties.up"}})",
                                        id, params),

@@ -19,11 +19,7 @@ constexpr int kCodeOk = 200;
 constexpr int kCodeFailed = 100;  // the official SDK's "failed"; any non-200 code is a failure
 constexpr const char* kNoWrites = "writes and services from the cloud are not supported yet by this gateway";
 
-std::string next_id_text(std::uint32_t& next_id) {
-    const std::uint32_t id = next_id;
-    next_id = next_id >= 0x7FFFFFFFu ? 1 : next_id + 1;
-    return std::to_string(id);
-}
+std::string next_id_text(std::uint32_t& next_id) { return std::to_string(take_message_id(next_id)); }
 
 std::optional<std::string> token_for(const core::CloudConfig& cloud, const std::string& product_id,
                                      const core::DeviceConfig& d, std::int64_t now_s, std::string* error) {
@@ -88,9 +84,7 @@ public:
             const std::size_t n = batches_within_budget(pending, kMaxBatchesPerMessage);
             Message m;
             m.topic = prefix(s) + "dp/post/json";
-            const std::uint32_t id = next_id;
-            next_id = next_id >= 0x7FFFFFFFu ? 1 : next_id + 1;
-            m.payload = onenet_dp_payload(*s.identity, pending, n, id);
+            m.payload = onenet_dp_payload(*s.identity, pending, n, take_message_id(next_id));
             for (std::size_t i = 0; i < n; ++i) {
                 m.samples += pending.front().values.size();
                 pending.pop_front();

@@ -254,8 +254,7 @@ bool Session::publish(const Message& m, std::size_t group) {
         return false;
     }
     if (profile_.qos() > 0) {
-        inflight_[mid] = m.samples;
-        if (group) inflight_groups_[mid] = group;
+        inflight_[mid] = group;
     } else {
         ++counters_.messages_acked;
     }
@@ -399,12 +398,10 @@ void Session::on_publish(mosquitto*, void* self, int mid) {
     auto* s = static_cast<Session*>(self);
     auto it = s->inflight_.find(mid);
     if (it == s->inflight_.end()) return;
+    const std::size_t group_id = it->second;
     s->inflight_.erase(it);
     ++s->counters_.messages_acked;
-    auto g = s->inflight_groups_.find(mid);
-    if (g == s->inflight_groups_.end()) return;
-    auto group = s->groups_.find(g->second);
-    s->inflight_groups_.erase(g);
+    auto group = s->groups_.find(group_id);
     if (group == s->groups_.end() || --group->second.messages > 0) return;
     if (s->store_) {
         for (const auto& r : group->second.records) s->store_->ack(r.first, r.second);

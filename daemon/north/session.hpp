@@ -110,14 +110,13 @@ private:
         std::size_t messages = 0;  // messages of this group not yet acknowledged
         std::vector<std::pair<std::uint32_t, std::int64_t>> records;  // (device index, record id)
     };
-    std::unordered_map<int, std::size_t> inflight_groups_;  // mid -> group
     std::unordered_map<std::size_t, Group> groups_;
     std::size_t next_group_ = 1;
     store::Outbox* store_;
     std::deque<Message> control_;  // on-connect messages, sent before data
     LatestValues latest_;
     std::set<std::string> logged_kinds_;  // inbound problems are logged once per kind
-    std::unordered_map<int, std::size_t> inflight_;  // mid -> samples
+    std::unordered_map<int, std::size_t> inflight_;  // QoS 1 mid awaiting PUBACK -> its group (0: none)
     std::uint32_t next_id_ = 1;
     bool dropping_ = false;
     SessionCounters counters_;
