@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/credentials.hpp"
+#include "platforms/onenet.hpp"
 
 namespace {
 
@@ -58,12 +58,12 @@ int main(int argc, char** argv) {
     const auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < n; ++i) {
         const std::string name = "base" + std::to_string(i);
-        fieldlink::core::TokenRequest t;
-        t.res = fieldlink::core::onenet_device_res("469948", name);
+        fieldlink::platforms::TokenRequest t;
+        t.res = fieldlink::platforms::onenet_device_res("469948", name);
         t.expiry = 2524579200;
         t.key_base64 = argv[5];
         std::string err;
-        const auto token = fieldlink::core::onenet_token(t, &err);
+        const auto token = fieldlink::platforms::onenet_token(t, &err);
         mosquitto* m = mosquitto_new(name.c_str(), true, nullptr);
         mosquitto_username_pw_set(m, "469948", token->c_str());
         mosquitto_connect_callback_set(m, on_connect);

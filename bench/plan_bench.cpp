@@ -3,9 +3,13 @@
 #include <cstdio>
 #include <vector>
 
-#include "core/plan.hpp"
+#include "bus/plan.hpp"
+#include "bus/plugin_host.hpp"
 
-using namespace fieldlink::core;
+using namespace fieldlink::bus;
+using namespace fieldlink::config;
+
+extern "C" const fl_driver_v2* fl_modbus_driver_table(void);
 
 namespace {
 
@@ -53,8 +57,8 @@ void report(const char* label, const BusConfig& bus, const std::vector<PointConf
         r.points = {i};
         one.push_back(r);
     }
-    // Bus time per cycle under the model (byte times -> ms at the line speed; TCP: relative units).
-    const double byte_ms = bus.driver == "modbus-rtu" ? 11000.0 / bus.baud : 0.0;
+    // Bus time per cycle under the driver's model (microseconds on the wire); shown for serial lines.
+    const double byte_ms = bus.timing.shared_line ? 0.001 : 0.0;
     if (byte_ms > 0) {
         std::printf("plan (%s): fieldlinkd %zu requests/cycle (%.0f ms bus time) | one per point %zu (%.0f ms) | "
                     "adjacent only %zu (%.0f ms)\n",
@@ -66,16 +70,27 @@ void report(const char* label, const BusConfig& bus, const std::vector<PointConf
     }
 }
 
+// A bus as configuration checking leaves it: canonical options, the driver's own bus model.
+BusConfig bus_of(const PluginRegistry& drivers, const char* driver, std::vector<DriverOption> options) {
+    Config cfg;
+    BusConfig b;
+    b.name = driver;
+    b.driver = driver;
+    b.options = std::move(options);
+    cfg.buses.push_back(b);
+    std::vector<ConfigError> errors;
+    drivers.validate_buses(cfg, errors);
+    for (const auto& e : errors) std::fprintf(stderr, "%s\n", format_error("bench", e).c_str());
+    return cfg.buses[0];
+}
+
 }  // namespace
 
 int main() {
+    PluginRegistry drivers;
+    drivers.add_static(fl_modbus_driver_table());
     const auto pts = scattered_map();
-    BusConfig rtu;
-    rtu.driver = "modbus-rtu";
-    rtu.baud = 9600;
-    report("scattered 200-point map, RTU 9600 baud", rtu, pts);
-    BusConfig tcp;
-    tcp.driver = "modbus-tcp";
-    report("scattered 200-point map, Modbus TCP", tcp, pts);
+    report("scattered 200-point map, RTU 9600 baud", bus_of(drivers, "modbus-rtu", {{"device", "/dev/ttyUSB0", {}}, {"baud", "9600", {}}}), pts);
+    report("scattered 200-point map, Modbus TCP", bus_of(drivers, "modbus-tcp", {{"host", "127.0.0.1", {}}}), pts);
     return 0;
 }

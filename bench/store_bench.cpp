@@ -6,24 +6,24 @@
 #include <cstdlib>
 #include <string>
 
-#include "core/config_parser.hpp"
+#include "load.hpp"
 #include "store/outbox.hpp"
 
 using namespace fieldlink;
 
 namespace {
 
-core::Config config_for(const std::string& dir, int points) {
+config::Config config_for(const std::string& dir, int points) {
     std::string pts;
     for (int i = 0; i < points; ++i) pts += (i ? ", " : "") + std::string("{ name: p") + std::to_string(i) + ", area: holding, address: " + std::to_string(i) + " }";
-    auto r = core::parse_config_text("gateway: { data_dir: " + dir + ", store_max_bytes: 8GB }\nclouds: { c: { platform: mqtt, host: h } }\n"
+    auto r = load_config_text("gateway: { data_dir: " + dir + ", store_max_bytes: 8GB }\nclouds: { c: { platform: mqtt, host: h } }\n"
                                      "buses: { s: { driver: sim } }\ndevices:\n  - { name: d, cloud: c, bus: s, points: [ " + pts + " ] }\n",
-                                     "bench.yaml");
+                                     "bench.yaml", nullptr);
     return r.config;
 }
 
 // Appends `samples` values in sets of `per_batch`, 100 sets per transaction. Returns samples/s.
-double fill(store::Outbox& o, const core::Config& cfg, std::size_t samples, std::size_t per_batch) {
+double fill(store::Outbox& o, const config::Config& cfg, std::size_t samples, std::size_t per_batch) {
     const auto points = cfg.devices[0].points.size();
     std::vector<core::SampleBatch> group(100);
     std::vector<core::SampleBatch*> ptrs;
@@ -55,7 +55,7 @@ double fill(store::Outbox& o, const core::Config& cfg, std::size_t samples, std:
 int main(int argc, char** argv) {
     std::string err;
     if (argc == 4 && std::string(argv[1]) == "prefill") {
-        auto parsed = core::parse_config_file(argv[2]);
+        auto parsed = load_config_file(argv[2], nullptr);
         auto o = store::Outbox::open(parsed.config, &err);
         if (!o) {
             std::fprintf(stderr, "%s\n", err.c_str());

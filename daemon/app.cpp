@@ -7,6 +7,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -15,11 +16,13 @@
 #include <vector>
 
 #include "bus/bus_worker.hpp"
-#include "core/config_parser.hpp"
+#include "bus/plan.hpp"
+#include "bus/plugin_host.hpp"
 #include "core/log.hpp"
-#include "core/plan.hpp"
-#include "core/plugin_host.hpp"
+#include "core/low_fds.hpp"
+#include "load.hpp"
 #include "north/north.hpp"
+#include "platforms/platform.hpp"
 
 namespace fieldlink {
 namespace {
@@ -35,19 +38,51 @@ int print_errors(const std::string& file, const std::vector<std::string>& errors
     return kExitConfig;
 }
 
-std::size_t point_count(const core::Config& cfg) {
+std::size_t point_count(const config::Config& cfg) {
     std::size_t n = 0;
     for (const auto& d : cfg.devices) n += d.points.size();
     return n;
 }
 
-// One socket per cloud session: raise the soft descriptor limit to the hard one.
-void raise_fd_limit() {
+// Descriptors a configuration needs: libmosquitto holds 3 per client (its socket and a socket
+// pair), a bus 2 (its link, and a duplicate while it is given back), plus the numbers reserved
+// below FD_SETSIZE and a fixed allowance (store files, event loop, resolver, logging, plugins).
+struct DescriptorBudget {
+    std::size_t sessions = 0;
+    std::size_t buses = 0;
+    std::size_t reserved = 0;
+    static constexpr std::size_t kPerSession = 3;
+    static constexpr std::size_t kPerBus = 2;
+    static constexpr std::size_t kFixed = 64;
+    std::size_t needed() const { return sessions * kPerSession + buses * kPerBus + reserved + kFixed; }
+};
+
+// Numbers below FD_SETSIZE for the buses' select()-based library: two per bus (a link and its
+// reconnection), at least 16.
+std::size_t low_fds_wanted(const config::Config& cfg) { return std::max<std::size_t>(16, 2 * cfg.buses.size()); }
+
+// Raises the soft descriptor limit to the hard one; refuses a configuration that needs more
+// than the hard limit allows, saying how many and how to raise it.
+bool check_descriptors(const config::Config& cfg, const std::string& file) {
+    DescriptorBudget b;
+    auto profiles = platforms::make_profiles(cfg);
+    b.sessions = north::plan_sessions(cfg, profiles).size();
+    b.buses = cfg.buses.size();
+    b.reserved = low_fds_wanted(cfg);
     rlimit rl{};
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return true;
+    if (rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+    if (rl.rlim_max == RLIM_INFINITY || b.needed() <= rl.rlim_max) return true;
+    std::cerr << file << ": this configuration needs about " << b.needed() << " file descriptors (" << b.sessions
+              << " cloud session(s) x " << DescriptorBudget::kPerSession << " + " << b.buses << " bus(es) x "
+              << DescriptorBudget::kPerBus << " + " << b.reserved << " reserved below FD_SETSIZE + "
+              << DescriptorBudget::kFixed << "), but the hard limit (RLIMIT_NOFILE) of this process is " << rl.rlim_max
+              << "; raise it with LimitNOFILE=" << b.needed() << " in the systemd unit (or ulimit -Hn " << b.needed()
+              << " in the shell that starts fieldlinkd)\n";
+    return false;
 }
 
 // Everything that runs for one configuration: the north loop and one worker per bus.
@@ -56,16 +91,21 @@ struct Running {
     std::vector<std::unique_ptr<bus::BusWorker>> workers;
 };
 
-int start_all(const core::Config& cfg, const core::PluginRegistry& plugins, Running& run) {
+int start_all(const config::Config& cfg, const bus::PluginRegistry& plugins, Running& run) {
     auto log = core::logger("core");
-    run.north = std::make_unique<north::North>(cfg);
+    const std::size_t low = core::LowFds::instance().reserve(low_fds_wanted(cfg));
+    if (low < cfg.buses.size()) {
+        log->warn("only {} descriptor numbers below FD_SETSIZE could be reserved for {} bus(es); a bus that "
+                  "reconnects may have to wait for one (restart the daemon to reserve more)", low, cfg.buses.size());
+    }
+    run.north = std::make_unique<north::North>(cfg, platforms::make_profiles(cfg));
     std::string err;
     if (!run.north->start(&err)) {
         log->error("{}", err);
         return kExitRuntime;
     }
     for (std::size_t b = 0; b < cfg.buses.size(); ++b) {
-        auto driver = core::DriverInstance::create(plugins.find(cfg.buses[b].driver), cfg.buses[b], &err);
+        auto driver = bus::DriverInstance::create(plugins.find(cfg.buses[b].driver), cfg.buses[b], &err);
         if (!driver) {
             log->error("bus {}: driver {} refused its options: {}", cfg.buses[b].name, cfg.buses[b].driver, err);
             return kExitConfig;
@@ -87,18 +127,17 @@ void stop_all(Running& run) {
     run.north.reset();
 }
 
-// Parses and validates a configuration against the loaded plugins; errors go to `report`.
-std::unique_ptr<core::Config> load_config(const std::string& file, const core::PluginRegistry& plugins,
-                                          const std::function<void(const std::string&)>& report) {
-    auto parsed = core::parse_config_file(file);
-    if (parsed.ok()) plugins.validate_buses(parsed.config, parsed.errors);
-    for (const auto& e : parsed.errors) report(core::format_error(file, e));
-    if (!parsed.ok()) return nullptr;
-    return std::make_unique<core::Config>(std::move(parsed.config));
+// Loads and validates a configuration against the loaded plugins; errors go to `report`.
+std::unique_ptr<config::Config> load_config(const std::string& file, const bus::PluginRegistry& plugins,
+                                            const std::function<void(const std::string&)>& report) {
+    auto loaded = load_config_file(file, &plugins);
+    for (const auto& e : loaded.errors) report(config::format_error(file, e));
+    if (!loaded.ok()) return nullptr;
+    return std::make_unique<config::Config>(std::move(loaded.config));
 }
 
 // Runs until SIGTERM/SIGINT; SIGHUP reloads the configuration file. Returns the exit status.
-int serve(const std::string& file, std::unique_ptr<core::Config> cfg, const core::PluginRegistry& plugins) {
+int serve(const std::string& file, std::unique_ptr<config::Config> cfg, const bus::PluginRegistry& plugins) {
     auto log = core::logger("core");
     sigset_t mask;
     sigemptyset(&mask);
@@ -106,7 +145,6 @@ int serve(const std::string& file, std::unique_ptr<core::Config> cfg, const core
     pthread_sigmask(SIG_BLOCK, &mask, nullptr);  // before any thread starts: only signalfd sees them
     signal(SIGPIPE, SIG_IGN);
     const int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-    raise_fd_limit();
 
     Running run;
     if (const int rc = start_all(*cfg, plugins, run); rc != kExitOk) {
@@ -155,18 +193,19 @@ int serve(const std::string& file, std::unique_ptr<core::Config> cfg, const core
 }  // namespace
 
 int run_daemon(const DaemonOptions& opts) {
-    auto parsed = core::parse_config_file(opts.config_file);
-    if (!parsed.ok()) {
+    // Platform rules need no plugins: report those errors (and pick the log level) first.
+    auto early = load_config_file(opts.config_file, nullptr);
+    if (!early.ok()) {
         std::vector<std::string> errors;
-        for (const auto& e : parsed.errors) errors.push_back(core::format_error(opts.config_file, e));
+        for (const auto& e : early.errors) errors.push_back(config::format_error(opts.config_file, e));
         return print_errors(opts.config_file, errors);
     }
-    core::init_logging(opts.log_level.empty() ? parsed.config.gateway.log_level : opts.log_level);
+    core::init_logging(opts.log_level.empty() ? early.config.gateway.log_level : opts.log_level);
 
-    core::PluginRegistry plugins;
-    const std::string dir = !opts.plugin_dir.empty() ? opts.plugin_dir
-                            : !parsed.config.gateway.plugin_dir.empty() ? parsed.config.gateway.plugin_dir
-                                                                        : core::default_plugin_dir();
+    bus::PluginRegistry plugins;
+    const std::string dir = !opts.plugin_dir.empty()                ? opts.plugin_dir
+                            : !early.config.gateway.plugin_dir.empty() ? early.config.gateway.plugin_dir
+                                                                       : bus::default_plugin_dir();
     std::vector<std::string> plugin_errors;
     plugins.load_dir(dir, plugin_errors);
     for (const auto& e : plugin_errors) std::cerr << "warning: " << e << '\n';
@@ -176,9 +215,10 @@ int run_daemon(const DaemonOptions& opts) {
     if (opts.plan) {
         for (const auto& d : cfg->devices) {
             const auto& bus = cfg->buses[d.bus_index];
-            std::cout << core::describe_plan(d, core::plan_reads(d.points, core::cost_model_for(bus, d.max_gap)));
+            std::cout << bus::describe_plan(d, bus::plan_reads(d.points, bus::cost_model_for(bus, d.max_gap)));
         }
     }
+    if (!check_descriptors(*cfg, opts.config_file)) return kExitConfig;
     if (opts.check) {
         std::cout << opts.config_file << ": configuration OK: " << cfg->clouds.size() << " cloud(s), "
                   << cfg->buses.size() << " bus(es), " << cfg->devices.size() << " device(s), " << point_count(*cfg)

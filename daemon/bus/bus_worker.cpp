@@ -4,8 +4,8 @@
 
 #include <algorithm>
 
-#include "core/decode.hpp"
 #include "core/log.hpp"
+#include "mapping/decode.hpp"
 
 namespace fieldlink::bus {
 
@@ -19,21 +19,10 @@ const char* state_name(int s) {
     return names[s];
 }
 
-core::PointCodec codec_of(const core::PointConfig& p) {
-    core::PointCodec c;
-    c.type = p.type;
-    c.order = p.order;
-    c.scale = p.scale;
-    c.offset = p.offset;
-    c.bit = p.bit;
-    c.string_length = p.length;
-    return c;
-}
-
 }  // namespace
 
-BusWorker::BusWorker(const core::Config& cfg, std::size_t bus_index,
-                     std::unique_ptr<core::DriverInstance> driver, SampleSink sink)
+BusWorker::BusWorker(const config::Config& cfg, std::size_t bus_index,
+                     std::unique_ptr<DriverInstance> driver, SampleSink sink)
     : cfg_(cfg),
       bus_(cfg.buses[bus_index]),
       driver_(std::move(driver)),
@@ -48,7 +37,7 @@ BusWorker::BusWorker(const core::Config& cfg, std::size_t bus_index,
         if (dc.bus_index != bus_index) continue;
         Device d;
         d.index = i;
-        d.plan = core::plan_reads(dc.points, core::cost_model_for(bus_, dc.max_gap));
+        d.plan = plan_reads(dc.points, cost_model_for(bus_, dc.max_gap));
         d.next_due = now;
         d.counters = std::make_unique<DeviceCounters>();
         devices_.push_back(std::move(d));
@@ -119,9 +108,9 @@ void BusWorker::set_state(Device& d, State s, int code, const char* detail) {
 
 // Reads one planned request (with retries unless the device is backed off) and decodes its
 // points into `batch`. Returns false when the device did not answer (link-level failure).
-bool BusWorker::read_request(Device& d, const core::ReadRequest& r, core::SampleBatch& batch) {
+bool BusWorker::read_request(Device& d, const ReadRequest& r, core::SampleBatch& batch) {
     const auto& dc = cfg_.devices[d.index];
-    fl_read_v1 req{};
+    fl_read_v2 req{};
     req.struct_size = sizeof req;
     req.unit = static_cast<std::uint8_t>(dc.unit);
     req.area = static_cast<std::uint8_t>(r.area);
@@ -130,10 +119,10 @@ bool BusWorker::read_request(Device& d, const core::ReadRequest& r, core::Sample
     req.registers = regs_.data();
     req.bits = bits_.data();
     const int attempts = d.failures > 0 ? 1 : 1 + bus_.retries;
-    fl_error_v1 err{};
+    fl_error_v2 err{};
     fl_status st = FL_RETRY;
     for (int a = 0; a < attempts && !stop_.load(); ++a) {
-        err = fl_error_v1{};
+        err = fl_error_v2{};
         err.struct_size = sizeof err;
         ++d.counters->requests;
         st = driver_->read(&req, &err);
@@ -149,22 +138,15 @@ bool BusWorker::read_request(Device& d, const core::ReadRequest& r, core::Sample
     }
     if (st == FL_ERROR) {
         count_error(d, err.kind);
-        std::string detail = std::string(err.message) + " reading " + core::to_string(r.area) + " " +
+        std::string detail = std::string(err.message) + " reading " + config::to_string(r.area) + " " +
                              std::to_string(r.address) + ".." + std::to_string(r.address + r.count - 1);
         set_state(d, State::exception, err.code, detail.c_str());
         return true;  // the device answered; these points are bad this cycle
     }
-    for (auto pi : r.points) {
-        const auto& p = dc.points[pi];
-        const int off = p.address - r.address;
-        if (core::is_bit_area(r.area)) {
-            batch.values.push_back({pi, core::decode_bit(codec_of(p), bits_[off])});
-            continue;
-        }
-        std::string derr;
-        auto v = core::decode_registers(codec_of(p), regs_.data() + off, r.count - off, &derr);
-        if (v) batch.values.push_back({pi, std::move(*v)});
-        else log_->debug("device {} point {}: {}", dc.name, p.name, derr);
+    std::string derr;
+    mapping::Response resp{r.area, r.address, r.count, regs_.data(), bits_.data()};
+    if (mapping::decode_points(dc.points, r.points, resp, batch.values, &derr) > 0) {
+        log_->debug("device {}: {}", dc.name, derr);
     }
     return true;
 }

@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "core/backoff.hpp"
-#include "core/config.hpp"
-#include "core/plan.hpp"
-#include "core/plugin_host.hpp"
+#include "bus/plan.hpp"
+#include "bus/plugin_host.hpp"
+#include "config/config.hpp"
 #include "core/value.hpp"
 
 namespace spdlog {
@@ -41,8 +41,8 @@ using SampleSink = std::function<bool(core::SampleBatch&&)>;
 
 class BusWorker {
 public:
-    BusWorker(const core::Config& cfg, std::size_t bus_index,
-              std::unique_ptr<core::DriverInstance> driver, SampleSink sink);
+    BusWorker(const config::Config& cfg, std::size_t bus_index,
+              std::unique_ptr<DriverInstance> driver, SampleSink sink);
     ~BusWorker();
     BusWorker(const BusWorker&) = delete;
     BusWorker& operator=(const BusWorker&) = delete;
@@ -56,7 +56,7 @@ private:
     enum class State { unknown, ok, timeout, crc, exception, link, protocol };
     struct Device {
         std::size_t index;  // into Config::devices
-        std::vector<core::ReadRequest> plan;
+        std::vector<ReadRequest> plan;
         std::chrono::steady_clock::time_point next_due;
         int failures = 0;
         State state = State::unknown;
@@ -66,13 +66,13 @@ private:
 
     void run();
     void poll(Device& d);
-    bool read_request(Device& d, const core::ReadRequest& r, core::SampleBatch& batch);
+    bool read_request(Device& d, const ReadRequest& r, core::SampleBatch& batch);
     void set_state(Device& d, State s, int code, const char* detail);
     void count_error(Device& d, unsigned kind);
 
-    const core::Config& cfg_;
-    const core::BusConfig& bus_;
-    std::unique_ptr<core::DriverInstance> driver_;
+    const config::Config& cfg_;
+    const config::BusConfig& bus_;
+    std::unique_ptr<DriverInstance> driver_;
     SampleSink sink_;
     std::vector<Device> devices_;
     core::Backoff backoff_;

@@ -9,9 +9,9 @@
 #include "cli/parse.hpp"
 #include "cli/simulator.hpp"
 #include "cli/status.hpp"
-#include "core/config_parser.hpp"
-#include "core/credentials.hpp"
 #include "core/duration.hpp"
+#include "load.hpp"
+#include "platforms/onenet.hpp"
 
 #ifndef FIELDLINK_VERSION
 #define FIELDLINK_VERSION "0.0.0"
@@ -29,9 +29,9 @@ struct TokenOptions {
 };
 
 int run_token(const TokenOptions& o) {
-    fieldlink::core::TokenRequest t;
-    t.res = o.device.empty() ? fieldlink::core::onenet_product_res(o.product)
-                             : fieldlink::core::onenet_device_res(o.product, o.device);
+    fieldlink::platforms::TokenRequest t;
+    t.res = o.device.empty() ? fieldlink::platforms::onenet_product_res(o.product)
+                             : fieldlink::platforms::onenet_device_res(o.product, o.device);
     t.method = o.method;
     t.key_base64 = o.key;
     if (o.expiry > 0) {
@@ -45,7 +45,7 @@ int run_token(const TokenOptions& o) {
         t.expiry = static_cast<std::int64_t>(std::time(nullptr)) + ttl->count() / 1000;
     }
     std::string err;
-    auto token = fieldlink::core::onenet_token(t, &err);
+    auto token = fieldlink::platforms::onenet_token(t, &err);
     if (!token) {
         std::cerr << "fieldlink token: " << err << '\n';
         return 2;
@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
     }
     if (*status) {
         if (status_dir.empty() && !status_config.empty()) {
-            auto parsed = fieldlink::core::parse_config_file(status_config);
+            auto parsed = fieldlink::load_config_file(status_config, nullptr);
             if (!parsed.ok()) {
                 std::cerr << "fieldlink status: " << status_config << " is not a valid configuration (run fieldlink check)\n";
                 return 2;

@@ -21,33 +21,17 @@ namespace {
 constexpr long kTickMs = 100;
 }  // namespace
 
-std::vector<SessionInfo> plan_sessions(const core::Config& cfg) {
+std::vector<SessionInfo> plan_sessions(const config::Config& cfg, const std::vector<std::unique_ptr<Profile>>& profiles) {
     std::vector<SessionInfo> out;
-    std::vector<std::ptrdiff_t> cloud_session(cfg.clouds.size(), -1);  // ThingsBoard: one per cloud
-    std::vector<std::ptrdiff_t> device_session(cfg.devices.size(), -1);
-    for (std::uint32_t i = 0; i < cfg.devices.size(); ++i) {
-        const auto& d = cfg.devices[i];
-        const auto& cloud = cfg.clouds[d.cloud_index];
-        if (cloud.platform == core::Platform::thingsboard) {
-            if (cloud_session[d.cloud_index] < 0) {
-                cloud_session[d.cloud_index] = static_cast<std::ptrdiff_t>(out.size());
-                out.push_back(SessionInfo{&cfg, &cloud, nullptr, {}, cloud.name});
-            }
-            out[static_cast<std::size_t>(cloud_session[d.cloud_index])].devices.push_back(i);
-            continue;
-        }
-        if (d.via_index) continue;  // carried by its gateway's session, added below
-        device_session[i] = static_cast<std::ptrdiff_t>(out.size());
-        out.push_back(SessionInfo{&cfg, &cloud, &d, {i}, d.name});
-    }
-    for (std::uint32_t i = 0; i < cfg.devices.size(); ++i) {
-        const auto& via = cfg.devices[i].via_index;
-        if (via) out[static_cast<std::size_t>(device_session[*via])].devices.push_back(i);
+    for (std::size_t c = 0; c < cfg.clouds.size() && c < profiles.size(); ++c) {
+        if (!profiles[c]) continue;
+        for (auto& s : profiles[c]->sessions(cfg, c)) out.push_back(std::move(s));
     }
     return out;
 }
 
-North::North(const core::Config& cfg, std::size_t queue_capacity) : cfg_(cfg), queue_(queue_capacity) {
+North::North(const config::Config& cfg, std::vector<std::unique_ptr<Profile>> profiles, std::size_t queue_capacity)
+    : cfg_(cfg), queue_(queue_capacity), profiles_(std::move(profiles)) {
     mosquitto_lib_init();
 }
 
@@ -84,13 +68,8 @@ bool North::start(std::string* error) {
     } else {
         core::logger("store")->warn("store: memory: queued data is not durable and is lost on restart");
     }
-    for (const auto& c : cfg_.clouds) profiles_.push_back(make_profile(c));
-    for (auto& info : plan_sessions(cfg_)) {
+    for (auto& info : plan_sessions(cfg_, profiles_)) {
         const Profile* p = profiles_[static_cast<std::size_t>(info.cloud - cfg_.clouds.data())].get();
-        if (!p) {
-            if (error) *error = "cloud " + info.cloud->name + ": platform " + core::to_string(info.cloud->platform) + " is not supported";
-            return false;
-        }
         for (auto d : info.devices) route_[d] = sessions_.size();
         sessions_.push_back(std::make_unique<Session>(std::move(info), *p, epoll_fd_, store_.get()));
     }

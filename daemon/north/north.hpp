@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "core/bounded_queue.hpp"
-#include "core/config.hpp"
+#include "config/config.hpp"
 #include "core/value.hpp"
 #include "north/profile.hpp"
 #include "north/session.hpp"
@@ -32,13 +32,13 @@ struct NorthTotals {
     std::uint64_t unexpected = 0;
 };
 
-// Which sessions the configuration needs and which devices each carries: one per device, except
-// ThingsBoard (one per cloud: the gateway API) and OneNET gateways (their sub-devices ride along).
-std::vector<SessionInfo> plan_sessions(const core::Config& cfg);
+// Which sessions the configuration needs and which devices each carries, as each cloud's profile
+// says (`profiles[i]` serves cfg.clouds[i]).
+std::vector<SessionInfo> plan_sessions(const config::Config& cfg, const std::vector<std::unique_ptr<Profile>>& profiles);
 
 class North {
 public:
-    explicit North(const core::Config& cfg, std::size_t queue_capacity = 65536);
+    North(const config::Config& cfg, std::vector<std::unique_ptr<Profile>> profiles, std::size_t queue_capacity = 65536);
     ~North();
     North(const North&) = delete;
     North& operator=(const North&) = delete;
@@ -56,10 +56,10 @@ private:
     void write_status(Session::Clock::time_point now);
     bool all_idle() const;
 
-    const core::Config& cfg_;
+    const config::Config& cfg_;
     core::BoundedQueue<core::SampleBatch> queue_;
     std::unique_ptr<store::Outbox> store_;
-    std::vector<std::unique_ptr<Profile>> profiles_;  // per cloud
+    std::vector<std::unique_ptr<Profile>> profiles_;  // per cloud (same order as cfg.clouds)
     std::vector<std::unique_ptr<Session>> sessions_;
     std::unordered_map<std::uint32_t, std::size_t> route_;  // device index -> session
     int epoll_fd_ = -1;

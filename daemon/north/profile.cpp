@@ -1,96 +1,40 @@
 #include "profile.hpp"
 
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
-
-#include <cctype>
-#include <cmath>
-
 namespace fieldlink::north {
-namespace {
 
-struct ValueWriter {
-    std::string& out;
-    void operator()(bool b) const { out += b ? "true" : "false"; }
-    void operator()(std::int64_t i) const { fmt::format_to(std::back_inserter(out), "{}", i); }
-    void operator()(std::uint64_t u) const { fmt::format_to(std::back_inserter(out), "{}", u); }
-    void operator()(double d) const {
-        if (!std::isfinite(d)) out += "null";  // JSON has no NaN/Inf
-        // 15 significant digits: exact for every decoded integer and float32, and it hides the
-        // binary noise of scaling (101 * 0.1 prints as 10.1, not 10.100000000000001).
-        else fmt::format_to(std::back_inserter(out), "{:.15g}", d);
-    }
-    void operator()(const std::string& s) const { append_json_string(out, s); }
-};
-
-}  // namespace
-
-// A JSON string literal; invalid UTF-8 from a device becomes U+FFFD instead of an exception.
-void append_json_string(std::string& out, const std::string& s) {
-    out += nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+core::SampleBatch take_front(std::deque<core::SampleBatch>& pending, Packet& p) {
+    core::SampleBatch b = std::move(pending.front());
+    pending.pop_front();
+    if (b.record_id != 0) p.records.push_back(RecordRef{b.device_index, b.record_id});
+    p.samples += b.values.size();
+    if (p.oldest_ms == 0 || b.timestamp_ms < p.oldest_ms) p.oldest_ms = b.timestamp_ms;
+    return b;
 }
 
-void append_json_value(std::string& out, const core::Value& v) { std::visit(ValueWriter{out}, v); }
-
-std::string expand_template(const std::string& tmpl, const core::DeviceConfig& d, const core::SampleBatch& b,
-                            const core::PointValue* point) {
-    std::string out;
-    out.reserve(tmpl.size() + 64);
-    for (std::size_t i = 0; i < tmpl.size();) {
-        if (tmpl[i] != '{') {
-            out += tmpl[i++];
-            continue;
-        }
-        // A variable is {name} with name in [a-z_]; any other brace is literal (JSON templates).
-        std::size_t close = i + 1;
-        while (close < tmpl.size() && (std::islower(static_cast<unsigned char>(tmpl[close])) || tmpl[close] == '_')) ++close;
-        if (close >= tmpl.size() || tmpl[close] != '}' || close == i + 1) {
-            out += tmpl[i++];
-            continue;
-        }
-        const std::string var = tmpl.substr(i + 1, close - i - 1);
-        if (var == "device") out += d.name;
-        else if (var == "ts_ms") out += std::to_string(b.timestamp_ms);
-        else if (var == "ts") out += std::to_string(b.timestamp_ms / 1000);
-        else if (var == "point" && point) out += d.points[point->point_index].name;
-        else if (var == "value" && point) append_json_value(out, point->value);
-        else if (var == "values") {
-            out += '{';
-            for (std::size_t k = 0; k < b.values.size(); ++k) {
-                if (k) out += ',';
-                append_json_string(out, d.points[b.values[k].point_index].name);
-                out += ':';
-                append_json_value(out, b.values[k].value);
-            }
-            out += '}';
-        } else {
-            out += tmpl.substr(i, close - i + 1);  // unknown variable: kept as written
-        }
-        i = close + 1;
+std::vector<SessionInfo> Profile::sessions(const config::Config& cfg, std::size_t cloud_index) const {
+    std::vector<SessionInfo> out;
+    for (std::uint32_t i = 0; i < cfg.devices.size(); ++i) {
+        const auto& d = cfg.devices[i];
+        if (d.cloud_index == cloud_index) out.push_back(SessionInfo{&cfg, &cloud_, &d, {i}, d.name});
     }
     return out;
 }
 
-std::string legacy_dp_type3(const std::string& json) {
-    std::string out;
-    out += static_cast<char>(3);
-    out += static_cast<char>((json.size() >> 8) & 0xFF);
-    out += static_cast<char>(json.size() & 0xFF);
-    out += json;
-    return out;
+Inbound Profile::on_message(const SessionInfo&, const std::string&, const std::string&, const LatestValues&) const {
+    Inbound in;
+    in.kind = "unexpected";
+    in.problem = "message on a topic this platform does not use";
+    return in;
 }
 
-std::unique_ptr<Profile> make_profile(const core::CloudConfig& cloud) {
-    switch (cloud.platform) {
-        case core::Platform::onenet:
-            return cloud.protocol == core::OnenetProtocol::thing_model ? make_onenet_thing_model(cloud)
-                                                                       : make_onenet_datapoints(cloud);
-        case core::Platform::onenet_legacy: return make_onenet_legacy(cloud);
-        case core::Platform::aiot: return make_aiot(cloud);
-        case core::Platform::thingsboard: return make_thingsboard(cloud);
-        case core::Platform::mqtt: return make_mqtt_template(cloud);
+std::size_t batches_within_budget(const std::deque<core::SampleBatch>& pending, std::size_t limit) {
+    std::size_t n = 0, values = 0;
+    for (const auto& b : pending) {
+        if (n == limit || (n > 0 && values + b.values.size() > kMaxValuesPerMessage)) break;
+        values += b.values.size();
+        ++n;
     }
-    return nullptr;
+    return n;
 }
 
 }  // namespace fieldlink::north

@@ -15,12 +15,6 @@ namespace {
 constexpr std::size_t kLiveWindow = 2000;    // newest batches kept in memory per session
 constexpr std::size_t kBacklogChunk = 500;   // batches loaded from the store at a time
 
-// Full jitter over 2 s, 4 s, ... 60 s for OneNET (1 s, ... for others); the login limiter below
-// guarantees OneNET's 3 logins per 5 s per device whatever the draw.
-std::chrono::milliseconds reconnect_base(const core::CloudConfig& c) {
-    return std::chrono::milliseconds(c.platform == core::Platform::onenet ? 2000 : 1000);
-}
-
 // Platform commands are small (OneNET: 20 KB); anything near the MQTT limits is hostile.
 constexpr std::size_t kMaxInboundBytes = 256 * 1024;
 
@@ -44,7 +38,7 @@ Session::Session(SessionInfo info, const Profile& profile, int epoll_fd, store::
       cloud_(*info_.cloud),
       profile_(profile),
       epoll_fd_(epoll_fd),
-      backoff_(reconnect_base(cloud_), std::chrono::milliseconds(60'000), core::Backoff::Jitter::full),
+      backoff_(profile.reconnect_base(), std::chrono::milliseconds(60'000), core::Backoff::Jitter::full),
       store_(store),
       log_(core::logger("north")) {
     backlog_on_disk_ = store_ != nullptr;
@@ -264,25 +258,22 @@ bool Session::publish(const Message& m, std::size_t group) {
     return true;
 }
 
-// One message (or, for per-point templates, one group of messages) from the front of `queue`;
-// its records are deleted from the store once every message of the group is acknowledged.
+// One packet from the front of `queue`: its records are deleted from the store once every
+// message of the packet is acknowledged.
 bool Session::publish_data(std::deque<core::SampleBatch>& queue) {
-    std::vector<std::pair<std::uint32_t, std::int64_t>> front;
-    for (std::size_t i = 0; i < queue.size() && i < 256; ++i) front.emplace_back(queue[i].device_index, queue[i].record_id);
-    const std::size_t before = queue.size();
-    auto messages = profile_.build(info_, queue, 1, next_id_);
+    auto packets = profile_.build(info_, queue, 1, next_id_);
+    if (packets.empty()) return false;
+    auto& p = packets.front();
     Group g;
-    for (std::size_t i = 0; i < before - queue.size() && i < front.size(); ++i) {
-        if (front[i].second != 0) g.records.push_back(front[i]);
-    }
-    g.messages = messages.size();
+    g.records = std::move(p.records);
+    g.messages = p.messages.size();
     // (QoS 0 never carries stored data: the configuration refuses qos 0 with the disk store.)
     const std::size_t id = g.records.empty() || profile_.qos() == 0 ? 0 : next_group_++;
     if (id) groups_[id] = std::move(g);
-    for (const auto& m : messages) {
+    for (const auto& m : p.messages) {
         if (!publish(m, id)) return false;
     }
-    return !messages.empty();
+    return !p.messages.empty();
 }
 
 void Session::flush(Clock::time_point now) {
@@ -404,7 +395,7 @@ void Session::on_publish(mosquitto*, void* self, int mid) {
     auto group = s->groups_.find(group_id);
     if (group == s->groups_.end() || --group->second.messages > 0) return;
     if (s->store_) {
-        for (const auto& r : group->second.records) s->store_->ack(r.first, r.second);
+        for (const auto& r : group->second.records) s->store_->ack(r.device, r.id);
     }
     s->groups_.erase(group);
 }

@@ -14,7 +14,7 @@
 #include <unordered_map>
 
 #include "core/backoff.hpp"
-#include "core/config.hpp"
+#include "config/config.hpp"
 #include "core/value.hpp"
 #include "north/profile.hpp"
 #include "store/outbox.hpp"
@@ -84,7 +84,7 @@ private:
     Clock::time_point login_allowed_at(Clock::time_point now);
 
     SessionInfo info_;
-    const core::CloudConfig& cloud_;
+    const config::CloudConfig& cloud_;
     const Profile& profile_;
     int epoll_fd_;
 
@@ -107,8 +107,8 @@ private:
     std::int64_t disk_after_ = 0;   // newest record id loaded into backlog_
     bool prefer_backlog_ = false;
     struct Group {
-        std::size_t messages = 0;  // messages of this group not yet acknowledged
-        std::vector<std::pair<std::uint32_t, std::int64_t>> records;  // (device index, record id)
+        std::size_t messages = 0;  // messages of this packet not yet acknowledged
+        std::vector<RecordRef> records;
     };
     std::unordered_map<std::size_t, Group> groups_;
     std::size_t next_group_ = 1;

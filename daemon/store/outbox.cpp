@@ -117,7 +117,7 @@ bool Outbox::decode(const std::string& blob, std::vector<std::pair<std::uint32_t
     return true;
 }
 
-std::unique_ptr<Outbox> Outbox::open(const core::Config& cfg, std::string* error) {
+std::unique_ptr<Outbox> Outbox::open(const config::Config& cfg, std::string* error) {
     std::unique_ptr<Outbox> o(new Outbox());
     if (!o->init(cfg, error)) return nullptr;
     return o;
@@ -139,7 +139,7 @@ bool Outbox::exec(const char* sql) {
     return false;
 }
 
-bool Outbox::init(const core::Config& cfg, std::string* error) {
+bool Outbox::init(const config::Config& cfg, std::string* error) {
     cfg_ = &cfg;
     const auto& g = cfg.gateway;
     max_bytes_ = g.store_max_bytes;

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "core/config.hpp"
+#include "config/config.hpp"
 #include "core/value.hpp"
 
 namespace fieldlink::store {
@@ -39,7 +39,7 @@ public:
     // Opens (or creates) <data_dir>/outbox.db. A file that is not a valid store is moved aside
     // (outbox.db.corrupt-<time>) and counted. Returns nullptr with `error` when the directory
     // cannot be used.
-    static std::unique_ptr<Outbox> open(const core::Config& cfg, std::string* error);
+    static std::unique_ptr<Outbox> open(const config::Config& cfg, std::string* error);
     ~Outbox();
     Outbox(const Outbox&) = delete;
     Outbox& operator=(const Outbox&) = delete;
@@ -80,14 +80,14 @@ public:
 
 private:
     Outbox() = default;
-    bool init(const core::Config& cfg, std::string* error);
+    bool init(const config::Config& cfg, std::string* error);
     bool exec(const char* sql);
     void drop_oldest(std::uint64_t target_bytes);
     std::uint64_t drop_rows(const std::string& where, std::int64_t limit);
     void drop_unknown_devices();
     std::uint64_t used_bytes();
 
-    const core::Config* cfg_ = nullptr;
+    const config::Config* cfg_ = nullptr;
     std::string path_;
     sqlite3* db_ = nullptr;
     sqlite3_stmt* insert_ = nullptr;

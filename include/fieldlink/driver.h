@@ -1,14 +1,18 @@
 /*
- * fieldlink driver plugin ABI.
+ * fieldlink driver plugin ABI, version 2.
  *
  * A driver plugin is a shared object exporting one C symbol, FL_DRIVER_ENTRY_SYMBOL, of type
  * fl_driver_entry_fn. The host passes the ABI versions it supports; the plugin picks one and
  * returns a pointer to a static driver table of that version (or NULL when it supports none of
- * them, and the host refuses the plugin). Structs start with their size and keep reserved fields
- * so they can grow without breaking older plugins. No C++ types, exceptions or ownership cross
- * this boundary: strings and buffers passed in are borrowed for the duration of the call.
+ * them, and the host refuses the plugin).
  *
- * See docs/DRIVER_ABI.md for the full contract.
+ * Every struct that may grow starts with its size (struct_size, as built by whoever fills it)
+ * and keeps reserved fields. Arrays of such structs (options, key/value pairs) are walked with
+ * the element's own struct_size as the stride: use fl_option_at() and fl_kv_at(). A reader
+ * never looks past struct_size, so an older peer's smaller struct stays readable.
+ *
+ * No C++ types, exceptions or ownership cross this boundary: strings and buffers passed in are
+ * borrowed for the duration of the call. See docs/DRIVER_ABI.md for the full contract.
  */
 #ifndef FIELDLINK_DRIVER_H
 #define FIELDLINK_DRIVER_H
@@ -20,7 +24,7 @@
 extern "C" {
 #endif
 
-#define FL_DRIVER_ABI_V1 1u
+#define FL_DRIVER_ABI_V2 2u
 #define FL_DRIVER_ENTRY_SYMBOL "fl_driver_entry"
 
 /* Result of every driver call. */
@@ -38,24 +42,24 @@ typedef enum fl_area {
     FL_AREA_HOLDING = 3   /* read/write 16-bit registers, FC 3 / 6 / 16 */
 } fl_area;
 
-/* Detailed error classes a driver may report in fl_error_v1.kind, so the core can log once per
+/* Detailed error classes a driver may report in fl_error_v2.kind, so the core can log once per
  * state change and count each class. */
 typedef enum fl_error_kind {
     FL_ERRK_NONE = 0,
     FL_ERRK_TIMEOUT = 1,
     FL_ERRK_CRC = 2,
-    FL_ERRK_EXCEPTION = 3, /* Modbus exception; code in fl_error_v1.code */
+    FL_ERRK_EXCEPTION = 3, /* Modbus exception; code in fl_error_v2.code */
     FL_ERRK_LINK = 4,      /* connection refused / reset / device missing */
     FL_ERRK_PROTOCOL = 5,  /* malformed or unexpected response */
     FL_ERRK_OTHER = 6
 } fl_error_kind;
 
-typedef struct fl_error_v1 {
+typedef struct fl_error_v2 {
     uint32_t struct_size;
     uint32_t kind; /* fl_error_kind */
     int32_t code;  /* Modbus exception code or errno, 0 when not applicable */
     char message[200];
-} fl_error_v1;
+} fl_error_v2;
 
 /* Option value types a driver can declare. The host parses YAML into the canonical text form
  * shown in brackets before calling create(). */
@@ -67,27 +71,77 @@ typedef enum fl_option_type {
     FL_OPT_BOOL = 4      /* [true|false] */
 } fl_option_type;
 
-typedef struct fl_option_v1 {
+typedef struct fl_option_v2 {
+    uint32_t struct_size; /* sizeof(fl_option_v2) as built by the plugin */
+    uint32_t type;        /* fl_option_type */
     const char* key;
-    uint32_t type;             /* fl_option_type */
     const char* default_value; /* canonical text; NULL means required */
     const char* help;
-    const char* choices;       /* FL_OPT_ENUM: "none|even|odd" */
-    int64_t min;               /* FL_OPT_INT / FL_OPT_DURATION bounds (inclusive) */
+    const char* choices; /* FL_OPT_ENUM: "none|even|odd" */
+    int64_t min;         /* FL_OPT_INT / FL_OPT_DURATION bounds (inclusive) */
     int64_t max;
-    const char* drivers;       /* space-separated driver names it applies to; NULL = all */
+    const char* drivers; /* space-separated driver names it applies to; NULL = all */
     const void* reserved[2];
-} fl_option_v1;
+} fl_option_v2;
 
-typedef struct fl_kv_v1 {
+/* One validated option, canonical text (see fl_option_type). Filled by the host. */
+typedef struct fl_kv_v2 {
+    uint32_t struct_size;
+    uint32_t reserved0;
     const char* key;
     const char* value;
-} fl_kv_v1;
+} fl_kv_v2;
+
+/* The element at index i of an array whose elements carry their own size. */
+static inline const fl_option_v2* fl_option_at(const fl_option_v2* base, size_t i) {
+    return (const fl_option_v2*)((const char*)base + i * base->struct_size);
+}
+static inline const fl_kv_v2* fl_kv_at(const fl_kv_v2* base, size_t i) {
+    return (const fl_kv_v2*)((const char*)base + i * base->struct_size);
+}
+
+/* Units share one line and are answered strictly one at a time (a serial bus). */
+#define FL_BUS_SHARED_LINE 0x1u
+
+/* The driver's bus-time model for one configured bus: what a request costs on the wire against
+ * one more register or bit in a request that is sent anyway. The host's read planner merges
+ * nearby points while bridging a gap costs less than another request; the device's response
+ * latency ("turnaround") is configured per bus and added by the host. */
+typedef struct fl_bus_model_v2 {
+    uint32_t struct_size;
+    uint32_t flags;             /* FL_BUS_SHARED_LINE */
+    double request_overhead_us; /* framing, checksums, headers and silent intervals of one request */
+    double register_us;         /* one more 16-bit register in a response */
+    double bit_us;              /* one more bit in a response */
+    uint32_t max_registers;     /* largest register read per request (Modbus: 125) */
+    uint32_t max_bits;          /* largest bit read per request (Modbus: 2000) */
+    int32_t unit_min;           /* unit ids a device on this bus may use */
+    int32_t unit_max;
+    const void* reserved[4];
+} fl_bus_model_v2;
+
+/* Services the host offers a driver instance (passed to create(), valid until destroy()). */
+typedef struct fl_host_v2 {
+    uint32_t struct_size;
+    uint32_t reserved0;
+    void* ctx; /* pass back as the first argument */
+    /* A library that waits with select() (libmodbus does, on TCP and RTU alike) may only be
+     * given descriptors below FD_SETSIZE, whatever else the process has open. fd_low() moves
+     * `fd` into a descriptor number the host reserved below FD_SETSIZE (closing `fd`) and
+     * returns it; a descriptor already below FD_SETSIZE is returned unchanged. Returns -1 with
+     * errno EMFILE when no reserved number is free. Thread-safe. */
+    int (*fd_low)(void* ctx, int fd);
+    /* Call before closing a descriptor that fd_low() returned: it gives the reserved number
+     * back to the host atomically and returns the descriptor to close instead (the same open
+     * file under another number). For any other descriptor it returns `fd` unchanged. */
+    int (*fd_release)(void* ctx, int fd);
+    const void* reserved[6];
+} fl_host_v2;
 
 /* One read of a contiguous range. For register areas `registers` holds `count` words (host
  * order, value = high byte << 8 | low byte as on the wire); for bit areas `bits` holds `count`
  * bytes of 0/1. */
-typedef struct fl_read_v1 {
+typedef struct fl_read_v2 {
     uint32_t struct_size;
     uint8_t unit;
     uint8_t area; /* fl_area */
@@ -97,9 +151,9 @@ typedef struct fl_read_v1 {
     uint16_t* registers;
     uint8_t* bits;
     void* reserved[2];
-} fl_read_v1;
+} fl_read_v2;
 
-typedef struct fl_write_v1 {
+typedef struct fl_write_v2 {
     uint32_t struct_size;
     uint8_t unit;
     uint8_t area; /* FL_AREA_COIL or FL_AREA_HOLDING */
@@ -109,35 +163,39 @@ typedef struct fl_write_v1 {
     const uint16_t* registers;
     const uint8_t* bits;
     void* reserved[2];
-} fl_write_v1;
+} fl_write_v2;
 
-typedef struct fl_driver_v1 {
-    uint32_t struct_size; /* sizeof(fl_driver_v1) as built by the plugin */
-    uint32_t abi_version; /* FL_DRIVER_ABI_V1 */
+typedef struct fl_driver_v2 {
+    uint32_t struct_size; /* sizeof(fl_driver_v2) as built by the plugin */
+    uint32_t abi_version; /* FL_DRIVER_ABI_V2 */
     const char* plugin_name;
     const char* plugin_version;
     const char* const* driver_names; /* NULL-terminated: the `driver:` values this plugin serves */
-    const fl_option_v1* options;
+    const fl_option_v2* options;     /* walk with fl_option_at() */
     size_t option_count;
 
+    /* The bus-time model and unit range of bus `driver_name` with these validated options
+     * (no instance, no I/O: also used by `fieldlinkd --check --plan`). */
+    fl_status (*bus_model)(const char* driver_name, const fl_kv_v2* options, size_t option_count,
+                           fl_bus_model_v2* out, fl_error_v2* err);
     /* Create an instance for bus `driver_name` with validated options. On failure returns
      * FL_ERROR with err->message saying which option is wrong and what was expected. */
-    fl_status (*create)(const char* driver_name, const fl_kv_v1* options, size_t option_count,
-                        void** handle, fl_error_v1* err);
+    fl_status (*create)(const char* driver_name, const fl_kv_v2* options, size_t option_count,
+                        const fl_host_v2* host, void** handle, fl_error_v2* err);
     /* Open the link (serial port, TCP connection). May be called again after a failure. */
-    fl_status (*open)(void* handle, fl_error_v1* err);
-    fl_status (*read)(void* handle, fl_read_v1* req, fl_error_v1* err);
-    fl_status (*write)(void* handle, const fl_write_v1* req, fl_error_v1* err);
+    fl_status (*open)(void* handle, fl_error_v2* err);
+    fl_status (*read)(void* handle, fl_read_v2* req, fl_error_v2* err);
+    fl_status (*write)(void* handle, const fl_write_v2* req, fl_error_v2* err);
     /* Called from another thread: make blocking I/O return soon (at the latest after the
      * configured response timeout). Must be async-signal-safe in spirit: no allocation. */
     void (*interrupt)(void* handle);
     void (*close)(void* handle);
     void (*destroy)(void* handle);
     const void* reserved[8];
-} fl_driver_v1;
+} fl_driver_v2;
 
 /* Entry point. `host_versions` lists the ABI versions the host supports; the plugin writes the
- * one it picked to *chosen and returns its table (an fl_driver_v1* for version 1), or returns
+ * one it picked to *chosen and returns its table (an fl_driver_v2* for version 2), or returns
  * NULL when it supports none of them. */
 typedef const void* (*fl_driver_entry_fn)(const uint32_t* host_versions, size_t count,
                                           uint32_t* chosen);

@@ -3,6 +3,11 @@
 //
 // RTU over TCP uses libmodbus's own RTU framing and CRC: an RTU context whose file descriptor is a
 // TCP socket we connect ourselves (modbus_set_socket), so no framing code is written here.
+//
+// libmodbus waits with select() (connect, receive; TCP and RTU), which aborts the process for a
+// descriptor numbered FD_SETSIZE or above. So TCP connections are made here (non-blocking connect
+// bounded with poll()), and every descriptor handed to libmodbus first goes through the host's
+// fd_low() into a number reserved below FD_SETSIZE; it is given back with fd_release().
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <fieldlink/driver.h>
@@ -40,37 +45,48 @@ struct Link {
     bool connected = false;
     std::atomic<int> fd{-1};
     std::atomic<bool> interrupted{false};
+    const fl_host_v2* services = nullptr;  // the host's (descriptors below FD_SETSIZE)
 };
 
 const char* const kNames[] = {"modbus-rtu", "modbus-tcp", "modbus-rtu-over-tcp", nullptr};
-const fl_option_v1 kOptions[] = {
-    {"device", FL_OPT_STRING, nullptr, "serial device, e.g. /dev/ttyUSB0", nullptr, 0, 0, "modbus-rtu", {}},
-    {"baud", FL_OPT_INT, "9600", "line speed in bit/s", nullptr, 300, 4000000, "modbus-rtu modbus-rtu-over-tcp", {}},
-    {"parity", FL_OPT_ENUM, "none", "parity bit", "none|even|odd", 0, 0, "modbus-rtu", {}},
-    {"data_bits", FL_OPT_INT, "8", "data bits per character", nullptr, 5, 8, "modbus-rtu", {}},
-    {"stop_bits", FL_OPT_INT, "1", "stop bits per character", nullptr, 1, 2, "modbus-rtu", {}},
-    {"host", FL_OPT_STRING, nullptr, "IP address or host name of the device or converter", nullptr, 0, 0,
+const fl_option_v2 kOptions[] = {
+    {sizeof(fl_option_v2), FL_OPT_STRING, "device", nullptr, "serial device, e.g. /dev/ttyUSB0", nullptr, 0, 0, "modbus-rtu", {}},
+    {sizeof(fl_option_v2), FL_OPT_INT, "baud", "9600", "line speed in bit/s", nullptr, 300, 4000000, "modbus-rtu modbus-rtu-over-tcp", {}},
+    {sizeof(fl_option_v2), FL_OPT_ENUM, "parity", "none", "parity bit", "none|even|odd", 0, 0, "modbus-rtu", {}},
+    {sizeof(fl_option_v2), FL_OPT_INT, "data_bits", "8", "data bits per character", nullptr, 5, 8, "modbus-rtu", {}},
+    {sizeof(fl_option_v2), FL_OPT_INT, "stop_bits", "1", "stop bits per character", nullptr, 1, 2, "modbus-rtu", {}},
+    {sizeof(fl_option_v2), FL_OPT_STRING, "host", nullptr, "IP address or host name of the device or converter", nullptr, 0, 0,
      "modbus-tcp modbus-rtu-over-tcp", {}},
-    {"port", FL_OPT_INT, "502", "TCP port", nullptr, 1, 65535, "modbus-tcp modbus-rtu-over-tcp", {}},
-    {"timeout", FL_OPT_DURATION, "300", "response timeout per request", nullptr, 10, 60000, nullptr, {}},
+    {sizeof(fl_option_v2), FL_OPT_INT, "port", "502", "TCP port", nullptr, 1, 65535, "modbus-tcp modbus-rtu-over-tcp", {}},
+    {sizeof(fl_option_v2), FL_OPT_DURATION, "timeout", "300", "response timeout per request", nullptr, 10, 60000, nullptr, {}},
 };
 
-void set_err(fl_error_v1* err, unsigned kind, int code, const char* fmt, const char* detail) {
+void set_err(fl_error_v2* err, unsigned kind, int code, const char* fmt, const char* detail) {
     if (!err) return;
     err->kind = kind;
     err->code = code;
     std::snprintf(err->message, sizeof err->message, fmt, detail);
 }
 
-const char* opt(const fl_kv_v1* opts, size_t n, const char* key, const char* def) {
+const char* opt(const fl_kv_v2* opts, size_t n, const char* key, const char* def) {
     for (size_t i = 0; i < n; ++i) {
-        if (std::strcmp(opts[i].key, key) == 0) return opts[i].value;
+        const fl_kv_v2* kv = fl_kv_at(opts, i);
+        if (std::strcmp(kv->key, key) == 0) return kv->value;
     }
     return def;
 }
 
+int fd_low(const Link* l, int fd) { return l->services && l->services->fd_low ? l->services->fd_low(l->services->ctx, fd) : fd; }
+int fd_release(const Link* l, int fd) {
+    return l->services && l->services->fd_release ? l->services->fd_release(l->services->ctx, fd) : fd;
+}
+
 void disconnect(Link* l) {
     if (l->ctx) {
+        // The reserved low number goes back to the host first; libmodbus closes the duplicate
+        // (restoring the serial line's settings on RTU).
+        const int s = modbus_get_socket(l->ctx);
+        if (s >= 0) modbus_set_socket(l->ctx, fd_release(l, s));
         modbus_close(l->ctx);
         modbus_free(l->ctx);
         l->ctx = nullptr;
@@ -80,7 +96,7 @@ void disconnect(Link* l) {
 }
 
 // Non-blocking connect bounded by the response timeout.
-int tcp_connect(const Link* l, fl_error_v1* err) {
+int tcp_connect(const Link* l, fl_error_v2* err) {
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -113,17 +129,13 @@ int tcp_connect(const Link* l, fl_error_v1* err) {
     return fd;
 }
 
-fl_status mb_open(void* h, fl_error_v1* err) {
+fl_status mb_open(void* h, fl_error_v2* err) {
     auto* l = static_cast<Link*>(h);
     if (l->connected) return FL_OK;
     disconnect(l);
-    if (l->mode == Mode::rtu) {
-        l->ctx = modbus_new_rtu(l->device.c_str(), l->baud, l->parity, l->data_bits, l->stop_bits);
-    } else if (l->mode == Mode::tcp) {
-        l->ctx = modbus_new_tcp_pi(l->host.c_str(), std::to_string(l->port).c_str());
-    } else {
-        l->ctx = modbus_new_rtu("/dev/null", l->baud, 'N', 8, 1);  // device unused: fd set below
-    }
+    l->ctx = l->mode == Mode::rtu ? modbus_new_rtu(l->device.c_str(), l->baud, l->parity, l->data_bits, l->stop_bits)
+             : l->mode == Mode::tcp ? modbus_new_tcp_pi(l->host.c_str(), std::to_string(l->port).c_str())
+                                    : modbus_new_rtu("/dev/null", l->baud, 'N', 8, 1);  // device unused: fd set below
     if (!l->ctx) {
         set_err(err, FL_ERRK_OTHER, errno, "cannot create libmodbus context: %s", modbus_strerror(errno));
         return FL_ERROR;
@@ -133,27 +145,38 @@ fl_status mb_open(void* h, fl_error_v1* err) {
     modbus_set_response_timeout(l->ctx, sec, usec);
     modbus_set_error_recovery(l->ctx, MODBUS_ERROR_RECOVERY_NONE);
     int fd = -1;
-    if (l->mode == Mode::rtu_over_tcp) {
+    if (l->mode == Mode::rtu) {
+        // Opening a serial port does not select(); only the link it returns must be low.
+        if (modbus_connect(l->ctx) != 0) {
+            set_err(err, FL_ERRK_LINK, errno, "cannot open: %s", modbus_strerror(errno));
+            disconnect(l);
+            return FL_RETRY;
+        }
+        fd = modbus_get_socket(l->ctx);
+        modbus_set_socket(l->ctx, -1);  // ours until it is placed
+    } else {
         fd = tcp_connect(l, err);
         if (fd < 0) {
             disconnect(l);
             return FL_RETRY;
         }
-        modbus_set_socket(l->ctx, fd);
-    } else if (modbus_connect(l->ctx) != 0) {
-        set_err(err, FL_ERRK_LINK, errno, "cannot connect: %s", modbus_strerror(errno));
+    }
+    const int low = fd_low(l, fd);
+    if (low < 0) {
+        set_err(err, FL_ERRK_LINK, EMFILE, "no descriptor number below FD_SETSIZE is free for libmodbus (%s)",
+                "every reserved number is in use");
+        close(fd);
         disconnect(l);
         return FL_RETRY;
-    } else {
-        fd = modbus_get_socket(l->ctx);
     }
-    l->fd.store(fd);
+    modbus_set_socket(l->ctx, low);
+    l->fd.store(low);
     l->connected = true;
     return FL_OK;
 }
 
 // Maps errno after a failed libmodbus call to a status; drops the link where it is unusable.
-fl_status classify(Link* l, fl_error_v1* err) {
+fl_status classify(Link* l, fl_error_v2* err) {
     const int e = errno;
     if (e > MODBUS_ENOBASE && e <= MODBUS_ENOBASE + MODBUS_EXCEPTION_GATEWAY_TARGET) {
         set_err(err, FL_ERRK_EXCEPTION, e - MODBUS_ENOBASE, "Modbus exception: %s", modbus_strerror(e));
@@ -190,7 +213,7 @@ fl_status classify(Link* l, fl_error_v1* err) {
 }
 
 // Connects on demand (after a failure the next request reconnects) and addresses the unit.
-fl_status prepare(Link* l, uint8_t unit, fl_error_v1* err) {
+fl_status prepare(Link* l, uint8_t unit, fl_error_v2* err) {
     if (!l->connected) {
         if (fl_status s = mb_open(l, err); s != FL_OK) return s;
     }
@@ -198,7 +221,7 @@ fl_status prepare(Link* l, uint8_t unit, fl_error_v1* err) {
     return FL_OK;
 }
 
-fl_status mb_read(void* h, fl_read_v1* req, fl_error_v1* err) {
+fl_status mb_read(void* h, fl_read_v2* req, fl_error_v2* err) {
     auto* l = static_cast<Link*>(h);
     if (fl_status s = prepare(l, req->unit, err); s != FL_OK) return s;
     int rc = -1;
@@ -217,7 +240,7 @@ fl_status mb_read(void* h, fl_read_v1* req, fl_error_v1* err) {
     return classify(l, err);
 }
 
-fl_status mb_write(void* h, const fl_write_v1* req, fl_error_v1* err) {
+fl_status mb_write(void* h, const fl_write_v2* req, fl_error_v2* err) {
     auto* l = static_cast<Link*>(h);
     if (fl_status s = prepare(l, req->unit, err); s != FL_OK) return s;
     int rc = -1;
@@ -235,9 +258,11 @@ fl_status mb_write(void* h, const fl_write_v1* req, fl_error_v1* err) {
     return classify(l, err);
 }
 
-fl_status mb_create(const char* driver, const fl_kv_v1* opts, size_t n, void** handle, fl_error_v1* err) {
+fl_status mb_create(const char* driver, const fl_kv_v2* opts, size_t n, const fl_host_v2* host, void** handle,
+                    fl_error_v2* err) {
     auto* l = new (std::nothrow) Link();
     if (!l) return FL_ERROR;
+    l->services = host;
     if (std::strcmp(driver, "modbus-rtu") == 0) l->mode = Mode::rtu;
     else if (std::strcmp(driver, "modbus-tcp") == 0) l->mode = Mode::tcp;
     else l->mode = Mode::rtu_over_tcp;
@@ -278,11 +303,45 @@ void mb_destroy(void* h) {
     delete static_cast<Link*>(h);
 }
 
-const fl_driver_v1 kTable = {
-    sizeof(fl_driver_v1), FL_DRIVER_ABI_V1, "modbus", "0.1.0", kNames, kOptions,
-    sizeof kOptions / sizeof kOptions[0], mb_create, mb_open, mb_read, mb_write, mb_interrupt,
+// Bus time per request and per register: RTU counts characters of 11 bits (start, 8 data,
+// parity or a second stop bit, stop) at the line speed: request 8 + response header and CRC 5
+// + two silent intervals of 3.5 characters. A converter (RTU over TCP) has the same serial line
+// behind it. Modbus TCP: MBAP request 12 + response header 9 bytes at 10 Mbit/s; the round trip
+// is the bus's configured turnaround.
+fl_status mb_bus_model(const char* driver, const fl_kv_v2* opts, size_t n, fl_bus_model_v2* out, fl_error_v2* err) {
+    const bool tcp = std::strcmp(driver, "modbus-tcp") == 0;
+    out->max_registers = MODBUS_MAX_READ_REGISTERS;
+    out->max_bits = MODBUS_MAX_READ_BITS;
+    if (tcp) {
+        constexpr double kByteUs = 0.8;
+        out->flags = 0;
+        out->request_overhead_us = 21 * kByteUs;
+        out->register_us = 2 * kByteUs;
+        out->bit_us = kByteUs / 8;
+        out->unit_min = 0;
+        out->unit_max = 255;
+        return FL_OK;
+    }
+    const long baud = std::atol(opt(opts, n, "baud", "9600"));
+    if (baud <= 0) {
+        set_err(err, FL_ERRK_OTHER, 0, "baud '%s' is not a line speed", opt(opts, n, "baud", ""));
+        return FL_ERROR;
+    }
+    const double char_us = 11e6 / static_cast<double>(baud);
+    out->flags = FL_BUS_SHARED_LINE;
+    out->request_overhead_us = (8 + 5 + 7) * char_us;
+    out->register_us = 2 * char_us;
+    out->bit_us = char_us / 8;
+    out->unit_min = 1;  // 0 is broadcast (no answer), 248..255 reserved
+    out->unit_max = 247;
+    return FL_OK;
+}
+
+const fl_driver_v2 kTable = {
+    sizeof(fl_driver_v2), FL_DRIVER_ABI_V2, "modbus", "0.2.0", kNames, kOptions,
+    sizeof kOptions / sizeof kOptions[0], mb_bus_model, mb_create, mb_open, mb_read, mb_write, mb_interrupt,
     mb_close, mb_destroy, {}};
 
 }  // namespace
 
-extern "C" const fl_driver_v1* fl_modbus_driver_table(void) { return &kTable; }
+extern "C" const fl_driver_v2* fl_modbus_driver_table(void) { return &kTable; }

@@ -3,9 +3,10 @@
 #include <cstdint>
 #include <string>
 
-#include "core/config_parser.hpp"
+#include "load.hpp"
 #include "north/north.hpp"
 #include "north/profile.hpp"
+#include "platforms/platform.hpp"
 
 namespace {
 
@@ -30,14 +31,14 @@ devices:
 )";
 
 struct World {
-    fieldlink::core::Config cfg;
+    fieldlink::config::Config cfg;
     std::vector<fieldlink::north::SessionInfo> sessions;
     std::vector<std::unique_ptr<fieldlink::north::Profile>> profiles;
     fieldlink::north::LatestValues latest;
     World() {
-        cfg = fieldlink::core::parse_config_text(kConfig, "fuzz.yaml").config;
-        sessions = fieldlink::north::plan_sessions(cfg);
-        for (const auto& c : cfg.clouds) profiles.push_back(fieldlink::north::make_profile(c));
+        cfg = fieldlink::load_config_text(kConfig, "fuzz.yaml", nullptr).config;
+        profiles = fieldlink::platforms::make_profiles(cfg);
+        sessions = fieldlink::north::plan_sessions(cfg, profiles);
         latest[2] = {fieldlink::core::Value{1.5}, fieldlink::core::Value{true}};
     }
 };

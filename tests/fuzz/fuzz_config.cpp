@@ -2,17 +2,29 @@
 #include <cstdint>
 #include <string>
 
-#include "core/config_parser.hpp"
-#include "core/plan.hpp"
+#include "bus/plan.hpp"
+#include "bus/plugin_host.hpp"
+#include "load.hpp"
 
+extern "C" const fl_driver_v2* fl_sim_driver_table(void);
+extern "C" const fl_driver_v2* fl_modbus_driver_table(void);
+
+// Every stage: YAML, generic rules, platform rules, driver options (the built-in drivers).
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    using namespace fieldlink;
+    static const bus::PluginRegistry* drivers = [] {
+        auto* r = new bus::PluginRegistry();
+        r->add_static(fl_sim_driver_table());
+        r->add_static(fl_modbus_driver_table());
+        return r;
+    }();
     const std::string text(reinterpret_cast<const char*>(data), size);
-    auto r = fieldlink::core::parse_config_text(text, "fuzz.yaml");
-    for (const auto& e : r.errors) (void)fieldlink::core::format_error("fuzz.yaml", e);
+    auto r = load_config_text(text, "fuzz.yaml", drivers);
+    for (const auto& e : r.errors) (void)config::format_error("fuzz.yaml", e);
     if (r.ok()) {
         for (const auto& d : r.config.devices) {
-            const auto& bus = r.config.buses[d.bus_index];
-            (void)fieldlink::core::describe_plan(d, fieldlink::core::plan_reads(d.points, fieldlink::core::cost_model_for(bus, d.max_gap)));
+            const auto& b = r.config.buses[d.bus_index];
+            (void)bus::describe_plan(d, bus::plan_reads(d.points, bus::cost_model_for(b, d.max_gap)));
         }
     }
     return 0;

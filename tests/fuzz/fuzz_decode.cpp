@@ -4,11 +4,11 @@
 #include <string>
 #include <vector>
 
-#include "core/decode.hpp"
-#include "north/profile.hpp"
+#include "mapping/decode.hpp"
+#include "platforms/json.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    using namespace fieldlink::core;
+    using namespace fieldlink::mapping;
     if (size < 4) return 0;
     PointCodec c;
     c.type = static_cast<DataType>(data[0] % 11);
@@ -22,7 +22,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto v = decode_registers(c, regs.data(), regs.size(), &err);
     if (v) {
         std::string out;
-        fieldlink::north::append_json_value(out, *v);
+        fieldlink::platforms::append_json_value(out, *v);
     }
     return 0;
 }

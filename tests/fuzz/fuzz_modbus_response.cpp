@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-#include "core/decode.hpp"
+#include "mapping/decode.hpp"
 
 namespace {
 
@@ -25,10 +25,10 @@ void one(modbus_t* ctx, const std::uint8_t* data, std::size_t size, bool bits) {
     std::uint8_t coils[256] = {};
     const int n = bits ? modbus_read_bits(ctx, 0, 200, coils) : modbus_read_registers(ctx, 0, 10, regs);
     if (n > 0 && !bits) {
-        fieldlink::core::PointCodec c;
-        c.type = fieldlink::core::DataType::float64;
+        fieldlink::mapping::PointCodec c;
+        c.type = fieldlink::config::DataType::float64;
         std::string err;
-        (void)fieldlink::core::decode_registers(c, regs, static_cast<std::size_t>(n), &err);
+        (void)fieldlink::mapping::decode_registers(c, regs, static_cast<std::size_t>(n), &err);
     }
     close(sv[0]);
     close(sv[1]);

@@ -75,7 +75,7 @@ class CliTest(unittest.TestCase):
         shutil.copy(FUTURE_PLUGIN, os.path.join(d, "fl_future.so"))
         rc, _, err = self.check(GOOD, plugin_dir=d)
         self.assertEqual(rc, 2)
-        self.assertIn("fl_future.so: refused: it supports none of the driver ABI versions this host speaks (1)", err)
+        self.assertIn("fl_future.so: refused: it supports none of the driver ABI versions this host speaks (2)", err)
         self.assertIn("driver 'sim' is not available; installed drivers: (none loaded)", err)
 
     def test_token_command_matches_the_reference_vector(self):

@@ -1,4 +1,4 @@
-// Test plugin: supports only driver ABI version 99, so a version-1 host must refuse it.
+// Test plugin: supports only driver ABI version 99, so a version-2 host must refuse it.
 #include <fieldlink/driver.h>
 
 extern "C" __attribute__((visibility("default"))) const void* fl_driver_entry(const uint32_t* versions, size_t n,

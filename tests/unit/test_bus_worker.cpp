@@ -6,7 +6,7 @@
 #include <thread>
 
 #include "bus/bus_worker.hpp"
-#include "core/config_parser.hpp"
+#include "helpers.hpp"
 
 using namespace fieldlink;
 
@@ -15,12 +15,12 @@ namespace {
 // A driver whose unit 2 never answers (timeout) and whose unit 3 answers with exception 2.
 std::atomic<int> g_reads_unit2{0};
 const char* const kNames[] = {"flaky", nullptr};
-fl_status flaky_create(const char*, const fl_kv_v1*, size_t, void** h, fl_error_v1*) {
+fl_status flaky_create(const char*, const fl_kv_v2*, size_t, const fl_host_v2*, void** h, fl_error_v2*) {
     static int dummy;
     *h = &dummy;
     return FL_OK;
 }
-fl_status flaky_read(void*, fl_read_v1* r, fl_error_v1* e) {
+fl_status flaky_read(void*, fl_read_v2* r, fl_error_v2* e) {
     if (r->unit == 2) {
         ++g_reads_unit2;
         e->kind = FL_ERRK_TIMEOUT;
@@ -34,7 +34,18 @@ fl_status flaky_read(void*, fl_read_v1* r, fl_error_v1* e) {
     for (unsigned i = 0; i < r->count; ++i) r->registers[i] = static_cast<uint16_t>(r->address + i);
     return FL_OK;
 }
-const fl_driver_v1 kFlaky = {sizeof(fl_driver_v1), FL_DRIVER_ABI_V1, "flaky", "1", kNames, nullptr, 0,
+fl_status flaky_model(const char*, const fl_kv_v2*, size_t, fl_bus_model_v2* m, fl_error_v2*) {
+    m->flags = FL_BUS_SHARED_LINE;
+    m->request_overhead_us = 20000;
+    m->register_us = 2000;
+    m->bit_us = 250;
+    m->max_registers = 125;
+    m->max_bits = 2000;
+    m->unit_min = 1;
+    m->unit_max = 247;
+    return FL_OK;
+}
+const fl_driver_v2 kFlaky = {sizeof(fl_driver_v2), FL_DRIVER_ABI_V2, "flaky", "1", kNames, nullptr, 0, flaky_model,
                              flaky_create, nullptr, flaky_read, nullptr, nullptr, nullptr, nullptr, {}};
 
 const char* kConfig = R"(
@@ -51,15 +62,12 @@ devices:
 }  // namespace
 
 TEST_CASE("a dead unit is backed off while its neighbour keeps polling; exceptions are counted") {
-    auto parsed = core::parse_config_text(kConfig, "t.yaml");
-    REQUIRE(parsed.ok());
-    core::PluginRegistry reg;
-    reg.add_static(&kFlaky);
-    std::vector<core::ConfigError> errs;
-    reg.validate_buses(parsed.config, errs);
-    REQUIRE(errs.empty());
+    bus::PluginRegistry reg;
+    REQUIRE(reg.add_static(&kFlaky));
+    auto parsed = load_config_text(kConfig, "t.yaml", &reg);
+    for (const auto& e : parsed.errors) FAIL(config::format_error("t.yaml", e));
     std::string err;
-    auto drv = core::DriverInstance::create(&kFlaky, parsed.config.buses[0], &err);
+    auto drv = bus::DriverInstance::create(&kFlaky, parsed.config.buses[0], &err);
     REQUIRE(drv);
 
     std::mutex m;

@@ -2,10 +2,10 @@
 
 #include <cstdlib>
 
-#include "core/config_parser.hpp"
-#include "core/plugin_host.hpp"
+#include "helpers.hpp"
 
-using namespace fieldlink::core;
+using namespace fieldlink;
+using namespace fieldlink::config;
 
 namespace {
 
@@ -50,7 +50,7 @@ std::string replace(std::string s, const std::string& from, const std::string& t
 }
 
 std::vector<std::string> errors_of(const std::string& text) {
-    auto r = parse_config_text(text, "gw.yaml");
+    auto r = load_config_text(text, "gw.yaml", &test::drivers());
     std::vector<std::string> out;
     for (const auto& e : r.errors) out.push_back(format_error("gw.yaml", e));
     return out;
@@ -65,7 +65,7 @@ std::string only_error(const std::string& text) {
 }  // namespace
 
 TEST_CASE("the base configuration is valid") {
-    auto r = parse_config_text(kBase, "gw.yaml");
+    auto r = load_config_text(kBase, "gw.yaml", &test::drivers());
     REQUIRE(r.ok());
     CHECK(r.config.devices.size() == 1);
     const auto& d = r.config.devices[0];
@@ -132,13 +132,13 @@ TEST_CASE("a bus or cloud referenced but not defined") {
 
 TEST_CASE("more rules: unit on a serial line, writable input, missing key, keepalive, names") {
     CHECK(only_error(replace(kBase, "unit: 1", "unit: 0")) ==
-          "gw.yaml:15:5: devices[0].unit: unit 0 is out of range for a serial line; expected 1..247");
+          "gw.yaml:15:5: devices[0].unit: unit 0 is out of range for bus line1 (driver modbus-rtu); expected 1..247");
     CHECK(only_error(replace(kBase, "area: coil", "area: discrete")) ==
           "gw.yaml:26:9: devices[0].points.relay: area discrete is read-only; only coil and holding points can be writable");
     CHECK(only_error(replace(kBase, "    key: rs2FaE5BuygJZkWKDA5okKt1RFpwOx53hbu6hwyCS4U=\n", "")) ==
           "gw.yaml:15:5: devices[0]: device 'Chic_D' needs 'key' (or key_file), or cloud 'onenet' needs 'product_key', to compute its OneNET token");
     CHECK(only_error(replace(kBase, "product_id: \"469948\"", "product_id: \"469948\"\n    keepalive: 1h")) ==
-          "gw.yaml:4:3: clouds.onenet.keepalive: OneNET accepts a keepalive of 10s..1800s");
+          "gw.yaml:9:5: clouds.onenet.keepalive: OneNET accepts a keepalive of 10s..1800s");
     CHECK(only_error(replace(kBase, "name: Chic_D", "name: Chic D")) ==
           "gw.yaml:15:5: devices[0].name: OneNET device names may use only A-Z a-z 0-9 _ -; got 'Chic D'");
     CHECK(only_error(replace(kBase, "type: float32", "type: double")) ==
@@ -166,6 +166,12 @@ TEST_CASE("platform rules: gateways, legacy device ids, DaShi secrets, ThingsBoa
           "gw.yaml:15:5: devices[0].points: OneNET's thing model takes at most 100 properties per device in one message; got 103 (split the device)");
     const std::string tb = replace(replace(kBase, "platform: onenet", "platform: thingsboard"), "    protocol: datapoints\n", "");
     CHECK(only_error(tb) == "gw.yaml:4:3: clouds.onenet: missing required key 'username' for platform thingsboard");
+    CHECK(only_error(replace(kBase, "platform: onenet", "platform: aliyun")) ==
+          "gw.yaml:5:5: clouds.onenet.platform: unknown value 'aliyun'; expected one of: onenet, onenet-legacy, aiot, thingsboard, mqtt");
+    CHECK(only_error(replace(kBase, "protocol: datapoints", "protocol: onejson")) ==
+          "gw.yaml:6:5: clouds.onenet.protocol: unknown value 'onejson'; expected one of: datapoints, thing-model");
+    CHECK(only_error(replace(tb, "    host: 127.0.0.1", "    host: 127.0.0.1\n    username: T\n    protocol: thing-model")) ==
+          "gw.yaml:8:5: clouds.onenet.protocol: 'protocol' applies to platform onenet only (datapoints | thing-model)");
 }
 
 TEST_CASE("qos 0 cannot carry stored data") {
@@ -187,7 +193,7 @@ TEST_CASE("invalid YAML names its position") {
 
 TEST_CASE("environment variables expand in any value") {
     setenv("FL_TEST_PORT", "2883", 1);
-    auto r = parse_config_text(replace(kBase, "    host: 127.0.0.1", "    host: 127.0.0.1\n    port: ${FL_TEST_PORT}"), "gw.yaml");
+    auto r = load_config_text(replace(kBase, "    host: 127.0.0.1", "    host: 127.0.0.1\n    port: ${FL_TEST_PORT}"), "gw.yaml", nullptr);
     REQUIRE(r.ok());
     CHECK(r.config.clouds[0].port == 2883);
     CHECK(only_error(replace(kBase, "    host: 127.0.0.1", "    host: ${FL_TEST_UNSET_VAR}")) ==
@@ -195,18 +201,15 @@ TEST_CASE("environment variables expand in any value") {
 }
 
 TEST_CASE("driver options are checked against the plugin's declarations") {
-    PluginRegistry reg;
+    bus::PluginRegistry reg;
     std::vector<std::string> load_errors;
     reg.load_dir(TEST_PLUGIN_DIR, load_errors);
     CHECK(load_errors.empty());
 
     auto check = [&](const std::string& text) {
-        auto r = parse_config_text(text, "gw.yaml");
-        REQUIRE(r.ok());
-        std::vector<ConfigError> errs;
-        reg.validate_buses(r.config, errs);
+        auto r = load_config_text(text, "gw.yaml", &reg);
         std::vector<std::string> out;
-        for (const auto& e : errs) out.push_back(format_error("gw.yaml", e));
+        for (const auto& e : r.errors) out.push_back(format_error("gw.yaml", e));
         return std::make_pair(r.config, out);
     };
     auto [cfg, ok] = check(kBase);

@@ -1,11 +1,13 @@
 // Every test vector of ../shared/docs/protocols.md §6.
 #include <doctest/doctest.h>
 
-#include "core/credentials.hpp"
 #include "core/crypto.hpp"
-#include "north/profile.hpp"
+#include "platforms/aiot.hpp"
+#include "platforms/onenet.hpp"
+#include "platforms/onenet_legacy.hpp"
 
 using namespace fieldlink::core;
+using namespace fieldlink::platforms;
 
 namespace {
 
@@ -86,11 +88,11 @@ TEST_CASE("6.3 DaShi / Aliyun signatures") {
 }
 
 TEST_CASE("6.4 legacy $dp type 3 framing") {
-    const std::string payload = fieldlink::north::legacy_dp_type3(R"({"temperature":22.5})");
+    const std::string payload = onenet_legacy_frame(3, R"({"temperature":22.5})");
     const unsigned char want[] = {0x03, 0x00, 0x14, 0x7b, 0x22, 0x74, 0x65, 0x6d, 0x70, 0x65, 0x72, 0x61,
                                   0x74, 0x75, 0x72, 0x65, 0x22, 0x3a, 0x32, 0x32, 0x2e, 0x35, 0x7d};
     CHECK(payload == std::string(reinterpret_cast<const char*>(want), sizeof want));
-    const std::string header68 = fieldlink::north::legacy_dp_type3(std::string(68, 'x')).substr(0, 3);
+    const std::string header68 = onenet_legacy_frame(1, std::string(68, 'x')).substr(0, 3);
     CHECK(static_cast<unsigned char>(header68[1]) == 0x00);
     CHECK(static_cast<unsigned char>(header68[2]) == 0x44);
 }

@@ -3,9 +3,11 @@
 #include <cmath>
 #include <cstring>
 
-#include "core/decode.hpp"
+#include "mapping/decode.hpp"
 
-using namespace fieldlink::core;
+using namespace fieldlink::mapping;
+using fieldlink::config::DataType;
+using fieldlink::config::WordOrder;
 
 namespace {
 

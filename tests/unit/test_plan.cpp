@@ -1,8 +1,10 @@
 #include <doctest/doctest.h>
 
-#include "core/plan.hpp"
+#include "bus/plan.hpp"
+#include "helpers.hpp"
 
-using namespace fieldlink::core;
+using namespace fieldlink::bus;
+using namespace fieldlink::config;
 
 namespace {
 
@@ -16,18 +18,25 @@ PointConfig pt(const char* name, Area a, std::uint16_t addr, DataType t = DataTy
     return p;
 }
 
-BusConfig rtu(int baud = 9600) {
+// A bus as validation leaves it: options canonical, timing stated by the modbus driver.
+BusConfig bus_of(const char* driver, std::vector<DriverOption> options) {
+    Config cfg;
     BusConfig b;
-    b.driver = "modbus-rtu";
-    b.baud = baud;
-    return b;
+    b.name = "b";
+    b.driver = driver;
+    b.options = std::move(options);
+    cfg.buses.push_back(b);
+    std::vector<ConfigError> errors;
+    fieldlink::test::drivers().validate_buses(cfg, errors);
+    for (const auto& e : errors) FAIL(format_error("t.yaml", e));
+    return cfg.buses[0];
 }
 
-BusConfig tcp() {
-    BusConfig b;
-    b.driver = "modbus-tcp";
-    return b;
+BusConfig rtu(int baud = 9600) {
+    return bus_of("modbus-rtu", {{"device", "/dev/ttyUSB0", {}}, {"baud", std::to_string(baud), {}}});
 }
+
+BusConfig tcp() { return bus_of("modbus-tcp", {{"host", "127.0.0.1", {}}}); }
 
 }  // namespace
 

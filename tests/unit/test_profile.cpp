@@ -1,10 +1,13 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
-#include "core/config_parser.hpp"
-#include "core/credentials.hpp"
+#include "helpers.hpp"
 #include "north/north.hpp"
 #include "north/profile.hpp"
+#include "platforms/aiot.hpp"
+#include "platforms/json.hpp"
+#include "platforms/onenet_legacy.hpp"
+#include "platforms/platform.hpp"
 
 using namespace fieldlink;
 using nlohmann::json;
@@ -35,16 +38,13 @@ devices:
 )";
 
 struct Fixture {
-    core::Config cfg;
+    config::Config cfg;
     std::vector<north::SessionInfo> sessions;
     std::vector<std::unique_ptr<north::Profile>> profiles;
 
-    Fixture() {
-        auto r = core::parse_config_text(kConfig, "t.yaml");
-        for (const auto& e : r.errors) FAIL(core::format_error("t.yaml", e));
-        cfg = std::move(r.config);
-        sessions = north::plan_sessions(cfg);
-        for (const auto& c : cfg.clouds) profiles.push_back(north::make_profile(c));
+    Fixture() : cfg(test::load_ok(kConfig)) {
+        profiles = platforms::make_profiles(cfg);
+        sessions = north::plan_sessions(cfg, profiles);
     }
     const north::SessionInfo& session(const std::string& name) {
         for (const auto& s : sessions) {
@@ -64,6 +64,13 @@ struct Fixture {
         return 0;
     }
 };
+
+// Every message of the packets, in order.
+std::vector<north::Message> flat(const std::vector<north::Packet>& packets) {
+    std::vector<north::Message> out;
+    for (const auto& p : packets) out.insert(out.end(), p.messages.begin(), p.messages.end());
+    return out;
+}
 
 core::SampleBatch batch(std::uint32_t device, std::int64_t ts, std::vector<core::PointValue> values) {
     core::SampleBatch b;
@@ -98,7 +105,7 @@ TEST_CASE("OneNET datapoints: credentials, topic, payload, commands") {
     std::deque<core::SampleBatch> q{batch(d, 1552289676000, {{0, 30.5}, {1, true}}),
                                     batch(d, 1552289677000, {{0, std::int64_t{31}}, {1, false}})};
     std::uint32_t id = 123;
-    auto msgs = p.build(s, q, 5, id);
+    auto msgs = flat(p.build(s, q, 5, id));
     REQUIRE(msgs.size() == 1);
     CHECK(msgs[0].topic == "$sys/469948/Chic_D/dp/post/json");
     CHECK(json::parse(msgs[0].payload) == json::parse(
@@ -124,13 +131,13 @@ TEST_CASE("OneNET thing model: direct device posts properties, backlog goes to h
     const auto d = f.device("solo");
     std::deque<core::SampleBatch> q{batch(d, 1524448722123, {{0, 23.6}})};
     std::uint32_t id = 123;
-    auto msgs = p.build(s, q, 5, id);
+    auto msgs = flat(p.build(s, q, 5, id));
     REQUIRE(msgs.size() == 1);
     CHECK(msgs[0].topic == "$sys/IHL2T99b8k/solo/thing/property/post");
     CHECK(json::parse(msgs[0].payload) ==
           json::parse(R"({"id":"123","version":"1.0","params":{"WF":{"value":23.6,"time":1524448722123}}})"));
     q = {batch(d, 1700000000000, {{0, 230.1}}), batch(d, 1700000060000, {{0, 230.4}})};
-    msgs = p.build(s, q, 5, id);
+    msgs = flat(p.build(s, q, 5, id));
     REQUIRE(msgs.size() == 1);
     CHECK(msgs[0].topic == "$sys/IHL2T99b8k/solo/thing/history/post");
     CHECK(json::parse(msgs[0].payload) == json::parse(
@@ -157,7 +164,7 @@ TEST_CASE("OneNET gateway: topology and login on connect, pack/post with identit
     const auto m1 = f.device("meter-01"), m2 = f.device("meter-02"), gw = f.device("gw01");
     std::deque<core::SampleBatch> q{batch(m1, 1700000000000, {{0, 231.2}, {1, 3.1}}), batch(m2, 1700000000000, {{0, 229.9}}),
                                     batch(gw, 1700000000000, {{0, std::string("on")}})};
-    auto msgs = p.build(s, q, 5, id);
+    auto msgs = flat(p.build(s, q, 5, id));
     REQUIRE(msgs.size() == 1);
     CHECK(msgs[0].topic == "$sys/IHL2T99b8k/gw01/thing/pack/post");
     CHECK(json::parse(msgs[0].payload) == json::parse(R"({"id":"134","version":"1.0","params":[
@@ -217,12 +224,12 @@ TEST_CASE("OneNET legacy: credentials, $dp type 3, type 1 for a backlog, $creq a
     const auto d = f.device("old");
     std::deque<core::SampleBatch> q{batch(d, 0, {{0, 22.5}})};
     std::uint32_t id = 1;
-    auto msgs = p.build(s, q, 5, id);
+    auto msgs = flat(p.build(s, q, 5, id));
     REQUIRE(msgs.size() == 1);
     CHECK(msgs[0].topic == "$dp");
-    CHECK(msgs[0].payload == north::legacy_dp_type3(R"({"temperature":22.5})"));
+    CHECK(msgs[0].payload == platforms::onenet_legacy_frame(3, R"({"temperature":22.5})"));
     q = {batch(d, 1429021872000, {{0, 22.5}}), batch(d, 1429021873000, {{0, 23.0}})};  // 2015-04-14 14:31:12 UTC
-    msgs = p.build(s, q, 5, id);
+    msgs = flat(p.build(s, q, 5, id));
     REQUIRE(msgs.size() == 1);
     CHECK(msgs[0].payload[0] == 1);
     CHECK(msgs[0].payload.substr(3) ==
@@ -244,10 +251,10 @@ TEST_CASE("DaShi AIoT: signed login and property report") {
     const std::string ts = creds->client_id.substr(ts_start, creds->client_id.size() - ts_start - 1);
     CHECK(creds->client_id == "12345|securemode=3,signmethod=hmacsha1,timestamp=" + ts + "|");
     CHECK(creds->username == "device&pk");
-    CHECK(creds->password == *core::aiot_sign("12345", "device", "pk", ts, "secret", "sha1"));
+    CHECK(creds->password == *platforms::aiot_sign("12345", "device", "pk", ts, "secret", "sha1"));
     std::deque<core::SampleBatch> q{batch(f.device("device"), 1524448722000, {{0, 23.6}})};
     std::uint32_t id = 123;
-    auto msgs = p.build(s, q, 5, id);
+    auto msgs = flat(p.build(s, q, 5, id));
     REQUIRE(msgs.size() == 1);
     CHECK(msgs[0].topic == "sys/pk/device/thing/properties/up");
     CHECK(json::parse(msgs[0].payload) == json::parse(
@@ -280,7 +287,7 @@ TEST_CASE("ThingsBoard gateway API: connect, telemetry for several devices, RPC 
     const auto a = f.device("Device A"), b = f.device("Device B");
     std::deque<core::SampleBatch> q{batch(a, 1483228800000, {{0, std::int64_t{42}}}), batch(b, 1483228800000, {{0, std::int64_t{80}}}),
                                     batch(a, 1483228801000, {{0, std::int64_t{43}}})};
-    auto msgs = p.build(s, q, 5, id);
+    auto msgs = flat(p.build(s, q, 5, id));
     REQUIRE(msgs.size() == 1);
     CHECK(msgs[0].topic == "v1/gateway/telemetry");
     CHECK(json::parse(msgs[0].payload) == json::parse(
@@ -300,58 +307,59 @@ TEST_CASE("generic MQTT: per-point topics") {
     const auto& s = f.session("p1");
     std::deque<core::SampleBatch> q{batch(f.device("p1"), 1, {{0, 21.5}})};
     std::uint32_t id = 1;
-    auto msgs = f.profile(s).build(s, q, 5, id);
+    auto msgs = flat(f.profile(s).build(s, q, 5, id));
     REQUIRE(msgs.size() == 1);
     CHECK(msgs[0].topic == "plant/p1/t");
     CHECK(msgs[0].payload == "21.5");
 }
 
 TEST_CASE("templates expand device, point, value, times and values") {
-    core::DeviceConfig d;
+    config::DeviceConfig d;
     d.name = "Chic_D";
     for (const char* n : {"temperature", "relay", "label"}) {
-        core::PointConfig p;
+        config::PointConfig p;
         p.name = n;
         d.points.push_back(p);
     }
     auto b = batch(0, 1700000000123, {{0, 21.5}, {1, true}, {2, std::string("he said \"hi\"")}});
-    CHECK(north::expand_template("plant/{device}/{point}", d, b, &b.values[0]) == "plant/Chic_D/temperature");
-    CHECK(north::expand_template("{value}", d, b, &b.values[2]) == R"("he said \"hi\"")");
-    CHECK(north::expand_template(R"({"ts":{ts_ms},"s":{ts},"values":{values}})", d, b, nullptr) ==
+    CHECK(platforms::expand_template("plant/{device}/{point}", d, b, &b.values[0]) == "plant/Chic_D/temperature");
+    CHECK(platforms::expand_template("{value}", d, b, &b.values[2]) == R"("he said \"hi\"")");
+    CHECK(platforms::expand_template(R"({"ts":{ts_ms},"s":{ts},"values":{values}})", d, b, nullptr) ==
           R"({"ts":1700000000123,"s":1700000000,"values":{"temperature":21.5,"relay":true,"label":"he said \"hi\""}})");
-    CHECK(north::expand_template("{unknown} {", d, b, nullptr) == "{unknown} {");
+    CHECK(platforms::expand_template("{unknown} {", d, b, nullptr) == "{unknown} {");
 }
 
 TEST_CASE("JSON values: no NaN, scaled values without binary noise") {
     std::string s;
-    north::append_json_value(s, std::numeric_limits<double>::quiet_NaN());
+    platforms::append_json_value(s, std::numeric_limits<double>::quiet_NaN());
     s += ' ';
-    north::append_json_value(s, 101 * 0.1);
+    platforms::append_json_value(s, 101 * 0.1);
     s += ' ';
-    north::append_json_value(s, std::uint64_t{18446744073709551615ULL});
+    platforms::append_json_value(s, std::uint64_t{18446744073709551615ULL});
     s += ' ';
-    north::append_json_value(s, std::int64_t{-5});
+    platforms::append_json_value(s, std::int64_t{-5});
     CHECK(s == "null 10.1 18446744073709551615 -5");
 }
 
 TEST_CASE("a device's invalid UTF-8 string is published with replacement characters, not a crash") {
     std::string s;
-    north::append_json_value(s, std::string("ok\xff\xfe"));
+    platforms::append_json_value(s, std::string("ok\xff\xfe"));
     CHECK(s == "\"ok\xef\xbf\xbd\xef\xbf\xbd\"");
 }
 
 TEST_CASE("a backlog of a device with many points is split to stay far below 256 KB") {
-    core::DeviceConfig d;
+    config::DeviceConfig d;
     d.name = "big";
     for (int i = 0; i < 200; ++i) {
-        core::PointConfig p;
+        config::PointConfig p;
         p.name = "p" + std::to_string(i);
         d.points.push_back(p);
     }
-    core::Config cfg;
+    config::Config cfg;
     cfg.devices.push_back(d);
-    core::CloudConfig cloud;
-    cloud.platform = core::Platform::onenet;
+    config::CloudConfig cloud;
+    cloud.platform = "onenet";
+    cloud.protocol = "datapoints";
     cloud.product_id = "1";
     cfg.clouds.push_back(cloud);
     north::SessionInfo s{&cfg, &cfg.clouds[0], &cfg.devices[0], {0}, "big"};
@@ -362,7 +370,7 @@ TEST_CASE("a backlog of a device with many points is split to stay far below 256
         q.push_back(batch(0, 1700000000000 + b * 1000, values));
     }
     std::uint32_t id = 1;
-    auto msgs = north::make_profile(cfg.clouds[0])->build(s, q, 100, id);
+    auto msgs = flat(platforms::find("onenet")->make_profile(cfg.clouds[0])->build(s, q, 100, id));
     CHECK(msgs.size() == 7);  // 15 batches of 200 values per message
     std::size_t samples = 0;
     for (const auto& m : msgs) {

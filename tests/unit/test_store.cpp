@@ -7,7 +7,7 @@
 #include <fstream>
 #include <string>
 
-#include "core/config_parser.hpp"
+#include "helpers.hpp"
 #include "store/outbox.hpp"
 
 using namespace fieldlink;
@@ -19,7 +19,7 @@ std::string temp_dir() {
     return mkdtemp(tmpl);
 }
 
-core::Config config(const std::string& dir, const char* second_device = "meter2", const char* extra = "") {
+config::Config make_config(const std::string& dir, const char* second_device = "meter2", const char* extra = "") {
     const std::string text = std::string("gateway:\n  data_dir: ") + dir + "\n" + extra + R"(
 clouds:
   c: { platform: mqtt, host: h }
@@ -29,9 +29,7 @@ devices:
   - { name: meter1, cloud: c, bus: s, points: [ { name: a, area: holding, address: 0 }, { name: b, area: holding, address: 1 } ] }
   - { name: )" + second_device + R"(, cloud: c, bus: s, points: [ { name: a, area: holding, address: 0 } ] }
 )";
-    auto r = core::parse_config_text(text, "t.yaml");
-    for (const auto& e : r.errors) FAIL(core::format_error("t.yaml", e));
-    return r.config;
+    return test::load_ok(text);
 }
 
 core::SampleBatch batch(std::uint32_t device, std::int64_t ts, double v) {
@@ -76,7 +74,7 @@ TEST_CASE("store encoding round-trips every value type; malformed blobs are refu
 
 TEST_CASE("append, load oldest first, ack, and survive a restart") {
     const auto dir = temp_dir();
-    const auto cfg = config(dir);
+    const auto cfg = make_config(dir);
     std::string err;
     {
         auto o = store::Outbox::open(cfg, &err);
@@ -111,11 +109,11 @@ TEST_CASE("data of a device removed from the config is dropped and counted") {
     const auto dir = temp_dir();
     std::string err;
     {
-        auto o = store::Outbox::open(config(dir), &err);
+        auto o = store::Outbox::open(make_config(dir), &err);
         std::vector<core::SampleBatch> bs{batch(1, 1, 1), batch(1, 2, 2), batch(0, 3, 3)};
         append(*o, bs);
     }
-    auto o = store::Outbox::open(config(dir, "renamed"), &err);
+    auto o = store::Outbox::open(make_config(dir, "renamed"), &err);
     REQUIRE(o);
     const auto st = o->stats();
     CHECK(st.dropped_unknown == 2);
@@ -129,7 +127,7 @@ TEST_CASE("a corrupt store file is moved aside and counted, and a fresh store wo
         f << "this is not an SQLite database, it is garbage written by a failing SD card";
     }
     std::string err;
-    auto o = store::Outbox::open(config(dir), &err);
+    auto o = store::Outbox::open(make_config(dir), &err);
     REQUIRE_MESSAGE(o, err);
     CHECK(o->stats().corrupt == 1);
     std::vector<core::SampleBatch> bs{batch(0, 1, 1)};
@@ -143,7 +141,7 @@ TEST_CASE("a corrupt store file is moved aside and counted, and a fresh store wo
 TEST_CASE("the disk budget drops the oldest data and counts exactly what it dropped") {
     const auto dir = temp_dir();
     std::string err;
-    auto o = store::Outbox::open(config(dir, "meter2", "  store_max_bytes: 256KB\n"), &err);
+    auto o = store::Outbox::open(make_config(dir, "meter2", "  store_max_bytes: 256KB\n"), &err);
     REQUIRE(o);
     std::vector<core::SampleBatch> bs;
     for (int i = 0; i < 20000; ++i) bs.push_back(batch(1, 1'000'000 + i, i));
@@ -163,7 +161,7 @@ TEST_CASE("the disk budget drops the oldest data and counts exactly what it drop
 TEST_CASE("a full file system drops the oldest data to make room, then counts what it cannot store") {
     const auto dir = temp_dir();
     std::string err;
-    auto o = store::Outbox::open(config(dir), &err);
+    auto o = store::Outbox::open(make_config(dir), &err);
     REQUIRE(o);
     std::vector<core::SampleBatch> first;
     for (int i = 0; i < 3000; ++i) first.push_back(batch(1, i, i));
@@ -186,12 +184,12 @@ TEST_CASE("login attempts are remembered across restarts") {
     const auto dir = temp_dir();
     std::string err;
     {
-        auto o = store::Outbox::open(config(dir), &err);
+        auto o = store::Outbox::open(make_config(dir), &err);
         o->record_login("meter1", 1'000'000);
         o->record_login("meter1", 1'002'000);
         o->record_login("meter2", 1'002'500);
     }
-    auto o = store::Outbox::open(config(dir), &err);
+    auto o = store::Outbox::open(make_config(dir), &err);
     CHECK(o->recent_logins("meter1", 1'001'000) == std::vector<std::int64_t>{1'002'000});
     CHECK(o->recent_logins("meter1", 0).size() == 2);
     CHECK(o->recent_logins("meter2", 0).size() == 1);
@@ -199,6 +197,6 @@ TEST_CASE("login attempts are remembered across restarts") {
 
 TEST_CASE("a data_dir that cannot be written is a clear error") {
     std::string err;  // a path below a file fails for root too
-    CHECK_FALSE(store::Outbox::open(config("/dev/null/fieldlink"), &err));
+    CHECK_FALSE(store::Outbox::open(make_config("/dev/null/fieldlink"), &err));
     CHECK(err == "store: cannot create data_dir /dev/null/fieldlink: Not a directory");
 }

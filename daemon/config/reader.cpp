@@ -1,4 +1,4 @@
-#include "config_reader.hpp"
+#include "reader.hpp"
 
 #include <cctype>
 #include <cerrno>
@@ -7,7 +7,7 @@
 #include <fstream>
 #include <sstream>
 
-namespace fieldlink::core {
+namespace fieldlink::config {
 
 std::string format_error(const std::string& file, const ConfigError& e) {
     std::ostringstream o;
@@ -126,15 +126,15 @@ std::optional<bool> Reader::boolean(const YAML::Node& n) {
 std::optional<Duration> Reader::duration(const YAML::Node& n, Duration min, Duration max) {
     auto s = string(n);
     if (!s) return std::nullopt;
-    auto d = parse_duration(*s);
+    auto d = core::parse_duration(*s);
     if (!d) {
         error(n, "'" + *s + "' is not a duration; expected a number with a unit: ms, s, m, h "
                  "(e.g. 300ms, 5s, 1m)");
         return std::nullopt;
     }
     if (*d < min || *d > max) {
-        error(n, "duration " + *s + " is out of range; expected " + format_duration(min) + " to " +
-                     format_duration(max));
+        error(n, "duration " + *s + " is out of range; expected " + core::format_duration(min) + " to " +
+                     core::format_duration(max));
         return std::nullopt;
     }
     return d;
@@ -179,4 +179,4 @@ std::optional<std::string> Reader::secret_file(const YAML::Node& n) {
     return v;
 }
 
-}  // namespace fieldlink::core
+}  // namespace fieldlink::config

@@ -3,7 +3,7 @@
 #include <array>
 #include <utility>
 
-namespace fieldlink::core {
+namespace fieldlink::config {
 namespace {
 
 constexpr std::array<std::pair<std::string_view, Area>, 4> kAreas{{
@@ -61,4 +61,4 @@ int register_count(DataType t, int string_length) {
     return 1;
 }
 
-}  // namespace fieldlink::core
+}  // namespace fieldlink::config

@@ -1,5 +1,7 @@
-// The gateway configuration as plain structs. Parsing and validation live in config_parser.cpp;
-// the YAML contract is documented in docs/CONFIG.md.
+// The gateway configuration as plain structs: what the YAML says, plus what validation resolved.
+// Parsing is in parser.cpp (declared tables), generic rules in validate.cpp; platform rules live
+// with each platform (daemon/platforms/) and driver rules with each driver plugin. The YAML
+// contract is documented in docs/CONFIG.md.
 #pragma once
 
 #include <cstdint>
@@ -7,10 +9,16 @@
 #include <string>
 #include <vector>
 
-#include "duration.hpp"
+#include <map>
+
+#include "core/duration.hpp"
 #include "types.hpp"
 
-namespace fieldlink::core {
+namespace fieldlink::config {
+
+using core::Duration;
+
+inline constexpr std::size_t kUnresolved = static_cast<std::size_t>(-1);
 
 struct Mark {
     int line = 0;    // 1-based, 0 = unknown
@@ -27,8 +35,6 @@ struct GatewayConfig {
     Duration store_sync{1000};                     // 0: fsync every batch; else WAL checkpoint interval
 };
 
-enum class Platform { onenet, onenet_legacy, aiot, thingsboard, mqtt };
-enum class OnenetProtocol { datapoints, thing_model };
 
 struct TlsConfig {
     std::string ca_file;
@@ -39,8 +45,8 @@ struct TlsConfig {
 struct CloudConfig {
     std::string name;
     Mark mark;
-    Platform platform = Platform::mqtt;
-    OnenetProtocol protocol = OnenetProtocol::datapoints;
+    std::string platform;  // a registered platform name (daemon/platforms/registry.cpp)
+    std::string protocol;  // a platform's variant (OneNET: datapoints | thing-model); empty: its default
     std::string host;
     int port = 0;  // 0 = platform default
     std::optional<TlsConfig> tls;
@@ -58,6 +64,13 @@ struct CloudConfig {
     int qos = 1;
     double max_rate = 0;  // messages per second per session; 0 = unlimited
     int max_inflight = 20;
+    std::map<std::string, Mark> given;  // keys written in the file, with their positions
+
+    bool has(const std::string& key) const { return given.count(key) != 0; }
+    Mark mark_of(const std::string& key) const {
+        auto it = given.find(key);
+        return it == given.end() ? mark : it->second;
+    }
 };
 
 struct DriverOption {
@@ -75,7 +88,17 @@ struct BusConfig {
     Duration backoff_max{60'000};
     int max_gap = -1;       // registers a read may bridge; -1 = from the bus cost model
     Duration turnaround{5}; // device response latency used by the cost model
-    int baud = 9600;        // copied from options for the cost model (serial drivers)
+    // Stated by the driver for this bus (fl_bus_model_v2), filled in by driver validation.
+    struct Timing {
+        double request_overhead_us = 20.0;
+        double register_us = 2.0;
+        double bit_us = 0.25;
+        int max_registers = 125;
+        int max_bits = 2000;
+        int unit_min = 0;
+        int unit_max = 255;
+        bool shared_line = false;
+    } timing;
 };
 
 struct PointConfig {
@@ -109,8 +132,8 @@ struct DeviceConfig {
     int max_gap = -1;
     std::vector<PointConfig> points;
     // Resolved by validation:
-    std::size_t cloud_index = 0;
-    std::size_t bus_index = 0;
+    std::size_t cloud_index = kUnresolved;
+    std::size_t bus_index = kUnresolved;
     std::optional<std::size_t> via_index;
 };
 
@@ -129,6 +152,20 @@ struct ConfigError {
 };
 
 std::string format_error(const std::string& file, const ConfigError& e);
-const char* to_string(Platform p);
 
-}  // namespace fieldlink::core
+// Collects validation errors (every stage reports all it finds, not just the first).
+class Checker {
+public:
+    explicit Checker(std::vector<ConfigError>& errors) : errors_(errors) {}
+    void fail(const Mark& m, const std::string& path, const std::string& msg) { errors_.push_back(ConfigError{m, path, msg}); }
+    std::size_t count() const { return errors_.size(); }
+
+private:
+    std::vector<ConfigError>& errors_;
+};
+
+// Path prefixes used in messages.
+inline std::string device_path(std::size_t index) { return "devices[" + std::to_string(index) + "]"; }
+inline std::string cloud_path(const CloudConfig& c) { return "clouds." + c.name; }
+
+}  // namespace fieldlink::config

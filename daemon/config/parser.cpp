@@ -1,31 +1,16 @@
-#include "config_parser.hpp"
+#include "parser.hpp"
 
 #include <fstream>
 #include <set>
 #include <sstream>
 
-#include "config_reader.hpp"
+#include "reader.hpp"
 
-namespace fieldlink::core {
+namespace fieldlink::config {
 namespace {
 
 constexpr std::int64_t kMaxAddress = 65535;
 constexpr Duration kMaxDuration{86'400'000LL * 3650};
-
-std::optional<Platform> parse_platform(std::string_view s) {
-    if (s == "onenet") return Platform::onenet;
-    if (s == "onenet-legacy") return Platform::onenet_legacy;
-    if (s == "aiot") return Platform::aiot;
-    if (s == "thingsboard") return Platform::thingsboard;
-    if (s == "mqtt") return Platform::mqtt;
-    return std::nullopt;
-}
-
-std::optional<OnenetProtocol> parse_protocol(std::string_view s) {
-    if (s == "datapoints") return OnenetProtocol::datapoints;
-    if (s == "thing-model") return OnenetProtocol::thing_model;
-    return std::nullopt;
-}
 
 std::optional<std::string> parse_method(std::string_view s) {
     if (s == "md5" || s == "sha1" || s == "sha256") return std::string(s);
@@ -75,10 +60,10 @@ const Field<TlsConfig> kTlsFields[] = {
 
 const Field<CloudConfig> kCloudFields[] = {
     {"platform", true, [](CloudConfig& c, const YAML::Node& n, Reader& r) {
-         set_if(c.platform, r.enumeration<Platform>(n, parse_platform, "onenet, onenet-legacy, aiot, thingsboard, mqtt"));
+         set_if(c.platform, r.string(n));  // the platform registry checks the name
      }},
     {"protocol", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) {
-         set_if(c.protocol, r.enumeration<OnenetProtocol>(n, parse_protocol, "datapoints, thing-model"));
+         set_if(c.protocol, r.string(n));  // the platform checks its own variants
      }},
     {"host", true, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.host, r.string(n)); }},
     {"port", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.port, r.integer(n, 1, 65535, "a TCP port 1..65535")); }},
@@ -224,7 +209,10 @@ struct TopLevel {
 const Field<TopLevel> kTopFields[] = {
     {"gateway", false, [](TopLevel& t, const YAML::Node& n, Reader& r) { r.map(n, kGatewayFields, t.cfg->gateway); }},
     {"clouds", true, [](TopLevel& t, const YAML::Node& n, Reader& r) {
-         parse_named_map(n, r, t.cfg->clouds, [](const YAML::Node& v, CloudConfig& c, Reader& rr) { rr.map(v, kCloudFields, c); });
+         parse_named_map(n, r, t.cfg->clouds, [](const YAML::Node& v, CloudConfig& c, Reader& rr) {
+             if (!rr.map(v, kCloudFields, c)) return;
+             for (const auto& kv : v) c.given[kv.first.as<std::string>("")] = Reader::mark_of(kv.first);
+         });
      }},
     {"buses", true, [](TopLevel& t, const YAML::Node& n, Reader& r) { parse_named_map(n, r, t.cfg->buses, parse_bus); }},
     {"devices", true, [](TopLevel& t, const YAML::Node& n, Reader& r) {
@@ -243,9 +231,7 @@ const Field<TopLevel> kTopFields[] = {
 
 }  // namespace
 
-void validate_config(Config& cfg, std::vector<ConfigError>& errors);
-
-ParseResult parse_config_text(const std::string& text, const std::string& file) {
+ParseResult parse_text(const std::string& text, const std::string& file) {
     ParseResult res;
     res.config.file = file;
     YAML::Node root;
@@ -263,21 +249,18 @@ ParseResult parse_config_text(const std::string& text, const std::string& file) 
     }
     TopLevel top{&res.config};
     r.map(root, kTopFields, top);
-    if (res.errors.empty()) validate_config(res.config, res.errors);
+    res.structure_ok = res.errors.empty();
+    if (res.structure_ok) validate(res.config, res.errors);
     return res;
 }
 
-ParseResult parse_config_file(const std::string& path) {
+bool read_file(const std::string& path, std::string& text) {
     std::ifstream in(path);
-    if (!in) {
-        ParseResult res;
-        res.config.file = path;
-        res.errors.push_back(ConfigError{{}, "", "cannot open the configuration file"});
-        return res;
-    }
+    if (!in) return false;
     std::stringstream ss;
     ss << in.rdbuf();
-    return parse_config_text(ss.str(), path);
+    text = ss.str();
+    return true;
 }
 
-}  // namespace fieldlink::core
+}  // namespace fieldlink::config

@@ -12,7 +12,7 @@
 
 #include "config.hpp"
 
-namespace fieldlink::core {
+namespace fieldlink::config {
 
 class Reader;
 
@@ -109,4 +109,4 @@ private:
     std::string path_;
 };
 
-}  // namespace fieldlink::core
+}  // namespace fieldlink::config

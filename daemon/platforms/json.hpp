@@ -1,5 +1,6 @@
-// Helpers for reading platform messages: lenient JSON parsing without exceptions, ids that may be
-// strings or numbers, and standard replies.
+// JSON for platforms: writing values and strings fast and without exceptions (devices send
+// invalid UTF-8), templates, and reading platform messages leniently (ids that may be strings or
+// numbers, no exceptions).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -7,7 +8,21 @@
 #include <optional>
 #include <string>
 
-namespace fieldlink::north {
+#include "config/config.hpp"
+#include "core/value.hpp"
+
+namespace fieldlink::platforms {
+
+// A JSON value: numbers with 15 significant digits (exact for every decoded integer and
+// float32, without the binary noise of scaling), NaN/Inf as null.
+void append_json_value(std::string& out, const core::Value& v);
+// A JSON string literal; invalid UTF-8 becomes U+FFFD instead of an exception.
+void append_json_string(std::string& out, const std::string& s);
+
+// Expands {device} {point} {value} {values} {ts} {ts_ms} (`point` may be null); any other
+// brace is kept as written, so JSON templates work.
+std::string expand_template(const std::string& tmpl, const config::DeviceConfig& d, const core::SampleBatch& b,
+                            const core::PointValue* point);
 
 using Json = nlohmann::json;
 
@@ -45,4 +60,4 @@ inline bool ends_with(const std::string& s, const std::string& suffix) {
 // Serialises without throwing on invalid UTF-8.
 inline std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
-}  // namespace fieldlink::north
+}  // namespace fieldlink::platforms

@@ -4,29 +4,41 @@
 // answered on v1/gateway/rpc.
 #include <fmt/format.h>
 
-#include "north/inbound.hpp"
-#include "north/profile.hpp"
+#include <algorithm>
 
-namespace fieldlink::north {
+#include "platforms/json.hpp"
+#include "platforms/platform.hpp"
+
+namespace fieldlink::platforms {
 namespace {
 
 constexpr std::size_t kMaxBatchesPerMessage = 200;
 constexpr const char* kNoRpc = "RPC from the cloud is not supported yet by this gateway";
 
-class ThingsBoard : public Profile {
+class ThingsBoard : public north::Profile {
 public:
-    explicit ThingsBoard(const core::CloudConfig& c) : cloud_(c) {}
+    using north::Profile::Profile;
 
-    std::optional<Credentials> credentials(const SessionInfo&, std::int64_t, std::string*) const override {
-        return Credentials{cloud_.client_id, cloud_.username, cloud_.password};
+    // One session for the whole cloud: the gateway device's token carries every device.
+    std::vector<north::SessionInfo> sessions(const config::Config& cfg, std::size_t cloud_index) const override {
+        north::SessionInfo s{&cfg, &cloud_, nullptr, {}, cloud_.name};
+        for (std::uint32_t i = 0; i < cfg.devices.size(); ++i) {
+            if (cfg.devices[i].cloud_index == cloud_index) s.devices.push_back(i);
+        }
+        if (s.devices.empty()) return {};
+        return {std::move(s)};
     }
 
-    std::vector<std::string> subscriptions(const SessionInfo&) const override {
+    std::optional<north::Credentials> credentials(const north::SessionInfo&, std::int64_t, std::string*) const override {
+        return north::Credentials{cloud_.client_id, cloud_.username, cloud_.password, 0};
+    }
+
+    std::vector<std::string> subscriptions(const north::SessionInfo&) const override {
         return {"v1/gateway/attributes", "v1/gateway/attributes/response", "v1/gateway/rpc"};
     }
 
-    std::vector<Message> on_connect(const SessionInfo& s, std::uint32_t&) const override {
-        std::vector<Message> out;
+    std::vector<north::Message> on_connect(const north::SessionInfo& s, std::uint32_t&) const override {
+        std::vector<north::Message> out;
         for (auto index : s.devices) {
             std::string p = R"({"device":)";
             append_json_string(p, s.device(index).name);
@@ -35,13 +47,13 @@ public:
         return out;
     }
 
-    std::vector<Message> build(const SessionInfo& s, std::deque<core::SampleBatch>& pending,
-                               std::size_t max_messages, std::uint32_t&) const override {
-        std::vector<Message> out;
-        while (!pending.empty() && out.size() < max_messages) {
-            const std::size_t n = batches_within_budget(pending, kMaxBatchesPerMessage);
+    std::vector<north::Packet> build(const north::SessionInfo& s, std::deque<core::SampleBatch>& pending,
+                                     std::size_t max_packets, std::uint32_t&) const override {
+        std::vector<north::Packet> out;
+        while (!pending.empty() && out.size() < max_packets) {
+            const std::size_t n = north::batches_within_budget(pending, kMaxBatchesPerMessage);
             std::vector<std::pair<std::uint32_t, std::string>> per_device;  // device -> "[{ts,values},..."
-            Message m;
+            north::Message m;
             m.topic = "v1/gateway/telemetry";
             for (std::size_t i = 0; i < n; ++i) {
                 const auto& b = pending[i];
@@ -61,7 +73,6 @@ public:
                     append_json_value(it->second, b.values[k].value);
                 }
                 it->second += "}}";
-                m.samples += b.values.size();
             }
             m.payload = "{";
             for (std::size_t k = 0; k < per_device.size(); ++k) {
@@ -70,15 +81,18 @@ public:
                 m.payload += ':' + per_device[k].second + ']';
             }
             m.payload += '}';
-            pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(n));
-            out.push_back(std::move(m));
+            north::Packet p;
+            for (std::size_t i = 0; i < n; ++i) north::take_front(pending, p);
+            m.samples = p.samples;
+            p.messages.push_back(std::move(m));
+            out.push_back(std::move(p));
         }
         return out;
     }
 
-    Inbound on_message(const SessionInfo& s, const std::string& topic, const std::string& payload,
-                       const LatestValues&) const override {
-        Inbound in;
+    north::Inbound on_message(const north::SessionInfo& s, const std::string& topic, const std::string& payload,
+                              const north::LatestValues&) const override {
+        north::Inbound in;
         in.kind = topic;
         auto j = parse_object(payload);
         if (!j) {
@@ -112,13 +126,28 @@ public:
         in.replies.push_back({"v1/gateway/rpc", dump(r), 0});
         return in;
     }
+};
 
-private:
-    const core::CloudConfig& cloud_;
+class ThingsBoardPlatform : public Platform {
+public:
+    const char* name() const override { return "thingsboard"; }
+
+    void check_cloud(config::CloudConfig& c, config::Checker& check) const override {
+        require(check, c, c.username, "username");  // the gateway device's access token
+        no_variants(check, c);
+        if (c.client_id == "{device}") c.client_id = "fieldlink-gateway";
+    }
+
+    std::unique_ptr<north::Profile> make_profile(const config::CloudConfig& c) const override {
+        return std::make_unique<ThingsBoard>(c);
+    }
 };
 
 }  // namespace
 
-std::unique_ptr<Profile> make_thingsboard(const core::CloudConfig& c) { return std::make_unique<ThingsBoard>(c); }
+const Platform& thingsboard_platform() {
+    static const ThingsBoardPlatform p;
+    return p;
+}
 
-}  // namespace fieldlink::north
+}  // namespace fieldlink::platforms

@@ -4,7 +4,7 @@
 #include <limits>
 #include <sstream>
 
-namespace fieldlink::core {
+namespace fieldlink::bus {
 namespace {
 
 struct Span {
@@ -19,7 +19,7 @@ std::vector<ReadRequest> plan_area(Area area, std::vector<Span> spans, const Cos
     std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) {
         return a.start != b.start ? a.start < b.start : a.end < b.end;
     });
-    const bool bits = is_bit_area(area);
+    const bool bits = config::is_bit_area(area);
     const int cap = bits ? m.max_bits : m.max_registers;
     const double unit = bits ? m.per_bit : m.per_register;
     const std::size_t n = spans.size();
@@ -65,19 +65,14 @@ std::vector<ReadRequest> plan_area(Area area, std::vector<Span> spans, const Cos
 
 }  // namespace
 
-CostModel cost_model_for(const BusConfig& bus, int device_max_gap) {
+CostModel cost_model_for(const config::BusConfig& bus, int device_max_gap) {
+    const auto& t = bus.timing;
     CostModel m;
-    const double turnaround_s = static_cast<double>(bus.turnaround.count()) / 1000.0;
-    if (bus.driver == "modbus-rtu" || bus.driver == "modbus-rtu-over-tcp") {
-        // 11 bit times per character (start, 8 data, parity or second stop, stop).
-        const double chars_per_s = std::max(bus.baud, 300) / 11.0;
-        // request 8 bytes + response header/CRC 5 bytes + 2 x 3.5 characters of silence.
-        m.request_overhead = 8 + 5 + 7 + turnaround_s * chars_per_s;
-    } else {
-        // TCP: MBAP request 12 + response header 9 bytes, plus a round trip during which a
-        // 10 Mbit/s link could have carried ~1250 bytes per millisecond.
-        m.request_overhead = 21 + turnaround_s * 1'250'000.0;
-    }
+    m.request_overhead = t.request_overhead_us + static_cast<double>(bus.turnaround.count()) * 1000.0;
+    m.per_register = t.register_us;
+    m.per_bit = t.bit_us;
+    m.max_registers = t.max_registers;
+    m.max_bits = t.max_bits;
     const int gap = device_max_gap >= 0 ? device_max_gap : bus.max_gap;
     if (gap >= 0) {
         m.max_gap = gap;
@@ -86,7 +81,7 @@ CostModel cost_model_for(const BusConfig& bus, int device_max_gap) {
     return m;
 }
 
-std::vector<ReadRequest> plan_reads(const std::vector<PointConfig>& points, const CostModel& model) {
+std::vector<ReadRequest> plan_reads(const std::vector<config::PointConfig>& points, const CostModel& model) {
     std::vector<Span> by_area[4];
     for (std::uint32_t i = 0; i < points.size(); ++i) {
         const auto& p = points[i];
@@ -103,23 +98,23 @@ std::vector<ReadRequest> plan_reads(const std::vector<PointConfig>& points, cons
 double plan_cost(const std::vector<ReadRequest>& plan, const CostModel& m) {
     double c = 0;
     for (const auto& r : plan) {
-        c += m.request_overhead + r.count * (is_bit_area(r.area) ? m.per_bit : m.per_register);
+        c += m.request_overhead + r.count * (config::is_bit_area(r.area) ? m.per_bit : m.per_register);
     }
     return c;
 }
 
-std::string describe_plan(const DeviceConfig& d, const std::vector<ReadRequest>& plan) {
+std::string describe_plan(const config::DeviceConfig& d, const std::vector<ReadRequest>& plan) {
     std::ostringstream o;
     o << "device " << d.name << " (bus " << d.bus << ", unit " << d.unit << ", every "
       << d.interval.count() << "ms): " << plan.size() << (plan.size() == 1 ? " request" : " requests")
       << " per cycle\n";
     for (const auto& r : plan) {
-        o << "  read " << to_string(r.area) << ' ' << r.address << ".." << (r.address + r.count - 1)
-          << " (" << r.count << (is_bit_area(r.area) ? " bits" : " registers") << "):";
+        o << "  read " << config::to_string(r.area) << ' ' << r.address << ".." << (r.address + r.count - 1)
+          << " (" << r.count << (config::is_bit_area(r.area) ? " bits" : " registers") << "):";
         for (auto pi : r.points) o << ' ' << d.points[pi].name;
         o << '\n';
     }
     return o.str();
 }
 
-}  // namespace fieldlink::core
+}  // namespace fieldlink::bus

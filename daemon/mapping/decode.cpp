@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 
-namespace fieldlink::core {
+namespace fieldlink::mapping {
 namespace {
 
 bool swaps_bytes(WordOrder o) { return o == WordOrder::badc || o == WordOrder::dcba; }
@@ -126,4 +126,43 @@ std::optional<Value> decode_registers(const PointCodec& c, const std::uint16_t* 
     return std::nullopt;
 }
 
-}  // namespace fieldlink::core
+PointCodec codec_of(const config::PointConfig& p) {
+    PointCodec c;
+    c.type = p.type;
+    c.order = p.order;
+    c.scale = p.scale;
+    c.offset = p.offset;
+    c.bit = p.bit;
+    c.string_length = p.length;
+    return c;
+}
+
+std::size_t decode_points(const std::vector<config::PointConfig>& points, const std::vector<std::uint32_t>& which,
+                          const Response& r, std::vector<core::PointValue>& out, std::string* first_error) {
+    std::size_t failed = 0;
+    for (auto pi : which) {
+        if (pi >= points.size()) continue;
+        const auto& p = points[pi];
+        const int off = p.address - r.address;
+        if (off < 0 || off + (config::is_bit_area(r.area) ? 1 : p.count()) > r.count) {
+            ++failed;  // a plan never does this; a hand-made one must not read out of bounds
+            if (first_error && first_error->empty()) *first_error = "point " + p.name + " lies outside the response";
+            continue;
+        }
+        if (config::is_bit_area(r.area)) {
+            out.push_back({pi, decode_bit(codec_of(p), r.bits[off])});
+            continue;
+        }
+        std::string err;
+        auto v = decode_registers(codec_of(p), r.registers + off, static_cast<std::size_t>(r.count - off), &err);
+        if (v) {
+            out.push_back({pi, std::move(*v)});
+        } else {
+            ++failed;
+            if (first_error && first_error->empty()) *first_error = "point " + p.name + ": " + err;
+        }
+    }
+    return failed;
+}
+
+}  // namespace fieldlink::mapping

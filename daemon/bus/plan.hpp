@@ -5,9 +5,11 @@
 #include <string>
 #include <vector>
 
-#include "config.hpp"
+#include "config/config.hpp"
 
-namespace fieldlink::core {
+namespace fieldlink::bus {
+
+using config::Area;
 
 struct ReadRequest {
     Area area = Area::holding;
@@ -16,9 +18,10 @@ struct ReadRequest {
     std::vector<std::uint32_t> points;  // indices into the device's points
 };
 
-// Bus time model, in byte times on the wire: what one extra request costs versus one extra
+// Bus time model, in microseconds on the wire: what one extra request costs versus one extra
 // register (or bit) in an existing request. Bridging a gap pays off while the gap's registers
-// cost less than a request.
+// cost less than a request. The driver states its model (fl_bus_model_v2); the bus adds the
+// devices' turnaround.
 struct CostModel {
     double request_overhead = 24.0;  // frame headers, CRC, silent intervals, device turnaround
     double per_register = 2.0;
@@ -28,10 +31,10 @@ struct CostModel {
     int max_bits = 2000;
 };
 
-CostModel cost_model_for(const BusConfig& bus, int device_max_gap);
-std::vector<ReadRequest> plan_reads(const std::vector<PointConfig>& points, const CostModel& model);
+CostModel cost_model_for(const config::BusConfig& bus, int device_max_gap);
+std::vector<ReadRequest> plan_reads(const std::vector<config::PointConfig>& points, const CostModel& model);
 // Total bus cost of a plan under the model (for the benchmark and `--plan`).
 double plan_cost(const std::vector<ReadRequest>& plan, const CostModel& model);
-std::string describe_plan(const DeviceConfig& device, const std::vector<ReadRequest>& plan);
+std::string describe_plan(const config::DeviceConfig& device, const std::vector<ReadRequest>& plan);
 
-}  // namespace fieldlink::core
+}  // namespace fieldlink::bus

@@ -1,5 +1,6 @@
 // Loads driver plugins (dlopen), negotiates the ABI version, validates bus options against the
-// options each driver declares, and wraps a driver instance.
+// options each driver declares, asks each driver for its bus-time model, and wraps a driver
+// instance with the host services it may use (descriptors below FD_SETSIZE).
 #pragma once
 
 #include <fieldlink/driver.h>
@@ -8,14 +9,14 @@
 #include <string>
 #include <vector>
 
-#include "config.hpp"
+#include "config/config.hpp"
 
-namespace fieldlink::core {
+namespace fieldlink::bus {
 
 struct LoadedPlugin {
     std::string path;
     void* handle = nullptr;
-    const fl_driver_v1* table = nullptr;
+    const fl_driver_v2* table = nullptr;
 };
 
 class PluginRegistry {
@@ -29,15 +30,16 @@ public:
     bool load_file(const std::string& path, std::string* error);
     // Loads every fl_*.so in `dir`; messages for refused plugins are appended to `errors`.
     void load_dir(const std::string& dir, std::vector<std::string>& errors);
-    // Registers a driver table linked into the executable (tests).
-    void add_static(const fl_driver_v1* table);
+    // Registers a driver table linked into the executable (tests). False when malformed.
+    bool add_static(const fl_driver_v2* table, std::string* error = nullptr);
 
-    const fl_driver_v1* find(const std::string& driver_name) const;
+    const fl_driver_v2* find(const std::string& driver_name) const;
     std::string driver_names() const;
 
     // Checks each bus's driver and options; on success replaces bus.options by the full,
-    // canonical option set (defaults filled in) and fills cost-model fields (baud).
-    void validate_buses(Config& cfg, std::vector<ConfigError>& errors) const;
+    // canonical option set (defaults filled in) and bus.timing by the driver's model, then
+    // checks every device's unit id against its bus's range.
+    void validate_buses(config::Config& cfg, std::vector<config::ConfigError>& errors) const;
 
 private:
     std::vector<LoadedPlugin> plugins_;
@@ -49,22 +51,25 @@ std::string default_plugin_dir();
 // One driver instance (one bus). Not thread-safe except interrupt().
 class DriverInstance {
 public:
-    static std::unique_ptr<DriverInstance> create(const fl_driver_v1* table, const BusConfig& bus,
+    static std::unique_ptr<DriverInstance> create(const fl_driver_v2* table, const config::BusConfig& bus,
                                                   std::string* error);
     ~DriverInstance();
     DriverInstance(const DriverInstance&) = delete;
     DriverInstance& operator=(const DriverInstance&) = delete;
 
-    fl_status open(fl_error_v1* err);
-    fl_status read(fl_read_v1* req, fl_error_v1* err);
-    fl_status write(const fl_write_v1* req, fl_error_v1* err);
+    fl_status open(fl_error_v2* err);
+    fl_status read(fl_read_v2* req, fl_error_v2* err);
+    fl_status write(const fl_write_v2* req, fl_error_v2* err);
     void interrupt();
     void close();
 
 private:
-    DriverInstance(const fl_driver_v1* t, void* h) : table_(t), handle_(h) {}
-    const fl_driver_v1* table_;
+    DriverInstance(const fl_driver_v2* t, void* h) : table_(t), handle_(h) {}
+    const fl_driver_v2* table_;
     void* handle_;
 };
 
-}  // namespace fieldlink::core
+// The host services every driver instance gets (descriptor numbers below FD_SETSIZE).
+const fl_host_v2* host_services();
+
+}  // namespace fieldlink::bus

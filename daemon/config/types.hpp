@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-namespace fieldlink::core {
+namespace fieldlink::config {
 
 enum class Area : std::uint8_t { coil = 0, discrete = 1, input = 2, holding = 3 };
 enum class DataType : std::uint8_t {
@@ -26,4 +26,4 @@ inline bool is_bit_area(Area a) { return a == Area::coil || a == Area::discrete;
 // Number of 16-bit registers a value of this type occupies (string: `length` registers).
 int register_count(DataType t, int string_length);
 
-}  // namespace fieldlink::core
+}  // namespace fieldlink::config

@@ -1,0 +1,27 @@
+// YAML text to Config: declared tables per section, then the generic cross-field rules
+// (validate.cpp). Platform rules (daemon/platforms/) and driver options (the plugins) are later
+// stages; the daemon runs all of them through fieldlink::load_config (daemon/load.hpp).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+
+namespace fieldlink::config {
+
+struct ParseResult {
+    Config config;
+    std::vector<ConfigError> errors;
+    bool structure_ok = false;  // every section read through its table (later stages may run)
+    bool ok() const { return errors.empty(); }
+};
+
+// `file` is used in messages only.
+ParseResult parse_text(const std::string& text, const std::string& file);
+// The generic rules: references, names, point shapes, storage (called by parse_text).
+void validate(Config& cfg, std::vector<ConfigError>& errors);
+// Reads a whole file; false when it cannot be opened.
+bool read_file(const std::string& path, std::string& text);
+
+}  // namespace fieldlink::config

@@ -1,0 +1,122 @@
+// Cross-field and cross-section rules that the per-key tables cannot express and that hold for
+// every platform and driver. Platform rules are checked by each platform (daemon/platforms/),
+// driver rules (options, unit ranges) against each driver's declarations (bus/plugin_host.cpp).
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "parser.hpp"
+
+namespace fieldlink::config {
+namespace {
+
+template <typename T>
+std::string names_of(const std::vector<T>& v) {
+    std::string out;
+    for (const auto& x : v) out += (out.empty() ? "" : ", ") + x.name;
+    return out.empty() ? "(none)" : out;
+}
+
+template <typename T>
+std::optional<std::size_t> find_named(const std::vector<T>& v, const std::string& name) {
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        if (v[i].name == name) return i;
+    }
+    return std::nullopt;
+}
+
+void check_point(Checker& c, const std::string& path, const PointConfig& p) {
+    const std::string at = path + ".points." + p.name;
+    if (is_bit_area(p.area) && p.type != DataType::boolean) {
+        c.fail(p.mark, at, std::string("type ") + to_string(p.type) + " does not fit area " + to_string(p.area) +
+                               ", which holds single bits; expected type bool (or area holding/input for a " +
+                               to_string(p.type) + ")");
+        return;
+    }
+    if (p.type == DataType::string && p.length == 0) {
+        c.fail(p.mark, at, "type string needs 'length' (registers, 1..125, two characters each)");
+        return;
+    }
+    if (p.type != DataType::string && p.length != 0) c.fail(p.mark, at, "'length' applies to type string only");
+    if (p.bit >= 0 && (is_bit_area(p.area) || p.type != DataType::boolean)) {
+        c.fail(p.mark, at, "'bit' selects one bit of a register; expected type bool on area holding or input");
+    }
+    if (p.writable && (p.area == Area::discrete || p.area == Area::input)) {
+        c.fail(p.mark, at, std::string("area ") + to_string(p.area) +
+                               " is read-only; only coil and holding points can be writable");
+    }
+    if ((p.scale != 1.0 || p.offset != 0.0) && (p.type == DataType::boolean || p.type == DataType::string)) {
+        c.fail(p.mark, at, std::string("scale/offset apply to numeric types, not ") + to_string(p.type));
+    }
+    const long end = static_cast<long>(p.address) + p.count() - 1;
+    if (end > 65535) {
+        c.fail(p.mark, at, "address " + std::to_string(p.address) + " plus " + std::to_string(p.count()) +
+                               " registers ends at " + std::to_string(end) +
+                               ", past the last 0-based protocol address 65535");
+    }
+}
+
+void check_device(Checker& c, Config& cfg, std::size_t index) {
+    DeviceConfig& d = cfg.devices[index];
+    const std::string path = device_path(index);
+    if (auto ci = find_named(cfg.clouds, d.cloud)) {
+        d.cloud_index = *ci;
+    } else {
+        c.fail(d.mark, path + ".cloud", "cloud '" + d.cloud + "' is not defined; defined clouds: " + names_of(cfg.clouds));
+    }
+    if (auto bi = find_named(cfg.buses, d.bus)) {
+        d.bus_index = *bi;
+    } else {
+        c.fail(d.mark, path + ".bus", "bus '" + d.bus + "' is not defined; defined buses: " + names_of(cfg.buses));
+    }
+    if (!d.via.empty()) {
+        if (auto gi = find_named(cfg.devices, d.via); gi && *gi != index) {
+            d.via_index = *gi;
+        } else {
+            c.fail(d.mark, path + ".via", "'" + d.via + "' is not a device with 'gateway: true'");
+        }
+    }
+    if (d.points.empty()) c.fail(d.mark, path + ".points", "expected at least one point");
+    std::map<std::string, const PointConfig*> seen;
+    for (const auto& p : d.points) {
+        if (auto it = seen.find(p.name); it != seen.end()) {
+            c.fail(p.mark, path + ".points",
+                   "duplicate point name '" + p.name + "' (first defined at line " + std::to_string(it->second->mark.line) + ")");
+        } else {
+            seen.emplace(p.name, &p);
+        }
+        check_point(c, path, p);
+    }
+}
+
+void check_cloud(Checker& c, const Config& cfg, const CloudConfig& cl) {
+    if (cl.tls && cl.tls->cert_file.empty() != cl.tls->key_file.empty()) {
+        c.fail(cl.mark_of("tls"), cloud_path(cl) + ".tls", "cert_file and key_file go together (client certificate)");
+    }
+    if (cl.qos == 0 && cfg.gateway.store_on_disk) {
+        c.fail(cl.mark, cloud_path(cl) + ".qos", "qos 0 gets no acknowledgement, so stored data would be deleted "
+                                                 "unconfirmed; use qos 1, or gateway.store: memory");
+    }
+}
+
+}  // namespace
+
+void validate(Config& cfg, std::vector<ConfigError>& errors) {
+    Checker c(errors);
+    for (const auto& cl : cfg.clouds) check_cloud(c, cfg, cl);
+    std::map<std::string, std::size_t> names;
+    for (std::size_t i = 0; i < cfg.devices.size(); ++i) {
+        const auto& d = cfg.devices[i];
+        if (auto it = names.find(d.name); it != names.end()) {
+            c.fail(d.mark, device_path(i) + ".name", "duplicate device name '" + d.name + "' (first defined at line " +
+                                                         std::to_string(cfg.devices[it->second].mark.line) + ")");
+        } else {
+            names.emplace(d.name, i);
+        }
+        check_device(c, cfg, i);
+    }
+}
+
+}  // namespace fieldlink::config

@@ -1,0 +1,25 @@
+// Loading a configuration through every stage: YAML and the generic rules (config/), each
+// cloud's platform rules (platforms/), and each bus's driver options and unit ranges (the
+// driver plugins). Every stage reports all it finds.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "bus/plugin_host.hpp"
+#include "config/config.hpp"
+
+namespace fieldlink {
+
+struct Loaded {
+    config::Config config;
+    std::vector<config::ConfigError> errors;
+    bool ok() const { return errors.empty(); }
+};
+
+// `plugins` may be null: driver options are then not checked (tools that only need the
+// platforms, and the configuration fuzz target).
+Loaded load_config_text(const std::string& text, const std::string& file, const bus::PluginRegistry* plugins);
+Loaded load_config_file(const std::string& path, const bus::PluginRegistry* plugins);
+
+}  // namespace fieldlink

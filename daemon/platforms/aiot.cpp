@@ -1,0 +1,151 @@
+// DaShi AIoT (Aliyun style, protocols.md §4): signed login, property report on
+// sys/{pid}/{did}/thing/properties/up, property set and service invoke answered on their
+// /response topics.
+#include <fmt/format.h>
+
+#include "core/crypto.hpp"
+#include "core/value.hpp"
+#include "platforms/aiot.hpp"
+#include "platforms/json.hpp"
+#include "platforms/platform.hpp"
+
+namespace fieldlink::platforms {
+
+std::optional<std::string> aiot_sign(std::string_view client_id, std::string_view device_id, std::string_view product_id,
+                                     std::string_view timestamp, std::string_view secret, std::string_view method) {
+    const std::string content = "clientId" + std::string(client_id) + "deviceId" + std::string(device_id) + "productId" +
+                                std::string(product_id) + "timestamp" + std::string(timestamp);
+    auto digest = core::hmac(method, secret, content);
+    if (!digest) return std::nullopt;
+    return core::hex_lower(*digest);
+}
+
+namespace {
+
+constexpr int kCodeOk = 200;
+constexpr int kCodeRefused = 400;  // "request error" (Aliyun device code family)
+constexpr const char* kNoWrites = "writes and services from the cloud are not supported yet by this gateway";
+
+class Aiot : public north::Profile {
+public:
+    using north::Profile::Profile;
+
+    std::optional<north::Credentials> credentials(const north::SessionInfo& s, std::int64_t, std::string* error) const override {
+        const auto& d = *s.identity;
+        const std::string ts = std::to_string(core::unix_ms_now());
+        core::SampleBatch empty;
+        const std::string cid = expand_template(cloud_.client_id, d, empty, nullptr);
+        auto sign = aiot_sign(cid, did(d), cloud_.product_id, ts, d.key, cloud_.token_method);
+        if (!sign) {
+            if (error) *error = "unknown sign method " + cloud_.token_method;
+            return std::nullopt;
+        }
+        const std::string client_id = cid + "|securemode=" + (cloud_.tls ? "2" : "3") + ",signmethod=hmac" +
+                                      cloud_.token_method + ",timestamp=" + ts + "|";
+        return north::Credentials{client_id, did(d) + "&" + cloud_.product_id, *sign, 0};
+    }
+
+    std::vector<std::string> subscriptions(const north::SessionInfo& s) const override {
+        const std::string p = prefix(*s.identity);
+        return {p + "properties/up/response", p + "properties/set", p + "service/set"};
+    }
+
+    std::vector<north::Packet> build(const north::SessionInfo& s, std::deque<core::SampleBatch>& pending,
+                                     std::size_t max_packets, std::uint32_t& next_id) const override {
+        std::vector<north::Packet> out;
+        const auto& d = *s.identity;
+        while (!pending.empty() && out.size() < max_packets) {
+            const auto& b = pending.front();
+            std::string params = "{";
+            for (const auto& pv : b.values) {
+                if (params.size() > 1) params += ',';
+                append_json_string(params, d.points[pv.point_index].name);
+                params += R"(:{"value":)";
+                append_json_value(params, pv.value);
+                params += fmt::format(R"(,"time":{}}})", b.timestamp_ms);
+            }
+            const std::uint32_t id = north::take_message_id(next_id);
+            north::Packet p;
+            p.messages.push_back({prefix(d) + "properties/up",
+                                  fmt::format(R"({{"id":"{}","version":"1.0","sys":{{"ack":1}},"params":{}}},"method":"thing.properties.up"}})",
+                                              id, params),
+                                  b.values.size()});
+            north::take_front(pending, p);
+            out.push_back(std::move(p));
+        }
+        return out;
+    }
+
+    north::Inbound on_message(const north::SessionInfo& s, const std::string& topic, const std::string& payload,
+                              const north::LatestValues&) const override {
+        north::Inbound in;
+        const std::string p = prefix(*s.identity);
+        auto j = parse_object(payload);
+        auto id = j ? id_of(*j) : std::nullopt;
+        if (topic == p + "properties/up/response") {
+            in.kind = "properties/up/response";
+            const auto code = j ? int_of(*j, "code") : std::nullopt;
+            if (code != kCodeOk) {
+                in.error_reply = true;
+                in.problem = fmt::format("property report {} failed: code {} {}", id.value_or("?"), code.value_or(-1),
+                                         j ? text_of(*j, "message") : payload.substr(0, 120));
+            }
+            return in;
+        }
+        const bool set = topic == p + "properties/set";
+        if (!set && topic != p + "service/set") {
+            in.kind = "unexpected";
+            in.problem = "message on a topic this platform does not use";
+            return in;
+        }
+        in.kind = set ? "properties/set" : "service/set";
+        if (!id) {
+            in.malformed = true;
+            in.problem = "malformed request (expected a JSON object with an \"id\"): " + payload.substr(0, 120);
+            return in;
+        }
+        in.command = in.refused = true;
+        in.problem = std::string("refused: ") + kNoWrites;
+        Json r = {{"code", kCodeRefused}, {"data", Json::object()}, {"id", *id}, {"message", kNoWrites},
+                  {"method", set ? "thing.properties.set" : "thing.service.set"}, {"version", "1.0"}};
+        if (!set) r["identifier"] = text_of(*j, "identifier");
+        in.replies.push_back({topic + "/response", dump(r), 0});
+        return in;
+    }
+
+private:
+    static const std::string& did(const config::DeviceConfig& d) { return d.device_id.empty() ? d.name : d.device_id; }
+    std::string prefix(const config::DeviceConfig& d) const { return "sys/" + cloud_.product_id + "/" + did(d) + "/thing/"; }
+};
+
+class AiotPlatform : public Platform {
+public:
+    const char* name() const override { return "aiot"; }
+
+    void check_cloud(config::CloudConfig& c, config::Checker& check) const override {
+        require(check, c, c.product_id, "product_id");
+        no_variants(check, c);
+        if (c.token_method.empty()) c.token_method = "sha1";
+    }
+
+    void check_device(const config::Config& cfg, std::size_t index, config::Checker& check) const override {
+        Platform::check_device(cfg, index, check);
+        const auto& d = cfg.devices[index];
+        if (d.key.empty()) {
+            check.fail(d.mark, config::device_path(index), "device '" + d.name + "' needs 'key' (its deviceSecret) to sign the DaShi login");
+        }
+    }
+
+    std::unique_ptr<north::Profile> make_profile(const config::CloudConfig& c) const override {
+        return std::make_unique<Aiot>(c);
+    }
+};
+
+}  // namespace
+
+const Platform& aiot_platform() {
+    static const AiotPlatform p;
+    return p;
+}
+
+}  // namespace fieldlink::platforms

@@ -1,0 +1,104 @@
+// OneNET datapoints ("MQTT IoT kit", protocols.md §2.7): $sys/{pid}/{dev}/dp/post/json with
+// arrays of {v,t} per datastream; commands on cmd/request/{cmdid}, answered on cmd/response.
+#include <fmt/format.h>
+
+#include "platforms/json.hpp"
+#include "platforms/onenet.hpp"
+
+namespace fieldlink::platforms {
+namespace {
+
+constexpr std::size_t kMaxBatchesPerMessage = 100;
+constexpr int kCodeFailed = 100;  // the official SDK's "failed"; any non-200 code is a failure
+constexpr const char* kNoWrites = "writes and services from the cloud are not supported yet by this gateway";
+
+class OnenetDatapoints : public OnenetProfile {
+public:
+    using OnenetProfile::OnenetProfile;
+
+    std::vector<std::string> subscriptions(const north::SessionInfo& s) const override {
+        return {prefix(s) + "dp/post/json/+", prefix(s) + "cmd/request/+"};
+    }
+
+    std::vector<north::Packet> build(const north::SessionInfo& s, std::deque<core::SampleBatch>& pending,
+                                     std::size_t max_packets, std::uint32_t& next_id) const override {
+        std::vector<north::Packet> out;
+        while (!pending.empty() && out.size() < max_packets) {
+            const std::size_t n = north::batches_within_budget(pending, kMaxBatchesPerMessage);
+            north::Packet p;
+            north::Message m;
+            m.topic = prefix(s) + "dp/post/json";
+            m.payload = onenet_dp_payload(*s.identity, pending, n, north::take_message_id(next_id));
+            for (std::size_t i = 0; i < n; ++i) north::take_front(pending, p);
+            m.samples = p.samples;
+            p.messages.push_back(std::move(m));
+            out.push_back(std::move(p));
+        }
+        return out;
+    }
+
+    north::Inbound on_message(const north::SessionInfo& s, const std::string& topic, const std::string& payload,
+                              const north::LatestValues&) const override {
+        north::Inbound in;
+        const std::string p = prefix(s);
+        if (topic == p + "dp/post/json/accepted") {
+            in.kind = "dp/post/json/accepted";
+        } else if (topic == p + "dp/post/json/rejected") {
+            in.kind = "dp/post/json/rejected";
+            in.error_reply = true;
+            auto j = parse_object(payload);
+            in.problem = j ? fmt::format("datapoints rejected: err_code {} {}", int_of(*j, "err_code").value_or(-1),
+                                         text_of(*j, "err_msg"))
+                           : "datapoints rejected (unreadable reply)";
+        } else if (topic.rfind(p + "cmd/request/", 0) == 0 && topic.size() > (p + "cmd/request/").size()) {
+            // Command payloads are application-defined; answer on the response topic with the same id.
+            in.kind = "cmd/request";
+            in.command = in.refused = true;
+            in.problem = "command refused: " + std::string(kNoWrites);
+            const std::string cmdid = topic.substr((p + "cmd/request/").size());
+            in.replies.push_back({p + "cmd/response/" + cmdid, onenet_reply(cmdid, kCodeFailed, kNoWrites), 0});
+        } else {
+            in.kind = "unexpected";
+            in.problem = "message on a topic this platform does not use";
+        }
+        return in;
+    }
+};
+
+}  // namespace
+
+std::string onenet_dp_payload(const config::DeviceConfig& d, const std::deque<core::SampleBatch>& batches,
+                              std::size_t count, std::uint32_t id) {
+    // Group samples by datastream, keeping acquisition order: {"id":N,"dp":{name:[{"v":..,"t":..}]}}
+    std::vector<std::string> streams(d.points.size());
+    for (std::size_t i = 0; i < count; ++i) {
+        const auto& b = batches[i];
+        const std::int64_t t = b.timestamp_ms / 1000;
+        for (const auto& pv : b.values) {
+            std::string& st = streams[pv.point_index];
+            st += st.empty() ? "[" : ",";
+            st += "{\"v\":";
+            append_json_value(st, pv.value);
+            fmt::format_to(std::back_inserter(st), ",\"t\":{}}}", t);
+        }
+    }
+    std::string out = fmt::format("{{\"id\":{},\"dp\":{{", id);
+    bool first = true;
+    for (std::size_t p = 0; p < streams.size(); ++p) {
+        if (streams[p].empty()) continue;
+        if (!first) out += ',';
+        first = false;
+        append_json_string(out, d.points[p].name);
+        out += ':';
+        out += streams[p];
+        out += ']';
+    }
+    out += "}}";
+    return out;
+}
+
+std::unique_ptr<north::Profile> make_onenet_datapoints(const config::CloudConfig& c) {
+    return std::make_unique<OnenetDatapoints>(c);
+}
+
+}  // namespace fieldlink::platforms

@@ -1,0 +1,289 @@
+// OneNET thing model (OneNET Studio OneJSON, protocols.md §2.1-2.5), direct devices and gateways:
+// property/post for one sample set, history/post for a backlog, and for a gateway its topology
+// (topo/add with each sub-device's sasToken), sub-device login and pack/post with identities.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <ctime>
+
+#include "platforms/json.hpp"
+#include "platforms/onenet.hpp"
+
+namespace fieldlink::platforms {
+namespace {
+
+constexpr std::size_t kMaxBatchesPerDevice = 100;  // OneNET: 100 values per point in history/post
+constexpr std::size_t kMaxPackDevices = 10;        // pack/post: at most 10 devices per message
+constexpr int kCodeOk = 200;
+constexpr int kCodeFailed = 100;  // the official SDK's "failed"; any non-200 code is a failure
+constexpr const char* kNoWrites = "writes and services from the cloud are not supported yet by this gateway";
+
+std::string next_id_text(std::uint32_t& next_id) { return std::to_string(north::take_message_id(next_id)); }
+
+// Topics the device itself publishes under thing/: requests and answers to platform requests.
+bool is_own_uplink(const std::string& suffix) {
+    static const char* const own[] = {"property/post", "pack/post", "history/post", "event/post", "sub/login",
+                                      "sub/logout", "sub/topo/add", "sub/topo/delete", "sub/topo/get",
+                                      "sub/topo/get/result", "property/desired/get", "property/desired/delete"};
+    for (const char* o : own) {
+        if (suffix == o) return true;
+    }
+    return ends_with(suffix, "_reply");
+}
+
+void append_property(std::string& out, const core::Value& v, std::int64_t time_ms) {
+    out += R"({"value":)";
+    append_json_value(out, v);
+    out += fmt::format(R"(,"time":{}}})", time_ms);
+}
+
+// {"name":{"value":v,"time":ms},...} for one batch.
+std::string properties(const config::DeviceConfig& d, const core::SampleBatch& b) {
+    std::string out = "{";
+    for (std::size_t i = 0; i < b.values.size(); ++i) {
+        if (i) out += ',';
+        append_json_string(out, d.points[b.values[i].point_index].name);
+        out += ':';
+        append_property(out, b.values[i].value, b.timestamp_ms);
+    }
+    return out + "}";
+}
+
+// {"name":[{"value":v,"time":ms},...],...} for several batches of one device, in time order.
+std::string history(const config::DeviceConfig& d, const std::vector<const core::SampleBatch*>& batches) {
+    std::vector<std::string> per_point(d.points.size());
+    for (const auto* b : batches) {
+        for (const auto& pv : b->values) {
+            std::string& s = per_point[pv.point_index];
+            s += s.empty() ? "[" : ",";
+            append_property(s, pv.value, b->timestamp_ms);
+        }
+    }
+    std::string out = "{";
+    bool first = true;
+    for (std::size_t p = 0; p < per_point.size(); ++p) {
+        if (per_point[p].empty()) continue;
+        if (!first) out += ',';
+        first = false;
+        append_json_string(out, d.points[p].name);
+        out += ':' + per_point[p] + ']';
+    }
+    return out + "}";
+}
+
+using Groups = std::vector<std::pair<std::uint32_t, std::vector<const core::SampleBatch*>>>;
+
+class OnenetThingModel : public OnenetProfile {
+public:
+    using OnenetProfile::OnenetProfile;
+
+    // One session per device, except that a gateway's session also carries its sub-devices.
+    std::vector<north::SessionInfo> sessions(const config::Config& cfg, std::size_t cloud_index) const override {
+        std::vector<north::SessionInfo> out;
+        std::vector<std::ptrdiff_t> session_of(cfg.devices.size(), -1);
+        for (std::uint32_t i = 0; i < cfg.devices.size(); ++i) {
+            const auto& d = cfg.devices[i];
+            if (d.cloud_index != cloud_index || d.via_index) continue;
+            session_of[i] = static_cast<std::ptrdiff_t>(out.size());
+            out.push_back(north::SessionInfo{&cfg, &cloud_, &d, {i}, d.name});
+        }
+        for (std::uint32_t i = 0; i < cfg.devices.size(); ++i) {
+            const auto& d = cfg.devices[i];
+            if (d.cloud_index == cloud_index && d.via_index && session_of[*d.via_index] >= 0) {
+                out[static_cast<std::size_t>(session_of[*d.via_index])].devices.push_back(i);
+            }
+        }
+        return out;
+    }
+
+    std::vector<std::string> subscriptions(const north::SessionInfo& s) const override { return {prefix(s) + "thing/#"}; }
+
+    std::vector<north::Message> on_connect(const north::SessionInfo& s, std::uint32_t& next_id) const override {
+        std::vector<north::Message> out;
+        const std::string p = prefix(s) + "thing/";
+        const auto now_s = static_cast<std::int64_t>(std::time(nullptr));
+        for (auto index : s.devices) {
+            const auto& d = s.device(index);
+            if (&d == s.identity) continue;
+            std::string err;
+            auto token = token_for(d, now_s, nullptr, &err);
+            if (!token) continue;  // refused by config validation already; nothing safe to send
+            const std::string ident = identity(d);
+            std::string add = R"({"id":")" + next_id_text(next_id) + R"(","version":"1.0","params":)" +
+                              ident.substr(0, ident.size() - 1) + R"(,"sasToken":)";
+            append_json_string(add, *token);
+            out.push_back({p + "sub/topo/add", add + "}}", 0});
+            out.push_back({p + "sub/login", R"({"id":")" + next_id_text(next_id) + R"(","version":"1.0","params":)" + ident + "}", 0});
+        }
+        return out;
+    }
+
+    std::vector<north::Packet> build(const north::SessionInfo& s, std::deque<core::SampleBatch>& pending,
+                                     std::size_t max_packets, std::uint32_t& next_id) const override {
+        std::vector<north::Packet> out;
+        while (!pending.empty() && out.size() < max_packets) {
+            std::size_t used = 0;
+            const Groups groups = group_oldest(s, pending, used);
+            const bool single = std::all_of(groups.begin(), groups.end(), [](const auto& g) { return g.second.size() == 1; });
+            north::Message m;
+            m.payload = R"({"id":")" + next_id_text(next_id) + R"(","version":"1.0","params":)";
+            if (!s.identity->gateway && single) {
+                m.topic = prefix(s) + "thing/property/post";
+                m.payload += properties(*s.identity, *groups[0].second[0]);
+            } else {
+                m.topic = prefix(s) + (single ? "thing/pack/post" : "thing/history/post");
+                m.payload += '[';
+                for (std::size_t i = 0; i < groups.size(); ++i) {
+                    const auto& d = s.device(groups[i].first);
+                    if (i) m.payload += ',';
+                    m.payload += '{';
+                    if (&d != s.identity) m.payload += R"("identity":)" + identity(d) + ",";
+                    m.payload += R"("properties":)";
+                    m.payload += single ? properties(d, *groups[i].second[0]) : history(d, groups[i].second);
+                    m.payload += '}';
+                }
+                m.payload += ']';
+            }
+            m.payload += '}';
+            north::Packet p;
+            for (std::size_t i = 0; i < used; ++i) north::take_front(pending, p);
+            m.samples = p.samples;
+            p.messages.push_back(std::move(m));
+            out.push_back(std::move(p));
+        }
+        return out;
+    }
+
+    north::Inbound on_message(const north::SessionInfo& s, const std::string& topic, const std::string& payload,
+                              const north::LatestValues& latest) const override {
+        north::Inbound in;
+        const std::string p = prefix(s) + "thing/";
+        if (topic.rfind(p, 0) != 0) {
+            in.kind = "unexpected";
+            in.problem = "message on a topic this platform does not use";
+            return in;
+        }
+        const std::string suffix = topic.substr(p.size());
+        in.kind = suffix;
+        if (is_own_uplink(suffix)) {
+            in.kind = "echo";  // our own publish coming back through thing/# (brokers without no-local)
+            return in;
+        }
+        auto j = parse_object(payload);
+        auto id = j ? id_of(*j) : std::nullopt;
+        if (!j || !id) {
+            in.malformed = true;
+            in.problem = "malformed message (expected a JSON object with an \"id\"): " + payload.substr(0, 120);
+            return in;
+        }
+        if (ends_with(suffix, "/reply")) {  // the platform answering one of our requests
+            const auto code = int_of(*j, "code");
+            if (code != kCodeOk) {
+                in.error_reply = true;
+                in.problem = fmt::format("request {} failed: code {} {}", *id, code.value_or(-1), text_of(*j, "msg"));
+            }
+            return in;
+        }
+        const std::string answer_topic = p + suffix + "_reply";
+        in.command = true;
+        if (suffix == "property/get" || suffix == "sub/property/get") {
+            return property_get(s, *j, *id, suffix == "sub/property/get", answer_topic, latest, std::move(in));
+        }
+        if (suffix == "sub/topo/change") {
+            in.replies.push_back({answer_topic, onenet_reply(*id, kCodeOk, "success"), 0});
+            return in;
+        }
+        if (suffix == "property/set" || suffix == "sub/property/set" || suffix == "sub/service/invoke" ||
+            (suffix.rfind("service/", 0) == 0 && ends_with(suffix, "/invoke"))) {
+            in.refused = true;
+            in.problem = "refused: " + std::string(kNoWrites);
+            in.replies.push_back({answer_topic, onenet_reply(*id, kCodeFailed, kNoWrites), 0});
+            return in;
+        }
+        in.command = false;
+        in.kind = "unexpected";
+        in.problem = "message on a topic this platform does not use";
+        return in;
+    }
+
+private:
+    // {"productID":"..","deviceName":".."}
+    std::string identity(const config::DeviceConfig& d) const {
+        std::string out = R"({"productID":)";
+        append_json_string(out, product_of(d));
+        out += R"(,"deviceName":)";
+        append_json_string(out, d.name);
+        return out + "}";
+    }
+
+    // The oldest waiting batches grouped by device, within OneNET's limits (a direct device: one
+    // device; a gateway: at most 10 devices) and 100 batches per device; `used` counts the
+    // batches taken from the front.
+    Groups group_oldest(const north::SessionInfo& s, const std::deque<core::SampleBatch>& pending, std::size_t& used) const {
+        Groups groups;
+        const std::size_t budget = north::batches_within_budget(pending, pending.size());
+        const std::size_t max_devices = s.identity->gateway ? kMaxPackDevices : 1;
+        for (const auto& b : pending) {
+            if (used == budget) break;
+            auto g = std::find_if(groups.begin(), groups.end(), [&](const auto& x) { return x.first == b.device_index; });
+            if (g == groups.end()) {
+                if (groups.size() == max_devices) break;
+                groups.push_back({b.device_index, {}});
+                g = groups.end() - 1;
+            } else if (g->second.size() == kMaxBatchesPerDevice) {
+                break;
+            }
+            g->second.push_back(&b);
+            ++used;
+        }
+        return groups;
+    }
+
+    north::Inbound property_get(const north::SessionInfo& s, const Json& j, const std::string& id, bool sub,
+                                const std::string& answer_topic, const north::LatestValues& latest, north::Inbound in) const {
+        const Json* params = j.contains("params") ? &j["params"] : nullptr;
+        const config::DeviceConfig* target = s.identity;
+        if (sub && params && params->is_object()) {
+            const std::string name = text_of(*params, "deviceName");
+            target = nullptr;
+            for (auto index : s.devices) {
+                if (s.device(index).name == name) target = &s.device(index);
+            }
+            params = params->contains("params") ? &(*params)["params"] : nullptr;
+        }
+        if (!target || !params || !params->is_array()) {
+            in.refused = true;
+            in.problem = target ? "property get without a list of identifiers" : "property get for an unknown sub-device";
+            in.replies.push_back({answer_topic, onenet_reply(id, kCodeFailed, in.problem), 0});
+            return in;
+        }
+        const auto index = static_cast<std::uint32_t>(target - s.cfg->devices.data());
+        auto values = latest.find(index);
+        std::string data = "{";
+        for (const auto& want : *params) {
+            const std::string name = want.is_string() ? want.get<std::string>() : std::string();
+            auto p = std::find_if(target->points.begin(), target->points.end(), [&](const auto& pt) { return pt.name == name; });
+            const auto pi = static_cast<std::size_t>(p - target->points.begin());
+            if (p == target->points.end() || values == latest.end() || !values->second[pi]) {
+                in.refused = true;
+                in.problem = "property get: unknown or not yet read identifier '" + name + "'";
+                in.replies.push_back({answer_topic, onenet_reply(id, kCodeFailed, in.problem), 0});
+                return in;
+            }
+            if (data.size() > 1) data += ',';
+            append_json_string(data, name);
+            data += ':';
+            append_json_value(data, *values->second[pi]);
+        }
+        in.replies.push_back({answer_topic, onenet_reply(id, kCodeOk, "success", data + "}"), 0});
+        return in;
+    }
+};
+
+}  // namespace
+
+std::unique_ptr<north::Profile> make_onenet_thing_model(const config::CloudConfig& c) {
+    return std::make_unique<OnenetThingModel>(c);
+}
+
+}  // namespace fieldlink::platforms

@@ -1,0 +1,44 @@
+// A cloud platform: its configuration rules (which keys a cloud and its devices need, defaults,
+// names, topology) and the profile that speaks it. One file per platform; registry.cpp lists
+// them (adding a platform is its own file and one line there).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "north/profile.hpp"
+
+namespace fieldlink::platforms {
+
+class Platform {
+public:
+    virtual ~Platform() = default;
+    virtual const char* name() const = 0;
+    // Checks a cloud of this platform and fills in the platform's defaults.
+    virtual void check_cloud(config::CloudConfig& cloud, config::Checker& check) const = 0;
+    // Checks one device of a cloud of this platform (its keys, names, point names, topology).
+    // The default refuses gateway topology, which only some platforms have.
+    virtual void check_device(const config::Config& cfg, std::size_t index, config::Checker& check) const;
+    virtual std::unique_ptr<north::Profile> make_profile(const config::CloudConfig& cloud) const = 0;
+
+protected:
+    // Shared rules: a required key, and 'protocol' where the platform has no variants.
+    static void require(config::Checker& check, const config::CloudConfig& c, const std::string& value, const char* key);
+    static void no_variants(config::Checker& check, const config::CloudConfig& c);
+};
+
+// Every registered platform, in registration order.
+const std::vector<const Platform*>& all();
+const Platform* find(const std::string& name);
+
+// The platform stage of configuration checking: each cloud's platform exists and accepts the
+// cloud; each device is accepted by its cloud's platform. Fills in platform defaults.
+void validate(config::Config& cfg, std::vector<config::ConfigError>& errors);
+
+// One profile per configured cloud (same order as cfg.clouds). The configuration must have
+// passed validate().
+std::vector<std::unique_ptr<north::Profile>> make_profiles(const config::Config& cfg);
+
+}  // namespace fieldlink::platforms

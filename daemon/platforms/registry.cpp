@@ -1,0 +1,85 @@
+// The platform registry: adding a platform is its own file and one entry in FL_PLATFORMS.
+#include <algorithm>
+
+#include "platforms/platform.hpp"
+
+#define FL_PLATFORMS(X) X(onenet) X(onenet_legacy) X(aiot) X(thingsboard) X(mqtt)
+
+namespace fieldlink::platforms {
+
+#define FL_DECLARE(id) const Platform& id##_platform();
+FL_PLATFORMS(FL_DECLARE)
+#undef FL_DECLARE
+
+const std::vector<const Platform*>& all() {
+#define FL_ENTRY(id) &id##_platform(),
+    static const std::vector<const Platform*> platforms{FL_PLATFORMS(FL_ENTRY)};
+#undef FL_ENTRY
+    return platforms;
+}
+
+const Platform* find(const std::string& name) {
+    for (const auto* p : all()) {
+        if (name == p->name()) return p;
+    }
+    return nullptr;
+}
+
+void Platform::check_device(const config::Config& cfg, std::size_t index, config::Checker& check) const {
+    const auto& d = cfg.devices[index];
+    if (d.gateway) {
+        check.fail(d.mark, config::device_path(index) + ".gateway",
+                   "gateway devices need a cloud with platform onenet and protocol thing-model");
+    }
+    if (d.via_index) {
+        check.fail(d.mark, config::device_path(index) + ".via",
+                   "sub-devices need a cloud with platform onenet and protocol thing-model");
+    }
+}
+
+void Platform::require(config::Checker& check, const config::CloudConfig& c, const std::string& value, const char* key) {
+    if (value.empty()) {
+        check.fail(c.mark, config::cloud_path(c),
+                   std::string("missing required key '") + key + "' for platform " + c.platform);
+    }
+}
+
+void Platform::no_variants(config::Checker& check, const config::CloudConfig& c) {
+    if (c.has("protocol")) {
+        check.fail(c.mark_of("protocol"), config::cloud_path(c) + ".protocol",
+                   "'protocol' applies to platform onenet only (datapoints | thing-model)");
+    }
+}
+
+void validate(config::Config& cfg, std::vector<config::ConfigError>& errors) {
+    config::Checker check(errors);
+    std::vector<const Platform*> of_cloud(cfg.clouds.size(), nullptr);
+    for (std::size_t i = 0; i < cfg.clouds.size(); ++i) {
+        auto& c = cfg.clouds[i];
+        of_cloud[i] = find(c.platform);
+        if (!of_cloud[i]) {
+            std::string names;
+            for (const auto* p : all()) names += (names.empty() ? "" : ", ") + std::string(p->name());
+            check.fail(c.mark_of("platform"), config::cloud_path(c) + ".platform",
+                       "unknown value '" + c.platform + "'; expected one of: " + names);
+            continue;
+        }
+        of_cloud[i]->check_cloud(c, check);
+        if (c.port == 0) c.port = c.tls ? 8883 : 1883;
+    }
+    for (std::size_t i = 0; i < cfg.devices.size(); ++i) {
+        const auto ci = cfg.devices[i].cloud_index;
+        if (ci < of_cloud.size() && of_cloud[ci]) of_cloud[ci]->check_device(cfg, i, check);
+    }
+}
+
+std::vector<std::unique_ptr<north::Profile>> make_profiles(const config::Config& cfg) {
+    std::vector<std::unique_ptr<north::Profile>> out;
+    for (const auto& c : cfg.clouds) {
+        const Platform* p = find(c.platform);
+        out.push_back(p ? p->make_profile(c) : nullptr);
+    }
+    return out;
+}
+
+}  // namespace fieldlink::platforms

@@ -1,0 +1,34 @@
+// Shared test helpers: configurations loaded through every stage with the built-in drivers.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "bus/plugin_host.hpp"
+#include "load.hpp"
+
+extern "C" const fl_driver_v2* fl_sim_driver_table(void);
+extern "C" const fl_driver_v2* fl_modbus_driver_table(void);
+
+namespace fieldlink::test {
+
+// The sim and modbus drivers, linked statically.
+inline const bus::PluginRegistry& drivers() {
+    static const bus::PluginRegistry* reg = [] {
+        auto* r = new bus::PluginRegistry();
+        r->add_static(fl_sim_driver_table());
+        r->add_static(fl_modbus_driver_table());
+        return r;
+    }();
+    return *reg;
+}
+
+// Loads a configuration that must be valid (every error fails the test).
+inline config::Config load_ok(const std::string& text) {
+    auto r = load_config_text(text, "t.yaml", &drivers());
+    for (const auto& e : r.errors) FAIL(config::format_error("t.yaml", e));
+    return std::move(r.config);
+}
+
+}  // namespace fieldlink::test
