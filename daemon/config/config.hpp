@@ -33,6 +33,8 @@ struct GatewayConfig {
     std::uint64_t store_max_bytes = 256ULL << 20;  // disk budget of the outbox
     Duration store_max_age{0};                     // 0: no age limit
     Duration store_sync{1000};                     // 0: fsync every batch; else WAL checkpoint interval
+    std::vector<std::string> dns_servers;          // "ip[:port]"; empty: the system's resolver configuration
+    Duration dns_timeout{5000};                    // per query try
 };
 
 

@@ -45,6 +45,21 @@ const Field<GatewayConfig> kGatewayFields[] = {
      }},
     {"store_max_bytes", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) { set_if(g.store_max_bytes, r.size(n, 64 * 1024)); }},
     {"store_max_age", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) { set_if(g.store_max_age, r.duration(n, Duration{0}, kMaxDuration)); }},
+    {"dns_servers", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) {
+         if (n.IsScalar()) {
+             if (auto v = r.string(n)) g.dns_servers = {*v};
+             return;
+         }
+         if (!n.IsSequence()) {
+             r.error(n, "expected a list of resolver addresses, e.g. [ 192.168.1.1, \"[2001:db8::1]:53\" ]");
+             return;
+         }
+         for (std::size_t i = 0; i < n.size(); ++i) {
+             Reader::Scope s(r, "[" + std::to_string(i) + "]");
+             if (auto v = r.string(n[i])) g.dns_servers.push_back(*v);
+         }
+     }},
+    {"dns_timeout", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) { set_if(g.dns_timeout, r.duration(n, Duration{100}, Duration{60'000})); }},
     {"store_sync", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) {
          if (n.IsScalar() && n.Scalar() == "batch") g.store_sync = Duration{0};
          else set_if(g.store_sync, r.duration(n, Duration{10}, Duration{60'000}));

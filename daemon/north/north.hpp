@@ -1,35 +1,31 @@
-// The north side: one thread running one epoll loop over every device session, a timerfd tick
-// for keepalives, reconnects and rate limits, and an eventfd-backed queue from the bus workers.
+// The north side: one thread running one event loop over every device session (epoll plus a
+// timer heap), the resolver and the store, fed by an eventfd-backed queue from the bus workers.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
-#include "core/bounded_queue.hpp"
 #include "config/config.hpp"
+#include "core/bounded_queue.hpp"
 #include "core/value.hpp"
+#include "north/loop.hpp"
+#include "north/mosquitto_transport.hpp"
 #include "north/profile.hpp"
+#include "north/resolver.hpp"
 #include "north/session.hpp"
 #include "store/outbox.hpp"
 
 namespace fieldlink::north {
 
 struct NorthTotals {
-    std::uint64_t messages_sent = 0;
-    std::uint64_t messages_acked = 0;
-    std::uint64_t samples_sent = 0;
-    std::uint64_t samples_dropped = 0;
-    std::uint64_t sessions_connected = 0;
-    std::uint64_t commands = 0;
-    std::uint64_t commands_refused = 0;
-    std::uint64_t malformed = 0;
-    std::uint64_t error_replies = 0;
-    std::uint64_t unexpected = 0;
+    SessionCounters sum;
+    std::size_t sessions = 0;
+    std::size_t sessions_connected = 0;
 };
 
 // Which sessions the configuration needs and which devices each carries, as each cloud's profile
@@ -51,24 +47,37 @@ public:
     NorthTotals totals() const;
 
 private:
+    class Watch;  // an IoHandler calling a member function
+    class Every;  // a TimerHandler calling a member function periodically
+
     void run();
-    void tick();
-    void write_status(Session::Clock::time_point now);
+    void drain_queue();
+    void maintain(TimePoint now);
+    void write_status(TimePoint now);
     bool all_idle() const;
+    void publish_totals();
+    void on_stop_fd();
 
     const config::Config& cfg_;
     core::BoundedQueue<core::SampleBatch> queue_;
-    std::unique_ptr<store::Outbox> store_;
     std::vector<std::unique_ptr<Profile>> profiles_;  // per cloud (same order as cfg.clouds)
+    EpollLoop loop_;
+    TlsContexts tls_;
+    std::unique_ptr<Resolver> resolver_;
+    std::unique_ptr<store::Outbox> store_;
     std::vector<std::unique_ptr<Session>> sessions_;
-    std::unordered_map<std::uint32_t, std::size_t> route_;  // device index -> session
-    int epoll_fd_ = -1;
-    int timer_fd_ = -1;
+    std::vector<Session*> route_;  // device index -> its session
+    std::vector<Session*> touched_;
+    SessionCounters sum_;
+    std::size_t connected_ = 0;
+    std::unique_ptr<Watch> queue_watch_, stop_watch_;
+    std::unique_ptr<Every> maintenance_, status_;
     int stop_fd_ = -1;
+    std::atomic<bool> stop_requested_{false};
     std::chrono::milliseconds drain_{0};
-    Session::Clock::time_point started_{};
+    TimePoint started_{};
     bool all_connected_logged_ = false;
-    Session::Clock::time_point last_status_{};
+    TimePoint last_status_{};
     std::vector<std::uint64_t> last_samples_sent_;  // per session, for the send rate
     std::thread thread_;
     mutable std::mutex totals_mutex_;

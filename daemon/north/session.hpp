@@ -1,22 +1,31 @@
-// One MQTT session of one device: a libmosquitto client driven by the north event loop (never
-// by a libmosquitto thread). Keeps samples waiting while offline or rate-limited, publishes them
-// in the platform's message shape at QoS 1 and reconnects with capped, jittered backoff.
+// One MQTT session of one device (or of a gateway carrying several): a state machine driven by
+// the north loop through three seams, so unit tests can run it on a fake clock:
+//   Loop      descriptors and one timer per session (keepalive, reconnect, rate, renewal)
+//   Resolver  the cloud's host name, off the loop's critical path
+//   Transport the MQTT client (libmosquitto in the daemon)
+// It keeps samples waiting while offline or rate-limited (the newest in memory, older ones in
+// the store), publishes them in the platform's message shape at QoS 1, deletes exactly the
+// records a packet carried when all its messages are acknowledged, and reconnects with capped,
+// jittered backoff within the platform's login-rate rule.
 #pragma once
-
-#include <mosquitto.h>
 
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
-#include <string>
+#include <optional>
 #include <set>
+#include <string>
 #include <unordered_map>
 
-#include "core/backoff.hpp"
 #include "config/config.hpp"
+#include "core/backoff.hpp"
 #include "core/value.hpp"
+#include "north/loop.hpp"
 #include "north/profile.hpp"
+#include "north/resolver.hpp"
+#include "north/transport.hpp"
 #include "store/outbox.hpp"
 
 namespace spdlog {
@@ -34,93 +43,130 @@ struct SessionCounters {
     std::uint64_t messages_sent = 0;
     std::uint64_t messages_acked = 0;
     std::uint64_t samples_sent = 0;
-    std::uint64_t samples_dropped = 0;  // oldest dropped because the pending bound was hit
+    std::uint64_t samples_dropped = 0;  // not stored and pushed out of memory
     std::uint64_t connects = 0;
     std::uint64_t connect_failures = 0;
+    std::uint64_t resolve_failures = 0;
 };
 
-class Session {
-public:
-    using Clock = std::chrono::steady_clock;
+class Session;
 
-    // `store` may be null (no durability: tests of the north side alone).
-    Session(SessionInfo info, const Profile& profile, int epoll_fd, store::Outbox* store);
-    ~Session();
+// What a session uses of its surroundings (the north loop, or a test's fakes).
+struct SessionEnv {
+    Loop* loop = nullptr;
+    Resolver* resolver = nullptr;
+    TransportFactory make_transport;
+    store::Outbox* store = nullptr;       // null: samples are not durable (store: memory, tests)
+    SessionCounters* totals = nullptr;    // sums over all sessions (optional)
+    std::size_t* connected = nullptr;     // sessions connected now (optional)
+    std::size_t memory_window = 2000;     // newest batches kept in memory while they wait
+    std::size_t backlog_chunk = 500;      // older batches loaded from the store at a time
+    // Login attempts of a previous process, Unix ms (crash loops must still honour the rule).
+    std::vector<std::int64_t> earlier_logins;
+};
+
+class Session final : public IoHandler, public TimerHandler, public TransportEvents {
+public:
+    Session(SessionInfo info, const Profile& profile, SessionEnv env);
+    ~Session() override;
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
 
+    // Connects as soon as the login-rate rule allows.
+    void start();
+    // A new batch (already in the store when there is one); call flush() after a group.
     void enqueue(core::SampleBatch&& batch);
-    void connect(Clock::time_point now);
-    void on_events(std::uint32_t events);
-    void tick(Clock::time_point now);
-    void flush(Clock::time_point now);
-    void disconnect();
+    // Publishes what the rate, the in-flight limit and the connection allow.
+    void flush();
+    // Disconnects cleanly and stays down (shutdown, reload).
+    void stop();
+    // Forgets queued batches the store dropped (record ids up to `id`), unless in flight.
+    void forget_through(std::int64_t id);
 
     bool idle() const { return live_.empty() && backlog_.empty() && !backlog_on_disk_ && inflight_.empty(); }
-    // Forgets queued batches the store dropped (record ids up to `id`), unless already in flight.
-    void forget_through(std::int64_t id);
-    std::size_t queued_in_memory() const { return live_.size() + backlog_.size(); }
     bool connected() const { return state_ == State::connected; }
+    std::size_t queued_in_memory() const { return live_.size() + backlog_.size(); }
+    std::size_t in_flight() const { return inflight_.size(); }
+    // Acquisition time of the oldest sample this session still has to deliver (0: none known).
+    std::int64_t oldest_waiting_ms() const;
     const SessionCounters& counters() const { return counters_; }
     const std::string& name() const { return info_.name; }
     const SessionInfo& info() const { return info_; }
 
+    // Loop and transport callbacks.
+    void on_io(std::uint32_t events) override;
+    void on_timer(TimePoint now) override;
+    void on_connack(int rc) override;
+    void on_disconnect(int rc) override;
+    void on_puback(int mid) override;
+    void on_message(const std::string& topic, const std::string& payload) override;
+
 private:
-    enum class State { idle, connecting, connected, waiting };
+    enum class State { idle, waiting, resolving, connecting, connected, stopped };
+    struct InFlight {
+        std::size_t messages = 0;  // messages of this packet not yet acknowledged
+        std::vector<RecordRef> records;
+        std::int64_t oldest_ms = 0;
+    };
 
-    static void on_connect(mosquitto* m, void* self, int rc);
-    static void on_disconnect(mosquitto* m, void* self, int rc);
-    static void on_publish(mosquitto* m, void* self, int mid);
-    static void on_message(mosquitto* m, void* self, const mosquitto_message* msg);
-    bool publish(const Message& m, std::size_t group = 0);
-    void refill_backlog();
-    bool publish_data(std::deque<core::SampleBatch>& queue);
-    void handle(const std::string& topic, const std::string& payload);
-
-    void sync_fd();
+    void connect(TimePoint now);
+    void on_resolved(const Resolution& r, std::uint64_t generation);
+    bool refresh_credentials(std::int64_t now_s);
+    TimePoint login_allowed_at(TimePoint now);
+    void schedule_reconnect(TimePoint now);
     void lost(const char* why, int rc);
-    void log_connect_failure(int rc);
-    void schedule_reconnect(Clock::time_point now);
-    Clock::time_point login_allowed_at(Clock::time_point now);
+    void log_connect_failure(const std::string& address, const std::string& reason);
+    void sync_watch();
+    void unwatch();
+    void reschedule();
+
+    void refill_tokens(TimePoint now);
+    std::size_t sendable() const;
+    bool publish(const Message& m, std::size_t packet);
+    bool publish_data(std::deque<core::SampleBatch>& queue);
+    void refill_backlog();
+    void handle(const std::string& topic, const std::string& payload);
+    void count(std::uint64_t SessionCounters::*field, std::uint64_t n = 1);
 
     SessionInfo info_;
     const config::CloudConfig& cloud_;
     const Profile& profile_;
-    int epoll_fd_;
+    SessionEnv env_;
+    std::shared_ptr<spdlog::logger> log_;
 
-    mosquitto* mosq_ = nullptr;
     State state_ = State::idle;
-    bool connect_started_ = false;  // connect_async done once; later attempts use reconnect_async
-    int registered_fd_ = -1;
-    std::uint32_t registered_events_ = 0;
-    Clock::time_point reconnect_at_{};
+    std::unique_ptr<Transport> transport_;
+    std::optional<Credentials> credentials_;
+    int watched_fd_ = -1;
+    std::uint32_t watched_events_ = 0;
+    std::uint64_t resolve_generation_ = 0;
+    std::size_t address_index_ = 0;  // rotates through a name's addresses on failures
     int failures_ = 0;
     core::Backoff backoff_;
+    TimePoint reconnect_at_{};
+    TimePoint connect_deadline_{};
+    TimePoint next_misc_{};
+    std::chrono::milliseconds misc_period_;
     double tokens_ = 1.0;
-    Clock::time_point last_refill_{};
-    std::deque<Clock::time_point> logins_;  // recent connection attempts, for the login-rate limit
-    // Data waiting: the newest batches in memory (bounded window) and the older ones loaded from
+    TimePoint last_refill_{};
+    std::deque<TimePoint> logins_;  // recent connection attempts, for the login-rate limit
+
+    // Data waiting: the newest batches in memory (a bounded window) and older ones loaded from
     // the store in chunks, oldest first. Messages alternate between the two.
     std::deque<core::SampleBatch> live_;
     std::deque<core::SampleBatch> backlog_;
-    bool backlog_on_disk_ = true;   // the store may hold older batches not yet loaded
+    bool backlog_on_disk_ = false;  // the store may hold older batches not yet loaded
     std::int64_t disk_after_ = 0;   // newest record id loaded into backlog_
     bool prefer_backlog_ = false;
-    struct Group {
-        std::size_t messages = 0;  // messages of this packet not yet acknowledged
-        std::vector<RecordRef> records;
-    };
-    std::unordered_map<std::size_t, Group> groups_;
-    std::size_t next_group_ = 1;
-    store::Outbox* store_;
-    std::deque<Message> control_;  // on-connect messages, sent before data
+    std::unordered_map<std::size_t, InFlight> packets_;
+    std::unordered_map<int, std::size_t> inflight_;  // QoS 1 mid awaiting PUBACK -> its packet (0: none)
+    std::size_t next_packet_ = 1;
+    std::deque<Message> control_;  // on-connect messages and replies, sent before data
     LatestValues latest_;
     std::set<std::string> logged_kinds_;  // inbound problems are logged once per kind
-    std::unordered_map<int, std::size_t> inflight_;  // QoS 1 mid awaiting PUBACK -> its group (0: none)
     std::uint32_t next_id_ = 1;
     bool dropping_ = false;
     SessionCounters counters_;
-    std::shared_ptr<spdlog::logger> log_;
 };
 
 }  // namespace fieldlink::north

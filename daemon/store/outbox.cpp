@@ -124,7 +124,9 @@ std::unique_ptr<Outbox> Outbox::open(const config::Config& cfg, std::string* err
 }
 
 Outbox::~Outbox() {
+    stop_checkpoints();
     if (!db_) return;
+    flush_logins();
     if (!acks_.empty()) maintain(std::chrono::steady_clock::now());
     sqlite3_finalize(insert_);
     sqlite3_finalize(remove_);
@@ -189,7 +191,10 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
         log()->error("store: {} is not a valid store; moved aside to {} (its data is not replayed)", path_, aside);
     }
     exec(sync_interval_.count() == 0 ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
-    exec("PRAGMA wal_autocheckpoint=4000");
+    // Checkpoints (and their fsyncs) belong to the checkpoint thread, except with store_sync:
+    // batch, where every commit syncs anyway and SQLite's own checkpoints are kept.
+    exec(sync_interval_.count() == 0 ? "PRAGMA wal_autocheckpoint=4000" : "PRAGMA wal_autocheckpoint=0");
+    exec("PRAGMA cache_size=-512");  // 512 KiB: appends and deletes touch the newest pages only
     // Stable ids for devices and points, so records survive config edits and restarts.
     device_ids_.resize(cfg.devices.size());
     point_ids_.resize(cfg.devices.size());
@@ -227,13 +232,66 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
     sqlite3_finalize(st);
     sqlite3_prepare_v2(db_, "INSERT INTO outbox(device, id, ts, payload) VALUES (?1, ?2, ?3, ?4)", -1, &insert_, nullptr);
     sqlite3_prepare_v2(db_, "DELETE FROM outbox WHERE device = ?1 AND id = ?2", -1, &remove_, nullptr);
-    const auto s = stats();
-    queued_ = backlog_high_ = s.records;
-    if (s.records > 0) {
+    count_queued();
+    backlog_high_ = queued_;
+    if (queued_ > 0) {
+        std::int64_t oldest = 0;
+        sqlite3_prepare_v2(db_, "SELECT ts FROM outbox ORDER BY id LIMIT 1", -1, &st, nullptr);
+        if (sqlite3_step(st) == SQLITE_ROW) oldest = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
         log()->info("store {}: {} queued batch(es) from before, oldest from {} ms ago, will be replayed in order", path_,
-                    s.records, core::unix_ms_now() - s.oldest_ms);
+                    queued_, core::unix_ms_now() - oldest);
     }
+    start_checkpoints();
     return true;
+}
+
+// Queued records per configured device, counted once at start and then kept exactly.
+void Outbox::count_queued() {
+    per_device_.assign(device_ids_.size(), DeviceQueue{});
+    queued_ = 0;
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(db_, "SELECT device, COUNT(*) FROM outbox GROUP BY device", -1, &st, nullptr);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const auto n = static_cast<std::uint64_t>(sqlite3_column_int64(st, 1));
+        queued_ += n;
+        auto d = device_index_.find(static_cast<std::uint32_t>(sqlite3_column_int64(st, 0)));
+        if (d != device_index_.end()) per_device_[d->second].queued += n;
+    }
+    sqlite3_finalize(st);
+}
+
+void Outbox::start_checkpoints() {
+    if (sync_interval_.count() == 0) return;
+    checkpointer_ = std::thread([this] {
+        sqlite3* db = nullptr;
+        if (sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+            log()->error("store {}: cannot open a connection for checkpoints: {}; the WAL file grows until restart", path_,
+                         db ? sqlite3_errmsg(db) : "?");
+            sqlite3_close(db);
+            return;
+        }
+        sqlite3_busy_timeout(db, 100);
+        std::unique_lock<std::mutex> lock(checkpoint_mutex_);
+        while (!checkpoint_cv_.wait_for(lock, sync_interval_, [this] { return checkpoint_stop_; })) {
+            lock.unlock();
+            sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+            lock.lock();
+        }
+        lock.unlock();
+        sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+        sqlite3_close(db);
+    });
+}
+
+void Outbox::stop_checkpoints() {
+    if (!checkpointer_.joinable()) return;
+    {
+        std::lock_guard<std::mutex> lock(checkpoint_mutex_);
+        checkpoint_stop_ = true;
+    }
+    checkpoint_cv_.notify_all();
+    checkpointer_.join();
 }
 
 // Records of devices that are no longer configured (renamed or removed) are dropped, counted.
@@ -275,6 +333,9 @@ void Outbox::append(std::vector<core::SampleBatch*>& batches) {
             }
             b->record_id = id++;
         }
+        if (ok) {
+            for (auto* b : batches) ++per_device_[b->device_index].queued;
+        }
         if (!ok) failure = sqlite3_errmsg(db_);
         if (ok && exec("COMMIT")) {
             next_id_ = id;
@@ -286,7 +347,10 @@ void Outbox::append(std::vector<core::SampleBatch*>& batches) {
         }
         if (failure.empty()) failure = sqlite3_errmsg(db_);
         if (!sqlite3_get_autocommit(db_)) exec("ROLLBACK");  // SQLITE_FULL already rolled back
-        for (auto* b : batches) b->record_id = 0;
+        for (auto* b : batches) {
+            if (b->record_id != 0) --per_device_[b->device_index].queued;
+            b->record_id = 0;
+        }
         if (attempt == 0) drop_oldest(used_bytes() * 9 / 10);  // full disk: make room from the oldest
     }
     std::uint64_t samples = 0;
@@ -327,7 +391,11 @@ std::uint64_t Outbox::drop_rows(const std::string& where, std::int64_t limit) {
                                static_cast<std::size_t>(sqlite3_column_bytes(st, 1)));
         decode(blob, values);
         samples += values.size();
-        dropped_by_device_[static_cast<std::uint32_t>(sqlite3_column_int64(st, 2))] += values.size();
+        if (auto d = device_index_.find(static_cast<std::uint32_t>(sqlite3_column_int64(st, 2))); d != device_index_.end()) {
+            auto& q = per_device_[d->second];
+            q.dropped += values.size();
+            q.queued -= std::min<std::uint64_t>(q.queued, 1);
+        }
         ++rows;
     }
     sqlite3_finalize(st);
@@ -348,18 +416,33 @@ void Outbox::drop_oldest(std::uint64_t target_bytes) {
 }
 
 std::int64_t Outbox::maintain(std::chrono::steady_clock::time_point now) {
-    if (!acks_.empty()) {
+    if (!acks_.empty() || !discard_.empty()) {
         exec("BEGIN");
+        std::uint64_t removed = 0;
         for (const auto& r : acks_) {
+            sqlite3_bind_int64(remove_, 1, device_ids_[r.device]);
+            sqlite3_bind_int64(remove_, 2, r.id);
+            sqlite3_step(remove_);
+            sqlite3_reset(remove_);
+            // A record the budget dropped meanwhile is gone already: count only what went now.
+            if (sqlite3_changes(db_) == 1) {
+                ++removed;
+                auto& q = per_device_[r.device].queued;
+                q -= std::min<std::uint64_t>(q, 1);
+            }
+        }
+        for (const auto& r : discard_) {
             sqlite3_bind_int64(remove_, 1, r.device);
             sqlite3_bind_int64(remove_, 2, r.id);
             sqlite3_step(remove_);
             sqlite3_reset(remove_);
+            removed += static_cast<std::uint64_t>(sqlite3_changes(db_));
         }
         exec("COMMIT");
         stats_.acked += acks_.size();
-        queued_ -= std::min<std::uint64_t>(queued_, acks_.size());
+        queued_ -= std::min<std::uint64_t>(queued_, removed);
         acks_.clear();
+        discard_.clear();
         if (queued_ == 0 && backlog_high_ >= 1000) {
             log()->info("store {}: drained: a backlog of {} batch(es) has been delivered", path_, backlog_high_);
         }
@@ -381,10 +464,6 @@ std::int64_t Outbox::maintain(std::chrono::steady_clock::time_point now) {
                         stats_.dropped_budget - episode_start_dropped_);
             over_budget_logged_ = false;
         }
-    }
-    if (sync_interval_.count() > 0 && now - last_sync_ >= sync_interval_) {
-        last_sync_ = now;
-        sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
     }
     const std::int64_t dropped = dropped_through_;
     dropped_through_ = 0;
@@ -413,7 +492,7 @@ std::vector<core::SampleBatch> Outbox::load(const std::vector<std::uint32_t>& de
         std::vector<std::pair<std::uint32_t, core::Value>> values;
         if (dev == device_index_.end() || !decode(blob, values)) {
             ++stats_.corrupt;
-            acks_.push_back({static_cast<std::uint32_t>(sqlite3_column_int64(st, 0)), b.record_id});  // moved out of the way
+            discard_.push_back({static_cast<std::uint32_t>(sqlite3_column_int64(st, 0)), b.record_id});  // out of the way
             continue;
         }
         b.device_index = dev->second;
@@ -428,27 +507,37 @@ std::vector<core::SampleBatch> Outbox::load(const std::vector<std::uint32_t>& de
 }
 
 // Login attempts survive crashes, so a daemon restarted in a loop still honours the platform's
-// login-rate rule. Written at once (one small transaction per attempt; attempts are rare).
-void Outbox::record_login(const std::string& session, std::int64_t unix_ms) {
+// login-rate rule. Written in one small transaction per loop turn that had attempts.
+void Outbox::flush_logins() {
+    if (logins_.empty()) return;
+    exec("BEGIN");
     sqlite3_stmt* st = nullptr;
     sqlite3_prepare_v2(db_, "INSERT INTO logins(session, at) VALUES (?1, ?2)", -1, &st, nullptr);
-    sqlite3_bind_text(st, 1, session.c_str(), -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 2, unix_ms);
-    sqlite3_step(st);
+    std::int64_t newest = 0;
+    for (const auto& [session, at] : logins_) {
+        sqlite3_bind_text(st, 1, session.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 2, at);
+        sqlite3_step(st);
+        sqlite3_reset(st);
+        newest = std::max(newest, at);
+    }
     sqlite3_finalize(st);
     sqlite3_prepare_v2(db_, "DELETE FROM logins WHERE at < ?1", -1, &st, nullptr);
-    sqlite3_bind_int64(st, 1, unix_ms - 60'000);
+    sqlite3_bind_int64(st, 1, newest - 60'000);
     sqlite3_step(st);
     sqlite3_finalize(st);
+    exec("COMMIT");
+    logins_.clear();
 }
 
-std::vector<std::int64_t> Outbox::recent_logins(const std::string& session, std::int64_t since_unix_ms) {
-    std::vector<std::int64_t> out;
+std::map<std::string, std::vector<std::int64_t>> Outbox::recent_logins(std::int64_t since_unix_ms) {
+    std::map<std::string, std::vector<std::int64_t>> out;
     sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(db_, "SELECT at FROM logins WHERE session = ?1 AND at >= ?2 ORDER BY at", -1, &st, nullptr);
-    sqlite3_bind_text(st, 1, session.c_str(), -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 2, since_unix_ms);
-    while (sqlite3_step(st) == SQLITE_ROW) out.push_back(sqlite3_column_int64(st, 0));
+    sqlite3_prepare_v2(db_, "SELECT session, at FROM logins WHERE at >= ?1 ORDER BY at", -1, &st, nullptr);
+    sqlite3_bind_int64(st, 1, since_unix_ms);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        out[reinterpret_cast<const char*>(sqlite3_column_text(st, 0))].push_back(sqlite3_column_int64(st, 1));
+    }
     sqlite3_finalize(st);
     return out;
 }
@@ -457,37 +546,8 @@ void Outbox::limit_pages_for_test(int pages) {
     exec(("PRAGMA max_page_count = " + std::to_string(pages)).c_str());
 }
 
-std::vector<Outbox::DeviceQueue> Outbox::per_device() {
-    std::vector<DeviceQueue> out(device_ids_.size());
-    sqlite3_stmt* count = nullptr;
-    sqlite3_stmt* oldest = nullptr;
-    sqlite3_prepare_v2(db_, "SELECT COUNT(*) FROM outbox WHERE device = ?1", -1, &count, nullptr);
-    sqlite3_prepare_v2(db_, "SELECT ts FROM outbox WHERE device = ?1 ORDER BY id LIMIT 1", -1, &oldest, nullptr);
-    for (std::size_t d = 0; d < device_ids_.size(); ++d) {
-        sqlite3_bind_int64(oldest, 1, device_ids_[d]);
-        if (sqlite3_step(oldest) == SQLITE_ROW) {
-            out[d].oldest_ms = sqlite3_column_int64(oldest, 0);
-            sqlite3_bind_int64(count, 1, device_ids_[d]);  // only devices with a queue pay for a count
-            if (sqlite3_step(count) == SQLITE_ROW) out[d].queued = static_cast<std::uint64_t>(sqlite3_column_int64(count, 0));
-            sqlite3_reset(count);
-        }
-        sqlite3_reset(oldest);
-        auto it = dropped_by_device_.find(device_ids_[d]);
-        if (it != dropped_by_device_.end()) out[d].dropped = it->second;
-    }
-    sqlite3_finalize(count);
-    sqlite3_finalize(oldest);
-    return out;
-}
-
 StoreStats Outbox::stats() {
-    sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(db_, "SELECT COUNT(*), COALESCE(MIN(ts), 0) FROM outbox", -1, &st, nullptr);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        stats_.records = static_cast<std::uint64_t>(sqlite3_column_int64(st, 0));
-        stats_.oldest_ms = sqlite3_column_int64(st, 1);
-    }
-    sqlite3_finalize(st);
+    stats_.records = queued_;
     stats_.bytes_used = used_bytes();
     return stats_;
 }

@@ -6,10 +6,13 @@
 #include <sqlite3.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "config/config.hpp"
@@ -25,7 +28,6 @@ struct RecordId {
 struct StoreStats {
     std::uint64_t records = 0;         // queued batches
     std::uint64_t bytes_used = 0;      // database pages in use
-    std::int64_t oldest_ms = 0;        // acquisition time of the oldest queued batch (0: none)
     std::uint64_t appended = 0;
     std::uint64_t acked = 0;
     std::uint64_t dropped_budget = 0;  // samples dropped by the disk budget / max age
@@ -49,7 +51,7 @@ public:
     void append(std::vector<core::SampleBatch*>& batches);
     // Queues the delete of an acknowledged record (config device index, record id); deletes are
     // applied in one transaction by maintain().
-    void ack(std::uint32_t device_index, std::int64_t id) { acks_.push_back({device_ids_[device_index], id}); }
+    void ack(std::uint32_t device_index, std::int64_t id) { acks_.push_back({device_index, id}); }
     // Applies acks, enforces the disk budget and age limit, syncs per the configured interval.
     // Returns the newest record id dropped by the budget (0: none), so sessions can forget them.
     std::int64_t maintain(std::chrono::steady_clock::time_point now);
@@ -57,19 +59,23 @@ public:
     // Oldest-first records of `devices` (config indices) with after < id < before.
     std::vector<core::SampleBatch> load(const std::vector<std::uint32_t>& devices, std::int64_t after,
                                         std::int64_t before, std::size_t limit);
+    // Counters and sizes, without scanning the outbox (the oldest acquisition time is left 0:
+    // the sessions know it).
     StoreStats stats();
-    // Queued batches, oldest queued acquisition time and samples dropped by the budget/age, per
-    // configured device (index); tracked in memory plus one index lookup per device.
+    // Queued batches and samples dropped by the budget/age, per configured device (index); kept
+    // in memory, exact (a delete counts only when it removed a row).
     struct DeviceQueue {
         std::uint64_t queued = 0;
-        std::int64_t oldest_ms = 0;
         std::uint64_t dropped = 0;
     };
-    std::vector<DeviceQueue> per_device();
+    const std::vector<DeviceQueue>& per_device() const { return per_device_; }
     const std::string& path() const { return path_; }
-    // Connection attempts per session, kept across restarts (login-rate limit).
-    void record_login(const std::string& session, std::int64_t unix_ms);
-    std::vector<std::int64_t> recent_logins(const std::string& session, std::int64_t since_unix_ms);
+    // Connection attempts per session, kept across restarts (login-rate limit): recorded in
+    // memory, written by flush_logins() in one transaction (the north loop calls it every turn).
+    void record_login(const std::string& session, std::int64_t unix_ms) { logins_.emplace_back(session, unix_ms); }
+    void flush_logins();
+    // Every session's attempts since `since_unix_ms` (one query, at start).
+    std::map<std::string, std::vector<std::int64_t>> recent_logins(std::int64_t since_unix_ms);
     // Tests: caps the database size so writes fail with SQLITE_FULL, as on a full file system.
     void limit_pages_for_test(int pages);
 
@@ -86,6 +92,9 @@ private:
     std::uint64_t drop_rows(const std::string& where, std::int64_t limit);
     void drop_unknown_devices();
     std::uint64_t used_bytes();
+    void count_queued();
+    void start_checkpoints();
+    void stop_checkpoints();
 
     const config::Config* cfg_ = nullptr;
     std::string path_;
@@ -96,13 +105,14 @@ private:
     std::map<std::uint32_t, std::uint32_t> device_index_;   // store device id -> config index
     std::vector<std::vector<std::uint32_t>> point_ids_;     // config [device][point] -> store point id
     std::map<std::uint32_t, std::pair<std::uint32_t, std::uint32_t>> point_index_;  // store point -> (device, point)
-    std::vector<RecordId> acks_;
-    std::map<std::uint32_t, std::uint64_t> dropped_by_device_;  // store device id -> samples
+    std::vector<RecordId> acks_;     // (config device index, record id)
+    std::vector<RecordId> discard_;  // corrupt records to delete: (store device id, record id)
+    std::vector<DeviceQueue> per_device_;
+    std::vector<std::pair<std::string, std::int64_t>> logins_;
     std::int64_t next_id_ = 1;
     std::uint64_t max_bytes_ = 0;
     std::int64_t max_age_ms_ = 0;
     std::chrono::milliseconds sync_interval_{1000};
-    std::chrono::steady_clock::time_point last_sync_{};
     std::chrono::steady_clock::time_point last_budget_{};
     std::int64_t dropped_through_ = 0;
     std::uint64_t queued_ = 0;          // records on disk, tracked without COUNT(*)
@@ -111,6 +121,12 @@ private:
     std::uint64_t episode_start_dropped_ = 0;
     bool full_logged_ = false;
     StoreStats stats_;
+    // WAL checkpoints (the file system syncs) run on their own thread and connection, so the
+    // north loop never waits for the disk (except with store_sync: batch, which asks for it).
+    std::thread checkpointer_;
+    std::mutex checkpoint_mutex_;
+    std::condition_variable checkpoint_cv_;
+    bool checkpoint_stop_ = false;
 };
 
 }  // namespace fieldlink::store

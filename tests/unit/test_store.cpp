@@ -190,9 +190,34 @@ TEST_CASE("login attempts are remembered across restarts") {
         o->record_login("meter2", 1'002'500);
     }
     auto o = store::Outbox::open(make_config(dir), &err);
-    CHECK(o->recent_logins("meter1", 1'001'000) == std::vector<std::int64_t>{1'002'000});
-    CHECK(o->recent_logins("meter1", 0).size() == 2);
-    CHECK(o->recent_logins("meter2", 0).size() == 1);
+    CHECK(o->recent_logins(1'001'000)["meter1"] == std::vector<std::int64_t>{1'002'000});
+    auto all = o->recent_logins(0);
+    CHECK(all["meter1"].size() == 2);
+    CHECK(all["meter2"].size() == 1);
+}
+
+TEST_CASE("queued counts per device stay exact when an acknowledged record was already dropped") {
+    const auto dir = temp_dir();
+    std::string err;
+    auto o = store::Outbox::open(make_config(dir, "meter2", "  store_max_bytes: 256KB\n"), &err);
+    REQUIRE(o);
+    std::vector<core::SampleBatch> batches;
+    for (int i = 0; i < 3; ++i) batches.push_back(batch(0, 1000 + i, static_cast<double>(i)));
+    batches.push_back(batch(1, 2000, 9));
+    append(*o, batches);
+    CHECK(o->per_device()[0].queued == 3);
+    CHECK(o->per_device()[1].queued == 1);
+    o->ack(0, batches[0].record_id);
+    o->ack(0, batches[0].record_id);  // acknowledged twice (a resend): counted once
+    o->ack(1, batches[3].record_id);
+    o->maintain(std::chrono::steady_clock::now());
+    CHECK(o->per_device()[0].queued == 2);
+    CHECK(o->per_device()[1].queued == 0);
+    CHECK(o->stats().records == 2);
+    o.reset();
+    o = store::Outbox::open(make_config(dir), &err);  // counted again at start
+    CHECK(o->per_device()[0].queued == 2);
+    CHECK(o->stats().records == 2);
 }
 
 TEST_CASE("a data_dir that cannot be written is a clear error") {

@@ -1,0 +1,213 @@
+#include "mosquitto_transport.hpp"
+
+#include <arpa/inet.h>
+#include <dlfcn.h>
+#include <mosquitto.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+namespace {
+
+// libmosquitto creates a socket pair in every client (mosquitto_new) to wake its own loop
+// thread, and writes a byte into it for every packet it queues. fieldlinkd never runs that
+// loop, so nothing reads the pair: it costs two descriptors per session, a write() per publish
+// and, once its buffer fills, about 100 KB of kernel memory per session. While a client is
+// created here, socketpair() is refused; libmosquitto then works without the pair (its
+// documented fallback: only a threaded loop would be woken later).
+thread_local bool t_refuse_socketpair = false;
+std::atomic<unsigned long> g_refused{0};
+
+}  // namespace
+
+extern "C" int socketpair(int domain, int type, int protocol, int sv[2]) {
+    if (t_refuse_socketpair) {
+        g_refused.fetch_add(1, std::memory_order_relaxed);
+        errno = EMFILE;
+        return -1;
+    }
+    using Fn = int (*)(int, int, int, int*);
+    static const Fn real = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "socketpair"));
+    if (!real) {
+        errno = ENOSYS;
+        return -1;
+    }
+    return real(domain, type, protocol, sv);
+}
+
+namespace fieldlink::north {
+namespace {
+
+mosquitto* new_client(const std::string& client_id, void* self) {
+    t_refuse_socketpair = true;
+    mosquitto* m = mosquitto_new(client_id.c_str(), true, self);  // clean session, always
+    t_refuse_socketpair = false;
+    return m;
+}
+
+bool is_ip_literal(const std::string& host) {
+    unsigned char buf[sizeof(in6_addr)];
+    return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
+
+int g_host_index = -1;  // SSL_CTX ex_data: the configured host name (for SNI)
+
+// libmosquitto sets SNI to the address it was given (numeric here); put the configured name
+// back before the ClientHello is written.
+void restore_sni(const SSL* ssl, int where, int) {
+    if (!(where & SSL_CB_HANDSHAKE_START)) return;
+    const auto* host = static_cast<const std::string*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), g_host_index));
+    if (host) SSL_set_tlsext_host_name(const_cast<SSL*>(ssl), host->c_str());
+}
+
+std::string ssl_error() {
+    const unsigned long e = ERR_get_error();
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    return e ? buf : "unknown error";
+}
+
+SSL_CTX* make_context(const config::CloudConfig& c, std::string* error) {
+    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
+        *error = "cannot create a TLS context: " + ssl_error();
+        return nullptr;
+    }
+    auto fail = [&](const std::string& what) {
+        *error = "cloud " + c.name + ": TLS: " + what + ": " + ssl_error();
+        SSL_CTX_free(ctx);
+        return nullptr;
+    };
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);  // thousands of idle sessions: no idle buffers
+    const auto& t = *c.tls;
+    if (!t.ca_file.empty()) {
+        if (SSL_CTX_load_verify_locations(ctx, t.ca_file.c_str(), nullptr) != 1) return fail("cannot load ca_file " + t.ca_file);
+    } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        return fail("cannot load the system's CA certificates");
+    }
+    if (!t.cert_file.empty()) {
+        if (SSL_CTX_use_certificate_chain_file(ctx, t.cert_file.c_str()) != 1) return fail("cannot load cert_file " + t.cert_file);
+        if (SSL_CTX_use_PrivateKey_file(ctx, t.key_file.c_str(), SSL_FILETYPE_PEM) != 1) return fail("cannot load key_file " + t.key_file);
+        if (SSL_CTX_check_private_key(ctx) != 1) return fail("key_file does not match cert_file");
+    }
+    // Verification is always on, against the configured host name (or address).
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+    X509_VERIFY_PARAM* param = SSL_CTX_get0_param(ctx);
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    if (is_ip_literal(c.host)) {
+        X509_VERIFY_PARAM_set1_ip_asc(param, c.host.c_str());
+    } else {
+        X509_VERIFY_PARAM_set1_host(param, c.host.c_str(), 0);
+        SSL_CTX_set_ex_data(ctx, g_host_index, const_cast<std::string*>(&c.host));
+        SSL_CTX_set_info_callback(ctx, restore_sni);
+    }
+    return ctx;
+}
+
+class MosquittoTransport final : public Transport {
+public:
+    MosquittoTransport(TransportEvents& events, mosquitto* m) : events_(events), m_(m) {
+        mosquitto_int_option(m_, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+        mosquitto_connect_callback_set(m_, on_connect);
+        mosquitto_disconnect_callback_set(m_, on_disconnect);
+        mosquitto_publish_callback_set(m_, on_publish);
+        mosquitto_message_callback_set(m_, on_message);
+        mosquitto_will_clear(m_);  // OneNET refuses wills; no platform here needs one
+    }
+    ~MosquittoTransport() override { mosquitto_destroy(m_); }
+    MosquittoTransport(const MosquittoTransport&) = delete;
+    MosquittoTransport& operator=(const MosquittoTransport&) = delete;
+
+    int connect(const Credentials& c, const std::string& address, int port, int keepalive_s) override {
+        mosquitto_username_pw_set(m_, c.username.empty() ? nullptr : c.username.c_str(),
+                                  c.password.empty() ? nullptr : c.password.c_str());
+        return mosquitto_connect_async(m_, address.c_str(), port, keepalive_s);
+    }
+    int publish(const std::string& topic, const std::string& payload, int qos, int* mid) override {
+        return mosquitto_publish(m_, mid, topic.c_str(), static_cast<int>(payload.size()), payload.data(), qos, false);
+    }
+    int subscribe(const std::string& topic, int qos) override { return mosquitto_subscribe(m_, nullptr, topic.c_str(), qos); }
+    void disconnect() override {
+        mosquitto_disconnect(m_);
+        mosquitto_loop_write(m_, 1);
+    }
+    int socket() const override { return mosquitto_socket(m_); }
+    bool want_write() const override { return mosquitto_want_write(m_); }
+    int on_readable() override { return mosquitto_loop_read(m_, 16); }
+    int on_writable() override { return mosquitto_loop_write(m_, 16); }
+    int on_timer() override { return mosquitto_loop_misc(m_); }
+    std::string error_text(int rc) const override {
+        if (rc == MOSQ_ERR_ERRNO) return std::strerror(errno);
+        if (rc == MOSQ_ERR_TLS) return "TLS handshake or certificate verification failed";
+        return mosquitto_strerror(rc);
+    }
+
+private:
+    static TransportEvents& events(void* self) { return static_cast<MosquittoTransport*>(self)->events_; }
+    static void on_connect(mosquitto*, void* self, int rc) { events(self).on_connack(rc); }
+    static void on_disconnect(mosquitto*, void* self, int rc) { events(self).on_disconnect(rc); }
+    static void on_publish(mosquitto*, void* self, int mid) { events(self).on_puback(mid); }
+    static void on_message(mosquitto*, void* self, const mosquitto_message* msg) {
+        const std::string topic = msg->topic ? msg->topic : "";
+        const std::string payload(static_cast<const char*>(msg->payload), static_cast<std::size_t>(std::max(0, msg->payloadlen)));
+        events(self).on_message(topic, payload);
+    }
+
+    TransportEvents& events_;
+    mosquitto* m_;
+};
+
+}  // namespace
+
+TlsContexts::~TlsContexts() {
+    for (auto& [cloud, ctx] : contexts_) SSL_CTX_free(ctx);
+}
+
+bool TlsContexts::load(const config::Config& cfg, std::string* error) {
+    if (g_host_index < 0) g_host_index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    for (const auto& c : cfg.clouds) {
+        if (!c.tls) continue;
+        SSL_CTX* ctx = make_context(c, error);
+        if (!ctx) return false;
+        contexts_[&c] = ctx;
+    }
+    return true;
+}
+
+SSL_CTX* TlsContexts::find(const config::CloudConfig& cloud) const {
+    auto it = contexts_.find(&cloud);
+    return it == contexts_.end() ? nullptr : it->second;
+}
+
+int descriptors_per_client() {
+    static const int n = [] {
+        mosquitto_lib_init();
+        const unsigned long before = g_refused.load();
+        mosquitto* m = new_client("probe", nullptr);
+        const bool refused = g_refused.load() > before;
+        if (m) mosquitto_destroy(m);
+        return refused ? 1 : 3;
+    }();
+    return n;
+}
+
+TransportFactory mosquitto_transports(const TlsContexts& tls) {
+    return [&tls](TransportEvents& events, const config::CloudConfig& cloud,
+                  const std::string& client_id) -> std::unique_ptr<Transport> {
+        mosquitto* m = new_client(client_id, nullptr);
+        if (!m) return nullptr;
+        auto transport = std::make_unique<MosquittoTransport>(events, m);
+        mosquitto_user_data_set(m, transport.get());
+        if (SSL_CTX* ctx = tls.find(cloud)) {
+            mosquitto_int_option(m, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0);  // ours as it is: CA, verification, SNI
+            mosquitto_void_option(m, MOSQ_OPT_SSL_CTX, ctx);
+        }
+        return transport;
+    };
+}
+
+}  // namespace fieldlink::north

@@ -1,0 +1,46 @@
+// One MQTT client connection as a session drives it. MosquittoTransport is the real one
+// (libmosquitto, non-blocking, driven by the north loop); unit tests use a fake to play the
+// broker (CONNACK, PUBACK, drops) on a fake clock.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "north/profile.hpp"
+
+namespace fieldlink::north {
+
+// What the transport reports, from inside its read/write/timer calls.
+class TransportEvents {
+public:
+    virtual ~TransportEvents() = default;
+    virtual void on_connack(int rc) = 0;
+    virtual void on_disconnect(int rc) = 0;
+    virtual void on_puback(int mid) = 0;
+    virtual void on_message(const std::string& topic, const std::string& payload) = 0;
+};
+
+class Transport {
+public:
+    virtual ~Transport() = default;
+    // Starts connecting to `address` (numeric: name resolution is the session's business) with
+    // these credentials; 0 or a MOSQ_ERR_* code.
+    virtual int connect(const Credentials& c, const std::string& address, int port, int keepalive_s) = 0;
+    virtual int publish(const std::string& topic, const std::string& payload, int qos, int* mid) = 0;
+    virtual int subscribe(const std::string& topic, int qos) = 0;
+    virtual void disconnect() = 0;
+    virtual int socket() const = 0;  // -1 while there is none
+    virtual bool want_write() const = 0;
+    virtual int on_readable() = 0;
+    virtual int on_writable() = 0;
+    virtual int on_timer() = 0;  // keepalive and timeouts
+    // Text of an error code (for logs).
+    virtual std::string error_text(int rc) const = 0;
+};
+
+// Makes the transport of one session; `client_id` stays the same for its lifetime.
+using TransportFactory =
+    std::function<std::unique_ptr<Transport>(TransportEvents& events, const config::CloudConfig& cloud, const std::string& client_id)>;
+
+}  // namespace fieldlink::north
