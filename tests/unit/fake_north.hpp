@@ -1,0 +1,201 @@
+// Fakes for driving north::Session without a network or real time, in the spirit of Mosquitto's
+// fake-broker tests: FakeLoop keeps its own clock and fires timers as the test advances it,
+// FakeTransport plays the broker (CONNACK, PUBACK, drops) and records what the session sent,
+// FakeResolver answers names when the test says so.
+#pragma once
+
+#include <sys/epoll.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "north/loop.hpp"
+#include "north/resolver.hpp"
+#include "north/transport.hpp"
+
+namespace fieldlink::test {
+
+class FakeLoop final : public north::Loop {
+public:
+    north::TimePoint t{std::chrono::hours(1000)};
+    std::int64_t unix_base_ms = 1'700'000'000'000;
+    std::map<int, std::pair<std::uint32_t, north::IoHandler*>> watched;
+    std::size_t timer_firings = 0;
+
+    void watch(int fd, std::uint32_t events, north::IoHandler* h) override { watched[fd] = {events, h}; }
+    void unwatch(int fd) override { watched.erase(fd); }
+    // The descriptor became readable: its handler runs as epoll would call it.
+    bool readable(int fd) {
+        auto it = watched.find(fd);
+        if (it == watched.end()) return false;
+        it->second.second->on_io(EPOLLIN);
+        return true;
+    }
+    void schedule(north::TimerHandler* h, north::TimePoint when) override { heap_.schedule(h, when); }
+    void cancel(north::TimerHandler* h) override { heap_.cancel(h); }
+    north::TimePoint now() const override { return t; }
+    std::int64_t unix_ms() const override {
+        return unix_base_ms + std::chrono::duration_cast<std::chrono::milliseconds>(t - start_).count();
+    }
+    // Moves the clock forward, firing each timer at its own due time, in order.
+    void advance(std::chrono::milliseconds d) {
+        const north::TimePoint end = t + d;
+        for (north::TimePoint next = heap_.next(); next <= end; next = heap_.next()) {
+            t = std::max(t, next);
+            ++timer_firings;
+            heap_.fire_due(t);
+        }
+        t = end;
+    }
+    std::size_t armed() const { return heap_.armed(); }
+
+private:
+    north::TimerHeap heap_;
+    north::TimePoint start_{t};
+};
+
+class FakeTransport final : public north::Transport {
+public:
+    struct Publish {
+        std::string topic;
+        std::string payload;
+        int mid;
+        north::TimePoint at;
+    };
+    north::TransportEvents* events = nullptr;
+    FakeLoop* loop = nullptr;
+    std::vector<std::pair<north::Credentials, std::string>> connects;  // (credentials, address)
+    std::vector<north::TimePoint> connect_times;
+    std::vector<std::string> subscriptions;
+    std::vector<Publish> published;
+    int misc_calls = 0;
+    int refuse_connect = 0;  // a MOSQ_ERR_* to return from connect()
+    bool open = false;
+    int next_mid = 1;
+
+    int connect(const north::Credentials& c, const std::string& address, int, int) override {
+        connects.emplace_back(c, address);
+        connect_times.push_back(loop->now());
+        if (refuse_connect) return refuse_connect;
+        open = true;
+        return 0;
+    }
+    int publish(const std::string& topic, const std::string& payload, int, int* mid) override {
+        *mid = next_mid++;
+        published.push_back({topic, payload, *mid, loop->now()});
+        return 0;
+    }
+    int subscribe(const std::string& topic, int) override {
+        subscriptions.push_back(topic);
+        return 0;
+    }
+    void disconnect() override { open = false; }
+    int socket() const override { return open ? 900 : -1; }
+    bool want_write() const override { return false; }
+    // Broker packets arrive inside the read call, as libmosquitto reports them.
+    int on_readable() override {
+        auto inbox = std::move(inbox_);
+        inbox_.clear();
+        int rc = 0;
+        for (auto& f : inbox) rc = f() ? rc : 7;  // 7: MOSQ_ERR_CONN_LOST
+        return rc;
+    }
+    int on_writable() override { return 0; }
+    int on_timer() override {
+        ++misc_calls;
+        return 0;
+    }
+    std::string error_text(int rc) const override { return "fake error " + std::to_string(rc); }
+
+    // The broker's side: each arrives on the socket and is read by the session.
+    void connack(int rc = 0) {
+        inbox_.push_back([this, rc] {
+            events->on_connack(rc);
+            return true;
+        });
+        deliver();
+    }
+    void puback(int mid) {
+        inbox_.push_back([this, mid] {
+            events->on_puback(mid);
+            return true;
+        });
+        deliver();
+    }
+    void drop() {
+        inbox_.push_back([this] {
+            open = false;
+            events->on_disconnect(7);
+            return false;
+        });
+        deliver();
+    }
+    void ack_all() {
+        for (std::size_t i = 0; i < published.size(); ++i) {  // acks may cause more publishes
+            if (!acked_[published[i].mid]) {
+                acked_[published[i].mid] = true;
+                puback(published[i].mid);
+            }
+        }
+    }
+
+private:
+    void deliver() {
+        if (!loop->readable(900)) inbox_.clear();  // nobody reads a socket that is not watched
+    }
+    std::vector<std::function<bool()>> inbox_;
+    std::map<int, bool> acked_;
+};
+
+class FakeResolver final : public north::Resolver {
+public:
+    bool answer_at_once = true;
+    std::map<std::string, std::string> address_of;  // host -> address (missing: NXDOMAIN)
+    std::vector<std::pair<std::string, Callback>> pending;
+    std::vector<std::string> queries;
+
+    void resolve(const std::string& host, Callback done) override {
+        queries.push_back(host);
+        pending.emplace_back(host, std::move(done));
+        if (answer_at_once) answer(host);
+    }
+    // Answers every pending query for `host`.
+    void answer(const std::string& host) {
+        std::vector<Callback> due;
+        for (auto it = pending.begin(); it != pending.end();) {
+            if (it->first == host) {
+                due.push_back(std::move(it->second));
+                it = pending.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        north::Resolution r;
+        if (auto a = address_of.find(host); a != address_of.end()) {
+            r.addresses = {a->second};
+        } else {
+            r.error = "Domain name not found";
+        }
+        for (auto& d : due) d(r);
+    }
+};
+
+// A transport factory handing out FakeTransports the test can reach.
+struct FakeTransports {
+    FakeLoop* loop = nullptr;
+    std::vector<FakeTransport*> made;
+    north::TransportFactory factory() {
+        return [this](north::TransportEvents& ev, const config::CloudConfig&, const std::string&) {
+            auto t = std::make_unique<FakeTransport>();
+            t->events = &ev;
+            t->loop = loop;
+            made.push_back(t.get());
+            return std::unique_ptr<north::Transport>(std::move(t));
+        };
+    }
+};
+
+}  // namespace fieldlink::test

@@ -1,0 +1,350 @@
+// The north side's state machine on a fake clock and a fake transport: in-flight packets, the
+// backlog refilled from disk, the token bucket, reconnects and the login limit, credential
+// renewal, a slow resolver, and timers that follow what is due.
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+
+#include "fake_north.hpp"
+#include "helpers.hpp"
+#include "north/north.hpp"
+#include "north/session.hpp"
+#include "platforms/platform.hpp"
+#include "store/outbox.hpp"
+
+using namespace fieldlink;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string temp_dir() {
+    char tmpl[] = "/tmp/fl-session-XXXXXX";
+    return mkdtemp(tmpl);
+}
+
+// A configuration, its profiles, and one Session per planned session on the fakes.
+struct Rig {
+    config::Config cfg;
+    std::vector<std::unique_ptr<north::Profile>> profiles;
+    test::FakeLoop loop;
+    test::FakeResolver resolver;
+    test::FakeTransports transports;
+    std::unique_ptr<store::Outbox> store;
+    std::vector<std::unique_ptr<north::Session>> sessions;
+    north::SessionCounters totals;
+    std::size_t connected = 0;
+
+    explicit Rig(const std::string& text, bool with_store = false, std::size_t window = 2000, std::size_t chunk = 500) {
+        cfg = test::load_ok(with_store ? "gateway: { data_dir: " + temp_dir() + " }\n" + text : "gateway: { store: memory }\n" + text);
+        profiles = platforms::make_profiles(cfg);
+        transports.loop = &loop;
+        resolver.address_of = {{"broker.test", "127.0.0.1"}, {"slow.test", "127.0.0.2"}};
+        std::string err;
+        if (with_store) {
+            store = store::Outbox::open(cfg, &err);
+            REQUIRE_MESSAGE(store, err);
+        }
+        for (auto& info : north::plan_sessions(cfg, profiles)) {
+            north::SessionEnv env;
+            env.loop = &loop;
+            env.resolver = &resolver;
+            env.make_transport = transports.factory();
+            env.store = store.get();
+            env.totals = &totals;
+            env.connected = &connected;
+            env.memory_window = window;
+            env.backlog_chunk = chunk;
+            const auto& p = *profiles[static_cast<std::size_t>(info.cloud - cfg.clouds.data())];
+            sessions.push_back(std::make_unique<north::Session>(std::move(info), p, std::move(env)));
+        }
+    }
+    north::Session& session(std::size_t i = 0) { return *sessions[i]; }
+    test::FakeTransport& transport(std::size_t i = 0) { return *transports.made.at(i); }
+
+    // A batch of device `d`, every point `v` (stored first when there is a store, as the north
+    // loop does).
+    void feed(north::Session& s, std::uint32_t d, double v) {
+        core::SampleBatch b;
+        b.device_index = d;
+        b.timestamp_ms = loop.unix_ms();
+        b.values.resize(cfg.devices[d].points.size());
+        for (std::uint32_t i = 0; i < b.values.size(); ++i) {
+            b.values[i].point_index = i;
+            b.values[i].value.emplace<double>(v);
+        }
+        if (store) {
+            std::vector<core::SampleBatch*> p{&b};
+            store->append(p);
+        }
+        s.enqueue(std::move(b));
+        s.flush();
+    }
+};
+
+const char* kOnenet = R"(
+clouds:
+  c: { platform: onenet, host: broker.test, product_id: "469948", product_key: kKsubaG7FzMgzR6N3eUD53319Qu+K4MCvw6KzOYc5eI=, keepalive: 60s }
+buses:
+  s: { driver: sim }
+devices:
+  - { name: d1, cloud: c, bus: s, points: [ { name: v, area: holding, address: 0 } ] }
+)";
+
+const char* kPerPoint = R"(
+clouds:
+  c: { platform: mqtt, host: broker.test, topic: "plant/{device}/{point}", payload: "{value}", max_inflight: 50 }
+buses:
+  s: { driver: sim }
+devices:
+  - { name: m1, cloud: c, bus: s, points: [ { name: a, area: holding, address: 0 }, { name: b, area: holding, address: 1 }, { name: c, area: holding, address: 2 } ] }
+)";
+
+// Lets the fake time run until the session has connected `n` times in all.
+void until_connects(test::FakeLoop& loop, test::FakeTransport& t, std::size_t n) {
+    for (int i = 0; i < 2000 && t.connects.size() < n; ++i) loop.advance(100ms);
+    REQUIRE(t.connects.size() == n);
+}
+
+std::int64_t et_of(const std::string& token) {
+    const auto at = token.find("&et=") + 4;
+    return std::stoll(token.substr(at, token.find('&', at) - at));
+}
+
+}  // namespace
+
+TEST_CASE("session: resolves, connects, subscribes, and sends at most one message per second without bursts") {
+    Rig r(kOnenet);
+    auto& s = r.session();
+    s.start();
+    REQUIRE(r.transports.made.size() == 1);
+    auto& t = r.transport();
+    REQUIRE(t.connects.size() == 1);
+    CHECK(t.connects[0].second == "127.0.0.1");  // the resolved address, never the name
+    CHECK(t.connects[0].first.client_id == "d1");
+    t.connack();
+    CHECK(s.connected());
+    CHECK(r.connected == 1);
+    CHECK(t.subscriptions == std::vector<std::string>{"$sys/469948/d1/dp/post/json/+", "$sys/469948/d1/cmd/request/+"});
+    // 30 batches, one every 100 ms, all acknowledged at once: the token bucket (capacity 1) lets
+    // one message out per second, each carrying what waited.
+    for (int i = 0; i < 30; ++i) {
+        r.feed(s, 0, i);
+        r.loop.advance(100ms);
+        t.ack_all();
+    }
+    r.loop.advance(2s);
+    t.ack_all();
+    REQUIRE(t.published.size() >= 3);
+    for (std::size_t i = 1; i < t.published.size(); ++i) {
+        CHECK(t.published[i].at - t.published[i - 1].at >= 1s);
+    }
+    std::size_t values = 0;
+    for (const auto& p : t.published) values += nlohmann::json::parse(p.payload)["dp"]["v"].size();
+    CHECK(values == 30);
+    CHECK(s.idle());
+}
+
+TEST_CASE("session: a packet's records are deleted only when every message of it is acknowledged") {
+    Rig r(kPerPoint, true);
+    auto& s = r.session();
+    s.start();
+    auto& t = r.transport();
+    t.connack();
+    r.feed(s, 0, 1.0);  // one batch of three points: three messages, one record
+    REQUIRE(t.published.size() == 3);
+    t.puback(t.published[0].mid);
+    t.puback(t.published[1].mid);
+    r.store->maintain(r.loop.now());
+    CHECK(r.store->stats().records == 1);
+    t.puback(t.published[1].mid);  // a duplicate acknowledgement changes nothing
+    r.store->maintain(r.loop.now());
+    CHECK(r.store->stats().records == 1);
+    t.puback(t.published[2].mid);
+    r.store->maintain(r.loop.now());
+    CHECK(r.store->stats().records == 0);
+    CHECK(s.idle());
+}
+
+TEST_CASE("session: messages in flight survive a reconnect and are acknowledged afterwards") {
+    Rig r(kPerPoint, true);
+    auto& s = r.session();
+    s.start();
+    auto& t = r.transport();
+    t.connack();
+    r.feed(s, 0, 1.0);
+    REQUIRE(t.published.size() == 3);
+    t.drop();  // the client resends its QoS 1 messages after the next CONNACK
+    CHECK_FALSE(s.connected());
+    until_connects(r.loop, t, 2);
+    t.connack();
+    for (int i = 0; i < 3; ++i) t.puback(t.published[static_cast<std::size_t>(i)].mid);
+    r.store->maintain(r.loop.now());
+    CHECK(r.store->stats().records == 0);
+}
+
+TEST_CASE("session: a backlog beyond the memory window is reloaded from the store, oldest first, taking turns with live data") {
+    // Window of 4 batches in memory, chunks of 4 from disk.
+    Rig r(kOnenet, true, 4, 4);
+    auto& s = r.session();
+    for (int i = 0; i < 20; ++i) r.feed(s, 0, i);  // offline: 20 stored, the newest 4 in memory
+    CHECK(s.queued_in_memory() == 4);
+    s.start();
+    auto& t = r.transport();
+    t.connack();
+    std::vector<double> sent;
+    for (int round = 0; round < 60 && !s.idle(); ++round) {
+        r.loop.advance(1s);
+        t.ack_all();
+        r.store->maintain(r.loop.now());
+        if (round == 2) r.feed(s, 0, 100);  // live data arrives while the backlog drains
+    }
+    for (const auto& p : t.published) {
+        const auto j = nlohmann::json::parse(p.payload);
+        for (const auto& v : j["dp"]["v"]) sent.push_back(v["v"].get<double>());
+    }
+    REQUIRE(sent.size() == 21);
+    // Every stored value exactly once; the backlog (0..15) in order; the live 100 not last.
+    std::vector<double> backlog;
+    for (double v : sent) {
+        if (v < 16) backlog.push_back(v);
+    }
+    for (std::size_t i = 0; i < backlog.size(); ++i) CHECK(backlog[i] == static_cast<double>(i));
+    CHECK(sent.back() != 100);
+    CHECK(r.store->stats().records == 0);
+}
+
+TEST_CASE("session: reconnects back off and never log in more than 3 times in 5 s") {
+    Rig r(kOnenet);
+    auto& s = r.session();
+    s.start();
+    auto& t = r.transport();
+    // A broker that accepts and then kicks at once, for two minutes.
+    for (int i = 0; i < 400; ++i) {
+        if (t.open && !s.connected()) {
+            t.connack();
+            t.drop();
+        }
+        r.loop.advance(300ms);
+    }
+    REQUIRE(t.connect_times.size() >= 5);
+    for (std::size_t i = 3; i < t.connect_times.size(); ++i) {
+        CHECK(t.connect_times[i] - t.connect_times[i - 3] >= 5s);
+    }
+}
+
+TEST_CASE("session: a name that does not resolve is retried with backoff, then used when it resolves") {
+    Rig r(kOnenet);
+    r.resolver.address_of.erase("broker.test");
+    auto& s = r.session();
+    s.start();
+    r.loop.advance(30s);
+    CHECK(r.transports.made.size() == 1);
+    CHECK(r.transport().connects.empty());  // nothing to connect to
+    const auto queries = r.resolver.queries.size();
+    CHECK(queries >= 2);
+    CHECK(queries <= 8);  // backoff from 2 s, doubling: not one query per tick
+    CHECK(s.counters().resolve_failures == queries);
+    r.resolver.address_of["broker.test"] = "10.0.0.7";
+    until_connects(r.loop, r.transport(), 1);
+    CHECK(r.transport().connects[0].second == "10.0.0.7");
+}
+
+TEST_CASE("session: a slow resolver delays only the sessions waiting for that name") {
+    const std::string text = R"(
+clouds:
+  slow: { platform: mqtt, host: slow.test, max_rate: 1 }
+  fast: { platform: mqtt, host: broker.test, max_rate: 1 }
+buses:
+  s: { driver: sim }
+devices:
+  - { name: a, cloud: slow, bus: s, points: [ { name: v, area: holding, address: 0 } ] }
+  - { name: b, cloud: fast, bus: s, points: [ { name: v, area: holding, address: 0 } ] }
+)";
+    Rig r(text);
+    r.resolver.answer_at_once = false;
+    r.sessions[0]->start();
+    r.sessions[1]->start();
+    r.resolver.answer("broker.test");  // the fast name answers; slow.test takes 10 s
+    r.transport(1).connack();
+    for (int i = 0; i < 10; ++i) {
+        r.feed(*r.sessions[0], 0, i);
+        r.feed(*r.sessions[1], 1, i);
+        r.loop.advance(1s);
+        r.transport(1).ack_all();
+    }
+    CHECK(r.transport(1).published.size() >= 9);  // on time, one per second
+    CHECK(r.transport(0).published.empty());
+    r.resolver.answer("slow.test");
+    r.transport(0).connack();
+    r.loop.advance(1s);
+    CHECK_FALSE(r.transport(0).published.empty());  // then the waiting data goes
+}
+
+TEST_CASE("session: credentials are computed again before they expire") {
+    const std::string text = std::string(kOnenet).replace(std::string(kOnenet).find("keepalive: 60s"), 14,
+                                                          "keepalive: 60s, token_ttl: 10m");
+    Rig r(text);
+    auto& s = r.session();
+    s.start();
+    auto& t = r.transport();
+    t.connack();
+    const auto first_et = et_of(t.connects[0].first.password);
+    CHECK(first_et == r.loop.unix_ms() / 1000 + 600);
+    r.loop.advance(8min);  // past expiry minus the renewal margin
+    t.drop();
+    until_connects(r.loop, t, 2);
+    CHECK(et_of(t.connects[1].first.password) > first_et);
+}
+
+TEST_CASE("session: timers follow what is due (keepalive checks), not a fixed tick") {
+    Rig r(kOnenet);
+    auto& s = r.session();
+    s.start();
+    auto& t = r.transport();
+    t.connack();
+    const auto firings = r.loop.timer_firings;
+    r.loop.advance(600s);  // idle: no data for ten minutes
+    // Four keepalive checks per 60 s keepalive: ~40 wake-ups, where a 100 ms tick would be 6000.
+    CHECK(r.loop.timer_firings - firings <= 41);
+    CHECK(t.misc_calls >= 39);
+    CHECK(r.loop.armed() == 1);  // one timer per session
+}
+
+TEST_CASE("session: no CONNACK within the deadline is a failed attempt, retried") {
+    Rig r(kOnenet);
+    auto& s = r.session();
+    s.start();
+    auto& t = r.transport();
+    r.loop.advance(31s);  // never answered
+    CHECK_FALSE(s.connected());
+    r.loop.advance(60s);
+    CHECK(t.connects.size() >= 2);
+    CHECK(s.counters().connect_failures >= 1);
+}
+
+TEST_CASE("session: at most max_inflight messages wait for acknowledgement") {
+    const std::string text = R"(
+clouds:
+  c: { platform: mqtt, host: broker.test, max_inflight: 2 }
+buses:
+  s: { driver: sim }
+devices:
+  - { name: m, cloud: c, bus: s, points: [ { name: v, area: holding, address: 0 } ] }
+)";
+    Rig r(text);
+    auto& s = r.session();
+    s.start();
+    auto& t = r.transport();
+    t.connack();
+    for (int i = 0; i < 5; ++i) r.feed(s, 0, i);
+    CHECK(t.published.size() == 2);
+    CHECK(s.in_flight() == 2);
+    t.puback(t.published[0].mid);
+    CHECK(t.published.size() == 3);
+    t.ack_all();
+    t.ack_all();
+    t.ack_all();
+    CHECK(t.published.size() == 5);
+    CHECK(s.idle());
+}
