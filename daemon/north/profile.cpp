@@ -11,6 +11,22 @@ core::SampleBatch take_front(std::deque<core::SampleBatch>& pending, Packet& p) 
     return b;
 }
 
+void take_at(std::deque<core::SampleBatch>& pending, const std::vector<std::size_t>& indices, Packet& p) {
+    std::deque<core::SampleBatch> rest;
+    std::size_t next = 0;
+    for (std::size_t i = 0; i < pending.size(); ++i) {
+        if (next < indices.size() && indices[next] == i) {
+            ++next;
+            std::deque<core::SampleBatch> one;
+            one.push_back(std::move(pending[i]));
+            take_front(one, p);
+        } else {
+            rest.push_back(std::move(pending[i]));
+        }
+    }
+    pending.swap(rest);
+}
+
 std::vector<SessionInfo> Profile::sessions(const config::Config& cfg, std::size_t cloud_index) const {
     std::vector<SessionInfo> out;
     for (std::uint32_t i = 0; i < cfg.devices.size(); ++i) {

@@ -49,9 +49,10 @@ struct Packet {
     std::int64_t oldest_ms = 0;  // acquisition time of its oldest batch
 };
 
-// Moves the oldest waiting batch into `p` (its record and samples); returns the batch, which
-// the caller may still read until the next call.
+// Moves the oldest waiting batch into `p` (its record and samples) and returns it.
 core::SampleBatch take_front(std::deque<core::SampleBatch>& pending, Packet& p);
+// Moves the batches at `indices` (ascending) into `p`, keeping the others in order.
+void take_at(std::deque<core::SampleBatch>& pending, const std::vector<std::size_t>& indices, Packet& p);
 
 // What a profile knows about the session it serves.
 struct SessionInfo {

@@ -71,7 +71,8 @@ std::string history(const config::DeviceConfig& d, const std::vector<const core:
     return out + "}";
 }
 
-using Groups = std::vector<std::pair<std::uint32_t, std::vector<const core::SampleBatch*>>>;
+// Batches of one message, per device: (device index, positions in the pending queue).
+using Groups = std::vector<std::pair<std::uint32_t, std::vector<std::size_t>>>;
 
 class OnenetThingModel : public OnenetProfile {
 public:
@@ -122,14 +123,13 @@ public:
                                      std::size_t max_packets, std::uint32_t& next_id) const override {
         std::vector<north::Packet> out;
         while (!pending.empty() && out.size() < max_packets) {
-            std::size_t used = 0;
-            const Groups groups = group_oldest(s, pending, used);
+            const Groups groups = group_oldest(s, pending);
             const bool single = std::all_of(groups.begin(), groups.end(), [](const auto& g) { return g.second.size() == 1; });
             north::Message m;
             m.payload = R"({"id":")" + next_id_text(next_id) + R"(","version":"1.0","params":)";
             if (!s.identity->gateway && single) {
                 m.topic = prefix(s) + "thing/property/post";
-                m.payload += properties(*s.identity, *groups[0].second[0]);
+                m.payload += properties(*s.identity, pending[groups[0].second[0]]);
             } else {
                 m.topic = prefix(s) + (single ? "thing/pack/post" : "thing/history/post");
                 m.payload += '[';
@@ -139,14 +139,23 @@ public:
                     m.payload += '{';
                     if (&d != s.identity) m.payload += R"("identity":)" + identity(d) + ",";
                     m.payload += R"("properties":)";
-                    m.payload += single ? properties(d, *groups[i].second[0]) : history(d, groups[i].second);
+                    if (single) {
+                        m.payload += properties(d, pending[groups[i].second[0]]);
+                    } else {
+                        std::vector<const core::SampleBatch*> batches;
+                        for (auto k : groups[i].second) batches.push_back(&pending[k]);
+                        m.payload += history(d, batches);
+                    }
                     m.payload += '}';
                 }
                 m.payload += ']';
             }
             m.payload += '}';
+            std::vector<std::size_t> taken;
+            for (const auto& g : groups) taken.insert(taken.end(), g.second.begin(), g.second.end());
+            std::sort(taken.begin(), taken.end());
             north::Packet p;
-            for (std::size_t i = 0; i < used; ++i) north::take_front(pending, p);
+            north::take_at(pending, taken, p);
             m.samples = p.samples;
             p.messages.push_back(std::move(m));
             out.push_back(std::move(p));
@@ -216,25 +225,28 @@ private:
         return out + "}";
     }
 
-    // The oldest waiting batches grouped by device, within OneNET's limits (a direct device: one
-    // device; a gateway: at most 10 devices) and 100 batches per device; `used` counts the
-    // batches taken from the front.
-    Groups group_oldest(const north::SessionInfo& s, const std::deque<core::SampleBatch>& pending, std::size_t& used) const {
+    // The oldest waiting batches grouped by device, within OneNET's limits: the first devices in
+    // queue order (a direct device: itself; a gateway: at most 10), up to 100 batches each, and
+    // the value budget. Batches of other devices are skipped, not a reason to stop: sub-devices
+    // polled in turn interleave, and a message must still carry 100 batches of each of its 10.
+    Groups group_oldest(const north::SessionInfo& s, const std::deque<core::SampleBatch>& pending) const {
         Groups groups;
-        const std::size_t budget = north::batches_within_budget(pending, pending.size());
         const std::size_t max_devices = s.identity->gateway ? kMaxPackDevices : 1;
-        for (const auto& b : pending) {
-            if (used == budget) break;
+        std::size_t values = 0, full = 0;
+        for (std::size_t i = 0; i < pending.size() && !(groups.size() == max_devices && full == max_devices); ++i) {
+            const auto& b = pending[i];
             auto g = std::find_if(groups.begin(), groups.end(), [&](const auto& x) { return x.first == b.device_index; });
             if (g == groups.end()) {
-                if (groups.size() == max_devices) break;
+                if (groups.size() == max_devices) continue;
                 groups.push_back({b.device_index, {}});
                 g = groups.end() - 1;
             } else if (g->second.size() == kMaxBatchesPerDevice) {
-                break;
+                continue;
             }
-            g->second.push_back(&b);
-            ++used;
+            if (values > 0 && values + b.values.size() > north::kMaxValuesPerMessage) break;
+            values += b.values.size();
+            g->second.push_back(i);
+            if (g->second.size() == kMaxBatchesPerDevice) ++full;
         }
         return groups;
     }

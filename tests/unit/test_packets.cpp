@@ -1,0 +1,276 @@
+// A message owns its records: every profile builds its largest message from a long backlog, and
+// the packet's records must be exactly the batches it took (in order), and its payload must
+// carry exactly their values. A gateway's pack/history message (10 devices x 100 batches, far
+// more than the 256 the first version remembered) is then acknowledged through a session and
+// a real store, which must delete exactly those records.
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdlib>
+#include <map>
+#include <set>
+
+#include "fake_north.hpp"
+#include "helpers.hpp"
+#include "north/north.hpp"
+#include "platforms/platform.hpp"
+#include "store/outbox.hpp"
+
+using namespace fieldlink;
+using nlohmann::json;
+
+namespace {
+
+constexpr double kBase = 1e6;  // values are kBase + record id: unlike ids and times in payloads
+
+const char* kClouds = R"(
+clouds:
+  dp: { platform: onenet, host: h, product_id: "469948", product_key: kKsubaG7FzMgzR6N3eUD53319Qu+K4MCvw6KzOYc5eI= }
+  tm: { platform: onenet, protocol: thing-model, host: h, product_id: P1, product_key: kKsubaG7FzMgzR6N3eUD53319Qu+K4MCvw6KzOYc5eI= }
+  legacy: { platform: onenet-legacy, host: h, product_id: "1", keepalive: 120s }
+  das: { platform: aiot, host: h, product_id: pk }
+  tb: { platform: thingsboard, host: h, username: T }
+  plain: { platform: mqtt, host: h }
+  perpoint: { platform: mqtt, host: h, topic: "p/{device}/{point}", payload: "{value}" }
+buses:
+  s: { driver: sim }
+devices:
+)";
+
+std::string device(const std::string& name, const std::string& cloud, const std::string& extra = "", int points = 1) {
+    std::string pts;
+    for (int i = 0; i < points; ++i) pts += (i ? ", " : "") + std::string("{ name: v") + std::to_string(i) + ", area: holding, address: " + std::to_string(i) + " }";
+    return "  - { name: " + name + ", cloud: " + cloud + ", bus: s" + extra + ", points: [ " + pts + " ] }\n";
+}
+
+std::string config_text() {
+    std::string d = device("d-dp", "dp") + device("tm-direct", "tm") + device("gw", "tm", ", gateway: true");
+    for (int i = 0; i < 12; ++i) d += device("sub" + std::to_string(i), "tm", ", via: gw");
+    d += device("legacy1", "legacy", ", device_id: \"5\", key: x") + device("das1", "das", ", key: x");
+    for (int i = 0; i < 3; ++i) d += device("tb" + std::to_string(i), "tb");
+    d += device("m1", "plain") + device("pp1", "perpoint", "", 2);
+    return kClouds + d;
+}
+
+// Every number in [kBase, kBase + 1e6) anywhere in a JSON document.
+void collect(const json& j, std::vector<std::int64_t>& out) {
+    if (j.is_number()) {
+        const double v = j.get<double>();
+        if (v >= kBase && v < kBase + 1e6) out.push_back(static_cast<std::int64_t>(v - kBase));
+    } else if (j.is_object() || j.is_array()) {
+        for (const auto& e : j) collect(e, out);
+    }
+}
+
+std::vector<std::int64_t> values_in(const north::Message& m) {
+    std::string text = m.payload;
+    if (m.topic == "$dp") text = text.substr(3);  // legacy frame header
+    std::vector<std::int64_t> out;
+    collect(json::parse(text), out);
+    return out;
+}
+
+struct World {
+    config::Config cfg = test::load_ok(config_text());
+    std::vector<std::unique_ptr<north::Profile>> profiles = platforms::make_profiles(cfg);
+    std::vector<north::SessionInfo> sessions = north::plan_sessions(cfg, profiles);
+
+    const north::SessionInfo& session(const std::string& name) {
+        for (const auto& s : sessions) {
+            if (s.name == name) return s;
+        }
+        FAIL("no session " << name);
+        return sessions[0];
+    }
+    const north::Profile& profile(const north::SessionInfo& s) {
+        return *profiles[static_cast<std::size_t>(s.cloud - cfg.clouds.data())];
+    }
+    // `n` batches round-robin over the session's devices, record ids 1..n, every point kBase + id.
+    std::deque<core::SampleBatch> backlog(const north::SessionInfo& s, std::int64_t n) {
+        std::deque<core::SampleBatch> q;
+        for (std::int64_t id = 1; id <= n; ++id) {
+            core::SampleBatch b;
+            b.device_index = s.devices[static_cast<std::size_t>(id - 1) % s.devices.size()];
+            b.timestamp_ms = 1'700'000'000'000 + id * 1000;
+            b.record_id = id;
+            b.values.resize(cfg.devices[b.device_index].points.size());
+            for (std::uint32_t i = 0; i < b.values.size(); ++i) {
+                b.values[i].point_index = i;
+                b.values[i].value.emplace<double>(kBase + static_cast<double>(id));
+            }
+            q.push_back(std::move(b));
+        }
+        return q;
+    }
+};
+
+// Builds one packet from a backlog of `n` and checks that it owns exactly what it consumed.
+north::Packet check_largest(World& w, const std::string& name, std::int64_t n) {
+    const auto& s = w.session(name);
+    auto q = w.backlog(s, n);
+    std::uint32_t id = 1;
+    auto packets = w.profile(s).build(s, q, 1, id);
+    REQUIRE(packets.size() == 1);
+    auto& p = packets[0];
+    const auto consumed = static_cast<std::size_t>(n) - q.size();
+    REQUIRE(consumed > 0);
+    REQUIRE(p.records.size() == consumed);
+    // The oldest of the devices it carries, in queue order; nothing else.
+    std::set<std::uint32_t> devices;
+    for (const auto& r : p.records) devices.insert(r.device);
+    std::vector<std::int64_t> expected;
+    std::map<std::uint32_t, std::size_t> per_device;
+    for (const auto& r : p.records) ++per_device[r.device];
+    for (std::int64_t rid = 1; rid <= n && expected.size() < consumed; ++rid) {
+        const auto d = s.devices[static_cast<std::size_t>(rid - 1) % s.devices.size()];
+        if (devices.count(d) && per_device[d] > 0) {
+            --per_device[d];
+            expected.push_back(rid);
+        }
+    }
+    REQUIRE(expected.size() == consumed);
+    for (std::size_t i = 0; i < consumed; ++i) CHECK(p.records[i].id == expected[i]);
+    for (const auto& b : q) CHECK(std::find(expected.begin(), expected.end(), b.record_id) == expected.end());
+    if (!q.empty() && s.devices.size() == 1) {
+        CHECK(q.front().record_id == static_cast<std::int64_t>(consumed + 1));  // the rest is still waiting
+    }
+    std::multiset<std::int64_t> carried;
+    std::size_t samples = 0;
+    for (const auto& m : p.messages) {
+        for (auto v : values_in(m)) carried.insert(v);
+        samples += m.samples;
+    }
+    const std::size_t points = w.cfg.devices[s.devices[0]].points.size();
+    CHECK(carried.size() == consumed * points);
+    for (auto rid : expected) CHECK(carried.count(rid) == points);
+    CHECK(samples == p.samples);
+    CHECK(p.samples == consumed * points);
+    CHECK(p.oldest_ms == 1'700'000'000'000 + 1000);
+    return p;
+}
+
+std::string temp_dir() {
+    char tmpl[] = "/tmp/fl-packets-XXXXXX";
+    return mkdtemp(tmpl);
+}
+
+}  // namespace
+
+TEST_CASE("packets: OneNET datapoints carry up to 100 batches and own exactly them") {
+    World w;
+    auto p = check_largest(w, "d-dp", 5000);
+    CHECK(p.records.size() == 100);
+    CHECK(p.messages.size() == 1);
+}
+
+TEST_CASE("packets: OneNET thing model, a direct device: property/post for one, history/post for a backlog") {
+    World w;
+    CHECK(check_largest(w, "tm-direct", 1).messages[0].topic == "$sys/P1/tm-direct/thing/property/post");
+    auto p = check_largest(w, "tm-direct", 5000);
+    CHECK(p.messages[0].topic == "$sys/P1/tm-direct/thing/history/post");
+    CHECK(p.records.size() == 100);
+}
+
+TEST_CASE("packets: a OneNET gateway's history/post carries 10 devices x 100 batches, all owned") {
+    World w;
+    const auto& s = w.session("gw");
+    REQUIRE(s.devices.size() == 13);  // the gateway and 12 sub-devices
+    auto p = check_largest(w, "gw", 20000);
+    CHECK(p.messages[0].topic == "$sys/P1/gw/thing/history/post");
+    // Round-robin over 13 devices: the first 10 devices get 100 batches each; the other three's
+    // batches wait for the next message.
+    CHECK(p.records.size() == 1000);
+    CHECK(json::parse(p.messages[0].payload)["params"].size() == 10);
+    // One batch per device: pack/post.
+    auto q = w.backlog(s, 10);
+    std::uint32_t id = 1;
+    auto packets = w.profile(s).build(s, q, 1, id);
+    CHECK(packets[0].messages[0].topic == "$sys/P1/gw/thing/pack/post");
+    CHECK(packets[0].records.size() == 10);
+}
+
+TEST_CASE("packets: OneNET legacy type 3 for one sample set, type 1 for a backlog") {
+    World w;
+    auto one = check_largest(w, "legacy1", 1);
+    CHECK(one.messages[0].payload[0] == 3);
+    auto many = check_largest(w, "legacy1", 5000);
+    CHECK(many.messages[0].payload[0] == 1);
+    CHECK(many.records.size() == 50);
+}
+
+TEST_CASE("packets: DaShi, ThingsBoard and generic MQTT own exactly what they carry") {
+    World w;
+    CHECK(check_largest(w, "das1", 100).records.size() == 1);
+    auto tb = check_largest(w, "tb", 5000);
+    CHECK(tb.records.size() == 200);
+    CHECK(check_largest(w, "m1", 100).records.size() == 1);
+    auto pp = check_largest(w, "pp1", 100);
+    CHECK(pp.messages.size() == 2);  // one message per point, one record for both
+    CHECK(pp.records.size() == 1);
+}
+
+TEST_CASE("packets: a gateway backlog of 10 x 100 batches is deleted from the store exactly once it is acknowledged") {
+    const std::string dir = temp_dir();
+    auto cfg = test::load_ok("gateway: { data_dir: " + dir + " }\n" + config_text());
+    auto profiles = platforms::make_profiles(cfg);
+    auto infos = north::plan_sessions(cfg, profiles);
+    auto info = *std::find_if(infos.begin(), infos.end(), [](const auto& i) { return i.name == "gw"; });
+    std::string err;
+    auto store = store::Outbox::open(cfg, &err);
+    REQUIRE(store);
+    // 1300 stored batches: 100 per device for the gateway and its 12 sub-devices.
+    std::vector<core::SampleBatch> batches;
+    for (int round = 0; round < 100; ++round) {
+        for (auto d : info.devices) {
+            core::SampleBatch b;
+            b.device_index = d;
+            b.timestamp_ms = 1'700'000'000'000 + round * 1000;
+            b.values.resize(1);
+            b.values[0].point_index = 0;
+            b.values[0].value.emplace<double>(round);
+            batches.push_back(std::move(b));
+        }
+    }
+    std::vector<core::SampleBatch*> ptrs;
+    for (auto& b : batches) ptrs.push_back(&b);
+    store->append(ptrs);
+    REQUIRE(store->stats().records == 1300);
+
+    test::FakeLoop loop;
+    test::FakeResolver resolver;
+    resolver.address_of["h"] = "127.0.0.1";
+    test::FakeTransports transports;
+    transports.loop = &loop;
+    north::SessionEnv env;
+    env.loop = &loop;
+    env.resolver = &resolver;
+    env.make_transport = transports.factory();
+    env.store = store.get();
+    env.memory_window = 2000;
+    env.backlog_chunk = 2000;
+    const auto& profile = *profiles[static_cast<std::size_t>(info.cloud - cfg.clouds.data())];
+    north::Session s(info, profile, env);
+    s.start();
+    auto& t = *transports.made.at(0);
+    t.connack();
+    // Topology first (topo/add + sub/login per sub-device), one message per second.
+    for (int i = 0; i < 30 && t.published.size() < 25; ++i) {
+        loop.advance(std::chrono::seconds(1));
+        t.ack_all();
+    }
+    REQUIRE(t.published.size() == 25);
+    const auto& data = t.published.back();
+    CHECK(data.topic == "$sys/P1/gw/thing/history/post");
+    const auto params = json::parse(data.payload)["params"];
+    std::size_t carried = 0;
+    for (const auto& dev : params) carried += dev["properties"]["v0"].size();
+    CHECK(carried == 1000);  // 10 devices x 100 batches in one message
+    store->maintain(loop.now());
+    CHECK(store->stats().records == 300);  // exactly the 1000 it carried are gone
+    loop.advance(std::chrono::seconds(1));
+    t.ack_all();
+    store->maintain(loop.now());
+    CHECK(store->stats().records == 0);
+    CHECK(s.idle());
+}
