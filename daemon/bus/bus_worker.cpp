@@ -94,12 +94,25 @@ void BusWorker::count_error(Device& d, unsigned kind) {
     }
 }
 
+// The link is the bus's, not a device's: one line when it goes down and one when it is back,
+// however many devices wait behind it.
+void BusWorker::set_link(bool up, const char* detail) {
+    if (up == !link_down_) return;
+    link_down_ = !up;
+    if (up) {
+        log_->info("bus {}: link up again", bus_.name);
+    } else {
+        log_->warn("bus {}: link down: {}; its {} device(s) are retried with backoff (at most {}ms apart)", bus_.name, detail,
+                   devices_.size(), bus_.backoff_max.count());
+    }
+}
+
 void BusWorker::set_state(Device& d, State s, int code, const char* detail) {
     if (s == d.state && code == d.state_code) return;  // log once per state change, not per poll
     const auto& dc = cfg_.devices[d.index];
     if (s == State::ok) {
-        if (d.state != State::unknown) log_->info("device {} (unit {}): responding again", dc.name, dc.unit);
-    } else {
+        if (d.state != State::unknown && d.state != State::link) log_->info("device {} (unit {}): responding again", dc.name, dc.unit);
+    } else if (s != State::link) {
         log_->warn("device {} (unit {}): {}: {}", dc.name, dc.unit, state_name(static_cast<int>(s)), detail);
     }
     d.state = s;
@@ -133,9 +146,11 @@ bool BusWorker::read_request(Device& d, const ReadRequest& r, core::SampleBatch&
         const State s = err.kind == FL_ERRK_TIMEOUT ? State::timeout
                         : err.kind == FL_ERRK_CRC    ? State::crc
                         : err.kind == FL_ERRK_PROTOCOL ? State::protocol : State::link;
+        if (s == State::link) set_link(false, err.message);
         set_state(d, s, 0, err.message);
         return false;
     }
+    set_link(true, "");
     if (st == FL_ERROR) {
         count_error(d, err.kind);
         std::string detail = std::string(err.message) + " reading " + config::to_string(r.area) + " " +
@@ -173,7 +188,7 @@ void BusWorker::poll(Device& d) {
     if (!answered) {
         ++d.failures;
         const auto delay = backoff_.next(d.failures);
-        if (d.failures == 1) {
+        if (d.failures == 1 && d.state != State::link) {
             log_->warn("device {} (unit {}): backing off (retry in {}ms, at most {}ms apart) so the other "
                        "devices on bus {} keep their rate", dc.name, dc.unit, delay.count(),
                        bus_.backoff_max.count(), bus_.name);

@@ -68,6 +68,7 @@ private:
     void poll(Device& d);
     bool read_request(Device& d, const ReadRequest& r, core::SampleBatch& batch);
     void set_state(Device& d, State s, int code, const char* detail);
+    void set_link(bool up, const char* detail);
     void count_error(Device& d, unsigned kind);
 
     const config::Config& cfg_;
@@ -77,6 +78,7 @@ private:
     std::vector<Device> devices_;
     core::Backoff backoff_;
     std::shared_ptr<spdlog::logger> log_;
+    bool link_down_ = false;  // the bus itself (connection, serial port) is down: logged once per bus
     std::vector<std::uint16_t> regs_;
     std::vector<std::uint8_t> bits_;
 

@@ -103,7 +103,7 @@ int tcp_connect(const Link* l, fl_error_v2* err) {
     addrinfo* res = nullptr;
     const std::string port = std::to_string(l->port);
     if (getaddrinfo(l->host.c_str(), port.c_str(), &hints, &res) != 0 || !res) {
-        set_err(err, FL_ERRK_LINK, 0, "cannot resolve host %s", l->host.c_str());
+        set_err(err, FL_ERRK_LINK, 0, "cannot resolve host %s", l->host.c_str());  // (on the bus thread, not the loop)
         return -1;
     }
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -119,7 +119,13 @@ int tcp_connect(const Link* l, fl_error_v2* err) {
         rc = soerr == 0 ? 0 : -1;
     }
     if (rc < 0) {
-        set_err(err, FL_ERRK_LINK, errno, "cannot connect: %s", std::strerror(errno));
+        const int e = errno;
+        if (err) {
+            err->kind = FL_ERRK_LINK;
+            err->code = e;
+            std::snprintf(err->message, sizeof err->message, "cannot connect to %s:%d: %s", l->host.c_str(), l->port,
+                          std::strerror(e));
+        }
         if (fd >= 0) close(fd);
         return -1;
     }
@@ -148,7 +154,12 @@ fl_status mb_open(void* h, fl_error_v2* err) {
     if (l->mode == Mode::rtu) {
         // Opening a serial port does not select(); only the link it returns must be low.
         if (modbus_connect(l->ctx) != 0) {
-            set_err(err, FL_ERRK_LINK, errno, "cannot open: %s", modbus_strerror(errno));
+            const int e = errno;
+            if (err) {
+                err->kind = FL_ERRK_LINK;
+                err->code = e;
+                std::snprintf(err->message, sizeof err->message, "cannot open %s: %s", l->device.c_str(), modbus_strerror(e));
+            }
             disconnect(l);
             return FL_RETRY;
         }

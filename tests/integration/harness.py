@@ -9,6 +9,7 @@ import hmac
 import json
 import os
 import pwd
+import resource
 import signal
 import socket
 import subprocess
@@ -22,6 +23,22 @@ PLUGINS = os.path.abspath(os.environ.get("FIELDLINK_PLUGIN_DIR", "build/plugins"
 EMULATOR = os.path.abspath(os.environ.get("FIELDLINK_EMULATOR", "build/test-plugins/onenet_emulator.so"))
 MOSQUITTO = os.environ.get("MOSQUITTO", "/usr/sbin/mosquitto")
 OBSERVER = ("observer", "observer-secret")
+
+
+def raise_nofile():
+    """Children get the hard descriptor limit as their soft one (brokers with thousands of clients)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def proc_status(pid, key):
+    """A number from /proc/PID/status (e.g. 'VmRSS:' in kB, 'Threads:')."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1])
+    return 0
 
 
 def free_port():
@@ -65,10 +82,10 @@ class Procs:
             f.write(text)
         return self.path(name)
 
-    def start(self, args, log_name, stdin=None, env=None):
+    def start(self, args, log_name, stdin=None, env=None, preexec_fn=raise_nofile):
         log = open(self.path(log_name), "w")
         p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=stdin, env=env,
-                             cwd=self.dir, text=True)
+                             cwd=self.dir, text=True, preexec_fn=preexec_fn)
         log.close()  # the child has its own descriptor
         self.procs.append(p)
         return p
@@ -203,11 +220,15 @@ class Simulator:
         self.procs = procs
         self.name = name
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, bufsize=1)
+                                     stderr=subprocess.STDOUT, text=True, bufsize=1, preexec_fn=raise_nofile)
         procs.procs.append(self.proc)
         line = self.proc.stdout.readline()
         if line.strip() != "ready":
             raise AssertionError("simulator did not start: " + line + self.proc.stdout.read())
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(5)
 
     def cmd(self, line):
         self.proc.stdin.write(line + "\n")
@@ -218,12 +239,12 @@ class Simulator:
         return reply
 
 
-def pty_pair(procs, name="tty"):
-    """A socat pty pair: returns (gateway_side, device_side) paths."""
+def pty_pair(procs, name="tty", with_process=False):
+    """A socat pty pair: returns (gateway_side, device_side) paths (and the socat process)."""
     a, b = procs.path(name + "A"), procs.path(name + "B")
-    procs.start(["socat", "-d", "-d", "pty,raw,echo=0,link=" + a, "pty,raw,echo=0,link=" + b], name + "-socat.log")
+    p = procs.start(["socat", "-d", "-d", "pty,raw,echo=0,link=" + a, "pty,raw,echo=0,link=" + b], name + "-socat.log")
     wait_for(lambda: os.path.exists(a) and os.path.exists(b), what="socat ptys")
-    return a, b
+    return (a, b, p) if with_process else (a, b)
 
 
 def tcp_to_pty(procs, port, name="conv"):
