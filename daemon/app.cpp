@@ -44,17 +44,18 @@ std::size_t point_count(const config::Config& cfg) {
     return n;
 }
 
-// Descriptors a configuration needs: libmosquitto holds 3 per client (its socket and a socket
-// pair), a bus 2 (its link, and a duplicate while it is given back), plus the numbers reserved
-// below FD_SETSIZE and a fixed allowance (store files, event loop, resolver, logging, plugins).
+// Descriptors a configuration needs: a session holds 1 (its socket; 3 where libmosquitto's
+// wake-up socket pair could not be refused), a bus 2 (its link, and a duplicate while it is
+// given back), plus the numbers reserved below FD_SETSIZE and a fixed allowance (store files,
+// event loop, resolver, logging, plugins).
 struct DescriptorBudget {
     std::size_t sessions = 0;
+    std::size_t per_session = 1;
     std::size_t buses = 0;
     std::size_t reserved = 0;
-    static constexpr std::size_t kPerSession = 3;
     static constexpr std::size_t kPerBus = 2;
     static constexpr std::size_t kFixed = 64;
-    std::size_t needed() const { return sessions * kPerSession + buses * kPerBus + reserved + kFixed; }
+    std::size_t needed() const { return sessions * per_session + buses * kPerBus + reserved + kFixed; }
 };
 
 // Numbers below FD_SETSIZE for the buses' select()-based library: two per bus (a link and its
@@ -67,6 +68,7 @@ bool check_descriptors(const config::Config& cfg, const std::string& file) {
     DescriptorBudget b;
     auto profiles = platforms::make_profiles(cfg);
     b.sessions = north::plan_sessions(cfg, profiles).size();
+    b.per_session = static_cast<std::size_t>(north::descriptors_per_client());
     b.buses = cfg.buses.size();
     b.reserved = low_fds_wanted(cfg);
     rlimit rl{};
@@ -77,7 +79,7 @@ bool check_descriptors(const config::Config& cfg, const std::string& file) {
     }
     if (rl.rlim_max == RLIM_INFINITY || b.needed() <= rl.rlim_max) return true;
     std::cerr << file << ": this configuration needs about " << b.needed() << " file descriptors (" << b.sessions
-              << " cloud session(s) x " << DescriptorBudget::kPerSession << " + " << b.buses << " bus(es) x "
+              << " cloud session(s) x " << b.per_session << " + " << b.buses << " bus(es) x "
               << DescriptorBudget::kPerBus << " + " << b.reserved << " reserved below FD_SETSIZE + "
               << DescriptorBudget::kFixed << "), but the hard limit (RLIMIT_NOFILE) of this process is " << rl.rlim_max
               << "; raise it with LimitNOFILE=" << b.needed() << " in the systemd unit (or ulimit -Hn " << b.needed()

@@ -1,7 +1,9 @@
 """The user-facing contract of the binaries: flags, exit codes, --check / --plan, plugin refusal,
 `fieldlink token`."""
 import os
+import resource
 import shutil
+import subprocess
 import unittest
 
 from harness import BIN, PLUGINS, Procs, run_cli
@@ -26,6 +28,12 @@ devices:
 """
 
 
+def many_sessions(n):
+    devices = "".join("  - { name: d%d, cloud: local, bus: sim1, points: [ { name: a, area: holding, address: 0 } ] }\n" % i
+                      for i in range(n))
+    return "clouds:\n  local: { platform: mqtt, host: 127.0.0.1 }\nbuses:\n  sim1: { driver: sim }\ndevices:\n" + devices
+
+
 class CliTest(unittest.TestCase):
     def setUp(self):
         self.procs = Procs(self)
@@ -33,6 +41,21 @@ class CliTest(unittest.TestCase):
     def check(self, text, *extra, plugin_dir=PLUGINS):
         path = self.procs.write("c.yaml", text)
         return run_cli([FIELDLINKD, "--check", "--config", path, "--plugin-dir", plugin_dir] + list(extra))
+
+    def test_a_configuration_needing_more_descriptors_than_the_hard_limit_is_refused_with_the_numbers(self):
+        path = self.procs.write("many.yaml", "gateway: { data_dir: %s }\n" % self.procs.path("data") + many_sessions(300))
+        low_limit = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+        for extra in (["--check"], []):
+            p = subprocess.run([FIELDLINKD, "--config", path, "--plugin-dir", PLUGINS] + extra, capture_output=True,
+                               text=True, timeout=30, preexec_fn=low_limit)
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertIn("this configuration needs about", p.stderr)
+            self.assertIn("300 cloud session(s)", p.stderr)
+            self.assertIn("the hard limit (RLIMIT_NOFILE) of this process is 256", p.stderr)
+            self.assertIn("LimitNOFILE=", p.stderr)
+        # With enough descriptors the same file is fine.
+        rc, out, err = run_cli([FIELDLINKD, "--check", "--config", path, "--plugin-dir", PLUGINS])
+        self.assertEqual(rc, 0, err)
 
     def test_help_version_and_bad_usage(self):
         rc, out, _ = run_cli([FIELDLINKD, "--help"])

@@ -4,10 +4,14 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cstdlib>
 
 #include "fake_north.hpp"
 #include "helpers.hpp"
+#include "north/mosquitto_transport.hpp"
 #include "north/north.hpp"
 #include "north/session.hpp"
 #include "platforms/platform.hpp"
@@ -347,4 +351,12 @@ devices:
     t.ack_all();
     CHECK(t.published.size() == 5);
     CHECK(s.idle());
+}
+
+TEST_CASE("a libmosquitto client holds one descriptor: its unused wake-up socket pair is refused") {
+    CHECK(north::descriptors_per_client() == 1);
+    int sv[2];
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);  // everyone else still gets theirs
+    close(sv[0]);
+    close(sv[1]);
 }
