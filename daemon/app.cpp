@@ -114,7 +114,7 @@ int start_all(const config::Config& cfg, const bus::PluginRegistry& plugins, Run
         }
         auto* north = run.north.get();
         run.workers.push_back(std::make_unique<bus::BusWorker>(
-            cfg, b, std::move(driver), [north](core::SampleBatch&& batch) { return north->push(std::move(batch)); }));
+            cfg, b, std::move(driver), [north](std::vector<core::SampleBatch>& batches) { north->push(batches); }));
     }
     for (auto& w : run.workers) w->start();
     log->info("fieldlinkd running: {} bus(es), {} device(s), {} point(s)", cfg.buses.size(), cfg.devices.size(),

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <queue>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,8 +37,9 @@ struct DeviceCounters {
     std::atomic<std::uint64_t> requests{0};
 };
 
-// Returns false when the batch could not be queued (queue full).
-using SampleSink = std::function<bool(core::SampleBatch&&)>;
+// Takes the batches of one polling round from the front of the vector, as many as it can (the
+// hand-off queue is bounded); what is left was not taken and is counted as skipped.
+using SampleSink = std::function<void(std::vector<core::SampleBatch>&)>;
 
 class BusWorker {
 public:
@@ -65,7 +67,8 @@ private:
     };
 
     void run();
-    void poll(Device& d);
+    void poll(Device& d, std::vector<core::SampleBatch>& round);
+    void hand_over(std::vector<core::SampleBatch>& round);
     bool read_request(Device& d, const ReadRequest& r, core::SampleBatch& batch);
     void set_state(Device& d, State s, int code, const char* detail);
     void set_link(bool up, const char* detail);
@@ -76,6 +79,10 @@ private:
     std::unique_ptr<DriverInstance> driver_;
     SampleSink sink_;
     std::vector<Device> devices_;
+    // Devices by next due time (min-heap of (due, index into devices_)).
+    std::priority_queue<std::pair<std::chrono::steady_clock::time_point, std::size_t>,
+                        std::vector<std::pair<std::chrono::steady_clock::time_point, std::size_t>>, std::greater<>>
+        due_;
     core::Backoff backoff_;
     std::shared_ptr<spdlog::logger> log_;
     bool link_down_ = false;  // the bus itself (connection, serial port) is down: logged once per bus

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 
@@ -19,7 +20,11 @@ int print_status(const std::string& data_dir) {
         return 1;
     }
     const double age = static_cast<double>(core::unix_ms_now() - s.value("time_ms", 0LL)) / 1000.0;
-    std::cout << fmt::format("status of {} ({:.0f} s old{})\n", data_dir, age, age > 10 ? ", fieldlinkd is not running" : "");
+    // Written every period (1 s, longer with thousands of sessions): older than a few periods is stale.
+    const double stale = std::max(10.0, 3.0 * static_cast<double>(s.value("period_ms", 1000LL)) / 1000.0);
+    std::cout << fmt::format("status of {} ({:.0f} s old{}): {} of {} sessions connected\n", data_dir, age,
+                             age > stale ? ", fieldlinkd is not running" : "", s.value("sessions_connected", 0ULL),
+                             s.value("sessions_total", 0ULL));
     std::cout << fmt::format("{:<24} {:<12} {:<5} {:>10} {:>8} {:>9} {:>9} {:>12} {:>9}\n", "SESSION", "CLOUD", "UP",
                              "QUEUED", "IN MEM", "OLDEST s", "SENT/s", "SENT", "DROPPED");
     for (const auto& x : s.value("sessions", nlohmann::json::array())) {
@@ -39,7 +44,7 @@ int print_status(const std::string& data_dir) {
                                  st.value("dropped_unconfigured", 0ULL), st.value("dropped_unwritable", 0ULL),
                                  st.value("corrupt", 0ULL));
     }
-    return age > 10 ? 3 : 0;
+    return age > stale ? 3 : 0;
 }
 
 }  // namespace fieldlink::cli

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <vector>
 
 namespace fieldlink::core {
 
@@ -32,6 +33,22 @@ public:
         std::uint64_t one = 1;
         (void)!::write(fd_, &one, sizeof one);
         return true;
+    }
+
+    // Moves as many of `items` as fit (from the front), with one wake-up of the consumer.
+    // Returns how many were taken; the rest stay in `items`.
+    std::size_t push_all(std::vector<T>& items) {
+        std::size_t n = 0;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            while (n < items.size() && items_.size() < capacity_) items_.push_back(std::move(items[n++]));
+        }
+        if (n > 0) {
+            std::uint64_t one = 1;
+            (void)!::write(fd_, &one, sizeof one);
+        }
+        items.erase(items.begin(), items.begin() + static_cast<std::ptrdiff_t>(n));
+        return n;
     }
 
     // Moves everything waiting into `out` and clears the eventfd.

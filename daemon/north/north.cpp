@@ -3,6 +3,7 @@
 #include <mosquitto.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -101,6 +102,7 @@ bool North::start(std::string* error) {
         env.store = store_.get();
         env.totals = &sum_;
         env.connected = &connected_;
+        env.window = &window_;
         env.memory_window = std::clamp<std::size_t>(kMemoryBatches / std::max<std::size_t>(1, infos.size()), 16, 2000);
         env.backlog_chunk = kBacklogChunk;
         if (auto it = logins.find(info.name); it != logins.end()) env.earlier_logins = it->second;
@@ -114,9 +116,12 @@ bool North::start(std::string* error) {
     loop_.watch(stop_fd_, EPOLLIN, stop_watch_.get());
     maintenance_ = std::make_unique<Every>(this, &North::maintain, kMaintenance);
     // Status files cost O(sessions): every second up to 500 sessions, then less often (30 s at most).
-    const auto status_period = std::chrono::milliseconds(std::clamp<std::size_t>(sessions_.size() * 2, 1000, 30'000));
-    status_ = std::make_unique<Every>(this, &North::write_status, status_period);
-    thread_ = std::thread([this] { run(); });
+    status_period_ = std::chrono::milliseconds(std::clamp<std::size_t>(sessions_.size() * 2, 1000, 30'000));
+    status_ = std::make_unique<Every>(this, &North::write_status, status_period_);
+    thread_ = std::thread([this] {
+        pthread_setname_np(pthread_self(), "fl-north");  // for top -H, ps -L, perf
+        run();
+    });
     return true;
 }
 

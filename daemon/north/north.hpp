@@ -40,8 +40,9 @@ public:
     North& operator=(const North&) = delete;
 
     bool start(std::string* error);
-    // Thread-safe: called by bus workers. False when the hand-off queue is full.
-    bool push(core::SampleBatch&& batch) { return queue_.push(std::move(batch)); }
+    // Thread-safe: called by bus workers with a round of batches; takes as many as the hand-off
+    // queue has room for (from the front) and leaves the rest.
+    void push(std::vector<core::SampleBatch>& batches) { queue_.push_all(batches); }
     // Publishes what is waiting for at most `drain`, disconnects every session, joins.
     void stop(std::chrono::milliseconds drain);
     NorthTotals totals() const;
@@ -65,6 +66,7 @@ private:
     TlsContexts tls_;
     std::unique_ptr<Resolver> resolver_;
     std::unique_ptr<store::Outbox> store_;
+    ConnectWindow window_{64};  // below common listen backlogs (mosquitto: 100)
     std::vector<std::unique_ptr<Session>> sessions_;
     std::vector<Session*> route_;  // device index -> its session
     std::vector<Session*> touched_;
@@ -78,6 +80,7 @@ private:
     TimePoint started_{};
     bool all_connected_logged_ = false;
     TimePoint last_status_{};
+    std::chrono::milliseconds status_period_{1000};
     std::vector<std::uint64_t> last_samples_sent_;  // per session, for the send rate
     std::thread thread_;
     mutable std::mutex totals_mutex_;

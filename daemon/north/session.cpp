@@ -115,6 +115,30 @@ void Session::connect(TimePoint now) {
             return;
         }
     }
+    if (env_.window && !in_window_) {
+        if (!env_.window->enter(this)) {
+            state_ = State::queued;  // admitted() when a place is free
+            env_.loop->cancel(this);
+            return;
+        }
+        in_window_ = true;
+    }
+    resolve();
+}
+
+void Session::admitted() {
+    in_window_ = true;
+    admitted_ = true;
+    env_.loop->schedule(this, env_.loop->now());  // continue from the loop, not inside someone else's callback
+}
+
+void Session::leave_window() {
+    if (!in_window_) return;
+    in_window_ = false;
+    env_.window->leave();
+}
+
+void Session::resolve() {
     state_ = State::resolving;
     env_.loop->cancel(this);
     const std::uint64_t generation = ++resolve_generation_;
@@ -148,6 +172,7 @@ void Session::on_resolved(const Resolution& r, std::uint64_t generation) {
 }
 
 void Session::schedule_reconnect(TimePoint now) {
+    leave_window();
     ++failures_;
     count(&SessionCounters::connect_failures);
     state_ = State::waiting;
@@ -177,6 +202,8 @@ void Session::lost(const char* why, int rc) {
 }
 
 void Session::stop() {
+    if (state_ == State::queued && env_.window) env_.window->withdraw(this);
+    leave_window();
     const bool was_connected = state_ == State::connected;
     state_ = State::stopped;  // before disconnect: its callback must not reconnect
     ++resolve_generation_;
@@ -228,6 +255,13 @@ void Session::on_timer(TimePoint now) {
         case State::waiting:
             if (now >= reconnect_at_) {
                 connect(now);
+                return;
+            }
+            break;
+        case State::queued:
+            if (admitted_) {
+                admitted_ = false;
+                resolve();
                 return;
             }
             break;
@@ -294,6 +328,7 @@ void Session::on_connack(int rc) {
         lost("connack", rc);
         return;
     }
+    leave_window();
     count(&SessionCounters::connects);
     if (failures_ > 0 || counters_.connects > 1) {
         log_->info("device {}: connected to cloud {} again after {} failed attempt(s)", info_.name, cloud_.name, failures_);

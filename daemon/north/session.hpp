@@ -22,6 +22,7 @@
 #include "config/config.hpp"
 #include "core/backoff.hpp"
 #include "core/value.hpp"
+#include "north/connect_window.hpp"
 #include "north/loop.hpp"
 #include "north/profile.hpp"
 #include "north/resolver.hpp"
@@ -59,13 +60,14 @@ struct SessionEnv {
     store::Outbox* store = nullptr;       // null: samples are not durable (store: memory, tests)
     SessionCounters* totals = nullptr;    // sums over all sessions (optional)
     std::size_t* connected = nullptr;     // sessions connected now (optional)
+    ConnectWindow* window = nullptr;      // at most so many connecting at once (optional)
     std::size_t memory_window = 2000;     // newest batches kept in memory while they wait
     std::size_t backlog_chunk = 500;      // older batches loaded from the store at a time
     // Login attempts of a previous process, Unix ms (crash loops must still honour the rule).
     std::vector<std::int64_t> earlier_logins;
 };
 
-class Session final : public IoHandler, public TimerHandler, public TransportEvents {
+class Session final : public IoHandler, public TimerHandler, public TransportEvents, public ConnectWindow::Member {
 public:
     Session(SessionInfo info, const Profile& profile, SessionEnv env);
     ~Session() override;
@@ -100,9 +102,10 @@ public:
     void on_disconnect(int rc) override;
     void on_puback(int mid) override;
     void on_message(const std::string& topic, const std::string& payload) override;
+    void admitted() override;
 
 private:
-    enum class State { idle, waiting, resolving, connecting, connected, stopped };
+    enum class State { idle, waiting, queued, resolving, connecting, connected, stopped };
     struct InFlight {
         std::size_t messages = 0;  // messages of this packet not yet acknowledged
         std::vector<RecordRef> records;
@@ -110,6 +113,8 @@ private:
     };
 
     void connect(TimePoint now);
+    void resolve();
+    void leave_window();
     void on_resolved(const Resolution& r, std::uint64_t generation);
     bool refresh_credentials(std::int64_t now_s);
     TimePoint login_allowed_at(TimePoint now);
@@ -140,6 +145,8 @@ private:
     int watched_fd_ = -1;
     std::uint32_t watched_events_ = 0;
     std::uint64_t resolve_generation_ = 0;
+    bool in_window_ = false;
+    bool admitted_ = false;
     std::size_t address_index_ = 0;  // rotates through a name's addresses on failures
     int failures_ = 0;
     core::Backoff backoff_;

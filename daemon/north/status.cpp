@@ -1,5 +1,7 @@
 // status.json (for `fieldlink status`) and metrics.prom (Prometheus text format, e.g. for
-// node_exporter's textfile collector), rewritten atomically every status period.
+// node_exporter's textfile collector), rewritten atomically every status period. Both are
+// streamed session by session: no document of all sessions is built in memory (10,000 sessions
+// would make a transient 20 MB that malloc keeps).
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -10,13 +12,28 @@
 namespace fieldlink::north {
 namespace {
 
-void write_atomically(const std::string& path, const std::string& text) {
-    const std::string tmp = path + ".tmp";
-    if (FILE* f = std::fopen(tmp.c_str(), "w")) {
-        const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-        if (std::fclose(f) == 0 && ok) std::rename(tmp.c_str(), path.c_str());
+// A file replaced atomically when complete (write to .tmp, then rename).
+class AtomicFile {
+public:
+    explicit AtomicFile(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp"), f_(std::fopen(tmp_.c_str(), "w")) {}
+    ~AtomicFile() {
+        if (!f_) return;
+        const bool ok = !std::ferror(f_);
+        if (std::fclose(f_) == 0 && ok) std::rename(tmp_.c_str(), path_.c_str());
     }
-}
+    AtomicFile(const AtomicFile&) = delete;
+    AtomicFile& operator=(const AtomicFile&) = delete;
+    template <typename... Args>
+    void print(fmt::format_string<Args...> f, Args&&... args) {
+        if (f_) fmt::print(f_, f, std::forward<Args>(args)...);
+    }
+
+private:
+    std::string path_, tmp_;
+    std::FILE* f_;
+};
+
+std::string quoted(const std::string& s) { return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
 
 }  // namespace
 
@@ -27,11 +44,10 @@ void North::write_status(TimePoint now) {
     const auto& queues = store_ ? store_->per_device() : none;
     const std::int64_t now_ms = loop_.unix_ms();
     last_samples_sent_.resize(sessions_.size());
-    nlohmann::json sessions = nlohmann::json::array();
-    std::string prom;
-    auto metric = [&prom](const char* name, const std::string& session, double v) {
-        fmt::format_to(std::back_inserter(prom), "{}{{session=\"{}\"}} {}\n", name, session, v);
-    };
+    AtomicFile status(cfg_.gateway.data_dir + "/status.json");
+    AtomicFile prom(cfg_.gateway.data_dir + "/metrics.prom");
+    status.print("{{\"time_ms\":{},\"period_ms\":{},\"sessions_total\":{},\"sessions_connected\":{},\"sessions\":[", now_ms,
+                 status_period_.count(), sessions_.size(), connected_);
     std::int64_t oldest_all = 0;
     for (std::size_t i = 0; i < sessions_.size(); ++i) {
         const auto& s = *sessions_[i];
@@ -47,41 +63,39 @@ void North::write_status(TimePoint now) {
         const double rate = dt > 0 ? static_cast<double>(c.samples_sent - last_samples_sent_[i]) / dt : 0;
         last_samples_sent_[i] = c.samples_sent;
         const double age_s = oldest ? static_cast<double>(now_ms - oldest) / 1000.0 : 0;
-        sessions.push_back({{"name", s.name()}, {"cloud", s.info().cloud->name}, {"connected", s.connected()},
-                            {"queued_on_disk", queued}, {"queued_in_memory", s.queued_in_memory()},
-                            {"in_flight", s.in_flight()}, {"oldest_queued_age_s", age_s}, {"samples_sent_per_s", rate},
-                            {"samples_sent", c.samples_sent}, {"messages_acked", c.messages_acked},
-                            {"samples_dropped_budget", dropped}, {"samples_dropped_memory", c.samples_dropped},
-                            {"commands", c.commands}, {"malformed", c.malformed}, {"error_replies", c.error_replies},
-                            {"connect_failures", c.connect_failures}, {"resolve_failures", c.resolve_failures}});
-        metric("fieldlink_session_connected", s.name(), s.connected() ? 1 : 0);
-        metric("fieldlink_queued_batches", s.name(), static_cast<double>(queued));
-        metric("fieldlink_oldest_queued_age_seconds", s.name(), age_s);
-        metric("fieldlink_samples_sent_total", s.name(), static_cast<double>(c.samples_sent));
-        metric("fieldlink_samples_dropped_total", s.name(), static_cast<double>(dropped + c.samples_dropped));
-        metric("fieldlink_send_rate_samples_per_second", s.name(), rate);
-        metric("fieldlink_platform_requests_total", s.name(), static_cast<double>(c.commands));
-        metric("fieldlink_malformed_messages_total", s.name(), static_cast<double>(c.malformed));
+        const std::string name = quoted(s.name());
+        status.print("{}\n{{\"name\":{},\"cloud\":{},\"connected\":{},\"queued_on_disk\":{},\"queued_in_memory\":{},"
+                     "\"in_flight\":{},\"oldest_queued_age_s\":{:.3f},\"samples_sent_per_s\":{:.3f},\"samples_sent\":{},"
+                     "\"messages_acked\":{},\"samples_dropped_budget\":{},\"samples_dropped_memory\":{},\"commands\":{},"
+                     "\"malformed\":{},\"error_replies\":{},\"connect_failures\":{},\"resolve_failures\":{}}}",
+                     i ? "," : "", name, quoted(s.info().cloud->name), s.connected(), queued, s.queued_in_memory(),
+                     s.in_flight(), age_s, rate, c.samples_sent, c.messages_acked, dropped, c.samples_dropped, c.commands,
+                     c.malformed, c.error_replies, c.connect_failures, c.resolve_failures);
+        prom.print("fieldlink_session_connected{{session={}}} {}\n"
+                   "fieldlink_queued_batches{{session={}}} {}\n"
+                   "fieldlink_oldest_queued_age_seconds{{session={}}} {:.3f}\n"
+                   "fieldlink_samples_sent_total{{session={}}} {}\n"
+                   "fieldlink_samples_dropped_total{{session={}}} {}\n"
+                   "fieldlink_send_rate_samples_per_second{{session={}}} {:.3f}\n"
+                   "fieldlink_platform_requests_total{{session={}}} {}\n"
+                   "fieldlink_malformed_messages_total{{session={}}} {}\n",
+                   name, s.connected() ? 1 : 0, name, queued, name, age_s, name, c.samples_sent, name,
+                   dropped + c.samples_dropped, name, rate, name, c.commands, name, c.malformed);
     }
-    nlohmann::json status = {{"time_ms", now_ms},
-                             {"sessions_total", sessions_.size()},
-                             {"sessions_connected", connected_},
-                             {"sessions", sessions}};
+    status.print("]");
     if (store_) {
         const auto st = store_->stats();
-        status["store"] = {{"path", store_->path()}, {"queued_batches", st.records}, {"bytes_used", st.bytes_used},
-                           {"oldest_queued_age_s", oldest_all ? static_cast<double>(now_ms - oldest_all) / 1000.0 : 0.0},
-                           {"appended", st.appended}, {"acked", st.acked}, {"dropped_budget", st.dropped_budget},
-                           {"dropped_unconfigured", st.dropped_unknown}, {"dropped_unwritable", st.dropped_full},
-                           {"corrupt", st.corrupt}};
-        fmt::format_to(std::back_inserter(prom),
-                       "fieldlink_store_bytes {}\nfieldlink_store_queued_batches {}\nfieldlink_store_corrupt_total {}\n",
-                       st.bytes_used, st.records, st.corrupt);
+        status.print(",\n\"store\":{{\"path\":{},\"queued_batches\":{},\"bytes_used\":{},\"oldest_queued_age_s\":{:.3f},"
+                     "\"appended\":{},\"acked\":{},\"dropped_budget\":{},\"dropped_unconfigured\":{},"
+                     "\"dropped_unwritable\":{},\"corrupt\":{}}}",
+                     quoted(store_->path()), st.records, st.bytes_used,
+                     oldest_all ? static_cast<double>(now_ms - oldest_all) / 1000.0 : 0.0, st.appended, st.acked,
+                     st.dropped_budget, st.dropped_unknown, st.dropped_full, st.corrupt);
+        prom.print("fieldlink_store_bytes {}\nfieldlink_store_queued_batches {}\nfieldlink_store_corrupt_total {}\n",
+                   st.bytes_used, st.records, st.corrupt);
     }
-    fmt::format_to(std::back_inserter(prom), "fieldlink_sessions {}\nfieldlink_sessions_connected {}\n", sessions_.size(),
-                   connected_);
-    write_atomically(cfg_.gateway.data_dir + "/status.json", status.dump(1));
-    write_atomically(cfg_.gateway.data_dir + "/metrics.prom", prom);
+    status.print("}}\n");
+    prom.print("fieldlink_sessions {}\nfieldlink_sessions_connected {}\n", sessions_.size(), connected_);
 }
 
 }  // namespace fieldlink::north

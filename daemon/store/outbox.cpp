@@ -1,5 +1,6 @@
 #include "outbox.hpp"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -264,6 +265,7 @@ void Outbox::count_queued() {
 void Outbox::start_checkpoints() {
     if (sync_interval_.count() == 0) return;
     checkpointer_ = std::thread([this] {
+        pthread_setname_np(pthread_self(), "fl-checkpoint");
         sqlite3* db = nullptr;
         if (sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
             log()->error("store {}: cannot open a connection for checkpoints: {}; the WAL file grows until restart", path_,

@@ -75,6 +75,7 @@ public:
     int refuse_connect = 0;  // a MOSQ_ERR_* to return from connect()
     bool open = false;
     int next_mid = 1;
+    int fd = 900;  // distinct per transport (FakeTransports numbers them)
 
     int connect(const north::Credentials& c, const std::string& address, int, int) override {
         connects.emplace_back(c, address);
@@ -93,7 +94,7 @@ public:
         return 0;
     }
     void disconnect() override { open = false; }
-    int socket() const override { return open ? 900 : -1; }
+    int socket() const override { return open ? fd : -1; }
     bool want_write() const override { return false; }
     // Broker packets arrive inside the read call, as libmosquitto reports them.
     int on_readable() override {
@@ -144,7 +145,7 @@ public:
 
 private:
     void deliver() {
-        if (!loop->readable(900)) inbox_.clear();  // nobody reads a socket that is not watched
+        if (!loop->readable(fd)) inbox_.clear();  // nobody reads a socket that is not watched
     }
     std::vector<std::function<bool()>> inbox_;
     std::map<int, bool> acked_;
@@ -192,6 +193,7 @@ struct FakeTransports {
             auto t = std::make_unique<FakeTransport>();
             t->events = &ev;
             t->loop = loop;
+            t->fd = 900 + static_cast<int>(made.size());
             made.push_back(t.get());
             return std::unique_ptr<north::Transport>(std::move(t));
         };

@@ -72,10 +72,10 @@ TEST_CASE("a dead unit is backed off while its neighbour keeps polling; exceptio
 
     std::mutex m;
     std::vector<core::SampleBatch> got;
-    bus::BusWorker w(parsed.config, 0, std::move(drv), [&](core::SampleBatch&& b) {
+    bus::BusWorker w(parsed.config, 0, std::move(drv), [&](std::vector<core::SampleBatch>& round) {
         std::lock_guard<std::mutex> lock(m);
-        got.push_back(std::move(b));
-        return true;
+        for (auto& b : round) got.push_back(std::move(b));
+        round.clear();
     });
     w.start();
     std::this_thread::sleep_for(std::chrono::milliseconds(700));

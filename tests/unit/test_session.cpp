@@ -38,8 +38,11 @@ struct Rig {
     std::vector<std::unique_ptr<north::Session>> sessions;
     north::SessionCounters totals;
     std::size_t connected = 0;
+    north::ConnectWindow* connect_window = nullptr;
 
-    explicit Rig(const std::string& text, bool with_store = false, std::size_t window = 2000, std::size_t chunk = 500) {
+    explicit Rig(const std::string& text, bool with_store = false, std::size_t window = 2000, std::size_t chunk = 500,
+                 north::ConnectWindow* cw = nullptr)
+        : connect_window(cw) {
         cfg = test::load_ok(with_store ? "gateway: { data_dir: " + temp_dir() + " }\n" + text : "gateway: { store: memory }\n" + text);
         profiles = platforms::make_profiles(cfg);
         transports.loop = &loop;
@@ -57,6 +60,7 @@ struct Rig {
             env.store = store.get();
             env.totals = &totals;
             env.connected = &connected;
+            env.window = connect_window;
             env.memory_window = window;
             env.backlog_chunk = chunk;
             const auto& p = *profiles[static_cast<std::size_t>(info.cloud - cfg.clouds.data())];
@@ -359,4 +363,33 @@ TEST_CASE("a libmosquitto client holds one descriptor: its unused wake-up socket
     REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);  // everyone else still gets theirs
     close(sv[0]);
     close(sv[1]);
+}
+
+TEST_CASE("session: at most so many sessions connect at once; the others wait their turn in order") {
+    std::string text = "clouds:\n  c: { platform: mqtt, host: broker.test }\nbuses:\n  s: { driver: sim }\ndevices:\n";
+    for (int i = 0; i < 5; ++i) {
+        text += "  - { name: m" + std::to_string(i) + ", cloud: c, bus: s, points: [ { name: v, area: holding, address: 0 } ] }\n";
+    }
+    north::ConnectWindow window(2);
+    Rig r(text, false, 2000, 500, &window);
+    for (auto& s : r.sessions) s->start();
+    r.loop.advance(std::chrono::milliseconds(1));
+    auto connecting = [&] {
+        std::size_t n = 0;
+        for (auto* t : r.transports.made) n += t->connects.size();
+        return n;
+    };
+    CHECK(connecting() == 2);
+    CHECK(window.waiting() == 3);
+    r.transport(0).connack();  // one place frees: the next in line goes
+    r.loop.advance(std::chrono::milliseconds(1));
+    CHECK(connecting() == 3);
+    r.transport(1).drop();  // a failed attempt frees its place too
+    r.loop.advance(std::chrono::milliseconds(1));
+    CHECK(connecting() == 4);
+    r.sessions[4]->stop();  // a waiting session that stops leaves the line
+    CHECK(window.waiting() == 0);
+    r.transport(2).connack();
+    r.transport(3).connack();
+    CHECK(window.inside() <= 2);
 }
