@@ -211,9 +211,14 @@ int run_daemon(const DaemonOptions& opts) {
     std::vector<std::string> plugin_errors;
     plugins.load_dir(dir, plugin_errors);
     for (const auto& e : plugin_errors) std::cerr << "warning: " << e << '\n';
-    std::vector<std::string> errors;
-    auto cfg = load_config(opts.config_file, plugins, [&errors](const std::string& e) { errors.push_back(e); });
-    if (!cfg) return print_errors(opts.config_file, errors);
+    // The driver stage on the configuration already read (no second parse of a large file).
+    plugins.validate_buses(early.config, early.errors);
+    if (!early.ok()) {
+        std::vector<std::string> errors;
+        for (const auto& e : early.errors) errors.push_back(config::format_error(opts.config_file, e));
+        return print_errors(opts.config_file, errors);
+    }
+    auto cfg = std::make_unique<config::Config>(std::move(early.config));
     if (opts.plan) {
         for (const auto& d : cfg->devices) {
             const auto& bus = cfg->buses[d.bus_index];

@@ -1,5 +1,6 @@
 // fieldlinkd: the gateway daemon. All logic lives in the core library (app.cpp).
 #include <CLI/CLI.hpp>
+#include <malloc.h>
 
 #include <iostream>
 
@@ -11,6 +12,9 @@
 #endif
 
 int main(int argc, char** argv) {
+    // One malloc arena: bus threads allocate the batches the north thread frees, and per-thread
+    // arenas then grow and shrink all the time (an mprotect per batch) and hold more memory.
+    mallopt(M_ARENA_MAX, 1);
     CLI::App app{"fieldlinkd: Modbus/serial to cloud IoT gateway daemon"};
     fieldlink::DaemonOptions opts;
     app.add_option("-c,--config", opts.config_file, "configuration file (YAML)")->required();

@@ -51,10 +51,15 @@ public:
         return n;
     }
 
-    // Moves everything waiting into `out` and clears the eventfd.
-    void drain(std::deque<T>& out) {
+    // Clears the eventfd (the consumer will drain later).
+    void clear_signal() {
         std::uint64_t n = 0;
         (void)!::read(fd_, &n, sizeof n);
+    }
+
+    // Moves everything waiting into `out` and clears the eventfd.
+    void drain(std::deque<T>& out) {
+        clear_signal();
         std::lock_guard<std::mutex> lock(mutex_);
         while (!items_.empty()) {
             out.push_back(std::move(items_.front()));

@@ -22,9 +22,10 @@ std::uint64_t be_value(const std::uint8_t* bytes, int n) {
 double float_as_decimal(float f) {
     if (!std::isfinite(f)) return static_cast<double>(f);
     char buf[32];
-    auto res = std::to_chars(buf, buf + sizeof buf - 1, f);
-    *res.ptr = '\0';
-    return std::strtod(buf, nullptr);
+    const auto res = std::to_chars(buf, buf + sizeof buf, f);
+    double d = static_cast<double>(f);
+    std::from_chars(buf, res.ptr, d);  // locale-free and about twice as fast as strtod
+    return d;
 }
 
 Value apply_scale(const PointCodec& c, Value raw) {

@@ -52,7 +52,9 @@ private:
     class Every;  // a TimerHandler calling a member function periodically
 
     void run();
+    void on_queue();
     void drain_queue();
+    void drain_due(TimePoint now);
     void maintain(TimePoint now);
     void write_status(TimePoint now);
     bool all_idle() const;
@@ -74,6 +76,9 @@ private:
     std::size_t connected_ = 0;
     std::unique_ptr<Watch> queue_watch_, stop_watch_;
     std::unique_ptr<Every> maintenance_, status_;
+    class Once;  // a TimerHandler calling a member function once
+    std::unique_ptr<Once> drain_timer_;
+    TimePoint last_drain_{};
     int stop_fd_ = -1;
     std::atomic<bool> stop_requested_{false};
     std::chrono::milliseconds drain_{0};

@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 
 namespace fieldlink::platforms {
@@ -12,13 +14,24 @@ namespace {
 struct ValueWriter {
     std::string& out;
     void operator()(bool b) const { out += b ? "true" : "false"; }
-    void operator()(std::int64_t i) const { fmt::format_to(std::back_inserter(out), "{}", i); }
-    void operator()(std::uint64_t u) const { fmt::format_to(std::back_inserter(out), "{}", u); }
+    void operator()(std::int64_t i) const { digits(i); }
+    void operator()(std::uint64_t u) const { digits(u); }
     void operator()(double d) const {
-        if (!std::isfinite(d)) out += "null";  // JSON has no NaN/Inf
+        if (!std::isfinite(d)) {
+            out += "null";  // JSON has no NaN/Inf
+            return;
+        }
         // 15 significant digits: exact for every decoded integer and float32, and it hides the
         // binary noise of scaling (101 * 0.1 prints as 10.1, not 10.100000000000001).
-        else fmt::format_to(std::back_inserter(out), "{:.15g}", d);
+        char buf[32];
+        const auto r = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::general, 15);
+        out.append(buf, r.ptr);
+    }
+    template <typename I>
+    void digits(I v) const {
+        char buf[24];
+        const auto r = std::to_chars(buf, buf + sizeof buf, v);
+        out.append(buf, r.ptr);
     }
     void operator()(const std::string& s) const { append_json_string(out, s); }
 };
@@ -26,6 +39,17 @@ struct ValueWriter {
 }  // namespace
 
 void append_json_string(std::string& out, const std::string& s) {
+    // Most strings (point and device names) are printable ASCII with nothing to escape.
+    const bool plain = std::all_of(s.begin(), s.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u >= 0x20 && u < 0x80 && c != '"' && c != '\\';
+    });
+    if (plain) {
+        out += '"';
+        out += s;
+        out += '"';
+        return;
+    }
     out += nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -34,7 +58,7 @@ void append_json_value(std::string& out, const core::Value& v) { std::visit(Valu
 std::string expand_template(const std::string& tmpl, const config::DeviceConfig& d, const core::SampleBatch& b,
                             const core::PointValue* point) {
     std::string out;
-    out.reserve(tmpl.size() + 64);
+    out.reserve(tmpl.size() + 64 + (tmpl.find("{values}") != std::string::npos ? b.values.size() * 24 : 0));
     for (std::size_t i = 0; i < tmpl.size();) {
         if (tmpl[i] != '{') {
             out += tmpl[i++];

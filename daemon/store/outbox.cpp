@@ -47,11 +47,14 @@ INSERT OR IGNORE INTO meta VALUES ('format', '1');
 
 std::shared_ptr<spdlog::logger> log() { return core::logger("store"); }
 
+// The write-ahead log is checkpointed back to this size (4 KiB pages: 16 MiB) at the latest.
+constexpr int kWalLimitFrames = 4096;
+
 }  // namespace
 
 std::string Outbox::encode(const core::SampleBatch& b, const std::vector<std::uint32_t>& point_ids) {
     std::string out;
-    out.reserve(b.values.size() * 6);
+    out.reserve(b.values.size() * 11);  // point id, tag, 8-byte double: rarely more
     for (const auto& pv : b.values) {
         put_varint(out, point_ids[pv.point_index]);
         std::visit(
@@ -195,37 +198,49 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
     // Checkpoints (and their fsyncs) belong to the checkpoint thread, except with store_sync:
     // batch, where every commit syncs anyway and SQLite's own checkpoints are kept.
     exec(sync_interval_.count() == 0 ? "PRAGMA wal_autocheckpoint=4000" : "PRAGMA wal_autocheckpoint=0");
-    exec("PRAGMA cache_size=-512");  // 512 KiB: appends and deletes touch the newest pages only
-    // Stable ids for devices and points, so records survive config edits and restarts.
+    // Up to 4 MiB of pages (taken only under load): deletes find the pages their rows were
+    // appended to still cached instead of reading them back.
+    exec("PRAGMA cache_size=-4096");
+    exec("PRAGMA journal_size_limit=16777216");  // a log that restarted is cut back to 16 MiB
+    // Stable ids for devices and points, so records survive config edits and restarts: one
+    // transaction and four prepared statements for all of them (thousands of points at start).
     device_ids_.resize(cfg.devices.size());
     point_ids_.resize(cfg.devices.size());
+    sqlite3_stmt* add_device = nullptr;
+    sqlite3_stmt* get_device = nullptr;
+    sqlite3_stmt* add_point = nullptr;
+    sqlite3_stmt* get_point = nullptr;
+    sqlite3_prepare_v2(db_, "INSERT OR IGNORE INTO devices(name) VALUES (?1)", -1, &add_device, nullptr);
+    sqlite3_prepare_v2(db_, "SELECT id FROM devices WHERE name = ?1", -1, &get_device, nullptr);
+    sqlite3_prepare_v2(db_, "INSERT OR IGNORE INTO points(device, name) VALUES (?1, ?2)", -1, &add_point, nullptr);
+    sqlite3_prepare_v2(db_, "SELECT id FROM points WHERE device = ?1 AND name = ?2", -1, &get_point, nullptr);
+    auto id_of = [](sqlite3_stmt* add, sqlite3_stmt* get) {
+        sqlite3_step(add);
+        sqlite3_reset(add);
+        std::uint32_t id = 0;
+        if (sqlite3_step(get) == SQLITE_ROW) id = static_cast<std::uint32_t>(sqlite3_column_int64(get, 0));
+        sqlite3_reset(get);
+        return id;
+    };
+    exec("BEGIN");
     for (std::uint32_t d = 0; d < cfg.devices.size(); ++d) {
-        sqlite3_stmt* st = nullptr;
-        sqlite3_prepare_v2(db_, "INSERT OR IGNORE INTO devices(name) VALUES (?1)", -1, &st, nullptr);
-        sqlite3_bind_text(st, 1, cfg.devices[d].name.c_str(), -1, SQLITE_TRANSIENT);
-        sqlite3_step(st);
-        sqlite3_finalize(st);
-        sqlite3_prepare_v2(db_, "SELECT id FROM devices WHERE name = ?1", -1, &st, nullptr);
-        sqlite3_bind_text(st, 1, cfg.devices[d].name.c_str(), -1, SQLITE_TRANSIENT);
-        if (sqlite3_step(st) == SQLITE_ROW) device_ids_[d] = static_cast<std::uint32_t>(sqlite3_column_int64(st, 0));
-        sqlite3_finalize(st);
+        const auto& dev = cfg.devices[d];
+        sqlite3_bind_text(add_device, 1, dev.name.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(get_device, 1, dev.name.c_str(), -1, SQLITE_TRANSIENT);
+        device_ids_[d] = id_of(add_device, get_device);
         device_index_[device_ids_[d]] = d;
-        for (std::uint32_t p = 0; p < cfg.devices[d].points.size(); ++p) {
-            sqlite3_prepare_v2(db_, "INSERT OR IGNORE INTO points(device, name) VALUES (?1, ?2)", -1, &st, nullptr);
-            sqlite3_bind_int64(st, 1, device_ids_[d]);
-            sqlite3_bind_text(st, 2, cfg.devices[d].points[p].name.c_str(), -1, SQLITE_TRANSIENT);
-            sqlite3_step(st);
-            sqlite3_finalize(st);
-            sqlite3_prepare_v2(db_, "SELECT id FROM points WHERE device = ?1 AND name = ?2", -1, &st, nullptr);
-            sqlite3_bind_int64(st, 1, device_ids_[d]);
-            sqlite3_bind_text(st, 2, cfg.devices[d].points[p].name.c_str(), -1, SQLITE_TRANSIENT);
-            std::uint32_t pid = 0;
-            if (sqlite3_step(st) == SQLITE_ROW) pid = static_cast<std::uint32_t>(sqlite3_column_int64(st, 0));
-            sqlite3_finalize(st);
+        for (std::uint32_t p = 0; p < dev.points.size(); ++p) {
+            for (auto* st : {add_point, get_point}) {
+                sqlite3_bind_int64(st, 1, device_ids_[d]);
+                sqlite3_bind_text(st, 2, dev.points[p].name.c_str(), -1, SQLITE_TRANSIENT);
+            }
+            const std::uint32_t pid = id_of(add_point, get_point);
             point_ids_[d].push_back(pid);
             point_index_[pid] = {d, p};
         }
     }
+    exec("COMMIT");
+    for (auto* st : {add_device, get_device, add_point, get_point}) sqlite3_finalize(st);
     drop_unknown_devices();
     sqlite3_stmt* st = nullptr;
     sqlite3_prepare_v2(db_, "SELECT COALESCE(MAX(id), 0) FROM outbox", -1, &st, nullptr);
@@ -273,11 +288,20 @@ void Outbox::start_checkpoints() {
             sqlite3_close(db);
             return;
         }
-        sqlite3_busy_timeout(db, 100);
+        sqlite3_busy_timeout(db, 2000);
+        // A connection learns the journal mode when it first reads the file; until then a
+        // checkpoint is a no-op that reports "not in WAL mode".
+        sqlite3_exec(db, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
         std::unique_lock<std::mutex> lock(checkpoint_mutex_);
         while (!checkpoint_cv_.wait_for(lock, sync_interval_, [this] { return checkpoint_stop_; })) {
             lock.unlock();
-            sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+            // PASSIVE copies (and syncs) what it can without holding writers up. Under a steady
+            // stream of commits it never catches up completely, so the log never restarts and
+            // grows: past kWalLimitFrames one TRUNCATE takes the write lock for the few frames
+            // left (the loop may wait for that moment, and only then).
+            int log_frames = 0, done = 0;
+            sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done);
+            if (log_frames > kWalLimitFrames) sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
             lock.lock();
         }
         lock.unlock();
@@ -326,7 +350,7 @@ void Outbox::append(std::vector<core::SampleBatch*>& batches) {
             sqlite3_bind_int64(insert_, 1, device_ids_[b->device_index]);
             sqlite3_bind_int64(insert_, 2, id);
             sqlite3_bind_int64(insert_, 3, b->timestamp_ms);
-            sqlite3_bind_blob(insert_, 4, blob.data(), static_cast<int>(blob.size()), SQLITE_TRANSIENT);
+            sqlite3_bind_blob(insert_, 4, blob.data(), static_cast<int>(blob.size()), SQLITE_STATIC);  // lives until step()
             const int rc = sqlite3_step(insert_);
             sqlite3_reset(insert_);
             if (rc != SQLITE_DONE) {
@@ -445,8 +469,10 @@ std::int64_t Outbox::maintain(std::chrono::steady_clock::time_point now) {
         queued_ -= std::min<std::uint64_t>(queued_, removed);
         acks_.clear();
         discard_.clear();
-        if (queued_ == 0 && backlog_high_ >= 1000) {
+        // Drained: back to what live data keeps queued (a small fraction of the backlog's peak).
+        if (backlog_high_ >= 1000 && queued_ <= std::max<std::uint64_t>(100, backlog_high_ / 100)) {
             log()->info("store {}: drained: a backlog of {} batch(es) has been delivered", path_, backlog_high_);
+            backlog_high_ = queued_;
         }
         if (queued_ == 0) backlog_high_ = 0;
     }
