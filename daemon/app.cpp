@@ -1,10 +1,10 @@
 #include "app.hpp"
 
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,6 +20,7 @@
 #include "bus/plugin_host.hpp"
 #include "core/log.hpp"
 #include "core/low_fds.hpp"
+#include "core/systemd.hpp"
 #include "load.hpp"
 #include "north/north.hpp"
 #include "platforms/platform.hpp"
@@ -153,14 +154,15 @@ int serve(const std::string& file, std::unique_ptr<config::Config> cfg, const bu
         stop_all(run);
         return rc;
     }
-    sd_notify(0, "READY=1\nSTATUS=polling");
+    core::systemd::notify("READY=1\nSTATUS=polling");
+    malloc_trim(0);  // what loading the configuration freed (its YAML document) goes back to the system
     std::uint64_t watchdog_usec = 0;
-    const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
+    const bool watchdog = core::systemd::watchdog(&watchdog_usec);
     const int timeout_ms = watchdog ? static_cast<int>(watchdog_usec / 2000) : -1;
     for (;;) {
         pollfd p{sfd, POLLIN, 0};
         const int n = poll(&p, 1, timeout_ms);
-        if (watchdog) sd_notify(0, "WATCHDOG=1");
+        if (watchdog) core::systemd::notify("WATCHDOG=1");
         if (n <= 0) continue;
         signalfd_siginfo si{};
         if (read(sfd, &si, sizeof si) != sizeof si) continue;
@@ -174,7 +176,7 @@ int serve(const std::string& file, std::unique_ptr<config::Config> cfg, const bu
             log->error("SIGHUP: {} has errors; still running the previous configuration", file);
             continue;
         }
-        sd_notify(0, "RELOADING=1");
+        core::systemd::notify("RELOADING=1");
         log->info("SIGHUP: reloading {}; queued data stays in the store and is replayed", file);
         stop_all(run);
         cfg = std::move(next);
@@ -184,9 +186,9 @@ int serve(const std::string& file, std::unique_ptr<config::Config> cfg, const bu
             close(sfd);
             return rc;
         }
-        sd_notify(0, "READY=1\nSTATUS=polling");
+        core::systemd::notify("READY=1\nSTATUS=polling");
     }
-    sd_notify(0, "STOPPING=1");
+    core::systemd::notify("STOPPING=1");
     stop_all(run);
     close(sfd);
     return kExitOk;

@@ -1,13 +1,37 @@
 #include "log.hpp"
 
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/sinks/systemd_sink.h>
+#include <syslog.h>
 
 #include <cstdlib>
 #include <mutex>
 
+#include "systemd.hpp"
+
 namespace fieldlink::core {
 namespace {
+
+// The journal, through libsystemd when systemd started us: each line with its priority and the
+// component (logger) as a field of its own.
+class JournalSink final : public spdlog::sinks::base_sink<std::mutex> {
+protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override {
+        int priority = LOG_INFO;
+        switch (msg.level) {
+            case spdlog::level::trace:
+            case spdlog::level::debug: priority = LOG_DEBUG; break;
+            case spdlog::level::info: priority = LOG_INFO; break;
+            case spdlog::level::warn: priority = LOG_WARNING; break;
+            case spdlog::level::err: priority = LOG_ERR; break;
+            case spdlog::level::critical: priority = LOG_CRIT; break;
+            default: break;
+        }
+        const std::string component(msg.logger_name.data(), msg.logger_name.size());
+        systemd::journal_send(priority, "[" + component + "] " + std::string(msg.payload.data(), msg.payload.size()), component);
+    }
+    void flush_() override {}
+};
 
 std::mutex g_mutex;
 spdlog::sink_ptr g_sink;
@@ -15,8 +39,8 @@ spdlog::level::level_enum g_level = spdlog::level::info;
 
 spdlog::sink_ptr sink() {
     if (!g_sink) {
-        if (std::getenv("JOURNAL_STREAM")) {
-            g_sink = std::make_shared<spdlog::sinks::systemd_sink_mt>("fieldlinkd");
+        if (systemd::journal()) {
+            g_sink = std::make_shared<JournalSink>();
         } else {
             g_sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
             g_sink->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ [%n] %v");
