@@ -24,7 +24,9 @@ std::atomic<long> g_acked{0};
 void on_connect(mosquitto*, void*, int rc) {
     if (rc == 0) ++g_connected;
 }
-void on_publish(mosquitto*, void*, int) { ++g_acked; }
+void on_publish(mosquitto*, void*, int) {
+    ++g_acked;
+}
 
 long status_field(const char* key) {
     std::ifstream in("/proc/self/status");
@@ -82,7 +84,8 @@ int main(int argc, char** argv) {
     for (int s = 0; std::chrono::steady_clock::now() - start < std::chrono::duration<double>(seconds); ++s) {
         for (int i = 0; i < n; ++i) {
             const std::string topic = "$sys/469948/base" + std::to_string(i) + "/dp/post/json";
-            mosquitto_publish(clients[i], nullptr, topic.c_str(), static_cast<int>(payload.size()), payload.data(), 1, false);
+            mosquitto_publish(clients[i], nullptr, topic.c_str(), static_cast<int>(payload.size()), payload.data(), 1,
+                              false);
         }
         std::this_thread::sleep_until(start + std::chrono::seconds(s + 1));
     }
@@ -91,9 +94,11 @@ int main(int argc, char** argv) {
     getrusage(RUSAGE_SELF, &ru);
     const double cpu = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
                        static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-    std::printf("connect_ms %lld acked %ld rss_kb %ld threads %ld cpu %.3f connected %d thread_failures %d connect_failures %d\n",
-                static_cast<long long>(connect_ms), g_acked.load(), status_field("VmRSS:"), status_field("Threads:"), cpu,
-                g_connected.load(), failed_threads, failed_connects);
+    std::printf(
+        "connect_ms %lld acked %ld rss_kb %ld threads %ld cpu %.3f connected %d thread_failures %d connect_failures "
+        "%d\n",
+        static_cast<long long>(connect_ms), g_acked.load(), status_field("VmRSS:"), status_field("Threads:"), cpu,
+        g_connected.load(), failed_threads, failed_connects);
     std::fflush(stdout);
     _exit(0);  // skip tearing down N threads one by one
 }

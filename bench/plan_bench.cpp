@@ -22,8 +22,8 @@ std::vector<PointConfig> scattered_map() {
         seed = seed * 1103515245u + 12345u;
         return (seed >> 16) % n;
     };
-    const DataType types[] = {DataType::uint16, DataType::int16, DataType::float32, DataType::uint32,
-                              DataType::float32, DataType::uint16};
+    const DataType types[] = {DataType::uint16, DataType::int16,   DataType::float32,
+                              DataType::uint32, DataType::float32, DataType::uint16};
     int addr = 0;
     while (pts.size() < 200) {
         PointConfig p;
@@ -60,10 +60,11 @@ void report(const char* label, const BusConfig& bus, const std::vector<PointConf
     // Bus time per cycle under the driver's model (microseconds on the wire); shown for serial lines.
     const double byte_ms = bus.timing.shared_line ? 0.001 : 0.0;
     if (byte_ms > 0) {
-        std::printf("plan (%s): fieldlinkd %zu requests/cycle (%.0f ms bus time) | one per point %zu (%.0f ms) | "
-                    "adjacent only %zu (%.0f ms)\n",
-                    label, best.size(), plan_cost(best, model) * byte_ms, one.size(), plan_cost(one, model) * byte_ms,
-                    adjacent.size(), plan_cost(adjacent, model) * byte_ms);
+        std::printf(
+            "plan (%s): fieldlinkd %zu requests/cycle (%.0f ms bus time) | one per point %zu (%.0f ms) | "
+            "adjacent only %zu (%.0f ms)\n",
+            label, best.size(), plan_cost(best, model) * byte_ms, one.size(), plan_cost(one, model) * byte_ms,
+            adjacent.size(), plan_cost(adjacent, model) * byte_ms);
     } else {
         std::printf("plan (%s): fieldlinkd %zu requests/cycle | one per point %zu | adjacent only %zu\n", label,
                     best.size(), one.size(), adjacent.size());
@@ -90,7 +91,8 @@ int main() {
     PluginRegistry drivers;
     drivers.add_static(fl_modbus_driver_table());
     const auto pts = scattered_map();
-    report("scattered 200-point map, RTU 9600 baud", bus_of(drivers, "modbus-rtu", {{"device", "/dev/ttyUSB0", {}}, {"baud", "9600", {}}}), pts);
+    report("scattered 200-point map, RTU 9600 baud",
+           bus_of(drivers, "modbus-rtu", {{"device", "/dev/ttyUSB0", {}}, {"baud", "9600", {}}}), pts);
     report("scattered 200-point map, Modbus TCP", bus_of(drivers, "modbus-tcp", {{"host", "127.0.0.1", {}}}), pts);
     return 0;
 }

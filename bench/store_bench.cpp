@@ -15,10 +15,15 @@ namespace {
 
 config::Config config_for(const std::string& dir, int points) {
     std::string pts;
-    for (int i = 0; i < points; ++i) pts += (i ? ", " : "") + std::string("{ name: p") + std::to_string(i) + ", area: holding, address: " + std::to_string(i) + " }";
-    auto r = load_config_text("gateway: { data_dir: " + dir + ", store_max_bytes: 8GB }\nclouds: { c: { platform: mqtt, host: h } }\n"
-                                     "buses: { s: { driver: sim } }\ndevices:\n  - { name: d, cloud: c, bus: s, points: [ " + pts + " ] }\n",
-                                     "bench.yaml", nullptr);
+    for (int i = 0; i < points; ++i)
+        pts += (i ? ", " : "") + std::string("{ name: p") + std::to_string(i) +
+               ", area: holding, address: " + std::to_string(i) + " }";
+    auto r =
+        load_config_text("gateway: { data_dir: " + dir +
+                             ", store_max_bytes: 8GB }\nclouds: { c: { platform: mqtt, host: h } }\n"
+                             "buses: { s: { driver: sim } }\ndevices:\n  - { name: d, cloud: c, bus: s, points: [ " +
+                             pts + " ] }\n",
+                         "bench.yaml", nullptr);
     return r.config;
 }
 
@@ -38,8 +43,10 @@ double fill(store::Outbox& o, const config::Config& cfg, std::size_t samples, st
             for (std::size_t k = 0; k < per_batch; ++k) {
                 core::PointValue pv;
                 pv.point_index = static_cast<std::uint32_t>(k % points);
-                if (k % 2) pv.value = std::uint64_t{counter++ & 0xFFFF};
-                else pv.value = 230.0 + (counter++ % 100) / 10.0;
+                if (k % 2)
+                    pv.value = std::uint64_t{counter++ & 0xFFFF};
+                else
+                    pv.value = 230.0 + (counter++ % 100) / 10.0;
                 b.values.push_back(std::move(pv));
             }
         }
@@ -74,10 +81,11 @@ int main(int argc, char** argv) {
         const std::size_t samples = 1'000'000;
         const double rate = fill(*o, cfg, samples, per_batch);
         const auto st = o->stats();
-        std::printf("store append: %s samples/s, %.1f bytes on disk per sample (sets of %zu value%s, 1,000,000 samples; "
-                    "targets: >= 50,000 replayed/s, <= 40 bytes/sample)\n",
-                    std::to_string(static_cast<long>(rate)).c_str(), static_cast<double>(st.bytes_used) / samples, per_batch,
-                    per_batch == 1 ? "" : "s");
+        std::printf(
+            "store append: %s samples/s, %.1f bytes on disk per sample (sets of %zu value%s, 1,000,000 samples; "
+            "targets: >= 50,000 replayed/s, <= 40 bytes/sample)\n",
+            std::to_string(static_cast<long>(rate)).c_str(), static_cast<double>(st.bytes_used) / samples, per_batch,
+            per_batch == 1 ? "" : "s");
         o.reset();
         std::system(("rm -rf " + dir).c_str());
     }

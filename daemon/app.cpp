@@ -61,7 +61,9 @@ struct DescriptorBudget {
 
 // Numbers below FD_SETSIZE for the buses' select()-based library: two per bus (a link and its
 // reconnection), at least 16.
-std::size_t low_fds_wanted(const config::Config& cfg) { return std::max<std::size_t>(16, 2 * cfg.buses.size()); }
+std::size_t low_fds_wanted(const config::Config& cfg) {
+    return std::max<std::size_t>(16, 2 * cfg.buses.size());
+}
 
 // Raises the soft descriptor limit to the hard one; refuses a configuration that needs more
 // than the hard limit allows, saying how many and how to raise it.
@@ -98,8 +100,10 @@ int start_all(const config::Config& cfg, const bus::PluginRegistry& plugins, Run
     auto log = core::logger("core");
     const std::size_t low = core::LowFds::instance().reserve(low_fds_wanted(cfg));
     if (low < cfg.buses.size()) {
-        log->warn("only {} descriptor numbers below FD_SETSIZE could be reserved for {} bus(es); a bus that "
-                  "reconnects may have to wait for one (restart the daemon to reserve more)", low, cfg.buses.size());
+        log->warn(
+            "only {} descriptor numbers below FD_SETSIZE could be reserved for {} bus(es); a bus that "
+            "reconnects may have to wait for one (restart the daemon to reserve more)",
+            low, cfg.buses.size());
     }
     run.north = std::make_unique<north::North>(cfg, platforms::make_profiles(cfg));
     std::string err;
@@ -207,7 +211,7 @@ int run_daemon(const DaemonOptions& opts) {
     core::init_logging(opts.log_level.empty() ? early.config.gateway.log_level : opts.log_level);
 
     bus::PluginRegistry plugins;
-    const std::string dir = !opts.plugin_dir.empty()                ? opts.plugin_dir
+    const std::string dir = !opts.plugin_dir.empty()                   ? opts.plugin_dir
                             : !early.config.gateway.plugin_dir.empty() ? early.config.gateway.plugin_dir
                                                                        : bus::default_plugin_dir();
     std::vector<std::string> plugin_errors;

@@ -1,6 +1,6 @@
 // fieldlinkd: the gateway daemon. All logic lives in the core library (app.cpp).
-#include <CLI/CLI.hpp>
 #include <malloc.h>
+#include <CLI/CLI.hpp>
 
 #include <iostream>
 

@@ -15,15 +15,15 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 const char* state_name(int s) {
-    static const char* names[] = {"unknown", "ok", "no response (timeout)", "CRC error",
+    static const char* names[] = {"unknown",          "ok",        "no response (timeout)", "CRC error",
                                   "Modbus exception", "link down", "malformed response"};
     return names[s];
 }
 
 }  // namespace
 
-BusWorker::BusWorker(const config::Config& cfg, std::size_t bus_index,
-                     std::unique_ptr<DriverInstance> driver, SampleSink sink)
+BusWorker::BusWorker(const config::Config& cfg, std::size_t bus_index, std::unique_ptr<DriverInstance> driver,
+                     SampleSink sink)
     : cfg_(cfg),
       bus_(cfg.buses[bus_index]),
       driver_(std::move(driver)),
@@ -45,7 +45,9 @@ BusWorker::BusWorker(const config::Config& cfg, std::size_t bus_index,
     }
 }
 
-BusWorker::~BusWorker() { stop(); }
+BusWorker::~BusWorker() {
+    stop();
+}
 
 void BusWorker::start() {
     thread_ = std::thread([this] {
@@ -67,8 +69,8 @@ void BusWorker::stop() {
     for (const auto& d : devices_) {
         const auto& c = *d.counters;
         log_->info("device {}: {} polls, {} ok, {} timeouts, {} CRC errors, {} exceptions, {} link errors, {} skipped",
-                   cfg_.devices[d.index].name, c.polls.load(), c.ok.load(), c.timeouts.load(),
-                   c.crc_errors.load(), c.exceptions.load(), c.link_errors.load(), c.skipped.load());
+                   cfg_.devices[d.index].name, c.polls.load(), c.ok.load(), c.timeouts.load(), c.crc_errors.load(),
+                   c.exceptions.load(), c.link_errors.load(), c.skipped.load());
     }
 }
 
@@ -119,11 +121,21 @@ void BusWorker::hand_over(std::vector<core::SampleBatch>& round) {
 void BusWorker::count_error(Device& d, unsigned kind) {
     auto& c = *d.counters;
     switch (kind) {
-        case FL_ERRK_TIMEOUT: ++c.timeouts; break;
-        case FL_ERRK_CRC: ++c.crc_errors; break;
-        case FL_ERRK_EXCEPTION: ++c.exceptions; break;
-        case FL_ERRK_PROTOCOL: ++c.protocol_errors; break;
-        default: ++c.link_errors; break;
+        case FL_ERRK_TIMEOUT:
+            ++c.timeouts;
+            break;
+        case FL_ERRK_CRC:
+            ++c.crc_errors;
+            break;
+        case FL_ERRK_EXCEPTION:
+            ++c.exceptions;
+            break;
+        case FL_ERRK_PROTOCOL:
+            ++c.protocol_errors;
+            break;
+        default:
+            ++c.link_errors;
+            break;
     }
 }
 
@@ -135,8 +147,8 @@ void BusWorker::set_link(bool up, const char* detail) {
     if (up) {
         log_->info("bus {}: link up again", bus_.name);
     } else {
-        log_->warn("bus {}: link down: {}; its {} device(s) are retried with backoff (at most {}ms apart)", bus_.name, detail,
-                   devices_.size(), bus_.backoff_max.count());
+        log_->warn("bus {}: link down: {}; its {} device(s) are retried with backoff (at most {}ms apart)", bus_.name,
+                   detail, devices_.size(), bus_.backoff_max.count());
     }
 }
 
@@ -144,7 +156,8 @@ void BusWorker::set_state(Device& d, State s, int code, const char* detail) {
     if (s == d.state && code == d.state_code) return;  // log once per state change, not per poll
     const auto& dc = cfg_.devices[d.index];
     if (s == State::ok) {
-        if (d.state != State::unknown && d.state != State::link) log_->info("device {} (unit {}): responding again", dc.name, dc.unit);
+        if (d.state != State::unknown && d.state != State::link)
+            log_->info("device {} (unit {}): responding again", dc.name, dc.unit);
     } else if (s != State::link) {
         log_->warn("device {} (unit {}): {}: {}", dc.name, dc.unit, state_name(static_cast<int>(s)), detail);
     }
@@ -176,9 +189,10 @@ bool BusWorker::read_request(Device& d, const ReadRequest& r, core::SampleBatch&
         count_error(d, err.kind);
     }
     if (st == FL_RETRY) {
-        const State s = err.kind == FL_ERRK_TIMEOUT ? State::timeout
-                        : err.kind == FL_ERRK_CRC    ? State::crc
-                        : err.kind == FL_ERRK_PROTOCOL ? State::protocol : State::link;
+        const State s = err.kind == FL_ERRK_TIMEOUT    ? State::timeout
+                        : err.kind == FL_ERRK_CRC      ? State::crc
+                        : err.kind == FL_ERRK_PROTOCOL ? State::protocol
+                                                       : State::link;
         if (s == State::link) set_link(false, err.message);
         set_state(d, s, 0, err.message);
         return false;
@@ -222,9 +236,10 @@ void BusWorker::poll(Device& d, std::vector<core::SampleBatch>& round) {
         ++d.failures;
         const auto delay = backoff_.next(d.failures);
         if (d.failures == 1 && d.state != State::link) {
-            log_->warn("device {} (unit {}): backing off (retry in {}ms, at most {}ms apart) so the other "
-                       "devices on bus {} keep their rate", dc.name, dc.unit, delay.count(),
-                       bus_.backoff_max.count(), bus_.name);
+            log_->warn(
+                "device {} (unit {}): backing off (retry in {}ms, at most {}ms apart) so the other "
+                "devices on bus {} keep their rate",
+                dc.name, dc.unit, delay.count(), bus_.backoff_max.count(), bus_.name);
         }
         d.next_due = now + delay;
         return;

@@ -13,10 +13,10 @@
 #include <thread>
 #include <vector>
 
-#include "core/backoff.hpp"
 #include "bus/plan.hpp"
 #include "bus/plugin_host.hpp"
 #include "config/config.hpp"
+#include "core/backoff.hpp"
 #include "core/value.hpp"
 
 namespace spdlog {
@@ -42,9 +42,9 @@ struct DeviceCounters {
 using SampleSink = std::function<void(std::vector<core::SampleBatch>&)>;
 
 class BusWorker {
-public:
-    BusWorker(const config::Config& cfg, std::size_t bus_index,
-              std::unique_ptr<DriverInstance> driver, SampleSink sink);
+  public:
+    BusWorker(const config::Config& cfg, std::size_t bus_index, std::unique_ptr<DriverInstance> driver,
+              SampleSink sink);
     ~BusWorker();
     BusWorker(const BusWorker&) = delete;
     BusWorker& operator=(const BusWorker&) = delete;
@@ -54,7 +54,7 @@ public:
     const DeviceCounters& counters(std::size_t local_index) const { return *devices_[local_index].counters; }
     std::size_t device_count() const { return devices_.size(); }
 
-private:
+  private:
     enum class State { unknown, ok, timeout, crc, exception, link, protocol };
     struct Device {
         std::size_t index;  // into Config::devices

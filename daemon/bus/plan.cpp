@@ -16,9 +16,8 @@ struct Span {
 // Optimal partition of sorted spans into contiguous groups (dynamic programming over prefixes):
 // cost(group) = overhead + length * unit, subject to the length cap and the gap cap.
 std::vector<ReadRequest> plan_area(Area area, std::vector<Span> spans, const CostModel& m) {
-    std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) {
-        return a.start != b.start ? a.start < b.start : a.end < b.end;
-    });
+    std::sort(spans.begin(), spans.end(),
+              [](const Span& a, const Span& b) { return a.start != b.start ? a.start < b.start : a.end < b.end; });
     const bool bits = config::is_bit_area(area);
     const int cap = bits ? m.max_bits : m.max_registers;
     const double unit = bits ? m.per_bit : m.per_register;
@@ -105,12 +104,11 @@ double plan_cost(const std::vector<ReadRequest>& plan, const CostModel& m) {
 
 std::string describe_plan(const config::DeviceConfig& d, const std::vector<ReadRequest>& plan) {
     std::ostringstream o;
-    o << "device " << d.name << " (bus " << d.bus << ", unit " << d.unit << ", every "
-      << d.interval.count() << "ms): " << plan.size() << (plan.size() == 1 ? " request" : " requests")
-      << " per cycle\n";
+    o << "device " << d.name << " (bus " << d.bus << ", unit " << d.unit << ", every " << d.interval.count()
+      << "ms): " << plan.size() << (plan.size() == 1 ? " request" : " requests") << " per cycle\n";
     for (const auto& r : plan) {
-        o << "  read " << config::to_string(r.area) << ' ' << r.address << ".." << (r.address + r.count - 1)
-          << " (" << r.count << (config::is_bit_area(r.area) ? " bits" : " registers") << "):";
+        o << "  read " << config::to_string(r.area) << ' ' << r.address << ".." << (r.address + r.count - 1) << " ("
+          << r.count << (config::is_bit_area(r.area) ? " bits" : " registers") << "):";
         for (auto pi : r.points) o << ' ' << d.points[pi].name;
         o << '\n';
     }

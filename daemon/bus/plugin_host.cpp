@@ -4,9 +4,9 @@
 #include <dlfcn.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstddef>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/duration.hpp"
@@ -27,8 +27,12 @@ namespace {
 
 constexpr std::uint32_t kHostVersions[] = {FL_DRIVER_ABI_V2};
 
-int host_fd_low(void* ctx, int fd) { return static_cast<core::LowFds*>(ctx)->place(fd); }
-int host_fd_release(void* ctx, int fd) { return static_cast<core::LowFds*>(ctx)->release(fd); }
+int host_fd_low(void* ctx, int fd) {
+    return static_cast<core::LowFds*>(ctx)->place(fd);
+}
+int host_fd_release(void* ctx, int fd) {
+    return static_cast<core::LowFds*>(ctx)->release(fd);
+}
 
 // Everything the host reads of a plugin's tables lies within these sizes.
 constexpr std::size_t kMinDriverSize = offsetof(fl_driver_v2, reserved);
@@ -37,10 +41,13 @@ constexpr std::size_t kMinModelSize = offsetof(fl_bus_model_v2, reserved);
 
 // Malformed-table reason, or empty when the table is usable.
 std::string table_problem(const fl_driver_v2* t) {
-    if (t->struct_size < kMinDriverSize || t->abi_version != FL_DRIVER_ABI_V2) return "malformed driver table for ABI version 2";
-    if (!t->driver_names || !t->create || !t->read || !t->bus_model) return "driver table lacks names, create, read or bus_model";
+    if (t->struct_size < kMinDriverSize || t->abi_version != FL_DRIVER_ABI_V2)
+        return "malformed driver table for ABI version 2";
+    if (!t->driver_names || !t->create || !t->read || !t->bus_model)
+        return "driver table lacks names, create, read or bus_model";
     for (std::size_t i = 0; i < t->option_count; ++i) {
-        if (t->options[0].struct_size < kMinOptionSize || !fl_option_at(t->options, i)->key) return "malformed option table";
+        if (t->options[0].struct_size < kMinOptionSize || !fl_option_at(t->options, i)->key)
+            return "malformed option table";
     }
     return {};
 }
@@ -54,18 +61,29 @@ bool applies_to(const fl_option_v2& o, const std::string& driver) {
 // Canonical text for a declared option, or an error message.
 bool canonicalize(const fl_option_v2& o, const std::string& in, std::string& out, std::string& err) {
     switch (o.type) {
-        case FL_OPT_STRING: out = in; return true;
+        case FL_OPT_STRING:
+            out = in;
+            return true;
         case FL_OPT_BOOL:
-            if (in == "true" || in == "yes" || in == "on") out = "true";
-            else if (in == "false" || in == "no" || in == "off") out = "false";
-            else { err = "expected true or false"; return false; }
+            if (in == "true" || in == "yes" || in == "on")
+                out = "true";
+            else if (in == "false" || in == "no" || in == "off")
+                out = "false";
+            else {
+                err = "expected true or false";
+                return false;
+            }
             return true;
         case FL_OPT_INT: {
             char* end = nullptr;
             long long v = std::strtoll(in.c_str(), &end, 10);
-            if (in.empty() || *end != '\0') { err = "'" + in + "' is not an integer"; return false; }
+            if (in.empty() || *end != '\0') {
+                err = "'" + in + "' is not an integer";
+                return false;
+            }
             if (v < o.min || v > o.max) {
-                err = std::to_string(v) + " is out of range; expected " + std::to_string(o.min) + ".." + std::to_string(o.max);
+                err = std::to_string(v) + " is out of range; expected " + std::to_string(o.min) + ".." +
+                      std::to_string(o.max);
                 return false;
             }
             out = std::to_string(v);
@@ -73,9 +91,13 @@ bool canonicalize(const fl_option_v2& o, const std::string& in, std::string& out
         }
         case FL_OPT_DURATION: {
             auto d = core::parse_duration(in);
-            if (!d) { err = "'" + in + "' is not a duration; expected e.g. 300ms, 5s"; return false; }
+            if (!d) {
+                err = "'" + in + "' is not a duration; expected e.g. 300ms, 5s";
+                return false;
+            }
             if (d->count() < o.min || d->count() > o.max) {
-                err = "duration out of range; expected " + std::to_string(o.min) + "ms.." + std::to_string(o.max) + "ms";
+                err =
+                    "duration out of range; expected " + std::to_string(o.min) + "ms.." + std::to_string(o.max) + "ms";
                 return false;
             }
             out = std::to_string(d->count());
@@ -92,7 +114,9 @@ bool canonicalize(const fl_option_v2& o, const std::string& in, std::string& out
             out = in;
             return true;
         }
-        default: err = "driver declares an unknown option type"; return false;
+        default:
+            err = "driver declares an unknown option type";
+            return false;
     }
 }
 
@@ -159,7 +183,8 @@ void PluginRegistry::load_dir(const std::string& dir, std::vector<std::string>& 
 
 bool PluginRegistry::add_static(const fl_driver_v2* table, std::string* error) {
     if (const std::string problem = table_problem(table); !problem.empty()) {
-        if (error) *error = "static driver " + std::string(table->plugin_name ? table->plugin_name : "?") + ": " + problem;
+        if (error)
+            *error = "static driver " + std::string(table->plugin_name ? table->plugin_name : "?") + ": " + problem;
         return false;
     }
     plugins_.push_back(LoadedPlugin{"(static)", nullptr, table});
@@ -211,10 +236,12 @@ bool canonical_options(const fl_driver_v2* t, config::BusConfig& bus, std::vecto
     std::vector<DriverOption> canonical;
     const std::size_t before = errors.size();
     for (const auto& given : bus.options) {
-        auto decl = std::find_if(declared.begin(), declared.end(), [&](const fl_option_v2* o) { return given.key == o->key; });
+        auto decl =
+            std::find_if(declared.begin(), declared.end(), [&](const fl_option_v2* o) { return given.key == o->key; });
         if (decl == declared.end()) {
-            errors.push_back({given.mark, path, "unknown key '" + given.key + "' for driver " + bus.driver +
-                                                    "; expected one of: driver, retries, backoff_max, max_gap, turnaround, " + expected});
+            errors.push_back({given.mark, path,
+                              "unknown key '" + given.key + "' for driver " + bus.driver +
+                                  "; expected one of: driver, retries, backoff_max, max_gap, turnaround, " + expected});
             continue;
         }
         std::string value, err;
@@ -225,11 +252,13 @@ bool canonical_options(const fl_driver_v2* t, config::BusConfig& bus, std::vecto
         canonical.push_back({given.key, value, given.mark});
     }
     for (const auto* o : declared) {
-        const bool given = std::any_of(bus.options.begin(), bus.options.end(), [&](const DriverOption& d) { return d.key == o->key; });
+        const bool given =
+            std::any_of(bus.options.begin(), bus.options.end(), [&](const DriverOption& d) { return d.key == o->key; });
         if (given) continue;
         if (!o->default_value) {
-            errors.push_back({bus.mark, path, "missing required key '" + std::string(o->key) + "' for driver " + bus.driver + " (" +
-                                                  (o->help ? o->help : "") + ")"});
+            errors.push_back({bus.mark, path,
+                              "missing required key '" + std::string(o->key) + "' for driver " + bus.driver + " (" +
+                                  (o->help ? o->help : "") + ")"});
             continue;
         }
         canonical.push_back({o->key, o->default_value, bus.mark});
@@ -246,8 +275,9 @@ bool bus_model(const fl_driver_v2* t, config::BusConfig& bus, std::vector<Config
     fl_error_v2 err{};
     err.struct_size = sizeof err;
     if (t->bus_model(bus.driver.c_str(), kv.data(), kv.size(), &m, &err) != FL_OK) {
-        errors.push_back({bus.mark, "buses." + bus.name, std::string("driver ") + bus.driver + " refused these options: " +
-                                                             (err.message[0] ? err.message : "no reason given")});
+        errors.push_back({bus.mark, "buses." + bus.name,
+                          std::string("driver ") + bus.driver +
+                              " refused these options: " + (err.message[0] ? err.message : "no reason given")});
         return false;
     }
     if (m.struct_size < kMinModelSize || m.max_registers == 0 || m.max_bits == 0 || m.unit_min > m.unit_max) {
@@ -328,8 +358,12 @@ DriverInstance::~DriverInstance() {
     if (table_->destroy) table_->destroy(handle_);
 }
 
-fl_status DriverInstance::open(fl_error_v2* err) { return table_->open ? table_->open(handle_, err) : FL_OK; }
-fl_status DriverInstance::read(fl_read_v2* req, fl_error_v2* err) { return table_->read(handle_, req, err); }
+fl_status DriverInstance::open(fl_error_v2* err) {
+    return table_->open ? table_->open(handle_, err) : FL_OK;
+}
+fl_status DriverInstance::read(fl_read_v2* req, fl_error_v2* err) {
+    return table_->read(handle_, req, err);
+}
 fl_status DriverInstance::write(const fl_write_v2* req, fl_error_v2* err) {
     if (!table_->write) {
         std::snprintf(err->message, sizeof err->message, "driver does not support writes");

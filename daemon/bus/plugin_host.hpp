@@ -20,7 +20,7 @@ struct LoadedPlugin {
 };
 
 class PluginRegistry {
-public:
+  public:
     PluginRegistry() = default;
     ~PluginRegistry();
     PluginRegistry(const PluginRegistry&) = delete;
@@ -41,7 +41,7 @@ public:
     // checks every device's unit id against its bus's range.
     void validate_buses(config::Config& cfg, std::vector<config::ConfigError>& errors) const;
 
-private:
+  private:
     std::vector<LoadedPlugin> plugins_;
 };
 
@@ -50,7 +50,7 @@ std::string default_plugin_dir();
 
 // One driver instance (one bus). Not thread-safe except interrupt().
 class DriverInstance {
-public:
+  public:
     static std::unique_ptr<DriverInstance> create(const fl_driver_v2* table, const config::BusConfig& bus,
                                                   std::string* error);
     ~DriverInstance();
@@ -63,7 +63,7 @@ public:
     void interrupt();
     void close();
 
-private:
+  private:
     DriverInstance(const fl_driver_v2* t, void* h) : table_(t), handle_(h) {}
     const fl_driver_v2* table_;
     void* handle_;

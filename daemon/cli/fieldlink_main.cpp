@@ -66,7 +66,8 @@ int main(int argc, char** argv) {
     token->add_option("-p,--product", tok.product, "product id")->required();
     token->add_option("-d,--device", tok.device, "device name (omit for a product-level token)");
     token->add_option("-k,--key", tok.key, "device key or product access key (Base64)")->required();
-    token->add_option("-m,--method", tok.method, "md5, sha1 or sha256")->check(CLI::IsMember({"md5", "sha1", "sha256"}));
+    token->add_option("-m,--method", tok.method, "md5, sha1 or sha256")
+        ->check(CLI::IsMember({"md5", "sha1", "sha256"}));
     token->add_option("-e,--expiry", tok.expiry, "absolute expiry, Unix seconds");
     token->add_option("--ttl", tok.ttl, "expiry relative to now (default 365d)");
 
@@ -105,7 +106,8 @@ int main(int argc, char** argv) {
         if (status_dir.empty() && !status_config.empty()) {
             auto parsed = fieldlink::load_config_file(status_config, nullptr);
             if (!parsed.ok()) {
-                std::cerr << "fieldlink status: " << status_config << " is not a valid configuration (run fieldlink check)\n";
+                std::cerr << "fieldlink status: " << status_config
+                          << " is not a valid configuration (run fieldlink check)\n";
                 return 2;
             }
             status_dir = parsed.config.gateway.data_dir;

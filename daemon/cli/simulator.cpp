@@ -41,7 +41,8 @@ std::uint16_t crc16(const std::uint8_t* p, std::size_t n) {
     std::uint16_t crc = 0xFFFF;
     for (std::size_t i = 0; i < n; ++i) {
         crc ^= p[i];
-        for (int b = 0; b < 8; ++b) crc = (crc & 1) ? static_cast<std::uint16_t>((crc >> 1) ^ 0xA001) : static_cast<std::uint16_t>(crc >> 1);
+        for (int b = 0; b < 8; ++b)
+            crc = (crc & 1) ? static_cast<std::uint16_t>((crc >> 1) ^ 0xA001) : static_cast<std::uint16_t>(crc >> 1);
     }
     return crc;
 }
@@ -50,14 +51,23 @@ std::uint16_t crc16(const std::uint8_t* p, std::size_t n) {
 int rtu_request_length(const std::vector<std::uint8_t>& buf) {
     if (buf.size() < 2) return 0;
     switch (buf[1]) {
-        case 1: case 2: case 3: case 4: case 5: case 6: return 8;
-        case 15: case 16: return buf.size() < 7 ? 0 : 9 + buf[6];
-        default: return -1;
+        case 1:
+        case 2:
+        case 3:
+        case 4:
+        case 5:
+        case 6:
+            return 8;
+        case 15:
+        case 16:
+            return buf.size() < 7 ? 0 : 9 + buf[6];
+        default:
+            return -1;
     }
 }
 
 class Server {
-public:
+  public:
     explicit Server(const SimulatorOptions& o) : opts_(o) {
         for (int u : o.units) {
             Unit unit;
@@ -86,7 +96,7 @@ public:
 
     int run();
 
-private:
+  private:
     static void set_counter(Unit& u, std::uint32_t c) {
         for (auto* tab : {u.map->tab_registers, u.map->tab_input_registers}) {
             tab[0] = static_cast<std::uint16_t>(c >> 16);
@@ -203,10 +213,14 @@ void Server::control_line(const std::string& line) {
         in >> area >> addr;
         unsigned v = 0;
         for (int i = addr; in >> v && i < kRegs; ++i) {
-            if (area == "holding") u.map->tab_registers[i] = static_cast<std::uint16_t>(v);
-            else if (area == "input") u.map->tab_input_registers[i] = static_cast<std::uint16_t>(v);
-            else if (area == "coil") u.map->tab_bits[i] = static_cast<std::uint8_t>(v != 0);
-            else if (area == "discrete") u.map->tab_input_bits[i] = static_cast<std::uint8_t>(v != 0);
+            if (area == "holding")
+                u.map->tab_registers[i] = static_cast<std::uint16_t>(v);
+            else if (area == "input")
+                u.map->tab_input_registers[i] = static_cast<std::uint16_t>(v);
+            else if (area == "coil")
+                u.map->tab_bits[i] = static_cast<std::uint8_t>(v != 0);
+            else if (area == "discrete")
+                u.map->tab_input_bits[i] = static_cast<std::uint8_t>(v != 0);
         }
     } else {
         std::cout << "error: unknown command " << cmd << std::endl;

@@ -29,20 +29,20 @@ int print_status(const std::string& data_dir) {
                              "QUEUED", "IN MEM", "OLDEST s", "SENT/s", "SENT", "DROPPED");
     for (const auto& x : s.value("sessions", nlohmann::json::array())) {
         std::cout << fmt::format("{:<24} {:<12} {:<5} {:>10} {:>8} {:>9.1f} {:>9.1f} {:>12} {:>9}\n",
-                                 x.value("name", "?"), x.value("cloud", "?"), x.value("connected", false) ? "yes" : "no",
-                                 x.value("queued_on_disk", 0ULL), x.value("queued_in_memory", 0ULL),
-                                 x.value("oldest_queued_age_s", 0.0), x.value("samples_sent_per_s", 0.0),
-                                 x.value("samples_sent", 0ULL),
+                                 x.value("name", "?"), x.value("cloud", "?"),
+                                 x.value("connected", false) ? "yes" : "no", x.value("queued_on_disk", 0ULL),
+                                 x.value("queued_in_memory", 0ULL), x.value("oldest_queued_age_s", 0.0),
+                                 x.value("samples_sent_per_s", 0.0), x.value("samples_sent", 0ULL),
                                  x.value("samples_dropped_budget", 0ULL) + x.value("samples_dropped_memory", 0ULL));
     }
     if (s.contains("store")) {
         const auto& st = s["store"];
-        std::cout << fmt::format("store {}: {} batches queued, {} bytes; {} appended, {} acknowledged; dropped samples: "
-                                 "{} by the budget, {} of unconfigured devices, {} unwritable; {} corrupt\n",
-                                 st.value("path", "?"), st.value("queued_batches", 0ULL), st.value("bytes_used", 0ULL),
-                                 st.value("appended", 0ULL), st.value("acked", 0ULL), st.value("dropped_budget", 0ULL),
-                                 st.value("dropped_unconfigured", 0ULL), st.value("dropped_unwritable", 0ULL),
-                                 st.value("corrupt", 0ULL));
+        std::cout << fmt::format(
+            "store {}: {} batches queued, {} bytes; {} appended, {} acknowledged; dropped samples: "
+            "{} by the budget, {} of unconfigured devices, {} unwritable; {} corrupt\n",
+            st.value("path", "?"), st.value("queued_batches", 0ULL), st.value("bytes_used", 0ULL),
+            st.value("appended", 0ULL), st.value("acked", 0ULL), st.value("dropped_budget", 0ULL),
+            st.value("dropped_unconfigured", 0ULL), st.value("dropped_unwritable", 0ULL), st.value("corrupt", 0ULL));
     }
     return age > stale ? 3 : 0;
 }

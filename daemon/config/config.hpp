@@ -28,7 +28,7 @@ struct Mark {
 struct GatewayConfig {
     std::string data_dir = "/var/lib/fieldlink";
     std::string log_level = "info";
-    std::string plugin_dir;  // empty: built-in default
+    std::string plugin_dir;                        // empty: built-in default
     bool store_on_disk = true;                     // false: `store: memory` (no durability; for comparison)
     std::uint64_t store_max_bytes = 256ULL << 20;  // disk budget of the outbox
     Duration store_max_age{0};                     // 0: no age limit
@@ -36,7 +36,6 @@ struct GatewayConfig {
     std::vector<std::string> dns_servers;          // "ip[:port]"; empty: the system's resolver configuration
     Duration dns_timeout{5000};                    // per query try
 };
-
 
 struct TlsConfig {
     std::string ca_file;
@@ -59,7 +58,7 @@ struct CloudConfig {
     std::int64_t token_expiry = 0;  // absolute Unix seconds; 0 = now + token_ttl
     std::string product_key;        // secret
     std::string username;
-    std::string password;           // secret
+    std::string password;  // secret
     std::string client_id = "{device}";
     std::string topic = "fieldlink/{device}";
     std::string payload = R"({"ts":{ts_ms},"values":{values}})";
@@ -88,8 +87,8 @@ struct BusConfig {
     std::vector<DriverOption> options;  // everything that is not a core bus key
     int retries = 1;
     Duration backoff_max{60'000};
-    int max_gap = -1;       // registers a read may bridge; -1 = from the bus cost model
-    Duration turnaround{5}; // device response latency used by the cost model
+    int max_gap = -1;        // registers a read may bridge; -1 = from the bus cost model
+    Duration turnaround{5};  // device response latency used by the cost model
     // Stated by the driver for this bus (fl_bus_model_v2), filled in by driver validation.
     struct Timing {
         double request_overhead_us = 20.0;
@@ -125,7 +124,7 @@ struct DeviceConfig {
     std::string cloud;
     std::string bus;
     int unit = 1;
-    std::string key;  // secret: OneNET device key, legacy auth_info, DaShi deviceSecret
+    std::string key;         // secret: OneNET device key, legacy auth_info, DaShi deviceSecret
     std::string product_id;  // sub-device product (OneNET gateway mode); default: the cloud's
     std::string device_id;   // legacy OneNET numeric device id; DaShi deviceId (default: name)
     bool gateway = false;    // OneNET thing model: this device carries sub-devices
@@ -157,17 +156,23 @@ std::string format_error(const std::string& file, const ConfigError& e);
 
 // Collects validation errors (every stage reports all it finds, not just the first).
 class Checker {
-public:
+  public:
     explicit Checker(std::vector<ConfigError>& errors) : errors_(errors) {}
-    void fail(const Mark& m, const std::string& path, const std::string& msg) { errors_.push_back(ConfigError{m, path, msg}); }
+    void fail(const Mark& m, const std::string& path, const std::string& msg) {
+        errors_.push_back(ConfigError{m, path, msg});
+    }
     std::size_t count() const { return errors_.size(); }
 
-private:
+  private:
     std::vector<ConfigError>& errors_;
 };
 
 // Path prefixes used in messages.
-inline std::string device_path(std::size_t index) { return "devices[" + std::to_string(index) + "]"; }
-inline std::string cloud_path(const CloudConfig& c) { return "clouds." + c.name; }
+inline std::string device_path(std::size_t index) {
+    return "devices[" + std::to_string(index) + "]";
+}
+inline std::string cloud_path(const CloudConfig& c) {
+    return "clouds." + c.name;
+}
 
 }  // namespace fieldlink::config

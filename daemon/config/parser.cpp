@@ -32,20 +32,31 @@ void set_if(T& dst, const std::optional<V>& v) {
 // ---- gateway ----------------------------------------------------------------------------
 const Field<GatewayConfig> kGatewayFields[] = {
     {"data_dir", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) { set_if(g.data_dir, r.string(n)); }},
-    {"log_level", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) {
-         set_if(g.log_level, r.enumeration<std::string>(n, parse_log_level, "trace, debug, info, warn, error, critical, off"));
+    {"log_level", false,
+     [](GatewayConfig& g, const YAML::Node& n, Reader& r) {
+         set_if(g.log_level,
+                r.enumeration<std::string>(n, parse_log_level, "trace, debug, info, warn, error, critical, off"));
      }},
     {"plugin_dir", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) { set_if(g.plugin_dir, r.string(n)); }},
-    {"store", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) {
-         auto v = r.enumeration<std::string>(n, [](std::string_view x) -> std::optional<std::string> {
-             if (x == "disk" || x == "memory") return std::string(x);
-             return std::nullopt;
-         }, "disk, memory");
+    {"store", false,
+     [](GatewayConfig& g, const YAML::Node& n, Reader& r) {
+         auto v = r.enumeration<std::string>(
+             n,
+             [](std::string_view x) -> std::optional<std::string> {
+                 if (x == "disk" || x == "memory") return std::string(x);
+                 return std::nullopt;
+             },
+             "disk, memory");
          if (v) g.store_on_disk = *v == "disk";
      }},
-    {"store_max_bytes", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) { set_if(g.store_max_bytes, r.size(n, 64 * 1024)); }},
-    {"store_max_age", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) { set_if(g.store_max_age, r.duration(n, Duration{0}, kMaxDuration)); }},
-    {"dns_servers", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) {
+    {"store_max_bytes", false,
+     [](GatewayConfig& g, const YAML::Node& n, Reader& r) { set_if(g.store_max_bytes, r.size(n, 64 * 1024)); }},
+    {"store_max_age", false,
+     [](GatewayConfig& g, const YAML::Node& n, Reader& r) {
+         set_if(g.store_max_age, r.duration(n, Duration{0}, kMaxDuration));
+     }},
+    {"dns_servers", false,
+     [](GatewayConfig& g, const YAML::Node& n, Reader& r) {
          if (n.IsScalar()) {
              if (auto v = r.string(n)) g.dns_servers = {*v};
              return;
@@ -59,10 +70,16 @@ const Field<GatewayConfig> kGatewayFields[] = {
              if (auto v = r.string(n[i])) g.dns_servers.push_back(*v);
          }
      }},
-    {"dns_timeout", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) { set_if(g.dns_timeout, r.duration(n, Duration{100}, Duration{60'000})); }},
-    {"store_sync", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) {
-         if (n.IsScalar() && n.Scalar() == "batch") g.store_sync = Duration{0};
-         else set_if(g.store_sync, r.duration(n, Duration{10}, Duration{60'000}));
+    {"dns_timeout", false,
+     [](GatewayConfig& g, const YAML::Node& n, Reader& r) {
+         set_if(g.dns_timeout, r.duration(n, Duration{100}, Duration{60'000}));
+     }},
+    {"store_sync", false,
+     [](GatewayConfig& g, const YAML::Node& n, Reader& r) {
+         if (n.IsScalar() && n.Scalar() == "batch")
+             g.store_sync = Duration{0};
+         else
+             set_if(g.store_sync, r.duration(n, Duration{10}, Duration{60'000}));
      }},
 };
 
@@ -74,25 +91,39 @@ const Field<TlsConfig> kTlsFields[] = {
 };
 
 const Field<CloudConfig> kCloudFields[] = {
-    {"platform", true, [](CloudConfig& c, const YAML::Node& n, Reader& r) {
+    {"platform", true,
+     [](CloudConfig& c, const YAML::Node& n, Reader& r) {
          set_if(c.platform, r.string(n));  // the platform registry checks the name
      }},
-    {"protocol", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) {
+    {"protocol", false,
+     [](CloudConfig& c, const YAML::Node& n, Reader& r) {
          set_if(c.protocol, r.string(n));  // the platform checks its own variants
      }},
     {"host", true, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.host, r.string(n)); }},
-    {"port", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.port, r.integer(n, 1, 65535, "a TCP port 1..65535")); }},
-    {"tls", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) {
+    {"port", false,
+     [](CloudConfig& c, const YAML::Node& n, Reader& r) {
+         set_if(c.port, r.integer(n, 1, 65535, "a TCP port 1..65535"));
+     }},
+    {"tls", false,
+     [](CloudConfig& c, const YAML::Node& n, Reader& r) {
          TlsConfig t;
          if (r.map(n, kTlsFields, t)) c.tls = t;
      }},
     {"product_id", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.product_id, r.string(n)); }},
-    {"keepalive", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.keepalive, r.duration(n, Duration{1000}, Duration{65'535'000})); }},
-    {"token_method", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) {
+    {"keepalive", false,
+     [](CloudConfig& c, const YAML::Node& n, Reader& r) {
+         set_if(c.keepalive, r.duration(n, Duration{1000}, Duration{65'535'000}));
+     }},
+    {"token_method", false,
+     [](CloudConfig& c, const YAML::Node& n, Reader& r) {
          set_if(c.token_method, r.enumeration<std::string>(n, parse_method, "md5, sha1, sha256"));
      }},
-    {"token_ttl", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.token_ttl, r.duration(n, Duration{60'000}, kMaxDuration)); }},
-    {"token_expiry", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) {
+    {"token_ttl", false,
+     [](CloudConfig& c, const YAML::Node& n, Reader& r) {
+         set_if(c.token_ttl, r.duration(n, Duration{60'000}, kMaxDuration));
+     }},
+    {"token_expiry", false,
+     [](CloudConfig& c, const YAML::Node& n, Reader& r) {
          set_if(c.token_expiry, r.integer(n, 1, INT64_C(253402300799), "an absolute expiry in Unix seconds"));
      }},
     {"product_key", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.product_key, r.secret(n)); }},
@@ -102,21 +133,35 @@ const Field<CloudConfig> kCloudFields[] = {
     {"topic", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.topic, r.string(n)); }},
     {"payload", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.payload, r.string(n)); }},
     {"qos", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.qos, r.integer(n, 0, 1, "0 or 1")); }},
-    {"max_rate", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) {
+    {"max_rate", false,
+     [](CloudConfig& c, const YAML::Node& n, Reader& r) {
          auto v = r.number(n);
-         if (v && *v < 0) r.error(n, "max_rate must be >= 0 messages per second (0 = unlimited)");
-         else set_if(c.max_rate, v);
+         if (v && *v < 0)
+             r.error(n, "max_rate must be >= 0 messages per second (0 = unlimited)");
+         else
+             set_if(c.max_rate, v);
      }},
-    {"max_inflight", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.max_inflight, r.integer(n, 1, 1000, "1..1000 messages")); }},
+    {"max_inflight", false,
+     [](CloudConfig& c, const YAML::Node& n, Reader& r) {
+         set_if(c.max_inflight, r.integer(n, 1, 1000, "1..1000 messages"));
+     }},
 };
 
 // ---- buses ------------------------------------------------------------------------------
 const Field<BusConfig> kBusCoreFields[] = {
     {"driver", true, [](BusConfig& b, const YAML::Node& n, Reader& r) { set_if(b.driver, r.string(n)); }},
-    {"retries", false, [](BusConfig& b, const YAML::Node& n, Reader& r) { set_if(b.retries, r.integer(n, 0, 10, "0..10 retries")); }},
-    {"backoff_max", false, [](BusConfig& b, const YAML::Node& n, Reader& r) { set_if(b.backoff_max, r.duration(n, Duration{100}, Duration{3'600'000})); }},
-    {"max_gap", false, [](BusConfig& b, const YAML::Node& n, Reader& r) { set_if(b.max_gap, r.integer(n, 0, 124, "0..124 registers")); }},
-    {"turnaround", false, [](BusConfig& b, const YAML::Node& n, Reader& r) { set_if(b.turnaround, r.duration(n, Duration{0}, Duration{10'000})); }},
+    {"retries", false,
+     [](BusConfig& b, const YAML::Node& n, Reader& r) { set_if(b.retries, r.integer(n, 0, 10, "0..10 retries")); }},
+    {"backoff_max", false,
+     [](BusConfig& b, const YAML::Node& n, Reader& r) {
+         set_if(b.backoff_max, r.duration(n, Duration{100}, Duration{3'600'000}));
+     }},
+    {"max_gap", false,
+     [](BusConfig& b, const YAML::Node& n, Reader& r) { set_if(b.max_gap, r.integer(n, 0, 124, "0..124 registers")); }},
+    {"turnaround", false,
+     [](BusConfig& b, const YAML::Node& n, Reader& r) {
+         set_if(b.turnaround, r.duration(n, Duration{0}, Duration{10'000}));
+     }},
 };
 
 void parse_bus(const YAML::Node& node, BusConfig& bus, Reader& r) {
@@ -149,22 +194,35 @@ void parse_bus(const YAML::Node& node, BusConfig& bus, Reader& r) {
 // ---- devices and points -----------------------------------------------------------------
 const Field<PointConfig> kPointFields[] = {
     {"name", true, [](PointConfig& p, const YAML::Node& n, Reader& r) { set_if(p.name, r.string(n)); }},
-    {"area", true, [](PointConfig& p, const YAML::Node& n, Reader& r) {
+    {"area", true,
+     [](PointConfig& p, const YAML::Node& n, Reader& r) {
          set_if(p.area, r.enumeration<Area>(n, parse_area, "coil, discrete, input, holding"));
      }},
-    {"address", true, [](PointConfig& p, const YAML::Node& n, Reader& r) {
-         set_if(p.address, r.integer(n, 0, kMaxAddress, "a 0-based protocol address 0..65535 (register 40001 is holding address 0)"));
+    {"address", true,
+     [](PointConfig& p, const YAML::Node& n, Reader& r) {
+         set_if(p.address, r.integer(n, 0, kMaxAddress,
+                                     "a 0-based protocol address 0..65535 (register 40001 is holding address 0)"));
      }},
-    {"type", false, [](PointConfig& p, const YAML::Node& n, Reader& r) {
-         set_if(p.type, r.enumeration<DataType>(n, parse_type, "bool, int16, uint16, int32, uint32, int64, uint64, float32, float64, string, bcd"));
+    {"type", false,
+     [](PointConfig& p, const YAML::Node& n, Reader& r) {
+         set_if(p.type,
+                r.enumeration<DataType>(
+                    n, parse_type, "bool, int16, uint16, int32, uint32, int64, uint64, float32, float64, string, bcd"));
      }},
-    {"order", false, [](PointConfig& p, const YAML::Node& n, Reader& r) {
+    {"order", false,
+     [](PointConfig& p, const YAML::Node& n, Reader& r) {
          set_if(p.order, r.enumeration<WordOrder>(n, parse_order, "abcd, badc, cdab, dcba"));
      }},
     {"scale", false, [](PointConfig& p, const YAML::Node& n, Reader& r) { set_if(p.scale, r.number(n)); }},
     {"offset", false, [](PointConfig& p, const YAML::Node& n, Reader& r) { set_if(p.offset, r.number(n)); }},
-    {"bit", false, [](PointConfig& p, const YAML::Node& n, Reader& r) { set_if(p.bit, r.integer(n, 0, 15, "a bit number 0..15 within the register")); }},
-    {"length", false, [](PointConfig& p, const YAML::Node& n, Reader& r) { set_if(p.length, r.integer(n, 1, 125, "1..125 registers")); }},
+    {"bit", false,
+     [](PointConfig& p, const YAML::Node& n, Reader& r) {
+         set_if(p.bit, r.integer(n, 0, 15, "a bit number 0..15 within the register"));
+     }},
+    {"length", false,
+     [](PointConfig& p, const YAML::Node& n, Reader& r) {
+         set_if(p.length, r.integer(n, 1, 125, "1..125 registers"));
+     }},
     {"writable", false, [](PointConfig& p, const YAML::Node& n, Reader& r) { set_if(p.writable, r.boolean(n)); }},
 };
 
@@ -177,7 +235,8 @@ void parse_points(DeviceConfig& d, const YAML::Node& n, Reader& r) {
         Reader::Scope s(r, "[" + std::to_string(i) + "]");
         PointConfig p;
         p.mark = Reader::mark_of(n[i]);
-        if (n[i].IsMap() && n[i]["area"] && is_bit_area(parse_area(n[i]["area"].as<std::string>("")).value_or(Area::holding))) {
+        if (n[i].IsMap() && n[i]["area"] &&
+            is_bit_area(parse_area(n[i]["area"].as<std::string>("")).value_or(Area::holding))) {
             p.type = DataType::boolean;  // default type of bit areas
         }
         if (r.map(n[i], kPointFields, p)) d.points.push_back(std::move(p));
@@ -188,15 +247,24 @@ const Field<DeviceConfig> kDeviceFields[] = {
     {"name", true, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.name, r.string(n)); }},
     {"cloud", true, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.cloud, r.string(n)); }},
     {"bus", true, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.bus, r.string(n)); }},
-    {"unit", false, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.unit, r.integer(n, 0, 255, "a Modbus unit id 0..255 (1..247 on serial lines)")); }},
+    {"unit", false,
+     [](DeviceConfig& d, const YAML::Node& n, Reader& r) {
+         set_if(d.unit, r.integer(n, 0, 255, "a Modbus unit id 0..255 (1..247 on serial lines)"));
+     }},
     {"key", false, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.key, r.secret(n)); }},
     {"key_file", false, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.key, r.secret_file(n)); }},
     {"product_id", false, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.product_id, r.string(n)); }},
     {"device_id", false, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.device_id, r.string(n)); }},
     {"gateway", false, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.gateway, r.boolean(n)); }},
     {"via", false, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.via, r.string(n)); }},
-    {"interval", false, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.interval, r.duration(n, Duration{10}, Duration{86'400'000})); }},
-    {"max_gap", false, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.max_gap, r.integer(n, 0, 124, "0..124 registers")); }},
+    {"interval", false,
+     [](DeviceConfig& d, const YAML::Node& n, Reader& r) {
+         set_if(d.interval, r.duration(n, Duration{10}, Duration{86'400'000}));
+     }},
+    {"max_gap", false,
+     [](DeviceConfig& d, const YAML::Node& n, Reader& r) {
+         set_if(d.max_gap, r.integer(n, 0, 124, "0..124 registers"));
+     }},
     {"points", true, parse_points},
 };
 
@@ -223,14 +291,17 @@ struct TopLevel {
 
 const Field<TopLevel> kTopFields[] = {
     {"gateway", false, [](TopLevel& t, const YAML::Node& n, Reader& r) { r.map(n, kGatewayFields, t.cfg->gateway); }},
-    {"clouds", true, [](TopLevel& t, const YAML::Node& n, Reader& r) {
+    {"clouds", true,
+     [](TopLevel& t, const YAML::Node& n, Reader& r) {
          parse_named_map(n, r, t.cfg->clouds, [](const YAML::Node& v, CloudConfig& c, Reader& rr) {
              if (!rr.map(v, kCloudFields, c)) return;
              for (const auto& kv : v) c.given[kv.first.as<std::string>("")] = Reader::mark_of(kv.first);
          });
      }},
-    {"buses", true, [](TopLevel& t, const YAML::Node& n, Reader& r) { parse_named_map(n, r, t.cfg->buses, parse_bus); }},
-    {"devices", true, [](TopLevel& t, const YAML::Node& n, Reader& r) {
+    {"buses", true,
+     [](TopLevel& t, const YAML::Node& n, Reader& r) { parse_named_map(n, r, t.cfg->buses, parse_bus); }},
+    {"devices", true,
+     [](TopLevel& t, const YAML::Node& n, Reader& r) {
          if (!n.IsSequence()) {
              r.error(n, "expected a list of devices (lines starting with '- name:')");
              return;
@@ -253,8 +324,7 @@ ParseResult parse_text(const std::string& text, const std::string& file) {
     try {
         root = YAML::Load(text);
     } catch (const YAML::Exception& e) {
-        res.errors.push_back(ConfigError{Mark{e.mark.line + 1, e.mark.column + 1}, "",
-                                         "invalid YAML: " + e.msg});
+        res.errors.push_back(ConfigError{Mark{e.mark.line + 1, e.mark.column + 1}, "", "invalid YAML: " + e.msg});
         return res;
     }
     Reader r(res.errors);

@@ -38,16 +38,14 @@ void Reader::error_at(const Mark& at, const std::string& path, const std::string
     errors_.push_back(ConfigError{at, path, message});
 }
 
-void Reader::unknown_key(const YAML::Node& key_node, const std::string& key,
-                         const std::vector<const char*>& expected) {
+void Reader::unknown_key(const YAML::Node& key_node, const std::string& key, const std::vector<const char*>& expected) {
     std::string list;
     for (const auto* k : expected) {
         if (!list.empty()) list += ", ";
         list += k;
     }
     std::string where = path_.empty() ? "" : path_;
-    errors_.push_back(ConfigError{mark_of(key_node), where,
-                                  "unknown key '" + key + "'; expected one of: " + list});
+    errors_.push_back(ConfigError{mark_of(key_node), where, "unknown key '" + key + "'; expected one of: " + list});
 }
 
 void Reader::missing_key(const YAML::Node& map, const char* key) {
@@ -79,10 +77,11 @@ std::optional<std::string> Reader::scalar(const YAML::Node& n, const char* expec
     return out;
 }
 
-std::optional<std::string> Reader::string(const YAML::Node& n) { return scalar(n, "a text value"); }
+std::optional<std::string> Reader::string(const YAML::Node& n) {
+    return scalar(n, "a text value");
+}
 
-std::optional<std::int64_t> Reader::integer(const YAML::Node& n, std::int64_t min,
-                                            std::int64_t max, const char* what) {
+std::optional<std::int64_t> Reader::integer(const YAML::Node& n, std::int64_t min, std::int64_t max, const char* what) {
     const auto text = scalar(n, what);
     if (!text) return std::nullopt;
     const std::string& s = *text;
@@ -128,8 +127,9 @@ std::optional<Duration> Reader::duration(const YAML::Node& n, Duration min, Dura
     if (!s) return std::nullopt;
     auto d = core::parse_duration(*s);
     if (!d) {
-        error(n, "'" + *s + "' is not a duration; expected a number with a unit: ms, s, m, h "
-                 "(e.g. 300ms, 5s, 1m)");
+        error(n, "'" + *s +
+                     "' is not a duration; expected a number with a unit: ms, s, m, h "
+                     "(e.g. 300ms, 5s, 1m)");
         return std::nullopt;
     }
     if (*d < min || *d > max) {
@@ -146,8 +146,11 @@ std::optional<std::uint64_t> Reader::size(const YAML::Node& n, std::uint64_t min
     char* end = nullptr;
     const unsigned long long v = std::strtoull(s->c_str(), &end, 10);
     const std::string unit = end ? end : "";
-    const std::uint64_t factor = unit.empty() ? 1 : unit == "KB" ? 1024 : unit == "MB" ? 1024 * 1024
-                                 : unit == "GB" ? 1024ULL * 1024 * 1024 : 0;
+    const std::uint64_t factor = unit.empty()   ? 1
+                                 : unit == "KB" ? 1024
+                                 : unit == "MB" ? 1024 * 1024
+                                 : unit == "GB" ? 1024ULL * 1024 * 1024
+                                                : 0;
     if (s->empty() || !std::isdigit(static_cast<unsigned char>((*s)[0])) || factor == 0) {
         error(n, "'" + *s + "' is not a size; expected bytes with an optional KB, MB or GB suffix (e.g. 512MB)");
         return std::nullopt;
@@ -159,7 +162,9 @@ std::optional<std::uint64_t> Reader::size(const YAML::Node& n, std::uint64_t min
     return v * factor;
 }
 
-std::optional<std::string> Reader::secret(const YAML::Node& n) { return scalar(n, "the secret"); }
+std::optional<std::string> Reader::secret(const YAML::Node& n) {
+    return scalar(n, "the secret");
+}
 
 std::optional<std::string> Reader::secret_file(const YAML::Node& n) {
     auto path = string(n);

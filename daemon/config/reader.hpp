@@ -24,7 +24,7 @@ struct Field {
 };
 
 class Reader {
-public:
+  public:
     explicit Reader(std::vector<ConfigError>& errors) : errors_(errors) {}
 
     // Path management: "devices[2].points[0]" style, used in every message.
@@ -33,7 +33,8 @@ public:
         ~Scope() { r_.path_.resize(size_); }
         Scope(const Scope&) = delete;
         Scope& operator=(const Scope&) = delete;
-    private:
+
+      private:
         Reader& r_;
         std::size_t size_;
     };
@@ -49,8 +50,7 @@ public:
 
     // Typed scalar readers: on mismatch they record an error and return nullopt.
     std::optional<std::string> string(const YAML::Node& n);
-    std::optional<std::int64_t> integer(const YAML::Node& n, std::int64_t min, std::int64_t max,
-                                        const char* what);
+    std::optional<std::int64_t> integer(const YAML::Node& n, std::int64_t min, std::int64_t max, const char* what);
     std::optional<double> number(const YAML::Node& n);
     std::optional<bool> boolean(const YAML::Node& n);
     std::optional<Duration> duration(const YAML::Node& n, Duration min, Duration max);
@@ -98,11 +98,10 @@ public:
         return true;
     }
 
-    void unknown_key(const YAML::Node& key_node, const std::string& key,
-                     const std::vector<const char*>& expected);
+    void unknown_key(const YAML::Node& key_node, const std::string& key, const std::vector<const char*>& expected);
     void missing_key(const YAML::Node& map, const char* key);
 
-private:
+  private:
     void push(const std::string& part);
 
     std::vector<ConfigError>& errors_;

@@ -10,7 +10,17 @@ namespace fieldlink::config {
 
 enum class Area : std::uint8_t { coil = 0, discrete = 1, input = 2, holding = 3 };
 enum class DataType : std::uint8_t {
-    boolean, int16, uint16, int32, uint32, int64, uint64, float32, float64, string, bcd
+    boolean,
+    int16,
+    uint16,
+    int32,
+    uint32,
+    int64,
+    uint64,
+    float32,
+    float64,
+    string,
+    bcd
 };
 enum class WordOrder : std::uint8_t { abcd, badc, cdab, dcba };
 
@@ -21,7 +31,9 @@ const char* to_string(Area a);
 const char* to_string(DataType t);
 const char* to_string(WordOrder o);
 
-inline bool is_bit_area(Area a) { return a == Area::coil || a == Area::discrete; }
+inline bool is_bit_area(Area a) {
+    return a == Area::coil || a == Area::discrete;
+}
 
 // Number of 16-bit registers a value of this type occupies (string: `length` registers).
 int register_count(DataType t, int string_length);

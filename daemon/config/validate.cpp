@@ -30,9 +30,10 @@ std::optional<std::size_t> find_named(const std::vector<T>& v, const std::string
 void check_point(Checker& c, const std::string& path, const PointConfig& p) {
     const std::string at = path + ".points." + p.name;
     if (is_bit_area(p.area) && p.type != DataType::boolean) {
-        c.fail(p.mark, at, std::string("type ") + to_string(p.type) + " does not fit area " + to_string(p.area) +
-                               ", which holds single bits; expected type bool (or area holding/input for a " +
-                               to_string(p.type) + ")");
+        c.fail(p.mark, at,
+               std::string("type ") + to_string(p.type) + " does not fit area " + to_string(p.area) +
+                   ", which holds single bits; expected type bool (or area holding/input for a " + to_string(p.type) +
+                   ")");
         return;
     }
     if (p.type == DataType::string && p.length == 0) {
@@ -44,17 +45,18 @@ void check_point(Checker& c, const std::string& path, const PointConfig& p) {
         c.fail(p.mark, at, "'bit' selects one bit of a register; expected type bool on area holding or input");
     }
     if (p.writable && (p.area == Area::discrete || p.area == Area::input)) {
-        c.fail(p.mark, at, std::string("area ") + to_string(p.area) +
-                               " is read-only; only coil and holding points can be writable");
+        c.fail(
+            p.mark, at,
+            std::string("area ") + to_string(p.area) + " is read-only; only coil and holding points can be writable");
     }
     if ((p.scale != 1.0 || p.offset != 0.0) && (p.type == DataType::boolean || p.type == DataType::string)) {
         c.fail(p.mark, at, std::string("scale/offset apply to numeric types, not ") + to_string(p.type));
     }
     const long end = static_cast<long>(p.address) + p.count() - 1;
     if (end > 65535) {
-        c.fail(p.mark, at, "address " + std::to_string(p.address) + " plus " + std::to_string(p.count()) +
-                               " registers ends at " + std::to_string(end) +
-                               ", past the last 0-based protocol address 65535");
+        c.fail(p.mark, at,
+               "address " + std::to_string(p.address) + " plus " + std::to_string(p.count()) + " registers ends at " +
+                   std::to_string(end) + ", past the last 0-based protocol address 65535");
     }
 }
 
@@ -64,7 +66,8 @@ void check_device(Checker& c, Config& cfg, std::size_t index) {
     if (auto ci = find_named(cfg.clouds, d.cloud)) {
         d.cloud_index = *ci;
     } else {
-        c.fail(d.mark, path + ".cloud", "cloud '" + d.cloud + "' is not defined; defined clouds: " + names_of(cfg.clouds));
+        c.fail(d.mark, path + ".cloud",
+               "cloud '" + d.cloud + "' is not defined; defined clouds: " + names_of(cfg.clouds));
     }
     if (auto bi = find_named(cfg.buses, d.bus)) {
         d.bus_index = *bi;
@@ -83,7 +86,8 @@ void check_device(Checker& c, Config& cfg, std::size_t index) {
     for (const auto& p : d.points) {
         if (auto it = seen.find(p.name); it != seen.end()) {
             c.fail(p.mark, path + ".points",
-                   "duplicate point name '" + p.name + "' (first defined at line " + std::to_string(it->second->mark.line) + ")");
+                   "duplicate point name '" + p.name + "' (first defined at line " +
+                       std::to_string(it->second->mark.line) + ")");
         } else {
             seen.emplace(p.name, &p);
         }
@@ -96,8 +100,9 @@ void check_cloud(Checker& c, const Config& cfg, const CloudConfig& cl) {
         c.fail(cl.mark_of("tls"), cloud_path(cl) + ".tls", "cert_file and key_file go together (client certificate)");
     }
     if (cl.qos == 0 && cfg.gateway.store_on_disk) {
-        c.fail(cl.mark, cloud_path(cl) + ".qos", "qos 0 gets no acknowledgement, so stored data would be deleted "
-                                                 "unconfirmed; use qos 1, or gateway.store: memory");
+        c.fail(cl.mark, cloud_path(cl) + ".qos",
+               "qos 0 gets no acknowledgement, so stored data would be deleted "
+               "unconfirmed; use qos 1, or gateway.store: memory");
     }
 }
 
@@ -110,8 +115,9 @@ void validate(Config& cfg, std::vector<ConfigError>& errors) {
     for (std::size_t i = 0; i < cfg.devices.size(); ++i) {
         const auto& d = cfg.devices[i];
         if (auto it = names.find(d.name); it != names.end()) {
-            c.fail(d.mark, device_path(i) + ".name", "duplicate device name '" + d.name + "' (first defined at line " +
-                                                         std::to_string(cfg.devices[it->second].mark.line) + ")");
+            c.fail(d.mark, device_path(i) + ".name",
+                   "duplicate device name '" + d.name + "' (first defined at line " +
+                       std::to_string(cfg.devices[it->second].mark.line) + ")");
         } else {
             names.emplace(d.name, i);
         }

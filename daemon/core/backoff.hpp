@@ -10,12 +10,14 @@
 namespace fieldlink::core {
 
 class Backoff {
-public:
+  public:
     enum class Jitter { equal, full };
 
     Backoff(std::chrono::milliseconds base, std::chrono::milliseconds cap, Jitter jitter = Jitter::equal)
-        : base_(std::max<long long>(base.count(), 1)), cap_(std::max<long long>(cap.count(), 1)),
-          jitter_(jitter), rng_(std::random_device{}()) {}
+        : base_(std::max<long long>(base.count(), 1)),
+          cap_(std::max<long long>(cap.count(), 1)),
+          jitter_(jitter),
+          rng_(std::random_device{}()) {}
 
     std::chrono::milliseconds next(int failures) {
         long long b = base_;
@@ -25,7 +27,7 @@ public:
         return std::chrono::milliseconds(dist(rng_));
     }
 
-private:
+  private:
     long long base_;
     long long cap_;
     Jitter jitter_;

@@ -14,9 +14,8 @@ namespace fieldlink::core {
 
 template <typename T>
 class BoundedQueue {
-public:
-    explicit BoundedQueue(std::size_t capacity)
-        : capacity_(capacity), fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+  public:
+    explicit BoundedQueue(std::size_t capacity) : capacity_(capacity), fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
     ~BoundedQueue() {
         if (fd_ >= 0) ::close(fd_);
     }
@@ -69,7 +68,7 @@ public:
 
     int fd() const { return fd_; }
 
-private:
+  private:
     std::size_t capacity_;
     int fd_;
     std::mutex mutex_;

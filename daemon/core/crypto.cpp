@@ -9,14 +9,18 @@ namespace fieldlink::core {
 
 std::optional<std::string> hmac(std::string_view method, std::string_view key, std::string_view msg) {
     const EVP_MD* md = nullptr;
-    if (method == "md5") md = EVP_md5();
-    else if (method == "sha1") md = EVP_sha1();
-    else if (method == "sha256") md = EVP_sha256();
-    else return std::nullopt;
+    if (method == "md5")
+        md = EVP_md5();
+    else if (method == "sha1")
+        md = EVP_sha1();
+    else if (method == "sha256")
+        md = EVP_sha256();
+    else
+        return std::nullopt;
     unsigned char out[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
-    if (!HMAC(md, key.data(), static_cast<int>(key.size()),
-              reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), out, &len)) {
+    if (!HMAC(md, key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(msg.data()),
+              msg.size(), out, &len)) {
         return std::nullopt;
     }
     return std::string(reinterpret_cast<char*>(out), len);
@@ -24,8 +28,8 @@ std::optional<std::string> hmac(std::string_view method, std::string_view key, s
 
 std::string base64_encode(std::string_view raw) {
     std::vector<unsigned char> out(4 * ((raw.size() + 2) / 3) + 1);
-    int n = EVP_EncodeBlock(out.data(), reinterpret_cast<const unsigned char*>(raw.data()),
-                            static_cast<int>(raw.size()));
+    int n =
+        EVP_EncodeBlock(out.data(), reinterpret_cast<const unsigned char*>(raw.data()), static_cast<int>(raw.size()));
     return std::string(reinterpret_cast<char*>(out.data()), static_cast<std::size_t>(n));
 }
 
@@ -35,8 +39,8 @@ std::optional<std::string> base64_decode(std::string_view text) {
     if (text.back() == '=') ++pad;
     if (text.size() > 1 && text[text.size() - 2] == '=') ++pad;
     std::vector<unsigned char> out(text.size() / 4 * 3 + 1);
-    int n = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(text.data()),
-                            static_cast<int>(text.size()));
+    int n =
+        EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
     if (n < 0) return std::nullopt;
     return std::string(reinterpret_cast<char*>(out.data()), static_cast<std::size_t>(n) - pad);
 }

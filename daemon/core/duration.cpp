@@ -13,12 +13,18 @@ std::optional<Duration> parse_duration(std::string_view text) {
     if (ec != std::errc{} || ptr == first || n < 0) return std::nullopt;
     std::string_view unit(ptr, static_cast<std::size_t>(last - ptr));
     std::int64_t factor = 0;
-    if (unit == "ms") factor = 1;
-    else if (unit == "s") factor = 1000;
-    else if (unit == "m") factor = 60'000;
-    else if (unit == "h") factor = 3'600'000;
-    else if (unit == "d") factor = 86'400'000;
-    else return std::nullopt;
+    if (unit == "ms")
+        factor = 1;
+    else if (unit == "s")
+        factor = 1000;
+    else if (unit == "m")
+        factor = 60'000;
+    else if (unit == "h")
+        factor = 3'600'000;
+    else if (unit == "d")
+        factor = 86'400'000;
+    else
+        return std::nullopt;
     if (n > INT64_MAX / factor) return std::nullopt;
     return Duration{n * factor};
 }

@@ -15,20 +15,32 @@ namespace {
 // The journal, through libsystemd when systemd started us: each line with its priority and the
 // component (logger) as a field of its own.
 class JournalSink final : public spdlog::sinks::base_sink<std::mutex> {
-protected:
+  protected:
     void sink_it_(const spdlog::details::log_msg& msg) override {
         int priority = LOG_INFO;
         switch (msg.level) {
             case spdlog::level::trace:
-            case spdlog::level::debug: priority = LOG_DEBUG; break;
-            case spdlog::level::info: priority = LOG_INFO; break;
-            case spdlog::level::warn: priority = LOG_WARNING; break;
-            case spdlog::level::err: priority = LOG_ERR; break;
-            case spdlog::level::critical: priority = LOG_CRIT; break;
-            default: break;
+            case spdlog::level::debug:
+                priority = LOG_DEBUG;
+                break;
+            case spdlog::level::info:
+                priority = LOG_INFO;
+                break;
+            case spdlog::level::warn:
+                priority = LOG_WARNING;
+                break;
+            case spdlog::level::err:
+                priority = LOG_ERR;
+                break;
+            case spdlog::level::critical:
+                priority = LOG_CRIT;
+                break;
+            default:
+                break;
         }
         const std::string component(msg.logger_name.data(), msg.logger_name.size());
-        systemd::journal_send(priority, "[" + component + "] " + std::string(msg.payload.data(), msg.payload.size()), component);
+        systemd::journal_send(priority, "[" + component + "] " + std::string(msg.payload.data(), msg.payload.size()),
+                              component);
     }
     void flush_() override {}
 };

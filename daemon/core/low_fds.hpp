@@ -13,7 +13,7 @@
 namespace fieldlink::core {
 
 class LowFds {
-public:
+  public:
     // The process-wide reserve (descriptor numbers are process-wide).
     static LowFds& instance();
 
@@ -36,7 +36,7 @@ public:
     std::size_t size() const;
     std::size_t in_use() const;
 
-private:
+  private:
     mutable std::mutex mutex_;
     int devnull_ = -1;
     std::vector<int> slots_;

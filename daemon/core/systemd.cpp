@@ -20,7 +20,8 @@ struct Library {
 const Library& library() {
     static const Library lib = [] {
         Library l;
-        const bool under_systemd = std::getenv("NOTIFY_SOCKET") || std::getenv("JOURNAL_STREAM") || std::getenv("WATCHDOG_USEC");
+        const bool under_systemd =
+            std::getenv("NOTIFY_SOCKET") || std::getenv("JOURNAL_STREAM") || std::getenv("WATCHDOG_USEC");
         if (!under_systemd) return l;
         l.handle = dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
         if (!l.handle) return l;
@@ -34,15 +35,21 @@ const Library& library() {
 
 }  // namespace
 
-bool available() { return library().notify != nullptr; }
+bool available() {
+    return library().notify != nullptr;
+}
 
-int notify(const char* state) { return library().notify ? library().notify(0, state) : 0; }
+int notify(const char* state) {
+    return library().notify ? library().notify(0, state) : 0;
+}
 
 bool watchdog(std::uint64_t* usec) {
     return library().watchdog && library().watchdog(0, reinterpret_cast<uint64_t*>(usec)) > 0;
 }
 
-bool journal() { return std::getenv("JOURNAL_STREAM") && library().journal_send; }
+bool journal() {
+    return std::getenv("JOURNAL_STREAM") && library().journal_send;
+}
 
 void journal_send(int priority, const std::string& message, const std::string& component) {
     if (!library().journal_send) return;

@@ -17,15 +17,14 @@ struct PointValue {
 };
 
 struct SampleBatch {
-    std::uint32_t device_index;                   // index into Config::devices
-    std::int64_t timestamp_ms;                    // acquisition time, Unix ms
+    std::uint32_t device_index;  // index into Config::devices
+    std::int64_t timestamp_ms;   // acquisition time, Unix ms
     std::vector<PointValue> values;
-    std::int64_t record_id = 0;                   // outbox record (0: not stored)
+    std::int64_t record_id = 0;  // outbox record (0: not stored)
 };
 
 inline std::int64_t unix_ms_now() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
         .count();
 }
 

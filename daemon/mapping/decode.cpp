@@ -8,8 +8,12 @@
 namespace fieldlink::mapping {
 namespace {
 
-bool swaps_bytes(WordOrder o) { return o == WordOrder::badc || o == WordOrder::dcba; }
-bool swaps_words(WordOrder o) { return o == WordOrder::cdab || o == WordOrder::dcba; }
+bool swaps_bytes(WordOrder o) {
+    return o == WordOrder::badc || o == WordOrder::dcba;
+}
+bool swaps_words(WordOrder o) {
+    return o == WordOrder::cdab || o == WordOrder::dcba;
+}
 
 std::uint64_t be_value(const std::uint8_t* bytes, int n) {
     std::uint64_t v = 0;
@@ -31,10 +35,14 @@ double float_as_decimal(float f) {
 Value apply_scale(const PointCodec& c, Value raw) {
     if (c.scale == 1.0 && c.offset == 0.0) return raw;
     double d = 0;
-    if (auto* i = std::get_if<std::int64_t>(&raw)) d = static_cast<double>(*i);
-    else if (auto* u = std::get_if<std::uint64_t>(&raw)) d = static_cast<double>(*u);
-    else if (auto* f = std::get_if<double>(&raw)) d = *f;
-    else return raw;
+    if (auto* i = std::get_if<std::int64_t>(&raw))
+        d = static_cast<double>(*i);
+    else if (auto* u = std::get_if<std::uint64_t>(&raw))
+        d = static_cast<double>(*u);
+    else if (auto* f = std::get_if<double>(&raw))
+        d = *f;
+    else
+        return raw;
     return d * c.scale + c.offset;
 }
 
@@ -61,8 +69,7 @@ Value decode_string(const std::uint8_t* bytes, int n) {
 
 }  // namespace
 
-void registers_to_bytes(const std::uint16_t* regs, int words, WordOrder order,
-                        std::uint8_t* out) {
+void registers_to_bytes(const std::uint16_t* regs, int words, WordOrder order, std::uint8_t* out) {
     for (int i = 0; i < words; ++i) {
         int src = swaps_words(order) ? words - 1 - i : i;
         std::uint16_t w = regs[src];
@@ -78,8 +85,8 @@ Value decode_bit(const PointCodec& codec, std::uint8_t bit) {
     return Value{bit != 0};
 }
 
-std::optional<Value> decode_registers(const PointCodec& c, const std::uint16_t* regs,
-                                      std::size_t count, std::string* error) {
+std::optional<Value> decode_registers(const PointCodec& c, const std::uint16_t* regs, std::size_t count,
+                                      std::string* error) {
     const int words = register_count(c.type, c.string_length);
     if (words <= 0 || static_cast<std::size_t>(words) > count) {
         if (error) *error = "register image shorter than the type needs";
@@ -99,12 +106,18 @@ std::optional<Value> decode_registers(const PointCodec& c, const std::uint16_t* 
         case DataType::boolean:
             if (c.bit >= 0) return Value{((raw >> c.bit) & 1u) != 0};
             return Value{raw != 0};
-        case DataType::int16: return apply_scale(c, static_cast<std::int64_t>(static_cast<std::int16_t>(raw)));
-        case DataType::uint16: return apply_scale(c, std::uint64_t{raw});
-        case DataType::int32: return apply_scale(c, static_cast<std::int64_t>(static_cast<std::int32_t>(raw)));
-        case DataType::uint32: return apply_scale(c, std::uint64_t{raw});
-        case DataType::int64: return apply_scale(c, static_cast<std::int64_t>(raw));
-        case DataType::uint64: return apply_scale(c, std::uint64_t{raw});
+        case DataType::int16:
+            return apply_scale(c, static_cast<std::int64_t>(static_cast<std::int16_t>(raw)));
+        case DataType::uint16:
+            return apply_scale(c, std::uint64_t{raw});
+        case DataType::int32:
+            return apply_scale(c, static_cast<std::int64_t>(static_cast<std::int32_t>(raw)));
+        case DataType::uint32:
+            return apply_scale(c, std::uint64_t{raw});
+        case DataType::int64:
+            return apply_scale(c, static_cast<std::int64_t>(raw));
+        case DataType::uint64:
+            return apply_scale(c, std::uint64_t{raw});
         case DataType::float32: {
             auto u = static_cast<std::uint32_t>(raw);
             float f = 0;
@@ -121,7 +134,8 @@ std::optional<Value> decode_registers(const PointCodec& c, const std::uint16_t* 
             if (!v) return std::nullopt;
             return apply_scale(c, *v);
         }
-        case DataType::string: break;
+        case DataType::string:
+            break;
     }
     if (error) *error = "unsupported type";
     return std::nullopt;

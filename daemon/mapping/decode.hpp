@@ -28,13 +28,12 @@ struct PointCodec {
 
 // Decodes one value from `regs` (register areas; `count` words available) or from a single bit.
 // Returns nullopt with `error` set when the image cannot be decoded (e.g. invalid BCD digit).
-std::optional<Value> decode_registers(const PointCodec& codec, const std::uint16_t* regs,
-                                      std::size_t count, std::string* error);
+std::optional<Value> decode_registers(const PointCodec& codec, const std::uint16_t* regs, std::size_t count,
+                                      std::string* error);
 Value decode_bit(const PointCodec& codec, std::uint8_t bit);
 
 // Reassembles `words` registers into the big-endian byte sequence "abcd..." the order names.
-void registers_to_bytes(const std::uint16_t* regs, int words, WordOrder order,
-                        std::uint8_t* out);
+void registers_to_bytes(const std::uint16_t* regs, int words, WordOrder order, std::uint8_t* out);
 
 PointCodec codec_of(const config::PointConfig& p);
 

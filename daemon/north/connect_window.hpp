@@ -10,9 +10,9 @@
 namespace fieldlink::north {
 
 class ConnectWindow {
-public:
+  public:
     class Member {
-    public:
+      public:
         virtual ~Member() = default;
         virtual void admitted() = 0;  // your turn (called from leave(), so: schedule, do not connect here)
     };
@@ -49,7 +49,7 @@ public:
     std::size_t inside() const { return inside_; }
     std::size_t waiting() const { return waiting_.size(); }
 
-private:
+  private:
     std::size_t size_;
     std::size_t inside_ = 0;
     std::deque<Member*> waiting_;

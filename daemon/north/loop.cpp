@@ -69,10 +69,13 @@ void EpollLoop::watch(int fd, std::uint32_t events, IoHandler* handler) {
     epoll_event ev{};
     ev.events = events;
     ev.data.ptr = handler;
-    if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT) epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT)
+        epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
 }
 
-void EpollLoop::unwatch(int fd) { epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr); }
+void EpollLoop::unwatch(int fd) {
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+}
 
 std::int64_t EpollLoop::unix_ms() const {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())

@@ -16,13 +16,13 @@ using Clock = std::chrono::steady_clock;
 using TimePoint = Clock::time_point;
 
 class IoHandler {
-public:
+  public:
     virtual ~IoHandler() = default;
     virtual void on_io(std::uint32_t epoll_events) = 0;
 };
 
 class TimerHandler {
-public:
+  public:
     virtual ~TimerHandler() = default;
     virtual void on_timer(TimePoint now) = 0;
 
@@ -33,7 +33,7 @@ public:
 };
 
 class Loop {
-public:
+  public:
     virtual ~Loop() = default;
     // Adds or changes the watch of `fd` (EPOLLIN, EPOLLOUT, ...).
     virtual void watch(int fd, std::uint32_t events, IoHandler* handler) = 0;
@@ -48,7 +48,7 @@ public:
 // The timer heap shared by the real and the fake loop: lazy deletion (a re-armed timer leaves
 // its old entry behind, skipped when it surfaces), compacted when stale entries dominate.
 class TimerHeap {
-public:
+  public:
     void schedule(TimerHandler* t, TimePoint when);
     void cancel(TimerHandler* t);
     // The earliest armed time, or nullopt-like max() when none.
@@ -57,7 +57,7 @@ public:
     void fire_due(TimePoint now);
     std::size_t armed() const { return armed_; }
 
-private:
+  private:
     struct Entry {
         TimePoint when;
         std::uint64_t generation;
@@ -71,7 +71,7 @@ private:
 };
 
 class EpollLoop final : public Loop {
-public:
+  public:
     EpollLoop();
     ~EpollLoop() override;
     EpollLoop(const EpollLoop&) = delete;
@@ -88,7 +88,7 @@ public:
     void run_once(std::chrono::milliseconds max_wait);
     std::size_t timers_armed() const { return timers_.armed(); }
 
-private:
+  private:
     int epoll_fd_ = -1;
     TimerHeap timers_;
 };

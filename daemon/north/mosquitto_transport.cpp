@@ -85,13 +85,16 @@ SSL_CTX* make_context(const config::CloudConfig& c, std::string* error) {
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);  // thousands of idle sessions: no idle buffers
     const auto& t = *c.tls;
     if (!t.ca_file.empty()) {
-        if (SSL_CTX_load_verify_locations(ctx, t.ca_file.c_str(), nullptr) != 1) return fail("cannot load ca_file " + t.ca_file);
+        if (SSL_CTX_load_verify_locations(ctx, t.ca_file.c_str(), nullptr) != 1)
+            return fail("cannot load ca_file " + t.ca_file);
     } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
         return fail("cannot load the system's CA certificates");
     }
     if (!t.cert_file.empty()) {
-        if (SSL_CTX_use_certificate_chain_file(ctx, t.cert_file.c_str()) != 1) return fail("cannot load cert_file " + t.cert_file);
-        if (SSL_CTX_use_PrivateKey_file(ctx, t.key_file.c_str(), SSL_FILETYPE_PEM) != 1) return fail("cannot load key_file " + t.key_file);
+        if (SSL_CTX_use_certificate_chain_file(ctx, t.cert_file.c_str()) != 1)
+            return fail("cannot load cert_file " + t.cert_file);
+        if (SSL_CTX_use_PrivateKey_file(ctx, t.key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+            return fail("cannot load key_file " + t.key_file);
         if (SSL_CTX_check_private_key(ctx) != 1) return fail("key_file does not match cert_file");
     }
     // Verification is always on, against the configured host name (or address).
@@ -109,7 +112,7 @@ SSL_CTX* make_context(const config::CloudConfig& c, std::string* error) {
 }
 
 class MosquittoTransport final : public Transport {
-public:
+  public:
     MosquittoTransport(TransportEvents& events, mosquitto* m) : events_(events), m_(m) {
         mosquitto_int_option(m_, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
         mosquitto_connect_callback_set(m_, on_connect);
@@ -130,7 +133,9 @@ public:
     int publish(const std::string& topic, const std::string& payload, int qos, int* mid) override {
         return mosquitto_publish(m_, mid, topic.c_str(), static_cast<int>(payload.size()), payload.data(), qos, false);
     }
-    int subscribe(const std::string& topic, int qos) override { return mosquitto_subscribe(m_, nullptr, topic.c_str(), qos); }
+    int subscribe(const std::string& topic, int qos) override {
+        return mosquitto_subscribe(m_, nullptr, topic.c_str(), qos);
+    }
     void disconnect() override {
         mosquitto_disconnect(m_);
         mosquitto_loop_write(m_, 1);
@@ -146,14 +151,15 @@ public:
         return mosquitto_strerror(rc);
     }
 
-private:
+  private:
     static TransportEvents& events(void* self) { return static_cast<MosquittoTransport*>(self)->events_; }
     static void on_connect(mosquitto*, void* self, int rc) { events(self).on_connack(rc); }
     static void on_disconnect(mosquitto*, void* self, int rc) { events(self).on_disconnect(rc); }
     static void on_publish(mosquitto*, void* self, int mid) { events(self).on_puback(mid); }
     static void on_message(mosquitto*, void* self, const mosquitto_message* msg) {
         const std::string topic = msg->topic ? msg->topic : "";
-        const std::string payload(static_cast<const char*>(msg->payload), static_cast<std::size_t>(std::max(0, msg->payloadlen)));
+        const std::string payload(static_cast<const char*>(msg->payload),
+                                  static_cast<std::size_t>(std::max(0, msg->payloadlen)));
         events(self).on_message(topic, payload);
     }
 

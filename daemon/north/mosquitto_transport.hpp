@@ -17,7 +17,7 @@ namespace fieldlink::north {
 // One TLS client context per cloud, shared by all its sessions: the CA (or the system's), an
 // optional client certificate, peer verification against the cloud's host name, TLS >= 1.2.
 class TlsContexts {
-public:
+  public:
     TlsContexts() = default;
     ~TlsContexts();
     TlsContexts(const TlsContexts&) = delete;
@@ -27,7 +27,7 @@ public:
     bool load(const config::Config& cfg, std::string* error);
     SSL_CTX* find(const config::CloudConfig& cloud) const;
 
-private:
+  private:
     std::map<const config::CloudConfig*, SSL_CTX*> contexts_;
 };
 

@@ -1,9 +1,9 @@
 #include "north.hpp"
 
 #include <mosquitto.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
-#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -29,41 +29,43 @@ constexpr std::chrono::milliseconds kGroupCommit{50};
 }  // namespace
 
 class North::Watch final : public IoHandler {
-public:
+  public:
     Watch(North* n, void (North::*fn)()) : north_(n), fn_(fn) {}
     void on_io(std::uint32_t) override { (north_->*fn_)(); }
 
-private:
+  private:
     North* north_;
     void (North::*fn_)();
 };
 
 class North::Every final : public TimerHandler {
-public:
-    Every(North* n, void (North::*fn)(TimePoint), std::chrono::milliseconds period) : north_(n), fn_(fn), period_(period) {}
+  public:
+    Every(North* n, void (North::*fn)(TimePoint), std::chrono::milliseconds period)
+        : north_(n), fn_(fn), period_(period) {}
     void start() { north_->loop_.schedule(this, north_->loop_.now() + period_); }
     void on_timer(TimePoint now) override {
         (north_->*fn_)(now);
         north_->loop_.schedule(this, now + period_);
     }
 
-private:
+  private:
     North* north_;
     void (North::*fn_)(TimePoint);
     std::chrono::milliseconds period_;
 };
 
 class North::Once final : public TimerHandler {
-public:
+  public:
     Once(North* n, void (North::*fn)(TimePoint)) : north_(n), fn_(fn) {}
     void on_timer(TimePoint now) override { (north_->*fn_)(now); }
 
-private:
+  private:
     North* north_;
     void (North::*fn_)(TimePoint);
 };
 
-std::vector<SessionInfo> plan_sessions(const config::Config& cfg, const std::vector<std::unique_ptr<Profile>>& profiles) {
+std::vector<SessionInfo> plan_sessions(const config::Config& cfg,
+                                       const std::vector<std::unique_ptr<Profile>>& profiles) {
     std::vector<SessionInfo> out;
     for (std::size_t c = 0; c < cfg.clouds.size() && c < profiles.size(); ++c) {
         if (!profiles[c]) continue;
@@ -105,8 +107,8 @@ bool North::start(std::string* error) {
         ::mkdir(cfg_.gateway.data_dir.c_str(), 0750);  // status.json and metrics.prom still go there
     }
     auto infos = plan_sessions(cfg_, profiles_);
-    const auto logins = store_ ? store_->recent_logins(core::unix_ms_now() - 5000)
-                               : std::map<std::string, std::vector<std::int64_t>>{};
+    const auto logins =
+        store_ ? store_->recent_logins(core::unix_ms_now() - 5000) : std::map<std::string, std::vector<std::int64_t>>{};
     route_.assign(cfg_.devices.size(), nullptr);
     for (auto& info : infos) {
         const Profile& p = *profiles_[static_cast<std::size_t>(info.cloud - cfg_.clouds.data())];
@@ -166,7 +168,9 @@ void North::on_queue() {
     }
 }
 
-void North::drain_due(TimePoint) { drain_queue(); }
+void North::drain_due(TimePoint) {
+    drain_queue();
+}
 
 // Persist first (one transaction for everything drained), then hand over; each session that got
 // data flushes once, so a burst becomes few messages.
@@ -249,17 +253,19 @@ void North::run() {
     if (store_) {
         store_->maintain(loop_.now());
         const auto st = store_->stats();
-        log->info("store: {} batch(es) queued on disk ({} bytes), {} appended, {} acknowledged, {} samples dropped by the "
-                  "budget, {} of unconfigured devices, {} unwritable; {} corrupt",
-                  st.records, st.bytes_used, st.appended, st.acked, st.dropped_budget, st.dropped_unknown, st.dropped_full,
-                  st.corrupt);
+        log->info(
+            "store: {} batch(es) queued on disk ({} bytes), {} appended, {} acknowledged, {} samples dropped by the "
+            "budget, {} of unconfigured devices, {} unwritable; {} corrupt",
+            st.records, st.bytes_used, st.appended, st.acked, st.dropped_budget, st.dropped_unknown, st.dropped_full,
+            st.corrupt);
     }
     publish_totals();
     const auto& t = sum_;
-    log->info("event loop stopped: {} messages sent, {} acknowledged, {} samples sent, {} dropped; "
-              "{} platform requests answered ({} refused), {} malformed, {} error replies, {} unexpected",
-              t.messages_sent, t.messages_acked, t.samples_sent, t.samples_dropped, t.commands, t.commands_refused,
-              t.malformed, t.error_replies, t.unexpected);
+    log->info(
+        "event loop stopped: {} messages sent, {} acknowledged, {} samples sent, {} dropped; "
+        "{} platform requests answered ({} refused), {} malformed, {} error replies, {} unexpected",
+        t.messages_sent, t.messages_acked, t.samples_sent, t.samples_dropped, t.commands, t.commands_refused,
+        t.malformed, t.error_replies, t.unexpected);
 }
 
 }  // namespace fieldlink::north

@@ -30,11 +30,13 @@ struct NorthTotals {
 
 // Which sessions the configuration needs and which devices each carries, as each cloud's profile
 // says (`profiles[i]` serves cfg.clouds[i]).
-std::vector<SessionInfo> plan_sessions(const config::Config& cfg, const std::vector<std::unique_ptr<Profile>>& profiles);
+std::vector<SessionInfo> plan_sessions(const config::Config& cfg,
+                                       const std::vector<std::unique_ptr<Profile>>& profiles);
 
 class North {
-public:
-    North(const config::Config& cfg, std::vector<std::unique_ptr<Profile>> profiles, std::size_t queue_capacity = 65536);
+  public:
+    North(const config::Config& cfg, std::vector<std::unique_ptr<Profile>> profiles,
+          std::size_t queue_capacity = 65536);
     ~North();
     North(const North&) = delete;
     North& operator=(const North&) = delete;
@@ -47,7 +49,7 @@ public:
     void stop(std::chrono::milliseconds drain);
     NorthTotals totals() const;
 
-private:
+  private:
     class Watch;  // an IoHandler calling a member function
     class Every;  // a TimerHandler calling a member function periodically
 

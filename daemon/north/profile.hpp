@@ -20,8 +20,8 @@ namespace fieldlink::north {
 
 struct Credentials {
     std::string client_id;
-    std::string username;  // empty: none
-    std::string password;  // secret: never logged
+    std::string username;        // empty: none
+    std::string password;        // secret: never logged
     std::int64_t expires_s = 0;  // Unix seconds after which they must be computed again; 0: never
 };
 
@@ -73,16 +73,16 @@ using LatestValues = std::unordered_map<std::uint32_t, std::vector<std::optional
 // Result of handling one message from the platform.
 struct Inbound {
     std::vector<Message> replies;
-    std::string kind;          // what it was: "property/set", "post/reply", "rpc", ...
-    std::string problem;       // set when malformed, unknown, refused or an error reply: logged once per kind
-    bool command = false;      // a platform request that got an answer
-    bool refused = false;      // ... answered with a failure code
+    std::string kind;      // what it was: "property/set", "post/reply", "rpc", ...
+    std::string problem;   // set when malformed, unknown, refused or an error reply: logged once per kind
+    bool command = false;  // a platform request that got an answer
+    bool refused = false;  // ... answered with a failure code
     bool malformed = false;
     bool error_reply = false;  // the platform answered one of our requests with an error code
 };
 
 class Profile {
-public:
+  public:
     explicit Profile(const config::CloudConfig& cloud) : cloud_(cloud) {}
     virtual ~Profile() = default;
     Profile(const Profile&) = delete;
@@ -110,7 +110,7 @@ public:
     // First reconnect delay (doubling, full jitter, capped at 60 s).
     virtual std::chrono::milliseconds reconnect_base() const { return std::chrono::milliseconds(1000); }
 
-protected:
+  protected:
     const config::CloudConfig& cloud_;
 };
 

@@ -1,7 +1,7 @@
 #include "resolver.hpp"
 
-#include <arpa/inet.h>
 #include <ares.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
@@ -31,8 +31,9 @@ std::string numeric(const sockaddr* sa) {
 }
 
 class CaresResolver final : public Resolver, public TimerHandler {
-public:
-    CaresResolver(Loop& loop, ResolverOptions options) : loop_(loop), options_(std::move(options)), log_(core::logger("north")) {}
+  public:
+    CaresResolver(Loop& loop, ResolverOptions options)
+        : loop_(loop), options_(std::move(options)), log_(core::logger("north")) {}
 
     ~CaresResolver() override {
         loop_.cancel(this);
@@ -106,7 +107,7 @@ public:
         arm_timeout();
     }
 
-private:
+  private:
     struct Entry {
         Resolution result;
         TimePoint expires{};
@@ -186,12 +187,14 @@ private:
             r.error = status == ARES_SUCCESS ? "no address for this name" : ares_strerror(status);
             e.expires = now + options_.negative_ttl;
             if (!e.failing) {
-                log_->warn("cannot resolve host {}: {}; sessions to it retry with backoff (logged once until it resolves)",
-                           host, r.error);
+                log_->warn(
+                    "cannot resolve host {}: {}; sessions to it retry with backoff (logged once until it resolves)",
+                    host, r.error);
             }
             e.failing = true;
         } else {
-            const auto keep = std::clamp<std::chrono::seconds>(std::chrono::seconds(ttl), options_.min_ttl, options_.max_ttl);
+            const auto keep =
+                std::clamp<std::chrono::seconds>(std::chrono::seconds(ttl), options_.min_ttl, options_.max_ttl);
             e.expires = now + keep;
             if (e.failing) log_->info("host {} resolves again: {}", host, r.addresses.front());
             e.failing = false;

@@ -24,7 +24,7 @@ struct Resolution {
 };
 
 class Resolver {
-public:
+  public:
     using Callback = std::function<void(const Resolution&)>;
     virtual ~Resolver() = default;
     // Calls `done` (later, from the loop; never from inside this call) with the addresses of
@@ -36,9 +36,9 @@ struct ResolverOptions {
     std::vector<std::string> servers;  // "ip[:port]"; empty: the system's (/etc/resolv.conf)
     std::chrono::milliseconds timeout{5000};
     int tries = 2;
-    std::chrono::seconds min_ttl{5};      // floor for caching (TTL 0 would mean a query per session)
+    std::chrono::seconds min_ttl{5};  // floor for caching (TTL 0 would mean a query per session)
     std::chrono::seconds max_ttl{3600};
-    std::chrono::seconds negative_ttl{5}; // failures are kept this long (sessions back off meanwhile)
+    std::chrono::seconds negative_ttl{5};  // failures are kept this long (sessions back off meanwhile)
 };
 
 // c-ares in the north loop. Returns nullptr with `error` when c-ares cannot start.

@@ -12,7 +12,7 @@ namespace fieldlink::north {
 
 namespace {
 
-constexpr int kErrTimeout = -1;   // our own code: no answer in time (not a transport code)
+constexpr int kErrTimeout = -1;  // our own code: no answer in time (not a transport code)
 constexpr std::chrono::seconds kReconnectCap{60};
 // Platform commands are small (OneNET: 20 KB); anything near the MQTT limits is hostile.
 constexpr std::size_t kMaxInboundBytes = 256 * 1024;
@@ -21,12 +21,18 @@ constexpr std::int64_t kRenewMarginS = 300;
 
 const char* connack_text(int rc) {
     switch (rc) {
-        case 1: return "unacceptable protocol version";
-        case 2: return "client id rejected";
-        case 3: return "server unavailable";
-        case 4: return "bad user name or password (check the product id, device name, key and token method)";
-        case 5: return "not authorised (check the product id, device name, key and token method)";
-        default: return "refused";
+        case 1:
+            return "unacceptable protocol version";
+        case 2:
+            return "client id rejected";
+        case 3:
+            return "server unavailable";
+        case 4:
+            return "bad user name or password (check the product id, device name, key and token method)";
+        case 5:
+            return "not authorised (check the product id, device name, key and token method)";
+        default:
+            return "refused";
     }
 }
 
@@ -166,7 +172,8 @@ void Session::on_resolved(const Resolution& r, std::uint64_t generation) {
         return;
     }
     state_ = State::connecting;
-    connect_deadline_ = now + std::clamp<std::chrono::milliseconds>(cloud_.keepalive, std::chrono::seconds(5), std::chrono::seconds(30));
+    connect_deadline_ = now + std::clamp<std::chrono::milliseconds>(cloud_.keepalive, std::chrono::seconds(5),
+                                                                    std::chrono::seconds(30));
     sync_watch();
     reschedule();
 }
@@ -182,14 +189,17 @@ void Session::schedule_reconnect(TimePoint now) {
 
 void Session::log_connect_failure(const std::string& address, const std::string& reason) {
     const std::string where = address == cloud_.host ? cloud_.host : cloud_.host + " (" + address + ")";
-    log_->warn("device {}: cannot connect to cloud {} at {}:{}: {}", info_.name, cloud_.name, where, cloud_.port, reason);
+    log_->warn("device {}: cannot connect to cloud {} at {}:{}: {}", info_.name, cloud_.name, where, cloud_.port,
+               reason);
 }
 
 void Session::lost(const char* why, int rc) {
-    const std::string reason = rc == kErrTimeout ? std::string("timed out") : transport_ ? transport_->error_text(rc) : "?";
+    const std::string reason = rc == kErrTimeout ? std::string("timed out")
+                               : transport_      ? transport_->error_text(rc)
+                                                 : "?";
     if (state_ == State::connected) {
-        log_->warn("device {}: connection to cloud {} lost ({}: {}); {} batches waiting in memory, reconnecting", info_.name,
-                   cloud_.name, why, reason, live_.size() + backlog_.size());
+        log_->warn("device {}: connection to cloud {} lost ({}: {}); {} batches waiting in memory, reconnecting",
+                   info_.name, cloud_.name, why, reason, live_.size() + backlog_.size());
         if (env_.connected) --*env_.connected;
     } else {
         ++address_index_;  // the next attempt tries the name's next address
@@ -281,9 +291,11 @@ void Session::on_timer(TimePoint now) {
             }
             if (state_ == State::connected) flush();
             break;
-        default: break;
+        default:
+            break;
     }
-    if (credentials_ && credentials_->expires_s && env_.loop->unix_ms() / 1000 >= credentials_->expires_s - kRenewMarginS) {
+    if (credentials_ && credentials_->expires_s &&
+        env_.loop->unix_ms() / 1000 >= credentials_->expires_s - kRenewMarginS) {
         refresh_credentials(env_.loop->unix_ms() / 1000);  // ready before the next reconnect needs them
     }
     reschedule();
@@ -293,23 +305,29 @@ void Session::on_timer(TimePoint now) {
 void Session::reschedule() {
     TimePoint next = TimePoint::max();
     switch (state_) {
-        case State::waiting: next = reconnect_at_; break;
-        case State::connecting: next = connect_deadline_; break;
+        case State::waiting:
+            next = reconnect_at_;
+            break;
+        case State::connecting:
+            next = connect_deadline_;
+            break;
         case State::connected: {
             next = next_misc_;
             const bool waiting = !control_.empty() || !live_.empty() || !backlog_.empty() || backlog_on_disk_;
             if (waiting && cloud_.max_rate > 0 && tokens_ < 1.0 && sendable() == 0 &&
                 static_cast<int>(inflight_.size()) < cloud_.max_inflight) {
                 const auto need = std::chrono::duration<double>((1.0 - tokens_) / cloud_.max_rate);
-                next = std::min(next, last_refill_ + std::chrono::duration_cast<Clock::duration>(need) + std::chrono::microseconds(1));
+                next = std::min(next, last_refill_ + std::chrono::duration_cast<Clock::duration>(need) +
+                                          std::chrono::microseconds(1));
             }
             break;
         }
-        default: break;
+        default:
+            break;
     }
     if (credentials_ && credentials_->expires_s && state_ != State::stopped) {
-        const auto renew_in = std::chrono::seconds(std::max<std::int64_t>(
-            0, credentials_->expires_s - kRenewMarginS - env_.loop->unix_ms() / 1000));
+        const auto renew_in = std::chrono::seconds(
+            std::max<std::int64_t>(0, credentials_->expires_s - kRenewMarginS - env_.loop->unix_ms() / 1000));
         next = std::min(next, env_.loop->now() + renew_in);
     }
     if (next == TimePoint::max()) {
@@ -324,14 +342,16 @@ void Session::reschedule() {
 void Session::on_connack(int rc) {
     if (state_ != State::connecting) return;
     if (rc != 0) {
-        log_->error("device {}: cloud {} refused the connection: {} (CONNACK {})", info_.name, cloud_.name, connack_text(rc), rc);
+        log_->error("device {}: cloud {} refused the connection: {} (CONNACK {})", info_.name, cloud_.name,
+                    connack_text(rc), rc);
         lost("connack", rc);
         return;
     }
     leave_window();
     count(&SessionCounters::connects);
     if (failures_ > 0 || counters_.connects > 1) {
-        log_->info("device {}: connected to cloud {} again after {} failed attempt(s)", info_.name, cloud_.name, failures_);
+        log_->info("device {}: connected to cloud {} again after {} failed attempt(s)", info_.name, cloud_.name,
+                   failures_);
     } else {
         log_->info("device {}: connected to cloud {} ({}:{})", info_.name, cloud_.name, cloud_.host, cloud_.port);
     }
@@ -370,7 +390,9 @@ void Session::on_puback(int mid) {
     packets_.erase(p);
 }
 
-void Session::on_message(const std::string& topic, const std::string& payload) { handle(topic, payload); }
+void Session::on_message(const std::string& topic, const std::string& payload) {
+    handle(topic, payload);
+}
 
 // Answers a platform message at once (platforms time out requests after a few seconds); problems
 // are logged once per kind of message and counted.
@@ -389,9 +411,13 @@ void Session::handle(const std::string& topic, const std::string& payload) {
     if (in.malformed) count(&SessionCounters::malformed);
     if (in.error_reply) count(&SessionCounters::error_replies);
     if (in.kind == "unexpected") count(&SessionCounters::unexpected);
-    const char* category = in.malformed ? "malformed" : in.error_reply ? "error reply" : in.refused ? "refused" : "other";
+    const char* category = in.malformed     ? "malformed"
+                           : in.error_reply ? "error reply"
+                           : in.refused     ? "refused"
+                                            : "other";
     if (!in.problem.empty() && logged_kinds_.insert(in.kind + '|' + category).second) {
-        log_->warn("device {}: {} (topic {}; further ones like it are counted, not logged)", info_.name, in.problem, topic);
+        log_->warn("device {}: {} (topic {}; further ones like it are counted, not logged)", info_.name, in.problem,
+                   topic);
     }
     // Replies jump the queue but not the rate limit: sent now if a token is there, else first.
     for (auto it = in.replies.rbegin(); it != in.replies.rend(); ++it) control_.push_front(*it);
@@ -415,8 +441,8 @@ void Session::enqueue(core::SampleBatch&& batch) {
         } else {
             count(&SessionCounters::samples_dropped, live_.front().values.size());  // nothing else holds it
             if (!dropping_) {
-                log_->warn("device {}: {} batches waiting in memory and no store; dropping the oldest (counted)", info_.name,
-                           env_.memory_window);
+                log_->warn("device {}: {} batches waiting in memory and no store; dropping the oldest (counted)",
+                           info_.name, env_.memory_window);
             }
             dropping_ = true;
         }

@@ -57,18 +57,18 @@ struct SessionEnv {
     Loop* loop = nullptr;
     Resolver* resolver = nullptr;
     TransportFactory make_transport;
-    store::Outbox* store = nullptr;       // null: samples are not durable (store: memory, tests)
-    SessionCounters* totals = nullptr;    // sums over all sessions (optional)
-    std::size_t* connected = nullptr;     // sessions connected now (optional)
-    ConnectWindow* window = nullptr;      // at most so many connecting at once (optional)
-    std::size_t memory_window = 2000;     // newest batches kept in memory while they wait
-    std::size_t backlog_chunk = 500;      // older batches loaded from the store at a time
+    store::Outbox* store = nullptr;     // null: samples are not durable (store: memory, tests)
+    SessionCounters* totals = nullptr;  // sums over all sessions (optional)
+    std::size_t* connected = nullptr;   // sessions connected now (optional)
+    ConnectWindow* window = nullptr;    // at most so many connecting at once (optional)
+    std::size_t memory_window = 2000;   // newest batches kept in memory while they wait
+    std::size_t backlog_chunk = 500;    // older batches loaded from the store at a time
     // Login attempts of a previous process, Unix ms (crash loops must still honour the rule).
     std::vector<std::int64_t> earlier_logins;
 };
 
 class Session final : public IoHandler, public TimerHandler, public TransportEvents, public ConnectWindow::Member {
-public:
+  public:
     Session(SessionInfo info, const Profile& profile, SessionEnv env);
     ~Session() override;
     Session(const Session&) = delete;
@@ -104,7 +104,7 @@ public:
     void on_message(const std::string& topic, const std::string& payload) override;
     void admitted() override;
 
-private:
+  private:
     enum class State { idle, waiting, queued, resolving, connecting, connected, stopped };
     struct InFlight {
         std::size_t messages = 0;  // messages of this packet not yet acknowledged

@@ -14,8 +14,9 @@ namespace {
 
 // A file replaced atomically when complete (write to .tmp, then rename).
 class AtomicFile {
-public:
-    explicit AtomicFile(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp"), f_(std::fopen(tmp_.c_str(), "w")) {}
+  public:
+    explicit AtomicFile(std::string path)
+        : path_(std::move(path)), tmp_(path_ + ".tmp"), f_(std::fopen(tmp_.c_str(), "w")) {}
     ~AtomicFile() {
         if (!f_) return;
         const bool ok = !std::ferror(f_);
@@ -28,12 +29,14 @@ public:
         if (f_) fmt::print(f_, f, std::forward<Args>(args)...);
     }
 
-private:
+  private:
     std::string path_, tmp_;
     std::FILE* f_;
 };
 
-std::string quoted(const std::string& s) { return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+std::string quoted(const std::string& s) {
+    return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 }  // namespace
 
@@ -46,8 +49,8 @@ void North::write_status(TimePoint now) {
     last_samples_sent_.resize(sessions_.size());
     AtomicFile status(cfg_.gateway.data_dir + "/status.json");
     AtomicFile prom(cfg_.gateway.data_dir + "/metrics.prom");
-    status.print("{{\"time_ms\":{},\"period_ms\":{},\"sessions_total\":{},\"sessions_connected\":{},\"sessions\":[", now_ms,
-                 status_period_.count(), sessions_.size(), connected_);
+    status.print("{{\"time_ms\":{},\"period_ms\":{},\"sessions_total\":{},\"sessions_connected\":{},\"sessions\":[",
+                 now_ms, status_period_.count(), sessions_.size(), connected_);
     std::int64_t oldest_all = 0;
     for (std::size_t i = 0; i < sessions_.size(); ++i) {
         const auto& s = *sessions_[i];
@@ -64,33 +67,36 @@ void North::write_status(TimePoint now) {
         last_samples_sent_[i] = c.samples_sent;
         const double age_s = oldest ? static_cast<double>(now_ms - oldest) / 1000.0 : 0;
         const std::string name = quoted(s.name());
-        status.print("{}\n{{\"name\":{},\"cloud\":{},\"connected\":{},\"queued_on_disk\":{},\"queued_in_memory\":{},"
-                     "\"in_flight\":{},\"oldest_queued_age_s\":{:.3f},\"samples_sent_per_s\":{:.3f},\"samples_sent\":{},"
-                     "\"messages_acked\":{},\"samples_dropped_budget\":{},\"samples_dropped_memory\":{},\"commands\":{},"
-                     "\"malformed\":{},\"error_replies\":{},\"connect_failures\":{},\"resolve_failures\":{}}}",
-                     i ? "," : "", name, quoted(s.info().cloud->name), s.connected(), queued, s.queued_in_memory(),
-                     s.in_flight(), age_s, rate, c.samples_sent, c.messages_acked, dropped, c.samples_dropped, c.commands,
-                     c.malformed, c.error_replies, c.connect_failures, c.resolve_failures);
-        prom.print("fieldlink_session_connected{{session={}}} {}\n"
-                   "fieldlink_queued_batches{{session={}}} {}\n"
-                   "fieldlink_oldest_queued_age_seconds{{session={}}} {:.3f}\n"
-                   "fieldlink_samples_sent_total{{session={}}} {}\n"
-                   "fieldlink_samples_dropped_total{{session={}}} {}\n"
-                   "fieldlink_send_rate_samples_per_second{{session={}}} {:.3f}\n"
-                   "fieldlink_platform_requests_total{{session={}}} {}\n"
-                   "fieldlink_malformed_messages_total{{session={}}} {}\n",
-                   name, s.connected() ? 1 : 0, name, queued, name, age_s, name, c.samples_sent, name,
-                   dropped + c.samples_dropped, name, rate, name, c.commands, name, c.malformed);
+        status.print(
+            "{}\n{{\"name\":{},\"cloud\":{},\"connected\":{},\"queued_on_disk\":{},\"queued_in_memory\":{},"
+            "\"in_flight\":{},\"oldest_queued_age_s\":{:.3f},\"samples_sent_per_s\":{:.3f},\"samples_sent\":{},"
+            "\"messages_acked\":{},\"samples_dropped_budget\":{},\"samples_dropped_memory\":{},\"commands\":{},"
+            "\"malformed\":{},\"error_replies\":{},\"connect_failures\":{},\"resolve_failures\":{}}}",
+            i ? "," : "", name, quoted(s.info().cloud->name), s.connected(), queued, s.queued_in_memory(),
+            s.in_flight(), age_s, rate, c.samples_sent, c.messages_acked, dropped, c.samples_dropped, c.commands,
+            c.malformed, c.error_replies, c.connect_failures, c.resolve_failures);
+        prom.print(
+            "fieldlink_session_connected{{session={}}} {}\n"
+            "fieldlink_queued_batches{{session={}}} {}\n"
+            "fieldlink_oldest_queued_age_seconds{{session={}}} {:.3f}\n"
+            "fieldlink_samples_sent_total{{session={}}} {}\n"
+            "fieldlink_samples_dropped_total{{session={}}} {}\n"
+            "fieldlink_send_rate_samples_per_second{{session={}}} {:.3f}\n"
+            "fieldlink_platform_requests_total{{session={}}} {}\n"
+            "fieldlink_malformed_messages_total{{session={}}} {}\n",
+            name, s.connected() ? 1 : 0, name, queued, name, age_s, name, c.samples_sent, name,
+            dropped + c.samples_dropped, name, rate, name, c.commands, name, c.malformed);
     }
     status.print("]");
     if (store_) {
         const auto st = store_->stats();
-        status.print(",\n\"store\":{{\"path\":{},\"queued_batches\":{},\"bytes_used\":{},\"oldest_queued_age_s\":{:.3f},"
-                     "\"appended\":{},\"acked\":{},\"dropped_budget\":{},\"dropped_unconfigured\":{},"
-                     "\"dropped_unwritable\":{},\"corrupt\":{}}}",
-                     quoted(store_->path()), st.records, st.bytes_used,
-                     oldest_all ? static_cast<double>(now_ms - oldest_all) / 1000.0 : 0.0, st.appended, st.acked,
-                     st.dropped_budget, st.dropped_unknown, st.dropped_full, st.corrupt);
+        status.print(
+            ",\n\"store\":{{\"path\":{},\"queued_batches\":{},\"bytes_used\":{},\"oldest_queued_age_s\":{:.3f},"
+            "\"appended\":{},\"acked\":{},\"dropped_budget\":{},\"dropped_unconfigured\":{},"
+            "\"dropped_unwritable\":{},\"corrupt\":{}}}",
+            quoted(store_->path()), st.records, st.bytes_used,
+            oldest_all ? static_cast<double>(now_ms - oldest_all) / 1000.0 : 0.0, st.appended, st.acked,
+            st.dropped_budget, st.dropped_unknown, st.dropped_full, st.corrupt);
         prom.print("fieldlink_store_bytes {}\nfieldlink_store_queued_batches {}\nfieldlink_store_corrupt_total {}\n",
                    st.bytes_used, st.records, st.corrupt);
     }

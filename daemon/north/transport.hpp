@@ -13,7 +13,7 @@ namespace fieldlink::north {
 
 // What the transport reports, from inside its read/write/timer calls.
 class TransportEvents {
-public:
+  public:
     virtual ~TransportEvents() = default;
     virtual void on_connack(int rc) = 0;
     virtual void on_disconnect(int rc) = 0;
@@ -22,7 +22,7 @@ public:
 };
 
 class Transport {
-public:
+  public:
     virtual ~Transport() = default;
     // Starts connecting to `address` (numeric: name resolution is the session's business) with
     // these credentials; 0 or a MOSQ_ERR_* code.
@@ -40,7 +40,7 @@ public:
 };
 
 // Makes the transport of one session; `client_id` stays the same for its lifetime.
-using TransportFactory =
-    std::function<std::unique_ptr<Transport>(TransportEvents& events, const config::CloudConfig& cloud, const std::string& client_id)>;
+using TransportFactory = std::function<std::unique_ptr<Transport>(
+    TransportEvents& events, const config::CloudConfig& cloud, const std::string& client_id)>;
 
 }  // namespace fieldlink::north

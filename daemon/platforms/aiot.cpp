@@ -11,10 +11,11 @@
 
 namespace fieldlink::platforms {
 
-std::optional<std::string> aiot_sign(std::string_view client_id, std::string_view device_id, std::string_view product_id,
-                                     std::string_view timestamp, std::string_view secret, std::string_view method) {
-    const std::string content = "clientId" + std::string(client_id) + "deviceId" + std::string(device_id) + "productId" +
-                                std::string(product_id) + "timestamp" + std::string(timestamp);
+std::optional<std::string> aiot_sign(std::string_view client_id, std::string_view device_id,
+                                     std::string_view product_id, std::string_view timestamp, std::string_view secret,
+                                     std::string_view method) {
+    const std::string content = "clientId" + std::string(client_id) + "deviceId" + std::string(device_id) +
+                                "productId" + std::string(product_id) + "timestamp" + std::string(timestamp);
     auto digest = core::hmac(method, secret, content);
     if (!digest) return std::nullopt;
     return core::hex_lower(*digest);
@@ -27,10 +28,11 @@ constexpr int kCodeRefused = 400;  // "request error" (Aliyun device code family
 constexpr const char* kNoWrites = "writes and services from the cloud are not supported yet by this gateway";
 
 class Aiot : public north::Profile {
-public:
+  public:
     using north::Profile::Profile;
 
-    std::optional<north::Credentials> credentials(const north::SessionInfo& s, std::int64_t, std::string* error) const override {
+    std::optional<north::Credentials> credentials(const north::SessionInfo& s, std::int64_t,
+                                                  std::string* error) const override {
         const auto& d = *s.identity;
         const std::string ts = std::to_string(core::unix_ms_now());
         core::SampleBatch empty;
@@ -66,10 +68,12 @@ public:
             }
             const std::uint32_t id = north::take_message_id(next_id);
             north::Packet p;
-            p.messages.push_back({prefix(d) + "properties/up",
-                                  fmt::format(R"({{"id":"{}","version":"1.0","sys":{{"ack":1}},"params":{}}},"method":"thing.properties.up"}})",
-                                              id, params),
-                                  b.values.size()});
+            p.messages.push_back(
+                {prefix(d) + "properties/up",
+                 fmt::format(
+                     R"({{"id":"{}","version":"1.0","sys":{{"ack":1}},"params":{}}},"method":"thing.properties.up"}})",
+                     id, params),
+                 b.values.size()});
             north::take_front(pending, p);
             out.push_back(std::move(p));
         }
@@ -106,20 +110,26 @@ public:
         }
         in.command = in.refused = true;
         in.problem = std::string("refused: ") + kNoWrites;
-        Json r = {{"code", kCodeRefused}, {"data", Json::object()}, {"id", *id}, {"message", kNoWrites},
-                  {"method", set ? "thing.properties.set" : "thing.service.set"}, {"version", "1.0"}};
+        Json r = {{"code", kCodeRefused},
+                  {"data", Json::object()},
+                  {"id", *id},
+                  {"message", kNoWrites},
+                  {"method", set ? "thing.properties.set" : "thing.service.set"},
+                  {"version", "1.0"}};
         if (!set) r["identifier"] = text_of(*j, "identifier");
         in.replies.push_back({topic + "/response", dump(r), 0});
         return in;
     }
 
-private:
+  private:
     static const std::string& did(const config::DeviceConfig& d) { return d.device_id.empty() ? d.name : d.device_id; }
-    std::string prefix(const config::DeviceConfig& d) const { return "sys/" + cloud_.product_id + "/" + did(d) + "/thing/"; }
+    std::string prefix(const config::DeviceConfig& d) const {
+        return "sys/" + cloud_.product_id + "/" + did(d) + "/thing/";
+    }
 };
 
 class AiotPlatform : public Platform {
-public:
+  public:
     const char* name() const override { return "aiot"; }
 
     void check_cloud(config::CloudConfig& c, config::Checker& check) const override {
@@ -132,7 +142,8 @@ public:
         Platform::check_device(cfg, index, check);
         const auto& d = cfg.devices[index];
         if (d.key.empty()) {
-            check.fail(d.mark, config::device_path(index), "device '" + d.name + "' needs 'key' (its deviceSecret) to sign the DaShi login");
+            check.fail(d.mark, config::device_path(index),
+                       "device '" + d.name + "' needs 'key' (its deviceSecret) to sign the DaShi login");
         }
     }
 

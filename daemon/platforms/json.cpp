@@ -53,7 +53,9 @@ void append_json_string(std::string& out, const std::string& s) {
     out += nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-void append_json_value(std::string& out, const core::Value& v) { std::visit(ValueWriter{out}, v); }
+void append_json_value(std::string& out, const core::Value& v) {
+    std::visit(ValueWriter{out}, v);
+}
 
 std::string expand_template(const std::string& tmpl, const config::DeviceConfig& d, const core::SampleBatch& b,
                             const core::PointValue* point) {
@@ -66,17 +68,23 @@ std::string expand_template(const std::string& tmpl, const config::DeviceConfig&
         }
         // A variable is {name} with name in [a-z_]; any other brace is literal (JSON templates).
         std::size_t close = i + 1;
-        while (close < tmpl.size() && (std::islower(static_cast<unsigned char>(tmpl[close])) || tmpl[close] == '_')) ++close;
+        while (close < tmpl.size() && (std::islower(static_cast<unsigned char>(tmpl[close])) || tmpl[close] == '_'))
+            ++close;
         if (close >= tmpl.size() || tmpl[close] != '}' || close == i + 1) {
             out += tmpl[i++];
             continue;
         }
         const std::string var = tmpl.substr(i + 1, close - i - 1);
-        if (var == "device") out += d.name;
-        else if (var == "ts_ms") out += std::to_string(b.timestamp_ms);
-        else if (var == "ts") out += std::to_string(b.timestamp_ms / 1000);
-        else if (var == "point" && point) out += d.points[point->point_index].name;
-        else if (var == "value" && point) append_json_value(out, point->value);
+        if (var == "device")
+            out += d.name;
+        else if (var == "ts_ms")
+            out += std::to_string(b.timestamp_ms);
+        else if (var == "ts")
+            out += std::to_string(b.timestamp_ms / 1000);
+        else if (var == "point" && point)
+            out += d.points[point->point_index].name;
+        else if (var == "value" && point)
+            append_json_value(out, point->value);
         else if (var == "values") {
             out += '{';
             for (std::size_t k = 0; k < b.values.size(); ++k) {

@@ -58,6 +58,8 @@ inline bool ends_with(const std::string& s, const std::string& suffix) {
 }
 
 // Serialises without throwing on invalid UTF-8.
-inline std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+inline std::string dump(const Json& j) {
+    return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
 
 }  // namespace fieldlink::platforms

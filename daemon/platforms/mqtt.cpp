@@ -6,11 +6,12 @@ namespace fieldlink::platforms {
 namespace {
 
 class MqttTemplate : public north::Profile {
-public:
+  public:
     explicit MqttTemplate(const config::CloudConfig& c)
         : north::Profile(c), per_point_(c.topic.find("{point}") != std::string::npos) {}
 
-    std::optional<north::Credentials> credentials(const north::SessionInfo& s, std::int64_t, std::string*) const override {
+    std::optional<north::Credentials> credentials(const north::SessionInfo& s, std::int64_t,
+                                                  std::string*) const override {
         core::SampleBatch empty;
         return north::Credentials{expand_template(cloud_.client_id, *s.identity, empty, nullptr), cloud_.username,
                                   cloud_.password, 0};
@@ -26,11 +27,12 @@ public:
             const auto& d = s.device(b.device_index);
             if (per_point_) {
                 for (const auto& pv : b.values) {
-                    p.messages.push_back({expand_template(cloud_.topic, d, b, &pv), expand_template(cloud_.payload, d, b, &pv), 1});
+                    p.messages.push_back(
+                        {expand_template(cloud_.topic, d, b, &pv), expand_template(cloud_.payload, d, b, &pv), 1});
                 }
             } else {
-                p.messages.push_back({expand_template(cloud_.topic, d, b, nullptr), expand_template(cloud_.payload, d, b, nullptr),
-                                      b.values.size()});
+                p.messages.push_back({expand_template(cloud_.topic, d, b, nullptr),
+                                      expand_template(cloud_.payload, d, b, nullptr), b.values.size()});
             }
             out.push_back(std::move(p));
         }
@@ -39,12 +41,12 @@ public:
 
     int qos() const override { return cloud_.qos; }
 
-private:
+  private:
     bool per_point_;
 };
 
 class MqttPlatform : public Platform {
-public:
+  public:
     const char* name() const override { return "mqtt"; }
     void check_cloud(config::CloudConfig& c, config::Checker& check) const override { no_variants(check, c); }
     std::unique_ptr<north::Profile> make_profile(const config::CloudConfig& c) const override {

@@ -18,15 +18,32 @@ std::string onenet_url_encode(std::string_view value) {
     out.reserve(value.size() + 16);
     for (char c : value) {
         switch (c) {
-            case '+': out += "%2B"; break;
-            case ' ': out += "%20"; break;
-            case '/': out += "%2F"; break;
-            case '?': out += "%3F"; break;
-            case '%': out += "%25"; break;
-            case '#': out += "%23"; break;
-            case '&': out += "%26"; break;
-            case '=': out += "%3D"; break;
-            default: out += c;
+            case '+':
+                out += "%2B";
+                break;
+            case ' ':
+                out += "%20";
+                break;
+            case '/':
+                out += "%2F";
+                break;
+            case '?':
+                out += "%3F";
+                break;
+            case '%':
+                out += "%25";
+                break;
+            case '#':
+                out += "%23";
+                break;
+            case '&':
+                out += "%26";
+                break;
+            case '=':
+                out += "%3D";
+                break;
+            default:
+                out += c;
         }
     }
     return out;
@@ -36,7 +53,9 @@ std::string onenet_device_res(std::string_view product_id, std::string_view devi
     return "products/" + std::string(product_id) + "/devices/" + std::string(device);
 }
 
-std::string onenet_product_res(std::string_view product_id) { return "products/" + std::string(product_id); }
+std::string onenet_product_res(std::string_view product_id) {
+    return "products/" + std::string(product_id);
+}
 
 std::optional<std::string> onenet_token(const TokenRequest& req, std::string* error) {
     auto key = core::base64_decode(req.key_base64);
@@ -74,7 +93,7 @@ const std::string& OnenetProfile::product_of(const config::DeviceConfig& d) cons
 }
 
 std::optional<std::string> OnenetProfile::token_for(const config::DeviceConfig& d, std::int64_t now_s,
-                                                     std::int64_t* expiry, std::string* error) const {
+                                                    std::int64_t* expiry, std::string* error) const {
     TokenRequest t;
     t.res = onenet_device_res(product_of(d), d.name);
     t.expiry = cloud_.token_expiry ? cloud_.token_expiry : now_s + cloud_.token_ttl.count() / 1000;
@@ -85,7 +104,7 @@ std::optional<std::string> OnenetProfile::token_for(const config::DeviceConfig& 
 }
 
 std::optional<north::Credentials> OnenetProfile::credentials(const north::SessionInfo& s, std::int64_t now_s,
-                                                            std::string* error) const {
+                                                             std::string* error) const {
     std::int64_t expiry = 0;
     auto token = token_for(*s.identity, now_s, &expiry, error);
     if (!token) return std::nullopt;
@@ -104,13 +123,14 @@ bool stream_name_ok(const std::string& s) {
     if (s.empty() || s.size() > 30) return false;
     for (std::size_t i = 0; i < s.size(); ++i) {
         const char c = s[i];
-        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || (c == '$' && i == 0))) return false;
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || (c == '$' && i == 0)))
+            return false;
     }
     return true;
 }
 
 class Onenet : public Platform {
-public:
+  public:
     const char* name() const override { return "onenet"; }
 
     void check_cloud(config::CloudConfig& c, config::Checker& check) const override {
@@ -121,7 +141,8 @@ public:
                        "unknown value '" + c.protocol + "'; expected one of: datapoints, thing-model");
         }
         if (c.keepalive < config::Duration{10'000} || c.keepalive > config::Duration{1'800'000}) {
-            check.fail(c.mark_of("keepalive"), config::cloud_path(c) + ".keepalive", "OneNET accepts a keepalive of 10s..1800s");
+            check.fail(c.mark_of("keepalive"), config::cloud_path(c) + ".keepalive",
+                       "OneNET accepts a keepalive of 10s..1800s");
         }
         if (c.max_rate == 0) c.max_rate = 1.0;  // 1 message/s per device
         if (c.token_method.empty()) c.token_method = "sha256";
@@ -132,11 +153,13 @@ public:
         const auto& cloud = cfg.clouds[d.cloud_index];
         const std::string path = config::device_path(index);
         if (!topic_safe(d.name)) {
-            check.fail(d.mark, path + ".name", "OneNET device names may use only A-Z a-z 0-9 _ -; got '" + d.name + "'");
+            check.fail(d.mark, path + ".name",
+                       "OneNET device names may use only A-Z a-z 0-9 _ -; got '" + d.name + "'");
         }
         if (d.key.empty() && cloud.product_key.empty()) {
-            check.fail(d.mark, path, "device '" + d.name + "' needs 'key' (or key_file), or cloud '" + cloud.name +
-                                         "' needs 'product_key', to compute its OneNET token");
+            check.fail(d.mark, path,
+                       "device '" + d.name + "' needs 'key' (or key_file), or cloud '" + cloud.name +
+                           "' needs 'product_key', to compute its OneNET token");
         }
         for (const auto& p : d.points) {
             if (!stream_name_ok(p.name)) {
@@ -155,15 +178,16 @@ public:
         return c.protocol == "thing-model" ? make_onenet_thing_model(c) : make_onenet_datapoints(c);
     }
 
-private:
+  private:
     // Thing model: at most 100 properties per device in a message; gateway topology (a
     // sub-device names a gateway device of the same cloud; gateways are not nested).
     static void check_thing_model(const config::Config& cfg, std::size_t index, config::Checker& check) {
         const auto& d = cfg.devices[index];
         const std::string path = config::device_path(index);
         if (d.points.size() > 100) {
-            check.fail(d.mark, path + ".points", "OneNET's thing model takes at most 100 properties per device in one message; got " +
-                                                     std::to_string(d.points.size()) + " (split the device)");
+            check.fail(d.mark, path + ".points",
+                       "OneNET's thing model takes at most 100 properties per device in one message; got " +
+                           std::to_string(d.points.size()) + " (split the device)");
         }
         if (!d.via_index) return;
         const auto& gw = cfg.devices[*d.via_index];

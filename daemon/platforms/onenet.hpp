@@ -25,7 +25,7 @@ struct TokenRequest {
     std::string res;
     std::int64_t expiry = 0;  // Unix seconds
     std::string method = "sha256";
-    std::string key_base64;   // device key or product access key, as shown in the console
+    std::string key_base64;  // device key or product access key, as shown in the console
 };
 
 // Returns the token (the MQTT password), or nullopt with `error` saying what is wrong.
@@ -34,13 +34,13 @@ std::optional<std::string> onenet_token(const TokenRequest& req, std::string* er
 // Login shared by both OneNET protocols: clientId = device name, username = product id,
 // password = token signed with the device key (or the product key).
 class OnenetProfile : public north::Profile {
-public:
+  public:
     using north::Profile::Profile;
     std::optional<north::Credentials> credentials(const north::SessionInfo& s, std::int64_t now_s,
                                                   std::string* error) const override;
     std::chrono::milliseconds reconnect_base() const override { return std::chrono::milliseconds(2000); }
 
-protected:
+  protected:
     // "$sys/{pid}/{device}/"
     std::string prefix(const north::SessionInfo& s) const;
     const std::string& product_of(const config::DeviceConfig& d) const;

@@ -13,7 +13,7 @@ constexpr int kCodeFailed = 100;  // the official SDK's "failed"; any non-200 co
 constexpr const char* kNoWrites = "writes and services from the cloud are not supported yet by this gateway";
 
 class OnenetDatapoints : public OnenetProfile {
-public:
+  public:
     using OnenetProfile::OnenetProfile;
 
     std::vector<std::string> subscriptions(const north::SessionInfo& s) const override {

@@ -30,10 +30,11 @@ std::string platform_time(std::int64_t ms) {
 }
 
 class OnenetLegacy : public north::Profile {
-public:
+  public:
     using north::Profile::Profile;
 
-    std::optional<north::Credentials> credentials(const north::SessionInfo& s, std::int64_t, std::string*) const override {
+    std::optional<north::Credentials> credentials(const north::SessionInfo& s, std::int64_t,
+                                                  std::string*) const override {
         return north::Credentials{s.identity->device_id, cloud_.product_id,
                                   s.identity->key.empty() ? cloud_.password : s.identity->key, 0};
     }
@@ -97,18 +98,18 @@ public:
             in.kind = "$creq";
             in.command = in.refused = true;
             in.problem = std::string("command refused: ") + kNoCommands;
-            in.replies.push_back({"$crsp/" + topic.substr(6), fmt::format(R"({{"code":1,"msg":"{}"}})", kNoCommands), 0});
+            in.replies.push_back(
+                {"$crsp/" + topic.substr(6), fmt::format(R"({{"code":1,"msg":"{}"}})", kNoCommands), 0});
             return in;
         }
         in.kind = "unexpected";
         in.problem = "message on a topic this platform does not use";
         return in;
     }
-
 };
 
 class OnenetLegacyPlatform : public Platform {
-public:
+  public:
     const char* name() const override { return "onenet-legacy"; }
 
     void check_cloud(config::CloudConfig& c, config::Checker& check) const override {
@@ -126,15 +127,17 @@ public:
         Platform::check_device(cfg, index, check);
         const auto& d = cfg.devices[index];
         const auto& cloud = cfg.clouds[d.cloud_index];
-        const bool numeric = !d.device_id.empty() &&
-                             std::all_of(d.device_id.begin(), d.device_id.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+        const bool numeric = !d.device_id.empty() && std::all_of(d.device_id.begin(), d.device_id.end(),
+                                                                 [](char ch) { return ch >= '0' && ch <= '9'; });
         if (!numeric) {
-            check.fail(d.mark, config::device_path(index) + ".device_id",
-                       "OneNET legacy needs 'device_id': the numeric device id the platform assigned (the MQTT client id)");
+            check.fail(
+                d.mark, config::device_path(index) + ".device_id",
+                "OneNET legacy needs 'device_id': the numeric device id the platform assigned (the MQTT client id)");
         }
         if (d.key.empty() && cloud.password.empty()) {
-            check.fail(d.mark, config::device_path(index), "device '" + d.name + "' needs 'key' (its auth_info), or cloud '" +
-                                                               cloud.name + "' needs 'password' (an API key)");
+            check.fail(d.mark, config::device_path(index),
+                       "device '" + d.name + "' needs 'key' (its auth_info), or cloud '" + cloud.name +
+                           "' needs 'password' (an API key)");
         }
     }
 

@@ -18,13 +18,16 @@ constexpr int kCodeOk = 200;
 constexpr int kCodeFailed = 100;  // the official SDK's "failed"; any non-200 code is a failure
 constexpr const char* kNoWrites = "writes and services from the cloud are not supported yet by this gateway";
 
-std::string next_id_text(std::uint32_t& next_id) { return std::to_string(north::take_message_id(next_id)); }
+std::string next_id_text(std::uint32_t& next_id) {
+    return std::to_string(north::take_message_id(next_id));
+}
 
 // Topics the device itself publishes under thing/: requests and answers to platform requests.
 bool is_own_uplink(const std::string& suffix) {
-    static const char* const own[] = {"property/post", "pack/post", "history/post", "event/post", "sub/login",
-                                      "sub/logout", "sub/topo/add", "sub/topo/delete", "sub/topo/get",
-                                      "sub/topo/get/result", "property/desired/get", "property/desired/delete"};
+    static const char* const own[] = {
+        "property/post", "pack/post",           "history/post",         "event/post",
+        "sub/login",     "sub/logout",          "sub/topo/add",         "sub/topo/delete",
+        "sub/topo/get",  "sub/topo/get/result", "property/desired/get", "property/desired/delete"};
     for (const char* o : own) {
         if (suffix == o) return true;
     }
@@ -75,7 +78,7 @@ std::string history(const config::DeviceConfig& d, const std::vector<const core:
 using Groups = std::vector<std::pair<std::uint32_t, std::vector<std::size_t>>>;
 
 class OnenetThingModel : public OnenetProfile {
-public:
+  public:
     using OnenetProfile::OnenetProfile;
 
     // One session per device, except that a gateway's session also carries its sub-devices.
@@ -97,7 +100,9 @@ public:
         return out;
     }
 
-    std::vector<std::string> subscriptions(const north::SessionInfo& s) const override { return {prefix(s) + "thing/#"}; }
+    std::vector<std::string> subscriptions(const north::SessionInfo& s) const override {
+        return {prefix(s) + "thing/#"};
+    }
 
     std::vector<north::Message> on_connect(const north::SessionInfo& s, std::uint32_t& next_id) const override {
         std::vector<north::Message> out;
@@ -114,7 +119,8 @@ public:
                               ident.substr(0, ident.size() - 1) + R"(,"sasToken":)";
             append_json_string(add, *token);
             out.push_back({p + "sub/topo/add", add + "}}", 0});
-            out.push_back({p + "sub/login", R"({"id":")" + next_id_text(next_id) + R"(","version":"1.0","params":)" + ident + "}", 0});
+            out.push_back({p + "sub/login",
+                           R"({"id":")" + next_id_text(next_id) + R"(","version":"1.0","params":)" + ident + "}", 0});
         }
         return out;
     }
@@ -124,7 +130,8 @@ public:
         std::vector<north::Packet> out;
         while (!pending.empty() && out.size() < max_packets) {
             const Groups groups = group_oldest(s, pending);
-            const bool single = std::all_of(groups.begin(), groups.end(), [](const auto& g) { return g.second.size() == 1; });
+            const bool single =
+                std::all_of(groups.begin(), groups.end(), [](const auto& g) { return g.second.size() == 1; });
             north::Message m;
             m.payload = R"({"id":")" + next_id_text(next_id) + R"(","version":"1.0","params":)";
             if (!s.identity->gateway && single) {
@@ -215,7 +222,7 @@ public:
         return in;
     }
 
-private:
+  private:
     // {"productID":"..","deviceName":".."}
     std::string identity(const config::DeviceConfig& d) const {
         std::string out = R"({"productID":)";
@@ -235,7 +242,8 @@ private:
         std::size_t values = 0, full = 0;
         for (std::size_t i = 0; i < pending.size() && !(groups.size() == max_devices && full == max_devices); ++i) {
             const auto& b = pending[i];
-            auto g = std::find_if(groups.begin(), groups.end(), [&](const auto& x) { return x.first == b.device_index; });
+            auto g =
+                std::find_if(groups.begin(), groups.end(), [&](const auto& x) { return x.first == b.device_index; });
             if (g == groups.end()) {
                 if (groups.size() == max_devices) continue;
                 groups.push_back({b.device_index, {}});
@@ -252,7 +260,8 @@ private:
     }
 
     north::Inbound property_get(const north::SessionInfo& s, const Json& j, const std::string& id, bool sub,
-                                const std::string& answer_topic, const north::LatestValues& latest, north::Inbound in) const {
+                                const std::string& answer_topic, const north::LatestValues& latest,
+                                north::Inbound in) const {
         const Json* params = j.contains("params") ? &j["params"] : nullptr;
         const config::DeviceConfig* target = s.identity;
         if (sub && params && params->is_object()) {
@@ -265,7 +274,8 @@ private:
         }
         if (!target || !params || !params->is_array()) {
             in.refused = true;
-            in.problem = target ? "property get without a list of identifiers" : "property get for an unknown sub-device";
+            in.problem =
+                target ? "property get without a list of identifiers" : "property get for an unknown sub-device";
             in.replies.push_back({answer_topic, onenet_reply(id, kCodeFailed, in.problem), 0});
             return in;
         }
@@ -274,7 +284,8 @@ private:
         std::string data = "{";
         for (const auto& want : *params) {
             const std::string name = want.is_string() ? want.get<std::string>() : std::string();
-            auto p = std::find_if(target->points.begin(), target->points.end(), [&](const auto& pt) { return pt.name == name; });
+            auto p = std::find_if(target->points.begin(), target->points.end(),
+                                  [&](const auto& pt) { return pt.name == name; });
             const auto pi = static_cast<std::size_t>(p - target->points.begin());
             if (p == target->points.end() || values == latest.end() || !values->second[pi]) {
                 in.refused = true;

@@ -13,7 +13,7 @@
 namespace fieldlink::platforms {
 
 class Platform {
-public:
+  public:
     virtual ~Platform() = default;
     virtual const char* name() const = 0;
     // Checks a cloud of this platform and fills in the platform's defaults.
@@ -23,9 +23,10 @@ public:
     virtual void check_device(const config::Config& cfg, std::size_t index, config::Checker& check) const;
     virtual std::unique_ptr<north::Profile> make_profile(const config::CloudConfig& cloud) const = 0;
 
-protected:
+  protected:
     // Shared rules: a required key, and 'protocol' where the platform has no variants.
-    static void require(config::Checker& check, const config::CloudConfig& c, const std::string& value, const char* key);
+    static void require(config::Checker& check, const config::CloudConfig& c, const std::string& value,
+                        const char* key);
     static void no_variants(config::Checker& check, const config::CloudConfig& c);
 };
 

@@ -37,7 +37,8 @@ void Platform::check_device(const config::Config& cfg, std::size_t index, config
     }
 }
 
-void Platform::require(config::Checker& check, const config::CloudConfig& c, const std::string& value, const char* key) {
+void Platform::require(config::Checker& check, const config::CloudConfig& c, const std::string& value,
+                       const char* key) {
     if (value.empty()) {
         check.fail(c.mark, config::cloud_path(c),
                    std::string("missing required key '") + key + "' for platform " + c.platform);

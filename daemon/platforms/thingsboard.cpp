@@ -16,7 +16,7 @@ constexpr std::size_t kMaxBatchesPerMessage = 200;
 constexpr const char* kNoRpc = "RPC from the cloud is not supported yet by this gateway";
 
 class ThingsBoard : public north::Profile {
-public:
+  public:
     using north::Profile::Profile;
 
     // One session for the whole cloud: the gateway device's token carries every device.
@@ -29,7 +29,8 @@ public:
         return {std::move(s)};
     }
 
-    std::optional<north::Credentials> credentials(const north::SessionInfo&, std::int64_t, std::string*) const override {
+    std::optional<north::Credentials> credentials(const north::SessionInfo&, std::int64_t,
+                                                  std::string*) const override {
         return north::Credentials{cloud_.client_id, cloud_.username, cloud_.password, 0};
     }
 
@@ -58,7 +59,8 @@ public:
             for (std::size_t i = 0; i < n; ++i) {
                 const auto& b = pending[i];
                 const auto& d = s.device(b.device_index);
-                auto it = std::find_if(per_device.begin(), per_device.end(), [&](const auto& x) { return x.first == b.device_index; });
+                auto it = std::find_if(per_device.begin(), per_device.end(),
+                                       [&](const auto& x) { return x.first == b.device_index; });
                 if (it == per_device.end()) {
                     per_device.push_back({b.device_index, "["});
                     it = per_device.end() - 1;
@@ -113,10 +115,12 @@ public:
         const std::string device = text_of(*j, "device");
         const Json* data = j->contains("data") && (*j)["data"].is_object() ? &(*j)["data"] : nullptr;
         auto id = data ? id_of(*data) : std::nullopt;
-        const bool known = std::any_of(s.devices.begin(), s.devices.end(), [&](auto i) { return s.device(i).name == device; });
+        const bool known =
+            std::any_of(s.devices.begin(), s.devices.end(), [&](auto i) { return s.device(i).name == device; });
         if (!id || device.empty()) {
             in.malformed = true;
-            in.problem = "malformed RPC (expected {\"device\":..,\"data\":{\"id\":..,\"method\":..}}): " + payload.substr(0, 120);
+            in.problem = "malformed RPC (expected {\"device\":..,\"data\":{\"id\":..,\"method\":..}}): " +
+                         payload.substr(0, 120);
             return in;
         }
         in.command = in.refused = true;
@@ -129,7 +133,7 @@ public:
 };
 
 class ThingsBoardPlatform : public Platform {
-public:
+  public:
     const char* name() const override { return "thingsboard"; }
 
     void check_cloud(config::CloudConfig& c, config::Checker& check) const override {

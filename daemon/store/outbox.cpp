@@ -45,7 +45,9 @@ CREATE TABLE IF NOT EXISTS logins (session TEXT NOT NULL, at INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('format', '1');
 )";
 
-std::shared_ptr<spdlog::logger> log() { return core::logger("store"); }
+std::shared_ptr<spdlog::logger> log() {
+    return core::logger("store");
+}
 
 // The write-ahead log is checkpointed back to this size (4 KiB pages: 16 MiB) at the latest.
 constexpr int kWalLimitFrames = 4096;
@@ -91,8 +93,12 @@ bool Outbox::decode(const std::string& blob, std::vector<std::pair<std::uint32_t
         if (!get_varint(blob, pos, point) || point > UINT32_MAX || pos >= blob.size()) return false;
         const auto tag = static_cast<std::uint8_t>(blob[pos++]);
         switch (tag) {
-            case kFalse: out.emplace_back(static_cast<std::uint32_t>(point), core::Value{false}); break;
-            case kTrue: out.emplace_back(static_cast<std::uint32_t>(point), core::Value{true}); break;
+            case kFalse:
+                out.emplace_back(static_cast<std::uint32_t>(point), core::Value{false});
+                break;
+            case kTrue:
+                out.emplace_back(static_cast<std::uint32_t>(point), core::Value{true});
+                break;
             case kInt:
                 if (!get_varint(blob, pos, v)) return false;
                 out.emplace_back(static_cast<std::uint32_t>(point),
@@ -115,7 +121,8 @@ bool Outbox::decode(const std::string& blob, std::vector<std::pair<std::uint32_t
                 out.emplace_back(static_cast<std::uint32_t>(point), core::Value{blob.substr(pos, v)});
                 pos += v;
                 break;
-            default: return false;
+            default:
+                return false;
         }
     }
     return true;
@@ -166,7 +173,8 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
             sqlite3_busy_timeout(db_, 1000);
             sqlite3_stmt* st = nullptr;
             std::string check;
-            if (sqlite3_prepare_v2(db_, "PRAGMA quick_check", -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+            if (sqlite3_prepare_v2(db_, "PRAGMA quick_check", -1, &st, nullptr) == SQLITE_OK &&
+                sqlite3_step(st) == SQLITE_ROW) {
                 check = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
             }
             sqlite3_finalize(st);
@@ -246,7 +254,8 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
     sqlite3_prepare_v2(db_, "SELECT COALESCE(MAX(id), 0) FROM outbox", -1, &st, nullptr);
     if (sqlite3_step(st) == SQLITE_ROW) next_id_ = sqlite3_column_int64(st, 0) + 1;
     sqlite3_finalize(st);
-    sqlite3_prepare_v2(db_, "INSERT INTO outbox(device, id, ts, payload) VALUES (?1, ?2, ?3, ?4)", -1, &insert_, nullptr);
+    sqlite3_prepare_v2(db_, "INSERT INTO outbox(device, id, ts, payload) VALUES (?1, ?2, ?3, ?4)", -1, &insert_,
+                       nullptr);
     sqlite3_prepare_v2(db_, "DELETE FROM outbox WHERE device = ?1 AND id = ?2", -1, &remove_, nullptr);
     count_queued();
     backlog_high_ = queued_;
@@ -255,8 +264,8 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
         sqlite3_prepare_v2(db_, "SELECT ts FROM outbox ORDER BY id LIMIT 1", -1, &st, nullptr);
         if (sqlite3_step(st) == SQLITE_ROW) oldest = sqlite3_column_int64(st, 0);
         sqlite3_finalize(st);
-        log()->info("store {}: {} queued batch(es) from before, oldest from {} ms ago, will be replayed in order", path_,
-                    queued_, core::unix_ms_now() - oldest);
+        log()->info("store {}: {} queued batch(es) from before, oldest from {} ms ago, will be replayed in order",
+                    path_, queued_, core::unix_ms_now() - oldest);
     }
     start_checkpoints();
     return true;
@@ -283,8 +292,8 @@ void Outbox::start_checkpoints() {
         pthread_setname_np(pthread_self(), "fl-checkpoint");
         sqlite3* db = nullptr;
         if (sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
-            log()->error("store {}: cannot open a connection for checkpoints: {}; the WAL file grows until restart", path_,
-                         db ? sqlite3_errmsg(db) : "?");
+            log()->error("store {}: cannot open a connection for checkpoints: {}; the WAL file grows until restart",
+                         path_, db ? sqlite3_errmsg(db) : "?");
             sqlite3_close(db);
             return;
         }
@@ -301,7 +310,8 @@ void Outbox::start_checkpoints() {
             // left (the loop may wait for that moment, and only then).
             int log_frames = 0, done = 0;
             sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done);
-            if (log_frames > kWalLimitFrames) sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+            if (log_frames > kWalLimitFrames)
+                sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
             lock.lock();
         }
         lock.unlock();
@@ -326,12 +336,15 @@ void Outbox::drop_unknown_devices() {
     for (auto id : device_ids_) known += (known.empty() ? "" : ",") + std::to_string(id);
     const std::string where = "device NOT IN (" + (known.empty() ? std::string("-1") : known) + ")";
     sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(db_, ("SELECT d.name, COUNT(*) FROM outbox o JOIN devices d ON d.id = o.device WHERE o." + where +
-                             " GROUP BY d.name").c_str(), -1, &st, nullptr);
+    sqlite3_prepare_v2(db_,
+                       ("SELECT d.name, COUNT(*) FROM outbox o JOIN devices d ON d.id = o.device WHERE o." + where +
+                        " GROUP BY d.name")
+                           .c_str(),
+                       -1, &st, nullptr);
     while (sqlite3_step(st) == SQLITE_ROW) {
         const auto n = static_cast<std::uint64_t>(sqlite3_column_int64(st, 1));
-        log()->warn("store: {} queued batch(es) of device '{}', which is no longer configured, are dropped",
-                    n, reinterpret_cast<const char*>(sqlite3_column_text(st, 0)));
+        log()->warn("store: {} queued batch(es) of device '{}', which is no longer configured, are dropped", n,
+                    reinterpret_cast<const char*>(sqlite3_column_text(st, 0)));
         stats_.dropped_unknown += n;
     }
     sqlite3_finalize(st);
@@ -350,7 +363,8 @@ void Outbox::append(std::vector<core::SampleBatch*>& batches) {
             sqlite3_bind_int64(insert_, 1, device_ids_[b->device_index]);
             sqlite3_bind_int64(insert_, 2, id);
             sqlite3_bind_int64(insert_, 3, b->timestamp_ms);
-            sqlite3_bind_blob(insert_, 4, blob.data(), static_cast<int>(blob.size()), SQLITE_STATIC);  // lives until step()
+            sqlite3_bind_blob(insert_, 4, blob.data(), static_cast<int>(blob.size()),
+                              SQLITE_STATIC);  // lives until step()
             const int rc = sqlite3_step(insert_);
             sqlite3_reset(insert_);
             if (rc != SQLITE_DONE) {
@@ -391,7 +405,8 @@ void Outbox::append(std::vector<core::SampleBatch*>& batches) {
 
 std::uint64_t Outbox::used_bytes() {
     std::int64_t pages = 0, free_pages = 0, size = 0;
-    for (auto [sql, out] : {std::pair{"PRAGMA page_count", &pages}, {"PRAGMA freelist_count", &free_pages},
+    for (auto [sql, out] : {std::pair{"PRAGMA page_count", &pages},
+                            {"PRAGMA freelist_count", &free_pages},
                             {"PRAGMA page_size", &size}}) {
         sqlite3_stmt* st = nullptr;
         sqlite3_prepare_v2(db_, sql, -1, &st, nullptr);
@@ -405,8 +420,8 @@ std::uint64_t Outbox::used_bytes() {
 // Returns how many rows went.
 std::uint64_t Outbox::drop_rows(const std::string& where, std::int64_t limit) {
     sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(db_, ("SELECT id, payload, device FROM outbox WHERE " + where + " ORDER BY id LIMIT ?1").c_str(), -1,
-                       &st, nullptr);
+    sqlite3_prepare_v2(db_, ("SELECT id, payload, device FROM outbox WHERE " + where + " ORDER BY id LIMIT ?1").c_str(),
+                       -1, &st, nullptr);
     sqlite3_bind_int64(st, 1, limit);
     std::int64_t newest = 0;
     std::uint64_t rows = 0, samples = 0;
@@ -417,7 +432,8 @@ std::uint64_t Outbox::drop_rows(const std::string& where, std::int64_t limit) {
                                static_cast<std::size_t>(sqlite3_column_bytes(st, 1)));
         decode(blob, values);
         samples += values.size();
-        if (auto d = device_index_.find(static_cast<std::uint32_t>(sqlite3_column_int64(st, 2))); d != device_index_.end()) {
+        if (auto d = device_index_.find(static_cast<std::uint32_t>(sqlite3_column_int64(st, 2)));
+            d != device_index_.end()) {
             auto& q = per_device_[d->second];
             q.dropped += values.size();
             q.queued -= std::min<std::uint64_t>(q.queued, 1);
@@ -520,13 +536,15 @@ std::vector<core::SampleBatch> Outbox::load(const std::vector<std::uint32_t>& de
         std::vector<std::pair<std::uint32_t, core::Value>> values;
         if (dev == device_index_.end() || !decode(blob, values)) {
             ++stats_.corrupt;
-            discard_.push_back({static_cast<std::uint32_t>(sqlite3_column_int64(st, 0)), b.record_id});  // out of the way
+            discard_.push_back(
+                {static_cast<std::uint32_t>(sqlite3_column_int64(st, 0)), b.record_id});  // out of the way
             continue;
         }
         b.device_index = dev->second;
         for (auto& [pid, v] : values) {
             auto p = point_index_.find(pid);
-            if (p != point_index_.end() && p->second.first == dev->second) b.values.push_back({p->second.second, std::move(v)});
+            if (p != point_index_.end() && p->second.first == dev->second)
+                b.values.push_back({p->second.second, std::move(v)});
         }
         out.push_back(std::move(b));
     }

@@ -26,18 +26,18 @@ struct RecordId {
 };
 
 struct StoreStats {
-    std::uint64_t records = 0;         // queued batches
-    std::uint64_t bytes_used = 0;      // database pages in use
+    std::uint64_t records = 0;     // queued batches
+    std::uint64_t bytes_used = 0;  // database pages in use
     std::uint64_t appended = 0;
     std::uint64_t acked = 0;
-    std::uint64_t dropped_budget = 0;  // samples dropped by the disk budget / max age
-    std::uint64_t dropped_unknown = 0; // samples of devices no longer configured
-    std::uint64_t dropped_full = 0;    // samples that could not be written (full disk)
-    std::uint64_t corrupt = 0;         // records or files found corrupt and moved aside
+    std::uint64_t dropped_budget = 0;   // samples dropped by the disk budget / max age
+    std::uint64_t dropped_unknown = 0;  // samples of devices no longer configured
+    std::uint64_t dropped_full = 0;     // samples that could not be written (full disk)
+    std::uint64_t corrupt = 0;          // records or files found corrupt and moved aside
 };
 
 class Outbox {
-public:
+  public:
     // Opens (or creates) <data_dir>/outbox.db. A file that is not a valid store is moved aside
     // (outbox.db.corrupt-<time>) and counted. Returns nullptr with `error` when the directory
     // cannot be used.
@@ -84,7 +84,7 @@ public:
     static std::string encode(const core::SampleBatch& b, const std::vector<std::uint32_t>& point_ids);
     static bool decode(const std::string& blob, std::vector<std::pair<std::uint32_t, core::Value>>& out);
 
-private:
+  private:
     Outbox() = default;
     bool init(const config::Config& cfg, std::string* error);
     bool exec(const char* sql);
@@ -101,11 +101,11 @@ private:
     sqlite3* db_ = nullptr;
     sqlite3_stmt* insert_ = nullptr;
     sqlite3_stmt* remove_ = nullptr;
-    std::vector<std::uint32_t> device_ids_;                 // config index -> store device id
-    std::map<std::uint32_t, std::uint32_t> device_index_;   // store device id -> config index
-    std::vector<std::vector<std::uint32_t>> point_ids_;     // config [device][point] -> store point id
+    std::vector<std::uint32_t> device_ids_;                // config index -> store device id
+    std::map<std::uint32_t, std::uint32_t> device_index_;  // store device id -> config index
+    std::vector<std::vector<std::uint32_t>> point_ids_;    // config [device][point] -> store point id
     std::map<std::uint32_t, std::pair<std::uint32_t, std::uint32_t>> point_index_;  // store point -> (device, point)
-    std::vector<RecordId> acks_;     // (config device index, record id)
+    std::vector<RecordId> acks_;                                                    // (config device index, record id)
     std::vector<RecordId> discard_;  // corrupt records to delete: (store device id, record id)
     std::vector<DeviceQueue> per_device_;
     std::vector<std::pair<std::string, std::int64_t>> logins_;
@@ -115,8 +115,8 @@ private:
     std::chrono::milliseconds sync_interval_{1000};
     std::chrono::steady_clock::time_point last_budget_{};
     std::int64_t dropped_through_ = 0;
-    std::uint64_t queued_ = 0;          // records on disk, tracked without COUNT(*)
-    std::uint64_t backlog_high_ = 0;    // largest queue since it was last empty
+    std::uint64_t queued_ = 0;        // records on disk, tracked without COUNT(*)
+    std::uint64_t backlog_high_ = 0;  // largest queue since it was last empty
     bool over_budget_logged_ = false;
     std::uint64_t episode_start_dropped_ = 0;
     bool full_logged_ = false;

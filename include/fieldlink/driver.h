@@ -176,12 +176,12 @@ typedef struct fl_driver_v2 {
 
     /* The bus-time model and unit range of bus `driver_name` with these validated options
      * (no instance, no I/O: also used by `fieldlinkd --check --plan`). */
-    fl_status (*bus_model)(const char* driver_name, const fl_kv_v2* options, size_t option_count,
-                           fl_bus_model_v2* out, fl_error_v2* err);
+    fl_status (*bus_model)(const char* driver_name, const fl_kv_v2* options, size_t option_count, fl_bus_model_v2* out,
+                           fl_error_v2* err);
     /* Create an instance for bus `driver_name` with validated options. On failure returns
      * FL_ERROR with err->message saying which option is wrong and what was expected. */
-    fl_status (*create)(const char* driver_name, const fl_kv_v2* options, size_t option_count,
-                        const fl_host_v2* host, void** handle, fl_error_v2* err);
+    fl_status (*create)(const char* driver_name, const fl_kv_v2* options, size_t option_count, const fl_host_v2* host,
+                        void** handle, fl_error_v2* err);
     /* Open the link (serial port, TCP connection). May be called again after a failure. */
     fl_status (*open)(void* handle, fl_error_v2* err);
     fl_status (*read)(void* handle, fl_read_v2* req, fl_error_v2* err);
@@ -197,8 +197,7 @@ typedef struct fl_driver_v2 {
 /* Entry point. `host_versions` lists the ABI versions the host supports; the plugin writes the
  * one it picked to *chosen and returns its table (an fl_driver_v2* for version 2), or returns
  * NULL when it supports none of them. */
-typedef const void* (*fl_driver_entry_fn)(const uint32_t* host_versions, size_t count,
-                                          uint32_t* chosen);
+typedef const void* (*fl_driver_entry_fn)(const uint32_t* host_versions, size_t count, uint32_t* chosen);
 
 #ifdef __cplusplus
 }

@@ -50,15 +50,59 @@ struct Link {
 
 const char* const kNames[] = {"modbus-rtu", "modbus-tcp", "modbus-rtu-over-tcp", nullptr};
 const fl_option_v2 kOptions[] = {
-    {sizeof(fl_option_v2), FL_OPT_STRING, "device", nullptr, "serial device, e.g. /dev/ttyUSB0", nullptr, 0, 0, "modbus-rtu", {}},
-    {sizeof(fl_option_v2), FL_OPT_INT, "baud", "9600", "line speed in bit/s", nullptr, 300, 4000000, "modbus-rtu modbus-rtu-over-tcp", {}},
+    {sizeof(fl_option_v2),
+     FL_OPT_STRING,
+     "device",
+     nullptr,
+     "serial device, e.g. /dev/ttyUSB0",
+     nullptr,
+     0,
+     0,
+     "modbus-rtu",
+     {}},
+    {sizeof(fl_option_v2),
+     FL_OPT_INT,
+     "baud",
+     "9600",
+     "line speed in bit/s",
+     nullptr,
+     300,
+     4000000,
+     "modbus-rtu modbus-rtu-over-tcp",
+     {}},
     {sizeof(fl_option_v2), FL_OPT_ENUM, "parity", "none", "parity bit", "none|even|odd", 0, 0, "modbus-rtu", {}},
     {sizeof(fl_option_v2), FL_OPT_INT, "data_bits", "8", "data bits per character", nullptr, 5, 8, "modbus-rtu", {}},
     {sizeof(fl_option_v2), FL_OPT_INT, "stop_bits", "1", "stop bits per character", nullptr, 1, 2, "modbus-rtu", {}},
-    {sizeof(fl_option_v2), FL_OPT_STRING, "host", nullptr, "IP address or host name of the device or converter", nullptr, 0, 0,
-     "modbus-tcp modbus-rtu-over-tcp", {}},
-    {sizeof(fl_option_v2), FL_OPT_INT, "port", "502", "TCP port", nullptr, 1, 65535, "modbus-tcp modbus-rtu-over-tcp", {}},
-    {sizeof(fl_option_v2), FL_OPT_DURATION, "timeout", "300", "response timeout per request", nullptr, 10, 60000, nullptr, {}},
+    {sizeof(fl_option_v2),
+     FL_OPT_STRING,
+     "host",
+     nullptr,
+     "IP address or host name of the device or converter",
+     nullptr,
+     0,
+     0,
+     "modbus-tcp modbus-rtu-over-tcp",
+     {}},
+    {sizeof(fl_option_v2),
+     FL_OPT_INT,
+     "port",
+     "502",
+     "TCP port",
+     nullptr,
+     1,
+     65535,
+     "modbus-tcp modbus-rtu-over-tcp",
+     {}},
+    {sizeof(fl_option_v2),
+     FL_OPT_DURATION,
+     "timeout",
+     "300",
+     "response timeout per request",
+     nullptr,
+     10,
+     60000,
+     nullptr,
+     {}},
 };
 
 void set_err(fl_error_v2* err, unsigned kind, int code, const char* fmt, const char* detail) {
@@ -76,7 +120,9 @@ const char* opt(const fl_kv_v2* opts, size_t n, const char* key, const char* def
     return def;
 }
 
-int fd_low(const Link* l, int fd) { return l->services && l->services->fd_low ? l->services->fd_low(l->services->ctx, fd) : fd; }
+int fd_low(const Link* l, int fd) {
+    return l->services && l->services->fd_low ? l->services->fd_low(l->services->ctx, fd) : fd;
+}
 int fd_release(const Link* l, int fd) {
     return l->services && l->services->fd_release ? l->services->fd_release(l->services->ctx, fd) : fd;
 }
@@ -139,7 +185,7 @@ fl_status mb_open(void* h, fl_error_v2* err) {
     auto* l = static_cast<Link*>(h);
     if (l->connected) return FL_OK;
     disconnect(l);
-    l->ctx = l->mode == Mode::rtu ? modbus_new_rtu(l->device.c_str(), l->baud, l->parity, l->data_bits, l->stop_bits)
+    l->ctx = l->mode == Mode::rtu   ? modbus_new_rtu(l->device.c_str(), l->baud, l->parity, l->data_bits, l->stop_bits)
              : l->mode == Mode::tcp ? modbus_new_tcp_pi(l->host.c_str(), std::to_string(l->port).c_str())
                                     : modbus_new_rtu("/dev/null", l->baud, 'N', 8, 1);  // device unused: fd set below
     if (!l->ctx) {
@@ -158,7 +204,8 @@ fl_status mb_open(void* h, fl_error_v2* err) {
             if (err) {
                 err->kind = FL_ERRK_LINK;
                 err->code = e;
-                std::snprintf(err->message, sizeof err->message, "cannot open %s: %s", l->device.c_str(), modbus_strerror(e));
+                std::snprintf(err->message, sizeof err->message, "cannot open %s: %s", l->device.c_str(),
+                              modbus_strerror(e));
             }
             disconnect(l);
             return FL_RETRY;
@@ -201,8 +248,10 @@ fl_status classify(Link* l, fl_error_v2* err) {
     switch (e) {
         case ETIMEDOUT:
             set_err(err, FL_ERRK_TIMEOUT, e, "no response within the timeout%s", "");
-            if (l->mode != Mode::rtu) disconnect(l);  // a late reply would desync the stream
-            else modbus_flush(l->ctx);
+            if (l->mode != Mode::rtu)
+                disconnect(l);  // a late reply would desync the stream
+            else
+                modbus_flush(l->ctx);
             return FL_RETRY;
         case EMBBADCRC:
             set_err(err, FL_ERRK_CRC, e, "CRC error in response%s", "");
@@ -213,8 +262,10 @@ fl_status classify(Link* l, fl_error_v2* err) {
         case EMBMDATA:
         case EMBBADSLAVE:
             set_err(err, FL_ERRK_PROTOCOL, e, "malformed response: %s", modbus_strerror(e));
-            if (l->mode == Mode::rtu) modbus_flush(l->ctx);
-            else disconnect(l);
+            if (l->mode == Mode::rtu)
+                modbus_flush(l->ctx);
+            else
+                disconnect(l);
             return FL_RETRY;
         default:
             set_err(err, FL_ERRK_LINK, e, "link error: %s", modbus_strerror(e));
@@ -237,11 +288,21 @@ fl_status mb_read(void* h, fl_read_v2* req, fl_error_v2* err) {
     if (fl_status s = prepare(l, req->unit, err); s != FL_OK) return s;
     int rc = -1;
     switch (req->area) {
-        case FL_AREA_COIL: rc = modbus_read_bits(l->ctx, req->address, req->count, req->bits); break;
-        case FL_AREA_DISCRETE: rc = modbus_read_input_bits(l->ctx, req->address, req->count, req->bits); break;
-        case FL_AREA_INPUT: rc = modbus_read_input_registers(l->ctx, req->address, req->count, req->registers); break;
-        case FL_AREA_HOLDING: rc = modbus_read_registers(l->ctx, req->address, req->count, req->registers); break;
-        default: set_err(err, FL_ERRK_OTHER, 0, "unknown area%s", ""); return FL_ERROR;
+        case FL_AREA_COIL:
+            rc = modbus_read_bits(l->ctx, req->address, req->count, req->bits);
+            break;
+        case FL_AREA_DISCRETE:
+            rc = modbus_read_input_bits(l->ctx, req->address, req->count, req->bits);
+            break;
+        case FL_AREA_INPUT:
+            rc = modbus_read_input_registers(l->ctx, req->address, req->count, req->registers);
+            break;
+        case FL_AREA_HOLDING:
+            rc = modbus_read_registers(l->ctx, req->address, req->count, req->registers);
+            break;
+        default:
+            set_err(err, FL_ERRK_OTHER, 0, "unknown area%s", "");
+            return FL_ERROR;
     }
     if (rc == req->count) return FL_OK;
     if (rc >= 0) {
@@ -274,9 +335,12 @@ fl_status mb_create(const char* driver, const fl_kv_v2* opts, size_t n, const fl
     auto* l = new (std::nothrow) Link();
     if (!l) return FL_ERROR;
     l->services = host;
-    if (std::strcmp(driver, "modbus-rtu") == 0) l->mode = Mode::rtu;
-    else if (std::strcmp(driver, "modbus-tcp") == 0) l->mode = Mode::tcp;
-    else l->mode = Mode::rtu_over_tcp;
+    if (std::strcmp(driver, "modbus-rtu") == 0)
+        l->mode = Mode::rtu;
+    else if (std::strcmp(driver, "modbus-tcp") == 0)
+        l->mode = Mode::tcp;
+    else
+        l->mode = Mode::rtu_over_tcp;
     l->device = opt(opts, n, "device", "");
     l->baud = std::atoi(opt(opts, n, "baud", "9600"));
     const std::string parity = opt(opts, n, "parity", "none");
@@ -308,7 +372,9 @@ void mb_interrupt(void* h) {
     if (fd >= 0 && static_cast<Link*>(h)->mode != Mode::rtu) shutdown(fd, SHUT_RDWR);
 }
 
-void mb_close(void* h) { disconnect(static_cast<Link*>(h)); }
+void mb_close(void* h) {
+    disconnect(static_cast<Link*>(h));
+}
 void mb_destroy(void* h) {
     disconnect(static_cast<Link*>(h));
     delete static_cast<Link*>(h);
@@ -348,11 +414,25 @@ fl_status mb_bus_model(const char* driver, const fl_kv_v2* opts, size_t n, fl_bu
     return FL_OK;
 }
 
-const fl_driver_v2 kTable = {
-    sizeof(fl_driver_v2), FL_DRIVER_ABI_V2, "modbus", "0.2.0", kNames, kOptions,
-    sizeof kOptions / sizeof kOptions[0], mb_bus_model, mb_create, mb_open, mb_read, mb_write, mb_interrupt,
-    mb_close, mb_destroy, {}};
+const fl_driver_v2 kTable = {sizeof(fl_driver_v2),
+                             FL_DRIVER_ABI_V2,
+                             "modbus",
+                             "0.2.0",
+                             kNames,
+                             kOptions,
+                             sizeof kOptions / sizeof kOptions[0],
+                             mb_bus_model,
+                             mb_create,
+                             mb_open,
+                             mb_read,
+                             mb_write,
+                             mb_interrupt,
+                             mb_close,
+                             mb_destroy,
+                             {}};
 
 }  // namespace
 
-extern "C" const fl_driver_v2* fl_modbus_driver_table(void) { return &kTable; }
+extern "C" const fl_driver_v2* fl_modbus_driver_table(void) {
+    return &kTable;
+}

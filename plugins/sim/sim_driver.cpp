@@ -18,15 +18,26 @@ namespace {
 struct Sim {
     long latency_ms = 0;
     long seed = 0;
-    std::map<int, unsigned long> reads;              // unit -> read count
-    std::map<long, std::uint16_t> written;           // (unit, area, addr) -> value
+    std::map<int, unsigned long> reads;     // unit -> read count
+    std::map<long, std::uint16_t> written;  // (unit, area, addr) -> value
 };
 
-long key(int unit, int area, int addr) { return (static_cast<long>(unit) << 24) | (area << 16) | addr; }
+long key(int unit, int area, int addr) {
+    return (static_cast<long>(unit) << 24) | (area << 16) | addr;
+}
 
 const char* const kNames[] = {"sim", nullptr};
 const fl_option_v2 kOptions[] = {
-    {sizeof(fl_option_v2), FL_OPT_DURATION, "latency", "0", "simulated response time per request", nullptr, 0, 10000, nullptr, {}},
+    {sizeof(fl_option_v2),
+     FL_OPT_DURATION,
+     "latency",
+     "0",
+     "simulated response time per request",
+     nullptr,
+     0,
+     10000,
+     nullptr,
+     {}},
     {sizeof(fl_option_v2), FL_OPT_INT, "seed", "0", "added to every register value", nullptr, 0, 65535, nullptr, {}},
 };
 
@@ -51,7 +62,9 @@ fl_status sim_create(const char*, const fl_kv_v2* opts, size_t n, const fl_host_
     return FL_OK;
 }
 
-fl_status sim_open(void*, fl_error_v2*) { return FL_OK; }
+fl_status sim_open(void*, fl_error_v2*) {
+    return FL_OK;
+}
 
 fl_status sim_read(void* h, fl_read_v2* req, fl_error_v2* err) {
     auto* s = static_cast<Sim*>(h);
@@ -66,8 +79,8 @@ fl_status sim_read(void* h, fl_read_v2* req, fl_error_v2* err) {
         const int addr = req->address + static_cast<int>(i);
         auto w = s->written.find(key(req->unit, req->area, addr));
         if (req->area == FL_AREA_COIL || req->area == FL_AREA_DISCRETE) {
-            req->bits[i] = w != s->written.end() ? static_cast<uint8_t>(w->second != 0)
-                                                 : static_cast<uint8_t>((addr + reads) % 2);
+            req->bits[i] =
+                w != s->written.end() ? static_cast<uint8_t>(w->second != 0) : static_cast<uint8_t>((addr + reads) % 2);
         } else {
             req->registers[i] = w != s->written.end()
                                     ? w->second
@@ -93,7 +106,9 @@ fl_status sim_write(void* h, const fl_write_v2* req, fl_error_v2* err) {
 
 void sim_interrupt(void*) {}
 void sim_close(void*) {}
-void sim_destroy(void* h) { delete static_cast<Sim*>(h); }
+void sim_destroy(void* h) {
+    delete static_cast<Sim*>(h);
+}
 
 // No wire: a request costs its simulated latency, like a fast Ethernet device.
 fl_status sim_bus_model(const char*, const fl_kv_v2*, size_t, fl_bus_model_v2* out, fl_error_v2*) {
@@ -108,11 +123,25 @@ fl_status sim_bus_model(const char*, const fl_kv_v2*, size_t, fl_bus_model_v2* o
     return FL_OK;
 }
 
-const fl_driver_v2 kTable = {
-    sizeof(fl_driver_v2), FL_DRIVER_ABI_V2, "sim", "0.2.0", kNames, kOptions,
-    sizeof kOptions / sizeof kOptions[0], sim_bus_model, sim_create, sim_open, sim_read, sim_write, sim_interrupt,
-    sim_close, sim_destroy, {}};
+const fl_driver_v2 kTable = {sizeof(fl_driver_v2),
+                             FL_DRIVER_ABI_V2,
+                             "sim",
+                             "0.2.0",
+                             kNames,
+                             kOptions,
+                             sizeof kOptions / sizeof kOptions[0],
+                             sim_bus_model,
+                             sim_create,
+                             sim_open,
+                             sim_read,
+                             sim_write,
+                             sim_interrupt,
+                             sim_close,
+                             sim_destroy,
+                             {}};
 
 }  // namespace
 
-extern "C" const fl_driver_v2* fl_sim_driver_table(void) { return &kTable; }
+extern "C" const fl_driver_v2* fl_sim_driver_table(void) {
+    return &kTable;
+}

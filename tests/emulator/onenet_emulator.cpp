@@ -56,7 +56,7 @@ struct State {
     std::string platform = "onenet";
     std::map<std::string, std::set<std::string>> topology;  // gateway client -> "pid/dev"
     std::set<std::string> legacy_clients;                   // receive $creq without subscribing
-    std::map<std::string, std::string> keys;  // "pid/dev" or "pid/*" -> base64 key
+    std::map<std::string, std::string> keys;                // "pid/dev" or "pid/*" -> base64 key
     std::string violations_file;
     std::string record_file;  // every accepted device PUBLISH: "<unix time> <topic> <payload>"
     double rate = 1.0;
@@ -125,10 +125,13 @@ std::string check_token(const std::string& pid, const std::string& dev, const st
         return "1103 invalid token: must contain exactly version, res, et, method, sign";
     }
     if (kv["version"] != "2018-10-31") return "1111 invalid version " + kv["version"];
-    if (kv["res"] != "products/" + pid + "/devices/" + dev) return "1114 clientId/username do not match res " + kv["res"];
+    if (kv["res"] != "products/" + pid + "/devices/" + dev)
+        return "1114 clientId/username do not match res " + kv["res"];
     if (std::stoll(kv["et"]) < static_cast<long long>(std::time(nullptr))) return "1104 token expired";
-    const EVP_MD* md = kv["method"] == "md5" ? EVP_md5() : kv["method"] == "sha1" ? EVP_sha1()
-                       : kv["method"] == "sha256" ? EVP_sha256() : nullptr;
+    const EVP_MD* md = kv["method"] == "md5"      ? EVP_md5()
+                       : kv["method"] == "sha1"   ? EVP_sha1()
+                       : kv["method"] == "sha256" ? EVP_sha256()
+                                                  : nullptr;
     if (!md) return "1110 sign method unsupported: " + kv["method"];
     const std::string msg = kv["et"] + "\n" + kv["method"] + "\n" + kv["res"] + "\n" + kv["version"];
     for (const std::string& k : {pid + "/" + dev, pid + "/*"}) {
@@ -165,7 +168,8 @@ std::string hex(const unsigned char* p, unsigned n) {
 // DaShi: independent check of protocols.md §4.1.
 std::string check_aiot(const std::string& cid_full, const std::string& user, const std::string& pass) {
     auto bar = cid_full.find('|');
-    if (bar == std::string::npos || cid_full.back() != '|') return "clientId must be {cid}|securemode=..,signmethod=..,timestamp=..|";
+    if (bar == std::string::npos || cid_full.back() != '|')
+        return "clientId must be {cid}|securemode=..,signmethod=..,timestamp=..|";
     const std::string cid = cid_full.substr(0, bar);
     std::map<std::string, std::string> kv;
     std::stringstream ss(cid_full.substr(bar + 1, cid_full.size() - bar - 2));
@@ -180,14 +184,17 @@ std::string check_aiot(const std::string& cid_full, const std::string& user, con
     auto it = g.keys.find(pid + "/" + did);
     if (it == g.keys.end()) return "unknown device " + did;
     const std::string m = kv["signmethod"];
-    const EVP_MD* md = m == "hmacmd5" ? EVP_md5() : m == "hmacsha1" ? EVP_sha1() : m == "hmacsha256" ? EVP_sha256() : nullptr;
+    const EVP_MD* md = m == "hmacmd5"      ? EVP_md5()
+                       : m == "hmacsha1"   ? EVP_sha1()
+                       : m == "hmacsha256" ? EVP_sha256()
+                                           : nullptr;
     if (!md) return "unknown signmethod " + m;
     if (kv["securemode"] != "2" && kv["securemode"] != "3") return "securemode must be 2 (TLS) or 3 (TCP)";
     const std::string content = "clientId" + cid + "deviceId" + did + "productId" + pid + "timestamp" + kv["timestamp"];
     unsigned char out[EVP_MAX_MD_SIZE];
     unsigned len = 0;
-    HMAC(md, it->second.data(), static_cast<int>(it->second.size()), reinterpret_cast<const unsigned char*>(content.data()),
-         content.size(), out, &len);
+    HMAC(md, it->second.data(), static_cast<int>(it->second.size()),
+         reinterpret_cast<const unsigned char*>(content.data()), content.size(), out, &len);
     return hex(out, len) == pass ? "" : "sign mismatch";
 }
 
@@ -196,7 +203,8 @@ std::string check_login(const char* cid, const std::string& user, const std::str
     if (g.platform == "aiot") return check_aiot(id, user, pass);
     if (g.platform == "thingsboard") return g.keys.count("-/-") && g.keys["-/-"] == user ? "" : "unknown gateway token";
     if (g.platform == "legacy") {
-        if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos) return "clientId must be the numeric device id";
+        if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos)
+            return "clientId must be the numeric device id";
         auto it = g.keys.find(user + "/" + id);
         if (it == g.keys.end()) return "unknown device id " + id + " in product " + user;
         return it->second == pass ? "" : "wrong auth_info";
@@ -218,7 +226,9 @@ int on_auth(int, void* event_data, void*) {
     }
     const int ka = mosquitto_client_keepalive(ed->client);
     const int ka_min = g.platform == "legacy" ? 120 : 10, ka_max = g.platform == "legacy" ? 65535 : 1800;
-    if (ka < ka_min || ka > ka_max) violation(cid, "keepalive " + std::to_string(ka) + " outside " + std::to_string(ka_min) + ".." + std::to_string(ka_max));
+    if (ka < ka_min || ka > ka_max)
+        violation(cid, "keepalive " + std::to_string(ka) + " outside " + std::to_string(ka_min) + ".." +
+                           std::to_string(ka_max));
     if (rate_exceeded(g.logins[cid ? cid : ""], 5.0, 3.0)) violation(cid, "more than 3 logins in 5 s");
     const std::string err = check_login(cid, user, pass);
     if (!err.empty()) {
@@ -304,10 +314,12 @@ void thing_model_message(const char* cid, const std::string& topic, const std::s
             g.topology[cid].insert(pid + "/" + dev);
         }
     } else if (suffix == "pack/post" || suffix == "history/post") {
-        if (!params.is_array() || params.size() > 10) violation(cid, suffix + ": params must be an array of at most 10 devices");
+        if (!params.is_array() || params.size() > 10)
+            violation(cid, suffix + ": params must be an array of at most 10 devices");
         for (const auto& e : params.is_array() ? params : json::array()) {
             if (e.contains("identity")) {
-                const std::string key = e["identity"].value("productID", "") + "/" + e["identity"].value("deviceName", "");
+                const std::string key =
+                    e["identity"].value("productID", "") + "/" + e["identity"].value("deviceName", "");
                 if (!g.topology[cid].count(key)) {
                     violation(cid, suffix + ": sub-device " + key + " is not in the gateway's topology");
                     code = 307;
@@ -338,7 +350,9 @@ void legacy_message(const char* cid, const std::string& topic, const std::string
         return;
     }
     const std::size_t len = (static_cast<unsigned char>(payload[1]) << 8) | static_cast<unsigned char>(payload[2]);
-    if (len != payload.size() - 3) violation(cid, "$dp length header " + std::to_string(len) + " but body is " + std::to_string(payload.size() - 3));
+    if (len != payload.size() - 3)
+        violation(cid,
+                  "$dp length header " + std::to_string(len) + " but body is " + std::to_string(payload.size() - 3));
     if (!json::accept(payload.substr(3))) violation(cid, "$dp body is not JSON");
 }
 
@@ -351,7 +365,8 @@ int on_message(int, void* event_data, void*) {
         // Legacy OneNET delivers $creq commands to the device without a subscription.
         if (g.platform == "legacy" && topic.rfind("$creq/", 0) == 0) {
             for (const auto& c : g.legacy_clients) {
-                mosquitto_broker_publish_copy(c.c_str(), topic.c_str(), static_cast<int>(ed->payloadlen), ed->payload, 0, false, nullptr);
+                mosquitto_broker_publish_copy(c.c_str(), topic.c_str(), static_cast<int>(ed->payloadlen), ed->payload,
+                                              0, false, nullptr);
             }
         }
         return MOSQ_ERR_SUCCESS;
@@ -363,7 +378,8 @@ int on_message(int, void* event_data, void*) {
         timespec ts{};
         clock_gettime(CLOCK_REALTIME, &ts);
         if (FILE* f = std::fopen(g.record_file.c_str(), "a")) {
-            std::fprintf(f, "%ld.%09ld %s %s\n", static_cast<long>(ts.tv_sec), ts.tv_nsec, topic.c_str(), payload.c_str());
+            std::fprintf(f, "%ld.%09ld %s %s\n", static_cast<long>(ts.tv_sec), ts.tv_nsec, topic.c_str(),
+                         payload.c_str());
             std::fclose(f);
         }
     }

@@ -47,7 +47,8 @@ std::uint16_t crc16(const std::uint8_t* p, std::size_t n) {
     std::uint16_t crc = 0xFFFF;
     for (std::size_t i = 0; i < n; ++i) {
         crc ^= p[i];
-        for (int b = 0; b < 8; ++b) crc = (crc & 1) ? static_cast<std::uint16_t>((crc >> 1) ^ 0xA001) : static_cast<std::uint16_t>(crc >> 1);
+        for (int b = 0; b < 8; ++b)
+            crc = (crc & 1) ? static_cast<std::uint16_t>((crc >> 1) ^ 0xA001) : static_cast<std::uint16_t>(crc >> 1);
     }
     return crc;
 }
@@ -62,7 +63,7 @@ struct Script {
 
 // A loopback Modbus "device" on its own thread: reads one request, answers it from the script.
 class Server {
-public:
+  public:
     Server() {
         signal(SIGPIPE, SIG_IGN);  // the driver may drop a connection the server still answers on
         listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -85,7 +86,7 @@ public:
         rtu_ = rtu;
     }
 
-private:
+  private:
     // Every connection at once (each driver instance keeps its own).
     void serve() {
         std::vector<int> clients;
@@ -136,7 +137,8 @@ private:
         const std::uint8_t kind = s.next();
         const std::uint8_t fc = rtu ? req[1] : req[7];
         const std::uint8_t unit = rtu ? req[0] : req[6];
-        const std::uint16_t count = rtu ? static_cast<std::uint16_t>(req[4] << 8 | req[5]) : static_cast<std::uint16_t>(req[10] << 8 | req[11]);
+        const std::uint16_t count =
+            rtu ? static_cast<std::uint16_t>(req[4] << 8 | req[5]) : static_cast<std::uint16_t>(req[10] << 8 | req[11]);
         const std::uint8_t adjust = s.next();
         // Anything but an exact answer is followed by a close, so libmodbus learns at once that no
         // more bytes come (instead of waiting out its response timeout on every such input).
@@ -148,8 +150,10 @@ private:
                 // The data: as long as the count asks for, or (bit 7 of adjust) up to two bytes short,
                 // or (kind bit 2) any length with that byte count.
                 std::size_t n = bytes;
-                if (kind & 4) n = s.next();
-                else if (adjust & 0x80) n = bytes - std::min<std::size_t>(bytes, adjust % 3);
+                if (kind & 4)
+                    n = s.next();
+                else if (adjust & 0x80)
+                    n = bytes - std::min<std::size_t>(bytes, adjust % 3);
                 pdu.push_back(fc);
                 pdu.push_back(static_cast<std::uint8_t>((kind & 4) ? n : bytes));
                 for (std::size_t i = 0; i < n && i < 260; ++i) pdu.push_back(s.next());
@@ -176,7 +180,8 @@ private:
             out.push_back(static_cast<std::uint8_t>(crc & 0xFF));
             out.push_back(static_cast<std::uint8_t>(crc >> 8));
         } else {
-            const std::uint16_t len = (kind & 8) ? static_cast<std::uint16_t>(adjust) : static_cast<std::uint16_t>(pdu.size() + 1);
+            const std::uint16_t len =
+                (kind & 8) ? static_cast<std::uint16_t>(adjust) : static_cast<std::uint16_t>(pdu.size() + 1);
             out = {req[0], req[1], 0, 0, static_cast<std::uint8_t>(len >> 8), static_cast<std::uint8_t>(len), unit};
             out.insert(out.end(), pdu.begin(), pdu.end());
         }
@@ -221,8 +226,10 @@ struct Driver {
     Driver() {
         const std::string port = std::to_string(server.port());
         auto make = [&](const char* driver) {
-            const fl_kv_v2 kv[] = {{sizeof(fl_kv_v2), 0, "host", "127.0.0.1"}, {sizeof(fl_kv_v2), 0, "port", port.c_str()},
-                                   {sizeof(fl_kv_v2), 0, "timeout", "20"}, {sizeof(fl_kv_v2), 0, "baud", "115200"}};
+            const fl_kv_v2 kv[] = {{sizeof(fl_kv_v2), 0, "host", "127.0.0.1"},
+                                   {sizeof(fl_kv_v2), 0, "port", port.c_str()},
+                                   {sizeof(fl_kv_v2), 0, "timeout", "20"},
+                                   {sizeof(fl_kv_v2), 0, "baud", "115200"}};
             void* h = nullptr;
             fl_error_v2 err{};
             err.struct_size = sizeof err;

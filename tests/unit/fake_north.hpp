@@ -19,7 +19,7 @@
 namespace fieldlink::test {
 
 class FakeLoop final : public north::Loop {
-public:
+  public:
     north::TimePoint t{std::chrono::hours(1000)};
     std::int64_t unix_base_ms = 1'700'000'000'000;
     std::map<int, std::pair<std::uint32_t, north::IoHandler*>> watched;
@@ -52,13 +52,13 @@ public:
     }
     std::size_t armed() const { return heap_.armed(); }
 
-private:
+  private:
     north::TimerHeap heap_;
     north::TimePoint start_{t};
 };
 
 class FakeTransport final : public north::Transport {
-public:
+  public:
     struct Publish {
         std::string topic;
         std::string payload;
@@ -143,7 +143,7 @@ public:
         }
     }
 
-private:
+  private:
     void deliver() {
         if (!loop->readable(fd)) inbox_.clear();  // nobody reads a socket that is not watched
     }
@@ -152,7 +152,7 @@ private:
 };
 
 class FakeResolver final : public north::Resolver {
-public:
+  public:
     bool answer_at_once = true;
     std::map<std::string, std::string> address_of;  // host -> address (missing: NXDOMAIN)
     std::vector<std::pair<std::string, Callback>> pending;

@@ -79,7 +79,8 @@ TEST_CASE("the base configuration is valid") {
 
 TEST_CASE("unknown key") {
     CHECK(only_error(replace(kBase, "    interval: 5s", "    intervall: 5s")) ==
-          "gw.yaml:20:5: devices[0]: unknown key 'intervall'; expected one of: name, cloud, bus, unit, key, key_file, product_id, device_id, gateway, via, interval, max_gap, points");
+          "gw.yaml:20:5: devices[0]: unknown key 'intervall'; expected one of: name, cloud, bus, unit, key, key_file, "
+          "product_id, device_id, gateway, via, interval, max_gap, points");
 }
 
 TEST_CASE("missing required key") {
@@ -89,14 +90,16 @@ TEST_CASE("missing required key") {
 
 TEST_CASE("wrong type") {
     CHECK(only_error(replace(kBase, "unit: 1", "unit: first")) ==
-          "gw.yaml:18:11: devices[0].unit: 'first' is not an integer; expected a Modbus unit id 0..255 (1..247 on serial lines)");
+          "gw.yaml:18:11: devices[0].unit: 'first' is not an integer; expected a Modbus unit id 0..255 (1..247 on "
+          "serial lines)");
     CHECK(only_error(replace(kBase, "        writable: true", "        writable: sometimes")) ==
           "gw.yaml:30:19: devices[0].points[1].writable: expected true or false");
 }
 
 TEST_CASE("bad duration") {
     CHECK(only_error(replace(kBase, "interval: 5s", "interval: 5 seconds")) ==
-          "gw.yaml:20:15: devices[0].interval: '5 seconds' is not a duration; expected a number with a unit: ms, s, m, h (e.g. 300ms, 5s, 1m)");
+          "gw.yaml:20:15: devices[0].interval: '5 seconds' is not a duration; expected a number with a unit: ms, s, m, "
+          "h (e.g. 300ms, 5s, 1m)");
 }
 
 TEST_CASE("duration out of range") {
@@ -106,21 +109,25 @@ TEST_CASE("duration out of range") {
 
 TEST_CASE("address out of range") {
     CHECK(only_error(replace(kBase, "address: 10", "address: 70000")) ==
-          "gw.yaml:24:18: devices[0].points[0].address: 70000 is out of range; expected a 0-based protocol address 0..65535 (register 40001 is holding address 0)");
+          "gw.yaml:24:18: devices[0].points[0].address: 70000 is out of range; expected a 0-based protocol address "
+          "0..65535 (register 40001 is holding address 0)");
     CHECK(only_error(replace(kBase, "address: 10", "address: 65535")) ==
-          "gw.yaml:22:9: devices[0].points.temperature: address 65535 plus 2 registers ends at 65536, past the last 0-based protocol address 65535");
+          "gw.yaml:22:9: devices[0].points.temperature: address 65535 plus 2 registers ends at 65536, past the last "
+          "0-based protocol address 65535");
 }
 
 TEST_CASE("a type wider than the area allows") {
     CHECK(only_error(replace(kBase, "        type: bool\n", "        type: float32\n")) ==
-          "gw.yaml:26:9: devices[0].points.relay: type float32 does not fit area coil, which holds single bits; expected type bool (or area holding/input for a float32)");
+          "gw.yaml:26:9: devices[0].points.relay: type float32 does not fit area coil, which holds single bits; "
+          "expected type bool (or area holding/input for a float32)");
 }
 
 TEST_CASE("duplicate device and point names") {
     CHECK(only_error(replace(kBase, "name: relay", "name: temperature")) ==
           "gw.yaml:26:9: devices[0].points: duplicate point name 'temperature' (first defined at line 22)");
     std::string twice = std::string(kBase) + std::string(kBase).substr(std::string(kBase).find("  - name: Chic_D"));
-    CHECK(only_error(twice) == "gw.yaml:31:5: devices[1].name: duplicate device name 'Chic_D' (first defined at line 15)");
+    CHECK(only_error(twice) ==
+          "gw.yaml:31:5: devices[1].name: duplicate device name 'Chic_D' (first defined at line 15)");
 }
 
 TEST_CASE("a bus or cloud referenced but not defined") {
@@ -134,51 +141,66 @@ TEST_CASE("more rules: unit on a serial line, writable input, missing key, keepa
     CHECK(only_error(replace(kBase, "unit: 1", "unit: 0")) ==
           "gw.yaml:15:5: devices[0].unit: unit 0 is out of range for bus line1 (driver modbus-rtu); expected 1..247");
     CHECK(only_error(replace(kBase, "area: coil", "area: discrete")) ==
-          "gw.yaml:26:9: devices[0].points.relay: area discrete is read-only; only coil and holding points can be writable");
+          "gw.yaml:26:9: devices[0].points.relay: area discrete is read-only; only coil and holding points can be "
+          "writable");
     CHECK(only_error(replace(kBase, "    key: rs2FaE5BuygJZkWKDA5okKt1RFpwOx53hbu6hwyCS4U=\n", "")) ==
-          "gw.yaml:15:5: devices[0]: device 'Chic_D' needs 'key' (or key_file), or cloud 'onenet' needs 'product_key', to compute its OneNET token");
+          "gw.yaml:15:5: devices[0]: device 'Chic_D' needs 'key' (or key_file), or cloud 'onenet' needs 'product_key', "
+          "to compute its OneNET token");
     CHECK(only_error(replace(kBase, "product_id: \"469948\"", "product_id: \"469948\"\n    keepalive: 1h")) ==
           "gw.yaml:9:5: clouds.onenet.keepalive: OneNET accepts a keepalive of 10s..1800s");
     CHECK(only_error(replace(kBase, "name: Chic_D", "name: Chic D")) ==
           "gw.yaml:15:5: devices[0].name: OneNET device names may use only A-Z a-z 0-9 _ -; got 'Chic D'");
     CHECK(only_error(replace(kBase, "type: float32", "type: double")) ==
-          "gw.yaml:25:15: devices[0].points[0].type: unknown value 'double'; expected one of: bool, int16, uint16, int32, uint32, int64, uint64, float32, float64, string, bcd");
+          "gw.yaml:25:15: devices[0].points[0].type: unknown value 'double'; expected one of: bool, int16, uint16, "
+          "int32, uint32, int64, uint64, float32, float64, string, bcd");
 }
 
 TEST_CASE("platform rules: gateways, legacy device ids, DaShi secrets, ThingsBoard tokens") {
     const std::string tm = replace(kBase, "    protocol: datapoints", "    protocol: thing-model");
     CHECK(only_error(replace(kBase, "    interval: 5s", "    interval: 5s\n    via: nowhere")) ==
           "gw.yaml:15:5: devices[0].via: 'nowhere' is not a device with 'gateway: true'");
-    CHECK(only_error(replace(kBase, "    interval: 5s", "    interval: 5s\n    gateway: true")) ==
-          "gw.yaml:15:5: devices[0].gateway: gateway devices need a cloud with platform onenet and protocol thing-model");
+    CHECK(
+        only_error(replace(kBase, "    interval: 5s", "    interval: 5s\n    gateway: true")) ==
+        "gw.yaml:15:5: devices[0].gateway: gateway devices need a cloud with platform onenet and protocol thing-model");
     CHECK(errors_of(replace(tm, "    interval: 5s", "    interval: 5s\n    gateway: true")).empty());
-    const std::string legacy = replace(replace(kBase, "platform: onenet", "platform: onenet-legacy"), "    protocol: datapoints\n", "    keepalive: 120s\n");
+    const std::string legacy = replace(replace(kBase, "platform: onenet", "platform: onenet-legacy"),
+                                       "    protocol: datapoints\n", "    keepalive: 120s\n");
     CHECK(only_error(legacy) ==
-          "gw.yaml:15:5: devices[0].device_id: OneNET legacy needs 'device_id': the numeric device id the platform assigned (the MQTT client id)");
+          "gw.yaml:15:5: devices[0].device_id: OneNET legacy needs 'device_id': the numeric device id the platform "
+          "assigned (the MQTT client id)");
     CHECK(errors_of(replace(legacy, "    unit: 1", "    unit: 1\n    device_id: \"5678\"")).empty());
-    const std::string aiot = replace(replace(kBase, "platform: onenet", "platform: aiot"), "    protocol: datapoints\n", "");
+    const std::string aiot =
+        replace(replace(kBase, "platform: onenet", "platform: aiot"), "    protocol: datapoints\n", "");
     CHECK(errors_of(aiot).empty());
     CHECK(only_error(replace(aiot, "    key: rs2FaE5BuygJZkWKDA5okKt1RFpwOx53hbu6hwyCS4U=\n", "")) ==
           "gw.yaml:14:5: devices[0]: device 'Chic_D' needs 'key' (its deviceSecret) to sign the DaShi login");
     std::string many;
-    for (int i = 0; i < 101; ++i) many += "      - { name: p" + std::to_string(i) + ", area: holding, address: " + std::to_string(100 + i) + " }\n";
+    for (int i = 0; i < 101; ++i)
+        many +=
+            "      - { name: p" + std::to_string(i) + ", area: holding, address: " + std::to_string(100 + i) + " }\n";
     CHECK(only_error(replace(tm, "      - name: relay\n", many + "      - name: relay\n")) ==
-          "gw.yaml:15:5: devices[0].points: OneNET's thing model takes at most 100 properties per device in one message; got 103 (split the device)");
-    const std::string tb = replace(replace(kBase, "platform: onenet", "platform: thingsboard"), "    protocol: datapoints\n", "");
+          "gw.yaml:15:5: devices[0].points: OneNET's thing model takes at most 100 properties per device in one "
+          "message; got 103 (split the device)");
+    const std::string tb =
+        replace(replace(kBase, "platform: onenet", "platform: thingsboard"), "    protocol: datapoints\n", "");
     CHECK(only_error(tb) == "gw.yaml:4:3: clouds.onenet: missing required key 'username' for platform thingsboard");
     CHECK(only_error(replace(kBase, "platform: onenet", "platform: aliyun")) ==
-          "gw.yaml:5:5: clouds.onenet.platform: unknown value 'aliyun'; expected one of: onenet, onenet-legacy, aiot, thingsboard, mqtt");
+          "gw.yaml:5:5: clouds.onenet.platform: unknown value 'aliyun'; expected one of: onenet, onenet-legacy, aiot, "
+          "thingsboard, mqtt");
     CHECK(only_error(replace(kBase, "protocol: datapoints", "protocol: onejson")) ==
           "gw.yaml:6:5: clouds.onenet.protocol: unknown value 'onejson'; expected one of: datapoints, thing-model");
-    CHECK(only_error(replace(tb, "    host: 127.0.0.1", "    host: 127.0.0.1\n    username: T\n    protocol: thing-model")) ==
+    CHECK(only_error(
+              replace(tb, "    host: 127.0.0.1", "    host: 127.0.0.1\n    username: T\n    protocol: thing-model")) ==
           "gw.yaml:8:5: clouds.onenet.protocol: 'protocol' applies to platform onenet only (datapoints | thing-model)");
 }
 
 TEST_CASE("qos 0 cannot carry stored data") {
-    const std::string mqtt = "clouds:\n  c: { platform: mqtt, host: h, qos: 0 }\nbuses:\n  s: { driver: sim }\n"
-                             "devices:\n  - { name: d, cloud: c, bus: s, points: [ { name: a, area: holding, address: 0 } ] }\n";
-    CHECK(only_error(mqtt) == "gw.yaml:2:3: clouds.c.qos: qos 0 gets no acknowledgement, so stored data would be deleted "
-                              "unconfirmed; use qos 1, or gateway.store: memory");
+    const std::string mqtt =
+        "clouds:\n  c: { platform: mqtt, host: h, qos: 0 }\nbuses:\n  s: { driver: sim }\n"
+        "devices:\n  - { name: d, cloud: c, bus: s, points: [ { name: a, area: holding, address: 0 } ] }\n";
+    CHECK(only_error(mqtt) ==
+          "gw.yaml:2:3: clouds.c.qos: qos 0 gets no acknowledgement, so stored data would be deleted "
+          "unconfirmed; use qos 1, or gateway.store: memory");
     CHECK(errors_of("gateway: { store: memory }\n" + mqtt).empty());
 }
 
@@ -188,16 +210,18 @@ TEST_CASE("every error is reported, not just the first") {
 }
 
 TEST_CASE("invalid YAML names its position") {
-    CHECK(only_error("clouds: [a\n") .rfind("gw.yaml:2:1: invalid YAML", 0) == 0);
+    CHECK(only_error("clouds: [a\n").rfind("gw.yaml:2:1: invalid YAML", 0) == 0);
 }
 
 TEST_CASE("environment variables expand in any value") {
     setenv("FL_TEST_PORT", "2883", 1);
-    auto r = load_config_text(replace(kBase, "    host: 127.0.0.1", "    host: 127.0.0.1\n    port: ${FL_TEST_PORT}"), "gw.yaml", nullptr);
+    auto r = load_config_text(replace(kBase, "    host: 127.0.0.1", "    host: 127.0.0.1\n    port: ${FL_TEST_PORT}"),
+                              "gw.yaml", nullptr);
     REQUIRE(r.ok());
     CHECK(r.config.clouds[0].port == 2883);
     CHECK(only_error(replace(kBase, "    host: 127.0.0.1", "    host: ${FL_TEST_UNSET_VAR}")) ==
-          "gw.yaml:7:11: clouds.onenet.host: environment variable FL_TEST_UNSET_VAR is not set; expected it to hold a text value");
+          "gw.yaml:7:11: clouds.onenet.host: environment variable FL_TEST_UNSET_VAR is not set; expected it to hold a "
+          "text value");
 }
 
 TEST_CASE("driver options are checked against the plugin's declarations") {
@@ -220,14 +244,20 @@ TEST_CASE("driver options are checked against the plugin's declarations") {
 
     auto [c2, unknown] = check(replace(kBase, "    baud: 9600", "    baud: 9600\n    host: 10.0.0.1"));
     REQUIRE(unknown.size() == 1);
-    CHECK(unknown[0] == "gw.yaml:14:5: buses.line1: unknown key 'host' for driver modbus-rtu; expected one of: driver, retries, backoff_max, max_gap, turnaround, device, baud, parity, data_bits, stop_bits, timeout");
+    CHECK(unknown[0] ==
+          "gw.yaml:14:5: buses.line1: unknown key 'host' for driver modbus-rtu; expected one of: driver, retries, "
+          "backoff_max, max_gap, turnaround, device, baud, parity, data_bits, stop_bits, timeout");
     auto [c3, badparity] = check(replace(kBase, "    baud: 9600", "    parity: mark"));
     REQUIRE(badparity.size() == 1);
     CHECK(badparity[0] == "gw.yaml:13:5: buses.line1.parity: unknown value 'mark'; expected one of: none,even,odd");
     auto [c4, missing] = check(replace(kBase, "    device: /dev/ttyUSB0\n", ""));
     REQUIRE(missing.size() == 1);
-    CHECK(missing[0] == "gw.yaml:10:3: buses.line1: missing required key 'device' for driver modbus-rtu (serial device, e.g. /dev/ttyUSB0)");
+    CHECK(missing[0] ==
+          "gw.yaml:10:3: buses.line1: missing required key 'device' for driver modbus-rtu (serial device, e.g. "
+          "/dev/ttyUSB0)");
     auto [c5, nodriver] = check(replace(kBase, "driver: modbus-rtu", "driver: profibus"));
     REQUIRE(nodriver.size() == 1);
-    CHECK(nodriver[0] == "gw.yaml:10:3: buses.line1.driver: driver 'profibus' is not available; installed drivers: modbus-rtu, modbus-tcp, modbus-rtu-over-tcp, sim");
+    CHECK(nodriver[0] ==
+          "gw.yaml:10:3: buses.line1.driver: driver 'profibus' is not available; installed drivers: modbus-rtu, "
+          "modbus-tcp, modbus-rtu-over-tcp, sim");
 }

@@ -49,19 +49,24 @@ TEST_CASE("6.1 raw HMACs and signs for Chic_D") {
 TEST_CASE("6.1 full device-level tokens") {
     const auto res = onenet_device_res("469948", "Chic_D");
     CHECK(token(res, kDeviceKey, "sha1") ==
-          "version=2018-10-31&res=products%2F469948%2Fdevices%2FChic_D&et=1673053248&method=sha1&sign=prIMDQ23WFI6PMj2IWpaRJJL4eE%3D");
+          "version=2018-10-31&res=products%2F469948%2Fdevices%2FChic_D&et=1673053248&method=sha1&sign="
+          "prIMDQ23WFI6PMj2IWpaRJJL4eE%3D");
     CHECK(token(res, kDeviceKey, "md5") ==
-          "version=2018-10-31&res=products%2F469948%2Fdevices%2FChic_D&et=1673053248&method=md5&sign=yPw5fy2ZMCfW2VI9wc5kkw%3D%3D");
+          "version=2018-10-31&res=products%2F469948%2Fdevices%2FChic_D&et=1673053248&method=md5&sign="
+          "yPw5fy2ZMCfW2VI9wc5kkw%3D%3D");
     CHECK(token(res, kDeviceKey, "sha256") ==
-          "version=2018-10-31&res=products%2F469948%2Fdevices%2FChic_D&et=1673053248&method=sha256&sign=DFFqh%2Fv9JJ56KsFX1xr3kdOmcynWiPyGIVBS%2F%2BfoN64%3D");
+          "version=2018-10-31&res=products%2F469948%2Fdevices%2FChic_D&et=1673053248&method=sha256&sign=DFFqh%"
+          "2Fv9JJ56KsFX1xr3kdOmcynWiPyGIVBS%2F%2BfoN64%3D");
 }
 
 TEST_CASE("6.2 product-level tokens") {
     CHECK(hex_lower(*base64_decode(kProductKey)) == "90ab2e6da1bb173320cd1e8ddde503e77df5f50bbe2b8302bf0e8acce61ce5e2");
     const auto key = *base64_decode(kProductKey);
     const std::string base = "1673053248\n";
-    CHECK(hex_lower(*hmac("sha1", key, base + "sha1\nproducts/469948\n2018-10-31")) == "f3f522591d3498fc4503b0def2710b7b2c88f1c7");
-    CHECK(hex_lower(*hmac("md5", key, base + "md5\nproducts/469948\n2018-10-31")) == "2a6074482dcb19235aae23d5298c4e96");
+    CHECK(hex_lower(*hmac("sha1", key, base + "sha1\nproducts/469948\n2018-10-31")) ==
+          "f3f522591d3498fc4503b0def2710b7b2c88f1c7");
+    CHECK(hex_lower(*hmac("md5", key, base + "md5\nproducts/469948\n2018-10-31")) ==
+          "2a6074482dcb19235aae23d5298c4e96");
     CHECK(hex_lower(*hmac("sha256", key, base + "sha256\nproducts/469948\n2018-10-31")) ==
           "503321ee252a35d36a5238365aed70088e2293ed0c04b94a4d0fbfa33df01942");
     const auto res = onenet_product_res("469948");
@@ -70,7 +75,8 @@ TEST_CASE("6.2 product-level tokens") {
     CHECK(token(res, kProductKey, "md5") ==
           "version=2018-10-31&res=products%2F469948&et=1673053248&method=md5&sign=KmB0SC3LGSNariPVKYxOlg%3D%3D");
     CHECK(token(res, kProductKey, "sha256") ==
-          "version=2018-10-31&res=products%2F469948&et=1673053248&method=sha256&sign=UDMh7iUqNdNqUjg2Wu1wCI4ik%2B0MBLlKTQ%2B%2Foz3wGUI%3D");
+          "version=2018-10-31&res=products%2F469948&et=1673053248&method=sha256&sign=UDMh7iUqNdNqUjg2Wu1wCI4ik%"
+          "2B0MBLlKTQ%2B%2Foz3wGUI%3D");
 }
 
 TEST_CASE("6.3 DaShi / Aliyun signatures") {

@@ -40,7 +40,9 @@ devices:
 
 std::string device(const std::string& name, const std::string& cloud, const std::string& extra = "", int points = 1) {
     std::string pts;
-    for (int i = 0; i < points; ++i) pts += (i ? ", " : "") + std::string("{ name: v") + std::to_string(i) + ", area: holding, address: " + std::to_string(i) + " }";
+    for (int i = 0; i < points; ++i)
+        pts += (i ? ", " : "") + std::string("{ name: v") + std::to_string(i) +
+               ", area: holding, address: " + std::to_string(i) + " }";
     return "  - { name: " + name + ", cloud: " + cloud + ", bus: s" + extra + ", points: [ " + pts + " ] }\n";
 }
 

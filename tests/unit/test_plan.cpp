@@ -36,7 +36,9 @@ BusConfig rtu(int baud = 9600) {
     return bus_of("modbus-rtu", {{"device", "/dev/ttyUSB0", {}}, {"baud", std::to_string(baud), {}}});
 }
 
-BusConfig tcp() { return bus_of("modbus-tcp", {{"host", "127.0.0.1", {}}}); }
+BusConfig tcp() {
+    return bus_of("modbus-tcp", {{"host", "127.0.0.1", {}}});
+}
 
 }  // namespace
 
@@ -134,6 +136,7 @@ TEST_CASE("describe_plan names every request and point") {
     d.unit = 3;
     d.points = {pt("v", Area::input, 10), pt("i", Area::input, 12)};
     auto text = describe_plan(d, plan_reads(d.points, cost_model_for(rtu(), -1)));
-    CHECK(text == "device meter (bus line1, unit 3, every 5000ms): 1 request per cycle\n"
-                  "  read input 10..12 (3 registers): v i\n");
+    CHECK(text ==
+          "device meter (bus line1, unit 3, every 5000ms): 1 request per cycle\n"
+          "  read input 10..12 (3 registers): v i\n");
 }

@@ -170,7 +170,7 @@ TEST_CASE("descriptors for select()-based libraries are moved below FD_SETSIZE a
     const int dup = low.release(placed);
     CHECK(dup != placed);
     CHECK(low.in_use() == before);
-    struct stat st{};
+    struct stat st {};
     REQUIRE(fstat(placed, &st) == 0);  // the reserved number is held again, by its placeholder
     CHECK(S_ISCHR(st.st_mode));
     CHECK(write(dup, "y", 1) == 1);  // the socket lives on in the duplicate until the caller closes it

@@ -100,7 +100,8 @@ TEST_CASE("OneNET datapoints: credentials, topic, payload, commands") {
     CHECK(creds->client_id == "Chic_D");
     CHECK(creds->username == "469948");
     CHECK(creds->password ==
-          "version=2018-10-31&res=products%2F469948%2Fdevices%2FChic_D&et=1673053248&method=sha1&sign=prIMDQ23WFI6PMj2IWpaRJJL4eE%3D");
+          "version=2018-10-31&res=products%2F469948%2Fdevices%2FChic_D&et=1673053248&method=sha1&sign="
+          "prIMDQ23WFI6PMj2IWpaRJJL4eE%3D");
     const auto d = f.device("Chic_D");
     std::deque<core::SampleBatch> q{batch(d, 1552289676000, {{0, 30.5}, {1, true}}),
                                     batch(d, 1552289677000, {{0, std::int64_t{31}}, {1, false}})};
@@ -108,8 +109,10 @@ TEST_CASE("OneNET datapoints: credentials, topic, payload, commands") {
     auto msgs = flat(p.build(s, q, 5, id));
     REQUIRE(msgs.size() == 1);
     CHECK(msgs[0].topic == "$sys/469948/Chic_D/dp/post/json");
-    CHECK(json::parse(msgs[0].payload) == json::parse(
-        R"({"id":123,"dp":{"temperature":[{"v":30.5,"t":1552289676},{"v":31,"t":1552289677}],"relay":[{"v":true,"t":1552289676},{"v":false,"t":1552289677}]}})"));
+    CHECK(
+        json::parse(msgs[0].payload) ==
+        json::parse(
+            R"({"id":123,"dp":{"temperature":[{"v":30.5,"t":1552289676},{"v":31,"t":1552289677}],"relay":[{"v":true,"t":1552289676},{"v":false,"t":1552289677}]}})"));
     CHECK(msgs[0].samples == 4);
     CHECK(q.empty());
 
@@ -118,7 +121,8 @@ TEST_CASE("OneNET datapoints: credentials, topic, payload, commands") {
     CHECK(in.refused);
     REQUIRE(in.replies.size() == 1);
     CHECK(in.replies[0].topic == "$sys/469948/Chic_D/cmd/response/abc-1");
-    in = p.on_message(s, "$sys/469948/Chic_D/dp/post/json/rejected", R"({"id":123,"err_code":98,"err_msg":"Illegal Data"})", {});
+    in = p.on_message(s, "$sys/469948/Chic_D/dp/post/json/rejected",
+                      R"({"id":123,"err_code":98,"err_msg":"Illegal Data"})", {});
     CHECK(in.error_reply);
     CHECK(in.problem == "datapoints rejected: err_code 98 Illegal Data");
 }
@@ -140,8 +144,10 @@ TEST_CASE("OneNET thing model: direct device posts properties, backlog goes to h
     msgs = flat(p.build(s, q, 5, id));
     REQUIRE(msgs.size() == 1);
     CHECK(msgs[0].topic == "$sys/IHL2T99b8k/solo/thing/history/post");
-    CHECK(json::parse(msgs[0].payload) == json::parse(
-        R"({"id":"124","version":"1.0","params":[{"properties":{"WF":[{"value":230.1,"time":1700000000000},{"value":230.4,"time":1700000060000}]}}]})"));
+    CHECK(
+        json::parse(msgs[0].payload) ==
+        json::parse(
+            R"({"id":"124","version":"1.0","params":[{"properties":{"WF":[{"value":230.1,"time":1700000000000},{"value":230.4,"time":1700000060000}]}}]})"));
 }
 
 TEST_CASE("OneNET gateway: topology and login on connect, pack/post with identities") {
@@ -156,13 +162,15 @@ TEST_CASE("OneNET gateway: topology and login on connect, pack/post with identit
     CHECK(add["params"]["productID"] == "SubPid01");
     CHECK(add["params"]["deviceName"] == "meter-01");
     CHECK(add["params"]["sasToken"].get<std::string>().rfind(
-              "version=2018-10-31&res=products%2FSubPid01%2Fdevices%2Fmeter-01&et=2524579200&method=sha256&sign=", 0) == 0);
+              "version=2018-10-31&res=products%2FSubPid01%2Fdevices%2Fmeter-01&et=2524579200&method=sha256&sign=", 0) ==
+          0);
     CHECK(ctl[1].topic == "$sys/IHL2T99b8k/gw01/thing/sub/login");
     CHECK(json::parse(ctl[1].payload) ==
           json::parse(R"({"id":"131","version":"1.0","params":{"productID":"SubPid01","deviceName":"meter-01"}})"));
 
     const auto m1 = f.device("meter-01"), m2 = f.device("meter-02"), gw = f.device("gw01");
-    std::deque<core::SampleBatch> q{batch(m1, 1700000000000, {{0, 231.2}, {1, 3.1}}), batch(m2, 1700000000000, {{0, 229.9}}),
+    std::deque<core::SampleBatch> q{batch(m1, 1700000000000, {{0, 231.2}, {1, 3.1}}),
+                                    batch(m2, 1700000000000, {{0, 229.9}}),
                                     batch(gw, 1700000000000, {{0, std::string("on")}})};
     auto msgs = flat(p.build(s, q, 5, id));
     REQUIRE(msgs.size() == 1);
@@ -179,15 +187,17 @@ TEST_CASE("OneNET thing model: set refused, get answered from the latest values,
     const auto& p = f.profile(s);
     north::LatestValues latest;
     latest[f.device("meter-01")] = {core::Value{231.2}, core::Value{3.1}};
-    auto in = p.on_message(s, "$sys/IHL2T99b8k/gw01/thing/sub/property/get",
-                           R"({"id":"135","version":"1.0","params":{"productID":"SubPid01","deviceName":"meter-01","params":["Ua","Ia"]}})",
-                           latest);
+    auto in = p.on_message(
+        s, "$sys/IHL2T99b8k/gw01/thing/sub/property/get",
+        R"({"id":"135","version":"1.0","params":{"productID":"SubPid01","deviceName":"meter-01","params":["Ua","Ia"]}})",
+        latest);
     REQUIRE(in.replies.size() == 1);
     CHECK(in.replies[0].topic == "$sys/IHL2T99b8k/gw01/thing/sub/property/get_reply");
     CHECK(json::parse(in.replies[0].payload) ==
           json::parse(R"({"id":"135","code":200,"msg":"success","data":{"Ua":231.2,"Ia":3.1}})"));
 
-    in = p.on_message(s, "$sys/IHL2T99b8k/gw01/thing/property/set", R"({"id":"123","version":"1.0","params":{"Power":"off"}})", latest);
+    in = p.on_message(s, "$sys/IHL2T99b8k/gw01/thing/property/set",
+                      R"({"id":"123","version":"1.0","params":{"Power":"off"}})", latest);
     CHECK(in.refused);
     REQUIRE(in.replies.size() == 1);
     CHECK(in.replies[0].topic == "$sys/IHL2T99b8k/gw01/thing/property/set_reply");
@@ -195,11 +205,13 @@ TEST_CASE("OneNET thing model: set refused, get answered from the latest values,
     CHECK(r["id"] == "123");
     CHECK(r["code"] != 200);
 
-    in = p.on_message(s, "$sys/IHL2T99b8k/gw01/thing/service/reboot/invoke", R"({"id":"125","params":{"delay":5}})", latest);
+    in = p.on_message(s, "$sys/IHL2T99b8k/gw01/thing/service/reboot/invoke", R"({"id":"125","params":{"delay":5}})",
+                      latest);
     REQUIRE(in.replies.size() == 1);
     CHECK(in.replies[0].topic == "$sys/IHL2T99b8k/gw01/thing/service/reboot/invoke_reply");
 
-    in = p.on_message(s, "$sys/IHL2T99b8k/gw01/thing/pack/post/reply", R"({"id":"128","code":309,"msg":"identifier not exist"})", latest);
+    in = p.on_message(s, "$sys/IHL2T99b8k/gw01/thing/pack/post/reply",
+                      R"({"id":"128","code":309,"msg":"identifier not exist"})", latest);
     CHECK(in.error_reply);
     CHECK(in.problem == "request 128 failed: code 309 identifier not exist");
     CHECK(in.replies.empty());
@@ -232,8 +244,9 @@ TEST_CASE("OneNET legacy: credentials, $dp type 3, type 1 for a backlog, $creq a
     msgs = flat(p.build(s, q, 5, id));
     REQUIRE(msgs.size() == 1);
     CHECK(msgs[0].payload[0] == 1);
-    CHECK(msgs[0].payload.substr(3) ==
-          R"({"datastreams":[{"id":"temperature","datapoints":[{"at":"2015-04-14 22:31:12","value":22.5},{"at":"2015-04-14 22:31:13","value":23}]}]})");
+    CHECK(
+        msgs[0].payload.substr(3) ==
+        R"({"datastreams":[{"id":"temperature","datapoints":[{"at":"2015-04-14 22:31:12","value":22.5},{"at":"2015-04-14 22:31:13","value":23}]}]})");
     auto in = p.on_message(s, "$creq/7a1c-uuid", "on", {});
     REQUIRE(in.replies.size() == 1);
     CHECK(in.replies[0].topic == "$crsp/7a1c-uuid");
@@ -257,17 +270,23 @@ TEST_CASE("DaShi AIoT: signed login and property report") {
     auto msgs = flat(p.build(s, q, 5, id));
     REQUIRE(msgs.size() == 1);
     CHECK(msgs[0].topic == "sys/pk/device/thing/properties/up");
-    CHECK(json::parse(msgs[0].payload) == json::parse(
-        R"({"id":"123","version":"1.0","sys":{"ack":1},"params":{"WF":{"value":23.6,"time":1524448722000}},"method":"thing.properties.up"})"));
-    auto in = p.on_message(s, "sys/pk/device/thing/properties/set", R"({"id":"125","version":"1.0","params":{"temperature":"30.5"},"method":"thing.properties.set"})", {});
+    CHECK(
+        json::parse(msgs[0].payload) ==
+        json::parse(
+            R"({"id":"123","version":"1.0","sys":{"ack":1},"params":{"WF":{"value":23.6,"time":1524448722000}},"method":"thing.properties.up"})"));
+    auto in = p.on_message(
+        s, "sys/pk/device/thing/properties/set",
+        R"({"id":"125","version":"1.0","params":{"temperature":"30.5"},"method":"thing.properties.set"})", {});
     REQUIRE(in.replies.size() == 1);
     CHECK(in.replies[0].topic == "sys/pk/device/thing/properties/set/response");
     auto r = json::parse(in.replies[0].payload);
     CHECK(r["id"] == "125");
     CHECK(r["code"] != 200);
     CHECK(r["method"] == "thing.properties.set");
-    in = p.on_message(s, "sys/pk/device/thing/properties/up/response",
-                      R"({"code":460,"data":{},"id":"123","message":"request parameter error!","method":"thing.properties.up","version":"1.0"})", {});
+    in = p.on_message(
+        s, "sys/pk/device/thing/properties/up/response",
+        R"({"code":460,"data":{},"id":"123","message":"request parameter error!","method":"thing.properties.up","version":"1.0"})",
+        {});
     CHECK(in.error_reply);
 }
 
@@ -285,14 +304,18 @@ TEST_CASE("ThingsBoard gateway API: connect, telemetry for several devices, RPC 
     CHECK(ctl[0].topic == "v1/gateway/connect");
     CHECK(json::parse(ctl[0].payload) == json::parse(R"({"device":"Device A"})"));
     const auto a = f.device("Device A"), b = f.device("Device B");
-    std::deque<core::SampleBatch> q{batch(a, 1483228800000, {{0, std::int64_t{42}}}), batch(b, 1483228800000, {{0, std::int64_t{80}}}),
+    std::deque<core::SampleBatch> q{batch(a, 1483228800000, {{0, std::int64_t{42}}}),
+                                    batch(b, 1483228800000, {{0, std::int64_t{80}}}),
                                     batch(a, 1483228801000, {{0, std::int64_t{43}}})};
     auto msgs = flat(p.build(s, q, 5, id));
     REQUIRE(msgs.size() == 1);
     CHECK(msgs[0].topic == "v1/gateway/telemetry");
-    CHECK(json::parse(msgs[0].payload) == json::parse(
-        R"({"Device A":[{"ts":1483228800000,"values":{"temperature":42}},{"ts":1483228801000,"values":{"temperature":43}}],"Device B":[{"ts":1483228800000,"values":{"humidity":80}}]})"));
-    auto in = p.on_message(s, "v1/gateway/rpc", R"({"device":"Device A","data":{"id":1,"method":"toggle_gpio","params":{"pin":1}}})", {});
+    CHECK(
+        json::parse(msgs[0].payload) ==
+        json::parse(
+            R"({"Device A":[{"ts":1483228800000,"values":{"temperature":42}},{"ts":1483228801000,"values":{"temperature":43}}],"Device B":[{"ts":1483228800000,"values":{"humidity":80}}]})"));
+    auto in = p.on_message(s, "v1/gateway/rpc",
+                           R"({"device":"Device A","data":{"id":1,"method":"toggle_gpio","params":{"pin":1}}})", {});
     REQUIRE(in.replies.size() == 1);
     auto r = json::parse(in.replies[0].payload);
     CHECK(r["device"] == "Device A");

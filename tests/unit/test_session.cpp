@@ -43,7 +43,8 @@ struct Rig {
     explicit Rig(const std::string& text, bool with_store = false, std::size_t window = 2000, std::size_t chunk = 500,
                  north::ConnectWindow* cw = nullptr)
         : connect_window(cw) {
-        cfg = test::load_ok(with_store ? "gateway: { data_dir: " + temp_dir() + " }\n" + text : "gateway: { store: memory }\n" + text);
+        cfg = test::load_ok(with_store ? "gateway: { data_dir: " + temp_dir() + " }\n" + text
+                                       : "gateway: { store: memory }\n" + text);
         profiles = platforms::make_profiles(cfg);
         transports.loop = &loop;
         resolver.address_of = {{"broker.test", "127.0.0.1"}, {"slow.test", "127.0.0.2"}};
@@ -191,7 +192,9 @@ TEST_CASE("session: messages in flight survive a reconnect and are acknowledged 
     CHECK(r.store->stats().records == 0);
 }
 
-TEST_CASE("session: a backlog beyond the memory window is reloaded from the store, oldest first, taking turns with live data") {
+TEST_CASE(
+    "session: a backlog beyond the memory window is reloaded from the store, oldest first, taking turns with live "
+    "data") {
     // Window of 4 batches in memory, chunks of 4 from disk.
     Rig r(kOnenet, true, 4, 4);
     auto& s = r.session();
@@ -290,8 +293,8 @@ devices:
 }
 
 TEST_CASE("session: credentials are computed again before they expire") {
-    const std::string text = std::string(kOnenet).replace(std::string(kOnenet).find("keepalive: 60s"), 14,
-                                                          "keepalive: 60s, token_ttl: 10m");
+    const std::string text =
+        std::string(kOnenet).replace(std::string(kOnenet).find("keepalive: 60s"), 14, "keepalive: 60s, token_ttl: 10m");
     Rig r(text);
     auto& s = r.session();
     s.start();
@@ -368,7 +371,8 @@ TEST_CASE("a libmosquitto client holds one descriptor: its unused wake-up socket
 TEST_CASE("session: at most so many sessions connect at once; the others wait their turn in order") {
     std::string text = "clouds:\n  c: { platform: mqtt, host: broker.test }\nbuses:\n  s: { driver: sim }\ndevices:\n";
     for (int i = 0; i < 5; ++i) {
-        text += "  - { name: m" + std::to_string(i) + ", cloud: c, bus: s, points: [ { name: v, area: holding, address: 0 } ] }\n";
+        text += "  - { name: m" + std::to_string(i) +
+                ", cloud: c, bus: s, points: [ { name: v, area: holding, address: 0 } ] }\n";
     }
     north::ConnectWindow window(2);
     Rig r(text, false, 2000, 500, &window);

@@ -27,7 +27,8 @@ buses:
   s: { driver: sim }
 devices:
   - { name: meter1, cloud: c, bus: s, points: [ { name: a, area: holding, address: 0 }, { name: b, area: holding, address: 1 } ] }
-  - { name: )" + second_device + R"(, cloud: c, bus: s, points: [ { name: a, area: holding, address: 0 } ] }
+  - { name: )" + second_device +
+                             R"(, cloud: c, bus: s, points: [ { name: a, area: holding, address: 0 } ] }
 )";
     return test::load_ok(text);
 }
@@ -51,8 +52,13 @@ void append(store::Outbox& o, std::vector<core::SampleBatch>& batches) {
 
 TEST_CASE("store encoding round-trips every value type; malformed blobs are refused") {
     core::SampleBatch b;
-    b.values = {{0, true}, {1, false}, {2, std::int64_t{-123456789}}, {3, std::uint64_t{18446744073709551615ULL}},
-                {4, 21.5}, {5, std::string("PUMP-7")}, {6, std::int64_t{0}}};
+    b.values = {{0, true},
+                {1, false},
+                {2, std::int64_t{-123456789}},
+                {3, std::uint64_t{18446744073709551615ULL}},
+                {4, 21.5},
+                {5, std::string("PUMP-7")},
+                {6, std::int64_t{0}}};
     const std::string blob = store::Outbox::encode(b, {10, 11, 12, 13, 14, 15, 300});
     std::vector<std::pair<std::uint32_t, core::Value>> out;
     REQUIRE(store::Outbox::decode(blob, out));
@@ -68,8 +74,11 @@ TEST_CASE("store encoding round-trips every value type; malformed blobs are refu
         // Every truncation either decodes a prefix cleanly or is refused; never reads past the end.
         (void)store::Outbox::decode(blob.substr(0, cut), partial);
     }
-    CHECK_FALSE(store::Outbox::decode(std::string("\x01\x09", 2), out));             // unknown tag
-    CHECK_FALSE(store::Outbox::decode(std::string("\x01\x05\x7f" "ab", 5), out));    // string longer than the blob
+    CHECK_FALSE(store::Outbox::decode(std::string("\x01\x09", 2), out));  // unknown tag
+    CHECK_FALSE(store::Outbox::decode(std::string("\x01\x05\x7f"
+                                                  "ab",
+                                                  5),
+                                      out));  // string longer than the blob
 }
 
 TEST_CASE("append, load oldest first, ack, and survive a restart") {
@@ -101,7 +110,7 @@ TEST_CASE("append, load oldest first, ack, and survive a restart") {
     CHECK(loaded[1].record_id == 3);
     std::vector<core::SampleBatch> more{batch(1, 2000, 9)};
     append(*o, more);
-    CHECK(more[0].record_id == 4);  // ids keep growing across restarts: order is preserved
+    CHECK(more[0].record_id == 4);              // ids keep growing across restarts: order is preserved
     CHECK(o->load({1}, 0, 4, 10).size() == 1);  // `before` bounds the range
 }
 
@@ -134,7 +143,8 @@ TEST_CASE("a corrupt store file is moved aside and counted, and a fresh store wo
     append(*o, bs);
     CHECK(bs[0].record_id == 1);
     bool aside = false;
-    for (const auto& name : {std::string("ls ") + dir + " | grep -q outbox.db.corrupt-"}) aside = std::system(name.c_str()) == 0;
+    for (const auto& name : {std::string("ls ") + dir + " | grep -q outbox.db.corrupt-"})
+        aside = std::system(name.c_str()) == 0;
     CHECK(aside);
 }
 

@@ -4,7 +4,7 @@
 #include <cstdint>
 
 extern "C" __attribute__((visibility("default"))) const void* fl_driver_entry(const std::uint32_t* versions,
-                                                                            std::size_t n, std::uint32_t* chosen) {
+                                                                              std::size_t n, std::uint32_t* chosen) {
     for (std::size_t i = 0; i < n; ++i) {
         if (versions[i] == 1) {
             *chosen = 1;
