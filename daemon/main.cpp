@@ -11,7 +11,9 @@
 #define FIELDLINK_VERSION "0.0.0"
 #endif
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
     // One malloc arena: bus threads allocate the batches the north thread frees, and per-thread
     // arenas then grow and shrink all the time (an mprotect per batch) and hold more memory.
     mallopt(M_ARENA_MAX, 1);
@@ -25,4 +27,15 @@ int main(int argc, char** argv) {
     app.set_version_flag("-V,--version", "fieldlinkd " FIELDLINK_VERSION);
     if (auto rc = fieldlink::cli::parse(app, argc, argv)) return *rc;
     return fieldlink::run_daemon(opts);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {  // a bug (out of memory, a library's exception): say so, exit 1
+        std::cerr << "fieldlinkd: internal error: " << e.what() << '\n';
+        return 1;
+    }
 }

@@ -57,7 +57,7 @@ class BusWorker {
   private:
     enum class State { unknown, ok, timeout, crc, exception, link, protocol };
     struct Device {
-        std::size_t index;  // into Config::devices
+        std::size_t index = 0;  // into Config::devices
         std::vector<ReadRequest> plan;
         std::chrono::steady_clock::time_point next_due;
         int failures = 0;
@@ -72,7 +72,7 @@ class BusWorker {
     bool read_request(Device& d, const ReadRequest& r, core::SampleBatch& batch);
     void set_state(Device& d, State s, int code, const char* detail);
     void set_link(bool up, const char* detail);
-    void count_error(Device& d, unsigned kind);
+    static void count_error(Device& d, unsigned kind);
 
     const config::Config& cfg_;
     const config::BusConfig& bus_;

@@ -170,7 +170,8 @@ void PluginRegistry::load_dir(const std::string& dir, std::vector<std::string>& 
     while (dirent* e = readdir(d)) {
         std::string name = e->d_name;
         if (name.rfind("fl_", 0) == 0 && name.size() > 3 && name.substr(name.size() - 3) == ".so") {
-            files.push_back(dir + "/" + name);
+            files.push_back(dir + "/");
+            files.back() += name;
         }
     }
     closedir(d);

@@ -56,7 +56,7 @@ int run_token(const TokenOptions& o) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+static int run(int argc, char** argv) {
     CLI::App app{"fieldlink: tools for the fieldlink gateway"};
     app.set_version_flag("-V,--version", "fieldlink " FIELDLINK_VERSION);
     app.require_subcommand(1);
@@ -116,4 +116,13 @@ int main(int argc, char** argv) {
     }
     check.check = true;
     return fieldlink::run_daemon(check);
+}
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {  // a bug (out of memory, a library's exception): say so, exit 1
+        std::cerr << "fieldlink: internal error: " << e.what() << '\n';
+        return 1;
+    }
 }

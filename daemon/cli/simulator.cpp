@@ -112,6 +112,8 @@ class Server {
     void serve_tcp_client(int fd);
     void serve_rtu();
     void control_line(const std::string& line);
+    void ready(int fd, int tfd);
+    void read_control();
 
     SimulatorOptions opts_;
     std::map<int, Unit> units_;
@@ -124,6 +126,7 @@ class Server {
     std::uint64_t requests_ = 0;
     std::uint32_t counter_ = 0;
     bool stdin_open_ = true;
+    std::string line_buf_;
 };
 
 bool Server::open_tcp() {
@@ -239,7 +242,6 @@ int Server::run() {
     its.it_value = its.it_interval;
     timerfd_settime(tfd, 0, &its, nullptr);
     std::cout << "ready" << std::endl;
-    std::string line_buf;
     for (;;) {
         std::vector<pollfd> fds;
         fds.push_back({tfd, POLLIN, 0});
@@ -252,33 +254,42 @@ int Server::run() {
             return 1;
         }
         for (const auto& p : fds) {
-            if (!(p.revents & (POLLIN | POLLHUP | POLLERR))) continue;
-            if (p.fd == tfd) {
-                std::uint64_t ticks = 0;
-                (void)!read(tfd, &ticks, sizeof ticks);
-                counter_ += static_cast<std::uint32_t>(ticks);
-                for (auto& [id, u] : units_) set_counter(u, counter_);
-            } else if (p.fd == 0) {
-                char buf[4096];
-                const ssize_t n = read(0, buf, sizeof buf);
-                if (n <= 0) {
-                    stdin_open_ = false;  // keep serving; the controller went away
-                    continue;
-                }
-                line_buf.append(buf, static_cast<std::size_t>(n));
-                for (auto nl = line_buf.find('\n'); nl != std::string::npos; nl = line_buf.find('\n')) {
-                    control_line(line_buf.substr(0, nl));
-                    line_buf.erase(0, nl + 1);
-                }
-            } else if (p.fd == listen_fd_) {
-                const int c = accept(listen_fd_, nullptr, nullptr);
-                if (c >= 0) clients_.insert(c);
-            } else if (p.fd == rtu_fd_) {
-                serve_rtu();
-            } else {
-                serve_tcp_client(p.fd);
-            }
+            if (p.revents & (POLLIN | POLLHUP | POLLERR)) ready(p.fd, tfd);
         }
+    }
+}
+
+// One readable descriptor: the tick timer, the control lines, a new client, the RTU line or a
+// TCP client's request.
+void Server::ready(int fd, int tfd) {
+    if (fd == tfd) {
+        std::uint64_t ticks = 0;
+        (void)!read(tfd, &ticks, sizeof ticks);
+        counter_ += static_cast<std::uint32_t>(ticks);
+        for (auto& [id, u] : units_) set_counter(u, counter_);
+    } else if (fd == 0) {
+        read_control();
+    } else if (fd == listen_fd_) {
+        const int c = accept(listen_fd_, nullptr, nullptr);
+        if (c >= 0) clients_.insert(c);
+    } else if (fd == rtu_fd_) {
+        serve_rtu();
+    } else {
+        serve_tcp_client(fd);
+    }
+}
+
+void Server::read_control() {
+    char buf[4096];
+    const ssize_t n = read(0, buf, sizeof buf);
+    if (n <= 0) {
+        stdin_open_ = false;  // keep serving; the controller went away
+        return;
+    }
+    line_buf_.append(buf, static_cast<std::size_t>(n));
+    for (auto nl = line_buf_.find('\n'); nl != std::string::npos; nl = line_buf_.find('\n')) {
+        control_line(line_buf_.substr(0, nl));
+        line_buf_.erase(0, nl + 1);
     }
 }
 

@@ -50,7 +50,9 @@ const Field<GatewayConfig> kGatewayFields[] = {
          if (v) g.store_on_disk = *v == "disk";
      }},
     {"store_max_bytes", false,
-     [](GatewayConfig& g, const YAML::Node& n, Reader& r) { set_if(g.store_max_bytes, r.size(n, 64 * 1024)); }},
+     [](GatewayConfig& g, const YAML::Node& n, Reader& r) {
+         set_if(g.store_max_bytes, r.size(n, std::uint64_t{64} * 1024));
+     }},
     {"store_max_age", false,
      [](GatewayConfig& g, const YAML::Node& n, Reader& r) {
          set_if(g.store_max_age, r.duration(n, Duration{0}, kMaxDuration));

@@ -148,7 +148,7 @@ std::optional<std::uint64_t> Reader::size(const YAML::Node& n, std::uint64_t min
     const std::string unit = end ? end : "";
     const std::uint64_t factor = unit.empty()   ? 1
                                  : unit == "KB" ? 1024
-                                 : unit == "MB" ? 1024 * 1024
+                                 : unit == "MB" ? 1024ULL * 1024
                                  : unit == "GB" ? 1024ULL * 1024 * 1024
                                                 : 0;
     if (s->empty() || !std::isdigit(static_cast<unsigned char>((*s)[0])) || factor == 0) {

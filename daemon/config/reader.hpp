@@ -29,7 +29,7 @@ class Reader {
 
     // Path management: "devices[2].points[0]" style, used in every message.
     struct Scope {
-        Scope(Reader& r, std::string part) : r_(r), size_(r.path_.size()) { r.push(part); }
+        Scope(Reader& r, const std::string& part) : r_(r), size_(r.path_.size()) { r.push(part); }
         ~Scope() { r_.path_.resize(size_); }
         Scope(const Scope&) = delete;
         Scope& operator=(const Scope&) = delete;

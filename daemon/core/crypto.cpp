@@ -30,7 +30,7 @@ std::string base64_encode(std::string_view raw) {
     std::vector<unsigned char> out(4 * ((raw.size() + 2) / 3) + 1);
     int n =
         EVP_EncodeBlock(out.data(), reinterpret_cast<const unsigned char*>(raw.data()), static_cast<int>(raw.size()));
-    return std::string(reinterpret_cast<char*>(out.data()), static_cast<std::size_t>(n));
+    return {reinterpret_cast<char*>(out.data()), static_cast<std::size_t>(n)};
 }
 
 std::optional<std::string> base64_decode(std::string_view text) {

@@ -45,9 +45,12 @@ class JournalSink final : public spdlog::sinks::base_sink<std::mutex> {
     void flush_() override {}
 };
 
+// Process-wide logging state, guarded by g_mutex.
+// NOLINTBEGIN(cppcoreguidelines-avoid-non-const-global-variables)
 std::mutex g_mutex;
 spdlog::sink_ptr g_sink;
 spdlog::level::level_enum g_level = spdlog::level::info;
+// NOLINTEND(cppcoreguidelines-avoid-non-const-global-variables)
 
 spdlog::sink_ptr sink() {
     if (!g_sink) {

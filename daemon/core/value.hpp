@@ -17,8 +17,8 @@ struct PointValue {
 };
 
 struct SampleBatch {
-    std::uint32_t device_index;  // index into Config::devices
-    std::int64_t timestamp_ms;   // acquisition time, Unix ms
+    std::uint32_t device_index = 0;  // index into Config::devices
+    std::int64_t timestamp_ms = 0;   // acquisition time, Unix ms
     std::vector<PointValue> values;
     std::int64_t record_id = 0;  // outbox record (0: not stored)
 };

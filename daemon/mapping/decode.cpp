@@ -27,7 +27,7 @@ double float_as_decimal(float f) {
     if (!std::isfinite(f)) return static_cast<double>(f);
     char buf[32];
     const auto res = std::to_chars(buf, buf + sizeof buf, f);
-    double d = static_cast<double>(f);
+    auto d = static_cast<double>(f);
     std::from_chars(buf, res.ptr, d);  // locale-free and about twice as fast as strtod
     return d;
 }
@@ -73,10 +73,10 @@ void registers_to_bytes(const std::uint16_t* regs, int words, WordOrder order, s
     for (int i = 0; i < words; ++i) {
         int src = swaps_words(order) ? words - 1 - i : i;
         std::uint16_t w = regs[src];
-        std::uint8_t hi = static_cast<std::uint8_t>(w >> 8);
-        std::uint8_t lo = static_cast<std::uint8_t>(w & 0xFF);
-        out[2 * i] = swaps_bytes(order) ? lo : hi;
-        out[2 * i + 1] = swaps_bytes(order) ? hi : lo;
+        const auto hi = static_cast<std::uint8_t>(w >> 8);
+        const auto lo = static_cast<std::uint8_t>(w & 0xFF);
+        out[static_cast<std::ptrdiff_t>(2) * i] = swaps_bytes(order) ? lo : hi;
+        out[static_cast<std::ptrdiff_t>(2) * i + 1] = swaps_bytes(order) ? hi : lo;
     }
 }
 

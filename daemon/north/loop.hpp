@@ -59,13 +59,13 @@ class TimerHeap {
 
   private:
     struct Entry {
-        TimePoint when;
-        std::uint64_t generation;
-        TimerHandler* timer;
+        TimePoint when{};
+        std::uint64_t generation = 0;
+        TimerHandler* timer = nullptr;
         bool operator>(const Entry& o) const { return when > o.when; }
     };
     void drop_stale();
-    std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap_;
+    std::priority_queue<Entry, std::vector<Entry>, std::greater<>> heap_;
     std::uint64_t next_generation_ = 1;
     std::size_t armed_ = 0;
 };

@@ -98,6 +98,7 @@ class CaresResolver final : public Resolver, public TimerHandler {
     }
 
     void on_timer(TimePoint) override {
+        retired_.clear();
         if (!ready_.empty()) {  // answers for the cache and numeric addresses, outside resolve()
             auto ready = std::move(ready_);
             ready_.clear();
@@ -123,9 +124,12 @@ class CaresResolver final : public Resolver, public TimerHandler {
         CaresResolver* self = nullptr;
         int fd = -1;
         void on_io(std::uint32_t events) override {
+            // c-ares may close this socket inside ares_process_fd; the watcher is then retired
+            // (kept alive until the loop turn ends), so nothing of it is used after the call.
+            CaresResolver* const resolver = self;
             const bool r = events & (EPOLLIN | EPOLLERR | EPOLLHUP), w = events & EPOLLOUT;
-            ares_process_fd(self->channel_, r ? fd : ARES_SOCKET_BAD, w ? fd : ARES_SOCKET_BAD);
-            self->arm_timeout();
+            ares_process_fd(resolver->channel_, r ? fd : ARES_SOCKET_BAD, w ? fd : ARES_SOCKET_BAD);
+            resolver->arm_timeout();
         }
     };
 
@@ -135,7 +139,7 @@ class CaresResolver final : public Resolver, public TimerHandler {
     }
 
     void arm_timeout() {
-        if (!ready_.empty()) return;  // already due now
+        if (!ready_.empty() || !retired_.empty()) return;  // already due now
         timeval tv{};
         if (ares_timeout(channel_, nullptr, &tv)) {
             loop_.schedule(this, loop_.now() + std::chrono::seconds(tv.tv_sec) + std::chrono::microseconds(tv.tv_usec));
@@ -148,7 +152,12 @@ class CaresResolver final : public Resolver, public TimerHandler {
         auto* self = static_cast<CaresResolver*>(data);
         if (!readable && !writable) {
             self->loop_.unwatch(fd);
-            self->watchers_.erase(fd);
+            if (auto it = self->watchers_.find(fd); it != self->watchers_.end()) {
+                // Another event for it may still wait in this loop turn's batch: free it later.
+                self->retired_.push_back(std::move(it->second));
+                self->watchers_.erase(it);
+                self->loop_.schedule(self, self->loop_.now());  // on_timer runs after this turn's I/O
+            }
             return;
         }
         auto& w = self->watchers_[fd];
@@ -216,6 +225,7 @@ class CaresResolver final : public Resolver, public TimerHandler {
     ares_channel channel_ = nullptr;
     std::map<std::string, Entry> cache_;
     std::map<int, std::unique_ptr<Watcher>> watchers_;
+    std::vector<std::unique_ptr<Watcher>> retired_;  // closed sockets' watchers, freed on the next timer
     std::deque<std::pair<Resolution, Callback>> ready_;
     bool in_resolve_ = false;
     std::shared_ptr<spdlog::logger> log_;

@@ -15,7 +15,7 @@ namespace {
 constexpr int kErrTimeout = -1;  // our own code: no answer in time (not a transport code)
 constexpr std::chrono::seconds kReconnectCap{60};
 // Platform commands are small (OneNET: 20 KB); anything near the MQTT limits is hostile.
-constexpr std::size_t kMaxInboundBytes = 256 * 1024;
+constexpr std::size_t kMaxInboundBytes = std::size_t{256} * 1024;
 // Credentials are computed again this long before they expire.
 constexpr std::int64_t kRenewMarginS = 300;
 
@@ -47,8 +47,8 @@ Session::Session(SessionInfo info, const Profile& profile, SessionEnv env)
       backoff_(profile.reconnect_base(), kReconnectCap, core::Backoff::Jitter::full),
       // libmosquitto checks its keepalive in whole seconds; four looks per period keep a PINGREQ
       // well inside the broker's 1.5 x keepalive.
-      misc_period_(std::max<std::chrono::milliseconds>(std::chrono::milliseconds(250), cloud_.keepalive / 4)) {
-    backlog_on_disk_ = env_.store != nullptr;
+      misc_period_(std::max<std::chrono::milliseconds>(std::chrono::milliseconds(250), cloud_.keepalive / 4)),
+      backlog_on_disk_(env_.store != nullptr) {
     const TimePoint now = env_.loop->now();
     const std::int64_t now_ms = env_.loop->unix_ms();
     for (auto at : env_.earlier_logins) {
@@ -139,7 +139,7 @@ void Session::admitted() {
 }
 
 void Session::leave_window() {
-    if (!in_window_) return;
+    if (!in_window_ || !env_.window) return;
     in_window_ = false;
     env_.window->leave();
 }
@@ -256,6 +256,9 @@ void Session::on_io(std::uint32_t events) {
         lost("socket", rc);
         return;
     }
+    // Callbacks only recorded what happened; acting on it (subscribing, publishing) waits until
+    // libmosquitto's call has returned and released its locks.
+    if (state_ == State::connected && subscribe_pending_) after_connack();
     if (state_ == State::connected) flush();
     sync_watch();
 }
@@ -361,6 +364,12 @@ void Session::on_connack(int rc) {
     const TimePoint now = env_.loop->now();
     last_refill_ = now;
     next_misc_ = now + misc_period_;
+    subscribe_pending_ = true;  // after the read call returns: libmosquitto holds its locks in callbacks
+}
+
+// Right after CONNACK, outside libmosquitto's callback: subscriptions and on-connect messages.
+void Session::after_connack() {
+    subscribe_pending_ = false;
     for (const auto& topic : profile_.subscriptions(info_)) {
         if (const int sub = transport_->subscribe(topic, profile_.downlink_qos()); sub != 0) {
             log_->warn("device {}: cannot subscribe to {}: {}", info_.name, topic, transport_->error_text(sub));
@@ -368,7 +377,6 @@ void Session::on_connack(int rc) {
     }
     control_.clear();
     for (auto& m : profile_.on_connect(info_, next_id_)) control_.push_back(std::move(m));
-    flush();
 }
 
 void Session::on_disconnect(int rc) {
@@ -419,9 +427,9 @@ void Session::handle(const std::string& topic, const std::string& payload) {
         log_->warn("device {}: {} (topic {}; further ones like it are counted, not logged)", info_.name, in.problem,
                    topic);
     }
-    // Replies jump the queue but not the rate limit: sent now if a token is there, else first.
+    // Replies jump the queue but not the rate limit: sent as soon as the read call returns if a
+    // token is there (on_io flushes), else first.
     for (auto it = in.replies.rbegin(); it != in.replies.rend(); ++it) control_.push_front(*it);
-    flush();
 }
 
 // ---- data ------------------------------------------------------------------------------------

@@ -113,6 +113,7 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     };
 
     void connect(TimePoint now);
+    void after_connack();
     void resolve();
     void leave_window();
     void on_resolved(const Resolution& r, std::uint64_t generation);
@@ -146,6 +147,7 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     std::uint32_t watched_events_ = 0;
     std::uint64_t resolve_generation_ = 0;
     bool in_window_ = false;
+    bool subscribe_pending_ = false;
     bool admitted_ = false;
     std::size_t address_index_ = 0;  // rotates through a name's addresses on failures
     int failures_ = 0;

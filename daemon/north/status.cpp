@@ -49,8 +49,8 @@ void North::write_status(TimePoint now) {
     last_samples_sent_.resize(sessions_.size());
     AtomicFile status(cfg_.gateway.data_dir + "/status.json");
     AtomicFile prom(cfg_.gateway.data_dir + "/metrics.prom");
-    status.print("{{\"time_ms\":{},\"period_ms\":{},\"sessions_total\":{},\"sessions_connected\":{},\"sessions\":[",
-                 now_ms, status_period_.count(), sessions_.size(), connected_);
+    status.print(R"({{"time_ms":{},"period_ms":{},"sessions_total":{},"sessions_connected":{},"sessions":[)", now_ms,
+                 status_period_.count(), sessions_.size(), connected_);
     std::int64_t oldest_all = 0;
     for (std::size_t i = 0; i < sessions_.size(); ++i) {
         const auto& s = *sessions_[i];

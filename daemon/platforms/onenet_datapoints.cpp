@@ -82,7 +82,7 @@ std::string onenet_dp_payload(const config::DeviceConfig& d, const std::deque<co
             fmt::format_to(std::back_inserter(st), ",\"t\":{}}}", t);
         }
     }
-    std::string out = fmt::format("{{\"id\":{},\"dp\":{{", id);
+    std::string out = fmt::format(R"({{"id":{},"dp":{{)", id);
     bool first = true;
     for (std::size_t p = 0; p < streams.size(); ++p) {
         if (streams[p].empty()) continue;

@@ -21,7 +21,7 @@ constexpr const char* kNoCommands = "commands from the cloud are not supported y
 
 // The legacy platform reads "at" as its local time, China Standard Time (UTC+8).
 std::string platform_time(std::int64_t ms) {
-    const std::time_t t = static_cast<std::time_t>(ms / 1000) + 8 * 3600;
+    const std::time_t t = static_cast<std::time_t>(ms / 1000) + std::time_t{8} * 3600;
     std::tm tm{};
     gmtime_r(&t, &tm);
     char buf[32];

@@ -236,7 +236,7 @@ class OnenetThingModel : public OnenetProfile {
     // queue order (a direct device: itself; a gateway: at most 10), up to 100 batches each, and
     // the value budget. Batches of other devices are skipped, not a reason to stop: sub-devices
     // polled in turn interleave, and a message must still carry 100 batches of each of its 10.
-    Groups group_oldest(const north::SessionInfo& s, const std::deque<core::SampleBatch>& pending) const {
+    static Groups group_oldest(const north::SessionInfo& s, const std::deque<core::SampleBatch>& pending) {
         Groups groups;
         const std::size_t max_devices = s.identity->gateway ? kMaxPackDevices : 1;
         std::size_t values = 0, full = 0;
@@ -259,9 +259,9 @@ class OnenetThingModel : public OnenetProfile {
         return groups;
     }
 
-    north::Inbound property_get(const north::SessionInfo& s, const Json& j, const std::string& id, bool sub,
-                                const std::string& answer_topic, const north::LatestValues& latest,
-                                north::Inbound in) const {
+    static north::Inbound property_get(const north::SessionInfo& s, const Json& j, const std::string& id, bool sub,
+                                       const std::string& answer_topic, const north::LatestValues& latest,
+                                       north::Inbound in) {
         const Json* params = j.contains("params") ? &j["params"] : nullptr;
         const config::DeviceConfig* target = s.identity;
         if (sub && params && params->is_object()) {

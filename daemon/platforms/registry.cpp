@@ -3,16 +3,18 @@
 
 #include "platforms/platform.hpp"
 
+// An X-macro, so that registering a platform is exactly one word on this line.
+// NOLINTNEXTLINE(cppcoreguidelines-macro-usage)
 #define FL_PLATFORMS(X) X(onenet) X(onenet_legacy) X(aiot) X(thingsboard) X(mqtt)
 
 namespace fieldlink::platforms {
 
-#define FL_DECLARE(id) const Platform& id##_platform();
+#define FL_DECLARE(id) const Platform& id##_platform();  // NOLINT(cppcoreguidelines-macro-usage)
 FL_PLATFORMS(FL_DECLARE)
 #undef FL_DECLARE
 
 const std::vector<const Platform*>& all() {
-#define FL_ENTRY(id) &id##_platform(),
+#define FL_ENTRY(id) &id##_platform(),  // NOLINT(cppcoreguidelines-macro-usage)
     static const std::vector<const Platform*> platforms{FL_PLATFORMS(FL_ENTRY)};
 #undef FL_ENTRY
     return platforms;

@@ -62,7 +62,7 @@ class ThingsBoard : public north::Profile {
                 auto it = std::find_if(per_device.begin(), per_device.end(),
                                        [&](const auto& x) { return x.first == b.device_index; });
                 if (it == per_device.end()) {
-                    per_device.push_back({b.device_index, "["});
+                    per_device.emplace_back(b.device_index, "[");
                     it = per_device.end() - 1;
                 } else {
                     it->second += ',';
@@ -119,8 +119,8 @@ class ThingsBoard : public north::Profile {
             std::any_of(s.devices.begin(), s.devices.end(), [&](auto i) { return s.device(i).name == device; });
         if (!id || device.empty()) {
             in.malformed = true;
-            in.problem = "malformed RPC (expected {\"device\":..,\"data\":{\"id\":..,\"method\":..}}): " +
-                         payload.substr(0, 120);
+            in.problem =
+                R"(malformed RPC (expected {"device":..,"data":{"id":..,"method":..}}): )" + payload.substr(0, 120);
             return in;
         }
         in.command = in.refused = true;

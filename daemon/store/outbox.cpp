@@ -34,7 +34,7 @@ bool get_varint(const std::string& in, std::size_t& pos, std::uint64_t& v) {
     return false;
 }
 
-const char* kSchema = R"(
+const char* const kSchema = R"(
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS devices (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS points (id INTEGER PRIMARY KEY, device INTEGER NOT NULL, name TEXT NOT NULL,
