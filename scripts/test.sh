@@ -1,29 +1,59 @@
 #!/usr/bin/env bash
-# The test command: installs what is needed, builds (normal build with warnings as errors, then an
-# AddressSanitizer + UndefinedBehaviorSanitizer build, then the libFuzzer targets with clang) and
-# runs every test through ctest. Servers the tests need (mosquitto, the Modbus simulator, socat)
-# are started by the tests themselves on free loopback ports.
+# The test command: installs what is needed, then builds and runs everything, each stage timed:
+#   build (-Werror) | lint: clang-format and clang-tidy | unit + integration tests |
+#   AddressSanitizer + UBSan build and tests | ThreadSanitizer build and tests |
+#   libFuzzer targets (clang), each printing its executions and the project code it reached.
+# Servers the tests need (mosquitto, the Modbus simulator, socat ptys, a DNS server) are started by
+# the tests themselves on free loopback ports. Ends with the time each stage took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=$(nproc)
+TIMES=()
+T0=$(date +%s)
+stage() {  # stage NAME COMMAND...: runs and times one stage
+    local name=$1 start=$(date +%s)
+    shift
+    echo
+    echo "== $name"
+    "$@"
+    TIMES+=("$(printf '%-40s %4ds' "$name" $(($(date +%s) - start)))")
+}
+build_tree() {  # build_tree DIR [CMAKE ARGS...]: configures and builds one tree, warnings as errors
+    local dir=$1
+    shift
+    cmake -S . -B "$dir" -G Ninja -DFIELDLINK_WERROR=ON "$@" >/dev/null
+    cmake --build "$dir" -j "$JOBS"
+}
+run_tests() {  # run_tests DIR [CTEST ARGS...]: every test, with ctest's summary
+    local dir=$1
+    shift
+    ctest --test-dir "$dir" --output-on-failure -j "$JOBS" "$@"
+}
 
-bash scripts/deps.sh
+stage "dependencies (apt)" bash scripts/deps.sh
 
-echo "== build (RelWithDebInfo, -Werror)"
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFIELDLINK_WERROR=ON >/dev/null
-cmake --build build -j "$JOBS"
-echo "== tests"
-ctest --test-dir build --output-on-failure -j "$JOBS"
+stage "build (RelWithDebInfo, -Werror)" build_tree build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+stage "lint: clang-format, clang-tidy" bash scripts/lint.sh build
+stage "tests: unit, integration" run_tests build
 
-echo "== build (ASan + UBSan)"
-cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DFIELDLINK_SANITIZE=ON -DFIELDLINK_WERROR=ON >/dev/null
-cmake --build build-asan -j "$JOBS"
-echo "== tests under ASan + UBSan"
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir build-asan --output-on-failure -j "$JOBS"
+stage "build (ASan + UBSan)" build_tree build-asan -DCMAKE_BUILD_TYPE=Debug -DFIELDLINK_SANITIZE=ON -DFIELDLINK_BENCH=OFF
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+stage "tests under ASan + UBSan" run_tests build-asan
+unset ASAN_OPTIONS UBSAN_OPTIONS
 
-echo "== fuzz targets (clang, libFuzzer + ASan, short runs)"
-CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DFIELDLINK_FUZZ=ON \
-  -DFIELDLINK_TESTS=ON >/dev/null
-cmake --build build-fuzz -j "$JOBS" --target fuzz_all
-ctest --test-dir build-fuzz --output-on-failure -L fuzz
+stage "build (ThreadSanitizer)" build_tree build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFIELDLINK_TSAN=ON -DFIELDLINK_BENCH=OFF
+export TSAN_OPTIONS=halt_on_error=1:exitcode=66:second_deadlock_stack=1
+stage "tests under ThreadSanitizer" run_tests build-tsan
+unset TSAN_OPTIONS
+
+fuzz_build() {
+    CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DFIELDLINK_FUZZ=ON -DFIELDLINK_BENCH=OFF >/dev/null
+    cmake --build build-fuzz -j "$JOBS" --target fuzz_all
+}
+stage "build (libFuzzer targets, clang)" fuzz_build
+stage "fuzz targets (20 s each)" ctest --test-dir build-fuzz -L fuzz --output-on-failure -V
+
+echo
+echo "== time per stage"
+printf '%s\n' "${TIMES[@]}"
+printf '%-40s %4ds\n' "total" $(($(date +%s) - T0))
