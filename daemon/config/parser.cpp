@@ -1,5 +1,8 @@
 #include "parser.hpp"
 
+#include <arpa/inet.h>
+
+#include <charconv>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -22,6 +25,45 @@ std::optional<std::string> parse_log_level(std::string_view s) {
         if (s == l) return std::string(s);
     }
     return std::nullopt;
+}
+
+// A resolver address as c-ares takes it: an IPv4 or IPv6 literal, with an optional port
+// ("192.168.1.1", "192.168.1.1:5353", "2001:db8::1", "[2001:db8::1]:53"). Host names are refused:
+// resolving the resolver would need a resolver.
+bool valid_dns_server(const std::string& s) {
+    auto port_ok = [](std::string_view p) {
+        unsigned v = 0;
+        auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), v);
+        return ec == std::errc() && end == p.data() + p.size() && v >= 1 && v <= 65535;
+    };
+    unsigned char buf[16];
+    std::string host = s;
+    if (!s.empty() && s.front() == '[') {
+        const auto close = s.find(']');
+        if (close == std::string::npos) return false;
+        host = s.substr(1, close - 1);
+        const std::string rest = s.substr(close + 1);
+        if (!rest.empty() && (rest.front() != ':' || !port_ok(std::string_view(rest).substr(1)))) return false;
+        return inet_pton(AF_INET6, host.c_str(), buf) == 1;
+    }
+    if (inet_pton(AF_INET6, s.c_str(), buf) == 1) return true;
+    if (const auto colon = s.find(':'); colon != std::string::npos) {
+        if (!port_ok(std::string_view(s).substr(colon + 1))) return false;
+        host = s.substr(0, colon);
+    }
+    return inet_pton(AF_INET, host.c_str(), buf) == 1;
+}
+
+void add_dns_server(GatewayConfig& g, const YAML::Node& n, Reader& r) {
+    auto v = r.string(n);
+    if (!v) return;
+    if (!valid_dns_server(*v)) {
+        r.error(n, "'" + *v +
+                       "' is not a resolver address; expected an IPv4 or IPv6 address with an optional port, e.g. "
+                       "192.168.1.1, 192.168.1.1:5353, [2001:db8::1]:53");
+        return;
+    }
+    g.dns_servers.push_back(*v);
 }
 
 template <typename T, typename V>
@@ -60,7 +102,7 @@ const Field<GatewayConfig> kGatewayFields[] = {
     {"dns_servers", false,
      [](GatewayConfig& g, const YAML::Node& n, Reader& r) {
          if (n.IsScalar()) {
-             if (auto v = r.string(n)) g.dns_servers = {*v};
+             add_dns_server(g, n, r);
              return;
          }
          if (!n.IsSequence()) {
@@ -69,7 +111,7 @@ const Field<GatewayConfig> kGatewayFields[] = {
          }
          for (std::size_t i = 0; i < n.size(); ++i) {
              Reader::Scope s(r, "[" + std::to_string(i) + "]");
-             if (auto v = r.string(n[i])) g.dns_servers.push_back(*v);
+             add_dns_server(g, n[i], r);
          }
      }},
     {"dns_timeout", false,

@@ -102,6 +102,27 @@ TEST_CASE("bad duration") {
           "h (e.g. 300ms, 5s, 1m)");
 }
 
+TEST_CASE("resolver addresses are literal addresses with an optional port") {
+    const auto with = [](const std::string& list) {
+        return replace(kBase, "  data_dir: /tmp/fl", "  data_dir: /tmp/fl\n  dns_servers: " + list);
+    };
+    auto ok = load_config_text(with("[ 192.168.1.1, \"10.0.0.2:5353\", \"2001:db8::1\", \"[2001:db8::2]:53\" ]"),
+                               "gw.yaml", &test::drivers());
+    REQUIRE(ok.ok());
+    CHECK(ok.config.gateway.dns_servers ==
+          std::vector<std::string>{"192.168.1.1", "10.0.0.2:5353", "2001:db8::1", "[2001:db8::2]:53"});
+    CHECK(errors_of(with("127.0.0.53")).empty());
+    const std::string expected =
+        "is not a resolver address; expected an IPv4 or IPv6 address with an optional port, e.g. 192.168.1.1, "
+        "192.168.1.1:5353, [2001:db8::1]:53";
+    CHECK(only_error(with("[ dns.example ]")) == "gw.yaml:3:18: gateway.dns_servers[0]: 'dns.example' " + expected);
+    CHECK(only_error(with("[ 127.0.0.1, \"10.0.0.1:99999\" ]")) ==
+          "gw.yaml:3:29: gateway.dns_servers[1]: '10.0.0.1:99999' " + expected);
+    CHECK(only_error(with("\"[2001:db8::1]53\"")) ==
+          "gw.yaml:3:16: gateway.dns_servers: '[2001:db8::1]53' " + expected);
+    CHECK(only_error(with("{ a: 1 }")).find("expected a list of resolver addresses") != std::string::npos);
+}
+
 TEST_CASE("duration out of range") {
     CHECK(only_error(replace(kBase, "interval: 5s", "interval: 1ms")) ==
           "gw.yaml:20:15: devices[0].interval: duration 1ms is out of range; expected 10ms to 24h");
