@@ -156,7 +156,9 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     TimePoint connect_deadline_{};
     TimePoint next_misc_{};
     std::chrono::milliseconds misc_period_;
-    double tokens_ = 1.0;
+    // Empty at start: a process restarted at once (kill -9, crash, upgrade) cannot know when the
+    // previous one last published, so its first message waits one interval like any other.
+    double tokens_ = 0.0;
     TimePoint last_refill_{};
     std::deque<TimePoint> logins_;  // recent connection attempts, for the login-rate limit
 

@@ -120,10 +120,19 @@ devices:
         r = wait_for(lambda: rsp.json_messages("$crsp/5bd3-uuid"), timeout=10, what="$crsp reply")[-1][1]
         self.assertNotEqual(r["code"], 0)
         self.assertEqual(daemon.stop()[0], 0)
+        types = []
         for payload in sub.raw_messages("$dp"):
-            self.assertEqual(payload[0], 3)
+            types.append(payload[0])
             self.assertEqual(int.from_bytes(payload[1:3], "big"), len(payload) - 3)
-            self.assertGreaterEqual(json.loads(payload[3:])["temperature"], 207)
+            body = json.loads(payload[3:])
+            if payload[0] == 3:  # one sample set: {"stream": value}
+                self.assertGreaterEqual(body["temperature"], 207)
+            else:  # several waited for the rate limit (the first message waits one interval): type 1 with times
+                self.assertEqual(payload[0], 1)
+                (stream,) = body["datastreams"]
+                self.assertEqual(stream["id"], "temperature")
+                self.assertTrue(all(dp["value"] >= 207 and dp["at"] for dp in stream["datapoints"]))
+        self.assertIn(3, types, "live data at the rate limit goes as type 3")
         self.assertEqual(broker.violation_lines(), [])
 
     def test_dashi_aiot(self):
