@@ -188,6 +188,7 @@ bool BusWorker::read_request(Device& d, const ReadRequest& r, core::SampleBatch&
         if (st != FL_RETRY) break;
         count_error(d, err.kind);
     }
+    if (st == FL_RETRY && stop_.load()) return false;  // interrupted by stop(): not a device's fault
     if (st == FL_RETRY) {
         const State s = err.kind == FL_ERRK_TIMEOUT    ? State::timeout
                         : err.kind == FL_ERRK_CRC      ? State::crc
@@ -231,6 +232,7 @@ void BusWorker::poll(Device& d, std::vector<core::SampleBatch>& round) {
         had_exception = had_exception || d.counters->exceptions.load() != before;
         if (stop_.load()) return;
     }
+    if (stop_.load()) return;
     const auto now = Clock::now();
     if (!answered) {
         ++d.failures;

@@ -109,6 +109,7 @@ class OnenetTcpTest(unittest.TestCase):
         t_end = time.time()
         self.assertEqual(rc, 0, daemon.log())
         self.assertLess(seconds, 3.0, "SIGTERM should stop fieldlinkd promptly (took %.2fs)" % seconds)
+        self.assertNotIn("link down", daemon.log(), "a stop that interrupts a read is not a failure of the link")
 
         msgs = sub.json_messages(topic)
         ids = [m["id"] for _, m in msgs]

@@ -98,6 +98,7 @@ class RtuLineTest(unittest.TestCase):
         self.assertEqual(log.count("device meter2 (unit 2): backing off"), 1, log)
         self.assertEqual(log.count("device meter2 (unit 2): responding again"), 1, log)
         self.assertRegex(log, r"device meter2: \d+ polls, \d+ ok, [1-9]\d* timeouts")
+        self.assertNotIn("link down", log, "a silent unit is not a link failure, nor is the stop")
 
     def test_rtu_over_tcp_converter(self):
         procs = Procs(self)
@@ -112,6 +113,7 @@ class RtuLineTest(unittest.TestCase):
                  what="data from both units through the converter")
         rc, _ = daemon.stop()
         self.assertEqual(rc, 0)
+        self.assertNotIn("link down", daemon.log())
         for u in (4, 7):
             self.check_values(sub, u)
 
