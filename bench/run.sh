@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
 # Runs every benchmark and prints one summary line per figure (ratios against baselines measured
-# in the same run). Usage: bench/run.sh [SECONDS] [SESSIONS] [SESSION_SECONDS]
+# in the same run). Usage: bench/run.sh [SECONDS] [SESSION_SECONDS] [SESSIONS ...]
+#   SECONDS          load time of the throughput benchmark (default 10)
+#   SESSION_SECONDS  measuring window of each session count (default 15)
+#   SESSIONS         session counts (default 300 1000 10000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DFIELDLINK_TESTS=OFF >/dev/null
 cmake --build build-bench -j "$(nproc)" >/dev/null
+PY=/usr/bin/python3  # Debian's, with the packages deps.sh installed
+[ -x "$PY" ] || PY=python3
+secs="${1:-10}"
+session_secs="${2:-15}"
+shift $(($# < 2 ? $# : 2))
 ./build-bench/bench/plan_bench
-python3 bench/throughput.py build-bench "${1:-10}"
+"$PY" bench/throughput.py build-bench "$secs"
 ./build-bench/bench/store_bench
-python3 bench/replay.py build-bench 1000000
-python3 bench/sessions.py build-bench "${2:-1000}" "${3:-15}"
+"$PY" bench/replay.py build-bench 1000000
+"$PY" bench/footprint.py build-bench 5
+"$PY" bench/sessions.py build-bench "$session_secs" "$@"
