@@ -7,6 +7,7 @@ client doing nothing) and of `sleep` (a process doing nothing at all).
 Usage: python3 bench/footprint.py BUILD_DIR [RUNS]   (first-publish time: median of RUNS starts)
 """
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -90,6 +91,8 @@ def main():
         for p in (idle, sim, broker):
             p.terminate()
             p.wait(10)
+        if not os.environ.get("FIELDLINK_KEEP_BENCH_DIRS"):
+            shutil.rmtree(WORK, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Usage: python3 bench/replay.py BUILD_DIR [SAMPLES]
 import datetime
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -62,6 +63,8 @@ devices:
     finally:
         broker.terminate()
         broker.wait(10)
+        if not os.environ.get("FIELDLINK_KEEP_BENCH_DIRS"):
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

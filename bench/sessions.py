@@ -12,6 +12,7 @@ connected, descriptors.
 import os
 import re
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -141,6 +142,8 @@ def main():
         for p in (sim, broker):
             p.terminate()
             p.wait(10)
+        if not os.environ.get("FIELDLINK_KEEP_BENCH_DIRS"):
+            shutil.rmtree(WORK, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ Prints one summary line per figure.
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -192,6 +193,8 @@ def main():
                     p.wait(3)
                 except subprocess.TimeoutExpired:
                     p.kill()
+        if not os.environ.get("FIELDLINK_KEEP_BENCH_DIRS"):
+            shutil.rmtree(WORK, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,11 @@ import json
 import os
 import pwd
 import resource
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -72,6 +74,7 @@ class Procs:
     def __init__(self, test):
         self.dir = tempfile.mkdtemp(prefix="fl-it-")
         self.procs = []
+        self.test = test
         test.addCleanup(self.close)
 
     def path(self, name):
@@ -97,6 +100,13 @@ class Procs:
         except FileNotFoundError:
             return ""
 
+    def failed(self):
+        """Whether this test has failed so far (unittest reports failures to its result at once)."""
+        result = getattr(getattr(self.test, "_outcome", None), "result", None)
+        if result is None:
+            return True  # unknown: keep the files
+        return any(t is self.test for t, _ in list(result.failures) + list(result.errors))
+
     def close(self):
         for p in reversed(self.procs):
             if p.poll() is None:
@@ -109,6 +119,12 @@ class Procs:
             for stream in (p.stdin, p.stdout):
                 if stream:
                     stream.close()
+        # The scratch directory (logs, configurations, stores) stays for a test that failed, or
+        # with FIELDLINK_KEEP_TEST_DIRS set; otherwise it goes.
+        if not self.failed() and not os.environ.get("FIELDLINK_KEEP_TEST_DIRS"):
+            shutil.rmtree(self.dir, ignore_errors=True)
+        else:
+            print("test files kept in %s" % self.dir, file=sys.stderr)
 
 
 class Broker:

@@ -153,8 +153,7 @@ north::Packet check_largest(World& w, const std::string& name, std::int64_t n) {
 }
 
 std::string temp_dir() {
-    char tmpl[] = "/tmp/fl-packets-XXXXXX";
-    return mkdtemp(tmpl);
+    return test::temp_dir("fl-packets");
 }
 
 }  // namespace

@@ -23,8 +23,7 @@ using namespace std::chrono_literals;
 namespace {
 
 std::string temp_dir() {
-    char tmpl[] = "/tmp/fl-session-XXXXXX";
-    return mkdtemp(tmpl);
+    return test::temp_dir("fl-session");
 }
 
 // A configuration, its profiles, and one Session per planned session on the fakes.

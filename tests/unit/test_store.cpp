@@ -15,8 +15,7 @@ using namespace fieldlink;
 namespace {
 
 std::string temp_dir() {
-    char tmpl[] = "/tmp/fl-store-XXXXXX";
-    return mkdtemp(tmpl);
+    return test::temp_dir("fl-store");
 }
 
 config::Config make_config(const std::string& dir, const char* second_device = "meter2", const char* extra = "") {
