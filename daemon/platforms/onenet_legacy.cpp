@@ -5,6 +5,7 @@
 // $creq/{uuid} without subscribing and are answered on $crsp/{uuid}.
 #include <fmt/format.h>
 
+#include <cassert>
 #include <ctime>
 
 #include <algorithm>
@@ -16,7 +17,7 @@
 namespace fieldlink::platforms {
 namespace {
 
-constexpr std::size_t kMaxBatchesPerMessage = 50;  // keeps type-1 payloads well under 64 KB
+constexpr std::size_t kMaxBody = 65535;  // the frame's 2-byte big-endian body length
 constexpr const char* kNoCommands = "commands from the cloud are not supported yet by this gateway";
 
 // The legacy platform reads "at" as its local time, China Standard Time (UTC+8).
@@ -29,6 +30,95 @@ std::string platform_time(std::int64_t ms) {
     return buf;
 }
 
+// Type 3 body {"name":value,...} packed up to a size; flush() moves it into a $dp message.
+class Type3 {
+  public:
+    explicit Type3(std::size_t max) : max_(max) {}
+    bool fits(const std::string& entry) const { return json_.size() + 1 + entry.size() + 1 <= max_ || count_ == 0; }
+    void add(const std::string& entry) {
+        json_ += count_++ ? ',' : '{';
+        json_ += entry;
+    }
+    void flush(north::Packet& p) {
+        if (count_ == 0) return;
+        north::Message m{"$dp", onenet_legacy_frame(3, json_ + "}"), count_};
+        p.messages.push_back(std::move(m));
+        json_.clear();
+        count_ = 0;
+    }
+
+  private:
+    std::size_t max_;
+    std::string json_;
+    std::size_t count_ = 0;
+};
+
+// Type 1 body {"datastreams":[{"id":name,"datapoints":[...]},...]} packed up to a size, its
+// length known before it is written.
+class Type1 {
+  public:
+    Type1(const config::DeviceConfig& d, std::size_t max) : d_(d), max_(max), streams_(d.points.size()) {}
+    std::size_t cost(std::uint32_t k, const std::string& f) const {
+        if (!streams_[k].empty()) return 1 + f.size();
+        // {"id":NAME,"datapoints":[F]} and a comma before every stream but the first
+        return (used_ ? 1 : 0) + 6 + name_size(k) + 15 + f.size() + 2;
+    }
+    bool fits(std::uint32_t k, const std::string& f) const { return values_ == 0 || size_ + cost(k, f) <= max_; }
+    bool fits(const std::vector<std::pair<std::uint32_t, std::string>>& frags) const {
+        // The set's cost, new streams counted once (values of one set name distinct points).
+        std::size_t extra = 0;
+        bool used = used_ > 0;
+        for (const auto& [k, f] : frags) {
+            if (!streams_[k].empty()) {
+                extra += 1 + f.size();
+            } else {
+                extra += (used ? 1 : 0) + 6 + name_size(k) + 15 + f.size() + 2;
+                used = true;
+            }
+        }
+        return size_ + extra <= max_;
+    }
+    void add(std::uint32_t k, const std::string& f) {
+        size_ += cost(k, f);
+        if (streams_[k].empty()) ++used_;
+        streams_[k] += streams_[k].empty() ? "" : ",";
+        streams_[k] += f;
+        ++values_;
+    }
+    void flush(north::Packet& p) {
+        if (values_ == 0) return;
+        std::string json = R"({"datastreams":[)";
+        bool first = true;
+        for (std::size_t k = 0; k < streams_.size(); ++k) {
+            if (streams_[k].empty()) continue;
+            json += first ? "" : ",";
+            first = false;
+            json += R"({"id":)";
+            append_json_string(json, d_.points[k].name);
+            json += R"(,"datapoints":[)" + streams_[k] + "]}";
+            streams_[k].clear();
+        }
+        json += "]}";
+        p.messages.push_back(north::Message{"$dp", onenet_legacy_frame(1, json), values_});
+        size_ = kEmpty;
+        used_ = values_ = 0;
+    }
+
+  private:
+    static constexpr std::size_t kEmpty = 18;  // {"datastreams":[]}
+    std::size_t name_size(std::uint32_t k) const {
+        std::string n;
+        append_json_string(n, d_.points[k].name);
+        return n.size();
+    }
+    const config::DeviceConfig& d_;
+    std::size_t max_;
+    std::vector<std::string> streams_;
+    std::size_t size_ = kEmpty;
+    std::size_t used_ = 0;    // streams with values
+    std::size_t values_ = 0;  // values in the body
+};
+
 class OnenetLegacy : public north::Profile {
   public:
     using north::Profile::Profile;
@@ -39,53 +129,50 @@ class OnenetLegacy : public north::Profile {
                                   s.identity->key.empty() ? cloud_.password : s.identity->key, 0};
     }
 
+    // Messages are packed up to the frame's 2-byte length (65,535 bytes of body), in bytes: a
+    // backlog takes as many whole sample sets as fit; a set larger than one frame on its own is
+    // split over several messages of one packet (its record finishes when all are acknowledged).
     std::vector<north::Packet> build(const north::SessionInfo& s, std::deque<core::SampleBatch>& pending,
                                      std::size_t max_packets, std::uint32_t&) const override {
         std::vector<north::Packet> out;
         const auto& d = *s.identity;
         while (!pending.empty() && out.size() < max_packets) {
             north::Packet p;
-            north::Message m;
-            m.topic = "$dp";
             if (pending.size() == 1) {
-                std::string json = "{";
+                Type3 body(kMaxBody);
                 for (const auto& pv : pending.front().values) {
-                    if (json.size() > 1) json += ',';
-                    append_json_string(json, d.points[pv.point_index].name);
-                    json += ':';
-                    append_json_value(json, pv.value);
+                    std::string entry;
+                    append_json_string(entry, d.points[pv.point_index].name);
+                    entry += ':';
+                    append_json_value(entry, pv.value);
+                    if (!body.fits(entry)) body.flush(p);
+                    body.add(entry);
                 }
-                m.payload = onenet_legacy_frame(3, json + "}");
+                body.flush(p);
                 north::take_front(pending, p);
             } else {
-                const std::size_t n = north::batches_within_budget(pending, kMaxBatchesPerMessage);
-                std::vector<std::string> streams(d.points.size());
-                for (std::size_t i = 0; i < n; ++i) {
-                    const auto& b = pending[i];
+                Type1 body(d, kMaxBody);
+                std::size_t n = 0;
+                std::vector<std::pair<std::uint32_t, std::string>> frags;
+                for (const auto& b : pending) {
+                    frags.clear();
                     const std::string at = platform_time(b.timestamp_ms);
                     for (const auto& pv : b.values) {
-                        std::string& st = streams[pv.point_index];
-                        st += st.empty() ? "" : ",";
-                        st += R"({"at":")" + at + R"(","value":)";
-                        append_json_value(st, pv.value);
-                        st += '}';
+                        std::string f = R"({"at":")" + at + R"(","value":)";
+                        append_json_value(f, pv.value);
+                        f += '}';
+                        frags.emplace_back(pv.point_index, std::move(f));
                     }
+                    if (n > 0 && !body.fits(frags)) break;  // the next set goes whole, in the next message
+                    for (auto& [k, f] : frags) {
+                        if (!body.fits(k, f)) body.flush(p);  // only inside a set larger than a frame
+                        body.add(k, f);
+                    }
+                    ++n;
                 }
-                std::string json = R"({"datastreams":[)";
-                bool first = true;
-                for (std::size_t k = 0; k < streams.size(); ++k) {
-                    if (streams[k].empty()) continue;
-                    json += first ? "" : ",";
-                    first = false;
-                    json += R"({"id":)";
-                    append_json_string(json, d.points[k].name);
-                    json += R"(,"datapoints":[)" + streams[k] + "]}";
-                }
-                m.payload = onenet_legacy_frame(1, json + "]}");
+                body.flush(p);
                 for (std::size_t i = 0; i < n; ++i) north::take_front(pending, p);
             }
-            m.samples = p.samples;
-            p.messages.push_back(std::move(m));
             out.push_back(std::move(p));
         }
         return out;
@@ -149,6 +236,7 @@ class OnenetLegacyPlatform : public Platform {
 }  // namespace
 
 std::string onenet_legacy_frame(std::uint8_t type, const std::string& body) {
+    assert(body.size() <= kMaxBody);  // the builders pack up to it
     std::string out;
     out += static_cast<char>(type);
     out += static_cast<char>((body.size() >> 8) & 0xFF);

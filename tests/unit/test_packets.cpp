@@ -50,6 +50,8 @@ std::string config_text() {
     std::string d = device("d-dp", "dp") + device("tm-direct", "tm") + device("gw", "tm", ", gateway: true");
     for (int i = 0; i < 12; ++i) d += device("sub" + std::to_string(i), "tm", ", via: gw");
     d += device("legacy1", "legacy", ", device_id: \"5\", key: x") + device("das1", "das", ", key: x");
+    d += device("legacy40", "legacy", ", device_id: \"6\", key: x", 40);
+    d += device("legacybig", "legacy", ", device_id: \"7\", key: x", 5000);  // one set > 64 KB
     for (int i = 0; i < 3; ++i) d += device("tb" + std::to_string(i), "tb");
     d += device("m1", "plain") + device("pp1", "perpoint", "", 2);
     return kClouds + d;
@@ -197,7 +199,57 @@ TEST_CASE("packets: OneNET legacy type 3 for one sample set, type 1 for a backlo
     CHECK(one.messages[0].payload[0] == 3);
     auto many = check_largest(w, "legacy1", 5000);
     CHECK(many.messages[0].payload[0] == 1);
-    CHECK(many.records.size() == 50);
+    CHECK(many.records.size() > 50);  // one point per set: far more than 50 sets fit in 64 KB
+}
+
+// Every $dp frame's 2-byte header states its body's length exactly; returns the body sizes.
+std::vector<std::size_t> check_frames(const north::Packet& p, int type) {
+    std::vector<std::size_t> sizes;
+    for (const auto& m : p.messages) {
+        REQUIRE(m.payload.size() >= 3);
+        CHECK(m.payload[0] == type);
+        const std::size_t header =
+            (static_cast<std::uint8_t>(m.payload[1]) << 8) | static_cast<std::uint8_t>(m.payload[2]);
+        CHECK(header == m.payload.size() - 3);
+        CHECK(m.payload.size() - 3 <= 65535);
+        sizes.push_back(m.payload.size() - 3);
+    }
+    return sizes;
+}
+
+TEST_CASE("packets: OneNET legacy frames fit their 2-byte length: a backlog is packed by bytes and split") {
+    World w;
+    // 40 points: 50 sets made an 83 KB body whose header said 17 KB; now as many whole sets as fit.
+    auto p = check_largest(w, "legacy40", 5000);
+    REQUIRE(p.messages.size() == 1);
+    const auto sizes = check_frames(p, 1);
+    CHECK(sizes[0] > 60000);  // packed close to the limit, not a fixed count of sets
+    CHECK(p.records.size() > 30);
+    // The whole backlog drains in frames that all fit, each record in exactly one packet.
+    const auto& s = w.session("legacy40");
+    auto q = w.backlog(s, 500);
+    std::uint32_t id = 1;
+    std::set<std::int64_t> seen;
+    while (!q.empty()) {
+        auto packets = w.profile(s).build(s, q, 4, id);
+        REQUIRE(!packets.empty());
+        for (const auto& pk : packets) {
+            check_frames(pk, 1);
+            for (const auto& r : pk.records) CHECK(seen.insert(r.id).second);
+        }
+    }
+    CHECK(seen.size() == 500);
+}
+
+TEST_CASE("packets: OneNET legacy: one sample set larger than a frame spans messages of one packet") {
+    World w;
+    auto one = check_largest(w, "legacybig", 1);  // type 3, 5000 values
+    CHECK(one.messages.size() >= 2);
+    check_frames(one, 3);
+    auto two = check_largest(w, "legacybig", 2);  // type 1: the first set alone, split
+    CHECK(two.records.size() == 1);
+    CHECK(two.messages.size() >= 2);
+    check_frames(two, 1);
 }
 
 TEST_CASE("packets: DaShi, ThingsBoard and generic MQTT own exactly what they carry") {
