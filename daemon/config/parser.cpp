@@ -185,6 +185,8 @@ const Field<CloudConfig> kCloudFields[] = {
          else
              set_if(c.max_rate, v);
      }},
+    {"max_payload_size", false,
+     [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.max_payload_size, r.size(n, 4096)); }},
     {"max_inflight", false,
      [](CloudConfig& c, const YAML::Node& n, Reader& r) {
          set_if(c.max_inflight, r.integer(n, 1, 1000, "1..1000 messages"));

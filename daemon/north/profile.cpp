@@ -1,5 +1,7 @@
 #include "profile.hpp"
 
+#include <algorithm>
+
 namespace fieldlink::north {
 
 core::SampleBatch take_front(std::deque<core::SampleBatch>& pending, Packet& p) {
@@ -51,6 +53,48 @@ std::size_t batches_within_budget(const std::deque<core::SampleBatch>& pending, 
         ++n;
     }
     return n;
+}
+
+std::size_t fit_batches(std::size_t most, std::size_t limit, const std::function<std::string(std::size_t)>& render,
+                        std::string& payload) {
+    std::size_t n = std::max<std::size_t>(1, most);
+    payload = render(n);
+    while (payload.size() > limit && n > 1) {
+        // Shrink in proportion (payloads grow about linearly with n), at least by one.
+        const std::size_t guess = n * limit / payload.size();
+        n = std::max<std::size_t>(1, std::min(n - 1, guess));
+        payload = render(n);
+    }
+    return n;
+}
+
+namespace {
+
+void split_into(const core::SampleBatch& b, std::size_t from, std::size_t to, std::size_t limit,
+                const std::function<std::string(const core::SampleBatch&)>& render,
+                std::vector<core::SampleBatch>& out) {
+    core::SampleBatch part;
+    part.device_index = b.device_index;
+    part.timestamp_ms = b.timestamp_ms;
+    part.record_id = b.record_id;
+    part.values.assign(b.values.begin() + static_cast<std::ptrdiff_t>(from),
+                       b.values.begin() + static_cast<std::ptrdiff_t>(to));
+    if (to - from <= 1 || render(part).size() <= limit) {
+        out.push_back(std::move(part));
+        return;
+    }
+    const std::size_t mid = from + (to - from) / 2;
+    split_into(b, from, mid, limit, render, out);
+    split_into(b, mid, to, limit, render, out);
+}
+
+}  // namespace
+
+std::vector<core::SampleBatch> split_values(const core::SampleBatch& b, std::size_t limit,
+                                            const std::function<std::string(const core::SampleBatch&)>& render) {
+    std::vector<core::SampleBatch> out;
+    split_into(b, 0, b.values.size(), limit, render, out);
+    return out;
 }
 
 }  // namespace fieldlink::north

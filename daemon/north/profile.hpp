@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -89,6 +90,10 @@ class Profile {
     Profile& operator=(const Profile&) = delete;
 
     const config::CloudConfig& cloud() const { return cloud_; }
+    // Bytes one message's payload may take (the cloud's max_payload_size; unlimited when unset).
+    std::size_t max_payload() const {
+        return cloud_.max_payload_size ? static_cast<std::size_t>(cloud_.max_payload_size) : SIZE_MAX;
+    }
 
     // The sessions this cloud needs and the devices each carries (`cloud_index` is this cloud's
     // index in cfg.clouds). Default: one session per device, logging in as that device.
@@ -128,5 +133,17 @@ constexpr std::size_t kMaxValuesPerMessage = 3000;
 
 // How many of the oldest `limit` batches fit the value budget (at least 1 when any wait).
 std::size_t batches_within_budget(const std::deque<core::SampleBatch>& pending, std::size_t limit);
+
+// Byte limits (cloud max_payload_size). `render(n)` builds the payload of a message carrying the
+// first n of the batches considered; the result is the largest n <= most (found by shrinking in
+// proportion to the overshoot) whose payload fits `limit`, with that payload in `payload`. It is
+// at least 1: when one batch alone is too large, the caller splits its values (split_values).
+std::size_t fit_batches(std::size_t most, std::size_t limit, const std::function<std::string(std::size_t)>& render,
+                        std::string& payload);
+
+// One batch's values in consecutive parts, each a batch of its own (same device, time and
+// record) whose payload `render(part)` fits `limit`. A single value is always a part.
+std::vector<core::SampleBatch> split_values(const core::SampleBatch& b, std::size_t limit,
+                                            const std::function<std::string(const core::SampleBatch&)>& render);
 
 }  // namespace fieldlink::north

@@ -23,6 +23,8 @@ std::optional<std::string> aiot_sign(std::string_view client_id, std::string_vie
 
 namespace {
 
+constexpr std::uint32_t kLongestId = 0x7FFFFFFF;  // take_message_id's largest
+
 constexpr int kCodeOk = 200;
 constexpr int kCodeRefused = 400;  // "request error" (Aliyun device code family)
 constexpr const char* kNoWrites = "writes and services from the cloud are not supported yet by this gateway";
@@ -56,28 +58,38 @@ class Aiot : public north::Profile {
                                      std::size_t max_packets, std::uint32_t& next_id) const override {
         std::vector<north::Packet> out;
         const auto& d = *s.identity;
+        const auto limit = max_payload();
         while (!pending.empty() && out.size() < max_packets) {
-            const auto& b = pending.front();
-            std::string params = "{";
-            for (const auto& pv : b.values) {
-                if (params.size() > 1) params += ',';
-                append_json_string(params, d.points[pv.point_index].name);
-                params += R"(:{"value":)";
-                append_json_value(params, pv.value);
-                params += fmt::format(R"(,"time":{}}})", b.timestamp_ms);
-            }
-            const std::uint32_t id = north::take_message_id(next_id);
             north::Packet p;
-            p.messages.push_back(
-                {prefix(d) + "properties/up",
-                 fmt::format(
-                     R"({{"id":"{}","version":"1.0","sys":{{"ack":1}},"params":{}}},"method":"thing.properties.up"}})",
-                     id, params),
-                 b.values.size()});
+            const std::string topic = prefix(d) + "properties/up";
+            if (properties_up(d, pending.front(), kLongestId).size() <= limit) {
+                p.messages.push_back({topic, properties_up(d, pending.front(), north::take_message_id(next_id)),
+                                      pending.front().values.size()});
+            } else {  // one sample set larger than a message: its values over several
+                const auto render = [&](const core::SampleBatch& part) { return properties_up(d, part, kLongestId); };
+                for (const auto& part : north::split_values(pending.front(), limit, render)) {
+                    p.messages.push_back(
+                        {topic, properties_up(d, part, north::take_message_id(next_id)), part.values.size()});
+                }
+            }
             north::take_front(pending, p);
             out.push_back(std::move(p));
         }
         return out;
+    }
+
+    static std::string properties_up(const config::DeviceConfig& d, const core::SampleBatch& b, std::uint32_t id) {
+        std::string params = "{";
+        for (const auto& pv : b.values) {
+            if (params.size() > 1) params += ',';
+            append_json_string(params, d.points[pv.point_index].name);
+            params += R"(:{"value":)";
+            append_json_value(params, pv.value);
+            params += fmt::format(R"(,"time":{}}})", b.timestamp_ms);
+        }
+        return fmt::format(
+            R"({{"id":"{}","version":"1.0","sys":{{"ack":1}},"params":{}}},"method":"thing.properties.up"}})", id,
+            params);
     }
 
     north::Inbound on_message(const north::SessionInfo& s, const std::string& topic, const std::string& payload,
@@ -136,6 +148,7 @@ class AiotPlatform : public Platform {
         require(check, c, c.product_id, "product_id");
         no_variants(check, c);
         if (c.token_method.empty()) c.token_method = "sha1";
+        payload_limit(check, c, 256 * 1024, 256u << 20, "the MQTT maximum");  // DaShi publishes no limit
     }
 
     void check_device(const config::Config& cfg, std::size_t index, config::Checker& check) const override {

@@ -30,9 +30,17 @@ class MqttTemplate : public north::Profile {
                     p.messages.push_back(
                         {expand_template(cloud_.topic, d, b, &pv), expand_template(cloud_.payload, d, b, &pv), 1});
                 }
-            } else {
+            } else if (expand_template(cloud_.payload, d, b, nullptr).size() <= max_payload()) {
                 p.messages.push_back({expand_template(cloud_.topic, d, b, nullptr),
                                       expand_template(cloud_.payload, d, b, nullptr), b.values.size()});
+            } else {  // one sample set larger than a message: its values over several
+                const auto render = [&](const core::SampleBatch& part) {
+                    return expand_template(cloud_.payload, d, part, nullptr);
+                };
+                for (const auto& part : north::split_values(b, max_payload(), render)) {
+                    p.messages.push_back(
+                        {expand_template(cloud_.topic, d, part, nullptr), render(part), part.values.size()});
+                }
             }
             out.push_back(std::move(p));
         }
@@ -48,7 +56,10 @@ class MqttTemplate : public north::Profile {
 class MqttPlatform : public Platform {
   public:
     const char* name() const override { return "mqtt"; }
-    void check_cloud(config::CloudConfig& c, config::Checker& check) const override { no_variants(check, c); }
+    void check_cloud(config::CloudConfig& c, config::Checker& check) const override {
+        no_variants(check, c);
+        payload_limit(check, c, 256 * 1024, 256u << 20, "the MQTT maximum");
+    }
     std::unique_ptr<north::Profile> make_profile(const config::CloudConfig& c) const override {
         return std::make_unique<MqttTemplate>(c);
     }

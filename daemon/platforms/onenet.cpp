@@ -145,6 +145,7 @@ class Onenet : public Platform {
                        "OneNET accepts a keepalive of 10s..1800s");
         }
         if (c.max_rate == 0) c.max_rate = 1.0;  // 1 message/s per device
+        payload_limit(check, c, kOnenetMaxPayload, kOnenetMaxPayload, "OneNET disconnects on payloads over 256 KB");
         if (c.token_method.empty()) c.token_method = "sha256";
     }
 

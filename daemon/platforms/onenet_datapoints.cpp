@@ -9,7 +9,8 @@ namespace fieldlink::platforms {
 namespace {
 
 constexpr std::size_t kMaxBatchesPerMessage = 100;
-constexpr int kCodeFailed = 100;  // the official SDK's "failed"; any non-200 code is a failure
+constexpr std::uint32_t kLongestId = 0x7FFFFFFF;  // take_message_id's largest
+constexpr int kCodeFailed = 100;                  // the official SDK's "failed"; any non-200 code is a failure
 constexpr const char* kNoWrites = "writes and services from the cloud are not supported yet by this gateway";
 
 class OnenetDatapoints : public OnenetProfile {
@@ -23,15 +24,35 @@ class OnenetDatapoints : public OnenetProfile {
     std::vector<north::Packet> build(const north::SessionInfo& s, std::deque<core::SampleBatch>& pending,
                                      std::size_t max_packets, std::uint32_t& next_id) const override {
         std::vector<north::Packet> out;
+        const std::string topic = prefix(s) + "dp/post/json";
+        const auto limit = max_payload();
         while (!pending.empty() && out.size() < max_packets) {
-            const std::size_t n = north::batches_within_budget(pending, kMaxBatchesPerMessage);
+            // Sized with the longest id, so the id the message finally gets never makes it grow.
+            const std::size_t most = north::batches_within_budget(pending, kMaxBatchesPerMessage);
+            std::string payload;
+            const std::size_t n = north::fit_batches(
+                most, limit, [&](std::size_t k) { return onenet_dp_payload(*s.identity, pending, k, kLongestId); },
+                payload);
             north::Packet p;
-            north::Message m;
-            m.topic = prefix(s) + "dp/post/json";
-            m.payload = onenet_dp_payload(*s.identity, pending, n, north::take_message_id(next_id));
-            for (std::size_t i = 0; i < n; ++i) north::take_front(pending, p);
-            m.samples = p.samples;
-            p.messages.push_back(std::move(m));
+            if (payload.size() <= limit) {
+                north::Message m{topic, onenet_dp_payload(*s.identity, pending, n, north::take_message_id(next_id)), 0};
+                for (std::size_t i = 0; i < n; ++i) north::take_front(pending, p);
+                m.samples = p.samples;
+                p.messages.push_back(std::move(m));
+            } else {  // one sample set larger than a message: its values over several
+                std::deque<core::SampleBatch> one(1);
+                const auto render = [&](const core::SampleBatch& part) {
+                    one.front() = part;
+                    return onenet_dp_payload(*s.identity, one, 1, kLongestId);
+                };
+                for (const auto& part : north::split_values(pending.front(), limit, render)) {
+                    one.front() = part;
+                    p.messages.push_back({topic,
+                                          onenet_dp_payload(*s.identity, one, 1, north::take_message_id(next_id)),
+                                          part.values.size()});
+                }
+                north::take_front(pending, p);
+            }
             out.push_back(std::move(p));
         }
         return out;

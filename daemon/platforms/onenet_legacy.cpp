@@ -139,7 +139,7 @@ class OnenetLegacy : public north::Profile {
         while (!pending.empty() && out.size() < max_packets) {
             north::Packet p;
             if (pending.size() == 1) {
-                Type3 body(kMaxBody);
+                Type3 body(body_limit());
                 for (const auto& pv : pending.front().values) {
                     std::string entry;
                     append_json_string(entry, d.points[pv.point_index].name);
@@ -151,7 +151,7 @@ class OnenetLegacy : public north::Profile {
                 body.flush(p);
                 north::take_front(pending, p);
             } else {
-                Type1 body(d, kMaxBody);
+                Type1 body(d, body_limit());
                 std::size_t n = 0;
                 std::vector<std::pair<std::uint32_t, std::string>> frags;
                 for (const auto& b : pending) {
@@ -176,6 +176,10 @@ class OnenetLegacy : public north::Profile {
             out.push_back(std::move(p));
         }
         return out;
+    }
+
+    std::size_t body_limit() const {
+        return static_cast<std::size_t>(std::min<std::uint64_t>(kMaxBody, max_payload() - 3));
     }
 
     north::Inbound on_message(const north::SessionInfo&, const std::string& topic, const std::string&,
@@ -208,6 +212,7 @@ class OnenetLegacyPlatform : public Platform {
         }
         if (c.max_rate == 0) c.max_rate = 1.0;
         if (c.port == 0) c.port = 6002;
+        payload_limit(check, c, kMaxBody + 3, kMaxBody + 3, "a $dp frame: 3 header bytes and at most 65,535 of body");
     }
 
     void check_device(const config::Config& cfg, std::size_t index, config::Checker& check) const override {

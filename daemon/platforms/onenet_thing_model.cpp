@@ -128,46 +128,87 @@ class OnenetThingModel : public OnenetProfile {
     std::vector<north::Packet> build(const north::SessionInfo& s, std::deque<core::SampleBatch>& pending,
                                      std::size_t max_packets, std::uint32_t& next_id) const override {
         std::vector<north::Packet> out;
+        const auto limit = max_payload();
+        const std::string longest_id = std::to_string(0x7FFFFFFF);  // sizes never grow with the real id
         while (!pending.empty() && out.size() < max_packets) {
-            const Groups groups = group_oldest(s, pending);
-            const bool single =
-                std::all_of(groups.begin(), groups.end(), [](const auto& g) { return g.second.size() == 1; });
+            // OneNET's counts first (10 devices, 100 values per point), then bytes: the value
+            // budget shrinks in proportion to the overshoot until the message fits.
+            std::size_t budget = north::kMaxValuesPerMessage;
+            Groups groups;
             north::Message m;
-            m.payload = R"({"id":")" + next_id_text(next_id) + R"(","version":"1.0","params":)";
-            if (!s.identity->gateway && single) {
-                m.topic = prefix(s) + "thing/property/post";
-                m.payload += properties(*s.identity, pending[groups[0].second[0]]);
-            } else {
-                m.topic = prefix(s) + (single ? "thing/pack/post" : "thing/history/post");
-                m.payload += '[';
-                for (std::size_t i = 0; i < groups.size(); ++i) {
-                    const auto& d = s.device(groups[i].first);
-                    if (i) m.payload += ',';
-                    m.payload += '{';
-                    if (&d != s.identity) m.payload += R"("identity":)" + identity(d) + ",";
-                    m.payload += R"("properties":)";
-                    if (single) {
-                        m.payload += properties(d, pending[groups[i].second[0]]);
-                    } else {
-                        std::vector<const core::SampleBatch*> batches;
-                        for (auto k : groups[i].second) batches.push_back(&pending[k]);
-                        m.payload += history(d, batches);
-                    }
-                    m.payload += '}';
+            for (;;) {
+                groups = group_oldest(s, pending, budget);
+                m = render(s, pending, groups, longest_id);
+                std::size_t batches = 0, values = 0;
+                for (const auto& g : groups) {
+                    batches += g.second.size();
+                    for (auto k : g.second) values += pending[k].values.size();
                 }
-                m.payload += ']';
+                if (m.payload.size() <= limit || batches == 1) break;
+                budget = std::max<std::size_t>(1, std::min(values - 1, values * limit / m.payload.size()));
             }
-            m.payload += '}';
             std::vector<std::size_t> taken;
             for (const auto& g : groups) taken.insert(taken.end(), g.second.begin(), g.second.end());
             std::sort(taken.begin(), taken.end());
             north::Packet p;
-            north::take_at(pending, taken, p);
-            m.samples = p.samples;
-            p.messages.push_back(std::move(m));
+            if (m.payload.size() <= limit) {
+                m = render(s, pending, groups, next_id_text(next_id));
+                north::take_at(pending, taken, p);
+                m.samples = p.samples;
+                p.messages.push_back(std::move(m));
+            } else {  // one sample set larger than a message: its values over several
+                std::deque<core::SampleBatch> one(1);
+                const Groups single{{groups[0].first, {0}}};
+                const auto sized = [&](const core::SampleBatch& part) {
+                    one.front() = part;
+                    return render(s, one, single, longest_id).payload;
+                };
+                for (const auto& part : north::split_values(pending[taken[0]], limit, sized)) {
+                    one.front() = part;
+                    auto msg = render(s, one, single, next_id_text(next_id));
+                    msg.samples = part.values.size();
+                    p.messages.push_back(std::move(msg));
+                }
+                north::take_at(pending, taken, p);
+            }
             out.push_back(std::move(p));
         }
         return out;
+    }
+
+    // One message for the grouped batches: property/post (a direct device, one set), pack/post
+    // (one set per device of a gateway), history/post (several sets of a device).
+    north::Message render(const north::SessionInfo& s, const std::deque<core::SampleBatch>& pending,
+                          const Groups& groups, const std::string& id) const {
+        const bool single =
+            std::all_of(groups.begin(), groups.end(), [](const auto& g) { return g.second.size() == 1; });
+        north::Message m;
+        m.payload = R"({"id":")" + id + R"(","version":"1.0","params":)";
+        if (!s.identity->gateway && single) {
+            m.topic = prefix(s) + "thing/property/post";
+            m.payload += properties(*s.identity, pending[groups[0].second[0]]);
+        } else {
+            m.topic = prefix(s) + (single ? "thing/pack/post" : "thing/history/post");
+            m.payload += '[';
+            for (std::size_t i = 0; i < groups.size(); ++i) {
+                const auto& d = s.device(groups[i].first);
+                if (i) m.payload += ',';
+                m.payload += '{';
+                if (&d != s.identity) m.payload += R"("identity":)" + identity(d) + ",";
+                m.payload += R"("properties":)";
+                if (single) {
+                    m.payload += properties(d, pending[groups[i].second[0]]);
+                } else {
+                    std::vector<const core::SampleBatch*> batches;
+                    for (auto k : groups[i].second) batches.push_back(&pending[k]);
+                    m.payload += history(d, batches);
+                }
+                m.payload += '}';
+            }
+            m.payload += ']';
+        }
+        m.payload += '}';
+        return m;
     }
 
     north::Inbound on_message(const north::SessionInfo& s, const std::string& topic, const std::string& payload,
@@ -236,7 +277,8 @@ class OnenetThingModel : public OnenetProfile {
     // queue order (a direct device: itself; a gateway: at most 10), up to 100 batches each, and
     // the value budget. Batches of other devices are skipped, not a reason to stop: sub-devices
     // polled in turn interleave, and a message must still carry 100 batches of each of its 10.
-    static Groups group_oldest(const north::SessionInfo& s, const std::deque<core::SampleBatch>& pending) {
+    static Groups group_oldest(const north::SessionInfo& s, const std::deque<core::SampleBatch>& pending,
+                               std::size_t max_values) {
         Groups groups;
         const std::size_t max_devices = s.identity->gateway ? kMaxPackDevices : 1;
         std::size_t values = 0, full = 0;
@@ -251,7 +293,7 @@ class OnenetThingModel : public OnenetProfile {
             } else if (g->second.size() == kMaxBatchesPerDevice) {
                 continue;
             }
-            if (values > 0 && values + b.values.size() > north::kMaxValuesPerMessage) break;
+            if (values > 0 && values + b.values.size() > max_values) break;
             values += b.values.size();
             g->second.push_back(i);
             if (g->second.size() == kMaxBatchesPerDevice) ++full;

@@ -28,6 +28,9 @@ class Platform {
     static void require(config::Checker& check, const config::CloudConfig& c, const std::string& value,
                         const char* key);
     static void no_variants(config::Checker& check, const config::CloudConfig& c);
+    // The message size limit: `dflt` when not given; above `max` (the platform's own) refused.
+    static void payload_limit(config::Checker& check, config::CloudConfig& c, std::uint64_t dflt, std::uint64_t max,
+                              const char* why);
 };
 
 // Every registered platform, in registration order.

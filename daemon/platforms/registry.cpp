@@ -54,6 +54,16 @@ void Platform::no_variants(config::Checker& check, const config::CloudConfig& c)
     }
 }
 
+void Platform::payload_limit(config::Checker& check, config::CloudConfig& c, std::uint64_t dflt, std::uint64_t max,
+                             const char* why) {
+    if (c.max_payload_size == 0) c.max_payload_size = dflt;
+    if (c.max_payload_size > max) {
+        check.fail(c.mark_of("max_payload_size"), config::cloud_path(c) + ".max_payload_size",
+                   std::to_string(c.max_payload_size) + " bytes is over the platform's limit; expected at most " +
+                       std::to_string(max) + " (" + why + ")");
+    }
+}
+
 void validate(config::Config& cfg, std::vector<config::ConfigError>& errors) {
     config::Checker check(errors);
     std::vector<const Platform*> of_cloud(cfg.clouds.size(), nullptr);

@@ -51,45 +51,63 @@ class ThingsBoard : public north::Profile {
     std::vector<north::Packet> build(const north::SessionInfo& s, std::deque<core::SampleBatch>& pending,
                                      std::size_t max_packets, std::uint32_t&) const override {
         std::vector<north::Packet> out;
+        const auto limit = max_payload();
         while (!pending.empty() && out.size() < max_packets) {
-            const std::size_t n = north::batches_within_budget(pending, kMaxBatchesPerMessage);
-            std::vector<std::pair<std::uint32_t, std::string>> per_device;  // device -> "[{ts,values},..."
-            north::Message m;
-            m.topic = "v1/gateway/telemetry";
-            for (std::size_t i = 0; i < n; ++i) {
-                const auto& b = pending[i];
-                const auto& d = s.device(b.device_index);
-                auto it = std::find_if(per_device.begin(), per_device.end(),
-                                       [&](const auto& x) { return x.first == b.device_index; });
-                if (it == per_device.end()) {
-                    per_device.emplace_back(b.device_index, "[");
-                    it = per_device.end() - 1;
-                } else {
-                    it->second += ',';
-                }
-                it->second += fmt::format(R"({{"ts":{},"values":{{)", b.timestamp_ms);
-                for (std::size_t k = 0; k < b.values.size(); ++k) {
-                    if (k) it->second += ',';
-                    append_json_string(it->second, d.points[b.values[k].point_index].name);
-                    it->second += ':';
-                    append_json_value(it->second, b.values[k].value);
-                }
-                it->second += "}}";
-            }
-            m.payload = "{";
-            for (std::size_t k = 0; k < per_device.size(); ++k) {
-                if (k) m.payload += ',';
-                append_json_string(m.payload, s.device(per_device[k].first).name);
-                m.payload += ':' + per_device[k].second + ']';
-            }
-            m.payload += '}';
+            const std::size_t most = north::batches_within_budget(pending, kMaxBatchesPerMessage);
+            std::string payload;
+            const std::size_t n = north::fit_batches(
+                most, limit, [&](std::size_t k) { return telemetry(s, pending, k); }, payload);
             north::Packet p;
-            for (std::size_t i = 0; i < n; ++i) north::take_front(pending, p);
-            m.samples = p.samples;
-            p.messages.push_back(std::move(m));
+            if (payload.size() <= limit) {
+                for (std::size_t i = 0; i < n; ++i) north::take_front(pending, p);
+                p.messages.push_back({"v1/gateway/telemetry", std::move(payload), p.samples});
+            } else {  // one sample set larger than a message: its values over several
+                std::deque<core::SampleBatch> one(1);
+                const auto render = [&](const core::SampleBatch& part) {
+                    one.front() = part;
+                    return telemetry(s, one, 1);
+                };
+                for (const auto& part : north::split_values(pending.front(), limit, render)) {
+                    p.messages.push_back({"v1/gateway/telemetry", render(part), part.values.size()});
+                }
+                north::take_front(pending, p);
+            }
             out.push_back(std::move(p));
         }
         return out;
+    }
+
+    // {"Device A":[{"ts":..,"values":{..}},..],"Device B":[..]} for the first n batches.
+    static std::string telemetry(const north::SessionInfo& s, const std::deque<core::SampleBatch>& pending,
+                                 std::size_t n) {
+        std::vector<std::pair<std::uint32_t, std::string>> per_device;  // device -> "[{ts,values},..."
+        for (std::size_t i = 0; i < n; ++i) {
+            const auto& b = pending[i];
+            const auto& d = s.device(b.device_index);
+            auto it = std::find_if(per_device.begin(), per_device.end(),
+                                   [&](const auto& x) { return x.first == b.device_index; });
+            if (it == per_device.end()) {
+                per_device.emplace_back(b.device_index, "[");
+                it = per_device.end() - 1;
+            } else {
+                it->second += ',';
+            }
+            it->second += fmt::format(R"({{"ts":{},"values":{{)", b.timestamp_ms);
+            for (std::size_t k = 0; k < b.values.size(); ++k) {
+                if (k) it->second += ',';
+                append_json_string(it->second, d.points[b.values[k].point_index].name);
+                it->second += ':';
+                append_json_value(it->second, b.values[k].value);
+            }
+            it->second += "}}";
+        }
+        std::string payload = "{";
+        for (std::size_t k = 0; k < per_device.size(); ++k) {
+            if (k) payload += ',';
+            append_json_string(payload, s.device(per_device[k].first).name);
+            payload += ':' + per_device[k].second + ']';
+        }
+        return payload + '}';
     }
 
     north::Inbound on_message(const north::SessionInfo& s, const std::string& topic, const std::string& payload,
@@ -140,6 +158,9 @@ class ThingsBoardPlatform : public Platform {
         require(check, c, c.username, "username");  // the gateway device's access token
         no_variants(check, c);
         if (c.client_id == "{device}") c.client_id = "fieldlink-gateway";
+        // ThingsBoard's MQTT transport refuses payloads over its max_payload_size (64 KB unless
+        // the server was configured otherwise: then set the same here).
+        payload_limit(check, c, 65536, 256u << 20, "the MQTT maximum");
     }
 
     std::unique_ptr<north::Profile> make_profile(const config::CloudConfig& c) const override {

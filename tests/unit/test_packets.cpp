@@ -33,6 +33,13 @@ clouds:
   tb: { platform: thingsboard, host: h, username: T }
   plain: { platform: mqtt, host: h }
   perpoint: { platform: mqtt, host: h, topic: "p/{device}/{point}", payload: "{value}" }
+  dp8: { platform: onenet, host: h, product_id: "469948", product_key: kKsubaG7FzMgzR6N3eUD53319Qu+K4MCvw6KzOYc5eI=, max_payload_size: 8KB }
+  tm4: { platform: onenet, protocol: thing-model, host: h, product_id: P1, product_key: kKsubaG7FzMgzR6N3eUD53319Qu+K4MCvw6KzOYc5eI=, max_payload_size: 4KB }
+  tb8: { platform: thingsboard, host: h, username: T, max_payload_size: 8KB }
+  tb8b: { platform: thingsboard, host: h, username: T, client_id: other, max_payload_size: 8KB }
+  das8: { platform: aiot, host: h, product_id: pk, max_payload_size: 8KB }
+  plain8: { platform: mqtt, host: h, max_payload_size: 8KB }
+  legacy8: { platform: onenet-legacy, host: h, product_id: "1", keepalive: 120s, max_payload_size: 8KB }
 buses:
   s: { driver: sim }
 devices:
@@ -52,6 +59,14 @@ std::string config_text() {
     d += device("legacy1", "legacy", ", device_id: \"5\", key: x") + device("das1", "das", ", key: x");
     d += device("legacy40", "legacy", ", device_id: \"6\", key: x", 40);
     d += device("legacybig", "legacy", ", device_id: \"7\", key: x", 5000);  // one set > 64 KB
+    // Clouds with an 8 KB limit and devices of 20 and 600 points (one set of 600 is over 8 KB).
+    d += device("dp20", "dp8", "", 20) + device("dp600", "dp8", "", 600);
+    // OneNET's thing model takes at most 100 properties a device: a 4 KB limit there.
+    d += device("tm20", "tm4", "", 20) + device("tm100", "tm4", "", 100) + device("gw4", "tm4", ", gateway: true", 100);
+    for (int i = 0; i < 4; ++i) d += device("gwsub" + std::to_string(i), "tm4", ", via: gw4", 100);
+    d += device("das600", "das8", ", key: x", 600) + device("plain600", "plain8", "", 600);
+    d += device("legacy600", "legacy8", ", device_id: \"8\", key: x", 600);
+    d += device("tb20a", "tb8", "", 20) + device("tb20b", "tb8", "", 20) + device("tb600", "tb8b", "", 600);
     for (int i = 0; i < 3; ++i) d += device("tb" + std::to_string(i), "tb");
     d += device("m1", "plain") + device("pp1", "perpoint", "", 2);
     return kClouds + d;
@@ -250,6 +265,65 @@ TEST_CASE("packets: OneNET legacy: one sample set larger than a frame spans mess
     CHECK(two.records.size() == 1);
     CHECK(two.messages.size() >= 2);
     check_frames(two, 1);
+}
+
+TEST_CASE("packets: every platform packs up to the cloud's max_payload_size in bytes and splits a larger set") {
+    World w;
+    for (const char* name :
+         {"dp20", "dp600", "tm20", "tm100", "gw4", "das600", "plain600", "legacy600", "tb8", "tb8b"}) {
+        CAPTURE(name);
+        const auto& s = w.session(name);
+        const std::size_t limit = w.profile(s).max_payload();
+        for (std::int64_t n : {1, 7, 300}) {
+            CAPTURE(n);
+            auto p = check_largest(w, name, n);  // owns exactly what it carries, every value once
+            for (const auto& m : p.messages) CHECK(m.payload.size() <= limit);
+            const std::size_t points = w.cfg.devices[s.devices[0]].points.size();
+            if (points >= 100) CHECK(p.messages.size() > 1);  // one set does not fit one message
+        }
+        // A whole backlog drains, every record in exactly one packet, every message within the limit.
+        auto q = w.backlog(s, 300);
+        std::uint32_t id = 1;
+        std::set<std::int64_t> seen;
+        std::size_t messages = 0, bytes = 0;
+        while (!q.empty()) {
+            for (const auto& pk : w.profile(s).build(s, q, 8, id)) {
+                for (const auto& r : pk.records) CHECK(seen.insert(r.id).second);
+                for (const auto& m : pk.messages) {
+                    CHECK(m.payload.size() <= limit);
+                    bytes += m.payload.size();
+                    ++messages;
+                }
+            }
+        }
+        CHECK(seen.size() == 300);
+        // Packed by bytes, not by a fixed count: messages are mostly full.
+        if (std::string(name) == "dp20" || std::string(name) == "tb8") CHECK(bytes / messages > limit / 2);
+    }
+}
+
+TEST_CASE("config: max_payload_size within the platform's own limit") {
+    auto errors_of = [](const std::string& cloud) {
+        auto r =
+            load_config_text("clouds:\n  c: " + cloud +
+                                 "\nbuses:\n  s: { driver: sim }\ndevices:\n  - { name: d, device_id: \"5\", key: k, "
+                                 "cloud: c, bus: s, points: [ { name: v, area: holding, address: 0 } ] }\n",
+                             "t.yaml", &test::drivers());
+        std::string all;
+        for (const auto& e : r.errors) all += config::format_error("t.yaml", e) + "\n";
+        return all;
+    };
+    CHECK(errors_of("{ platform: onenet, host: h, product_id: p, max_payload_size: 512KB }")
+              .find("over the platform's limit; expected at most 262144 (OneNET disconnects") != std::string::npos);
+    CHECK(errors_of("{ platform: onenet-legacy, host: h, product_id: p, keepalive: 120s, max_payload_size: 1MB }")
+              .find("expected at most 65538") != std::string::npos);
+    CHECK(errors_of("{ platform: thingsboard, host: h, username: t, max_payload_size: 1MB }").empty());
+    CHECK(errors_of("{ platform: mqtt, host: h, max_payload_size: 100 }").find("max_payload_size") !=
+          std::string::npos);
+    const auto cfg = test::load_ok(
+        "clouds:\n  c: { platform: thingsboard, host: h, username: t }\nbuses:\n  s: { driver: sim }\ndevices:\n"
+        "  - { name: d, cloud: c, bus: s, points: [ { name: v, area: holding, address: 0 } ] }\n");
+    CHECK(cfg.clouds[0].max_payload_size == 65536);  // ThingsBoard's default
 }
 
 TEST_CASE("packets: DaShi, ThingsBoard and generic MQTT own exactly what they carry") {
