@@ -45,27 +45,28 @@ Inbound Profile::on_message(const SessionInfo&, const std::string&, const std::s
     return in;
 }
 
-std::size_t batches_within_budget(const std::deque<core::SampleBatch>& pending, std::size_t limit) {
-    std::size_t n = 0, values = 0;
-    for (const auto& b : pending) {
-        if (n == limit || (n > 0 && values + b.values.size() > kMaxValuesPerMessage)) break;
-        values += b.values.size();
-        ++n;
-    }
-    return n;
-}
-
 std::size_t fit_batches(std::size_t most, std::size_t limit, const std::function<std::string(std::size_t)>& render,
                         std::string& payload) {
-    std::size_t n = std::max<std::size_t>(1, most);
-    payload = render(n);
-    while (payload.size() > limit && n > 1) {
-        // Shrink in proportion (payloads grow about linearly with n), at least by one.
-        const std::size_t guess = n * limit / payload.size();
-        n = std::max<std::size_t>(1, std::min(n - 1, guess));
-        payload = render(n);
+    // From one batch up: each guess assumes the bytes per batch seen so far (payloads grow about
+    // linearly), so a backlog of thousands is never rendered whole; a handful of renders at most.
+    std::size_t best = 1;
+    payload = render(1);
+    if (payload.size() > limit || most <= 1) return 1;
+    std::size_t too_many = most + 1;  // the smallest count known not to fit
+    for (int round = 0; round < 8; ++round) {
+        std::size_t guess = best * limit / std::max<std::size_t>(1, payload.size());
+        guess = std::min(std::max(guess, best + 1), std::min(most, too_many - 1));
+        if (guess <= best) break;
+        std::string candidate = render(guess);
+        if (candidate.size() <= limit) {
+            best = guess;
+            payload = std::move(candidate);
+            if (best == most || payload.size() >= limit - limit / 16) break;  // full enough
+        } else {
+            too_many = guess;
+        }
     }
-    return n;
+    return best;
 }
 
 namespace {

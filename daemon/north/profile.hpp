@@ -127,17 +127,11 @@ inline std::uint32_t take_message_id(std::uint32_t& next_id) {
     return id;
 }
 
-// Keeps every message far below platform limits (OneNET: 256 KB): a message carries at most this
-// many values (about 50 bytes each in JSON), and always at least one sample set.
-constexpr std::size_t kMaxValuesPerMessage = 3000;
-
-// How many of the oldest `limit` batches fit the value budget (at least 1 when any wait).
-std::size_t batches_within_budget(const std::deque<core::SampleBatch>& pending, std::size_t limit);
-
 // Byte limits (cloud max_payload_size). `render(n)` builds the payload of a message carrying the
-// first n of the batches considered; the result is the largest n <= most (found by shrinking in
-// proportion to the overshoot) whose payload fits `limit`, with that payload in `payload`. It is
-// at least 1: when one batch alone is too large, the caller splits its values (split_values).
+// first n of the batches considered; the result is a count n <= most whose payload fits `limit`
+// and fills at least 15/16 of it when more batches wait (guessed from the bytes per batch), with
+// that payload in `payload`. It is at least 1: when one batch alone is too large, the caller
+// splits its values (split_values).
 std::size_t fit_batches(std::size_t most, std::size_t limit, const std::function<std::string(std::size_t)>& render,
                         std::string& payload);
 

@@ -8,7 +8,6 @@
 namespace fieldlink::platforms {
 namespace {
 
-constexpr std::size_t kMaxBatchesPerMessage = 100;
 constexpr std::uint32_t kLongestId = 0x7FFFFFFF;  // take_message_id's largest
 constexpr int kCodeFailed = 100;                  // the official SDK's "failed"; any non-200 code is a failure
 constexpr const char* kNoWrites = "writes and services from the cloud are not supported yet by this gateway";
@@ -28,7 +27,7 @@ class OnenetDatapoints : public OnenetProfile {
         const auto limit = max_payload();
         while (!pending.empty() && out.size() < max_packets) {
             // Sized with the longest id, so the id the message finally gets never makes it grow.
-            const std::size_t most = north::batches_within_budget(pending, kMaxBatchesPerMessage);
+            const std::size_t most = pending.size();  // bytes are the limit, not a count
             std::string payload;
             const std::size_t n = north::fit_batches(
                 most, limit, [&](std::size_t k) { return onenet_dp_payload(*s.identity, pending, k, kLongestId); },

@@ -132,8 +132,9 @@ class OnenetThingModel : public OnenetProfile {
         const std::string longest_id = std::to_string(0x7FFFFFFF);  // sizes never grow with the real id
         while (!pending.empty() && out.size() < max_packets) {
             // OneNET's counts first (10 devices, 100 values per point), then bytes: the value
-            // budget shrinks in proportion to the overshoot until the message fits.
-            std::size_t budget = north::kMaxValuesPerMessage;
+            // budget (at first what the limit could hold) shrinks in proportion to the overshoot
+            // until the message fits.
+            std::size_t budget = max_payload() / 16;  // no value takes fewer than 16 bytes here
             Groups groups;
             north::Message m;
             for (;;) {

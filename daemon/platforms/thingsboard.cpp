@@ -12,7 +12,6 @@
 namespace fieldlink::platforms {
 namespace {
 
-constexpr std::size_t kMaxBatchesPerMessage = 200;
 constexpr const char* kNoRpc = "RPC from the cloud is not supported yet by this gateway";
 
 class ThingsBoard : public north::Profile {
@@ -53,7 +52,7 @@ class ThingsBoard : public north::Profile {
         std::vector<north::Packet> out;
         const auto limit = max_payload();
         while (!pending.empty() && out.size() < max_packets) {
-            const std::size_t most = north::batches_within_budget(pending, kMaxBatchesPerMessage);
+            const std::size_t most = pending.size();  // bytes are the limit, not a count
             std::string payload;
             const std::size_t n = north::fit_batches(
                 most, limit, [&](std::size_t k) { return telemetry(s, pending, k); }, payload);

@@ -175,11 +175,15 @@ std::string temp_dir() {
 
 }  // namespace
 
-TEST_CASE("packets: OneNET datapoints carry up to 100 batches and own exactly them") {
+TEST_CASE("packets: OneNET datapoints carry what fits 256 KB and own exactly it") {
     World w;
     auto p = check_largest(w, "d-dp", 5000);
-    CHECK(p.records.size() == 100);
-    CHECK(p.messages.size() == 1);
+    CHECK(p.records.size() == 5000);  // about 30 bytes a set of one value: all of them
+    REQUIRE(p.messages.size() == 1);
+    CHECK(p.messages[0].payload.size() <= 256 * 1024);
+    auto big = check_largest(w, "d-dp", 20000);  // 600 KB: packed up to the limit
+    CHECK(big.messages[0].payload.size() <= 256 * 1024);
+    CHECK(big.messages[0].payload.size() > 240 * 1024);
 }
 
 TEST_CASE("packets: OneNET thing model, a direct device: property/post for one, history/post for a backlog") {
@@ -329,8 +333,9 @@ TEST_CASE("config: max_payload_size within the platform's own limit") {
 TEST_CASE("packets: DaShi, ThingsBoard and generic MQTT own exactly what they carry") {
     World w;
     CHECK(check_largest(w, "das1", 100).records.size() == 1);
-    auto tb = check_largest(w, "tb", 5000);
-    CHECK(tb.records.size() == 200);
+    auto tb = check_largest(w, "tb", 5000);  // ThingsBoard's default limit: 64 KB
+    CHECK(tb.messages[0].payload.size() <= 65536);
+    CHECK(tb.messages[0].payload.size() > 60000);
     CHECK(check_largest(w, "m1", 100).records.size() == 1);
     auto pp = check_largest(w, "pp1", 100);
     CHECK(pp.messages.size() == 2);  // one message per point, one record for both
