@@ -62,9 +62,9 @@ class Aiot : public north::Profile {
         while (!pending.empty() && out.size() < max_packets) {
             north::Packet p;
             const std::string topic = prefix(d) + "properties/up";
-            if (properties_up(d, pending.front(), kLongestId).size() <= limit) {
-                p.messages.push_back({topic, properties_up(d, pending.front(), north::take_message_id(next_id)),
-                                      pending.front().values.size()});
+            if (std::string payload = properties_up(d, pending.front(), north::take_message_id(next_id));
+                payload.size() <= limit) {
+                p.messages.push_back({topic, std::move(payload), pending.front().values.size()});
             } else {  // one sample set larger than a message: its values over several
                 const auto render = [&](const core::SampleBatch& part) { return properties_up(d, part, kLongestId); };
                 for (const auto& part : north::split_values(pending.front(), limit, render)) {

@@ -30,9 +30,10 @@ class MqttTemplate : public north::Profile {
                     p.messages.push_back(
                         {expand_template(cloud_.topic, d, b, &pv), expand_template(cloud_.payload, d, b, &pv), 1});
                 }
-            } else if (expand_template(cloud_.payload, d, b, nullptr).size() <= max_payload()) {
-                p.messages.push_back({expand_template(cloud_.topic, d, b, nullptr),
-                                      expand_template(cloud_.payload, d, b, nullptr), b.values.size()});
+            } else if (std::string payload = expand_template(cloud_.payload, d, b, nullptr);
+                       payload.size() <= max_payload()) {
+                p.messages.push_back(
+                    {expand_template(cloud_.topic, d, b, nullptr), std::move(payload), b.values.size()});
             } else {  // one sample set larger than a message: its values over several
                 const auto render = [&](const core::SampleBatch& part) {
                     return expand_template(cloud_.payload, d, part, nullptr);

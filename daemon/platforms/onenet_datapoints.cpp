@@ -26,15 +26,14 @@ class OnenetDatapoints : public OnenetProfile {
         const std::string topic = prefix(s) + "dp/post/json";
         const auto limit = max_payload();
         while (!pending.empty() && out.size() < max_packets) {
-            // Sized with the longest id, so the id the message finally gets never makes it grow.
             const std::size_t most = pending.size();  // bytes are the limit, not a count
+            const std::uint32_t id = north::take_message_id(next_id);
             std::string payload;
             const std::size_t n = north::fit_batches(
-                most, limit, [&](std::size_t k) { return onenet_dp_payload(*s.identity, pending, k, kLongestId); },
-                payload);
+                most, limit, [&](std::size_t k) { return onenet_dp_payload(*s.identity, pending, k, id); }, payload);
             north::Packet p;
             if (payload.size() <= limit) {
-                north::Message m{topic, onenet_dp_payload(*s.identity, pending, n, north::take_message_id(next_id)), 0};
+                north::Message m{topic, std::move(payload), 0};
                 for (std::size_t i = 0; i < n; ++i) north::take_front(pending, p);
                 m.samples = p.samples;
                 p.messages.push_back(std::move(m));

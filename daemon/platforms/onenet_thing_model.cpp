@@ -134,12 +134,13 @@ class OnenetThingModel : public OnenetProfile {
             // OneNET's counts first (10 devices, 100 values per point), then bytes: the value
             // budget (at first what the limit could hold) shrinks in proportion to the overshoot
             // until the message fits.
-            std::size_t budget = max_payload() / 16;  // no value takes fewer than 16 bytes here
+            std::size_t budget = max_payload() / 16;       // no value takes fewer than 16 bytes here
+            const std::string id = next_id_text(next_id);  // unused (skipped) when a set is split
             Groups groups;
             north::Message m;
             for (;;) {
                 groups = group_oldest(s, pending, budget);
-                m = render(s, pending, groups, longest_id);
+                m = render(s, pending, groups, id);
                 std::size_t batches = 0, values = 0;
                 for (const auto& g : groups) {
                     batches += g.second.size();
@@ -153,7 +154,6 @@ class OnenetThingModel : public OnenetProfile {
             std::sort(taken.begin(), taken.end());
             north::Packet p;
             if (m.payload.size() <= limit) {
-                m = render(s, pending, groups, next_id_text(next_id));
                 north::take_at(pending, taken, p);
                 m.samples = p.samples;
                 p.messages.push_back(std::move(m));
