@@ -58,7 +58,7 @@ struct State {
     std::set<std::string> legacy_clients;                   // receive $creq without subscribing
     std::map<std::string, std::string> keys;                // "pid/dev" or "pid/*" -> base64 key
     std::string violations_file;
-    std::string record_file;  // every accepted device PUBLISH: "<unix time> <topic> <payload>"
+    std::string record_file;  // every accepted device PUBLISH: "<unix time> <topic> <payload>" (legacy: hex)
     double rate = 1.0;
     std::string observer_user, observer_password;
     std::map<std::string, std::deque<double>> logins, publishes;  // client -> timestamps
@@ -377,9 +377,17 @@ int on_message(int, void* event_data, void*) {
         // subscribers that miss messages while the broker restarts.
         timespec ts{};
         clock_gettime(CLOCK_REALTIME, &ts);
+        std::string text = payload;
+        if (g.platform == "legacy") {  // binary frames (a length header may hold NUL bytes): as hex
+            static const char* const digits = "0123456789abcdef";
+            text.clear();
+            for (unsigned char c : payload) {
+                text += digits[c >> 4];
+                text += digits[c & 15];
+            }
+        }
         if (FILE* f = std::fopen(g.record_file.c_str(), "a")) {
-            std::fprintf(f, "%ld.%09ld %s %s\n", static_cast<long>(ts.tv_sec), ts.tv_nsec, topic.c_str(),
-                         payload.c_str());
+            std::fprintf(f, "%ld.%09ld %s %s\n", static_cast<long>(ts.tv_sec), ts.tv_nsec, topic.c_str(), text.c_str());
             std::fclose(f);
         }
     }

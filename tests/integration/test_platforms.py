@@ -5,7 +5,7 @@ import json
 import time
 import unittest
 
-from harness import Broker, Daemon, Procs, Subscriber, wait_for
+from harness import Broker, Daemon, Procs, Subscriber, free_port, wait_for
 
 GW_PID, GW_KEY = "IHL2T99b8k", "rs2FaE5BuygJZkWKDA5okKt1RFpwOx53hbu6hwyCS4U="
 SUB_PID, SUB_PRODUCT_KEY = "SubPid01", "kKsubaG7FzMgzR6N3eUD53319Qu+K4MCvw6KzOYc5eI="
@@ -134,6 +134,44 @@ devices:
                 self.assertTrue(all(dp["value"] >= 207 and dp["at"] for dp in stream["datapoints"]))
         self.assertIn(3, types, "live data at the rate limit goes as type 3")
         self.assertEqual(broker.violation_lines(), [])
+
+    def test_onenet_legacy_backlog_frames_fit_their_length(self):
+        # 40 points every 100 ms while the broker is away: the backlog needs far more than one
+        # 65,535-byte $dp frame; every frame's 2-byte header must state its body's length (the
+        # emulator checks it) and every sample set must arrive.
+        procs = Procs(self)
+        port = free_port()
+        points = ", ".join("{ name: stream_%02d, area: holding, address: %d }" % (i, i) for i in range(40))
+        daemon = Daemon(procs, f"""
+clouds:
+  legacy: {{ platform: onenet-legacy, host: 127.0.0.1, port: {port}, product_id: "12345", keepalive: 120s }}
+buses:
+  sim: {{ driver: sim }}
+devices:
+  - {{ name: boiler, cloud: legacy, bus: sim, unit: 2, device_id: "5678", key: SN-0001, interval: 100ms,
+       points: [ {points} ] }}
+""")
+        time.sleep(8)  # about 80 sets x 40 values waiting
+        broker = Broker(procs, devices=[("12345", "5678", "SN-0001")], platform="legacy", port=port)
+        # What the platform received, recorded by the emulator itself (hex: frames are binary).
+        received = lambda: [bytes.fromhex(p) for _, topic, p in broker.received() if topic == "$dp"]
+        # Drained: after large frames, one of what a second of live data makes (10 sets, ~18 KB).
+        drained = lambda f=None: (lambda f: f and any(len(x) > 40000 for x in f) and len(f[-1]) < 30000)(received())
+        wait_for(drained, timeout=90, what="the backlog to drain")
+        self.assertEqual(daemon.stop()[0], 0)
+        frames = received()
+        self.assertEqual(broker.violation_lines(), [], "every frame's header states its body's length")
+        bodies = [len(p) - 3 for p in frames if p[0] == 1]
+        self.assertTrue(bodies and max(bodies) > 40000, "the backlog goes in large frames: %s" % bodies)
+        self.assertTrue(all(b <= 65535 for b in bodies))
+        times = []
+        for p in frames:
+            body = json.loads(p[3:])
+            if p[0] == 1:
+                streams = {s["id"]: s["datapoints"] for s in body["datastreams"]}
+                self.assertEqual(len(streams), 40)
+                times += [dp["at"] for dp in streams["stream_00"]]
+        self.assertGreater(len(times), 60, "the sets taken during the outage arrive with their times")
 
     def test_dashi_aiot(self):
         procs = Procs(self)
