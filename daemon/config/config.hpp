@@ -66,7 +66,7 @@ struct CloudConfig {
     double max_rate = 0;  // messages per second per session; 0 = unlimited
     int max_inflight = 20;
     std::uint64_t max_payload_size = 0;  // bytes per message; 0 until the platform sets its default
-    std::map<std::string, Mark> given;  // keys written in the file, with their positions
+    std::map<std::string, Mark> given;   // keys written in the file, with their positions
 
     bool has(const std::string& key) const { return given.count(key) != 0; }
     Mark mark_of(const std::string& key) const {
