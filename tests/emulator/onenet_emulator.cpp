@@ -10,6 +10,13 @@
 //     at most 3 logins per 5 s per device.
 //   - PUBLISH: only to the device's own $sys/{pid}/{dev}/... topics, QoS <= 1, retain 0, and at
 //     most `rate` messages per second per device (averaged over a 5 s window).
+//   - PUBLISH topics: only the documented uplink set (dp/post/json, cmd/response/{id}, thing/...);
+//     anything else is a violation and disconnects the device, as on OneNET.
+//   - Tokens: every value URL-encoded, et a number of Unix seconds (malformed numbers are refused,
+//     never thrown).
+//   - Datapoints: id an integer, dp an object of streams of [A-Za-z0-9_.] (<= 30 bytes), each an
+//     array of {v, t} with t in seconds and one value per second; answered on
+//     dp/post/json/accepted or /rejected (err_code 98) like the platform.
 //   - SUBSCRIBE: only the device's own topics, wildcards from the 5th level on.
 //   - Thing model: request ids are digit strings of at most 13 characters; pack/post carries at
 //     most 10 devices and 100 properties each, and only sub-devices added to the gateway's
@@ -21,7 +28,8 @@
 // DaShi AIoT: clientId "{cid}|securemode=N,signmethod=hmacX,timestamp=T|", user name
 //   "{deviceId}&{productId}", password the hex HMAC of the sorted parameters with the secret;
 //   publishes only under sys/{pid}/{did}/.
-// ThingsBoard: user name = the gateway token; publishes only under v1/gateway/.
+// ThingsBoard: user name = the gateway token; publishes only under v1/gateway/, payloads of at
+//   most 65,536 bytes (the transport's default max_payload_size).
 // Auth failures are refused (CONNACK 5); other violations are recorded but let through so the
 // test sees the data and the violation together.
 //
@@ -117,7 +125,13 @@ std::string check_token(const std::string& pid, const std::string& dev, const st
     while (std::getline(ss, part, '&')) {
         auto eq = part.find('=');
         if (eq == std::string::npos) return "token part without '=': " + part;
-        kv[part.substr(0, eq)] = url_decode(part.substr(eq + 1));
+        // Values are URL-encoded: res has '/', sign base64 has '+', '/' and '='.
+        const std::string raw = part.substr(eq + 1);
+        if (raw.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~%") !=
+            std::string::npos) {
+            return "1103 invalid token: the value of " + part.substr(0, eq) + " is not URL-encoded";
+        }
+        kv[part.substr(0, eq)] = url_decode(raw);
         order.push_back(part.substr(0, eq));
     }
     if (kv.size() != 5 || !kv.count("version") || !kv.count("res") || !kv.count("et") || !kv.count("method") ||
@@ -127,7 +141,10 @@ std::string check_token(const std::string& pid, const std::string& dev, const st
     if (kv["version"] != "2018-10-31") return "1111 invalid version " + kv["version"];
     if (kv["res"] != "products/" + pid + "/devices/" + dev)
         return "1114 clientId/username do not match res " + kv["res"];
-    if (std::stoll(kv["et"]) < static_cast<long long>(std::time(nullptr))) return "1104 token expired";
+    const std::string& et = kv["et"];
+    if (et.empty() || et.size() > 12 || et.find_first_not_of("0123456789") != std::string::npos)
+        return "1103 invalid token: et must be Unix seconds, got '" + et + "'";
+    if (std::strtoll(et.c_str(), nullptr, 10) < static_cast<long long>(std::time(nullptr))) return "1104 token expired";
     const EVP_MD* md = kv["method"] == "md5"      ? EVP_md5()
                        : kv["method"] == "sha1"   ? EVP_sha1()
                        : kv["method"] == "sha256" ? EVP_sha256()
@@ -240,6 +257,35 @@ int on_auth(int, void* event_data, void*) {
     return MOSQ_ERR_SUCCESS;
 }
 
+// OneNET topics a device publishes to (protocols.md §1.5, §2.7), after $sys/{pid}/{dev}/.
+bool documented_uplink(const std::string& t) {
+    static const std::set<std::string> exact = {"dp/post/json",
+                                                "thing/property/post",
+                                                "thing/event/post",
+                                                "thing/pack/post",
+                                                "thing/history/post",
+                                                "thing/property/get_reply",
+                                                "thing/property/set_reply",
+                                                "thing/property/desired/get",
+                                                "thing/property/desired/delete",
+                                                "thing/sub/login",
+                                                "thing/sub/logout",
+                                                "thing/sub/topo/add",
+                                                "thing/sub/topo/delete",
+                                                "thing/sub/topo/get",
+                                                "thing/sub/topo/change_reply",
+                                                "thing/sub/property/get_reply",
+                                                "thing/sub/property/set_reply",
+                                                "thing/sub/service/invoke_reply"};
+    if (exact.count(t)) return true;
+    const auto starts = [&](const char* p) { return t.rfind(p, 0) == 0 && t.size() > std::strlen(p); };
+    const auto ends = [&](const char* e) {
+        return t.size() > std::strlen(e) && t.compare(t.size() - std::strlen(e), std::strlen(e), e) == 0;
+    };
+    if (starts("cmd/response/") && t.find('/', 13) == std::string::npos) return true;
+    return starts("thing/service/") && ends("/invoke_reply");
+}
+
 std::string own_prefix(const char* cid, const std::string& user) {
     if (g.platform == "aiot") {
         auto amp = user.find('&');
@@ -267,6 +313,13 @@ int on_acl(int, void* event_data, void*) {
         if (ed->qos > 1) violation(cid, "QoS 2 publish to " + topic);
         if (ed->retain) violation(cid, "retained publish to " + topic);
         if (ed->payloadlen > 256 * 1024) violation(cid, "payload larger than 256 KB");
+        if (g.platform == "thingsboard" && ed->payloadlen > 65536)
+            violation(cid, "payload larger than ThingsBoard's default max_payload_size (65536 bytes)");
+        if (g.platform == "onenet" && !documented_uplink(topic.substr(own.size()))) {
+            violation(cid, "publish to an undocumented topic " + topic + " (OneNET disconnects the device)");
+            mosquitto_kick_client_by_clientid(cid, false);
+            return MOSQ_ERR_ACL_DENIED;
+        }
         if (rate_exceeded(g.publishes[cid ? cid : ""], 5.0, g.rate * 5.0 + 2.0)) {  // +1 burst, +1 clock jitter
             violation(cid, "uplink faster than " + std::to_string(g.rate) + " message(s)/s");
         }
@@ -343,6 +396,55 @@ void thing_model_message(const char* cid, const std::string& topic, const std::s
     reply(cid, topic, id, code, msg);
 }
 
+// OneNET datapoints (protocols.md §2.7): {"id":N,"dp":{stream:[{"v":..,"t":seconds}]}}; answered on
+// dp/post/json/accepted or /rejected like the platform.
+void datapoints_message(const char* cid, const std::string& topic, const std::string& payload) {
+    json j = json::parse(payload, nullptr, false);
+    std::string err;
+    if (!j.is_object() || !j.contains("id") || !j["id"].is_number_integer() || j["id"].get<long long>() <= 0 ||
+        j["id"].get<long long>() > 0x7FFFFFFFLL) {
+        err = "id must be an integer 1..2^31-1";
+    } else if (!j.contains("dp") || !j["dp"].is_object() || j["dp"].empty()) {
+        err = "dp must be an object of streams";
+    } else {
+        for (const auto& [name, values] : j["dp"].items()) {
+            if (name.empty() || name.size() > 30 ||
+                name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.$") !=
+                    std::string::npos ||
+                name.find('$', 1) != std::string::npos) {
+                err = "stream name '" + name + "' (at most 30 of [A-Za-z0-9_.])";
+            } else if (!values.is_array() || values.empty()) {
+                err = "stream " + name + " must be a non-empty array";
+            } else {
+                std::set<long long> seconds;
+                for (const auto& e : values) {
+                    if (!e.is_object() || !e.contains("v")) {
+                        err = "stream " + name + ": every datapoint needs v";
+                    } else if (e.contains("t") &&
+                               (!e["t"].is_number_integer() || e["t"].get<long long>() > 99999999999LL)) {
+                        err = "stream " + name + ": t must be Unix seconds";
+                    } else if (e.contains("t") && !seconds.insert(e["t"].get<long long>()).second) {
+                        err = "stream " + name + ": two values for second " + std::to_string(e["t"].get<long long>()) +
+                              " (the platform keeps one)";
+                    }
+                }
+            }
+            if (!err.empty()) break;
+        }
+    }
+    const long long id =
+        j.is_object() && j.contains("id") && j["id"].is_number_integer() ? j["id"].get<long long>() : -1;
+    std::string answer;
+    if (err.empty()) {
+        answer = json{{"id", id}}.dump();
+    } else {
+        violation(cid, "dp/post/json: " + err);
+        answer = json{{"id", id}, {"err_code", 98}, {"err_msg", "Illegal Data"}}.dump();
+    }
+    const std::string to = topic + (err.empty() ? "/accepted" : "/rejected");
+    mosquitto_broker_publish_copy(cid, to.c_str(), static_cast<int>(answer.size()), answer.data(), 0, false, nullptr);
+}
+
 void legacy_message(const char* cid, const std::string& topic, const std::string& payload) {
     if (topic != "$dp") return;
     if (payload.size() < 3 || (payload[0] != 1 && payload[0] != 3)) {
@@ -393,6 +495,8 @@ int on_message(int, void* event_data, void*) {
     }
     if (g.platform == "onenet" && topic.find("/thing/") != std::string::npos) thing_model_message(cid, topic, payload);
     if (g.platform == "legacy") legacy_message(cid, topic, payload);
+    if (g.platform == "onenet" && topic.size() > 13 && topic.compare(topic.size() - 13, 13, "/dp/post/json") == 0)
+        datapoints_message(cid, topic, payload);
     return MOSQ_ERR_SUCCESS;
 }
 
