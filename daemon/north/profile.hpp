@@ -30,9 +30,6 @@ struct Message {
     std::string topic;
     std::string payload;
     std::size_t samples = 0;  // values carried, for counters
-    // Values replaced by a newer one of the same stream within the same second, on platforms
-    // whose timestamps are whole seconds (the platform would keep only one of them anyway).
-    std::size_t merged = 0;
 };
 
 // A stored record: (device index in the configuration, outbox record id).

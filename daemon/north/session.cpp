@@ -519,7 +519,6 @@ bool Session::publish(const Message& m, std::size_t packet) {
     }
     count(&SessionCounters::messages_sent);
     count(&SessionCounters::samples_sent, m.samples);
-    count(&SessionCounters::samples_merged, m.merged);
     if (cloud_.max_rate > 0) tokens_ -= 1.0;
     return true;
 }

@@ -45,7 +45,6 @@ struct SessionCounters {
     std::uint64_t messages_acked = 0;
     std::uint64_t samples_sent = 0;
     std::uint64_t samples_dropped = 0;  // not stored and pushed out of memory
-    std::uint64_t samples_merged = 0;   // replaced by a newer value of the stream in the same second
     std::uint64_t connects = 0;
     std::uint64_t connect_failures = 0;
     std::uint64_t resolve_failures = 0;

@@ -71,11 +71,10 @@ void North::write_status(TimePoint now) {
             "{}\n{{\"name\":{},\"cloud\":{},\"connected\":{},\"queued_on_disk\":{},\"queued_in_memory\":{},"
             "\"in_flight\":{},\"oldest_queued_age_s\":{:.3f},\"samples_sent_per_s\":{:.3f},\"samples_sent\":{},"
             "\"messages_acked\":{},\"samples_dropped_budget\":{},\"samples_dropped_memory\":{},\"commands\":{},"
-            "\"malformed\":{},\"error_replies\":{},\"connect_failures\":{},\"resolve_failures\":{},"
-            "\"samples_merged_same_second\":{}}}",
+            "\"malformed\":{},\"error_replies\":{},\"connect_failures\":{},\"resolve_failures\":{}}}",
             i ? "," : "", name, quoted(s.info().cloud->name), s.connected(), queued, s.queued_in_memory(),
             s.in_flight(), age_s, rate, c.samples_sent, c.messages_acked, dropped, c.samples_dropped, c.commands,
-            c.malformed, c.error_replies, c.connect_failures, c.resolve_failures, c.samples_merged);
+            c.malformed, c.error_replies, c.connect_failures, c.resolve_failures);
         prom.print(
             "fieldlink_session_connected{{session={}}} {}\n"
             "fieldlink_queued_batches{{session={}}} {}\n"
@@ -84,10 +83,9 @@ void North::write_status(TimePoint now) {
             "fieldlink_samples_dropped_total{{session={}}} {}\n"
             "fieldlink_send_rate_samples_per_second{{session={}}} {:.3f}\n"
             "fieldlink_platform_requests_total{{session={}}} {}\n"
-            "fieldlink_malformed_messages_total{{session={}}} {}\n"
-            "fieldlink_samples_merged_total{{session={}}} {}\n",
+            "fieldlink_malformed_messages_total{{session={}}} {}\n",
             name, s.connected() ? 1 : 0, name, queued, name, age_s, name, c.samples_sent, name,
-            dropped + c.samples_dropped, name, rate, name, c.commands, name, c.malformed, name, c.samples_merged);
+            dropped + c.samples_dropped, name, rate, name, c.commands, name, c.malformed);
     }
     status.print("]");
     if (store_) {

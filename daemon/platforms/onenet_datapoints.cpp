@@ -29,24 +29,13 @@ class OnenetDatapoints : public OnenetProfile {
             const std::size_t most = pending.size();  // bytes are the limit, not a count
             const std::uint32_t id = north::take_message_id(next_id);
             std::string payload;
-            std::vector<std::pair<std::size_t, std::size_t>> merged_of;  // (sets, values merged) per render
             const std::size_t n = north::fit_batches(
-                most, limit,
-                [&](std::size_t k) {
-                    std::size_t merged = 0;
-                    auto text = onenet_dp_payload(*s.identity, pending, k, id, &merged);
-                    merged_of.emplace_back(k, merged);
-                    return text;
-                },
-                payload);
+                most, limit, [&](std::size_t k) { return onenet_dp_payload(*s.identity, pending, k, id); }, payload);
             north::Packet p;
             if (payload.size() <= limit) {
                 north::Message m{topic, std::move(payload), 0};
-                for (const auto& [k, merged] : merged_of) {
-                    if (k == n) m.merged = merged;
-                }
                 for (std::size_t i = 0; i < n; ++i) north::take_front(pending, p);
-                m.samples = p.samples - m.merged;
+                m.samples = p.samples;
                 p.messages.push_back(std::move(m));
             } else {  // one sample set larger than a message: its values over several
                 std::deque<core::SampleBatch> one(1);
@@ -98,31 +87,20 @@ class OnenetDatapoints : public OnenetProfile {
 }  // namespace
 
 std::string onenet_dp_payload(const config::DeviceConfig& d, const std::deque<core::SampleBatch>& batches,
-                              std::size_t count, std::uint32_t id, std::size_t* merged) {
+                              std::size_t count, std::uint32_t id) {
     // Group samples by datastream, keeping acquisition order: {"id":N,"dp":{name:[{"v":..,"t":..}]}}
     std::vector<std::string> streams(d.points.size());
-    std::vector<std::int64_t> last_t(d.points.size(), -1);
-    std::vector<std::size_t> last_at(d.points.size(), 0);  // where the stream's last entry starts
-    std::size_t replaced = 0;
     for (std::size_t i = 0; i < count; ++i) {
         const auto& b = batches[i];
         const std::int64_t t = b.timestamp_ms / 1000;
         for (const auto& pv : b.values) {
             std::string& st = streams[pv.point_index];
-            if (last_t[pv.point_index] == t) {  // same second: the newer value replaces the older
-                st.resize(last_at[pv.point_index]);
-                ++replaced;
-            } else {
-                st += st.empty() ? "[" : ",";
-                last_at[pv.point_index] = st.size();
-                last_t[pv.point_index] = t;
-            }
+            st += st.empty() ? "[" : ",";
             st += "{\"v\":";
             append_json_value(st, pv.value);
             fmt::format_to(std::back_inserter(st), ",\"t\":{}}}", t);
         }
     }
-    if (merged) *merged = replaced;
     std::string out = fmt::format(R"({{"id":{},"dp":{{)", id);
     bool first = true;
     for (std::size_t p = 0; p < streams.size(); ++p) {

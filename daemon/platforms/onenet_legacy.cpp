@@ -78,26 +78,11 @@ class Type1 {
         }
         return size_ + extra <= max_;
     }
-    // `f` starts with {"at":"YYYY-MM-DD HH:MM:SS": times are whole seconds, so a value of a second
-    // the stream already has in this frame replaces the older one (counted as merged).
     void add(std::uint32_t k, const std::string& f) {
-        std::string& st = streams_[k];
-        const std::size_t off = last_[k];
-        if (!st.empty() && st.size() - off >= kAtPrefix && f.size() >= kAtPrefix &&
-            st.compare(off, kAtPrefix, f, 0, kAtPrefix) == 0) {
-            size_ -= st.size() - off;
-            st.resize(off);
-            st += f;
-            size_ += f.size();
-            ++merged_;
-            ++values_;
-            return;
-        }
         size_ += cost(k, f);
-        if (st.empty()) ++used_;
-        st += st.empty() ? "" : ",";
-        last_[k] = st.size();
-        st += f;
+        if (streams_[k].empty()) ++used_;
+        streams_[k] += streams_[k].empty() ? "" : ",";
+        streams_[k] += f;
         ++values_;
     }
     void flush(north::Packet& p) {
@@ -114,9 +99,9 @@ class Type1 {
             streams_[k].clear();
         }
         json += "]}";
-        p.messages.push_back(north::Message{"$dp", onenet_legacy_frame(1, json), values_ - merged_, merged_});
+        p.messages.push_back(north::Message{"$dp", onenet_legacy_frame(1, json), values_});
         size_ = kEmpty;
-        used_ = values_ = merged_ = 0;
+        used_ = values_ = 0;
     }
 
   private:
@@ -131,10 +116,7 @@ class Type1 {
     std::vector<std::string> streams_;
     std::size_t size_ = kEmpty;
     std::size_t used_ = 0;    // streams with values
-    std::size_t values_ = 0;  // values added to the body
-    std::size_t merged_ = 0;  // ... of which replaced a value of the same stream and second
-    std::vector<std::size_t> last_ = std::vector<std::size_t>(d_.points.size(), 0);  // last entry's offset
-    static constexpr std::size_t kAtPrefix = 27;                                     // {"at":"YYYY-MM-DD HH:MM:SS"
+    std::size_t values_ = 0;  // values in the body
 };
 
 class OnenetLegacy : public north::Profile {

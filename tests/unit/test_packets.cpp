@@ -330,29 +330,6 @@ TEST_CASE("config: max_payload_size within the platform's own limit") {
     CHECK(cfg.clouds[0].max_payload_size == 65536);  // ThingsBoard's default
 }
 
-TEST_CASE("packets: platforms with whole-second times send one value per stream and second, the others counted") {
-    World w;
-    for (const char* name : {"d-dp", "legacy40"}) {
-        CAPTURE(name);
-        const auto& s = w.session(name);
-        auto q = w.backlog(s, 6);
-        for (std::size_t i = 0; i < q.size(); ++i)
-            q[i].timestamp_ms = 1'700'000'000'000 + (i < 3 ? 100 : 1100) + 100 * static_cast<std::int64_t>(i);
-        std::uint32_t id = 1;
-        auto packets = w.profile(s).build(s, q, 1, id);
-        REQUIRE(packets.size() == 1);
-        const auto& m = packets[0].messages.at(0);
-        const std::size_t points = w.cfg.devices[s.devices[0]].points.size();
-        CHECK(packets[0].records.size() == 6);  // every set is finished with the message
-        CHECK(m.merged == 4 * points);          // two seconds of three sets: one value each
-        CHECK(m.samples == 2 * points);
-        const auto carried = values_in(m);
-        CHECK(std::count(carried.begin(), carried.end(), 3) == static_cast<std::ptrdiff_t>(points));  // the newest
-        CHECK(std::count(carried.begin(), carried.end(), 6) == static_cast<std::ptrdiff_t>(points));
-        CHECK(std::count(carried.begin(), carried.end(), 1) == 0);
-    }
-}
-
 TEST_CASE("packets: DaShi, ThingsBoard and generic MQTT own exactly what they carry") {
     World w;
     CHECK(check_largest(w, "das1", 100).records.size() == 1);

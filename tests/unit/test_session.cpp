@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <set>
 
 #include "fake_north.hpp"
 #include "helpers.hpp"
@@ -153,18 +152,8 @@ TEST_CASE("session: resolves, connects, subscribes, and sends at most one messag
         CHECK(t.published[i].at - t.published[i - 1].at >= 1s);
     }
     std::size_t values = 0;
-    for (const auto& p : t.published) {
-        const auto j = nlohmann::json::parse(p.payload);
-        std::set<std::int64_t> seconds;
-        for (const auto& e : j["dp"]["v"]) {
-            ++values;
-            CHECK(seconds.insert(e["t"].get<std::int64_t>()).second);  // one value per stream and second
-        }
-    }
-    // OneNET datapoints times are whole seconds: of the values of one second in a message the
-    // newest goes, the others are counted as merged, none silently.
-    CHECK(values + s.counters().samples_merged == 30);
-    CHECK(values >= 3);
+    for (const auto& p : t.published) values += nlohmann::json::parse(p.payload)["dp"]["v"].size();
+    CHECK(values == 30);
     CHECK(s.idle());
 }
 
@@ -212,10 +201,7 @@ TEST_CASE(
     // Window of 4 batches in memory, chunks of 4 from disk.
     Rig r(kOnenet, true, 4, 4);
     auto& s = r.session();
-    for (int i = 0; i < 20; ++i) {  // offline: 20 stored, a second apart, the newest 4 in memory
-        r.feed(s, 0, i);
-        r.loop.advance(1s);
-    }
+    for (int i = 0; i < 20; ++i) r.feed(s, 0, i);  // offline: 20 stored, the newest 4 in memory
     CHECK(s.queued_in_memory() == 4);
     s.start();
     auto& t = r.transport();
