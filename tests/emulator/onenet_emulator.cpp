@@ -15,7 +15,7 @@
 //   - Tokens: every value URL-encoded, et a number of Unix seconds (malformed numbers are refused,
 //     never thrown).
 //   - Datapoints: id an integer, dp an object of streams of [A-Za-z0-9_.] (<= 30 bytes), each an
-//     array of {v, t} with t in seconds and one value per second; answered on
+//     array of {v, t} with t in seconds; answered on
 //     dp/post/json/accepted or /rejected (err_code 98) like the platform.
 //   - SUBSCRIBE: only the device's own topics, wildcards from the 5th level on.
 //   - Thing model: request ids are digit strings of at most 13 characters; pack/post carries at
@@ -416,16 +416,12 @@ void datapoints_message(const char* cid, const std::string& topic, const std::st
             } else if (!values.is_array() || values.empty()) {
                 err = "stream " + name + " must be a non-empty array";
             } else {
-                std::set<long long> seconds;
                 for (const auto& e : values) {
                     if (!e.is_object() || !e.contains("v")) {
                         err = "stream " + name + ": every datapoint needs v";
                     } else if (e.contains("t") &&
                                (!e["t"].is_number_integer() || e["t"].get<long long>() > 99999999999LL)) {
                         err = "stream " + name + ": t must be Unix seconds";
-                    } else if (e.contains("t") && !seconds.insert(e["t"].get<long long>()).second) {
-                        err = "stream " + name + ": two values for second " + std::to_string(e["t"].get<long long>()) +
-                              " (the platform keeps one)";
                     }
                 }
             }
