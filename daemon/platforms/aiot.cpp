@@ -148,7 +148,8 @@ class AiotPlatform : public Platform {
         require(check, c, c.product_id, "product_id");
         no_variants(check, c);
         if (c.token_method.empty()) c.token_method = "sha1";
-        payload_limit(check, c, 256 * 1024, 256u << 20, "the MQTT maximum");  // DaShi publishes no limit
+        payload_limit(check, c, std::uint64_t{256} * 1024, std::uint64_t{256} << 20,
+                      "the MQTT maximum");  // DaShi publishes no limit
     }
 
     void check_device(const config::Config& cfg, std::size_t index, config::Checker& check) const override {

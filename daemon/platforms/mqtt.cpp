@@ -59,7 +59,7 @@ class MqttPlatform : public Platform {
     const char* name() const override { return "mqtt"; }
     void check_cloud(config::CloudConfig& c, config::Checker& check) const override {
         no_variants(check, c);
-        payload_limit(check, c, 256 * 1024, 256u << 20, "the MQTT maximum");
+        payload_limit(check, c, std::uint64_t{256} * 1024, std::uint64_t{256} << 20, "the MQTT maximum");
     }
     std::unique_ptr<north::Profile> make_profile(const config::CloudConfig& c) const override {
         return std::make_unique<MqttTemplate>(c);

@@ -15,7 +15,7 @@
 namespace fieldlink::platforms {
 
 constexpr const char* kOnenetTokenVersion = "2018-10-31";
-constexpr std::uint64_t kOnenetMaxPayload = 256 * 1024;  // protocols.md 1.6: larger payloads disconnect
+constexpr std::uint64_t kOnenetMaxPayload = std::uint64_t{256} * 1024;  // protocols.md 1.6: larger payloads disconnect
 
 // URL-encodes with exactly OneNET's 8-character table: + space / ? % # & =
 std::string onenet_url_encode(std::string_view value);

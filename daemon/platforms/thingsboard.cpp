@@ -159,7 +159,7 @@ class ThingsBoardPlatform : public Platform {
         if (c.client_id == "{device}") c.client_id = "fieldlink-gateway";
         // ThingsBoard's MQTT transport refuses payloads over its max_payload_size (64 KB unless
         // the server was configured otherwise: then set the same here).
-        payload_limit(check, c, 65536, 256u << 20, "the MQTT maximum");
+        payload_limit(check, c, 65536, std::uint64_t{256} << 20, "the MQTT maximum");
     }
 
     std::unique_ptr<north::Profile> make_profile(const config::CloudConfig& c) const override {
