@@ -125,11 +125,12 @@ struct DeviceConfig {
     std::string cloud;
     std::string bus;
     int unit = 1;
-    std::string key;         // secret: OneNET device key, legacy auth_info, DaShi deviceSecret
-    std::string product_id;  // sub-device product (OneNET gateway mode); default: the cloud's
-    std::string device_id;   // legacy OneNET numeric device id; DaShi deviceId (default: name)
-    bool gateway = false;    // OneNET thing model: this device carries sub-devices
-    std::string via;         // OneNET thing model: the gateway device that carries this one
+    std::string key;          // secret: OneNET device key, legacy auth_info, DaShi deviceSecret
+    std::string product_id;   // sub-device product (OneNET gateway mode); default: the cloud's
+    std::string product_key;  // secret: the access key of that product (OneNET), when it differs
+    std::string device_id;    // legacy OneNET numeric device id; DaShi deviceId (default: name)
+    bool gateway = false;     // OneNET thing model: this device carries sub-devices
+    std::string via;          // OneNET thing model: the gateway device that carries this one
     Duration interval{5'000};
     int max_gap = -1;
     std::vector<PointConfig> points;

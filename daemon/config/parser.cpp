@@ -300,6 +300,7 @@ const Field<DeviceConfig> kDeviceFields[] = {
     {"key", false, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.key, r.secret(n)); }},
     {"key_file", false, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.key, r.secret_file(n)); }},
     {"product_id", false, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.product_id, r.string(n)); }},
+    {"product_key", false, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.product_key, r.secret(n)); }},
     {"device_id", false, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.device_id, r.string(n)); }},
     {"gateway", false, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.gateway, r.boolean(n)); }},
     {"via", false, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.via, r.string(n)); }},

@@ -92,13 +92,22 @@ const std::string& OnenetProfile::product_of(const config::DeviceConfig& d) cons
     return d.product_id.empty() ? cloud_.product_id : d.product_id;
 }
 
+// The device's own key; else its product's key: the device's product_key when it belongs to
+// another product than the cloud's, the cloud's product_key only for the cloud's own product.
+const std::string& OnenetProfile::signing_key(const config::DeviceConfig& d) const {
+    static const std::string none;
+    if (!d.key.empty()) return d.key;
+    if (!d.product_key.empty()) return d.product_key;
+    return product_of(d) == cloud_.product_id ? cloud_.product_key : none;
+}
+
 std::optional<std::string> OnenetProfile::token_for(const config::DeviceConfig& d, std::int64_t now_s,
                                                     std::int64_t* expiry, std::string* error) const {
     TokenRequest t;
     t.res = onenet_device_res(product_of(d), d.name);
     t.expiry = cloud_.token_expiry ? cloud_.token_expiry : now_s + cloud_.token_ttl.count() / 1000;
     t.method = cloud_.token_method;
-    t.key_base64 = d.key.empty() ? cloud_.product_key : d.key;
+    t.key_base64 = signing_key(d);
     if (expiry) *expiry = t.expiry;
     return onenet_token(t, error);
 }
@@ -157,10 +166,16 @@ class Onenet : public Platform {
             check.fail(d.mark, path + ".name",
                        "OneNET device names may use only A-Z a-z 0-9 _ -; got '" + d.name + "'");
         }
-        if (d.key.empty() && cloud.product_key.empty()) {
+        const bool other_product = !d.product_id.empty() && d.product_id != cloud.product_id;
+        if (d.key.empty() && d.product_key.empty() && (other_product || cloud.product_key.empty())) {
             check.fail(d.mark, path,
-                       "device '" + d.name + "' needs 'key' (or key_file), or cloud '" + cloud.name +
-                           "' needs 'product_key', to compute its OneNET token");
+                       other_product
+                           ? "device '" + d.name + "' of product '" + d.product_id +
+                                 "' needs its own 'key' (or key_file), or 'product_key' of product '" + d.product_id +
+                                 "', to compute its OneNET token (the cloud's product_key belongs to product '" +
+                                 cloud.product_id + "')"
+                           : "device '" + d.name + "' needs 'key' (or key_file), or cloud '" + cloud.name +
+                                 "' needs 'product_key', to compute its OneNET token");
         }
         for (const auto& p : d.points) {
             if (!stream_name_ok(p.name)) {

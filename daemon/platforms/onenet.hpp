@@ -45,6 +45,7 @@ class OnenetProfile : public north::Profile {
     // "$sys/{pid}/{device}/"
     std::string prefix(const north::SessionInfo& s) const;
     const std::string& product_of(const config::DeviceConfig& d) const;
+    const std::string& signing_key(const config::DeviceConfig& d) const;
     // The token of device `d` (the session's own, or a sub-device's sasToken).
     std::optional<std::string> token_for(const config::DeviceConfig& d, std::int64_t now_s, std::int64_t* expiry,
                                          std::string* error) const;

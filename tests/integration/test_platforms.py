@@ -28,7 +28,7 @@ class PlatformsTest(unittest.TestCase):
     unit: {i}
     via: gw01
     product_id: {SUB_PID}
-    key: {SUB_PRODUCT_KEY}
+    product_key: {SUB_PRODUCT_KEY}
     interval: 1s
     points:
       - {{ name: Ua, area: holding, address: 0 }}

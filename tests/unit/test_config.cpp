@@ -80,7 +80,7 @@ TEST_CASE("the base configuration is valid") {
 TEST_CASE("unknown key") {
     CHECK(only_error(replace(kBase, "    interval: 5s", "    intervall: 5s")) ==
           "gw.yaml:20:5: devices[0]: unknown key 'intervall'; expected one of: name, cloud, bus, unit, key, key_file, "
-          "product_id, device_id, gateway, via, interval, max_gap, points");
+          "product_id, product_key, device_id, gateway, via, interval, max_gap, points");
 }
 
 TEST_CASE("missing required key") {

@@ -1,10 +1,16 @@
 // Every test vector of ../shared/docs/protocols.md §6.
 #include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include <map>
 
 #include "core/crypto.hpp"
+#include "helpers.hpp"
+#include "north/north.hpp"
 #include "platforms/aiot.hpp"
 #include "platforms/onenet.hpp"
 #include "platforms/onenet_legacy.hpp"
+#include "platforms/platform.hpp"
 
 using namespace fieldlink::core;
 using namespace fieldlink::platforms;
@@ -120,4 +126,74 @@ TEST_CASE("bad keys and methods are refused with a reason") {
     t.method = "sha512";
     CHECK_FALSE(onenet_token(t, &err).has_value());
     CHECK(err == "unknown signature method 'sha512'; expected md5, sha1 or sha256");
+}
+
+namespace {
+
+// The sasToken of every sub/topo/add a gateway session sends on connect, by device name.
+std::map<std::string, std::string> sas_tokens(const std::string& text) {
+    auto cfg = fieldlink::test::load_ok(text);
+    auto profiles = fieldlink::platforms::make_profiles(cfg);
+    auto sessions = fieldlink::north::plan_sessions(cfg, profiles);
+    std::map<std::string, std::string> out;
+    for (const auto& s : sessions) {
+        std::uint32_t id = 1;
+        for (const auto& m : profiles[0]->on_connect(s, id)) {
+            if (m.topic.find("sub/topo/add") == std::string::npos) continue;
+            const auto j = nlohmann::json::parse(m.payload);
+            out[j["params"]["deviceName"].get<std::string>()] = j["params"]["sasToken"].get<std::string>();
+        }
+    }
+    return out;
+}
+
+std::string expected_token(const std::string& pid, const std::string& dev, const std::string& key) {
+    fieldlink::platforms::TokenRequest t;
+    t.res = "products/" + pid + "/devices/" + dev;
+    t.expiry = 2524579200;
+    t.method = "sha256";
+    t.key_base64 = key;
+    std::string err;
+    return *fieldlink::platforms::onenet_token(t, &err);
+}
+
+const char* kGatewayClouds = R"(
+clouds:
+  tm: { platform: onenet, protocol: thing-model, host: h, product_id: GWP, token_expiry: 2524579200,
+        product_key: kKsubaG7FzMgzR6N3eUD53319Qu+K4MCvw6KzOYc5eI= }
+buses:
+  s: { driver: sim }
+devices:
+  - { name: gw, cloud: tm, bus: s, gateway: true, points: [ { name: a, area: holding, address: 0 } ] }
+)";
+
+}  // namespace
+
+TEST_CASE("sub-device tokens: signed with its own key or its own product's key, never another product's") {
+    const std::string own_key = "rs2FaE5BuygJZkWKDA5okKt1RFpwOx53hbu6hwyCS4U=";
+    const std::string other_product_key = "MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI=";
+    const std::string gw_key = "kKsubaG7FzMgzR6N3eUD53319Qu+K4MCvw6KzOYc5eI=";
+    const auto tokens = sas_tokens(std::string(kGatewayClouds) + R"(
+  - { name: same, cloud: tm, bus: s, via: gw, points: [ { name: a, area: holding, address: 0 } ] }
+  - { name: own, cloud: tm, bus: s, via: gw, product_id: P2, key: )" +
+                                   own_key + R"(, points: [ { name: a, area: holding, address: 0 } ] }
+  - { name: other, cloud: tm, bus: s, via: gw, product_id: P2, product_key: )" +
+                                   other_product_key + R"(, points: [ { name: a, area: holding, address: 0 } ] }
+)");
+    CHECK(tokens.at("same") == expected_token("GWP", "same", gw_key));  // the cloud's product
+    CHECK(tokens.at("own") == expected_token("P2", "own", own_key));
+    CHECK(tokens.at("other") == expected_token("P2", "other", other_product_key));
+    CHECK(tokens.at("other") != expected_token("P2", "other", gw_key));
+}
+
+TEST_CASE("sub-device of another product without its key or its product's key is a configuration error") {
+    auto r = fieldlink::load_config_text(std::string(kGatewayClouds) + R"(
+  - { name: stray, cloud: tm, bus: s, via: gw, product_id: P2, points: [ { name: a, area: holding, address: 0 } ] }
+)",
+                                         "t.yaml", &fieldlink::test::drivers());
+    REQUIRE(r.errors.size() == 1);
+    const std::string msg = fieldlink::config::format_error("t.yaml", r.errors[0]);
+    CHECK(msg.find("device 'stray' of product 'P2' needs its own 'key' (or key_file), or 'product_key' of product "
+                   "'P2'") != std::string::npos);
+    CHECK(msg.find("belongs to product 'GWP'") != std::string::npos);
 }

@@ -27,8 +27,8 @@ buses:
 devices:
   - { name: Chic_D, cloud: dp, bus: s, key: rs2FaE5BuygJZkWKDA5okKt1RFpwOx53hbu6hwyCS4U=, points: [ { name: temperature, area: holding, address: 0 }, { name: relay, area: coil, address: 1 }, { name: label, area: holding, address: 5, type: string, length: 2 } ] }
   - { name: gw01, cloud: tm, bus: s, gateway: true, points: [ { name: Power, area: holding, address: 0 } ] }
-  - { name: meter-01, cloud: tm, bus: s, via: gw01, product_id: SubPid01, points: [ { name: Ua, area: holding, address: 0 }, { name: Ia, area: holding, address: 1 } ] }
-  - { name: meter-02, cloud: tm, bus: s, via: gw01, product_id: SubPid01, points: [ { name: Ua, area: holding, address: 0 } ] }
+  - { name: meter-01, cloud: tm, bus: s, via: gw01, product_id: SubPid01, product_key: MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI=, points: [ { name: Ua, area: holding, address: 0 }, { name: Ia, area: holding, address: 1 } ] }
+  - { name: meter-02, cloud: tm, bus: s, via: gw01, product_id: SubPid01, product_key: MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI=, points: [ { name: Ua, area: holding, address: 0 } ] }
   - { name: solo, cloud: tm, bus: s, points: [ { name: WF, area: holding, address: 0 } ] }
   - { name: old, cloud: legacy, bus: s, device_id: "5678", key: SN-0001, points: [ { name: temperature, area: holding, address: 0 } ] }
   - { name: device, cloud: das, bus: s, key: secret, points: [ { name: WF, area: holding, address: 0 } ] }
