@@ -27,6 +27,8 @@
 #include <string>
 #include <vector>
 
+#include "core/modbus_crc.hpp"
+
 namespace fieldlink::cli {
 namespace {
 
@@ -36,16 +38,6 @@ struct Unit {
     modbus_mapping_t* map = nullptr;
     bool on = true;
 };
-
-std::uint16_t crc16(const std::uint8_t* p, std::size_t n) {
-    std::uint16_t crc = 0xFFFF;
-    for (std::size_t i = 0; i < n; ++i) {
-        crc ^= p[i];
-        for (int b = 0; b < 8; ++b)
-            crc = (crc & 1) ? static_cast<std::uint16_t>((crc >> 1) ^ 0xA001) : static_cast<std::uint16_t>(crc >> 1);
-    }
-    return crc;
-}
 
 // Length of the RTU request starting at buf[0], 0 if more bytes are needed, -1 if unknown.
 int rtu_request_length(const std::vector<std::uint8_t>& buf) {
@@ -179,7 +171,7 @@ void Server::serve_rtu() {
             continue;
         }
         if (len == 0 || rtu_buf_.size() < static_cast<std::size_t>(len)) return;
-        const std::uint16_t crc = crc16(rtu_buf_.data(), static_cast<std::size_t>(len) - 2);
+        const std::uint16_t crc = core::modbus_crc16(rtu_buf_.data(), static_cast<std::size_t>(len) - 2);
         const bool crc_ok = rtu_buf_[len - 2] == (crc & 0xFF) && rtu_buf_[len - 1] == (crc >> 8);
         if (!crc_ok) {
             rtu_buf_.erase(rtu_buf_.begin());

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "bus/plan.hpp"
+#include "core/modbus_crc.hpp"
 #include "mapping/decode.hpp"
 
 extern "C" const fl_driver_v2* fl_modbus_driver_table(void);
@@ -42,16 +43,6 @@ using fieldlink::config::Area;
 using fieldlink::config::DataType;
 using fieldlink::config::PointConfig;
 using fieldlink::config::WordOrder;
-
-std::uint16_t crc16(const std::uint8_t* p, std::size_t n) {
-    std::uint16_t crc = 0xFFFF;
-    for (std::size_t i = 0; i < n; ++i) {
-        crc ^= p[i];
-        for (int b = 0; b < 8; ++b)
-            crc = (crc & 1) ? static_cast<std::uint16_t>((crc >> 1) ^ 0xA001) : static_cast<std::uint16_t>(crc >> 1);
-    }
-    return crc;
-}
 
 // Bytes of the current input, consumed by the server as it answers.
 struct Script {
@@ -175,7 +166,7 @@ class Server {
         if (rtu) {
             out.push_back((kind & 8) ? s.next() : unit);
             out.insert(out.end(), pdu.begin(), pdu.end());
-            std::uint16_t crc = crc16(out.data(), out.size());
+            std::uint16_t crc = fieldlink::core::modbus_crc16(out.data(), out.size());
             if (kind & 8) crc = static_cast<std::uint16_t>(crc ^ adjust);
             out.push_back(static_cast<std::uint8_t>(crc & 0xFF));
             out.push_back(static_cast<std::uint8_t>(crc >> 8));
