@@ -58,28 +58,27 @@ class Type3 {
 class Type1 {
   public:
     Type1(const config::DeviceConfig& d, std::size_t max) : d_(d), max_(max), streams_(d.points.size()) {}
-    std::size_t cost(std::uint32_t k, const std::string& f) const {
+    // Bytes `f` adds to stream k: a comma, or (a stream's first value) {"id":NAME,"datapoints":[F]}
+    // with a comma before every stream but the first (`others`: streams already in the body).
+    std::size_t cost(std::uint32_t k, const std::string& f, bool others) const {
         if (!streams_[k].empty()) return 1 + f.size();
-        // {"id":NAME,"datapoints":[F]} and a comma before every stream but the first
-        return (used_ ? 1 : 0) + 6 + name_size(k) + 15 + f.size() + 2;
+        return (others ? 1 : 0) + 6 + name_size(k) + 15 + f.size() + 2;
     }
-    bool fits(std::uint32_t k, const std::string& f) const { return values_ == 0 || size_ + cost(k, f) <= max_; }
+    bool fits(std::uint32_t k, const std::string& f) const {
+        return values_ == 0 || size_ + cost(k, f, used_ > 0) <= max_;
+    }
+    // Whether a whole set fits (its values name distinct points, so each new stream counts once).
     bool fits(const std::vector<std::pair<std::uint32_t, std::string>>& frags) const {
-        // The set's cost, new streams counted once (values of one set name distinct points).
         std::size_t extra = 0;
-        bool used = used_ > 0;
+        bool others = used_ > 0;
         for (const auto& [k, f] : frags) {
-            if (!streams_[k].empty()) {
-                extra += 1 + f.size();
-            } else {
-                extra += (used ? 1 : 0) + 6 + name_size(k) + 15 + f.size() + 2;
-                used = true;
-            }
+            extra += cost(k, f, others);
+            others = true;
         }
         return size_ + extra <= max_;
     }
     void add(std::uint32_t k, const std::string& f) {
-        size_ += cost(k, f);
+        size_ += cost(k, f, used_ > 0);
         if (streams_[k].empty()) ++used_;
         streams_[k] += streams_[k].empty() ? "" : ",";
         streams_[k] += f;
