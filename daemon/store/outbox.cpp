@@ -487,7 +487,8 @@ std::int64_t Outbox::maintain(std::chrono::steady_clock::time_point now) {
         discard_.clear();
         // Drained: back to what live data keeps queued (a small fraction of the backlog's peak).
         if (backlog_high_ >= 1000 && queued_ <= std::max<std::uint64_t>(100, backlog_high_ / 100)) {
-            log()->info("store {}: drained: a backlog of {} batch(es) has been delivered", path_, backlog_high_);
+            log()->info("store {}: drained: a backlog of {} batch(es) has been delivered ({} queued now)", path_,
+                        backlog_high_, queued_);
             backlog_high_ = queued_;
         }
         if (queued_ == 0) backlog_high_ = 0;
