@@ -35,6 +35,13 @@ int print_status(const std::string& data_dir) {
                                  x.value("samples_sent_per_s", 0.0), x.value("samples_sent", 0ULL),
                                  x.value("samples_dropped_budget", 0ULL) + x.value("samples_dropped_memory", 0ULL));
     }
+    // Records the platform refused for good, per device and the platform's reason.
+    for (const auto& x : s.value("sessions", nlohmann::json::array())) {
+        for (const auto& r : x.value("rejected", nlohmann::json::array())) {
+            std::cout << fmt::format("refused by cloud {}: device {}: {} record(s): {}\n", x.value("cloud", "?"),
+                                     r.value("device", "?"), r.value("records", 0ULL), r.value("reason", "?"));
+        }
+    }
     if (s.contains("store")) {
         const auto& st = s["store"];
         std::cout << fmt::format(

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "config/config.hpp"
@@ -27,9 +28,30 @@ struct Credentials {
 };
 
 struct Message {
+    Message() = default;
+    Message(std::string t, std::string p, std::size_t n = 0, std::string answer = {})
+        : topic(std::move(t)), payload(std::move(p)), samples(n), answer_id(std::move(answer)) {}
+
     std::string topic;
     std::string payload;
     std::size_t samples = 0;  // values carried, for counters
+    // Set when the platform answers this message with a result naming this id (OneNET thing
+    // model /reply, datapoints accepted|rejected, DaShi /response): the message is finished by
+    // that answer, not by PUBACK. Empty: PUBACK finishes it.
+    std::string answer_id;
+};
+
+// What the platform said of one of our messages.
+struct Answer {
+    enum class Outcome {
+        accepted,   // done
+        transient,  // busy, rate limited, internal error: send it again later
+        permanent,  // refused for what it is (format, unknown property): sending it again cannot help
+        unknown     // a code the documents do not classify: retried a few times, then refused
+    };
+    std::string id;
+    Outcome outcome = Outcome::accepted;
+    std::string reason;  // "code 309 identifier not exist": the platform's code and message
 };
 
 // A stored record: (device index in the configuration, outbox record id).
@@ -80,6 +102,8 @@ struct Inbound {
     bool refused = false;  // ... answered with a failure code
     bool malformed = false;
     bool error_reply = false;  // the platform answered one of our requests with an error code
+    // The platform's answer to one of our requests (the session matches it by id).
+    std::optional<Answer> answer;
 };
 
 class Profile {

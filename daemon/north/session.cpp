@@ -18,6 +18,14 @@ constexpr std::chrono::seconds kReconnectCap{60};
 constexpr std::size_t kMaxInboundBytes = std::size_t{256} * 1024;
 // Credentials are computed again this long before they expire.
 constexpr std::int64_t kRenewMarginS = 300;
+// A message the platform answers: how long its answer may take after PUBACK, how often it is
+// sent in all (a missing answer or a code the documents do not classify), and how far apart
+// (doubling from 1 s) transient failures are sent again.
+constexpr std::chrono::seconds kAnswerTimeout{30};
+constexpr int kMaxAttempts = 3;
+constexpr std::chrono::seconds kRetryCap{60};
+// Answer ids kept after their answer, so that a late duplicate is not taken for a stranger.
+constexpr std::size_t kFinishedAnswersKept = 64;
 
 const char* connack_text(int rc) {
     switch (rc) {
@@ -91,6 +99,9 @@ bool Session::refresh_credentials(std::int64_t now_s) {
         transport_.reset();
         packets_.clear();
         inflight_.clear();
+        awaiting_.clear();
+        awaiting_data_ = 0;
+        next_answer_check_ = TimePoint::max();
         if (env_.store) {
             live_.clear();
             backlog_.clear();
@@ -292,6 +303,7 @@ void Session::on_timer(TimePoint now) {
                     return;
                 }
             }
+            if (state_ == State::connected && now >= next_answer_check_) answer_deadlines(now);
             if (state_ == State::connected) flush();
             break;
         default:
@@ -315,8 +327,9 @@ void Session::reschedule() {
             next = connect_deadline_;
             break;
         case State::connected: {
-            next = next_misc_;
-            const bool waiting = !control_.empty() || !live_.empty() || !backlog_.empty() || backlog_on_disk_;
+            next = std::min(next_misc_, next_answer_check_);
+            const bool waiting =
+                !control_.empty() || !live_.empty() || !backlog_.empty() || backlog_on_disk_ || retry_ready_;
             if (waiting && cloud_.max_rate > 0 && tokens_ < 1.0 && sendable() == 0 &&
                 static_cast<int>(inflight_.size()) < cloud_.max_inflight) {
                 const auto need = std::chrono::duration<double>((1.0 - tokens_) / cloud_.max_rate);
@@ -377,6 +390,23 @@ void Session::after_connack() {
     }
     control_.clear();
     for (auto& m : profile_.on_connect(info_, next_id_)) control_.push_back(std::move(m));
+    // Answers to what was delivered before the connection dropped may be lost with it: those
+    // messages go again (what was not yet PUBACKed, libmosquitto sends again itself). On-connect
+    // requests are all sent anew.
+    const TimePoint now = env_.loop->now();
+    for (auto it = awaiting_.begin(); it != awaiting_.end();) {
+        if (it->second.packet == 0) {
+            it = awaiting_.erase(it);
+            continue;
+        }
+        if (it->second.delivered) {
+            it->second.delivered = false;
+            it->second.retry = true;
+            it->second.due = now;
+            retry_ready_ = true;
+        }
+        ++it;
+    }
 }
 
 void Session::on_disconnect(int rc) {
@@ -387,15 +417,160 @@ void Session::on_disconnect(int rc) {
 void Session::on_puback(int mid) {
     auto it = inflight_.find(mid);
     if (it == inflight_.end()) return;
-    const std::size_t packet = it->second;
+    const Mid m = std::move(it->second);
     inflight_.erase(it);
     count(&SessionCounters::messages_acked);
+    if (m.answer_id.empty()) {
+        finish_message(m.packet);
+        return;
+    }
+    // The platform's answer finishes it (or already has); from now on that answer is awaited.
+    auto a = awaiting_.find(m.answer_id);
+    if (a == awaiting_.end() || a->second.retry || a->second.packet != m.packet) return;
+    a->second.delivered = true;
+    a->second.due = env_.loop->now() + kAnswerTimeout;
+    plan_answer_check(a->second.due);
+}
+
+// One message of `packet` is done; the packet's records are deleted once all of them are.
+void Session::finish_message(std::size_t packet) {
     auto p = packets_.find(packet);
     if (p == packets_.end() || --p->second.messages > 0) return;
     if (env_.store) {
         for (const auto& r : p->second.records) env_.store->ack(r.device, r.id);
     }
     packets_.erase(p);
+}
+
+// The platform's answer to one of our requests. Only an answer finishes a message that expects
+// one: accepted, or refused for good (its records dropped and counted per device and reason); a
+// transient failure sends it again later. An answer naming no request of ours finishes nothing.
+void Session::on_answer(const Answer& a, const std::string& kind, const std::string& topic) {
+    auto it = awaiting_.find(a.id);
+    if (it == awaiting_.end()) {
+        if (std::find(finished_answers_.begin(), finished_answers_.end(), a.id) != finished_answers_.end()) {
+            return;  // a second answer to a request sent twice: the first one counted
+        }
+        count(&SessionCounters::answers_unknown);
+        if (logged_kinds_.insert(kind + "|unknown id").second) {
+            log_->warn(
+                "device {}: answer on {} names request '{}', which awaits no answer; nothing is finished "
+                "(further ones like it are counted, not logged)",
+                info_.name, topic, a.id);
+        }
+        return;
+    }
+    Awaiting& w = it->second;
+    using O = Answer::Outcome;
+    O outcome = a.outcome;
+    if (outcome == O::unknown) outcome = w.attempts >= kMaxAttempts ? O::permanent : O::transient;
+    if (w.packet == 0) {  // an on-connect request (topology, login): its failure is logged
+        if (outcome != O::accepted) {
+            count(&SessionCounters::error_replies);
+            if (logged_kinds_.insert(kind + "|error reply|" + a.reason).second) {
+                log_->warn("device {}: request {} on {} failed: {} (further ones like it are counted, not logged)",
+                           info_.name, a.id, w.message.topic, a.reason);
+            }
+        }
+        awaiting_.erase(it);
+        return;
+    }
+    if (outcome == O::transient) {
+        const auto delay = std::min<std::chrono::seconds>(
+            kRetryCap, std::chrono::seconds(std::int64_t{1} << std::min(w.attempts - 1, 6)));
+        w.retry = true;
+        w.delivered = false;
+        w.due = env_.loop->now() + delay;
+        plan_answer_check(w.due);
+        if (logged_kinds_.insert(kind + "|transient|" + a.reason).second) {
+            log_->warn(
+                "device {}: the platform answered message {} on {} with {}; it is sent again (further "
+                "ones like it are counted, not logged)",
+                info_.name, a.id, w.message.topic, a.reason);
+        }
+        return;
+    }
+    if (outcome == O::permanent) {
+        auto p = packets_.find(w.packet);
+        if (p != packets_.end() && !p->second.rejected) {
+            p->second.rejected = true;
+            for (const auto& r : p->second.records) ++rejected_[{r.device, a.reason}];
+            count(&SessionCounters::records_rejected, p->second.records.size());
+            if (logged_kinds_.insert(kind + "|rejected|" + a.reason).second) {
+                log_->error(
+                    "device {}: the platform refused message {} on {}: {}; its {} record(s) are dropped, "
+                    "counted per device and reason in status.json (further ones like it are counted, not "
+                    "logged)",
+                    info_.name, a.id, w.message.topic, a.reason, p->second.records.size());
+            }
+        }
+    }
+    const std::size_t packet = w.packet;
+    awaiting_.erase(it);
+    --awaiting_data_;
+    finished_answers_.push_back(a.id);
+    if (finished_answers_.size() > kFinishedAnswersKept) finished_answers_.pop_front();
+    finish_message(packet);
+}
+
+// Retries that are due, answers that are overdue: a missing answer sends the message again, at
+// most kMaxAttempts times in all; after that its PUBACK stands for delivery (counted, logged).
+void Session::answer_deadlines(TimePoint now) {
+    next_answer_check_ = TimePoint::max();
+    std::vector<std::string> done;
+    for (auto& [id, w] : awaiting_) {
+        if (w.retry) {  // sent by send_retries once due
+            if (w.due <= now) {
+                retry_ready_ = true;
+            } else {
+                plan_answer_check(w.due);
+            }
+            continue;
+        }
+        if (!w.delivered) continue;
+        if (w.due > now) {
+            plan_answer_check(w.due);
+            continue;
+        }
+        if (w.packet != 0) count(&SessionCounters::answers_missing);
+        const bool again = w.packet != 0 && w.attempts < kMaxAttempts;
+        if (w.packet != 0 && logged_kinds_.insert(again ? "answer|missing" : "answer|never").second) {
+            log_->warn(again ? "device {}: no answer to message {} on {} within {} s; it is sent again (further ones "
+                               "like it are counted, not logged)"
+                             : "device {}: no answer to message {} on {} within {} s after every attempt; its PUBACK "
+                               "stands for delivery (further ones like it are counted, not logged)",
+                       info_.name, id, w.message.topic, kAnswerTimeout.count());
+        }
+        if (again) {
+            w.delivered = false;
+            w.retry = true;
+            w.due = now;
+            retry_ready_ = true;
+        } else {
+            done.push_back(id);
+        }
+    }
+    for (const auto& id : done) {
+        auto it = awaiting_.find(id);
+        const std::size_t packet = it->second.packet;
+        awaiting_.erase(it);
+        if (packet == 0) continue;
+        --awaiting_data_;
+        finish_message(packet);
+    }
+}
+
+// Messages due to go again, while the rate and the in-flight window allow.
+void Session::send_retries(TimePoint now) {
+    if (!retry_ready_) return;
+    for (auto& [id, w] : awaiting_) {
+        if (!w.retry || w.due > now) continue;
+        if (sendable() == 0) return;  // still ready: the rate's timer comes back
+        ++w.attempts;
+        count(&SessionCounters::answers_retried);
+        if (!publish(w.message, w.packet)) return;
+    }
+    retry_ready_ = false;
 }
 
 void Session::on_message(const std::string& topic, const std::string& payload) {
@@ -418,6 +593,7 @@ void Session::handle(const std::string& topic, const std::string& payload) {
     if (in.refused) count(&SessionCounters::commands_refused);
     if (in.malformed) count(&SessionCounters::malformed);
     if (in.error_reply) count(&SessionCounters::error_replies);
+    if (in.answer) on_answer(*in.answer, in.kind, topic);
     if (in.kind == "unexpected") count(&SessionCounters::unexpected);
     const char* category = in.malformed     ? "malformed"
                            : in.error_reply ? "error reply"
@@ -508,14 +684,39 @@ std::size_t Session::sendable() const {
 bool Session::publish(const Message& m, std::size_t packet) {
     int mid = 0;
     const int rc = transport_->publish(m.topic, m.payload, profile_.qos(), &mid);
+    const TimePoint now = env_.loop->now();
+    Awaiting* w = nullptr;
+    if (!m.answer_id.empty()) {  // kept until its answer comes, to be sent again if need be
+        auto [it, fresh] = awaiting_.try_emplace(m.answer_id);
+        w = &it->second;
+        if (fresh) {
+            w->packet = packet;
+            w->message = m;
+            if (packet) ++awaiting_data_;
+        }
+        w->delivered = false;
+        w->retry = false;
+    }
     if (rc != 0) {
         log_->warn("device {}: publish to {} failed: {}", info_.name, m.topic, transport_->error_text(rc));
+        if (w && packet) {  // it goes again
+            w->retry = true;
+            w->due = now + std::chrono::seconds(1);
+            plan_answer_check(w->due);
+        } else if (w) {
+            awaiting_.erase(m.answer_id);
+        }
         return false;
     }
     if (profile_.qos() > 0) {
-        inflight_[mid] = packet;
+        inflight_[mid] = Mid{packet, m.answer_id};
     } else {
         count(&SessionCounters::messages_acked);
+        if (w) {
+            w->delivered = true;
+            w->due = now + kAnswerTimeout;
+            plan_answer_check(w->due);
+        }
     }
     count(&SessionCounters::messages_sent);
     count(&SessionCounters::samples_sent, m.samples);
@@ -545,8 +746,11 @@ void Session::flush() {
         if (!publish(control_.front(), 0)) break;
         control_.pop_front();
     }
-    // Backlog and live data take turns, so a long backlog never starves live data.
-    while (control_.empty() && sendable() > 0) {
+    if (control_.empty()) send_retries(env_.loop->now());
+    // Backlog and live data take turns, so a long backlog never starves live data. Messages
+    // awaiting the platform's answer are bounded: a platform that stops answering pauses data.
+    const std::size_t most_awaiting = std::size_t{4} * static_cast<std::size_t>(cloud_.max_inflight);
+    while (control_.empty() && sendable() > 0 && awaiting_data_ < most_awaiting) {
         refill_backlog();
         const bool use_backlog = !backlog_.empty() && (prefer_backlog_ || live_.empty());
         auto& queue = use_backlog ? backlog_ : live_;

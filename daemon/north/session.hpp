@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -48,6 +49,10 @@ struct SessionCounters {
     std::uint64_t connects = 0;
     std::uint64_t connect_failures = 0;
     std::uint64_t resolve_failures = 0;
+    std::uint64_t answers_retried = 0;   // messages sent again: a transient answer, or none in time
+    std::uint64_t records_rejected = 0;  // records the platform refused for good (dropped, counted)
+    std::uint64_t answers_unknown = 0;   // answers naming no request of ours (never finish anything)
+    std::uint64_t answers_missing = 0;   // messages whose answer did not come in time
 };
 
 class Session;
@@ -85,7 +90,11 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     // Forgets queued batches the store dropped (record ids up to `id`), unless in flight.
     void forget_through(std::int64_t id);
 
-    bool idle() const { return live_.empty() && backlog_.empty() && !backlog_on_disk_ && inflight_.empty(); }
+    bool idle() const {
+        return live_.empty() && backlog_.empty() && !backlog_on_disk_ && inflight_.empty() && awaiting_data_ == 0;
+    }
+    // Records the platform refused for good, per (device index, the platform's reason).
+    const std::map<std::pair<std::uint32_t, std::string>, std::uint64_t>& rejected() const { return rejected_; }
     bool connected() const { return state_ == State::connected; }
     std::size_t queued_in_memory() const { return live_.size() + backlog_.size(); }
     std::size_t in_flight() const { return inflight_.size(); }
@@ -107,9 +116,23 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
   private:
     enum class State { idle, waiting, queued, resolving, connecting, connected, stopped };
     struct InFlight {
-        std::size_t messages = 0;  // messages of this packet not yet acknowledged
+        std::size_t messages = 0;  // messages of this packet not yet finished
         std::vector<RecordRef> records;
         std::int64_t oldest_ms = 0;
+        bool rejected = false;  // counted once, however many of its messages were refused
+    };
+    // A message finished by the platform's answer, kept until then so that it can go again.
+    struct Awaiting {
+        std::size_t packet = 0;  // 0: an on-connect request (no records; never sent again)
+        Message message;
+        int attempts = 1;
+        bool delivered = false;  // PUBACKed: from now on its answer is awaited until `due`
+        bool retry = false;      // to be sent again at `due`
+        TimePoint due{};
+    };
+    struct Mid {
+        std::size_t packet = 0;
+        std::string answer_id;
     };
 
     void connect(TimePoint now);
@@ -130,6 +153,11 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     std::size_t sendable() const;
     bool publish(const Message& m, std::size_t packet);
     bool publish_data(std::deque<core::SampleBatch>& queue);
+    void finish_message(std::size_t packet);
+    void on_answer(const Answer& a, const std::string& kind, const std::string& topic);
+    void answer_deadlines(TimePoint now);
+    void send_retries(TimePoint now);
+    void plan_answer_check(TimePoint at) { next_answer_check_ = std::min(next_answer_check_, at); }
     void refill_backlog();
     void handle(const std::string& topic, const std::string& payload);
     void count(std::uint64_t SessionCounters::*field, std::uint64_t n = 1);
@@ -170,7 +198,13 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     std::int64_t disk_after_ = 0;   // newest record id loaded into backlog_
     bool prefer_backlog_ = false;
     std::unordered_map<std::size_t, InFlight> packets_;
-    std::unordered_map<int, std::size_t> inflight_;  // QoS 1 mid awaiting PUBACK -> its packet (0: none)
+    std::unordered_map<int, Mid> inflight_;               // QoS 1 mid awaiting PUBACK -> its packet (0: none)
+    std::unordered_map<std::string, Awaiting> awaiting_;  // answer id -> message awaiting its answer
+    std::size_t awaiting_data_ = 0;                       // ... of which carry records
+    std::deque<std::string> finished_answers_;            // recent ids: a late duplicate answer is quiet
+    TimePoint next_answer_check_ = TimePoint::max();      // the next retry or answer deadline to come
+    bool retry_ready_ = false;                            // messages due to go again wait for room
+    std::map<std::pair<std::uint32_t, std::string>, std::uint64_t> rejected_;
     std::size_t next_packet_ = 1;
     std::deque<Message> control_;  // on-connect messages and replies, sent before data
     LatestValues latest_;

@@ -71,10 +71,21 @@ void North::write_status(TimePoint now) {
             "{}\n{{\"name\":{},\"cloud\":{},\"connected\":{},\"queued_on_disk\":{},\"queued_in_memory\":{},"
             "\"in_flight\":{},\"oldest_queued_age_s\":{:.3f},\"samples_sent_per_s\":{:.3f},\"samples_sent\":{},"
             "\"messages_acked\":{},\"samples_dropped_budget\":{},\"samples_dropped_memory\":{},\"commands\":{},"
-            "\"malformed\":{},\"error_replies\":{},\"connect_failures\":{},\"resolve_failures\":{}}}",
+            "\"malformed\":{},\"error_replies\":{},\"connect_failures\":{},\"resolve_failures\":{},"
+            "\"answers_retried\":{},\"answers_missing\":{},\"answers_unknown\":{},\"records_rejected\":{},"
+            "\"rejected\":[",
             i ? "," : "", name, quoted(s.info().cloud->name), s.connected(), queued, s.queued_in_memory(),
             s.in_flight(), age_s, rate, c.samples_sent, c.messages_acked, dropped, c.samples_dropped, c.commands,
-            c.malformed, c.error_replies, c.connect_failures, c.resolve_failures);
+            c.malformed, c.error_replies, c.connect_failures, c.resolve_failures, c.answers_retried, c.answers_missing,
+            c.answers_unknown, c.records_rejected);
+        // What the platform refused for good: records per device and the platform's reason.
+        bool first = true;
+        for (const auto& [key, n] : s.rejected()) {
+            status.print(R"({}{{"device":{},"reason":{},"records":{}}})", first ? "" : ",",
+                         quoted(cfg_.devices[key.first].name), quoted(key.second), n);
+            first = false;
+        }
+        status.print("]}}");
         prom.print(
             "fieldlink_session_connected{{session={}}} {}\n"
             "fieldlink_queued_batches{{session={}}} {}\n"
@@ -83,9 +94,12 @@ void North::write_status(TimePoint now) {
             "fieldlink_samples_dropped_total{{session={}}} {}\n"
             "fieldlink_send_rate_samples_per_second{{session={}}} {:.3f}\n"
             "fieldlink_platform_requests_total{{session={}}} {}\n"
-            "fieldlink_malformed_messages_total{{session={}}} {}\n",
+            "fieldlink_malformed_messages_total{{session={}}} {}\n"
+            "fieldlink_messages_retried_total{{session={}}} {}\n"
+            "fieldlink_records_rejected_total{{session={}}} {}\n",
             name, s.connected() ? 1 : 0, name, queued, name, age_s, name, c.samples_sent, name,
-            dropped + c.samples_dropped, name, rate, name, c.commands, name, c.malformed);
+            dropped + c.samples_dropped, name, rate, name, c.commands, name, c.malformed, name, c.answers_retried, name,
+            c.records_rejected);
     }
     status.print("]");
     if (store_) {

@@ -29,6 +29,17 @@ constexpr int kCodeOk = 200;
 constexpr int kCodeRefused = 400;  // "request error" (Aliyun device code family)
 constexpr const char* kNoWrites = "writes and services from the cloud are not supported yet by this gateway";
 
+// protocols.md §4: 200 success; 429 too many requests passes; 400 request error and 460
+// parameter error are the message's own fault; other codes are retried a few times.
+north::Answer::Outcome classify(std::optional<long long> code) {
+    using O = north::Answer::Outcome;
+    if (!code) return O::unknown;
+    if (*code == kCodeOk) return O::accepted;
+    if (*code == 429) return O::transient;
+    if (*code == 400 || *code == 460) return O::permanent;
+    return O::unknown;
+}
+
 class Aiot : public north::Profile {
   public:
     using north::Profile::Profile;
@@ -62,14 +73,15 @@ class Aiot : public north::Profile {
         while (!pending.empty() && out.size() < max_packets) {
             north::Packet p;
             const std::string topic = prefix(d) + "properties/up";
-            if (std::string payload = properties_up(d, pending.front(), north::take_message_id(next_id));
-                payload.size() <= limit) {
-                p.messages.push_back({topic, std::move(payload), pending.front().values.size()});
+            const std::uint32_t id = north::take_message_id(next_id);
+            if (std::string payload = properties_up(d, pending.front(), id); payload.size() <= limit) {
+                p.messages.emplace_back(topic, std::move(payload), pending.front().values.size(), std::to_string(id));
             } else {  // one sample set larger than a message: its values over several
                 const auto render = [&](const core::SampleBatch& part) { return properties_up(d, part, kLongestId); };
                 for (const auto& part : north::split_values(pending.front(), limit, render)) {
-                    p.messages.push_back(
-                        {topic, properties_up(d, part, north::take_message_id(next_id)), part.values.size()});
+                    const std::uint32_t part_id = north::take_message_id(next_id);
+                    p.messages.emplace_back(topic, properties_up(d, part, part_id), part.values.size(),
+                                            std::to_string(part_id));
                 }
             }
             north::take_front(pending, p);
@@ -100,12 +112,19 @@ class Aiot : public north::Profile {
         auto id = j ? id_of(*j) : std::nullopt;
         if (topic == p + "properties/up/response") {
             in.kind = "properties/up/response";
-            const auto code = j ? int_of(*j, "code") : std::nullopt;
-            if (code != kCodeOk) {
-                in.error_reply = true;
-                in.problem = fmt::format("property report {} failed: code {} {}", id.value_or("?"), code.value_or(-1),
-                                         j ? text_of(*j, "message") : payload.substr(0, 120));
+            if (!id) {
+                in.malformed = true;
+                in.problem = "malformed answer (expected a JSON object with an \"id\"): " + payload.substr(0, 120);
+                return in;
             }
+            const auto code = int_of(*j, "code");
+            north::Answer a;
+            a.id = *id;
+            a.outcome = classify(code);
+            if (a.outcome != north::Answer::Outcome::accepted) {
+                a.reason = fmt::format("code {} {}", code.value_or(-1), text_of(*j, "message"));
+            }
+            in.answer = std::move(a);
             return in;
         }
         const bool set = topic == p + "properties/set";
@@ -129,7 +148,7 @@ class Aiot : public north::Profile {
                   {"method", set ? "thing.properties.set" : "thing.service.set"},
                   {"version", "1.0"}};
         if (!set) r["identifier"] = text_of(*j, "identifier");
-        in.replies.push_back({topic + "/response", dump(r), 0});
+        in.replies.emplace_back(topic + "/response", dump(r), 0);
         return in;
     }
 

@@ -27,20 +27,20 @@ class MqttTemplate : public north::Profile {
             const auto& d = s.device(b.device_index);
             if (per_point_) {
                 for (const auto& pv : b.values) {
-                    p.messages.push_back(
-                        {expand_template(cloud_.topic, d, b, &pv), expand_template(cloud_.payload, d, b, &pv), 1});
+                    p.messages.emplace_back(expand_template(cloud_.topic, d, b, &pv),
+                                            expand_template(cloud_.payload, d, b, &pv), 1);
                 }
             } else if (std::string payload = expand_template(cloud_.payload, d, b, nullptr);
                        payload.size() <= max_payload()) {
-                p.messages.push_back(
-                    {expand_template(cloud_.topic, d, b, nullptr), std::move(payload), b.values.size()});
+                p.messages.emplace_back(expand_template(cloud_.topic, d, b, nullptr), std::move(payload),
+                                        b.values.size());
             } else {  // one sample set larger than a message: its values over several
                 const auto render = [&](const core::SampleBatch& part) {
                     return expand_template(cloud_.payload, d, part, nullptr);
                 };
                 for (const auto& part : north::split_values(b, max_payload(), render)) {
-                    p.messages.push_back(
-                        {expand_template(cloud_.topic, d, part, nullptr), render(part), part.values.size()});
+                    p.messages.emplace_back(expand_template(cloud_.topic, d, part, nullptr), render(part),
+                                            part.values.size());
                 }
             }
             out.push_back(std::move(p));

@@ -12,6 +12,15 @@ constexpr std::uint32_t kLongestId = 0x7FFFFFFF;  // take_message_id's largest
 constexpr int kCodeFailed = 100;                  // the official SDK's "failed"; any non-200 code is a failure
 constexpr const char* kNoWrites = "writes and services from the cloud are not supported yet by this gateway";
 
+// protocols.md §2.7: err_code 98 illegal data and 99 size are the message's own fault; 100 is
+// the platform's internal error. A rejection without a known code is retried a few times.
+north::Answer::Outcome classify(std::optional<long long> err_code) {
+    using O = north::Answer::Outcome;
+    if (err_code == 98 || err_code == 99) return O::permanent;
+    if (err_code == 100) return O::transient;
+    return O::unknown;
+}
+
 class OnenetDatapoints : public OnenetProfile {
   public:
     using OnenetProfile::OnenetProfile;
@@ -33,7 +42,7 @@ class OnenetDatapoints : public OnenetProfile {
                 most, limit, [&](std::size_t k) { return onenet_dp_payload(*s.identity, pending, k, id); }, payload);
             north::Packet p;
             if (payload.size() <= limit) {
-                north::Message m{topic, std::move(payload), 0};
+                north::Message m{topic, std::move(payload), 0, std::to_string(id)};
                 for (std::size_t i = 0; i < n; ++i) north::take_front(pending, p);
                 m.samples = p.samples;
                 p.messages.push_back(std::move(m));
@@ -45,9 +54,9 @@ class OnenetDatapoints : public OnenetProfile {
                 };
                 for (const auto& part : north::split_values(pending.front(), limit, render)) {
                     one.front() = part;
-                    p.messages.push_back({topic,
-                                          onenet_dp_payload(*s.identity, one, 1, north::take_message_id(next_id)),
-                                          part.values.size()});
+                    const std::uint32_t part_id = north::take_message_id(next_id);
+                    p.messages.emplace_back(topic, onenet_dp_payload(*s.identity, one, 1, part_id), part.values.size(),
+                                            std::to_string(part_id));
                 }
                 north::take_front(pending, p);
             }
@@ -60,22 +69,32 @@ class OnenetDatapoints : public OnenetProfile {
                               const north::LatestValues&) const override {
         north::Inbound in;
         const std::string p = prefix(s);
-        if (topic == p + "dp/post/json/accepted") {
-            in.kind = "dp/post/json/accepted";
-        } else if (topic == p + "dp/post/json/rejected") {
-            in.kind = "dp/post/json/rejected";
-            in.error_reply = true;
+        if (topic == p + "dp/post/json/accepted" || topic == p + "dp/post/json/rejected") {
+            const bool accepted = topic == p + "dp/post/json/accepted";
+            in.kind = accepted ? "dp/post/json/accepted" : "dp/post/json/rejected";
             auto j = parse_object(payload);
-            in.problem = j ? fmt::format("datapoints rejected: err_code {} {}", int_of(*j, "err_code").value_or(-1),
-                                         text_of(*j, "err_msg"))
-                           : "datapoints rejected (unreadable reply)";
+            const auto id = j ? int_of(*j, "id") : std::nullopt;
+            if (!id || *id <= 0) {  // -1: the platform could not read our id; nothing to match
+                in.malformed = true;
+                in.problem =
+                    "datapoints answer without a message id (expected {\"id\":N,...}): " + payload.substr(0, 120);
+                return in;
+            }
+            north::Answer a;
+            a.id = std::to_string(*id);
+            if (!accepted) {
+                const auto code = int_of(*j, "err_code");
+                a.outcome = classify(code);
+                a.reason = fmt::format("err_code {} {}", code.value_or(-1), text_of(*j, "err_msg"));
+            }
+            in.answer = std::move(a);
         } else if (topic.rfind(p + "cmd/request/", 0) == 0 && topic.size() > (p + "cmd/request/").size()) {
             // Command payloads are application-defined; answer on the response topic with the same id.
             in.kind = "cmd/request";
             in.command = in.refused = true;
             in.problem = "command refused: " + std::string(kNoWrites);
             const std::string cmdid = topic.substr((p + "cmd/request/").size());
-            in.replies.push_back({p + "cmd/response/" + cmdid, onenet_reply(cmdid, kCodeFailed, kNoWrites), 0});
+            in.replies.emplace_back(p + "cmd/response/" + cmdid, onenet_reply(cmdid, kCodeFailed, kNoWrites), 0);
         } else {
             in.kind = "unexpected";
             in.problem = "message on a topic this platform does not use";

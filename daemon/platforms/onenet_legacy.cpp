@@ -98,7 +98,7 @@ class Type1 {
             streams_[k].clear();
         }
         json += "]}";
-        p.messages.push_back(north::Message{"$dp", onenet_legacy_frame(1, json), values_});
+        p.messages.emplace_back("$dp", onenet_legacy_frame(1, json), values_);
         size_ = kEmpty;
         used_ = values_ = 0;
     }
@@ -188,8 +188,8 @@ class OnenetLegacy : public north::Profile {
             in.kind = "$creq";
             in.command = in.refused = true;
             in.problem = std::string("command refused: ") + kNoCommands;
-            in.replies.push_back(
-                {"$crsp/" + topic.substr(6), fmt::format(R"({{"code":1,"msg":"{}"}})", kNoCommands), 0});
+            in.replies.emplace_back("$crsp/" + topic.substr(6), fmt::format(R"({{"code":1,"msg":"{}"}})", kNoCommands),
+                                    0);
             return in;
         }
         in.kind = "unexpected";

@@ -18,6 +18,30 @@ constexpr int kCodeOk = 200;
 constexpr int kCodeFailed = 100;  // the official SDK's "failed"; any non-200 code is a failure
 constexpr const char* kNoWrites = "writes and services from the cloud are not supported yet by this gateway";
 
+// protocols.md §2.2: 200 success; 303 internal error and 308 device not online (a sub-device
+// whose login is still on its way) pass; format, type, model, identity and id errors do not.
+north::Answer::Outcome classify(std::optional<long long> code) {
+    using O = north::Answer::Outcome;
+    if (!code) return O::unknown;
+    switch (*code) {
+        case kCodeOk:
+            return O::accepted;
+        case 303:
+        case 308:
+            return O::transient;
+        case 301:
+        case 302:
+        case 305:
+        case 307:
+        case 309:
+        case 312:
+        case 313:
+            return O::permanent;
+        default:
+            return O::unknown;
+    }
+}
+
 std::string next_id_text(std::uint32_t& next_id) {
     return std::to_string(north::take_message_id(next_id));
 }
@@ -115,12 +139,16 @@ class OnenetThingModel : public OnenetProfile {
             auto token = token_for(d, now_s, nullptr, &err);
             if (!token) continue;  // refused by config validation already; nothing safe to send
             const std::string ident = identity(d);
-            std::string add = R"({"id":")" + next_id_text(next_id) + R"(","version":"1.0","params":)" +
+            const std::string add_id = next_id_text(next_id);
+            std::string add = R"({"id":")" + add_id + R"(","version":"1.0","params":)" +
                               ident.substr(0, ident.size() - 1) + R"(,"sasToken":)";
             append_json_string(add, *token);
-            out.push_back({p + "sub/topo/add", add + "}}", 0});
-            out.push_back({p + "sub/login",
-                           R"({"id":")" + next_id_text(next_id) + R"(","version":"1.0","params":)" + ident + "}", 0});
+            out.emplace_back(p + "sub/topo/add", add + "}}", 0, add_id);
+            const std::string login_id = next_id_text(next_id);
+            std::string login = R"({"id":")" + login_id + R"(","version":"1.0","params":)";
+            login += ident;
+            login += '}';
+            out.emplace_back(p + "sub/login", std::move(login), 0, login_id);
         }
         return out;
     }
@@ -184,6 +212,7 @@ class OnenetThingModel : public OnenetProfile {
         const bool single =
             std::all_of(groups.begin(), groups.end(), [](const auto& g) { return g.second.size() == 1; });
         north::Message m;
+        m.answer_id = id;  // finished by the platform's /reply, not by PUBACK
         m.payload = R"({"id":")" + id + R"(","version":"1.0","params":)";
         if (!s.identity->gateway && single) {
             m.topic = prefix(s) + "thing/property/post";
@@ -236,10 +265,13 @@ class OnenetThingModel : public OnenetProfile {
         }
         if (ends_with(suffix, "/reply")) {  // the platform answering one of our requests
             const auto code = int_of(*j, "code");
-            if (code != kCodeOk) {
-                in.error_reply = true;
-                in.problem = fmt::format("request {} failed: code {} {}", *id, code.value_or(-1), text_of(*j, "msg"));
+            north::Answer a;
+            a.id = *id;
+            a.outcome = classify(code);
+            if (a.outcome != north::Answer::Outcome::accepted) {
+                a.reason = fmt::format("code {} {}", code.value_or(-1), text_of(*j, "msg"));
             }
+            in.answer = std::move(a);
             return in;
         }
         const std::string answer_topic = p + suffix + "_reply";
@@ -248,14 +280,14 @@ class OnenetThingModel : public OnenetProfile {
             return property_get(s, *j, *id, suffix == "sub/property/get", answer_topic, latest, std::move(in));
         }
         if (suffix == "sub/topo/change") {
-            in.replies.push_back({answer_topic, onenet_reply(*id, kCodeOk, "success"), 0});
+            in.replies.emplace_back(answer_topic, onenet_reply(*id, kCodeOk, "success"), 0);
             return in;
         }
         if (suffix == "property/set" || suffix == "sub/property/set" || suffix == "sub/service/invoke" ||
             (suffix.rfind("service/", 0) == 0 && ends_with(suffix, "/invoke"))) {
             in.refused = true;
             in.problem = "refused: " + std::string(kNoWrites);
-            in.replies.push_back({answer_topic, onenet_reply(*id, kCodeFailed, kNoWrites), 0});
+            in.replies.emplace_back(answer_topic, onenet_reply(*id, kCodeFailed, kNoWrites), 0);
             return in;
         }
         in.command = false;
@@ -319,7 +351,7 @@ class OnenetThingModel : public OnenetProfile {
             in.refused = true;
             in.problem =
                 target ? "property get without a list of identifiers" : "property get for an unknown sub-device";
-            in.replies.push_back({answer_topic, onenet_reply(id, kCodeFailed, in.problem), 0});
+            in.replies.emplace_back(answer_topic, onenet_reply(id, kCodeFailed, in.problem), 0);
             return in;
         }
         const auto index = static_cast<std::uint32_t>(target - s.cfg->devices.data());
@@ -333,7 +365,7 @@ class OnenetThingModel : public OnenetProfile {
             if (p == target->points.end() || values == latest.end() || !values->second[pi]) {
                 in.refused = true;
                 in.problem = "property get: unknown or not yet read identifier '" + name + "'";
-                in.replies.push_back({answer_topic, onenet_reply(id, kCodeFailed, in.problem), 0});
+                in.replies.emplace_back(answer_topic, onenet_reply(id, kCodeFailed, in.problem), 0);
                 return in;
             }
             if (data.size() > 1) data += ',';
@@ -341,7 +373,7 @@ class OnenetThingModel : public OnenetProfile {
             data += ':';
             append_json_value(data, *values->second[pi]);
         }
-        in.replies.push_back({answer_topic, onenet_reply(id, kCodeOk, "success", data + "}"), 0});
+        in.replies.emplace_back(answer_topic, onenet_reply(id, kCodeOk, "success", data + "}"), 0);
         return in;
     }
 };

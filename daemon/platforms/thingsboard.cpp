@@ -42,7 +42,7 @@ class ThingsBoard : public north::Profile {
         for (auto index : s.devices) {
             std::string p = R"({"device":)";
             append_json_string(p, s.device(index).name);
-            out.push_back({"v1/gateway/connect", p + "}", 0});
+            out.emplace_back("v1/gateway/connect", p + "}", 0);
         }
         return out;
     }
@@ -59,7 +59,7 @@ class ThingsBoard : public north::Profile {
             north::Packet p;
             if (payload.size() <= limit) {
                 for (std::size_t i = 0; i < n; ++i) north::take_front(pending, p);
-                p.messages.push_back({"v1/gateway/telemetry", std::move(payload), p.samples});
+                p.messages.emplace_back("v1/gateway/telemetry", std::move(payload), p.samples);
             } else {  // one sample set larger than a message: its values over several
                 std::deque<core::SampleBatch> one(1);
                 const auto render = [&](const core::SampleBatch& part) {
@@ -67,7 +67,7 @@ class ThingsBoard : public north::Profile {
                     return telemetry(s, one, 1);
                 };
                 for (const auto& part : north::split_values(pending.front(), limit, render)) {
-                    p.messages.push_back({"v1/gateway/telemetry", render(part), part.values.size()});
+                    p.messages.emplace_back("v1/gateway/telemetry", render(part), part.values.size());
                 }
                 north::take_front(pending, p);
             }
@@ -144,7 +144,7 @@ class ThingsBoard : public north::Profile {
         in.problem = known ? std::string("RPC refused: ") + kNoRpc : "RPC for unknown device " + device;
         Json r = {{"device", device}, {"data", {{"success", false}, {"error", known ? kNoRpc : "unknown device"}}}};
         r["id"] = (*data)["id"];
-        in.replies.push_back({"v1/gateway/rpc", dump(r), 0});
+        in.replies.emplace_back("v1/gateway/rpc", dump(r), 0);
         return in;
     }
 };

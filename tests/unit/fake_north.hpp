@@ -6,6 +6,8 @@
 
 #include <sys/epoll.h>
 
+#include <nlohmann/json.hpp>
+
 #include <functional>
 #include <map>
 #include <memory>
@@ -17,6 +19,34 @@
 #include "north/transport.hpp"
 
 namespace fieldlink::test {
+
+// What the documented platforms answer to a message (protocols.md): OneNET thing-model requests
+// on .../reply, datapoints on .../accepted, DaShi property reports on .../response; nothing for
+// the others. Returns (topic, payload), or an empty topic.
+inline std::pair<std::string, std::string> platform_answer(const std::string& topic, const std::string& payload) {
+    auto ends = [&](const char* s) {
+        const std::string e(s);
+        return topic.size() >= e.size() && topic.compare(topic.size() - e.size(), e.size(), e) == 0;
+    };
+    const auto j = nlohmann::json::parse(payload, nullptr, false);
+    if (!j.is_object() || !j.contains("id")) return {};
+    if (ends("/dp/post/json")) return {topic + "/accepted", nlohmann::json{{"id", j["id"]}}.dump()};
+    if (topic.find("/thing/") != std::string::npos &&
+        (ends("/property/post") || ends("/pack/post") || ends("/history/post") || ends("/sub/topo/add") ||
+         ends("/sub/login") || ends("/event/post"))) {
+        return {topic + "/reply", nlohmann::json{{"id", j["id"]}, {"code", 200}, {"msg", "success"}}.dump()};
+    }
+    if (ends("/thing/properties/up")) {
+        return {topic + "/response", nlohmann::json{{"id", j["id"]},
+                                                    {"code", 200},
+                                                    {"data", nlohmann::json::object()},
+                                                    {"message", "success"},
+                                                    {"method", "thing.properties.up"},
+                                                    {"version", "1.0"}}
+                                         .dump()};
+    }
+    return {};
+}
 
 class FakeLoop final : public north::Loop {
   public:
@@ -76,6 +106,8 @@ class FakeTransport final : public north::Transport {
     bool open = false;
     int next_mid = 1;
     int fd = 900;  // distinct per transport (FakeTransports numbers them)
+    // The platform's answer to each message ack_all() acknowledges (none: set it empty).
+    std::function<std::pair<std::string, std::string>(const std::string&, const std::string&)> answer = platform_answer;
 
     int connect(const north::Credentials& c, const std::string& address, int, int) override {
         connects.emplace_back(c, address);
@@ -126,6 +158,13 @@ class FakeTransport final : public north::Transport {
         });
         deliver();
     }
+    void message(const std::string& topic, const std::string& payload) {
+        inbox_.push_back([this, topic, payload] {
+            events->on_message(topic, payload);
+            return true;
+        });
+        deliver();
+    }
     void drop() {
         inbox_.push_back([this] {
             open = false;
@@ -138,7 +177,12 @@ class FakeTransport final : public north::Transport {
         for (std::size_t i = 0; i < published.size(); ++i) {  // acks may cause more publishes
             if (!acked_[published[i].mid]) {
                 acked_[published[i].mid] = true;
-                puback(published[i].mid);
+                const auto p = published[i];  // the session may publish (and reallocate) meanwhile
+                puback(p.mid);
+                if (answer) {
+                    auto [topic, payload] = answer(p.topic, p.payload);
+                    if (!topic.empty()) message(topic, payload);
+                }
             }
         }
     }

@@ -123,8 +123,24 @@ TEST_CASE("OneNET datapoints: credentials, topic, payload, commands") {
     CHECK(in.replies[0].topic == "$sys/469948/Chic_D/cmd/response/abc-1");
     in = p.on_message(s, "$sys/469948/Chic_D/dp/post/json/rejected",
                       R"({"id":123,"err_code":98,"err_msg":"Illegal Data"})", {});
-    CHECK(in.error_reply);
-    CHECK(in.problem == "datapoints rejected: err_code 98 Illegal Data");
+    REQUIRE(in.answer);
+    CHECK(in.answer->id == "123");
+    CHECK(in.answer->outcome == north::Answer::Outcome::permanent);
+    CHECK(in.answer->reason == "err_code 98 Illegal Data");
+    in = p.on_message(s, "$sys/469948/Chic_D/dp/post/json/rejected",
+                      R"({"id":124,"err_code":100,"err_msg":"internal error"})", {});
+    REQUIRE(in.answer);
+    CHECK(in.answer->outcome == north::Answer::Outcome::transient);
+    in = p.on_message(s, "$sys/469948/Chic_D/dp/post/json/accepted", R"({"id":125})", {});
+    REQUIRE(in.answer);
+    CHECK(in.answer->id == "125");
+    CHECK(in.answer->outcome == north::Answer::Outcome::accepted);
+    // The platform could not read our id (-1), or the answer is not JSON: nothing to match.
+    for (const char* bad : {R"({"id":-1,"err_code":98,"err_msg":"Illegal Data"})", "not json", R"({"err_code":98})"}) {
+        in = p.on_message(s, "$sys/469948/Chic_D/dp/post/json/rejected", bad, {});
+        CHECK(in.malformed);
+        CHECK_FALSE(in.answer);
+    }
 }
 
 TEST_CASE("OneNET thing model: direct device posts properties, backlog goes to history/post") {
@@ -212,9 +228,25 @@ TEST_CASE("OneNET thing model: set refused, get answered from the latest values,
 
     in = p.on_message(s, "$sys/IHL2T99b8k/gw01/thing/pack/post/reply",
                       R"({"id":"128","code":309,"msg":"identifier not exist"})", latest);
-    CHECK(in.error_reply);
-    CHECK(in.problem == "request 128 failed: code 309 identifier not exist");
+    REQUIRE(in.answer);
+    CHECK(in.answer->id == "128");
+    CHECK(in.answer->outcome == north::Answer::Outcome::permanent);
+    CHECK(in.answer->reason == "code 309 identifier not exist");
     CHECK(in.replies.empty());
+    // protocols.md §2.2: internal error and "device not online" pass; codes it does not list are unknown.
+    const std::pair<const char*, north::Answer::Outcome> codes[] = {
+        {"200", north::Answer::Outcome::accepted},  {"303", north::Answer::Outcome::transient},
+        {"308", north::Answer::Outcome::transient}, {"301", north::Answer::Outcome::permanent},
+        {"312", north::Answer::Outcome::permanent}, {"999", north::Answer::Outcome::unknown}};
+    for (const auto& [code, outcome] : codes) {
+        in = p.on_message(s, "$sys/IHL2T99b8k/gw01/thing/history/post/reply",
+                          std::string(R"({"id":"7","code":)") + code + "}", latest);
+        REQUIRE(in.answer);
+        CHECK(in.answer->outcome == outcome);
+    }
+    in = p.on_message(s, "$sys/IHL2T99b8k/gw01/thing/property/post/reply", R"({"code":200})", latest);
+    CHECK(in.malformed);
+    CHECK_FALSE(in.answer);
 
     in = p.on_message(s, "$sys/IHL2T99b8k/gw01/thing/property/set", "{not json", latest);
     CHECK(in.malformed);
@@ -287,7 +319,16 @@ TEST_CASE("DaShi AIoT: signed login and property report") {
         s, "sys/pk/device/thing/properties/up/response",
         R"({"code":460,"data":{},"id":"123","message":"request parameter error!","method":"thing.properties.up","version":"1.0"})",
         {});
-    CHECK(in.error_reply);
+    REQUIRE(in.answer);
+    CHECK(in.answer->id == "123");
+    CHECK(in.answer->outcome == north::Answer::Outcome::permanent);
+    CHECK(in.answer->reason == "code 460 request parameter error!");
+    in = p.on_message(s, "sys/pk/device/thing/properties/up/response", R"({"code":429,"id":"124"})", {});
+    REQUIRE(in.answer);
+    CHECK(in.answer->outcome == north::Answer::Outcome::transient);
+    in = p.on_message(s, "sys/pk/device/thing/properties/up/response", R"({"code":200})", {});
+    CHECK(in.malformed);
+    CHECK_FALSE(in.answer);
 }
 
 TEST_CASE("ThingsBoard gateway API: connect, telemetry for several devices, RPC answered") {

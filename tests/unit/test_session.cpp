@@ -400,3 +400,130 @@ TEST_CASE("session: at most so many sessions connect at once; the others wait th
     r.transport(3).connack();
     CHECK(window.inside() <= 2);
 }
+
+// ---- answers: a message the platform answers is finished by the answer, not by PUBACK ----------
+
+namespace {
+
+// A connected datapoints session with a store and one message sent (value 1), not yet answered.
+struct Answered {
+    Rig r{kOnenet, true};
+    north::Session& s = r.session();
+    test::FakeTransport* t = nullptr;
+    Answered() {
+        s.start();
+        t = &r.transport();
+        t->answer = nullptr;  // the test answers
+        t->connack();
+        r.loop.advance(1s);
+        r.feed(s, 0, 1.0);
+        REQUIRE(t->published.size() == 1);
+        t->puback(t->published[0].mid);
+    }
+    std::uint64_t stored() {
+        r.store->maintain(r.loop.now());
+        return r.store->stats().records;
+    }
+    std::string id(std::size_t i = 0) const {
+        return std::to_string(nlohmann::json::parse(t->published.at(i).payload)["id"].get<long long>());
+    }
+    void answer(const std::string& suffix, const std::string& payload) {
+        t->message("$sys/469948/d1/dp/post/json/" + suffix, payload);
+        r.loop.advance(10ms);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("session answers: PUBACK alone does not delete a record; the platform's acceptance does") {
+    Answered a;
+    CHECK(a.stored() == 1);
+    CHECK_FALSE(a.s.idle());
+    a.answer("accepted", R"({"id":)" + a.id() + "}");
+    CHECK(a.stored() == 0);
+    CHECK(a.s.idle());
+    CHECK(a.s.counters().records_rejected == 0);
+}
+
+TEST_CASE("session answers: a transient failure sends the same message again later, until it is accepted") {
+    Answered a;
+    a.answer("rejected", R"({"id":)" + a.id() + R"(,"err_code":100,"err_msg":"internal error"})");
+    CHECK(a.stored() == 1);
+    a.r.loop.advance(3s);  // 1 s back-off (and the rate's token)
+    REQUIRE(a.t->published.size() == 2);
+    CHECK(a.t->published[1].payload == a.t->published[0].payload);  // the same request, same id
+    CHECK(a.s.counters().answers_retried == 1);
+    a.t->puback(a.t->published[1].mid);
+    a.answer("accepted", R"({"id":)" + a.id() + "}");
+    CHECK(a.stored() == 0);
+    CHECK(a.s.idle());
+}
+
+TEST_CASE("session answers: a permanent refusal drops the records, counted per device and reason") {
+    Answered a;
+    a.answer("rejected", R"({"id":)" + a.id() + R"(,"err_code":98,"err_msg":"Illegal Data"})");
+    CHECK(a.stored() == 0);
+    CHECK(a.s.counters().records_rejected == 1);
+    REQUIRE(a.s.rejected().size() == 1);
+    CHECK(a.s.rejected().begin()->first == std::make_pair(std::uint32_t{0}, std::string("err_code 98 Illegal Data")));
+    CHECK(a.s.rejected().begin()->second == 1);
+    a.r.loop.advance(120s);
+    CHECK(a.t->published.size() == 1);  // never sent again
+}
+
+TEST_CASE("session answers: an unknown code is retried, then taken as a refusal after three attempts") {
+    Answered a;
+    for (int attempt = 1; attempt <= 3; ++attempt) {
+        REQUIRE(a.t->published.size() == static_cast<std::size_t>(attempt));
+        a.t->puback(a.t->published.back().mid);
+        a.answer("rejected", R"({"id":)" + a.id() + R"(,"err_code":77,"err_msg":"who knows"})");
+        a.r.loop.advance(10s);
+    }
+    CHECK(a.t->published.size() == 3);
+    CHECK(a.stored() == 0);
+    CHECK(a.s.counters().records_rejected == 1);
+}
+
+TEST_CASE("session answers: bad answers (unknown id, not JSON, no id) are counted and finish nothing") {
+    Answered a;
+    a.answer("accepted", R"({"id":999999})");
+    a.answer("accepted", "not json");
+    a.answer("accepted", R"({"x":1})");
+    a.answer("rejected", R"({"id":-1,"err_code":98,"err_msg":"Illegal Data"})");
+    CHECK(a.stored() == 1);
+    CHECK(a.s.counters().answers_unknown == 1);
+    CHECK(a.s.counters().malformed == 3);
+    a.answer("accepted", R"({"id":)" + a.id() + "}");
+    CHECK(a.stored() == 0);
+    a.answer("accepted", R"({"id":)" + a.id() + "}");  // a duplicate of the answer just taken: quiet
+    CHECK(a.s.counters().answers_unknown == 1);
+}
+
+TEST_CASE("session answers: no answer in 30 s sends the message again; after three attempts PUBACK stands") {
+    Answered a;
+    a.r.loop.advance(31s);
+    REQUIRE(a.t->published.size() == 2);
+    CHECK(a.s.counters().answers_missing == 1);
+    a.t->puback(a.t->published[1].mid);
+    a.r.loop.advance(31s);
+    REQUIRE(a.t->published.size() == 3);
+    a.t->puback(a.t->published[2].mid);
+    CHECK(a.stored() == 1);
+    a.r.loop.advance(31s);
+    CHECK(a.t->published.size() == 3);
+    CHECK(a.stored() == 0);
+    CHECK(a.s.counters().answers_missing == 3);
+}
+
+TEST_CASE("session answers: what was delivered but not answered before a reconnect is sent again after it") {
+    Answered a;
+    a.t->drop();
+    until_connects(a.r.loop, *a.t, 2);
+    a.t->connack();
+    a.r.loop.advance(2s);
+    REQUIRE(a.t->published.size() == 2);
+    CHECK(a.t->published[1].payload == a.t->published[0].payload);
+    a.t->puback(a.t->published[1].mid);
+    a.answer("accepted", R"({"id":)" + a.id() + "}");
+    CHECK(a.stored() == 0);
+}
