@@ -38,6 +38,12 @@
 // "pid device_id auth_info"; aiot: "pid device_id secret"; thingsboard: "- - token"),
 // plugin_opt_violations FILE, plugin_opt_rate N, plugin_opt_observer USER:PASSWORD (a client
 // that may read and write everything, for the test's subscriber and command sender).
+// Answers to data, as the platforms send them: OneNET thing model .../reply, datapoints
+// dp/post/json/accepted|rejected, DaShi .../properties/up/response. Faults, for the daemon's
+// retry and drop paths: plugin_opt_busy N answers every Nth data message with the platform's
+// transient failure (thing model code 303, datapoints err_code 100, DaShi 429);
+// plugin_opt_unknown_property NAME refuses every data message carrying a property or stream NAME
+// for good (thing model 309 identifier not exist, datapoints 98 Illegal Data, DaShi 460).
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
@@ -70,6 +76,9 @@ struct State {
     double rate = 1.0;
     std::string observer_user, observer_password;
     std::map<std::string, std::deque<double>> logins, publishes;  // client -> timestamps
+    long busy_every = 0;           // every Nth data message answered with a transient failure
+    long data_messages = 0;        // data messages answered so far
+    std::string unknown_property;  // data carrying it is refused for good
 };
 
 State g;
@@ -334,6 +343,25 @@ int on_acl(int, void* event_data, void*) {
 
 using nlohmann::json;
 
+// Whether a data message's params carry property `name` (thing model: an object of properties, or
+// an array of {identity, properties}; datapoints: an object of streams).
+bool carries(const json& params, const std::string& name) {
+    if (name.empty()) return false;
+    if (params.is_object()) return params.contains(name);
+    if (!params.is_array()) return false;
+    for (const auto& e : params) {
+        if (e.is_object() && e.contains("properties") && e["properties"].is_object() && e["properties"].contains(name))
+            return true;
+    }
+    return false;
+}
+
+// Counts a data message; true for every busy_every-th one.
+bool busy_now() {
+    ++g.data_messages;
+    return g.busy_every > 0 && g.data_messages % g.busy_every == 0;
+}
+
 void reply(const char* cid, const std::string& topic, const std::string& id, int code, const std::string& msg) {
     const std::string payload = json{{"id", id}, {"code", code}, {"msg", msg}}.dump();
     mosquitto_broker_publish_copy(cid, (topic + "/reply").c_str(), static_cast<int>(payload.size()), payload.data(), 0,
@@ -366,10 +394,12 @@ void thing_model_message(const char* cid, const std::string& topic, const std::s
         } else {
             g.topology[cid].insert(pid + "/" + dev);
         }
-    } else if (suffix == "pack/post" || suffix == "history/post") {
-        if (!params.is_array() || params.size() > 10)
+    } else if (suffix == "pack/post" || suffix == "history/post" || suffix == "property/post") {
+        if (suffix == "property/post" && (!params.is_object() || params.empty()))
+            violation(cid, "property/post: params must be an object of properties");
+        if (suffix != "property/post" && (!params.is_array() || params.size() > 10))
             violation(cid, suffix + ": params must be an array of at most 10 devices");
-        for (const auto& e : params.is_array() ? params : json::array()) {
+        for (const auto& e : params.is_array() && suffix != "property/post" ? params : json::array()) {
             if (e.contains("identity")) {
                 const std::string key =
                     e["identity"].value("productID", "") + "/" + e["identity"].value("deviceName", "");
@@ -390,8 +420,18 @@ void thing_model_message(const char* cid, const std::string& topic, const std::s
             code = 307;
             msg = "sub-device not in topology";
         }
-    } else if (suffix != "property/post" && suffix != "event/post") {
+    } else if (suffix != "event/post") {
         return;  // *_reply answers from the device: nothing to acknowledge
+    }
+    if (code == 200 && (suffix == "property/post" || suffix == "pack/post" || suffix == "history/post")) {
+        const bool unknown = carries(params, g.unknown_property);
+        if (unknown) {
+            code = 309;
+            msg = "identifier not exist";
+        } else if (busy_now()) {
+            code = 303;
+            msg = "internal error";
+        }
     }
     reply(cid, topic, id, code, msg);
 }
@@ -431,14 +471,48 @@ void datapoints_message(const char* cid, const std::string& topic, const std::st
     const long long id =
         j.is_object() && j.contains("id") && j["id"].is_number_integer() ? j["id"].get<long long>() : -1;
     std::string answer;
-    if (err.empty()) {
-        answer = json{{"id", id}}.dump();
-    } else {
+    if (!err.empty()) {
         violation(cid, "dp/post/json: " + err);
         answer = json{{"id", id}, {"err_code", 98}, {"err_msg", "Illegal Data"}}.dump();
+    } else if (carries(j["dp"], g.unknown_property)) {
+        err = "unknown stream";  // the product's rule, not a protocol violation
+        answer = json{{"id", id}, {"err_code", 98}, {"err_msg", "Illegal Data"}}.dump();
+    } else if (busy_now()) {
+        err = "busy";
+        answer = json{{"id", id}, {"err_code", 100}, {"err_msg", "internal error"}}.dump();
+    } else {
+        answer = json{{"id", id}}.dump();
     }
     const std::string to = topic + (err.empty() ? "/accepted" : "/rejected");
     mosquitto_broker_publish_copy(cid, to.c_str(), static_cast<int>(answer.size()), answer.data(), 0, false, nullptr);
+}
+
+// DaShi property report (protocols.md §4.2): answered on .../response when sys.ack is 1.
+void aiot_message(const char* cid, const std::string& topic, const std::string& payload) {
+    const std::string suffix = "/thing/properties/up";
+    if (topic.size() < suffix.size() || topic.compare(topic.size() - suffix.size(), suffix.size(), suffix) != 0) return;
+    json j = json::parse(payload, nullptr, false);
+    std::string id = j.is_object() && j.contains("id") && j["id"].is_string() ? j["id"].get<std::string>() : "";
+    int code = 200;
+    std::string msg = "success";
+    if (id.empty() || id.size() > 10 || id.find_first_not_of("0123456789") != std::string::npos ||
+        !j.contains("params") || !j["params"].is_object() || j["params"].empty()) {
+        violation(cid, "properties/up: needs a decimal string id and an object of params");
+        code = 460;
+        msg = "request parameter error!";
+    } else if (carries(j["params"], g.unknown_property)) {
+        code = 460;
+        msg = "request parameter error!";
+    } else if (busy_now()) {
+        code = 429;
+        msg = "too many requests";
+    }
+    if (!j.is_object() || !j.contains("sys") || !j["sys"].is_object() || j["sys"].value("ack", 0) != 1) return;
+    const std::string answer = json{{"code", code},   {"data", json::object()},          {"id", id},
+                                    {"message", msg}, {"method", "thing.properties.up"}, {"version", "1.0"}}
+                                   .dump();
+    mosquitto_broker_publish_copy(cid, (topic + "/response").c_str(), static_cast<int>(answer.size()), answer.data(), 0,
+                                  false, nullptr);
 }
 
 void legacy_message(const char* cid, const std::string& topic, const std::string& payload) {
@@ -491,6 +565,7 @@ int on_message(int, void* event_data, void*) {
     }
     if (g.platform == "onenet" && topic.find("/thing/") != std::string::npos) thing_model_message(cid, topic, payload);
     if (g.platform == "legacy") legacy_message(cid, topic, payload);
+    if (g.platform == "aiot") aiot_message(cid, topic, payload);
     if (g.platform == "onenet" && topic.size() > 13 && topic.compare(topic.size() - 13, 13, "/dp/post/json") == 0)
         datapoints_message(cid, topic, payload);
     return MOSQ_ERR_SUCCESS;
@@ -524,6 +599,10 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t* id, void** userdata, struct mos
             g.platform = v;
         } else if (k == "rate") {
             g.rate = std::stod(v);
+        } else if (k == "busy") {
+            g.busy_every = std::stol(v);
+        } else if (k == "unknown_property") {
+            g.unknown_property = v;
         } else if (k == "observer") {
             auto colon = v.find(':');
             g.observer_user = v.substr(0, colon);
