@@ -38,7 +38,8 @@ std::vector<SessionInfo> Profile::sessions(const config::Config& cfg, std::size_
     return out;
 }
 
-Inbound Profile::on_message(const SessionInfo&, const std::string&, const std::string&, const LatestValues&) const {
+Inbound Profile::on_message(const SessionInfo&, const std::string&, const std::string&, const LatestValues&,
+                            std::uint32_t&) const {
     Inbound in;
     in.kind = "unexpected";
     in.problem = "message on a topic this platform does not use";

@@ -39,6 +39,12 @@ struct Message {
     // model /reply, datapoints accepted|rejected, DaShi /response): the message is finished by
     // that answer, not by PUBACK. Empty: PUBACK finishes it.
     std::string answer_id;
+    // On-connect requests (answer_id set): data waits while a `gate` request is unanswered (the
+    // gateway's topology must be known before sub-devices' data goes); `then` is sent when the
+    // platform accepts it, `otherwise` when it refuses or does not answer.
+    bool gate = false;
+    std::vector<Message> then;
+    std::vector<Message> otherwise;
 };
 
 // What the platform said of one of our messages.
@@ -52,6 +58,9 @@ struct Answer {
     std::string id;
     Outcome outcome = Outcome::accepted;
     std::string reason;  // "code 309 identifier not exist": the platform's code and message
+    // Sent when the answer accepts a request of ours that awaits it (e.g. what the topology the
+    // platform returned still needs); ignored for an answer nobody awaits.
+    std::vector<Message> follow_ups;
 };
 
 // A stored record: (device index in the configuration, outbox record id).
@@ -132,8 +141,15 @@ class Profile {
     // take_front) exactly the batches each packet carries.
     virtual std::vector<Packet> build(const SessionInfo& s, std::deque<core::SampleBatch>& pending,
                                       std::size_t max_packets, std::uint32_t& next_id) const = 0;
+    // A message from the platform; `next_id` numbers the requests it leads to (a gateway's topology
+    // change: sub-devices to add again).
     virtual Inbound on_message(const SessionInfo&, const std::string& topic, const std::string& payload,
-                               const LatestValues&) const;
+                               const LatestValues&, std::uint32_t& next_id) const;
+    Inbound on_message(const SessionInfo& s, const std::string& topic, const std::string& payload,
+                       const LatestValues& latest) const {
+        std::uint32_t next_id = 1;
+        return on_message(s, topic, payload, latest, next_id);
+    }
     virtual int qos() const { return 1; }
     virtual int downlink_qos() const { return 0; }
     // First reconnect delay (doubling, full jitter, capped at 60 s).

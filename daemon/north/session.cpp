@@ -101,6 +101,7 @@ bool Session::refresh_credentials(std::int64_t now_s) {
         inflight_.clear();
         awaiting_.clear();
         awaiting_data_ = 0;
+        awaiting_gates_ = 0;
         next_answer_check_ = TimePoint::max();
         if (env_.store) {
             live_.clear();
@@ -394,6 +395,7 @@ void Session::after_connack() {
     // messages go again (what was not yet PUBACKed, libmosquitto sends again itself). On-connect
     // requests are all sent anew.
     const TimePoint now = env_.loop->now();
+    awaiting_gates_ = 0;
     for (auto it = awaiting_.begin(); it != awaiting_.end();) {
         if (it->second.packet == 0) {
             it = awaiting_.erase(it);
@@ -464,7 +466,7 @@ void Session::on_answer(const Answer& a, const std::string& kind, const std::str
     using O = Answer::Outcome;
     O outcome = a.outcome;
     if (outcome == O::unknown) outcome = w.attempts >= kMaxAttempts ? O::permanent : O::transient;
-    if (w.packet == 0) {  // an on-connect request (topology, login): its failure is logged
+    if (w.packet == 0) {  // an on-connect request (topology, login): what follows depends on it
         if (outcome != O::accepted) {
             count(&SessionCounters::error_replies);
             if (logged_kinds_.insert(kind + "|error reply|" + a.reason).second) {
@@ -472,7 +474,10 @@ void Session::on_answer(const Answer& a, const std::string& kind, const std::str
                            info_.name, a.id, w.message.topic, a.reason);
             }
         }
-        awaiting_.erase(it);
+        std::vector<Message> next = outcome == O::accepted ? w.message.then : w.message.otherwise;
+        if (outcome == O::accepted) next.insert(next.end(), a.follow_ups.begin(), a.follow_ups.end());
+        forget_request(a.id, false);
+        for (auto& m : next) control_.push_back(std::move(m));
         return;
     }
     if (outcome == O::transient) {
@@ -511,6 +516,17 @@ void Session::on_answer(const Answer& a, const std::string& kind, const std::str
     finished_answers_.push_back(a.id);
     if (finished_answers_.size() > kFinishedAnswersKept) finished_answers_.pop_front();
     finish_message(packet);
+}
+
+// Drops an on-connect request from the awaited ones; `fallback`: its `otherwise` messages go.
+void Session::forget_request(const std::string& id, bool fallback) {
+    auto it = awaiting_.find(id);
+    if (it == awaiting_.end()) return;
+    if (it->second.message.gate) --awaiting_gates_;
+    if (fallback) {
+        for (const auto& m : it->second.message.otherwise) control_.push_back(m);
+    }
+    awaiting_.erase(it);
 }
 
 // Retries that are due, answers that are overdue: a missing answer sends the message again, at
@@ -553,24 +569,27 @@ void Session::answer_deadlines(TimePoint now) {
     for (const auto& id : done) {
         auto it = awaiting_.find(id);
         const std::size_t packet = it->second.packet;
+        if (packet == 0) {  // an on-connect request nobody answered: its fallback goes
+            forget_request(id, true);
+            continue;
+        }
         awaiting_.erase(it);
-        if (packet == 0) continue;
         --awaiting_data_;
         finish_message(packet);
     }
 }
 
-// Messages due to go again, while the rate and the in-flight window allow.
-void Session::send_retries(TimePoint now) {
-    if (!retry_ready_) return;
+// Sends one message due to go again; false (and no longer ready) when none is due.
+bool Session::send_retry(TimePoint now) {
     for (auto& [id, w] : awaiting_) {
         if (!w.retry || w.due > now) continue;
-        if (sendable() == 0) return;  // still ready: the rate's timer comes back
         ++w.attempts;
         count(&SessionCounters::answers_retried);
-        if (!publish(w.message, w.packet)) return;
+        publish(w.message, w.packet);  // a failure schedules it again
+        return true;
     }
     retry_ready_ = false;
+    return false;
 }
 
 void Session::on_message(const std::string& topic, const std::string& payload) {
@@ -587,7 +606,7 @@ void Session::handle(const std::string& topic, const std::string& payload) {
         in.problem = "message of " + std::to_string(payload.size()) + " bytes refused unread (limit " +
                      std::to_string(kMaxInboundBytes) + ")";
     } else {
-        in = profile_.on_message(info_, topic, payload, latest_);
+        in = profile_.on_message(info_, topic, payload, latest_, next_id_);
     }
     if (in.command) count(&SessionCounters::commands);
     if (in.refused) count(&SessionCounters::commands_refused);
@@ -693,6 +712,7 @@ bool Session::publish(const Message& m, std::size_t packet) {
             w->packet = packet;
             w->message = m;
             if (packet) ++awaiting_data_;
+            if (!packet && m.gate) ++awaiting_gates_;
         }
         w->delivered = false;
         w->retry = false;
@@ -704,7 +724,7 @@ bool Session::publish(const Message& m, std::size_t packet) {
             w->due = now + std::chrono::seconds(1);
             plan_answer_check(w->due);
         } else if (w) {
-            awaiting_.erase(m.answer_id);
+            forget_request(m.answer_id, false);
         }
         return false;
     }
@@ -739,18 +759,30 @@ bool Session::publish_data(std::deque<core::SampleBatch>& queue) {
     return !p.messages.empty();
 }
 
+// Control messages (on-connect requests, replies) go first, except that once the gates are
+// open (the topology is known) they take turns with data, so a gateway's many sub-device logins
+// never hold live data back for long. Data itself: retries, then backlog and live data taking
+// turns, so a long backlog never starves live data. Messages awaiting the platform's answer are
+// bounded: a platform that stops answering pauses data.
 void Session::flush() {
     if (state_ != State::connected) return;
-    refill_tokens(env_.loop->now());
-    while (!control_.empty() && sendable() > 0) {
-        if (!publish(control_.front(), 0)) break;
-        control_.pop_front();
-    }
-    if (control_.empty()) send_retries(env_.loop->now());
-    // Backlog and live data take turns, so a long backlog never starves live data. Messages
-    // awaiting the platform's answer are bounded: a platform that stops answering pauses data.
+    const TimePoint now = env_.loop->now();
+    refill_tokens(now);
     const std::size_t most_awaiting = std::size_t{4} * static_cast<std::size_t>(cloud_.max_inflight);
-    while (control_.empty() && sendable() > 0 && awaiting_data_ < most_awaiting) {
+    while (sendable() > 0) {
+        const bool gated = awaiting_gates_ > 0 ||
+                           std::any_of(control_.begin(), control_.end(), [](const Message& m) { return m.gate; });
+        const bool data_waiting = !gated && awaiting_data_ < most_awaiting &&
+                                  (retry_ready_ || !live_.empty() || !backlog_.empty() || backlog_on_disk_);
+        if (!control_.empty() && (control_turn_ || !data_waiting)) {
+            if (!publish(control_.front(), 0)) break;
+            control_.pop_front();
+            control_turn_ = false;
+            continue;
+        }
+        if (!data_waiting) break;
+        control_turn_ = true;
+        if (retry_ready_ && send_retry(now)) continue;
         refill_backlog();
         const bool use_backlog = !backlog_.empty() && (prefer_backlog_ || live_.empty());
         auto& queue = use_backlog ? backlog_ : live_;

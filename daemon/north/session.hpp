@@ -156,7 +156,8 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     void finish_message(std::size_t packet);
     void on_answer(const Answer& a, const std::string& kind, const std::string& topic);
     void answer_deadlines(TimePoint now);
-    void send_retries(TimePoint now);
+    bool send_retry(TimePoint now);
+    void forget_request(const std::string& id, bool fallback);
     void plan_answer_check(TimePoint at) { next_answer_check_ = std::min(next_answer_check_, at); }
     void refill_backlog();
     void handle(const std::string& topic, const std::string& payload);
@@ -201,9 +202,11 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     std::unordered_map<int, Mid> inflight_;               // QoS 1 mid awaiting PUBACK -> its packet (0: none)
     std::unordered_map<std::string, Awaiting> awaiting_;  // answer id -> message awaiting its answer
     std::size_t awaiting_data_ = 0;                       // ... of which carry records
+    std::size_t awaiting_gates_ = 0;                      // ... of which hold data back (topology)
     std::deque<std::string> finished_answers_;            // recent ids: a late duplicate answer is quiet
     TimePoint next_answer_check_ = TimePoint::max();      // the next retry or answer deadline to come
     bool retry_ready_ = false;                            // messages due to go again wait for room
+    bool control_turn_ = true;                            // control and data messages take turns
     std::map<std::pair<std::uint32_t, std::string>, std::uint64_t> rejected_;
     std::size_t next_packet_ = 1;
     std::deque<Message> control_;  // on-connect messages and replies, sent before data

@@ -105,7 +105,7 @@ class Aiot : public north::Profile {
     }
 
     north::Inbound on_message(const north::SessionInfo& s, const std::string& topic, const std::string& payload,
-                              const north::LatestValues&) const override {
+                              const north::LatestValues&, std::uint32_t&) const override {
         north::Inbound in;
         const std::string p = prefix(*s.identity);
         auto j = parse_object(payload);

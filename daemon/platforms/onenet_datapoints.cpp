@@ -66,7 +66,7 @@ class OnenetDatapoints : public OnenetProfile {
     }
 
     north::Inbound on_message(const north::SessionInfo& s, const std::string& topic, const std::string& payload,
-                              const north::LatestValues&) const override {
+                              const north::LatestValues&, std::uint32_t&) const override {
         north::Inbound in;
         const std::string p = prefix(s);
         if (topic == p + "dp/post/json/accepted" || topic == p + "dp/post/json/rejected") {

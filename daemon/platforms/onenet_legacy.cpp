@@ -182,7 +182,7 @@ class OnenetLegacy : public north::Profile {
     }
 
     north::Inbound on_message(const north::SessionInfo&, const std::string& topic, const std::string&,
-                              const north::LatestValues&) const override {
+                              const north::LatestValues&, std::uint32_t&) const override {
         north::Inbound in;
         if (topic.rfind("$creq/", 0) == 0 && topic.size() > 6) {
             in.kind = "$creq";

@@ -128,27 +128,70 @@ class OnenetThingModel : public OnenetProfile {
         return {prefix(s) + "thing/#"};
     }
 
+    // A gateway reads its topology first (topo/get, data waits for the answer) and adds only the
+    // sub-devices missing from it; each sub-device logs in once it is in the topology (after the
+    // topo/add reply). Without an answer, every sub-device is added as if none were there.
     std::vector<north::Message> on_connect(const north::SessionInfo& s, std::uint32_t& next_id) const override {
+        std::vector<std::uint32_t> subs;
+        for (auto index : s.devices) {
+            if (&s.device(index) != s.identity) subs.push_back(index);
+        }
+        if (subs.empty()) return {};
+        const std::string id = next_id_text(next_id);
+        north::Message get(prefix(s) + "thing/sub/topo/get", R"({"id":")" + id + R"(","version":"1.0"})", 0, id);
+        get.gate = true;
+        for (auto index : subs) {
+            if (auto add = topo_add(s, index, next_id)) get.otherwise.push_back(std::move(*add));
+        }
+        return {std::move(get)};
+    }
+
+    // sub/topo/add for one sub-device (data waits for its reply), its login to follow the reply.
+    std::optional<north::Message> topo_add(const north::SessionInfo& s, std::uint32_t index,
+                                           std::uint32_t& next_id) const {
+        const auto& d = s.device(index);
+        std::string err;
+        auto token = token_for(d, static_cast<std::int64_t>(std::time(nullptr)), nullptr, &err);
+        if (!token) return std::nullopt;  // refused by config validation already; nothing safe to send
+        const std::string ident = identity(d);
+        const std::string add_id = next_id_text(next_id);
+        std::string add = R"({"id":")" + add_id + R"(","version":"1.0","params":)" + ident.substr(0, ident.size() - 1) +
+                          R"(,"sasToken":)";
+        append_json_string(add, *token);
+        add += "}}";
+        north::Message m(prefix(s) + "thing/sub/topo/add", std::move(add), 0, add_id);
+        m.gate = true;
+        m.then.push_back(login(s, index, next_id));
+        return m;
+    }
+
+    north::Message login(const north::SessionInfo& s, std::uint32_t index, std::uint32_t& next_id) const {
+        const std::string id = next_id_text(next_id);
+        std::string payload = R"({"id":")" + id + R"(","version":"1.0","params":)";
+        payload += identity(s.device(index));
+        payload += '}';
+        return {prefix(s) + "thing/sub/login", std::move(payload), 0, id};
+    }
+
+    // Configured sub-devices missing from a topology list [{productID, deviceName}, ...]:
+    // topo/add (then login) for those, login for the others.
+    std::vector<north::Message> reconcile(const north::SessionInfo& s, const Json& list, bool login_present,
+                                          std::uint32_t& next_id, std::vector<std::string>* added) const {
         std::vector<north::Message> out;
-        const std::string p = prefix(s) + "thing/";
-        const auto now_s = static_cast<std::int64_t>(std::time(nullptr));
         for (auto index : s.devices) {
             const auto& d = s.device(index);
             if (&d == s.identity) continue;
-            std::string err;
-            auto token = token_for(d, now_s, nullptr, &err);
-            if (!token) continue;  // refused by config validation already; nothing safe to send
-            const std::string ident = identity(d);
-            const std::string add_id = next_id_text(next_id);
-            std::string add = R"({"id":")" + add_id + R"(","version":"1.0","params":)" +
-                              ident.substr(0, ident.size() - 1) + R"(,"sasToken":)";
-            append_json_string(add, *token);
-            out.emplace_back(p + "sub/topo/add", add + "}}", 0, add_id);
-            const std::string login_id = next_id_text(next_id);
-            std::string login = R"({"id":")" + login_id + R"(","version":"1.0","params":)";
-            login += ident;
-            login += '}';
-            out.emplace_back(p + "sub/login", std::move(login), 0, login_id);
+            bool present = false;
+            for (const auto& e : list.is_array() ? list : Json::array()) {
+                if (e.is_object() && text_of(e, "productID") == product_of(d) && text_of(e, "deviceName") == d.name)
+                    present = true;
+            }
+            if (present) {
+                if (login_present) out.push_back(login(s, index, next_id));
+            } else if (auto add = topo_add(s, index, next_id)) {
+                out.push_back(std::move(*add));
+                if (added) added->push_back(d.name);
+            }
         }
         return out;
     }
@@ -242,7 +285,7 @@ class OnenetThingModel : public OnenetProfile {
     }
 
     north::Inbound on_message(const north::SessionInfo& s, const std::string& topic, const std::string& payload,
-                              const north::LatestValues& latest) const override {
+                              const north::LatestValues& latest, std::uint32_t& next_id) const override {
         north::Inbound in;
         const std::string p = prefix(s) + "thing/";
         if (topic.rfind(p, 0) != 0) {
@@ -270,6 +313,12 @@ class OnenetThingModel : public OnenetProfile {
             a.outcome = classify(code);
             if (a.outcome != north::Answer::Outcome::accepted) {
                 a.reason = fmt::format("code {} {}", code.value_or(-1), text_of(*j, "msg"));
+            } else if (suffix == "sub/topo/get/reply") {
+                // The topology the platform keeps: add what is missing, log in what is there,
+                // and report the sync result as the protocol asks.
+                a.follow_ups.emplace_back(p + "sub/topo/get/result", onenet_reply(*id, kCodeOk, "success"), 0);
+                auto rest = reconcile(s, j->contains("data") ? (*j)["data"] : Json(), true, next_id, nullptr);
+                for (auto& m : rest) a.follow_ups.push_back(std::move(m));
             }
             in.answer = std::move(a);
             return in;
@@ -280,7 +329,26 @@ class OnenetThingModel : public OnenetProfile {
             return property_get(s, *j, *id, suffix == "sub/property/get", answer_topic, latest, std::move(in));
         }
         if (suffix == "sub/topo/change") {
+            // subList is the whole topology after the change: configured sub-devices it lacks are
+            // added again (the configuration says they belong to this gateway).
+            const Json* params = j->contains("params") ? &(*j)["params"] : nullptr;
+            const Json list =
+                params && params->is_object() && params->contains("subList") ? (*params)["subList"] : Json();
+            if (!list.is_array()) {
+                in.malformed = true;
+                in.problem = "topo/change without a subList array";
+                in.replies.emplace_back(answer_topic, onenet_reply(*id, kCodeFailed, in.problem), 0);
+                return in;
+            }
             in.replies.emplace_back(answer_topic, onenet_reply(*id, kCodeOk, "success"), 0);
+            std::vector<std::string> added;
+            for (auto& m : reconcile(s, list, false, next_id, &added)) in.replies.push_back(std::move(m));
+            if (!added.empty()) {
+                in.problem = fmt::format(
+                    "the platform's topology no longer lists sub-device(s) {}; added again as "
+                    "configured",
+                    fmt::join(added, ", "));
+            }
             return in;
         }
         if (suffix == "property/set" || suffix == "sub/property/set" || suffix == "sub/service/invoke" ||
@@ -334,16 +402,19 @@ class OnenetThingModel : public OnenetProfile {
         return groups;
     }
 
-    static north::Inbound property_get(const north::SessionInfo& s, const Json& j, const std::string& id, bool sub,
-                                       const std::string& answer_topic, const north::LatestValues& latest,
-                                       north::Inbound in) {
+    north::Inbound property_get(const north::SessionInfo& s, const Json& j, const std::string& id, bool sub,
+                                const std::string& answer_topic, const north::LatestValues& latest,
+                                north::Inbound in) const {
         const Json* params = j.contains("params") ? &j["params"] : nullptr;
         const config::DeviceConfig* target = s.identity;
         if (sub && params && params->is_object()) {
+            // A sub-device is its product id and device name together (names repeat across products).
             const std::string name = text_of(*params, "deviceName");
+            const std::string product = text_of(*params, "productID");
             target = nullptr;
             for (auto index : s.devices) {
-                if (s.device(index).name == name) target = &s.device(index);
+                const auto& d = s.device(index);
+                if (&d != s.identity && d.name == name && product_of(d) == product) target = &d;
             }
             params = params->contains("params") ? &(*params)["params"] : nullptr;
         }

@@ -110,7 +110,7 @@ class ThingsBoard : public north::Profile {
     }
 
     north::Inbound on_message(const north::SessionInfo& s, const std::string& topic, const std::string& payload,
-                              const north::LatestValues&) const override {
+                              const north::LatestValues&, std::uint32_t&) const override {
         north::Inbound in;
         in.kind = topic;
         auto j = parse_object(payload);

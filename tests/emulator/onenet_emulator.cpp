@@ -22,6 +22,9 @@
 //     most 10 devices and 100 properties each, and only sub-devices added to the gateway's
 //     topology (topo/add with a sasToken that verifies); the emulator answers every request on
 //     its /reply topic with code 200 (or an error code for a violation), like the platform.
+//     The topology outlives the gateway's sessions (as long as the broker runs): topo/get
+//     returns it, and adding a sub-device already in it is a violation (read it, add what is
+//     missing).
 // OneNET legacy: clientId = a numeric device id listed with its auth_info (the password), user
 //   name = product id; publishes only to $dp (type 1 or 3 with a correct length header) and
 //   $crsp/...
@@ -261,7 +264,7 @@ int on_auth(int, void* event_data, void*) {
         violation(cid, "auth refused: " + err);
         return MOSQ_ERR_AUTH;
     }
-    if (g.platform == "onenet") g.topology[cid ? cid : ""].clear();  // rebuilt by topo/add on every session
+    // The topology outlives sessions, as on the platform (topo/get reads it back).
     if (g.platform == "legacy" && cid) g.legacy_clients.insert(cid);
     return MOSQ_ERR_SUCCESS;
 }
@@ -282,6 +285,7 @@ bool documented_uplink(const std::string& t) {
                                                 "thing/sub/topo/add",
                                                 "thing/sub/topo/delete",
                                                 "thing/sub/topo/get",
+                                                "thing/sub/topo/get/result",
                                                 "thing/sub/topo/change_reply",
                                                 "thing/sub/property/get_reply",
                                                 "thing/sub/property/set_reply",
@@ -391,8 +395,8 @@ void thing_model_message(const char* cid, const std::string& topic, const std::s
             violation(cid, "topo/add " + pid + "/" + dev + ": " + err);
             code = 1106;
             msg = err;
-        } else {
-            g.topology[cid].insert(pid + "/" + dev);
+        } else if (!g.topology[cid].insert(pid + "/" + dev).second) {
+            violation(cid, "topo/add of " + pid + "/" + dev + ", already in the topology (topo/get lists it)");
         }
     } else if (suffix == "pack/post" || suffix == "history/post" || suffix == "property/post") {
         if (suffix == "property/post" && (!params.is_object() || params.empty()))
@@ -413,6 +417,16 @@ void thing_model_message(const char* cid, const std::string& topic, const std::s
                 violation(cid, suffix + ": each device needs 1..100 properties");
             }
         }
+    } else if (suffix == "sub/topo/get") {  // answered with the topology the platform keeps
+        json list = json::array();
+        for (const auto& key : g.topology[cid]) {
+            const auto slash = key.find('/');
+            list.push_back({{"deviceName", key.substr(slash + 1)}, {"productID", key.substr(0, slash)}});
+        }
+        const std::string answer = json{{"id", id}, {"code", 200}, {"msg", "success"}, {"data", list}}.dump();
+        mosquitto_broker_publish_copy(cid, (topic + "/reply").c_str(), static_cast<int>(answer.size()), answer.data(),
+                                      0, false, nullptr);
+        return;
     } else if (suffix == "sub/login") {
         const std::string key = params.value("productID", "") + "/" + params.value("deviceName", "");
         if (!g.topology[cid].count(key)) {
@@ -534,6 +548,24 @@ int on_message(int, void* event_data, void*) {
     const char* u = mosquitto_client_username(ed->client);
     const std::string topic = ed->topic ? ed->topic : "";
     if (!g.observer_user.empty() && u && g.observer_user == u) {
+        // A topology change made on the platform (the test plays the console): subList is the
+        // whole topology afterwards. The gateway's client id is its device name.
+        const std::string change = "/thing/sub/topo/change";
+        if (g.platform == "onenet" && topic.size() > change.size() &&
+            topic.compare(topic.size() - change.size(), change.size(), change) == 0) {
+            const auto p1 = topic.find('/', 5), p2 = topic.find('/', p1 + 1);
+            const std::string gw = topic.substr(p1 + 1, p2 - p1 - 1);
+            const json j =
+                json::parse(std::string(static_cast<const char*>(ed->payload), ed->payloadlen), nullptr, false);
+            if (j.is_object() && j.contains("params") && j["params"].is_object() && j["params"].contains("subList") &&
+                j["params"]["subList"].is_array()) {
+                auto& topo = g.topology[gw];
+                topo.clear();
+                for (const auto& e : j["params"]["subList"]) {
+                    if (e.is_object()) topo.insert(e.value("productID", "") + "/" + e.value("deviceName", ""));
+                }
+            }
+        }
         // Legacy OneNET delivers $creq commands to the device without a subscription.
         if (g.platform == "legacy" && topic.rfind("$creq/", 0) == 0) {
             for (const auto& c : g.legacy_clients) {

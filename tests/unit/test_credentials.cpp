@@ -138,7 +138,9 @@ std::map<std::string, std::string> sas_tokens(const std::string& text) {
     std::map<std::string, std::string> out;
     for (const auto& s : sessions) {
         std::uint32_t id = 1;
-        for (const auto& m : profiles[0]->on_connect(s, id)) {
+        // On connect a gateway asks for its topology; without an answer it adds every sub-device.
+        const auto get = profiles[0]->on_connect(s, id);
+        for (const auto& m : get.empty() ? get : get.front().otherwise) {
             if (m.topic.find("sub/topo/add") == std::string::npos) continue;
             const auto j = nlohmann::json::parse(m.payload);
             out[j["params"]["deviceName"].get<std::string>()] = j["params"]["sasToken"].get<std::string>();

@@ -170,19 +170,65 @@ TEST_CASE("OneNET gateway: topology and login on connect, pack/post with identit
     Fixture f;
     const auto& s = f.session("gw01");
     const auto& p = f.profile(s);
-    std::uint32_t id = 130;
+    std::uint32_t id = 129;
+    // On connect: the topology first (data waits for it); without an answer, every sub-device is
+    // added, each logging in after its topo/add reply.
     auto ctl = p.on_connect(s, id);
-    REQUIRE(ctl.size() == 4);
-    CHECK(ctl[0].topic == "$sys/IHL2T99b8k/gw01/thing/sub/topo/add");
-    auto add = json::parse(ctl[0].payload);
+    REQUIRE(ctl.size() == 1);
+    CHECK(ctl[0].topic == "$sys/IHL2T99b8k/gw01/thing/sub/topo/get");
+    CHECK(json::parse(ctl[0].payload) == json::parse(R"({"id":"129","version":"1.0"})"));
+    CHECK(ctl[0].answer_id == "129");
+    CHECK(ctl[0].gate);
+    const auto& adds = ctl[0].otherwise;
+    REQUIRE(adds.size() == 2);
+    CHECK(adds[0].topic == "$sys/IHL2T99b8k/gw01/thing/sub/topo/add");
+    CHECK(adds[0].gate);
+    auto add = json::parse(adds[0].payload);
+    CHECK(add["id"] == "130");
     CHECK(add["params"]["productID"] == "SubPid01");
     CHECK(add["params"]["deviceName"] == "meter-01");
     CHECK(add["params"]["sasToken"].get<std::string>().rfind(
               "version=2018-10-31&res=products%2FSubPid01%2Fdevices%2Fmeter-01&et=2524579200&method=sha256&sign=", 0) ==
           0);
-    CHECK(ctl[1].topic == "$sys/IHL2T99b8k/gw01/thing/sub/login");
-    CHECK(json::parse(ctl[1].payload) ==
+    REQUIRE(adds[0].then.size() == 1);
+    CHECK(adds[0].then[0].topic == "$sys/IHL2T99b8k/gw01/thing/sub/login");
+    CHECK_FALSE(adds[0].then[0].gate);
+    CHECK(json::parse(adds[0].then[0].payload) ==
           json::parse(R"({"id":"131","version":"1.0","params":{"productID":"SubPid01","deviceName":"meter-01"}})"));
+
+    // The platform's topology lists meter-01 (and a device of another product with the same
+    // name as meter-02): meter-01 only logs in, meter-02 is added; the sync result is reported.
+    std::uint32_t next = 200;
+    auto in =
+        p.on_message(s, "$sys/IHL2T99b8k/gw01/thing/sub/topo/get/reply",
+                     R"({"id":"129","code":200,"msg":"success","data":[{"deviceName":"meter-01","productID":"SubPid01"},
+                              {"deviceName":"meter-02","productID":"Other"}]})",
+                     {}, next);
+    REQUIRE(in.answer);
+    CHECK(in.answer->outcome == north::Answer::Outcome::accepted);
+    const auto& fu = in.answer->follow_ups;
+    REQUIRE(fu.size() == 3);
+    CHECK(fu[0].topic == "$sys/IHL2T99b8k/gw01/thing/sub/topo/get/result");
+    CHECK(json::parse(fu[0].payload) == json::parse(R"({"id":"129","code":200,"msg":"success"})"));
+    CHECK(fu[1].topic == "$sys/IHL2T99b8k/gw01/thing/sub/login");
+    CHECK(json::parse(fu[1].payload)["params"]["deviceName"] == "meter-01");
+    CHECK(fu[2].topic == "$sys/IHL2T99b8k/gw01/thing/sub/topo/add");
+    CHECK(json::parse(fu[2].payload)["params"]["deviceName"] == "meter-02");
+
+    // topo/change: subList is the whole topology; a configured sub-device it lacks is added again.
+    in = p.on_message(
+        s, "$sys/IHL2T99b8k/gw01/thing/sub/topo/change",
+        R"({"id":"133","version":"1.0","params":{"subList":[{"deviceName":"meter-02","productID":"SubPid01"}]}})", {},
+        next);
+    REQUIRE(in.replies.size() == 2);
+    CHECK(in.replies[0].topic == "$sys/IHL2T99b8k/gw01/thing/sub/topo/change_reply");
+    CHECK(json::parse(in.replies[0].payload)["code"] == 200);
+    CHECK(in.replies[1].topic == "$sys/IHL2T99b8k/gw01/thing/sub/topo/add");
+    CHECK(json::parse(in.replies[1].payload)["params"]["deviceName"] == "meter-01");
+    CHECK(in.problem.find("meter-01") != std::string::npos);
+    in = p.on_message(s, "$sys/IHL2T99b8k/gw01/thing/sub/topo/change", R"({"id":"134","params":{}})", {}, next);
+    CHECK(in.malformed);
+    id = 134;
 
     const auto m1 = f.device("meter-01"), m2 = f.device("meter-02"), gw = f.device("gw01");
     std::deque<core::SampleBatch> q{batch(m1, 1700000000000, {{0, 231.2}, {1, 3.1}}),

@@ -527,3 +527,45 @@ TEST_CASE("session answers: what was delivered but not answered before a reconne
     a.answer("accepted", R"({"id":)" + a.id() + "}");
     CHECK(a.stored() == 0);
 }
+
+TEST_CASE("session gateway: data waits for the topology; unanswered topo/get falls back to adding every sub-device") {
+    Rig r(R"(
+clouds:
+  c: { platform: onenet, protocol: thing-model, host: broker.test, product_id: GWP, max_rate: 100, product_key: kKsubaG7FzMgzR6N3eUD53319Qu+K4MCvw6KzOYc5eI= }
+buses:
+  s: { driver: sim }
+devices:
+  - { name: gw, cloud: c, bus: s, gateway: true, key: kKsubaG7FzMgzR6N3eUD53319Qu+K4MCvw6KzOYc5eI=, points: [ { name: a, area: holding, address: 0 } ] }
+  - { name: m1, cloud: c, bus: s, via: gw, points: [ { name: a, area: holding, address: 0 } ] }
+  - { name: m2, cloud: c, bus: s, via: gw, points: [ { name: a, area: holding, address: 0 } ] }
+)");
+    auto& s = r.session();
+    s.start();
+    auto& t = r.transport();
+    t.answer = nullptr;  // the platform says nothing
+    t.connack();
+    r.loop.advance(100ms);
+    r.feed(s, 0, 1.0);
+    r.loop.advance(5s);
+    t.ack_all();
+    REQUIRE(t.published.size() == 1);  // topo/get only: the data waits for the topology
+    CHECK(t.published[0].topic == "$sys/GWP/gw/thing/sub/topo/get");
+    r.loop.advance(31s);  // no answer: every sub-device is added, each add again holding data back
+    t.ack_all();
+    r.loop.advance(1s);
+    std::vector<std::string> topics;
+    for (const auto& p : t.published) topics.push_back(p.topic.substr(p.topic.find("/thing/") + 7));
+    CHECK(topics == std::vector<std::string>{"sub/topo/get", "sub/topo/add", "sub/topo/add"});
+    // The adds are answered: each sub-device logs in, and data goes between the logins.
+    for (std::size_t i = 1; i < 3; ++i) {
+        const auto id = nlohmann::json::parse(t.published[i].payload)["id"].get<std::string>();
+        t.message("$sys/GWP/gw/thing/sub/topo/add/reply", R"({"id":")" + id + R"(","code":200,"msg":"success"})");
+    }
+    r.loop.advance(1s);
+    topics.clear();
+    for (const auto& p : t.published) topics.push_back(p.topic.substr(p.topic.find("/thing/") + 7));
+    REQUIRE(topics.size() == 6);
+    CHECK(std::count(topics.begin(), topics.end(), "sub/login") == 2);
+    CHECK(topics[3] == "sub/login");  // a login first, then data takes its turn
+    CHECK(topics[4] == "pack/post");
+}
