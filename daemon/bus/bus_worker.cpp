@@ -236,6 +236,13 @@ void BusWorker::poll(Device& d, std::vector<core::SampleBatch>& round) {
     const auto now = Clock::now();
     if (!answered) {
         ++d.failures;
+        if (d.failures == 1) {  // the unit stopped answering: the north side logs it out
+            core::SampleBatch down;
+            down.kind = core::SampleBatch::Kind::device_down;
+            down.device_index = batch.device_index;
+            down.timestamp_ms = batch.timestamp_ms;
+            round.push_back(std::move(down));
+        }
         const auto delay = backoff_.next(d.failures);
         if (d.failures == 1 && d.state != State::link) {
             log_->warn(
@@ -247,6 +254,13 @@ void BusWorker::poll(Device& d, std::vector<core::SampleBatch>& round) {
         return;
     }
     if (!had_exception) set_state(d, State::ok, 0, "");
+    if (d.failures > 0) {  // answering again: logged in again before its data
+        core::SampleBatch up;
+        up.kind = core::SampleBatch::Kind::device_up;
+        up.device_index = batch.device_index;
+        up.timestamp_ms = batch.timestamp_ms;
+        round.push_back(std::move(up));
+    }
     d.failures = 0;
     ++d.counters->ok;
     d.next_due += dc.interval;

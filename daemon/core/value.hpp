@@ -17,6 +17,10 @@ struct PointValue {
 };
 
 struct SampleBatch {
+    // samples: values read; device_down / device_up: the unit stopped answering / answers again
+    // (no values; never stored; the platform is told where it tracks device state).
+    enum class Kind : std::uint8_t { samples, device_down, device_up };
+    Kind kind = Kind::samples;
     std::uint32_t device_index = 0;  // index into Config::devices
     std::int64_t timestamp_ms = 0;   // acquisition time, Unix ms
     std::vector<PointValue> values;

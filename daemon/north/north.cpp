@@ -182,14 +182,20 @@ void North::drain_queue() {
     if (store_) {
         std::vector<core::SampleBatch*> ptrs;
         ptrs.reserve(batches.size());
-        for (auto& b : batches) ptrs.push_back(&b);
+        for (auto& b : batches) {
+            if (b.kind == core::SampleBatch::Kind::samples) ptrs.push_back(&b);
+        }
         store_->append(ptrs);
     }
     for (auto& b : batches) {
         Session* s = b.device_index < route_.size() ? route_[b.device_index] : nullptr;
         if (!s) continue;
         if (touched_.empty() || touched_.back() != s) touched_.push_back(s);
-        s->enqueue(std::move(b));
+        if (b.kind == core::SampleBatch::Kind::samples) {
+            s->enqueue(std::move(b));
+        } else {
+            s->presence(b.device_index, b.kind == core::SampleBatch::Kind::device_up);
+        }
     }
     std::sort(touched_.begin(), touched_.end());
     touched_.erase(std::unique(touched_.begin(), touched_.end()), touched_.end());

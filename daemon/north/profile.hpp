@@ -43,6 +43,9 @@ struct Message {
     // gateway's topology must be known before sub-devices' data goes); `then` is sent when the
     // platform accepts it, `otherwise` when it refuses or does not answer.
     bool gate = false;
+    // The device (config index) this message logs in, or -1: not sent while that device's unit
+    // does not answer.
+    std::int64_t logs_in = -1;
     std::vector<Message> then;
     std::vector<Message> otherwise;
 };
@@ -149,6 +152,13 @@ class Profile {
                        const LatestValues& latest) const {
         std::uint32_t next_id = 1;
         return on_message(s, topic, payload, latest, next_id);
+    }
+    // Messages telling the platform that a device's unit stopped answering (online = false) or
+    // answers again, where the platform shows device state (a gateway's sub-devices). Default:
+    // none.
+    virtual std::vector<Message> presence(const SessionInfo&, std::uint32_t /*device*/, bool /*online*/,
+                                          std::uint32_t& /*next_id*/) const {
+        return {};
     }
     virtual int qos() const { return 1; }
     virtual int downlink_qos() const { return 0; }

@@ -390,6 +390,8 @@ void Session::after_connack() {
         }
     }
     control_.clear();
+    logged_in_.clear();
+    needs_login_.clear();
     for (auto& m : profile_.on_connect(info_, next_id_)) control_.push_back(std::move(m));
     // Answers to what was delivered before the connection dropped may be lost with it: those
     // messages go again (what was not yet PUBACKed, libmosquitto sends again itself). On-connect
@@ -654,6 +656,17 @@ void Session::enqueue(core::SampleBatch&& batch) {
     live_.push_back(std::move(batch));
 }
 
+// Only a device logged in during this connection is logged out, and only one logged out (or
+// whose login was held back while its unit did not answer) is logged in again; a login still on
+// its way (after its topo/add reply) simply goes, or waits, as the unit's state says.
+void Session::presence(std::uint32_t device, bool online) {
+    if (online ? offline_.erase(device) == 0 : !offline_.insert(device).second) return;
+    if (state_ != State::connected) return;  // on connect, offline devices are not logged in
+    if (online ? needs_login_.erase(device) == 0 : logged_in_.erase(device) == 0) return;
+    if (!online) needs_login_.insert(device);
+    for (auto& m : profile_.presence(info_, device, online, next_id_)) control_.push_back(std::move(m));
+}
+
 void Session::forget_through(std::int64_t id) {
     auto drop = [id](std::deque<core::SampleBatch>& q) {
         while (!q.empty() && q.front().record_id != 0 && q.front().record_id <= id) q.pop_front();
@@ -775,7 +788,14 @@ void Session::flush() {
         const bool data_waiting = !gated && awaiting_data_ < most_awaiting &&
                                   (retry_ready_ || !live_.empty() || !backlog_.empty() || backlog_on_disk_);
         if (!control_.empty() && (control_turn_ || !data_waiting)) {
+            const std::int64_t logs_in = control_.front().logs_in;
+            if (logs_in >= 0 && offline_.count(static_cast<std::uint32_t>(logs_in))) {
+                needs_login_.insert(static_cast<std::uint32_t>(logs_in));  // logs in when its unit answers
+                control_.pop_front();
+                continue;
+            }
             if (!publish(control_.front(), 0)) break;
+            if (logs_in >= 0) logged_in_.insert(static_cast<std::uint32_t>(logs_in));
             control_.pop_front();
             control_turn_ = false;
             continue;

@@ -83,6 +83,9 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     void start();
     // A new batch (already in the store when there is one); call flush() after a group.
     void enqueue(core::SampleBatch&& batch);
+    // A device's unit stopped answering (online = false) or answers again: the platform is told
+    // (logout / login) where it shows device state.
+    void presence(std::uint32_t device, bool online);
     // Publishes what the rate, the in-flight limit and the connection allow.
     void flush();
     // Disconnects cleanly and stays down (shutdown, reload).
@@ -207,6 +210,9 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     TimePoint next_answer_check_ = TimePoint::max();      // the next retry or answer deadline to come
     bool retry_ready_ = false;                            // messages due to go again wait for room
     bool control_turn_ = true;                            // control and data messages take turns
+    std::set<std::uint32_t> offline_;                     // devices whose unit does not answer
+    std::set<std::uint32_t> logged_in_;                   // ... logged in during this connection
+    std::set<std::uint32_t> needs_login_;                 // ... logged out, or their login held back
     std::map<std::pair<std::uint32_t, std::string>, std::uint64_t> rejected_;
     std::size_t next_packet_ = 1;
     std::deque<Message> control_;  // on-connect messages and replies, sent before data

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 #include <ctime>
 
 #include "platforms/json.hpp"
@@ -165,12 +166,23 @@ class OnenetThingModel : public OnenetProfile {
         return m;
     }
 
-    north::Message login(const north::SessionInfo& s, std::uint32_t index, std::uint32_t& next_id) const {
+    north::Message login(const north::SessionInfo& s, std::uint32_t index, std::uint32_t& next_id,
+                         const char* what = "login") const {
         const std::string id = next_id_text(next_id);
         std::string payload = R"({"id":")" + id + R"(","version":"1.0","params":)";
         payload += identity(s.device(index));
         payload += '}';
-        return {prefix(s) + "thing/sub/login", std::move(payload), 0, id};
+        north::Message m(prefix(s) + "thing/sub/" + what, std::move(payload), 0, id);
+        if (std::strcmp(what, "login") == 0) m.logs_in = index;
+        return m;
+    }
+
+    // A sub-device whose unit stops answering is logged out, and logged in when it answers, so
+    // the platform shows its real state. The gateway itself stays online with its connection.
+    std::vector<north::Message> presence(const north::SessionInfo& s, std::uint32_t device, bool online,
+                                         std::uint32_t& next_id) const override {
+        if (&s.device(device) == s.identity) return {};
+        return {login(s, device, next_id, online ? "login" : "logout")};
     }
 
     // Configured sub-devices missing from a topology list [{productID, deviceName}, ...]:

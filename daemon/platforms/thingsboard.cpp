@@ -39,12 +39,24 @@ class ThingsBoard : public north::Profile {
 
     std::vector<north::Message> on_connect(const north::SessionInfo& s, std::uint32_t&) const override {
         std::vector<north::Message> out;
-        for (auto index : s.devices) {
-            std::string p = R"({"device":)";
-            append_json_string(p, s.device(index).name);
-            out.emplace_back("v1/gateway/connect", p + "}", 0);
-        }
+        for (auto index : s.devices) out.push_back(connect(s, index, true));
         return out;
+    }
+
+    // A device whose unit stops answering is disconnected on the platform, connected again when
+    // it answers (ThingsBoard then shows its real activity).
+    std::vector<north::Message> presence(const north::SessionInfo& s, std::uint32_t device, bool online,
+                                         std::uint32_t&) const override {
+        return {connect(s, device, online)};
+    }
+
+    static north::Message connect(const north::SessionInfo& s, std::uint32_t index, bool online) {
+        std::string p = R"({"device":)";
+        append_json_string(p, s.device(index).name);
+        p += '}';
+        north::Message m(online ? "v1/gateway/connect" : "v1/gateway/disconnect", std::move(p), 0);
+        if (online) m.logs_in = index;
+        return m;
     }
 
     std::vector<north::Packet> build(const north::SessionInfo& s, std::deque<core::SampleBatch>& pending,

@@ -427,10 +427,10 @@ void thing_model_message(const char* cid, const std::string& topic, const std::s
         mosquitto_broker_publish_copy(cid, (topic + "/reply").c_str(), static_cast<int>(answer.size()), answer.data(),
                                       0, false, nullptr);
         return;
-    } else if (suffix == "sub/login") {
+    } else if (suffix == "sub/login" || suffix == "sub/logout") {
         const std::string key = params.value("productID", "") + "/" + params.value("deviceName", "");
         if (!g.topology[cid].count(key)) {
-            violation(cid, "sub/login of " + key + " before topo/add");
+            violation(cid, suffix + " of " + key + " before topo/add");
             code = 307;
             msg = "sub-device not in topology";
         }

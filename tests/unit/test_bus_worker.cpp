@@ -94,11 +94,20 @@ TEST_CASE("a dead unit is backed off while its neighbour keeps polling; exceptio
     CHECK(refuses.exceptions.load() >= 5);
     std::lock_guard<std::mutex> lock(m);
     REQUIRE(!got.empty());
+    std::size_t down = 0;
     for (const auto& b : got) {
+        if (b.kind == core::SampleBatch::Kind::device_down) {  // the dead unit, once: it never answers
+            CHECK(b.device_index == 1);
+            CHECK(b.values.empty());
+            ++down;
+            continue;
+        }
+        CHECK(b.kind == core::SampleBatch::Kind::samples);
         CHECK(b.device_index == 0);  // only the good unit produced samples
         REQUIRE(b.values.size() == 1);
         CHECK(std::get<std::uint64_t>(b.values[0].value) == 5);
     }
+    CHECK(down == 1);
 }
 
 TEST_CASE("backoff: capped, equal jitter in [b/2, b], full jitter in [0, b]") {

@@ -569,3 +569,45 @@ devices:
     CHECK(topics[3] == "sub/login");  // a login first, then data takes its turn
     CHECK(topics[4] == "pack/post");
 }
+
+TEST_CASE("session presence: a sub-device whose unit stops answering is logged out, and in again when it answers") {
+    Rig r(R"(
+clouds:
+  c: { platform: onenet, protocol: thing-model, host: broker.test, product_id: GWP, max_rate: 100, product_key: kKsubaG7FzMgzR6N3eUD53319Qu+K4MCvw6KzOYc5eI= }
+buses:
+  s: { driver: sim }
+devices:
+  - { name: gw, cloud: c, bus: s, gateway: true, key: kKsubaG7FzMgzR6N3eUD53319Qu+K4MCvw6KzOYc5eI=, points: [ { name: a, area: holding, address: 0 } ] }
+  - { name: m1, cloud: c, bus: s, via: gw, points: [ { name: a, area: holding, address: 0 } ] }
+)");
+    auto& s = r.session();
+    s.presence(1, false);  // down before the session connects: it is not logged in on connect
+    s.start();
+    auto& t = r.transport();
+    t.connack();
+    auto topics = [&t] {
+        std::vector<std::string> out;
+        for (const auto& p : t.published) out.push_back(p.topic.substr(p.topic.find("/thing/") + 7));
+        return out;
+    };
+    for (int i = 0; i < 5; ++i) {
+        r.loop.advance(1s);
+        t.ack_all();
+    }
+    CHECK(topics() == std::vector<std::string>{"sub/topo/get", "sub/topo/get/result", "sub/topo/add"});
+    s.presence(1, true);  // answering again
+    s.presence(1, true);  // (a repeat changes nothing)
+    s.flush();
+    r.loop.advance(1s);
+    t.ack_all();
+    CHECK(topics().back() == "sub/login");
+    s.presence(1, false);
+    s.presence(0, false);  // the gateway itself stays online with its connection
+    s.flush();
+    r.loop.advance(1s);
+    t.ack_all();
+    CHECK(topics().back() == "sub/logout");
+    CHECK(nlohmann::json::parse(t.published.back().payload)["params"]["deviceName"] == "m1");
+    const auto all = topics();
+    CHECK(std::count(all.begin(), all.end(), "sub/logout") == 1);
+}
