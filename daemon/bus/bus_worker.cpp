@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <type_traits>
+#include <variant>
 
 #include "core/log.hpp"
 #include "mapping/decode.hpp"
@@ -41,6 +43,10 @@ BusWorker::BusWorker(const config::Config& cfg, std::size_t bus_index, std::uniq
         d.plan = plan_reads(dc.points, cost_model_for(bus_, dc.max_gap));
         d.next_due = now;
         d.counters = std::make_unique<DeviceCounters>();
+        for (std::size_t p = 0; p < dc.points.size(); ++p) {
+            if (dc.points[p].on_trigger()) d.seen.resize(dc.points.size());
+            if (dc.points[p].link) d.link_point = static_cast<std::int64_t>(p);
+        }
         devices_.push_back(std::move(d));
     }
 }
@@ -112,10 +118,74 @@ void BusWorker::hand_over(std::vector<core::SampleBatch>& round) {
     sink_(round);
     for (const auto& b : round) {  // not taken: the hand-off queue is full
         for (auto& d : devices_) {
-            if (d.index == b.device_index) ++d.counters->skipped;
+            if (d.index != b.device_index) continue;
+            ++d.counters->skipped;
+            // An event or attribute not handed over is reported again by the next poll.
+            for (const auto& pv : b.values) {
+                if (pv.point_index < d.seen.size()) d.seen[pv.point_index].reset();
+            }
         }
     }
     round.clear();
+}
+
+namespace {
+
+bool truthy(const core::Value& v) {
+    return std::visit(
+        [](const auto& x) {
+            using T = std::decay_t<decltype(x)>;
+            if constexpr (std::is_same_v<T, std::string>) {
+                return !x.empty();
+            } else {
+                return x != T{};
+            }
+        },
+        v);
+}
+
+}  // namespace
+
+// Events and attributes leave the batch unless their trigger fires: on a change (and the first
+// reading), or when the value becomes true / non-zero. When one point of an event fires, the
+// event's other points go along with it (they are its parameters).
+void BusWorker::apply_triggers(Device& d, core::SampleBatch& batch) const {
+    if (d.seen.empty()) return;
+    const auto& dc = cfg_.devices[d.index];
+    std::vector<bool> keep(batch.values.size(), true);
+    std::vector<const std::string*> fired;
+    for (std::size_t i = 0; i < batch.values.size(); ++i) {
+        const auto& pv = batch.values[i];
+        const auto& p = dc.points[pv.point_index];
+        if (!p.on_trigger()) continue;
+        auto& last = d.seen[pv.point_index];
+        bool fire = false;
+        switch (p.trigger) {
+            case config::Trigger::change:
+                fire = !last || *last != pv.value;
+                break;
+            case config::Trigger::rising:
+                fire = truthy(pv.value) && (!last || !truthy(*last));
+                break;
+            case config::Trigger::none:
+                break;
+        }
+        last = pv.value;
+        keep[i] = fire;
+        if (fire && p.report == config::Report::event) fired.push_back(&p.event_name());
+    }
+    std::size_t out = 0;
+    for (std::size_t i = 0; i < batch.values.size(); ++i) {
+        const auto& p = dc.points[batch.values[i].point_index];
+        const bool carried =
+            !keep[i] && p.report == config::Report::event &&
+            std::any_of(fired.begin(), fired.end(), [&](const auto* e) { return *e == p.event_name(); });
+        if (keep[i] || carried) {
+            if (out != i) batch.values[out] = std::move(batch.values[i]);
+            ++out;
+        }
+    }
+    batch.values.resize(out);
 }
 
 void BusWorker::count_error(Device& d, unsigned kind) {
@@ -243,6 +313,12 @@ void BusWorker::poll(Device& d, std::vector<core::SampleBatch>& round) {
             down.timestamp_ms = batch.timestamp_ms;
             round.push_back(std::move(down));
         }
+        if (d.link_point >= 0) {  // the link event, when the device has one
+            batch.values.clear();
+            batch.values.push_back({static_cast<std::uint32_t>(d.link_point), core::Value(false)});
+            apply_triggers(d, batch);
+            if (!batch.values.empty()) round.push_back(std::move(batch));
+        }
         const auto delay = backoff_.next(d.failures);
         if (d.failures == 1 && d.state != State::link) {
             log_->warn(
@@ -262,6 +338,8 @@ void BusWorker::poll(Device& d, std::vector<core::SampleBatch>& round) {
         round.push_back(std::move(up));
     }
     d.failures = 0;
+    if (d.link_point >= 0) batch.values.push_back({static_cast<std::uint32_t>(d.link_point), core::Value(true)});
+    apply_triggers(d, batch);
     ++d.counters->ok;
     d.next_due += dc.interval;
     if (d.next_due <= now) d.next_due = now + dc.interval;  // overrun: skip missed cycles, keep going

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <queue>
 #include <string>
 #include <thread>
@@ -64,6 +65,10 @@ class BusWorker {
         State state = State::unknown;
         int state_code = 0;
         std::unique_ptr<DeviceCounters> counters;
+        // Events and attributes: the last value of each point reported only when its trigger
+        // fires (empty: none); `link_point` is the device's link state point, or -1.
+        std::vector<std::optional<core::Value>> seen;
+        std::int64_t link_point = -1;
     };
 
     void run();
@@ -73,6 +78,7 @@ class BusWorker {
     void set_state(Device& d, State s, int code, const char* detail);
     void set_link(bool up, const char* detail);
     static void count_error(Device& d, unsigned kind);
+    void apply_triggers(Device& d, core::SampleBatch& batch) const;
 
     const config::Config& cfg_;
     const config::BusConfig& bus_;

@@ -84,6 +84,7 @@ std::vector<ReadRequest> plan_reads(const std::vector<config::PointConfig>& poin
     std::vector<Span> by_area[4];
     for (std::uint32_t i = 0; i < points.size(); ++i) {
         const auto& p = points[i];
+        if (p.link) continue;  // the device's link state: not on the bus
         by_area[static_cast<int>(p.area)].push_back(Span{i, p.address, p.address + p.count()});
     }
     std::vector<ReadRequest> plan;

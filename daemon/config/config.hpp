@@ -19,6 +19,8 @@ namespace fieldlink::config {
 using core::Duration;
 
 inline constexpr std::size_t kUnresolved = static_cast<std::size_t>(-1);
+// The parameter of a device's link event (the point validation adds for `link_event`).
+inline constexpr const char* kLinkPoint = "online";
 
 struct Mark {
     int line = 0;    // 1-based, 0 = unknown
@@ -115,7 +117,17 @@ struct PointConfig {
     int bit = -1;
     int length = 0;  // registers, for strings
     bool writable = false;
+    Report report = Report::property;
+    std::string event;  // report: event: the event identifier (default: the point name)
+    Trigger trigger = Trigger::change;
+    bool trigger_given = false;
+    // Not read from the bus: the device's link state (true while its unit answers), made by
+    // validation from the device's `link_event`.
+    bool link = false;
 
+    // Sent only when its trigger fires (events, attributes), not with every poll.
+    bool on_trigger() const { return report != Report::property; }
+    const std::string& event_name() const { return event.empty() ? name : event; }
     int count() const { return is_bit_area(area) ? 1 : register_count(type, length); }
 };
 
@@ -131,6 +143,7 @@ struct DeviceConfig {
     std::string device_id;    // legacy OneNET numeric device id; DaShi deviceId (default: name)
     bool gateway = false;     // OneNET thing model: this device carries sub-devices
     std::string via;          // OneNET thing model: the gateway device that carries this one
+    std::string link_event;   // event reported when the unit stops answering / answers again
     Duration interval{5'000};
     int max_gap = -1;
     std::vector<PointConfig> points;

@@ -270,6 +270,18 @@ const Field<PointConfig> kPointFields[] = {
          set_if(p.length, r.integer(n, 1, 125, "1..125 registers"));
      }},
     {"writable", false, [](PointConfig& p, const YAML::Node& n, Reader& r) { set_if(p.writable, r.boolean(n)); }},
+    {"report", false,
+     [](PointConfig& p, const YAML::Node& n, Reader& r) {
+         set_if(p.report, r.enumeration<Report>(n, parse_report, "property, event, attribute"));
+     }},
+    {"event", false, [](PointConfig& p, const YAML::Node& n, Reader& r) { set_if(p.event, r.string(n)); }},
+    {"trigger", false,
+     [](PointConfig& p, const YAML::Node& n, Reader& r) {
+         if (auto t = r.enumeration<Trigger>(n, parse_trigger, "change, rising, none")) {
+             p.trigger = *t;
+             p.trigger_given = true;
+         }
+     }},
 };
 
 void parse_points(DeviceConfig& d, const YAML::Node& n, Reader& r) {
@@ -304,6 +316,7 @@ const Field<DeviceConfig> kDeviceFields[] = {
     {"device_id", false, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.device_id, r.string(n)); }},
     {"gateway", false, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.gateway, r.boolean(n)); }},
     {"via", false, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.via, r.string(n)); }},
+    {"link_event", false, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.link_event, r.string(n)); }},
     {"interval", false,
      [](DeviceConfig& d, const YAML::Node& n, Reader& r) {
          set_if(d.interval, r.duration(n, Duration{10}, Duration{86'400'000}));

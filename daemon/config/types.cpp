@@ -21,6 +21,10 @@ constexpr std::array<std::pair<std::string_view, DataType>, 11> kTypes{{{"bool",
                                                                         {"bcd", DataType::bcd}}};
 constexpr std::array<std::pair<std::string_view, WordOrder>, 4> kOrders{
     {{"abcd", WordOrder::abcd}, {"badc", WordOrder::badc}, {"cdab", WordOrder::cdab}, {"dcba", WordOrder::dcba}}};
+constexpr std::array<std::pair<std::string_view, Report>, 3> kReports{
+    {{"property", Report::property}, {"event", Report::event}, {"attribute", Report::attribute}}};
+constexpr std::array<std::pair<std::string_view, Trigger>, 3> kTriggers{
+    {{"change", Trigger::change}, {"rising", Trigger::rising}, {"none", Trigger::none}}};
 
 template <typename T, std::size_t N>
 std::optional<T> lookup(const std::array<std::pair<std::string_view, T>, N>& table, std::string_view s) {
@@ -48,6 +52,15 @@ std::optional<DataType> parse_type(std::string_view s) {
 }
 std::optional<WordOrder> parse_order(std::string_view s) {
     return lookup(kOrders, s);
+}
+std::optional<Report> parse_report(std::string_view s) {
+    return lookup(kReports, s);
+}
+std::optional<Trigger> parse_trigger(std::string_view s) {
+    return lookup(kTriggers, s);
+}
+const char* to_string(Report r) {
+    return name_of(kReports, r);
 }
 const char* to_string(Area a) {
     return name_of(kAreas, a);

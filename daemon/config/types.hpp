@@ -23,13 +23,22 @@ enum class DataType : std::uint8_t {
     bcd
 };
 enum class WordOrder : std::uint8_t { abcd, badc, cdab, dcba };
+// How a point reaches the platform: a property (telemetry) every poll, or, when its trigger
+// fires, an event (the platform's event, or telemetry where it has none) or a client attribute.
+enum class Report : std::uint8_t { property, event, attribute };
+// When an event or attribute point is reported: on every change (and its first reading), when it
+// becomes true or non-zero, or never by itself (carried when another point of its event fires).
+enum class Trigger : std::uint8_t { change, rising, none };
 
 std::optional<Area> parse_area(std::string_view s);
 std::optional<DataType> parse_type(std::string_view s);
 std::optional<WordOrder> parse_order(std::string_view s);
+std::optional<Report> parse_report(std::string_view s);
+std::optional<Trigger> parse_trigger(std::string_view s);
 const char* to_string(Area a);
 const char* to_string(DataType t);
 const char* to_string(WordOrder o);
+const char* to_string(Report r);
 
 inline bool is_bit_area(Area a) {
     return a == Area::coil || a == Area::discrete;

@@ -52,6 +52,22 @@ void check_point(Checker& c, const std::string& path, const PointConfig& p) {
     if ((p.scale != 1.0 || p.offset != 0.0) && (p.type == DataType::boolean || p.type == DataType::string)) {
         c.fail(p.mark, at, std::string("scale/offset apply to numeric types, not ") + to_string(p.type));
     }
+    if (!p.event.empty() && p.report != Report::event) {
+        c.fail(p.mark, at,
+               "'event' names the event of a point with 'report: event'; this point has report " +
+                   std::string(to_string(p.report)));
+    }
+    if (p.trigger_given && p.report == Report::property) {
+        c.fail(p.mark, at,
+               "'trigger' applies to 'report: event' or 'report: attribute'; a property is sent with every poll");
+    }
+    if (p.trigger == Trigger::rising && p.type == DataType::string) {
+        c.fail(p.mark, at, "'trigger: rising' fires when a value becomes true or non-zero; a string has neither");
+    }
+    if (p.trigger == Trigger::none && p.report == Report::attribute) {
+        c.fail(p.mark, at,
+               "'trigger: none' carries a point along with its event; an attribute with it would never be sent");
+    }
     const long end = static_cast<long>(p.address) + p.count() - 1;
     if (end > 65535) {
         c.fail(p.mark, at,
@@ -92,6 +108,36 @@ void check_device(Checker& c, Config& cfg, std::size_t index) {
             seen.emplace(p.name, &p);
         }
         check_point(c, path, p);
+    }
+    // An event made only of points that never fire would never be sent.
+    std::map<std::string, bool> fires;
+    for (const auto& p : d.points) {
+        if (p.report == Report::event) fires[p.event_name()] |= p.trigger != Trigger::none;
+    }
+    for (const auto& [name, fired] : fires) {
+        if (!fired) {
+            c.fail(d.mark, path + ".points",
+                   "event '" + name + "' has only points with 'trigger: none'; at least one must trigger it");
+        }
+    }
+    if (!d.link_event.empty()) {
+        // The link state is a point of its own (never read from the bus), reported as an event
+        // with one parameter, online: false when the unit stops answering, true when it answers.
+        if (seen.count(kLinkPoint)) {
+            c.fail(d.mark, path + ".link_event",
+                   std::string("the link event's parameter is named '") + kLinkPoint +
+                       "', and the device already has a point of that name; rename the point");
+        } else {
+            PointConfig link;
+            link.name = kLinkPoint;
+            link.mark = d.mark;
+            link.area = Area::coil;
+            link.type = DataType::boolean;
+            link.report = Report::event;
+            link.event = d.link_event;
+            link.link = true;
+            d.points.push_back(std::move(link));
+        }
     }
 }
 

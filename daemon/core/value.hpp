@@ -12,7 +12,7 @@ namespace fieldlink::core {
 using Value = std::variant<bool, std::int64_t, std::uint64_t, double, std::string>;
 
 struct PointValue {
-    std::uint32_t point_index;  // index into DeviceConfig::points
+    std::uint32_t point_index = 0;  // index into DeviceConfig::points
     Value value;
 };
 

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -108,6 +109,106 @@ TEST_CASE("a dead unit is backed off while its neighbour keeps polling; exceptio
         CHECK(std::get<std::uint64_t>(b.values[0].value) == 5);
     }
     CHECK(down == 1);
+}
+
+namespace {
+
+// A driver playing one unit through a script, one step per poll: registers 0..3 are alarm, state,
+// Ua and temp; a step of -1 does not answer.
+std::atomic<int> g_step{0};
+const int kScript[][4] = {{0, 5, 230, 20}, {0, 5, 231, 21}, {1, 5, 251, 22}, {1, 6, 252, 23},
+                          {0, 6, 229, 24}, {-1, 0, 0, 0},   {0, 6, 230, 25}};
+constexpr int kSteps = sizeof kScript / sizeof kScript[0];
+fl_status script_read(void*, fl_read_v2* r, fl_error_v2* e) {
+    const int step = std::min(g_step.load(), kSteps - 1);  // the last step holds
+    if (kScript[step][0] < 0) {
+        ++g_step;
+        e->kind = FL_ERRK_TIMEOUT;
+        return FL_RETRY;
+    }
+    for (unsigned i = 0; i < r->count; ++i) r->registers[i] = static_cast<uint16_t>(kScript[step][r->address + i]);
+    ++g_step;
+    return FL_OK;
+}
+const char* const kScriptNames[] = {"script", nullptr};
+const fl_driver_v2 kScriptDriver = {
+    sizeof(fl_driver_v2), FL_DRIVER_ABI_V2, "script",    "1",     kScriptNames, nullptr, 0,       flaky_model,
+    flaky_create,         nullptr,          script_read, nullptr, nullptr,      nullptr, nullptr, {}};
+
+std::string names(const config::DeviceConfig& d, const core::SampleBatch& b) {
+    std::string out;
+    for (const auto& pv : b.values) out += (out.empty() ? "" : " ") + d.points[pv.point_index].name;
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("events and attributes go when their trigger fires; the link event when the unit stops and answers") {
+    bus::PluginRegistry reg;
+    REQUIRE(reg.add_static(&kScriptDriver));
+    auto parsed = load_config_text(R"(
+clouds:
+  c: { platform: mqtt, host: 127.0.0.1 }
+buses:
+  b: { driver: script, retries: 0 }
+devices:
+  - name: m
+    cloud: c
+    bus: b
+    unit: 1
+    interval: 20ms
+    link_event: link
+    points:
+      - { name: alarm, area: holding, address: 0, report: event, event: over, trigger: rising }
+      - { name: state, area: holding, address: 1, report: attribute }
+      - { name: Ua, area: holding, address: 2, report: event, event: over, trigger: none }
+      - { name: temp, area: holding, address: 3 }
+)",
+                                   "t.yaml", &reg);
+    for (const auto& e : parsed.errors) FAIL(config::format_error("t.yaml", e));
+    const auto& dev = parsed.config.devices[0];
+    REQUIRE(dev.points.size() == 5);  // the link point added by validation
+    CHECK(dev.points[4].name == "online");
+    CHECK(dev.points[4].link);
+    CHECK(dev.points[4].event_name() == "link");
+    std::string err;
+    auto drv = bus::DriverInstance::create(&kScriptDriver, parsed.config.buses[0], &err);
+    REQUIRE(drv);
+    std::mutex m;
+    std::vector<core::SampleBatch> got;
+    bus::BusWorker w(parsed.config, 0, std::move(drv), [&](std::vector<core::SampleBatch>& round) {
+        std::lock_guard<std::mutex> lock(m);
+        for (auto& b : round) got.push_back(std::move(b));
+        round.clear();
+    });
+    w.start();
+    for (int i = 0; i < 500 && g_step.load() < kSteps; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    w.stop();
+    REQUIRE(g_step.load() == kSteps);
+    std::vector<std::string> seen;
+    std::lock_guard<std::mutex> lock(m);
+    for (const auto& b : got) {
+        if (b.kind == core::SampleBatch::Kind::samples) {
+            seen.push_back(names(dev, b));
+        } else {
+            seen.emplace_back(b.kind == core::SampleBatch::Kind::device_down ? "<down>" : "<up>");
+        }
+    }
+    const std::vector<std::string> expected = {
+        "state temp online",  // first reading: attribute and link state (changes); alarm 0 does not rise
+        "temp",
+        "alarm Ua temp",  // alarm rises: the event goes with its parameter Ua
+        "state temp",     // alarm stays 1: no event; the attribute changed
+        "temp",           // alarm falls: a rising trigger stays quiet
+        "<down>",
+        "online",  // link event: the unit stopped answering
+        "<up>",
+        "temp online",  // answering again
+    };
+    REQUIRE(seen.size() >= expected.size());
+    for (std::size_t i = expected.size(); i < seen.size(); ++i) CHECK(seen[i] == "temp");  // polls until stop()
+    seen.resize(expected.size());
+    CHECK(seen == expected);
 }
 
 TEST_CASE("backoff: capped, equal jitter in [b/2, b], full jitter in [0, b]") {

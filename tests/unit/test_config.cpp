@@ -80,7 +80,7 @@ TEST_CASE("the base configuration is valid") {
 TEST_CASE("unknown key") {
     CHECK(only_error(replace(kBase, "    interval: 5s", "    intervall: 5s")) ==
           "gw.yaml:20:5: devices[0]: unknown key 'intervall'; expected one of: name, cloud, bus, unit, key, key_file, "
-          "product_id, product_key, device_id, gateway, via, interval, max_gap, points");
+          "product_id, product_key, device_id, gateway, via, link_event, interval, max_gap, points");
 }
 
 TEST_CASE("missing required key") {
@@ -281,4 +281,40 @@ TEST_CASE("driver options are checked against the plugin's declarations") {
     CHECK(nodriver[0] ==
           "gw.yaml:10:3: buses.line1.driver: driver 'profibus' is not available; installed drivers: modbus-rtu, "
           "modbus-tcp, modbus-rtu-over-tcp, sim");
+}
+
+TEST_CASE("events and attributes: what they need, with the point and what was expected") {
+    const std::string point = "        type: float32\n";
+    CHECK(only_error(replace(kBase, point, point + "        event: hot\n")) ==
+          "gw.yaml:22:9: devices[0].points.temperature: 'event' names the event of a point with 'report: event'; "
+          "this point has report property");
+    CHECK(only_error(replace(kBase, point, point + "        trigger: rising\n")) ==
+          "gw.yaml:22:9: devices[0].points.temperature: 'trigger' applies to 'report: event' or 'report: "
+          "attribute'; a property is sent with every poll");
+    CHECK(only_error(replace(kBase, point, point + "        report: attribute\n        trigger: none\n")) ==
+          "gw.yaml:22:9: devices[0].points.temperature: 'trigger: none' carries a point along with its event; an "
+          "attribute with it would never be sent");
+    CHECK(only_error(replace(kBase, point, point + "        report: event\n        trigger: none\n")) ==
+          "gw.yaml:15:5: devices[0].points: event 'temperature' has only points with 'trigger: none'; at least one "
+          "must trigger it");
+    CHECK(only_error(replace(kBase, point, point + "        report: alarm\n")) ==
+          "gw.yaml:26:17: devices[0].points[0].report: unknown value 'alarm'; expected one of: property, event, "
+          "attribute");
+    CHECK(only_error(replace(replace(kBase, "    interval: 5s", "    interval: 5s\n    link_event: link"),
+                             "- name: relay", "- name: online")) ==
+          "gw.yaml:15:5: devices[0].link_event: the link event's parameter is named 'online', and the device "
+          "already has a point of that name; rename the point");
+
+    auto ok =
+        load_config_text(replace(replace(kBase, "    interval: 5s", "    interval: 5s\n    link_event: link"), point,
+                                 point + "        report: event\n        event: hot\n        trigger: change\n"),
+                         "gw.yaml", &test::drivers());
+    for (const auto& e : ok.errors) FAIL(format_error("gw.yaml", e));
+    const auto& d = ok.config.devices[0];
+    REQUIRE(d.points.size() == 3);
+    CHECK(d.points[0].report == Report::event);
+    CHECK(d.points[0].event_name() == "hot");
+    CHECK(d.points[1].report == Report::property);
+    CHECK(d.points[2].link);
+    CHECK(d.points[2].event_name() == "link");
 }
