@@ -62,7 +62,7 @@ class Aiot : public north::Profile {
 
     std::vector<std::string> subscriptions(const north::SessionInfo& s) const override {
         const std::string p = prefix(*s.identity);
-        return {p + "properties/up/response", p + "properties/set", p + "service/set"};
+        return {p + "properties/up/response", p + "event/up/response", p + "properties/set", p + "service/set"};
     }
 
     std::vector<north::Packet> build(const north::SessionInfo& s, std::deque<core::SampleBatch>& pending,
@@ -73,20 +73,51 @@ class Aiot : public north::Profile {
         while (!pending.empty() && out.size() < max_packets) {
             north::Packet p;
             const std::string topic = prefix(d) + "properties/up";
-            const std::uint32_t id = north::take_message_id(next_id);
-            if (std::string payload = properties_up(d, pending.front(), id); payload.size() <= limit) {
-                p.messages.emplace_back(topic, std::move(payload), pending.front().values.size(), std::to_string(id));
-            } else {  // one sample set larger than a message: its values over several
-                const auto render = [&](const core::SampleBatch& part) { return properties_up(d, part, kLongestId); };
-                for (const auto& part : north::split_values(pending.front(), limit, render)) {
-                    const std::uint32_t part_id = north::take_message_id(next_id);
-                    p.messages.emplace_back(topic, properties_up(d, part, part_id), part.values.size(),
-                                            std::to_string(part_id));
+            const core::SampleBatch& b = pending.front();
+            const auto evs = events_of(d, b);
+            core::SampleBatch props;  // the set without its events, when it has some
+            if (!evs.empty()) {
+                props.device_index = b.device_index;
+                props.timestamp_ms = b.timestamp_ms;
+                for (const auto& pv : b.values) {
+                    if (!is_event(d, pv)) props.values.push_back(pv);
                 }
+            }
+            const core::SampleBatch& set = evs.empty() ? b : props;
+            if (!set.values.empty()) {  // properties/up unless the set has events only
+                const std::uint32_t id = north::take_message_id(next_id);
+                if (std::string payload = properties_up(d, set, id); payload.size() <= limit) {
+                    p.messages.emplace_back(topic, std::move(payload), set.values.size(), std::to_string(id));
+                } else {  // one sample set larger than a message: its values over several
+                    const auto render = [&](const core::SampleBatch& part) {
+                        return properties_up(d, part, kLongestId);
+                    };
+                    for (const auto& part : north::split_values(set, limit, render)) {
+                        const std::uint32_t part_id = north::take_message_id(next_id);
+                        p.messages.emplace_back(topic, properties_up(d, part, part_id), part.values.size(),
+                                                std::to_string(part_id));
+                    }
+                }
+            }
+            for (const auto& [name, values] : evs) {  // one event/up per event
+                const std::uint32_t id = north::take_message_id(next_id);
+                p.messages.emplace_back(prefix(d) + "event/up", event_up(d, b, name, values, id), values.size(),
+                                        std::to_string(id));
             }
             north::take_front(pending, p);
             out.push_back(std::move(p));
         }
+        return out;
+    }
+
+    // {"id","version","sys":{"ack":1},"identifier":event,"params":{"value":{..},"time":ms},"method":"thing.event.up"}
+    static std::string event_up(const config::DeviceConfig& d, const core::SampleBatch& b, const std::string& name,
+                                const std::vector<std::size_t>& values, std::uint32_t id) {
+        std::string out = fmt::format(R"({{"id":"{}","version":"1.0","sys":{{"ack":1}},"identifier":)", id);
+        append_json_string(out, name);
+        out += R"(,"params":{"value":)";
+        append_event_params(out, d, b, values);
+        out += fmt::format(R"(,"time":{}}},"method":"thing.event.up"}})", b.timestamp_ms);
         return out;
     }
 
@@ -110,8 +141,8 @@ class Aiot : public north::Profile {
         const std::string p = prefix(*s.identity);
         auto j = parse_object(payload);
         auto id = j ? id_of(*j) : std::nullopt;
-        if (topic == p + "properties/up/response") {
-            in.kind = "properties/up/response";
+        if (topic == p + "properties/up/response" || topic == p + "event/up/response") {
+            in.kind = topic.substr(p.size());
             if (!id) {
                 in.malformed = true;
                 in.problem = "malformed answer (expected a JSON object with an \"id\"): " + payload.substr(0, 120);

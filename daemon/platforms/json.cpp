@@ -102,4 +102,32 @@ std::string expand_template(const std::string& tmpl, const config::DeviceConfig&
     return out;
 }
 
+EventValues events_of(const config::DeviceConfig& d, const core::SampleBatch& b) {
+    EventValues out;
+    for (std::size_t i = 0; i < b.values.size(); ++i) {
+        if (!is_event(d, b.values[i])) continue;
+        const std::string& name = d.points[b.values[i].point_index].event_name();
+        auto it = std::find_if(out.begin(), out.end(), [&](const auto& e) { return e.first == name; });
+        if (it == out.end()) {
+            out.emplace_back(name, std::vector<std::size_t>{});
+            it = out.end() - 1;
+        }
+        it->second.push_back(i);
+    }
+    return out;
+}
+
+void append_event_params(std::string& out, const config::DeviceConfig& d, const core::SampleBatch& b,
+                         const std::vector<std::size_t>& values) {
+    out += '{';
+    for (std::size_t k = 0; k < values.size(); ++k) {
+        if (k) out += ',';
+        const auto& pv = b.values[values[k]];
+        append_json_string(out, d.points[pv.point_index].name);
+        out += ':';
+        append_json_value(out, pv.value);
+    }
+    out += '}';
+}
+
 }  // namespace fieldlink::platforms

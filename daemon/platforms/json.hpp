@@ -7,6 +7,8 @@
 
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "config/config.hpp"
 #include "core/value.hpp"
@@ -23,6 +25,22 @@ void append_json_string(std::string& out, const std::string& s);
 // brace is kept as written, so JSON templates work.
 std::string expand_template(const std::string& tmpl, const config::DeviceConfig& d, const core::SampleBatch& b,
                             const core::PointValue* point);
+
+// Points reported as events (the platform's events; telemetry where a platform has none) and as
+// client attributes (ThingsBoard; properties elsewhere). See config::Report.
+inline bool is_event(const config::DeviceConfig& d, const core::PointValue& pv) {
+    return d.points[pv.point_index].report == config::Report::event;
+}
+inline bool is_attribute(const config::DeviceConfig& d, const core::PointValue& pv) {
+    return d.points[pv.point_index].report == config::Report::attribute;
+}
+// The events a batch carries: each event's identifier and its values (positions in b.values), in
+// the order the events first appear.
+using EventValues = std::vector<std::pair<std::string, std::vector<std::size_t>>>;
+EventValues events_of(const config::DeviceConfig& d, const core::SampleBatch& b);
+// {"point":value,...}: an event's parameters.
+void append_event_params(std::string& out, const config::DeviceConfig& d, const core::SampleBatch& b,
+                         const std::vector<std::size_t>& values);
 
 using Json = nlohmann::json;
 

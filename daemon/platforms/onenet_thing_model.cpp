@@ -1,6 +1,7 @@
 // OneNET thing model (OneNET Studio OneJSON, protocols.md §2.1-2.5), direct devices and gateways:
-// property/post for one sample set, history/post for a backlog, and for a gateway its topology
-// (topo/add with each sub-device's sasToken), sub-device login and pack/post with identities.
+// property/post for one sample set, event/post for events (with properties: pack/post),
+// history/post for a backlog, and for a gateway its topology (topo/add with each sub-device's
+// sasToken), sub-device login and pack/post with identities.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -65,38 +66,82 @@ void append_property(std::string& out, const core::Value& v, std::int64_t time_m
     out += fmt::format(R"(,"time":{}}})", time_ms);
 }
 
-// {"name":{"value":v,"time":ms},...} for one batch.
+// {"name":{"value":v,"time":ms},...} for one batch: its properties (attributes are properties here).
 std::string properties(const config::DeviceConfig& d, const core::SampleBatch& b) {
     std::string out = "{";
-    for (std::size_t i = 0; i < b.values.size(); ++i) {
-        if (i) out += ',';
-        append_json_string(out, d.points[b.values[i].point_index].name);
+    for (const auto& pv : b.values) {
+        if (is_event(d, pv)) continue;
+        if (out.size() > 1) out += ',';
+        append_json_string(out, d.points[pv.point_index].name);
         out += ':';
-        append_property(out, b.values[i].value, b.timestamp_ms);
+        append_property(out, pv.value, b.timestamp_ms);
     }
     return out + "}";
 }
 
-// {"name":[{"value":v,"time":ms},...],...} for several batches of one device, in time order.
+// {"event":{"value":{"point":v,...},"time":ms},...} for one batch: its events.
+std::string events(const config::DeviceConfig& d, const core::SampleBatch& b, const EventValues& evs) {
+    std::string out = "{";
+    for (const auto& [name, values] : evs) {
+        if (out.size() > 1) out += ',';
+        append_json_string(out, name);
+        out += R"(:{"value":)";
+        append_event_params(out, d, b, values);
+        out += fmt::format(R"(,"time":{}}})", b.timestamp_ms);
+    }
+    return out + "}";
+}
+
+// "properties":{"name":[{"value":v,"time":ms},...],...} and "events":{"event":[...],...} for
+// several batches of one device, in time order (either part left out when empty).
 std::string history(const config::DeviceConfig& d, const std::vector<const core::SampleBatch*>& batches) {
     std::vector<std::string> per_point(d.points.size());
+    std::vector<std::pair<std::string, std::string>> per_event;
     for (const auto* b : batches) {
         for (const auto& pv : b->values) {
+            if (is_event(d, pv)) continue;
             std::string& s = per_point[pv.point_index];
             s += s.empty() ? "[" : ",";
             append_property(s, pv.value, b->timestamp_ms);
         }
+        for (const auto& ev : events_of(d, *b)) {
+            const std::string& name = ev.first;
+            auto it = std::find_if(per_event.begin(), per_event.end(), [&](const auto& e) { return e.first == name; });
+            if (it == per_event.end()) {
+                per_event.emplace_back(name, "[");
+                it = per_event.end() - 1;
+            } else {
+                it->second += ',';
+            }
+            it->second += R"({"value":)";
+            append_event_params(it->second, d, *b, ev.second);
+            it->second += fmt::format(R"(,"time":{}}})", b->timestamp_ms);
+        }
     }
-    std::string out = "{";
-    bool first = true;
+    std::string out;
     for (std::size_t p = 0; p < per_point.size(); ++p) {
         if (per_point[p].empty()) continue;
-        if (!first) out += ',';
-        first = false;
+        out += out.empty() ? R"("properties":{)" : ",";
         append_json_string(out, d.points[p].name);
         out += ':' + per_point[p] + ']';
     }
-    return out + "}";
+    if (!out.empty()) out += '}';
+    for (std::size_t e = 0; e < per_event.size(); ++e) {
+        out += e ? "," : (out.empty() ? R"("events":{)" : R"(,"events":{)");
+        append_json_string(out, per_event[e].first);
+        out += ':' + per_event[e].second + ']';
+    }
+    if (!per_event.empty()) out += '}';
+    return out;
+}
+
+// "properties":{..} and "events":{..} of one batch (either left out when empty).
+std::string properties_and_events(const config::DeviceConfig& d, const core::SampleBatch& b) {
+    const auto evs = events_of(d, b);
+    std::string out;
+    if (evs.size() < b.values.size() || evs.empty()) out = R"("properties":)" + properties(d, b);
+    if (!evs.empty()) out += (out.empty() ? R"("events":)" : R"(,"events":)") + events(d, b, evs);
+    return out;
 }
 
 // Batches of one message, per device: (device index, positions in the pending queue).
@@ -260,8 +305,9 @@ class OnenetThingModel : public OnenetProfile {
         return out;
     }
 
-    // One message for the grouped batches: property/post (a direct device, one set), pack/post
-    // (one set per device of a gateway), history/post (several sets of a device).
+    // One message for the grouped batches: property/post (a direct device's set of properties),
+    // event/post (its set of events only), pack/post (a set with both, the device itself; or one
+    // set per device of a gateway), history/post (several sets of a device).
     north::Message render(const north::SessionInfo& s, const std::deque<core::SampleBatch>& pending,
                           const Groups& groups, const std::string& id) const {
         const bool single =
@@ -269,9 +315,15 @@ class OnenetThingModel : public OnenetProfile {
         north::Message m;
         m.answer_id = id;  // finished by the platform's /reply, not by PUBACK
         m.payload = R"({"id":")" + id + R"(","version":"1.0","params":)";
-        if (!s.identity->gateway && single) {
+        const core::SampleBatch* direct = !s.identity->gateway && single ? &pending[groups[0].second[0]] : nullptr;
+        const auto direct_events = direct ? events_of(*s.identity, *direct) : EventValues{};
+        if (direct && direct_events.empty()) {
             m.topic = prefix(s) + "thing/property/post";
-            m.payload += properties(*s.identity, pending[groups[0].second[0]]);
+            m.payload += properties(*s.identity, *direct);
+        } else if (direct && std::all_of(direct->values.begin(), direct->values.end(),
+                                         [&](const auto& pv) { return is_event(*s.identity, pv); })) {
+            m.topic = prefix(s) + "thing/event/post";
+            m.payload += events(*s.identity, *direct, direct_events);
         } else {
             m.topic = prefix(s) + (single ? "thing/pack/post" : "thing/history/post");
             m.payload += '[';
@@ -280,9 +332,8 @@ class OnenetThingModel : public OnenetProfile {
                 if (i) m.payload += ',';
                 m.payload += '{';
                 if (&d != s.identity) m.payload += R"("identity":)" + identity(d) + ",";
-                m.payload += R"("properties":)";
                 if (single) {
-                    m.payload += properties(d, pending[groups[i].second[0]]);
+                    m.payload += properties_and_events(d, pending[groups[i].second[0]]);
                 } else {
                     std::vector<const core::SampleBatch*> batches;
                     for (auto k : groups[i].second) batches.push_back(&pending[k]);

@@ -37,10 +37,70 @@ class ThingsBoard : public north::Profile {
         return {"v1/gateway/attributes", "v1/gateway/attributes/response", "v1/gateway/rpc"};
     }
 
-    std::vector<north::Message> on_connect(const north::SessionInfo& s, std::uint32_t&) const override {
+    // Every device is announced; a device with client attributes asks for the values the platform
+    // holds, and those that differ from the latest readings are sent again (attributes go only
+    // when they change, so a platform that lost or changed them would otherwise keep them wrong).
+    std::vector<north::Message> on_connect(const north::SessionInfo& s, std::uint32_t& next_id) const override {
         std::vector<north::Message> out;
         for (auto index : s.devices) out.push_back(connect(s, index, true));
+        for (auto index : s.devices) {
+            const auto& d = s.device(index);
+            std::vector<std::string> keys;
+            for (const auto& p : d.points) {
+                if (p.report == config::Report::attribute) keys.push_back(p.name);
+            }
+            if (keys.empty()) continue;
+            const auto id = north::take_message_id(next_id);
+            Json r = {{"id", id}, {"device", d.name}, {"client", keys}};
+            out.emplace_back("v1/gateway/attributes/request", dump(r), 0, std::to_string(id));
+        }
         return out;
+    }
+
+    // attributes/response: {"id","device","value"} (one key) or {"id","device","values":{..}};
+    // the attributes whose value there differs from the latest reading follow the answer.
+    static north::Inbound attribute_values(const north::SessionInfo& s, const Json& j, const std::string& id,
+                                           const north::LatestValues& latest, north::Inbound in) {
+        const std::string device = text_of(j, "device");
+        const auto index =
+            std::find_if(s.devices.begin(), s.devices.end(), [&](auto i) { return s.device(i).name == device; });
+        north::Answer a;
+        a.id = id;
+        if (index == s.devices.end()) {
+            in.answer = std::move(a);
+            return in;
+        }
+        const auto& d = s.device(*index);
+        std::vector<std::size_t> keys;
+        for (std::size_t p = 0; p < d.points.size(); ++p) {
+            if (d.points[p].report == config::Report::attribute) keys.push_back(p);
+        }
+        const Json* values = j.contains("values") && j["values"].is_object() ? &j["values"] : nullptr;
+        const auto known = latest.find(*index);
+        std::string update;
+        for (auto p : keys) {
+            if (known == latest.end() || p >= known->second.size() || !known->second[p]) continue;  // not read yet
+            const Json* held = nullptr;
+            if (values && values->contains(d.points[p].name)) {
+                held = &(*values)[d.points[p].name];
+            } else if (!values && keys.size() == 1 && j.contains("value")) {
+                held = &j["value"];
+            }
+            std::string mine;
+            append_json_value(mine, *known->second[p]);
+            if (held && Json::parse(mine, nullptr, false) == *held) continue;
+            update += update.empty() ? "{" : ",";
+            append_json_string(update, d.points[p].name);
+            update += ':' + mine;
+        }
+        if (!update.empty()) {
+            std::string payload = "{";
+            append_json_string(payload, d.name);
+            payload += ':' + update + "}}";
+            a.follow_ups.emplace_back("v1/gateway/attributes", std::move(payload), 0);
+        }
+        in.answer = std::move(a);
+        return in;
     }
 
     // A device whose unit stops answering is disconnected on the platform, connected again when
@@ -66,20 +126,32 @@ class ThingsBoard : public north::Profile {
         while (!pending.empty() && out.size() < max_packets) {
             const std::size_t most = pending.size();  // bytes are the limit, not a count
             std::string payload;
+            // Sized by the larger of the two messages a packet may hold (telemetry, attributes).
             const std::size_t n = north::fit_batches(
-                most, limit, [&](std::size_t k) { return telemetry(s, pending, k); }, payload);
+                most, limit,
+                [&](std::size_t k) {
+                    std::string t = telemetry(s, pending, k), a = attributes(s, pending, k);
+                    return t.size() >= a.size() ? t : a;
+                },
+                payload);
             north::Packet p;
             if (payload.size() <= limit) {
+                std::string t = telemetry(s, pending, n), a = attributes(s, pending, n);
                 for (std::size_t i = 0; i < n; ++i) north::take_front(pending, p);
-                p.messages.emplace_back("v1/gateway/telemetry", std::move(payload), p.samples);
+                if (t.size() > 2) p.messages.emplace_back("v1/gateway/telemetry", std::move(t), p.samples);
+                if (a.size() > 2) p.messages.emplace_back("v1/gateway/attributes", std::move(a), 0);
             } else {  // one sample set larger than a message: its values over several
                 std::deque<core::SampleBatch> one(1);
-                const auto render = [&](const core::SampleBatch& part) {
+                for (const auto& part : north::split_values(pending.front(), limit, [&](const core::SampleBatch& x) {
+                         one.front() = x;
+                         std::string t = telemetry(s, one, 1), a = attributes(s, one, 1);
+                         return t.size() >= a.size() ? t : a;
+                     })) {
                     one.front() = part;
-                    return telemetry(s, one, 1);
-                };
-                for (const auto& part : north::split_values(pending.front(), limit, render)) {
-                    p.messages.emplace_back("v1/gateway/telemetry", render(part), part.values.size());
+                    if (std::string t = telemetry(s, one, 1); t.size() > 2)
+                        p.messages.emplace_back("v1/gateway/telemetry", std::move(t), part.values.size());
+                    if (std::string a = attributes(s, one, 1); a.size() > 2)
+                        p.messages.emplace_back("v1/gateway/attributes", std::move(a), 0);
                 }
                 north::take_front(pending, p);
             }
@@ -88,13 +160,16 @@ class ThingsBoard : public north::Profile {
         return out;
     }
 
-    // {"Device A":[{"ts":..,"values":{..}},..],"Device B":[..]} for the first n batches.
+    // {"Device A":[{"ts":..,"values":{..}},..],"Device B":[..]} for the first n batches: their
+    // telemetry (properties, and events: ThingsBoard has no events of its own).
     static std::string telemetry(const north::SessionInfo& s, const std::deque<core::SampleBatch>& pending,
                                  std::size_t n) {
         std::vector<std::pair<std::uint32_t, std::string>> per_device;  // device -> "[{ts,values},..."
         for (std::size_t i = 0; i < n; ++i) {
             const auto& b = pending[i];
             const auto& d = s.device(b.device_index);
+            if (std::all_of(b.values.begin(), b.values.end(), [&](const auto& pv) { return is_attribute(d, pv); }))
+                continue;
             auto it = std::find_if(per_device.begin(), per_device.end(),
                                    [&](const auto& x) { return x.first == b.device_index; });
             if (it == per_device.end()) {
@@ -104,11 +179,14 @@ class ThingsBoard : public north::Profile {
                 it->second += ',';
             }
             it->second += fmt::format(R"({{"ts":{},"values":{{)", b.timestamp_ms);
-            for (std::size_t k = 0; k < b.values.size(); ++k) {
-                if (k) it->second += ',';
-                append_json_string(it->second, d.points[b.values[k].point_index].name);
+            bool first = true;
+            for (const auto& pv : b.values) {
+                if (is_attribute(d, pv)) continue;
+                if (!first) it->second += ',';
+                first = false;
+                append_json_string(it->second, d.points[pv.point_index].name);
                 it->second += ':';
-                append_json_value(it->second, b.values[k].value);
+                append_json_value(it->second, pv.value);
             }
             it->second += "}}";
         }
@@ -121,8 +199,50 @@ class ThingsBoard : public north::Profile {
         return payload + '}';
     }
 
+    // {"Device A":{"attribute":value,..},..}: the client attributes of the first n batches, the
+    // newest value of each.
+    static std::string attributes(const north::SessionInfo& s, const std::deque<core::SampleBatch>& pending,
+                                  std::size_t n) {
+        std::vector<std::pair<std::uint32_t, std::vector<const core::PointValue*>>> per_device;
+        for (std::size_t i = 0; i < n; ++i) {
+            const auto& b = pending[i];
+            const auto& d = s.device(b.device_index);
+            for (const auto& pv : b.values) {
+                if (!is_attribute(d, pv)) continue;
+                auto it = std::find_if(per_device.begin(), per_device.end(),
+                                       [&](const auto& x) { return x.first == b.device_index; });
+                if (it == per_device.end()) {
+                    per_device.emplace_back(b.device_index, std::vector<const core::PointValue*>{});
+                    it = per_device.end() - 1;
+                }
+                auto same = std::find_if(it->second.begin(), it->second.end(),
+                                         [&](const auto* x) { return x->point_index == pv.point_index; });
+                if (same != it->second.end()) {
+                    *same = &pv;  // a newer value of the same attribute
+                } else {
+                    it->second.push_back(&pv);
+                }
+            }
+        }
+        std::string payload = "{";
+        for (std::size_t k = 0; k < per_device.size(); ++k) {
+            const auto& d = s.device(per_device[k].first);
+            if (k) payload += ',';
+            append_json_string(payload, d.name);
+            payload += ":{";
+            for (std::size_t v = 0; v < per_device[k].second.size(); ++v) {
+                if (v) payload += ',';
+                append_json_string(payload, d.points[per_device[k].second[v]->point_index].name);
+                payload += ':';
+                append_json_value(payload, per_device[k].second[v]->value);
+            }
+            payload += '}';
+        }
+        return payload + '}';
+    }
+
     north::Inbound on_message(const north::SessionInfo& s, const std::string& topic, const std::string& payload,
-                              const north::LatestValues&, std::uint32_t&) const override {
+                              const north::LatestValues& latest, std::uint32_t&) const override {
         north::Inbound in;
         in.kind = topic;
         auto j = parse_object(payload);
@@ -131,7 +251,16 @@ class ThingsBoard : public north::Profile {
             in.problem = "malformed message (expected a JSON object): " + payload.substr(0, 120);
             return in;
         }
-        if (topic == "v1/gateway/attributes" || topic == "v1/gateway/attributes/response") {
+        if (topic == "v1/gateway/attributes/response") {
+            auto id = id_of(*j);
+            if (!id) {
+                in.malformed = true;
+                in.problem = "attribute response without an id: " + payload.substr(0, 120);
+                return in;
+            }
+            return attribute_values(s, *j, *id, latest, std::move(in));
+        }
+        if (topic == "v1/gateway/attributes") {
             in.refused = true;
             in.problem = "shared attribute updates are not applied yet (device " + text_of(*j, "device") + ")";
             return in;

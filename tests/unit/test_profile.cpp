@@ -493,3 +493,145 @@ TEST_CASE("a backlog of a device with many points is packed by bytes up to OneNE
     CHECK(samples == 20000);
     CHECK(q.empty());
 }
+
+TEST_CASE("events and attributes on every platform that has them") {
+    const auto cfg = test::load_ok(R"(
+clouds:
+  tm: { platform: onenet, protocol: thing-model, host: h, product_id: P1, product_key: kKsubaG7FzMgzR6N3eUD53319Qu+K4MCvw6KzOYc5eI= }
+  das: { platform: aiot, host: h, product_id: pk, client_id: "12345" }
+  tb: { platform: thingsboard, host: h, username: TOKEN123 }
+buses:
+  s: { driver: sim }
+devices:
+  - name: solo
+    cloud: tm
+    bus: s
+    points:
+      - { name: WF, area: holding, address: 0 }
+      - { name: alarm, area: holding, address: 1, report: event, event: over, trigger: rising }
+      - { name: Ua, area: holding, address: 2, report: event, event: over, trigger: none }
+      - { name: mode, area: holding, address: 3, report: attribute }
+  - { name: gw, cloud: tm, bus: s, gateway: true, points: [ { name: Power, area: holding, address: 0 } ] }
+  - { name: m1, cloud: tm, bus: s, via: gw, points: [ { name: Ua, area: holding, address: 0 }, { name: trip, area: coil, address: 1, report: event } ] }
+  - { name: dev, cloud: das, bus: s, key: secret, points: [ { name: WF, area: holding, address: 0 }, { name: alarm, area: coil, address: 1, report: event } ] }
+  - { name: A, cloud: tb, bus: s, points: [ { name: temperature, area: holding, address: 0 }, { name: fw, area: holding, address: 1, report: attribute }, { name: door, area: coil, address: 2, report: event } ] }
+)");
+    const auto profiles = platforms::make_profiles(cfg);
+    const auto sessions = north::plan_sessions(cfg, profiles);
+    const auto session = [&](const std::string& name) -> const north::SessionInfo& {
+        for (const auto& s : sessions) {
+            if (s.name == name) return s;
+        }
+        FAIL("no session " << name);
+        return sessions[0];
+    };
+    const auto profile = [&](const north::SessionInfo& s) -> const north::Profile& {
+        return *profiles[static_cast<std::size_t>(s.cloud - cfg.clouds.data())];
+    };
+    std::uint32_t id = 1;
+    const std::int64_t t = 1700000000000;
+
+    SUBCASE("OneNET direct device: property/post, event/post, both in pack/post, history/post with events") {
+        const auto& s = session("solo");
+        const auto& p = profile(s);
+        std::deque<core::SampleBatch> q{
+            batch(0, t, {{0, 23.6}, {1, std::int64_t{1}}, {2, 251.0}, {3, std::int64_t{2}}})};
+        auto msgs = flat(p.build(s, q, 5, id));
+        REQUIRE(msgs.size() == 1);
+        CHECK(msgs[0].topic == "$sys/P1/solo/thing/pack/post");
+        CHECK(json::parse(msgs[0].payload)["params"] ==
+              json::parse(R"([{"properties":{"WF":{"value":23.6,"time":1700000000000},
+              "mode":{"value":2,"time":1700000000000}},"events":{"over":{"value":{"alarm":1,"Ua":251.0},"time":1700000000000}}}])"));
+        CHECK(msgs[0].answer_id == "1");
+        q = {batch(0, t, {{1, std::int64_t{1}}, {2, 251.0}})};
+        msgs = flat(p.build(s, q, 5, id));
+        REQUIRE(msgs.size() == 1);
+        CHECK(msgs[0].topic == "$sys/P1/solo/thing/event/post");
+        CHECK(
+            json::parse(msgs[0].payload) ==
+            json::parse(
+                R"({"id":"2","version":"1.0","params":{"over":{"value":{"alarm":1,"Ua":251.0},"time":1700000000000}}})"));
+        q = {batch(0, t, {{0, 23.6}})};
+        CHECK(flat(p.build(s, q, 5, id))[0].topic == "$sys/P1/solo/thing/property/post");
+        q = {batch(0, t, {{0, 1.0}, {1, std::int64_t{1}}, {2, 250.0}}), batch(0, t + 1000, {{0, 2.0}}),
+             batch(0, t + 2000, {{1, std::int64_t{1}}, {2, 252.0}})};
+        msgs = flat(p.build(s, q, 5, id));
+        REQUIRE(msgs.size() == 1);
+        CHECK(msgs[0].topic == "$sys/P1/solo/thing/history/post");
+        CHECK(json::parse(msgs[0].payload)["params"] ==
+              json::parse(
+                  R"([{"properties":{"WF":[{"value":1.0,"time":1700000000000},{"value":2.0,"time":1700000001000}]},
+              "events":{"over":[{"value":{"alarm":1,"Ua":250.0},"time":1700000000000},{"value":{"alarm":1,"Ua":252.0},"time":1700000002000}]}}])"));
+    }
+    SUBCASE("OneNET gateway: a sub-device's events in pack/post") {
+        const auto& s = session("gw");
+        const auto& p = profile(s);
+        std::deque<core::SampleBatch> q{batch(2, t, {{0, 230.0}, {1, true}})};
+        auto msgs = flat(p.build(s, q, 5, id));
+        REQUIRE(msgs.size() == 1);
+        CHECK(msgs[0].topic == "$sys/P1/gw/thing/pack/post");
+        CHECK(json::parse(msgs[0].payload)["params"] ==
+              json::parse(R"([{"identity":{"productID":"P1","deviceName":"m1"},
+              "properties":{"Ua":{"value":230.0,"time":1700000000000}},"events":{"trip":{"value":{"trip":true},"time":1700000000000}}}])"));
+    }
+    SUBCASE("DaShi: properties/up and one event/up per event, each answered on its /response") {
+        const auto& s = session("dev");
+        const auto& p = profile(s);
+        CHECK(p.subscriptions(s)[1] == "sys/pk/dev/thing/event/up/response");
+        std::deque<core::SampleBatch> q{batch(3, t, {{0, 23.6}, {1, true}})};
+        auto packets = p.build(s, q, 5, id);
+        REQUIRE(packets.size() == 1);
+        const auto& msgs = packets[0].messages;
+        REQUIRE(msgs.size() == 2);
+        CHECK(msgs[0].topic == "sys/pk/dev/thing/properties/up");
+        CHECK(json::parse(msgs[0].payload)["params"] == json::parse(R"({"WF":{"value":23.6,"time":1700000000000}})"));
+        CHECK(msgs[1].topic == "sys/pk/dev/thing/event/up");
+        CHECK(json::parse(msgs[1].payload) ==
+              json::parse(R"({"id":"2","version":"1.0","sys":{"ack":1},"identifier":"alarm",
+              "params":{"value":{"alarm":true},"time":1700000000000},"method":"thing.event.up"})"));
+        CHECK(msgs[1].answer_id == "2");
+        auto in = p.on_message(s, "sys/pk/dev/thing/event/up/response",
+                               R"({"code":200,"id":"2","method":"thing.event.up"})", {});
+        REQUIRE(in.answer);
+        CHECK(in.answer->id == "2");
+        CHECK(in.answer->outcome == north::Answer::Outcome::accepted);
+    }
+    SUBCASE("ThingsBoard: events as telemetry, client attributes, attributes/request reconciled") {
+        const auto& s = session("tb");
+        const auto& p = profile(s);
+        std::deque<core::SampleBatch> q{batch(4, t, {{0, 21.5}, {1, std::int64_t{7}}, {2, true}}),
+                                        batch(4, t + 1000, {{1, std::int64_t{8}}})};
+        auto packets = p.build(s, q, 5, id);
+        REQUIRE(packets.size() == 1);
+        const auto& msgs = packets[0].messages;
+        REQUIRE(msgs.size() == 2);
+        CHECK(msgs[0].topic == "v1/gateway/telemetry");
+        CHECK(json::parse(msgs[0].payload) ==
+              json::parse(R"({"A":[{"ts":1700000000000,"values":{"temperature":21.5,"door":true}}]})"));
+        CHECK(msgs[1].topic == "v1/gateway/attributes");
+        CHECK(json::parse(msgs[1].payload) == json::parse(R"({"A":{"fw":8}})"));  // the newest value
+        CHECK(packets[0].records.size() == 0);                                    // (batches from no store)
+
+        auto ctl = p.on_connect(s, id);
+        REQUIRE(ctl.size() == 2);
+        CHECK(ctl[1].topic == "v1/gateway/attributes/request");
+        const auto req = json::parse(ctl[1].payload);
+        CHECK(req["device"] == "A");
+        CHECK(req["client"] == json::parse(R"(["fw"])"));
+        CHECK(ctl[1].answer_id == std::to_string(req["id"].get<int>()));
+        north::LatestValues latest;
+        latest[4] = {core::Value(21.5), core::Value(std::int64_t{8}), core::Value(true)};
+        auto in = p.on_message(s, "v1/gateway/attributes/response",
+                               R"({"id":)" + req["id"].dump() + R"(,"device":"A","value":7})", latest);
+        REQUIRE(in.answer);
+        CHECK(in.answer->id == ctl[1].answer_id);
+        REQUIRE(in.answer->follow_ups.size() == 1);  // the platform holds 7, the device reads 8
+        CHECK(in.answer->follow_ups[0].topic == "v1/gateway/attributes");
+        CHECK(json::parse(in.answer->follow_ups[0].payload) == json::parse(R"({"A":{"fw":8}})"));
+        in = p.on_message(s, "v1/gateway/attributes/response", R"({"id":9,"device":"A","value":8})", latest);
+        REQUIRE(in.answer);
+        CHECK(in.answer->follow_ups.empty());  // the same: nothing to send
+        in = p.on_message(s, "v1/gateway/attributes/response", R"({"device":"A","value":8})", latest);
+        CHECK(in.malformed);
+    }
+}
