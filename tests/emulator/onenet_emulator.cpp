@@ -47,6 +47,9 @@
 // transient failure (thing model code 303, datapoints err_code 100, DaShi 429);
 // plugin_opt_unknown_property NAME refuses every data message carrying a property or stream NAME
 // for good (thing model 309 identifier not exist, datapoints 98 Illegal Data, DaShi 460).
+// plugin_opt_state FILE keeps what the platform keeps across broker restarts: each gateway's
+// topology. (ThingsBoard's client attributes are not kept: a restart plays a platform that lost
+// them, which attributes/request must repair.)
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
@@ -66,14 +69,18 @@
 #include <string>
 #include <vector>
 
+using nlohmann::json;
+
 namespace {
 
 struct State {
     mosquitto_plugin_id_t* id = nullptr;
     std::string platform = "onenet";
     std::map<std::string, std::set<std::string>> topology;  // gateway client -> "pid/dev"
-    std::set<std::string> legacy_clients;                   // receive $creq without subscribing
-    std::map<std::string, std::string> keys;                // "pid/dev" or "pid/*" -> base64 key
+    std::map<std::string, std::map<std::string, json>> attributes;
+    std::string state_file;                   // ThingsBoard: device -> client attributes
+    std::set<std::string> legacy_clients;     // receive $creq without subscribing
+    std::map<std::string, std::string> keys;  // "pid/dev" or "pid/*" -> base64 key
     std::string violations_file;
     std::string record_file;  // every accepted device PUBLISH: "<unix time> <topic> <payload>" (legacy: hex)
     double rate = 1.0;
@@ -90,6 +97,17 @@ double now_s() {
     timespec ts{};
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+// The topology, one "gateway pid/device" line each, rewritten whole after every change.
+void save_state() {
+    if (g.state_file.empty()) return;
+    std::ofstream out(g.state_file + ".tmp", std::ios::trunc);
+    for (const auto& [gw, subs] : g.topology) {
+        for (const auto& sub : subs) out << gw << ' ' << sub << '\n';
+    }
+    out.close();
+    std::rename((g.state_file + ".tmp").c_str(), g.state_file.c_str());
 }
 
 void violation(const char* client, const std::string& what) {
@@ -269,6 +287,24 @@ int on_auth(int, void* event_data, void*) {
     return MOSQ_ERR_SUCCESS;
 }
 
+// An event sample (protocols.md §2.1, §2.4): {"value":{output parameters},"time":ms}; time optional.
+std::string check_event(const json& ev) {
+    if (!ev.is_object() || !ev.contains("value") || !ev["value"].is_object())
+        return "expected {\"value\":{parameters},\"time\":ms}";
+    if (ev.contains("time") && (!ev["time"].is_number_integer() || ev["time"].get<long long>() < 100000000000LL))
+        return "time must be Unix milliseconds";
+    return "";
+}
+
+// history/post: an array of event samples, at most 100.
+std::string check_event_samples(const json& evs) {
+    if (!evs.is_array() || evs.empty() || evs.size() > 100) return "expected an array of 1..100 samples";
+    for (const auto& ev : evs) {
+        if (auto err = check_event(ev); !err.empty()) return err;
+    }
+    return "";
+}
+
 // OneNET topics a device publishes to (protocols.md §1.5, §2.7), after $sys/{pid}/{dev}/.
 bool documented_uplink(const std::string& t) {
     static const std::set<std::string> exact = {"dp/post/json",
@@ -345,8 +381,6 @@ int on_acl(int, void* event_data, void*) {
     return MOSQ_ERR_SUCCESS;
 }
 
-using nlohmann::json;
-
 // Whether a data message's params carry property `name` (thing model: an object of properties, or
 // an array of {identity, properties}; datapoints: an object of streams).
 bool carries(const json& params, const std::string& name) {
@@ -397,6 +431,8 @@ void thing_model_message(const char* cid, const std::string& topic, const std::s
             msg = err;
         } else if (!g.topology[cid].insert(pid + "/" + dev).second) {
             violation(cid, "topo/add of " + pid + "/" + dev + ", already in the topology (topo/get lists it)");
+        } else {
+            save_state();
         }
     } else if (suffix == "pack/post" || suffix == "history/post" || suffix == "property/post") {
         if (suffix == "property/post" && (!params.is_object() || params.empty()))
@@ -413,8 +449,26 @@ void thing_model_message(const char* cid, const std::string& topic, const std::s
                     msg = "sub-device not in topology";
                 }
             }
-            if (!e.contains("properties") || !e["properties"].is_object() || e["properties"].size() > 100) {
-                violation(cid, suffix + ": each device needs 1..100 properties");
+            // Each device: properties and/or events, at most 100 of each (protocols.md §2.4).
+            const bool props = e.contains("properties"), events = e.contains("events");
+            if ((!props && !events) ||
+                (props && (!e["properties"].is_object() || e["properties"].empty() || e["properties"].size() > 100)) ||
+                (events && (!e["events"].is_object() || e["events"].empty() || e["events"].size() > 100))) {
+                violation(cid, suffix + ": each device needs properties and/or events, 1..100 of each");
+            }
+            if (events && e["events"].is_object()) {
+                for (const auto& [name, ev] : e["events"].items()) {
+                    const std::string err = suffix == "history/post" ? check_event_samples(ev) : check_event(ev);
+                    if (!err.empty()) violation(cid, suffix + ": event " + name + ": " + err);
+                }
+            }
+        }
+    } else if (suffix == "event/post") {
+        if (!params.is_object() || params.empty()) violation(cid, "event/post: params must be an object of events");
+        if (params.is_object()) {
+            for (const auto& [name, ev] : params.items()) {
+                const std::string err = check_event(ev);
+                if (!err.empty()) violation(cid, "event/post: event " + name + ": " + err);
             }
         }
     } else if (suffix == "sub/topo/get") {  // answered with the topology the platform keeps
@@ -434,10 +488,11 @@ void thing_model_message(const char* cid, const std::string& topic, const std::s
             code = 307;
             msg = "sub-device not in topology";
         }
-    } else if (suffix != "event/post") {
+    } else {
         return;  // *_reply answers from the device: nothing to acknowledge
     }
-    if (code == 200 && (suffix == "property/post" || suffix == "pack/post" || suffix == "history/post")) {
+    if (code == 200 &&
+        (suffix == "property/post" || suffix == "pack/post" || suffix == "history/post" || suffix == "event/post")) {
         const bool unknown = carries(params, g.unknown_property);
         if (unknown) {
             code = 309;
@@ -502,16 +557,28 @@ void datapoints_message(const char* cid, const std::string& topic, const std::st
 }
 
 // DaShi property report (protocols.md §4.2): answered on .../response when sys.ack is 1.
+// DaShi property and event reports (protocols.md §4.2-4.3): answered on .../response when sys.ack is 1.
 void aiot_message(const char* cid, const std::string& topic, const std::string& payload) {
-    const std::string suffix = "/thing/properties/up";
-    if (topic.size() < suffix.size() || topic.compare(topic.size() - suffix.size(), suffix.size(), suffix) != 0) return;
+    const auto ends = [&](const std::string& e) {
+        return topic.size() >= e.size() && topic.compare(topic.size() - e.size(), e.size(), e) == 0;
+    };
+    const bool event = ends("/thing/event/up");
+    if (!event && !ends("/thing/properties/up")) return;
+    const std::string what = event ? "event/up" : "properties/up";
     json j = json::parse(payload, nullptr, false);
     std::string id = j.is_object() && j.contains("id") && j["id"].is_string() ? j["id"].get<std::string>() : "";
     int code = 200;
     std::string msg = "success";
-    if (id.empty() || id.size() > 10 || id.find_first_not_of("0123456789") != std::string::npos ||
-        !j.contains("params") || !j["params"].is_object() || j["params"].empty()) {
-        violation(cid, "properties/up: needs a decimal string id and an object of params");
+    const bool params_ok = j.is_object() && j.contains("params") && j["params"].is_object() && !j["params"].empty();
+    const std::string method = event ? "thing.event.up" : "thing.properties.up";
+    if (id.empty() || id.size() > 10 || id.find_first_not_of("0123456789") != std::string::npos || !params_ok ||
+        j.value("method", "") != method) {
+        violation(cid, what + ": needs a decimal string id, an object of params and method " + method);
+        code = 460;
+        msg = "request parameter error!";
+    } else if (event &&
+               (!j.contains("identifier") || !j["identifier"].is_string() || !check_event(j["params"]).empty())) {
+        violation(cid, "event/up: needs an identifier and params {\"value\":{..},\"time\":ms}");
         code = 460;
         msg = "request parameter error!";
     } else if (carries(j["params"], g.unknown_property)) {
@@ -522,11 +589,53 @@ void aiot_message(const char* cid, const std::string& topic, const std::string& 
         msg = "too many requests";
     }
     if (!j.is_object() || !j.contains("sys") || !j["sys"].is_object() || j["sys"].value("ack", 0) != 1) return;
-    const std::string answer = json{{"code", code},   {"data", json::object()},          {"id", id},
-                                    {"message", msg}, {"method", "thing.properties.up"}, {"version", "1.0"}}
+    const std::string answer = json{{"code", code},   {"data", json::object()}, {"id", id},
+                                    {"message", msg}, {"method", method},       {"version", "1.0"}}
                                    .dump();
     mosquitto_broker_publish_copy(cid, (topic + "/response").c_str(), static_cast<int>(answer.size()), answer.data(), 0,
                                   false, nullptr);
+}
+
+// ThingsBoard gateway API (protocols.md §5): client attributes are kept per device, as the
+// platform does, and attributes/request is answered from them on attributes/response.
+void thingsboard_message(const char* cid, const std::string& topic, const std::string& payload) {
+    json j = json::parse(payload, nullptr, false);
+    if (topic == "v1/gateway/attributes") {
+        if (!j.is_object() || j.empty()) {
+            violation(cid, "v1/gateway/attributes: expected {\"Device\":{\"key\":value,..},..}");
+            return;
+        }
+        for (const auto& [device, attrs] : j.items()) {
+            if (!attrs.is_object() || attrs.empty()) {
+                violation(cid, "v1/gateway/attributes: device " + device + " needs an object of attributes");
+                continue;
+            }
+            for (const auto& [k, v] : attrs.items()) g.attributes[device][k] = v;
+        }
+    } else if (topic == "v1/gateway/attributes/request") {
+        if (!j.is_object() || !j.contains("id") || !j["id"].is_number_integer() || !j.contains("device") ||
+            !j["device"].is_string() || !j.contains("client") || !j["client"].is_array()) {
+            violation(cid, R"(v1/gateway/attributes/request: expected {"id":N,"device":"..","client":[keys]})");
+            return;
+        }
+        const auto& held = g.attributes[j["device"].get<std::string>()];
+        json answer = {{"id", j["id"]}, {"device", j["device"]}};
+        if (j["client"].size() == 1) {
+            const std::string key = j["client"][0].is_string() ? j["client"][0].get<std::string>() : "";
+            if (held.count(key)) answer["value"] = held.at(key);
+        } else {
+            json values = json::object();
+            for (const auto& k : j["client"]) {
+                if (k.is_string() && held.count(k.get<std::string>())) values[k.get<std::string>()] = held.at(k);
+            }
+            answer["values"] = values;
+        }
+        const std::string text = answer.dump();
+        mosquitto_broker_publish_copy(cid, "v1/gateway/attributes/response", static_cast<int>(text.size()), text.data(),
+                                      0, false, nullptr);
+    } else if (topic == "v1/gateway/telemetry") {
+        if (!j.is_object()) violation(cid, "v1/gateway/telemetry: expected {\"Device\":[{\"ts\",\"values\"}..]}");
+    }
 }
 
 void legacy_message(const char* cid, const std::string& topic, const std::string& payload) {
@@ -564,6 +673,7 @@ int on_message(int, void* event_data, void*) {
                 for (const auto& e : j["params"]["subList"]) {
                     if (e.is_object()) topo.insert(e.value("productID", "") + "/" + e.value("deviceName", ""));
                 }
+                save_state();
             }
         }
         // Legacy OneNET delivers $creq commands to the device without a subscription.
@@ -598,6 +708,7 @@ int on_message(int, void* event_data, void*) {
     if (g.platform == "onenet" && topic.find("/thing/") != std::string::npos) thing_model_message(cid, topic, payload);
     if (g.platform == "legacy") legacy_message(cid, topic, payload);
     if (g.platform == "aiot") aiot_message(cid, topic, payload);
+    if (g.platform == "thingsboard") thingsboard_message(cid, topic, payload);
     if (g.platform == "onenet" && topic.size() > 13 && topic.compare(topic.size() - 13, 13, "/dp/post/json") == 0)
         datapoints_message(cid, topic, payload);
     return MOSQ_ERR_SUCCESS;
@@ -625,6 +736,11 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t* id, void** userdata, struct mos
             while (in >> pid >> dev >> key) g.keys[pid + "/" + dev] = key;
         } else if (k == "violations") {
             g.violations_file = v;
+        } else if (k == "state") {
+            g.state_file = v;
+            std::ifstream in(v);
+            std::string gw, sub;
+            while (in >> gw >> sub) g.topology[gw].insert(sub);
         } else if (k == "record") {
             g.record_file = v;
         } else if (k == "platform") {

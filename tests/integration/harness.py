@@ -148,7 +148,8 @@ class Broker:
             lines += ["allow_anonymous false", "plugin " + os.path.abspath(EMULATOR),
                       "plugin_opt_devices " + keys, "plugin_opt_violations " + self.violations,
                       "plugin_opt_rate %g" % rate, "plugin_opt_observer %s:%s" % OBSERVER,
-                      "plugin_opt_platform " + platform, "plugin_opt_record " + procs.path("received.log")]
+                      "plugin_opt_platform " + platform, "plugin_opt_record " + procs.path("received.log"),
+                      "plugin_opt_state " + procs.path("platform-state.txt")]
         else:
             lines.append("allow_anonymous true")
         lines += list(extra)
@@ -176,7 +177,17 @@ class Broker:
         return out
 
     def violation_lines(self):
-        return [l for l in self.procs.read("violations.log").splitlines() if l.strip()]
+        """What the emulator recorded, and every client that set a will message (OneNET refuses
+        a will; the emulator cannot see one at CONNECT, the broker's log does)."""
+        lines = [l for l in self.procs.read("violations.log").splitlines() if l.strip()]
+        connected = ""
+        for l in self.log().splitlines() if self.emulated else []:
+            if "New client connected" in l:
+                connected = l
+            elif "Will message specified" in l and "u'%s'" % OBSERVER[0] not in connected:
+                client = connected.split(" as ", 1)[1].split(" ", 1)[0] if " as " in connected else "?"
+                lines.append("%s: will message set (OneNET refuses a will; clean session, no will)" % client)
+        return lines
 
     def stop(self):
         self.proc.terminate()

@@ -51,6 +51,16 @@ class EmulatorTest(unittest.TestCase):
         self.assertIn("undocumented topic $sys/%s/dev1/thing/property/pots" % PID,
                       "\n".join(self.broker.violation_lines()))
 
+    def test_a_will_message_is_a_violation(self):
+        token = onenet_token(PID, "dev1", KEY)
+        topic = "$sys/%s/dev1/dp/post/json" % PID
+        self.assertEqual(pub(self.broker, "dev1", token, topic, '{"id":1,"dp":{"a":[{"v":1}]}}')[0], 0)
+        self.assertEqual(self.broker.violation_lines(), [], "no will: no violation")
+        pub(self.broker, "dev1", token, topic, '{"id":2,"dp":{"a":[{"v":1}]}}',
+            extra=["--will-topic", topic, "--will-payload", '{"id":3,"dp":{"a":[{"v":0}]}}'])
+        self.assertEqual(self.broker.violation_lines(),
+                         ["dev1: will message set (OneNET refuses a will; clean session, no will)"])
+
     def test_datapoints_are_checked_and_answered_like_the_platform(self):
         # (The accepted/rejected answers go to the device itself; the daemon's tests see them.)
         token = onenet_token(PID, "dev1", KEY)

@@ -106,6 +106,9 @@ class GatewayOutageTest(unittest.TestCase):
             arrived = sum(1 for d, _ in set(got) if d == device)
             self.assertEqual(arrived, first_run[device] + second_run.get(device, 0),
                              "every sample of %s read by the bus arrives exactly once" % device)
+        # The platform keeps the topology across its restart (the emulator's state file): after
+        # the outage and the daemon's restart, topo/get finds every sub-device; none is added twice.
+        self.assertEqual(len([t for _, t, _ in broker.received() if t.endswith("/thing/sub/topo/add")]), SUBS)
         self.assertEqual(broker.violation_lines(), [])
 
 
