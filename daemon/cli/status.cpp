@@ -41,6 +41,12 @@ int print_status(const std::string& data_dir) {
             std::cout << fmt::format("refused by cloud {}: device {}: {} record(s): {}\n", x.value("cloud", "?"),
                                      r.value("device", "?"), r.value("records", 0ULL), r.value("reason", "?"));
         }
+        if (const auto n = x.value("values_superseded", 0ULL)) {
+            std::cout << fmt::format(
+                "session {}: {} value(s) left out: a newer value of the same stream had the same second (the "
+                "platform's times are whole seconds)\n",
+                x.value("name", "?"), n);
+        }
     }
     if (s.contains("store")) {
         const auto& st = s["store"];

@@ -81,6 +81,7 @@ struct Packet {
     std::vector<Message> messages;
     std::vector<RecordRef> records;
     std::size_t samples = 0;
+    std::size_t superseded = 0;  // values left out: another value of the same stream and second went
     std::int64_t oldest_ms = 0;  // acquisition time of its oldest batch
 };
 

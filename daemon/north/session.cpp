@@ -763,6 +763,7 @@ bool Session::publish_data(std::deque<core::SampleBatch>& queue) {
     auto packets = profile_.build(info_, queue, 1, next_id_);
     if (packets.empty()) return false;
     auto& p = packets.front();
+    if (p.superseded) count(&SessionCounters::values_superseded, p.superseded);
     // (QoS 0 never carries stored data: the configuration refuses qos 0 with the disk store.)
     const std::size_t id = p.records.empty() || profile_.qos() == 0 ? 0 : next_packet_++;
     if (id) packets_[id] = InFlight{p.messages.size(), std::move(p.records), p.oldest_ms};

@@ -49,10 +49,11 @@ struct SessionCounters {
     std::uint64_t connects = 0;
     std::uint64_t connect_failures = 0;
     std::uint64_t resolve_failures = 0;
-    std::uint64_t answers_retried = 0;   // messages sent again: a transient answer, or none in time
-    std::uint64_t records_rejected = 0;  // records the platform refused for good (dropped, counted)
-    std::uint64_t answers_unknown = 0;   // answers naming no request of ours (never finish anything)
-    std::uint64_t answers_missing = 0;   // messages whose answer did not come in time
+    std::uint64_t answers_retried = 0;    // messages sent again: a transient answer, or none in time
+    std::uint64_t records_rejected = 0;   // records the platform refused for good (dropped, counted)
+    std::uint64_t answers_unknown = 0;    // answers naming no request of ours (never finish anything)
+    std::uint64_t answers_missing = 0;    // messages whose answer did not come in time
+    std::uint64_t values_superseded = 0;  // left out: the platform keeps one value per stream and second
 };
 
 class Session;

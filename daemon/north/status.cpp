@@ -73,11 +73,11 @@ void North::write_status(TimePoint now) {
             "\"messages_acked\":{},\"samples_dropped_budget\":{},\"samples_dropped_memory\":{},\"commands\":{},"
             "\"malformed\":{},\"error_replies\":{},\"connect_failures\":{},\"resolve_failures\":{},"
             "\"answers_retried\":{},\"answers_missing\":{},\"answers_unknown\":{},\"records_rejected\":{},"
-            "\"rejected\":[",
+            "\"values_superseded\":{},\"rejected\":[",
             i ? "," : "", name, quoted(s.info().cloud->name), s.connected(), queued, s.queued_in_memory(),
             s.in_flight(), age_s, rate, c.samples_sent, c.messages_acked, dropped, c.samples_dropped, c.commands,
             c.malformed, c.error_replies, c.connect_failures, c.resolve_failures, c.answers_retried, c.answers_missing,
-            c.answers_unknown, c.records_rejected);
+            c.answers_unknown, c.records_rejected, c.values_superseded);
         // What the platform refused for good: records per device and the platform's reason.
         bool first = true;
         for (const auto& [key, n] : s.rejected()) {
@@ -96,10 +96,11 @@ void North::write_status(TimePoint now) {
             "fieldlink_platform_requests_total{{session={}}} {}\n"
             "fieldlink_malformed_messages_total{{session={}}} {}\n"
             "fieldlink_messages_retried_total{{session={}}} {}\n"
-            "fieldlink_records_rejected_total{{session={}}} {}\n",
+            "fieldlink_records_rejected_total{{session={}}} {}\n"
+            "fieldlink_values_superseded_total{{session={}}} {}\n",
             name, s.connected() ? 1 : 0, name, queued, name, age_s, name, c.samples_sent, name,
             dropped + c.samples_dropped, name, rate, name, c.commands, name, c.malformed, name, c.answers_retried, name,
-            c.records_rejected);
+            c.records_rejected, name, c.values_superseded);
     }
     status.print("]");
     if (store_) {

@@ -54,9 +54,10 @@ class OnenetProfile : public north::Profile {
 // {"id":"..","code":..,"msg":"..","data":..} (data omitted when empty).
 std::string onenet_reply(const std::string& id, int code, const std::string& msg, const std::string& data_json = "");
 
-// Datapoints payload of the first `count` batches (exposed for unit tests).
+// Datapoints payload of the first `count` batches (exposed for unit tests): one value per stream
+// and second (the newest); `superseded` (optional) counts the values left out.
 std::string onenet_dp_payload(const config::DeviceConfig& d, const std::deque<core::SampleBatch>& batches,
-                              std::size_t count, std::uint32_t id);
+                              std::size_t count, std::uint32_t id, std::size_t* superseded = nullptr);
 
 std::unique_ptr<north::Profile> make_onenet_datapoints(const config::CloudConfig& c);
 std::unique_ptr<north::Profile> make_onenet_thing_model(const config::CloudConfig& c);

@@ -38,13 +38,24 @@ class OnenetDatapoints : public OnenetProfile {
             const std::size_t most = pending.size();  // bytes are the limit, not a count
             const std::uint32_t id = north::take_message_id(next_id);
             std::string payload;
+            std::vector<std::pair<std::size_t, std::size_t>> superseded;  // batches tried -> values left out
             const std::size_t n = north::fit_batches(
-                most, limit, [&](std::size_t k) { return onenet_dp_payload(*s.identity, pending, k, id); }, payload);
+                most, limit,
+                [&](std::size_t k) {
+                    std::size_t left_out = 0;
+                    std::string text = onenet_dp_payload(*s.identity, pending, k, id, &left_out);
+                    superseded.emplace_back(k, left_out);
+                    return text;
+                },
+                payload);
             north::Packet p;
             if (payload.size() <= limit) {
+                for (const auto& [k, left_out] : superseded) {
+                    if (k == n) p.superseded = left_out;
+                }
                 north::Message m{topic, std::move(payload), 0, std::to_string(id)};
                 for (std::size_t i = 0; i < n; ++i) north::take_front(pending, p);
-                m.samples = p.samples;
+                m.samples = p.samples - p.superseded;
                 p.messages.push_back(std::move(m));
             } else {  // one sample set larger than a message: its values over several
                 std::deque<core::SampleBatch> one(1);
@@ -106,29 +117,45 @@ class OnenetDatapoints : public OnenetProfile {
 }  // namespace
 
 std::string onenet_dp_payload(const config::DeviceConfig& d, const std::deque<core::SampleBatch>& batches,
-                              std::size_t count, std::uint32_t id) {
-    // Group samples by datastream, keeping acquisition order: {"id":N,"dp":{name:[{"v":..,"t":..}]}}
-    std::vector<std::string> streams(d.points.size());
+                              std::size_t count, std::uint32_t id, std::size_t* superseded) {
+    // Group samples by datastream, keeping acquisition order: {"id":N,"dp":{name:[{"v":..,"t":..}]}}.
+    // `t` has whole seconds and the platform keeps one value per stream and second: of several
+    // values of a stream in the same second, the newest goes and the others are counted.
+    struct Stream {
+        std::string json;
+        std::size_t last_start = 0;  // where its last entry begins in `json`
+        std::int64_t last_ms = -1;   // that entry's acquisition time
+    };
+    std::vector<Stream> streams(d.points.size());
+    std::size_t dropped = 0;
     for (std::size_t i = 0; i < count; ++i) {
         const auto& b = batches[i];
         const std::int64_t t = b.timestamp_ms / 1000;
         for (const auto& pv : b.values) {
-            std::string& st = streams[pv.point_index];
-            st += st.empty() ? "[" : ",";
-            st += "{\"v\":";
-            append_json_value(st, pv.value);
-            fmt::format_to(std::back_inserter(st), ",\"t\":{}}}", t);
+            Stream& st = streams[pv.point_index];
+            if (st.last_ms >= 0 && st.last_ms / 1000 == t) {
+                ++dropped;
+                if (b.timestamp_ms < st.last_ms) continue;  // an older value of that second
+                st.json.resize(st.last_start);              // the newer one replaces it
+            }
+            st.last_start = st.json.size();
+            st.last_ms = b.timestamp_ms;
+            st.json += st.json.empty() ? "[" : ",";
+            st.json += "{\"v\":";
+            append_json_value(st.json, pv.value);
+            fmt::format_to(std::back_inserter(st.json), ",\"t\":{}}}", t);
         }
     }
+    if (superseded) *superseded = dropped;
     std::string out = fmt::format(R"({{"id":{},"dp":{{)", id);
     bool first = true;
     for (std::size_t p = 0; p < streams.size(); ++p) {
-        if (streams[p].empty()) continue;
+        if (streams[p].json.empty()) continue;
         if (!first) out += ',';
         first = false;
         append_json_string(out, d.points[p].name);
         out += ':';
-        out += streams[p];
+        out += streams[p].json;
         out += ']';
     }
     out += "}}";

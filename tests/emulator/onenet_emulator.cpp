@@ -525,12 +525,16 @@ void datapoints_message(const char* cid, const std::string& topic, const std::st
             } else if (!values.is_array() || values.empty()) {
                 err = "stream " + name + " must be a non-empty array";
             } else {
+                std::set<long long> seconds;  // t has whole seconds: the platform keeps one value each
                 for (const auto& e : values) {
                     if (!e.is_object() || !e.contains("v")) {
                         err = "stream " + name + ": every datapoint needs v";
                     } else if (e.contains("t") &&
                                (!e["t"].is_number_integer() || e["t"].get<long long>() > 99999999999LL)) {
                         err = "stream " + name + ": t must be Unix seconds";
+                    } else if (e.contains("t") && !seconds.insert(e["t"].get<long long>()).second) {
+                        err = "stream " + name + ": two values for second " + std::to_string(e["t"].get<long long>()) +
+                              " (t has whole seconds; the platform keeps one)";
                     }
                 }
             }

@@ -6,6 +6,7 @@
 #include "north/profile.hpp"
 #include "platforms/aiot.hpp"
 #include "platforms/json.hpp"
+#include "platforms/onenet.hpp"
 #include "platforms/onenet_legacy.hpp"
 #include "platforms/platform.hpp"
 
@@ -634,4 +635,25 @@ devices:
         in = p.on_message(s, "v1/gateway/attributes/response", R"({"device":"A","value":8})", latest);
         CHECK(in.malformed);
     }
+}
+
+TEST_CASE("OneNET datapoints: one value per stream and second, the newest; the others counted") {
+    Fixture f;
+    const auto d = f.device("Chic_D");
+    const auto& dev = f.cfg.devices[d];
+    std::deque<core::SampleBatch> q{batch(d, 1700000000200, {{0, 1.0}, {1, true}}), batch(d, 1700000000700, {{0, 2.0}}),
+                                    batch(d, 1700000000100, {{0, 0.5}}),  // older, queued later
+                                    batch(d, 1700000001100, {{0, 3.0}})};
+    std::size_t superseded = 0;
+    const auto j = json::parse(platforms::onenet_dp_payload(dev, q, q.size(), 5, &superseded));
+    CHECK(j["dp"]["temperature"] == json::parse(R"([{"v":2.0,"t":1700000000},{"v":3.0,"t":1700000001}])"));
+    CHECK(j["dp"]["relay"] == json::parse(R"([{"v":true,"t":1700000000}])"));
+    CHECK(superseded == 2);
+    // Through build: the packet says how many it left out, and carries every record.
+    const auto& s = f.session("Chic_D");
+    std::uint32_t id = 1;
+    auto packets = f.profile(s).build(s, q, 5, id);
+    REQUIRE(packets.size() == 1);
+    CHECK(packets[0].superseded == 2);
+    CHECK(q.empty());
 }
