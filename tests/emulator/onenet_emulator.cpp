@@ -22,9 +22,12 @@
 //     most 10 devices and 100 properties each, and only sub-devices added to the gateway's
 //     topology (topo/add with a sasToken that verifies); the emulator answers every request on
 //     its /reply topic with code 200 (or an error code for a violation), like the platform.
-//     The topology outlives the gateway's sessions (as long as the broker runs): topo/get
-//     returns it, and adding a sub-device already in it is a violation (read it, add what is
-//     missing).
+//     The topology outlives the gateway's sessions (and, with plugin_opt_state, the broker):
+//     topo/get returns it, and adding a sub-device already in it is a violation (read it, add
+//     what is missing). Events: event/post and the events of pack/post and history/post are
+//     objects of {"value":{parameters},"time":ms}.
+//   - Datapoints: one value per stream and second in a message (t has whole seconds).
+//   - A will message is a violation (seen in the broker's log by the test harness).
 // OneNET legacy: clientId = a numeric device id listed with its auth_info (the password), user
 //   name = product id; publishes only to $dp (type 1 or 3 with a correct length header) and
 //   $crsp/...
@@ -377,6 +380,18 @@ int on_acl(int, void* event_data, void*) {
     if (ed->access == MOSQ_ACL_SUBSCRIBE && g.platform != "legacy" && topic.rfind(own, 0) != 0) {
         violation(cid, "subscribe to a foreign topic " + topic);
         return MOSQ_ERR_ACL_DENIED;
+    }
+    if (ed->access == MOSQ_ACL_SUBSCRIBE && g.platform == "onenet") {
+        // Wildcards only from the 5th level ($sys/{pid}/{dev}/{function}/...), e.g. thing/#.
+        std::size_t level = 1;
+        for (std::size_t i = 0; i < topic.size(); ++i) {
+            if (topic[i] == '/') ++level;
+            if ((topic[i] == '+' || topic[i] == '#') && level < 5) {
+                violation(cid, "subscribe with a wildcard at level " + std::to_string(level) + " in " + topic +
+                                   " (OneNET allows them from the 5th level)");
+                return MOSQ_ERR_ACL_DENIED;
+            }
+        }
     }
     return MOSQ_ERR_SUCCESS;
 }

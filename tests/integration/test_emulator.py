@@ -51,6 +51,16 @@ class EmulatorTest(unittest.TestCase):
         self.assertIn("undocumented topic $sys/%s/dev1/thing/property/pots" % PID,
                       "\n".join(self.broker.violation_lines()))
 
+    def test_wildcard_subscriptions_only_from_the_fifth_level(self):
+        for dev, topic in (("d1", "$sys/%s/d1/thing/#"), ("d2", "$sys/%s/d2/dp/post/json/+"), ("d3", "$sys/%s/d3/#"),
+                           ("d4", "$sys/%s/+/thing/#")):
+            subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(self.broker.port), "-V", "mqttv311",
+                            "-i", dev, "-u", PID, "-P", onenet_token(PID, dev, KEY), "-t", topic % PID, "-W", "1"],
+                           capture_output=True, timeout=10)
+        self.assertEqual(self.broker.violation_lines(), [
+            "d3: subscribe with a wildcard at level 4 in $sys/%s/d3/# (OneNET allows them from the 5th level)" % PID,
+            "d4: subscribe to a foreign topic $sys/%s/+/thing/#" % PID])
+
     def test_a_will_message_is_a_violation(self):
         token = onenet_token(PID, "dev1", KEY)
         topic = "$sys/%s/dev1/dp/post/json" % PID
