@@ -57,7 +57,8 @@ class Type3 {
 // length known before it is written.
 class Type1 {
   public:
-    Type1(const config::DeviceConfig& d, std::size_t max) : d_(d), max_(max), streams_(d.points.size()) {}
+    Type1(const config::DeviceConfig& d, std::size_t max)
+        : d_(d), max_(max), streams_(d.points.size()), last_(d.points.size()) {}
     // Bytes `f` adds to stream k: a comma, or (a stream's first value) {"id":NAME,"datapoints":[F]}
     // with a comma before every stream but the first (`others`: streams already in the body).
     std::size_t cost(std::uint32_t k, const std::string& f, bool others) const {
@@ -77,12 +78,30 @@ class Type1 {
         }
         return size_ + extra <= max_;
     }
-    void add(std::uint32_t k, const std::string& f) {
+    void add(std::uint32_t k, const std::string& f, std::int64_t ms) {
         size_ += cost(k, f, used_ > 0);
         if (streams_[k].empty()) ++used_;
         streams_[k] += streams_[k].empty() ? "" : ",";
+        last_[k] = {streams_[k].size(), ms};
         streams_[k] += f;
         ++values_;
+    }
+    // `at` has whole seconds and the platform keeps one value per stream and second: of values of
+    // stream k in the same second, the newest stays. Returns false when the value at `ms` is not
+    // of a second stream k already has in this body (add it); true when it was taken care of: it
+    // replaced an older one, or an existing newer one stays. Either way one value was left out.
+    // (A newer value that would not fit the full body goes as a new value, into the next message.)
+    bool same_second(std::uint32_t k, const std::string& f, std::int64_t ms) {
+        auto& [start, last_ms] = last_[k];
+        if (streams_[k].empty() || last_ms / 1000 != ms / 1000) return false;
+        const std::size_t replaced = size_ - (streams_[k].size() - start) + f.size();
+        if (ms >= last_ms && replaced > max_) return false;  // the body is full: the newer one goes in the next
+        if (ms >= last_ms) {
+            size_ = replaced;
+            streams_[k].replace(start, std::string::npos, f);
+            last_ms = ms;
+        }
+        return true;
     }
     void flush(north::Packet& p) {
         if (values_ == 0) return;
@@ -113,6 +132,7 @@ class Type1 {
     const config::DeviceConfig& d_;
     std::size_t max_;
     std::vector<std::string> streams_;
+    std::vector<std::pair<std::size_t, std::int64_t>> last_;  // per stream: where its last value starts, its time
     std::size_t size_ = kEmpty;
     std::size_t used_ = 0;    // streams with values
     std::size_t values_ = 0;  // values in the body
@@ -150,31 +170,43 @@ class OnenetLegacy : public north::Profile {
                 body.flush(p);
                 north::take_front(pending, p);
             } else {
-                Type1 body(d, body_limit());
-                std::size_t n = 0;
-                std::vector<std::pair<std::uint32_t, std::string>> frags;
-                for (const auto& b : pending) {
-                    frags.clear();
-                    const std::string at = platform_time(b.timestamp_ms);
-                    for (const auto& pv : b.values) {
-                        std::string f = R"({"at":")" + at + R"(","value":)";
-                        append_json_value(f, pv.value);
-                        f += '}';
-                        frags.emplace_back(pv.point_index, std::move(f));
-                    }
-                    if (n > 0 && !body.fits(frags)) break;  // the next set goes whole, in the next message
-                    for (auto& [k, f] : frags) {
-                        if (!body.fits(k, f)) body.flush(p);  // only inside a set larger than a frame
-                        body.add(k, f);
-                    }
-                    ++n;
-                }
-                body.flush(p);
+                const std::size_t n = backlog(d, pending, p);
                 for (std::size_t i = 0; i < n; ++i) north::take_front(pending, p);
             }
             out.push_back(std::move(p));
         }
         return out;
+    }
+
+    // Type 1 messages for the oldest waiting sets (as many whole sets as fit a frame; a set larger
+    // than a frame spans several), one value per stream and second; returns the sets taken.
+    std::size_t backlog(const config::DeviceConfig& d, const std::deque<core::SampleBatch>& pending,
+                        north::Packet& p) const {
+        Type1 body(d, body_limit());
+        std::size_t n = 0;
+        std::vector<std::pair<std::uint32_t, std::string>> frags;
+        for (const auto& b : pending) {
+            frags.clear();
+            const std::string at = platform_time(b.timestamp_ms);
+            for (const auto& pv : b.values) {
+                std::string f = R"({"at":")" + at + R"(","value":)";
+                append_json_value(f, pv.value);
+                f += '}';
+                frags.emplace_back(pv.point_index, std::move(f));
+            }
+            if (n > 0 && !body.fits(frags)) break;  // the next set goes whole, in the next message
+            for (auto& [k, f] : frags) {
+                if (body.same_second(k, f, b.timestamp_ms)) {
+                    ++p.superseded;
+                    continue;
+                }
+                if (!body.fits(k, f)) body.flush(p);  // only inside a set larger than a frame
+                body.add(k, f, b.timestamp_ms);
+            }
+            ++n;
+        }
+        body.flush(p);
+        return n;
     }
 
     std::size_t body_limit() const {

@@ -667,7 +667,25 @@ void legacy_message(const char* cid, const std::string& topic, const std::string
     if (len != payload.size() - 3)
         violation(cid,
                   "$dp length header " + std::to_string(len) + " but body is " + std::to_string(payload.size() - 3));
-    if (!json::accept(payload.substr(3))) violation(cid, "$dp body is not JSON");
+    const json body = json::parse(payload.substr(3), nullptr, false);
+    if (body.is_discarded()) {
+        violation(cid, "$dp body is not JSON");
+        return;
+    }
+    // Type 1: "at" has whole seconds; the platform keeps one value per stream and second.
+    if (payload[0] == 1 && body.is_object() && body.contains("datastreams") && body["datastreams"].is_array()) {
+        for (const auto& st : body["datastreams"]) {
+            if (!st.is_object() || !st.contains("datapoints") || !st["datapoints"].is_array()) continue;
+            std::set<std::string> seconds;
+            for (const auto& dp : st["datapoints"]) {
+                if (dp.is_object() && dp.contains("at") && dp["at"].is_string() &&
+                    !seconds.insert(dp["at"].get<std::string>()).second) {
+                    violation(cid, "$dp type 1: two values of stream " + st.value("id", "?") + " at " +
+                                       dp["at"].get<std::string>() + " (at has whole seconds)");
+                }
+            }
+        }
+    }
 }
 
 int on_message(int, void* event_data, void*) {

@@ -136,26 +136,28 @@ devices:
         self.assertEqual(broker.violation_lines(), [])
 
     def test_onenet_legacy_backlog_frames_fit_their_length(self):
-        # 40 points every 100 ms while the broker is away: the backlog needs far more than one
+        # 200 points every second while the broker is away: the backlog needs more than one
         # 65,535-byte $dp frame; every frame's 2-byte header must state its body's length (the
         # emulator checks it) and every sample set must arrive.
         procs = Procs(self)
         port = free_port()
-        points = ", ".join("{ name: stream_%02d, area: holding, address: %d }" % (i, i) for i in range(40))
+        # 200 points a second: `at` has whole seconds, so one set per second is what a frame can carry
+        # of each stream, and 12 s of them make more than a frame.
+        points = ", ".join("{ name: stream_%03d, area: holding, address: %d }" % (i, i) for i in range(200))
         daemon = Daemon(procs, f"""
 clouds:
   legacy: {{ platform: onenet-legacy, host: 127.0.0.1, port: {port}, product_id: "12345", keepalive: 120s }}
 buses:
   sim: {{ driver: sim }}
 devices:
-  - {{ name: boiler, cloud: legacy, bus: sim, unit: 2, device_id: "5678", key: SN-0001, interval: 100ms,
+  - {{ name: boiler, cloud: legacy, bus: sim, unit: 2, device_id: "5678", key: SN-0001, interval: 1s,
        points: [ {points} ] }}
 """)
-        time.sleep(8)  # about 80 sets x 40 values waiting
+        time.sleep(12)  # about 12 sets x 200 values waiting (~100 KB of type 1 body)
         broker = Broker(procs, devices=[("12345", "5678", "SN-0001")], platform="legacy", port=port)
         # What the platform received, recorded by the emulator itself (hex: frames are binary).
         received = lambda: [bytes.fromhex(p) for _, topic, p in broker.received() if topic == "$dp"]
-        # Drained: after large frames, one of what a second of live data makes (10 sets, ~18 KB).
+        # Drained: after large frames, one of what a second of live data makes (one set, ~4 KB).
         drained = lambda f=None: (lambda f: f and any(len(x) > 40000 for x in f) and len(f[-1]) < 30000)(received())
         wait_for(drained, timeout=90, what="the backlog to drain")
         self.assertEqual(daemon.stop()[0], 0)
@@ -169,9 +171,11 @@ devices:
             body = json.loads(p[3:])
             if p[0] == 1:
                 streams = {s["id"]: s["datapoints"] for s in body["datastreams"]}
-                self.assertEqual(len(streams), 40)
-                times += [dp["at"] for dp in streams["stream_00"]]
-        self.assertGreater(len(times), 60, "the sets taken during the outage arrive with their times")
+                self.assertEqual(len(streams), 200)
+                at = [dp["at"] for dp in streams["stream_000"]]
+                self.assertEqual(len(at), len(set(at)), "one value per stream and second in a frame")
+                times += at
+        self.assertGreater(len(times), 9, "the sets taken during the outage arrive with their times")
 
     def test_dashi_aiot(self):
         procs = Procs(self)

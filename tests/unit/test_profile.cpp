@@ -326,6 +326,18 @@ TEST_CASE("OneNET legacy: credentials, $dp type 3, type 1 for a backlog, $creq a
     CHECK(
         msgs[0].payload.substr(3) ==
         R"({"datastreams":[{"id":"temperature","datapoints":[{"at":"2015-04-14 22:31:12","value":22.5},{"at":"2015-04-14 22:31:13","value":23}]}]})");
+    // `at` has whole seconds: one value per stream and second, the newest; the others counted.
+    q = {batch(d, 1429021872100, {{0, 1.0}}), batch(d, 1429021872900, {{0, 2.0}}), batch(d, 1429021872500, {{0, 1.5}}),
+         batch(d, 1429021873000, {{0, 3.0}})};
+    auto packets = p.build(s, q, 5, id);
+    REQUIRE(packets.size() == 1);
+    CHECK(packets[0].superseded == 2);
+    REQUIRE(packets[0].messages.size() == 1);
+    CHECK(
+        packets[0].messages[0].payload.substr(3) ==
+        R"({"datastreams":[{"id":"temperature","datapoints":[{"at":"2015-04-14 22:31:12","value":2},{"at":"2015-04-14 22:31:13","value":3}]}]})");
+    CHECK(packets[0].messages[0].payload ==
+          platforms::onenet_legacy_frame(1, packets[0].messages[0].payload.substr(3)));
     auto in = p.on_message(s, "$creq/7a1c-uuid", "on", {});
     REQUIRE(in.replies.size() == 1);
     CHECK(in.replies[0].topic == "$crsp/7a1c-uuid");
