@@ -131,6 +131,15 @@ void BusWorker::hand_over(std::vector<core::SampleBatch>& round) {
 
 namespace {
 
+// A device_down / device_up batch: no values, never stored.
+core::SampleBatch presence(core::SampleBatch::Kind kind, const core::SampleBatch& poll) {
+    core::SampleBatch b;
+    b.kind = kind;
+    b.device_index = poll.device_index;
+    b.timestamp_ms = poll.timestamp_ms;
+    return b;
+}
+
 bool truthy(const core::Value& v) {
     return std::visit(
         [](const auto& x) {
@@ -307,11 +316,7 @@ void BusWorker::poll(Device& d, std::vector<core::SampleBatch>& round) {
     if (!answered) {
         ++d.failures;
         if (d.failures == 1) {  // the unit stopped answering: the north side logs it out
-            core::SampleBatch down;
-            down.kind = core::SampleBatch::Kind::device_down;
-            down.device_index = batch.device_index;
-            down.timestamp_ms = batch.timestamp_ms;
-            round.push_back(std::move(down));
+            round.push_back(presence(core::SampleBatch::Kind::device_down, batch));
         }
         if (d.link_point >= 0) {  // the link event, when the device has one
             batch.values.clear();
@@ -331,11 +336,7 @@ void BusWorker::poll(Device& d, std::vector<core::SampleBatch>& round) {
     }
     if (!had_exception) set_state(d, State::ok, 0, "");
     if (d.failures > 0) {  // answering again: logged in again before its data
-        core::SampleBatch up;
-        up.kind = core::SampleBatch::Kind::device_up;
-        up.device_index = batch.device_index;
-        up.timestamp_ms = batch.timestamp_ms;
-        round.push_back(std::move(up));
+        round.push_back(presence(core::SampleBatch::Kind::device_up, batch));
     }
     d.failures = 0;
     if (d.link_point >= 0) batch.values.push_back({static_cast<std::uint32_t>(d.link_point), core::Value(true)});

@@ -148,14 +148,7 @@ class Aiot : public north::Profile {
                 in.problem = "malformed answer (expected a JSON object with an \"id\"): " + payload.substr(0, 120);
                 return in;
             }
-            const auto code = int_of(*j, "code");
-            north::Answer a;
-            a.id = *id;
-            a.outcome = classify(code);
-            if (a.outcome != north::Answer::Outcome::accepted) {
-                a.reason = fmt::format("code {} {}", code.value_or(-1), text_of(*j, "message"));
-            }
-            in.answer = std::move(a);
+            in.answer = make_answer(*id, *j, classify(int_of(*j, "code")), "code", "message");
             return in;
         }
         const bool set = topic == p + "properties/set";

@@ -12,6 +12,7 @@
 
 #include "config/config.hpp"
 #include "core/value.hpp"
+#include "north/profile.hpp"
 
 namespace fieldlink::platforms {
 
@@ -73,6 +74,20 @@ inline std::optional<long long> int_of(const Json& j, const char* key) {
 
 inline bool ends_with(const std::string& s, const std::string& suffix) {
     return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// The platform's answer to request `id`: its outcome, and unless accepted the reason as the
+// platform gave it ("code 309 identifier not exist", `code_key` and `text_key` naming its fields).
+inline north::Answer make_answer(const std::string& id, const Json& j, north::Answer::Outcome outcome,
+                                 const char* code_key, const char* text_key) {
+    north::Answer a;
+    a.id = id;
+    a.outcome = outcome;
+    if (outcome != north::Answer::Outcome::accepted) {
+        const auto code = int_of(j, code_key);
+        a.reason = std::string(code_key) + " " + std::to_string(code.value_or(-1)) + " " + text_of(j, text_key);
+    }
+    return a;
 }
 
 // Serialises without throwing on invalid UTF-8.

@@ -91,14 +91,8 @@ class OnenetDatapoints : public OnenetProfile {
                     "datapoints answer without a message id (expected {\"id\":N,...}): " + payload.substr(0, 120);
                 return in;
             }
-            north::Answer a;
-            a.id = std::to_string(*id);
-            if (!accepted) {
-                const auto code = int_of(*j, "err_code");
-                a.outcome = classify(code);
-                a.reason = fmt::format("err_code {} {}", code.value_or(-1), text_of(*j, "err_msg"));
-            }
-            in.answer = std::move(a);
+            const auto outcome = accepted ? north::Answer::Outcome::accepted : classify(int_of(*j, "err_code"));
+            in.answer = make_answer(std::to_string(*id), *j, outcome, "err_code", "err_msg");
         } else if (topic.rfind(p + "cmd/request/", 0) == 0 && topic.size() > (p + "cmd/request/").size()) {
             // Command payloads are application-defined; answer on the response topic with the same id.
             in.kind = "cmd/request";

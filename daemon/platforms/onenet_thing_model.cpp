@@ -370,13 +370,8 @@ class OnenetThingModel : public OnenetProfile {
             return in;
         }
         if (ends_with(suffix, "/reply")) {  // the platform answering one of our requests
-            const auto code = int_of(*j, "code");
-            north::Answer a;
-            a.id = *id;
-            a.outcome = classify(code);
-            if (a.outcome != north::Answer::Outcome::accepted) {
-                a.reason = fmt::format("code {} {}", code.value_or(-1), text_of(*j, "msg"));
-            } else if (suffix == "sub/topo/get/reply") {
+            north::Answer a = make_answer(*id, *j, classify(int_of(*j, "code")), "code", "msg");
+            if (a.outcome == north::Answer::Outcome::accepted && suffix == "sub/topo/get/reply") {
                 // The topology the platform keeps: add what is missing, log in what is there,
                 // and report the sync result as the protocol asks.
                 a.follow_ups.emplace_back(p + "sub/topo/get/result", onenet_reply(*id, kCodeOk, "success"), 0);
