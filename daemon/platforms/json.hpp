@@ -35,6 +35,13 @@ inline bool is_event(const config::DeviceConfig& d, const core::PointValue& pv) 
 inline bool is_attribute(const config::DeviceConfig& d, const core::PointValue& pv) {
     return d.points[pv.point_index].report == config::Report::attribute;
 }
+// Whether a batch carries anything but events (properties, attributes).
+inline bool has_properties(const config::DeviceConfig& d, const core::SampleBatch& b) {
+    for (const auto& pv : b.values) {
+        if (!is_event(d, pv)) return true;
+    }
+    return false;
+}
 // The events a batch carries: each event's identifier and its values (positions in b.values), in
 // the order the events first appear.
 using EventValues = std::vector<std::pair<std::string, std::vector<std::size_t>>>;

@@ -139,7 +139,7 @@ std::string history(const config::DeviceConfig& d, const std::vector<const core:
 std::string properties_and_events(const config::DeviceConfig& d, const core::SampleBatch& b) {
     const auto evs = events_of(d, b);
     std::string out;
-    if (evs.size() < b.values.size() || evs.empty()) out = R"("properties":)" + properties(d, b);
+    if (evs.empty() || has_properties(d, b)) out = R"("properties":)" + properties(d, b);
     if (!evs.empty()) out += (out.empty() ? R"("events":)" : R"(,"events":)") + events(d, b, evs);
     return out;
 }
@@ -320,8 +320,7 @@ class OnenetThingModel : public OnenetProfile {
         if (direct && direct_events.empty()) {
             m.topic = prefix(s) + "thing/property/post";
             m.payload += properties(*s.identity, *direct);
-        } else if (direct && std::all_of(direct->values.begin(), direct->values.end(),
-                                         [&](const auto& pv) { return is_event(*s.identity, pv); })) {
+        } else if (direct && !has_properties(*s.identity, *direct)) {
             m.topic = prefix(s) + "thing/event/post";
             m.payload += events(*s.identity, *direct, direct_events);
         } else {

@@ -525,7 +525,7 @@ devices:
       - { name: Ua, area: holding, address: 2, report: event, event: over, trigger: none }
       - { name: mode, area: holding, address: 3, report: attribute }
   - { name: gw, cloud: tm, bus: s, gateway: true, points: [ { name: Power, area: holding, address: 0 } ] }
-  - { name: m1, cloud: tm, bus: s, via: gw, points: [ { name: Ua, area: holding, address: 0 }, { name: trip, area: coil, address: 1, report: event } ] }
+  - { name: m1, cloud: tm, bus: s, via: gw, points: [ { name: Ua, area: holding, address: 0 }, { name: trip, area: coil, address: 1, report: event }, { name: cause, area: holding, address: 2, report: event, event: trip, trigger: none } ] }
   - { name: dev, cloud: das, bus: s, key: secret, points: [ { name: WF, area: holding, address: 0 }, { name: alarm, area: coil, address: 1, report: event } ] }
   - { name: A, cloud: tb, bus: s, points: [ { name: temperature, area: holding, address: 0 }, { name: fw, area: holding, address: 1, report: attribute }, { name: door, area: coil, address: 2, report: event } ] }
 )");
@@ -586,6 +586,24 @@ devices:
         CHECK(json::parse(msgs[0].payload)["params"] ==
               json::parse(R"([{"identity":{"productID":"P1","deviceName":"m1"},
               "properties":{"Ua":{"value":230.0,"time":1700000000000}},"events":{"trip":{"value":{"trip":true},"time":1700000000000}}}])"));
+        // A set of events only: no empty "properties" (the platform wants 1..100 of each it gets).
+        q = {batch(2, t, {{1, true}, {2, std::int64_t{3}}})};
+        msgs = flat(p.build(s, q, 5, id));
+        REQUIRE(msgs.size() == 1);
+        CHECK(json::parse(msgs[0].payload)["params"] ==
+              json::parse(R"([{"identity":{"productID":"P1","deviceName":"m1"},
+              "events":{"trip":{"value":{"trip":true,"cause":3},"time":1700000000000}}}])"));
+    }
+    SUBCASE("OneNET: an event of two parameters and nothing else has no properties") {
+        const auto& s = session("solo");
+        const auto& p = profile(s);
+        std::deque<core::SampleBatch> q{batch(0, t, {{1, std::int64_t{1}}, {2, 251.0}}),
+                                        batch(0, t + 1000, {{1, std::int64_t{1}}, {2, 252.0}})};
+        auto msgs = flat(p.build(s, q, 5, id));
+        REQUIRE(msgs.size() == 1);
+        CHECK(msgs[0].topic == "$sys/P1/solo/thing/history/post");
+        CHECK(json::parse(msgs[0].payload)["params"] == json::parse(R"([{"events":{"over":[
+              {"value":{"alarm":1,"Ua":251.0},"time":1700000000000},{"value":{"alarm":1,"Ua":252.0},"time":1700000001000}]}}])"));
     }
     SUBCASE("DaShi: properties/up and one event/up per event, each answered on its /response") {
         const auto& s = session("dev");
