@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <utility>
@@ -37,10 +38,7 @@ inline bool is_attribute(const config::DeviceConfig& d, const core::PointValue& 
 }
 // Whether a batch carries anything but events (properties, attributes).
 inline bool has_properties(const config::DeviceConfig& d, const core::SampleBatch& b) {
-    for (const auto& pv : b.values) {
-        if (!is_event(d, pv)) return true;
-    }
-    return false;
+    return std::any_of(b.values.begin(), b.values.end(), [&](const core::PointValue& pv) { return !is_event(d, pv); });
 }
 // The events a batch carries: each event's identifier and its values (positions in b.values), in
 // the order the events first appear.
