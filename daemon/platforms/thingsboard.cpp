@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <tuple>
 
 #include "platforms/json.hpp"
 #include "platforms/platform.hpp"
@@ -126,17 +127,21 @@ class ThingsBoard : public north::Profile {
         while (!pending.empty() && out.size() < max_packets) {
             const std::size_t most = pending.size();  // bytes are the limit, not a count
             std::string payload;
-            // Sized by the larger of the two messages a packet may hold (telemetry, attributes).
+            // Sized by the larger of the two messages a packet may hold (telemetry, attributes);
+            // both are kept for each count tried, so the one chosen is not rendered again.
+            std::vector<std::tuple<std::size_t, std::string, std::string>> tried;
             const std::size_t n = north::fit_batches(
                 most, limit,
                 [&](std::size_t k) {
-                    std::string t = telemetry(s, pending, k), a = attributes(s, pending, k);
+                    auto& [count, t, a] = tried.emplace_back(k, telemetry(s, pending, k), attributes(s, pending, k));
                     return t.size() >= a.size() ? t : a;
                 },
                 payload);
             north::Packet p;
             if (payload.size() <= limit) {
-                std::string t = telemetry(s, pending, n), a = attributes(s, pending, n);
+                auto chosen =
+                    std::find_if(tried.begin(), tried.end(), [&](const auto& x) { return std::get<0>(x) == n; });
+                std::string t = std::move(std::get<1>(*chosen)), a = std::move(std::get<2>(*chosen));
                 for (std::size_t i = 0; i < n; ++i) north::take_front(pending, p);
                 if (t.size() > 2) p.messages.emplace_back("v1/gateway/telemetry", std::move(t), p.samples);
                 if (a.size() > 2) p.messages.emplace_back("v1/gateway/attributes", std::move(a), 0);
