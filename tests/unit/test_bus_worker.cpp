@@ -50,6 +50,19 @@ const fl_driver_v2 kFlaky = {
     sizeof(fl_driver_v2), FL_DRIVER_ABI_V2, "flaky",    "1",     kNames,  nullptr, 0,       flaky_model,
     flaky_create,         nullptr,          flaky_read, nullptr, nullptr, nullptr, nullptr, {}};
 
+// Every batch a worker hands over, taken under a lock.
+struct Collected {
+    std::mutex m;
+    std::vector<core::SampleBatch> got;
+    bus::SampleSink sink() {
+        return [this](std::vector<core::SampleBatch>& round) {
+            std::lock_guard<std::mutex> lock(m);
+            for (auto& b : round) got.push_back(std::move(b));
+            round.clear();
+        };
+    }
+};
+
 const char* kConfig = R"(
 clouds:
   c: { platform: mqtt, host: 127.0.0.1 }
@@ -72,13 +85,8 @@ TEST_CASE("a dead unit is backed off while its neighbour keeps polling; exceptio
     auto drv = bus::DriverInstance::create(&kFlaky, parsed.config.buses[0], &err);
     REQUIRE(drv);
 
-    std::mutex m;
-    std::vector<core::SampleBatch> got;
-    bus::BusWorker w(parsed.config, 0, std::move(drv), [&](std::vector<core::SampleBatch>& round) {
-        std::lock_guard<std::mutex> lock(m);
-        for (auto& b : round) got.push_back(std::move(b));
-        round.clear();
-    });
+    Collected c;
+    bus::BusWorker w(parsed.config, 0, std::move(drv), c.sink());
     w.start();
     std::this_thread::sleep_for(std::chrono::milliseconds(700));
     w.stop();
@@ -93,10 +101,10 @@ TEST_CASE("a dead unit is backed off while its neighbour keeps polling; exceptio
     CHECK(dead.timeouts.load() == static_cast<std::uint64_t>(g_reads_unit2.load()));
     CHECK(dead.ok.load() == 0);
     CHECK(refuses.exceptions.load() >= 5);
-    std::lock_guard<std::mutex> lock(m);
-    REQUIRE(!got.empty());
+    std::lock_guard<std::mutex> lock(c.m);
+    REQUIRE(!c.got.empty());
     std::size_t down = 0;
-    for (const auto& b : got) {
+    for (const auto& b : c.got) {
         if (b.kind == core::SampleBatch::Kind::device_down) {  // the dead unit, once: it never answers
             CHECK(b.device_index == 1);
             CHECK(b.values.empty());
@@ -174,20 +182,15 @@ devices:
     std::string err;
     auto drv = bus::DriverInstance::create(&kScriptDriver, parsed.config.buses[0], &err);
     REQUIRE(drv);
-    std::mutex m;
-    std::vector<core::SampleBatch> got;
-    bus::BusWorker w(parsed.config, 0, std::move(drv), [&](std::vector<core::SampleBatch>& round) {
-        std::lock_guard<std::mutex> lock(m);
-        for (auto& b : round) got.push_back(std::move(b));
-        round.clear();
-    });
+    Collected c;
+    bus::BusWorker w(parsed.config, 0, std::move(drv), c.sink());
     w.start();
     for (int i = 0; i < 500 && g_step.load() < kSteps; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     w.stop();
     REQUIRE(g_step.load() == kSteps);
     std::vector<std::string> seen;
-    std::lock_guard<std::mutex> lock(m);
-    for (const auto& b : got) {
+    std::lock_guard<std::mutex> lock(c.m);
+    for (const auto& b : c.got) {
         if (b.kind == core::SampleBatch::Kind::samples) {
             seen.push_back(names(dev, b));
         } else {
