@@ -12,6 +12,7 @@
 #include <map>
 
 #include "core/duration.hpp"
+#include "core/value.hpp"
 #include "types.hpp"
 
 namespace fieldlink::config {
@@ -64,6 +65,10 @@ struct CloudConfig {
     std::string client_id = "{device}";
     std::string topic = "fieldlink/{device}";
     std::string payload = R"({"ts":{ts_ms},"values":{values}})";
+    // Generic MQTT commands: subscribed per device ({device}; a {point} level takes the point's
+    // name and the payload its value); replies go to reply_topic (default: command topic + /reply).
+    std::string command_topic;
+    std::string reply_topic;
     int qos = 1;
     double max_rate = 0;  // messages per second per session; 0 = unlimited
     int max_inflight = 20;
@@ -117,6 +122,17 @@ struct PointConfig {
     int bit = -1;
     int length = 0;  // registers, for strings
     bool writable = false;
+    // Writes from the cloud are refused outside [min, max] (engineering units, after scale).
+    std::optional<double> min;
+    std::optional<double> max;
+    // Named values a plain command may give instead of a value (`on: 1`, `off: 0`).
+    struct Command {
+        std::string name;
+        std::string text;  // as written in the file
+        Mark mark;
+        core::Value value;  // converted by validation to what the point accepts
+    };
+    std::vector<Command> commands;
     Report report = Report::property;
     std::string event;  // report: event: the event identifier (default: the point name)
     Trigger trigger = Trigger::change;

@@ -176,6 +176,9 @@ const Field<CloudConfig> kCloudFields[] = {
     {"client_id", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.client_id, r.string(n)); }},
     {"topic", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.topic, r.string(n)); }},
     {"payload", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.payload, r.string(n)); }},
+    {"command_topic", false,
+     [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.command_topic, r.string(n)); }},
+    {"reply_topic", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.reply_topic, r.string(n)); }},
     {"qos", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.qos, r.integer(n, 0, 1, "0 or 1")); }},
     {"max_rate", false,
      [](CloudConfig& c, const YAML::Node& n, Reader& r) {
@@ -238,6 +241,25 @@ void parse_bus(const YAML::Node& node, BusConfig& bus, Reader& r) {
 }
 
 // ---- devices and points -----------------------------------------------------------------
+// `commands: { on: 1, off: 0 }`: names a plain command may use instead of a value.
+void parse_commands(PointConfig& p, const YAML::Node& n, Reader& r) {
+    if (!n.IsMap()) {
+        r.error(n, "expected a mapping of command names to values, like { on: 1, off: 0 }");
+        return;
+    }
+    for (const auto& kv : n) {
+        const auto name = kv.first.as<std::string>("");
+        Reader::Scope s(r, name);
+        if (name.empty()) {
+            r.error(kv.first, "expected a command name");
+            continue;
+        }
+        if (auto v = r.scalar(kv.second, "a single value for the command")) {
+            p.commands.push_back({name, *v, Reader::mark_of(kv.first), core::Value{}});
+        }
+    }
+}
+
 const Field<PointConfig> kPointFields[] = {
     {"name", true, [](PointConfig& p, const YAML::Node& n, Reader& r) { set_if(p.name, r.string(n)); }},
     {"area", true,
@@ -270,6 +292,9 @@ const Field<PointConfig> kPointFields[] = {
          set_if(p.length, r.integer(n, 1, 125, "1..125 registers"));
      }},
     {"writable", false, [](PointConfig& p, const YAML::Node& n, Reader& r) { set_if(p.writable, r.boolean(n)); }},
+    {"min", false, [](PointConfig& p, const YAML::Node& n, Reader& r) { p.min = r.number(n); }},
+    {"max", false, [](PointConfig& p, const YAML::Node& n, Reader& r) { p.max = r.number(n); }},
+    {"commands", false, parse_commands},
     {"report", false,
      [](PointConfig& p, const YAML::Node& n, Reader& r) {
          set_if(p.report, r.enumeration<Report>(n, parse_report, "property, event, attribute"));

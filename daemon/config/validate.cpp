@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "config/writes.hpp"
 #include "parser.hpp"
 
 namespace fieldlink::config {
@@ -27,7 +28,37 @@ std::optional<std::size_t> find_named(const std::vector<T>& v, const std::string
     return std::nullopt;
 }
 
-void check_point(Checker& c, const std::string& path, const PointConfig& p) {
+// min, max and commands only mean something for a point the cloud may write.
+void check_write_rules(Checker& c, const std::string& at, PointConfig& p) {
+    if (!p.writable && (p.min || p.max || !p.commands.empty())) {
+        c.fail(p.mark, at,
+               "'min', 'max' and 'commands' limit writes from the cloud; this point is not writable "
+               "(add 'writable: true')");
+        return;
+    }
+    if (p.writable && p.bit >= 0) {
+        c.fail(p.mark, at,
+               "a bit field cannot be written without changing the other bits of its register; map the register "
+               "itself (without 'bit') as a writable point");
+    }
+    if ((p.min || p.max) && (p.type == DataType::boolean || p.type == DataType::string)) {
+        c.fail(p.mark, at, std::string("'min'/'max' apply to numeric types, not ") + to_string(p.type));
+    }
+    if (p.min && p.max && *p.min > *p.max) {
+        c.fail(p.mark, at, "'min' is greater than 'max'");
+    }
+    for (auto& cmd : p.commands) {
+        std::string why;
+        auto v = accept_write(p, value_from_text(cmd.text), &why);
+        if (v) {
+            cmd.value = *v;
+        } else {
+            c.fail(cmd.mark, at + ".commands." + cmd.name, "command value '" + cmd.text + "': " + why);
+        }
+    }
+}
+
+void check_point(Checker& c, const std::string& path, PointConfig& p) {
     const std::string at = path + ".points." + p.name;
     if (is_bit_area(p.area) && p.type != DataType::boolean) {
         c.fail(p.mark, at,
@@ -68,6 +99,7 @@ void check_point(Checker& c, const std::string& path, const PointConfig& p) {
         c.fail(p.mark, at,
                "'trigger: none' carries a point along with its event; an attribute with it would never be sent");
     }
+    check_write_rules(c, at, p);
     const long end = static_cast<long>(p.address) + p.count() - 1;
     if (end > 65535) {
         c.fail(p.mark, at,
@@ -99,7 +131,17 @@ void check_device(Checker& c, Config& cfg, std::size_t index) {
     }
     if (d.points.empty()) c.fail(d.mark, path + ".points", "expected at least one point");
     std::map<std::string, const PointConfig*> seen;
-    for (const auto& p : d.points) {
+    std::map<std::string, const PointConfig::Command*> commands;
+    for (auto& p : d.points) {
+        for (const auto& cmd : p.commands) {
+            // A plain payload ("on") names a command without its point: one per device.
+            if (auto [it, fresh] = commands.emplace(cmd.name, &cmd); !fresh) {
+                c.fail(cmd.mark, path + ".points." + p.name + ".commands",
+                       "command '" + cmd.name + "' is already defined at line " +
+                           std::to_string(it->second->mark.line) +
+                           "; a plain command names no point, so its name must be unique within the device");
+            }
+        }
         if (auto it = seen.find(p.name); it != seen.end()) {
             c.fail(p.mark, path + ".points",
                    "duplicate point name '" + p.name + "' (first defined at line " +

@@ -1,9 +1,12 @@
 #include "decode.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
+#include <variant>
 
 namespace fieldlink::mapping {
 namespace {
@@ -139,6 +142,122 @@ std::optional<Value> decode_registers(const PointCodec& c, const std::uint16_t* 
     }
     if (error) *error = "unsupported type";
     return std::nullopt;
+}
+
+void bytes_to_registers(const std::uint8_t* bytes, int words, WordOrder order, std::uint16_t* regs) {
+    for (int i = 0; i < words; ++i) {
+        const int dst = swaps_words(order) ? words - 1 - i : i;
+        const std::uint8_t a = bytes[static_cast<std::ptrdiff_t>(2) * i];
+        const std::uint8_t b = bytes[static_cast<std::ptrdiff_t>(2) * i + 1];
+        regs[dst] =
+            swaps_bytes(order) ? static_cast<std::uint16_t>(b << 8 | a) : static_cast<std::uint16_t>(a << 8 | b);
+    }
+}
+
+namespace {
+
+double number_of(const Value& v) {
+    if (const auto* i = std::get_if<std::int64_t>(&v)) return static_cast<double>(*i);
+    if (const auto* u = std::get_if<std::uint64_t>(&v)) return static_cast<double>(*u);
+    if (const auto* d = std::get_if<double>(&v)) return *d;
+    if (const auto* b = std::get_if<bool>(&v)) return *b ? 1.0 : 0.0;
+    return 0.0;
+}
+
+// The raw whole number a value stands for: exact for unscaled whole values, else rounded after
+// reversing scale and offset. False when it lies outside [lo, hi].
+bool raw_whole(const PointCodec& c, const Value& v, std::int64_t lo, std::uint64_t hi, std::uint64_t* bits) {
+    if (c.scale == 1.0 && c.offset == 0.0) {
+        if (const auto* u = std::get_if<std::uint64_t>(&v)) {
+            *bits = *u;
+            return *u <= hi;
+        }
+        if (const auto* i = std::get_if<std::int64_t>(&v)) {
+            *bits = static_cast<std::uint64_t>(*i);
+            return *i >= lo && (*i < 0 || static_cast<std::uint64_t>(*i) <= hi);
+        }
+    }
+    const double raw = std::nearbyint((number_of(v) - c.offset) / c.scale);
+    // 2^64 as a double: anything at or above it does not convert.
+    if (!std::isfinite(raw) || raw < static_cast<double>(lo) || raw >= 18446744073709551616.0 ||
+        (raw >= 0 && static_cast<std::uint64_t>(raw) > hi)) {
+        return false;
+    }
+    *bits = raw < 0 ? static_cast<std::uint64_t>(static_cast<std::int64_t>(raw)) : static_cast<std::uint64_t>(raw);
+    return true;
+}
+
+}  // namespace
+
+bool encode_registers(const PointCodec& c, const Value& v, std::uint16_t* regs, std::string* error) {
+    const int words = register_count(c.type, c.string_length);
+    std::uint8_t b[250] = {};
+    if (c.type == DataType::string) {
+        const auto* s = std::get_if<std::string>(&v);
+        if (!s || s->size() > static_cast<std::size_t>(words) * 2) {
+            if (error) *error = "text does not fit the point's registers";
+            return false;
+        }
+        std::copy(s->begin(), s->end(), b);  // the rest stays zero: the device's padding
+        bytes_to_registers(b, words, swaps_bytes(c.order) ? WordOrder::badc : WordOrder::abcd, regs);
+        return true;
+    }
+    std::uint64_t raw = 0;
+    bool ok = true;
+    switch (c.type) {
+        case DataType::boolean:
+            raw = number_of(v) != 0.0 ? 1 : 0;
+            break;
+        case DataType::int16:
+            ok = raw_whole(c, v, INT16_MIN, INT16_MAX, &raw);
+            break;
+        case DataType::uint16:
+            ok = raw_whole(c, v, 0, UINT16_MAX, &raw);
+            break;
+        case DataType::int32:
+            ok = raw_whole(c, v, INT32_MIN, INT32_MAX, &raw);
+            break;
+        case DataType::uint32:
+            ok = raw_whole(c, v, 0, UINT32_MAX, &raw);
+            break;
+        case DataType::int64:
+            ok = raw_whole(c, v, INT64_MIN, INT64_MAX, &raw);
+            break;
+        case DataType::uint64:
+            ok = raw_whole(c, v, 0, UINT64_MAX, &raw);
+            break;
+        case DataType::bcd: {
+            std::uint64_t n = 0;
+            ok = raw_whole(c, v, 0, 9999, &n);
+            for (int shift = 0; shift < 16; shift += 4, n /= 10) raw |= (n % 10) << shift;
+            break;
+        }
+        case DataType::float32: {
+            const double d = (number_of(v) - c.offset) / c.scale;
+            ok = std::isfinite(d) && std::fabs(d) <= static_cast<double>(std::numeric_limits<float>::max());
+            const auto f = ok ? static_cast<float>(d) : 0.0f;
+            std::uint32_t u = 0;
+            std::memcpy(&u, &f, sizeof u);
+            raw = u;
+            break;
+        }
+        case DataType::float64: {
+            const double d = (number_of(v) - c.offset) / c.scale;
+            ok = std::isfinite(d);
+            std::memcpy(&raw, &d, sizeof raw);
+            break;
+        }
+        case DataType::string:
+            break;
+    }
+    if (!ok) {
+        if (error) *error = "value does not fit the point's raw type after scale and offset";
+        return false;
+    }
+    const int n = words * 2;
+    for (int i = 0; i < n; ++i) b[i] = static_cast<std::uint8_t>(raw >> (8 * (n - 1 - i)));
+    bytes_to_registers(b, words, c.order, regs);
+    return true;
 }
 
 PointCodec codec_of(const config::PointConfig& p) {

@@ -37,6 +37,15 @@ void registers_to_bytes(const std::uint16_t* regs, int words, WordOrder order, s
 
 PointCodec codec_of(const config::PointConfig& p);
 
+// The inverse of decode_registers for writes: a value accepted by config::accept_write, with
+// scale and offset reversed (rounded to the nearest raw step), laid out in the point's word and
+// byte order into register_count(type) words at `regs`. False with `error` when the raw value
+// does not fit its type.
+bool encode_registers(const PointCodec& codec, const Value& v, std::uint16_t* regs, std::string* error);
+
+// The inverse of registers_to_bytes.
+void bytes_to_registers(const std::uint8_t* bytes, int words, WordOrder order, std::uint16_t* regs);
+
 // One read response: `count` registers (or bits) of `area` starting at `address`.
 struct Response {
     config::Area area = config::Area::holding;
