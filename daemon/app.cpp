@@ -107,10 +107,6 @@ int start_all(const config::Config& cfg, const bus::PluginRegistry& plugins, Run
     }
     run.north = std::make_unique<north::North>(cfg, platforms::make_profiles(cfg));
     std::string err;
-    if (!run.north->start(&err)) {
-        log->error("{}", err);
-        return kExitRuntime;
-    }
     for (std::size_t b = 0; b < cfg.buses.size(); ++b) {
         auto driver = bus::DriverInstance::create(plugins.find(cfg.buses[b].driver), cfg.buses[b], &err);
         if (!driver) {
@@ -120,6 +116,15 @@ int start_all(const config::Config& cfg, const bus::PluginRegistry& plugins, Run
         auto* north = run.north.get();
         run.workers.push_back(std::make_unique<bus::BusWorker>(
             cfg, b, std::move(driver), [north](std::vector<core::SampleBatch>& batches) { north->push(batches); }));
+    }
+    // Writes from the platforms go to the worker owning the device's bus.
+    run.north->set_writer([&cfg, workers = &run.workers](core::WriteJobPtr job) {
+        auto& worker = *(*workers)[cfg.devices[job->device].bus_index];
+        worker.submit(std::move(job));
+    });
+    if (!run.north->start(&err)) {
+        log->error("{}", err);
+        return kExitRuntime;
     }
     for (auto& w : run.workers) w->start();
     log->info("fieldlinkd running: {} bus(es), {} device(s), {} point(s)", cfg.buses.size(), cfg.devices.size(),

@@ -1,5 +1,6 @@
 #include "bus_worker.hpp"
 
+#include <fmt/format.h>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
@@ -7,6 +8,7 @@
 #include <type_traits>
 #include <variant>
 
+#include "config/writes.hpp"
 #include "core/log.hpp"
 #include "mapping/decode.hpp"
 
@@ -63,6 +65,15 @@ void BusWorker::start() {
     });
 }
 
+void BusWorker::submit(core::WriteJobPtr job) {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        writes_.push_back(std::move(job));
+        writes_waiting_.store(true);
+    }
+    cv_.notify_all();
+}
+
 void BusWorker::stop() {
     if (!thread_.joinable()) return;
     {
@@ -87,19 +98,22 @@ void BusWorker::run() {
     log_->info("polling {} device(s) with driver {}", devices_.size(), bus_.driver);
     for (std::size_t i = 0; i < devices_.size(); ++i) due_.emplace(devices_[i].next_due, i);
     std::vector<core::SampleBatch> round;
+    const auto woken = [this] { return stop_.load() || writes_waiting_.load(); };
     while (!stop_.load()) {
-        if (due_.empty()) {
-            std::unique_lock<std::mutex> lock(mutex_);
-            cv_.wait(lock, [this] { return stop_.load(); });
-            break;
-        }
         {
             std::unique_lock<std::mutex> lock(mutex_);
-            if (cv_.wait_until(lock, due_.top().first, [this] { return stop_.load(); })) break;
+            if (due_.empty()) {
+                cv_.wait(lock, woken);
+            } else {
+                cv_.wait_until(lock, due_.top().first, woken);
+            }
         }
+        if (stop_.load()) break;
+        run_writes(round);
         const auto start = Clock::now();
         auto handed = start;
         while (!due_.empty() && due_.top().first <= start && !stop_.load()) {
+            run_writes(round);  // writes go ahead of the polls still due
             Device& d = devices_[due_.top().second];
             due_.pop();
             poll(d, round);
@@ -303,6 +317,7 @@ void BusWorker::poll(Device& d, std::vector<core::SampleBatch>& round) {
     bool answered = true;
     bool had_exception = false;
     for (const auto& r : d.plan) {
+        run_writes(round);  // a device with many requests does not hold a write back
         const auto before = d.counters->exceptions.load();
         if (!read_request(d, r, batch)) {
             answered = false;
@@ -345,6 +360,158 @@ void BusWorker::poll(Device& d, std::vector<core::SampleBatch>& round) {
     d.next_due += dc.interval;
     if (d.next_due <= now) d.next_due = now + dc.interval;  // overrun: skip missed cycles, keep going
     if (!batch.values.empty()) round.push_back(std::move(batch));
+}
+
+// ---- writes from the cloud -------------------------------------------------------------------
+
+void BusWorker::run_writes(std::vector<core::SampleBatch>& round) {
+    if (!writes_waiting_.load()) return;
+    std::vector<core::WriteJobPtr> jobs;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        jobs.swap(writes_);
+        writes_waiting_.store(false);
+    }
+    for (auto& job : jobs) {
+        if (stop_.load()) return;     // never answered: the north side's deadline replies
+        if (!job->claim()) continue;  // the north side gave up on it and has answered
+        execute(*job, round);
+        if (job->done) job->done(job);
+    }
+}
+
+namespace {
+
+const char* exception_name(int code) {
+    switch (code) {
+        case 1:
+            return "illegal function";
+        case 2:
+            return "illegal data address";
+        case 3:
+            return "illegal data value";
+        case 4:
+            return "server device failure";
+        case 6:
+            return "server device busy";
+        default:
+            return "exception";
+    }
+}
+
+core::WriteJob::Failure failure_of(unsigned kind) {
+    switch (kind) {
+        case FL_ERRK_TIMEOUT:
+            return core::WriteJob::Failure::timeout;
+        case FL_ERRK_EXCEPTION:
+            return core::WriteJob::Failure::exception;
+        default:
+            return core::WriteJob::Failure::link;
+    }
+}
+
+}  // namespace
+
+// One point: FC05/FC15 for a coil, FC06 for one register, FC16 for anything wider (so a 32-bit
+// value or a float changes at once); then the point is read back, and the write stands only if
+// the device holds exactly the image written.
+bool BusWorker::write_point(const config::PointConfig& p, int unit, const core::Value& v, core::WriteJob& job) {
+    std::uint16_t regs[125] = {};
+    std::uint8_t bit = 0;
+    fl_write_v2 w{};
+    w.struct_size = sizeof w;
+    w.unit = static_cast<std::uint8_t>(unit);
+    w.area = static_cast<std::uint8_t>(p.area);
+    w.address = p.address;
+    w.count = static_cast<std::uint16_t>(p.count());
+    if (config::is_bit_area(p.area)) {
+        bit = std::holds_alternative<bool>(v) && std::get<bool>(v) ? 1 : 0;
+        w.bits = &bit;
+    } else {
+        std::string why;
+        if (!mapping::encode_registers(mapping::codec_of(p), v, regs, &why)) {
+            job.failure = core::WriteJob::Failure::refused;
+            job.reason = "point " + p.name + ": " + why;
+            return false;
+        }
+        w.registers = regs;
+    }
+    fl_error_v2 err{};
+    err.struct_size = sizeof err;
+    if (driver_->write(&w, &err) != FL_OK) {
+        job.failure = failure_of(err.kind);
+        job.reason = err.kind == FL_ERRK_EXCEPTION
+                         ? fmt::format("unit {} answered the write of {} with Modbus exception {} ({})", unit, p.name,
+                                       err.code, exception_name(err.code))
+                         : fmt::format("writing {} to unit {}: {}", p.name, unit, err.message);
+        return false;
+    }
+    ++job.written;
+    fl_read_v2 r{};
+    r.struct_size = sizeof r;
+    r.unit = w.unit;
+    r.area = w.area;
+    r.address = w.address;
+    r.count = w.count;
+    r.registers = regs_.data();
+    r.bits = bits_.data();
+    fl_status st = FL_RETRY;
+    for (int a = 0; a <= bus_.retries && st == FL_RETRY && !stop_.load(); ++a) {
+        err = fl_error_v2{};
+        err.struct_size = sizeof err;
+        st = driver_->read(&r, &err);
+    }
+    if (st != FL_OK) {
+        job.failure = failure_of(err.kind);
+        job.reason = fmt::format("{} was written to unit {} but could not be read back: {}", p.name, unit, err.message);
+        return false;
+    }
+    const bool same =
+        config::is_bit_area(p.area) ? (bits_[0] != 0) == (bit != 0) : std::equal(regs, regs + w.count, regs_.begin());
+    std::string derr;
+    mapping::Response resp{p.area, p.address, w.count, regs_.data(), bits_.data()};
+    const auto index = static_cast<std::uint32_t>(&p - cfg_.devices[job.device].points.data());
+    const std::size_t before = job.read_back.size();
+    mapping::decode_points(cfg_.devices[job.device].points, {index}, resp, job.read_back, &derr);
+    if (!same) {
+        job.failure = core::WriteJob::Failure::mismatch;
+        job.reason = fmt::format("unit {} holds {} = {} after the write of {}", unit, p.name,
+                                 job.read_back.size() > before ? config::describe(job.read_back.back().value) : "?",
+                                 config::describe(v));
+        return false;
+    }
+    return true;
+}
+
+// Writes every value of the job in order (stopping at the first failure), then hands the values
+// read back to the north side at once, like a poll of those points.
+void BusWorker::execute(core::WriteJob& job, std::vector<core::SampleBatch>& round) {
+    const auto t0 = Clock::now();
+    auto* d = &*std::find_if(devices_.begin(), devices_.end(), [&](const Device& x) { return x.index == job.device; });
+    const auto& dc = cfg_.devices[job.device];
+    if (t0 > job.deadline) {
+        job.failure = core::WriteJob::Failure::expired;
+        job.reason = "the bus was busy past the platform's deadline; nothing was written";
+    } else {
+        job.ok = true;
+        for (const auto& pv : job.values) {
+            if (!write_point(dc.points[pv.point_index], dc.unit, pv.value, job)) {
+                job.ok = false;
+                break;
+            }
+        }
+    }
+    job.write_us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
+    ++(job.ok ? d->counters->writes : d->counters->write_errors);
+    if (!job.read_back.empty()) {
+        core::SampleBatch b;
+        b.device_index = job.device;
+        b.timestamp_ms = core::unix_ms_now();
+        b.values = job.read_back;
+        apply_triggers(*d, b);
+        if (!b.values.empty()) round.push_back(std::move(b));
+        hand_over(round);  // the new value is published now, not after the round
+    }
 }
 
 }  // namespace fieldlink::bus

@@ -19,6 +19,7 @@
 #include "config/config.hpp"
 #include "core/backoff.hpp"
 #include "core/value.hpp"
+#include "core/write_job.hpp"
 
 namespace spdlog {
 class logger;
@@ -36,6 +37,8 @@ struct DeviceCounters {
     std::atomic<std::uint64_t> protocol_errors{0};
     std::atomic<std::uint64_t> skipped{0};  // cycles dropped because the north queue was full
     std::atomic<std::uint64_t> requests{0};
+    std::atomic<std::uint64_t> writes{0};        // writes from the cloud confirmed by read-back
+    std::atomic<std::uint64_t> write_errors{0};  // ... that failed on the bus or read back otherwise
 };
 
 // Takes the batches of one polling round from the front of the vector, as many as it can (the
@@ -52,6 +55,10 @@ class BusWorker {
 
     void start();
     void stop();  // wakes the thread, interrupts blocking I/O, joins
+    // Thread-safe: queues a write from the cloud for one of this bus's devices. It goes ahead of
+    // the polls still due (after the request in progress), then job->done is called on this
+    // worker's thread. A job the north side gave up on (expired) is never written.
+    void submit(core::WriteJobPtr job);
     const DeviceCounters& counters(std::size_t local_index) const { return *devices_[local_index].counters; }
     std::size_t device_count() const { return devices_.size(); }
 
@@ -79,6 +86,9 @@ class BusWorker {
     void set_link(bool up, const char* detail);
     static void count_error(Device& d, unsigned kind);
     void apply_triggers(Device& d, core::SampleBatch& batch) const;
+    void run_writes(std::vector<core::SampleBatch>& round);
+    void execute(core::WriteJob& job, std::vector<core::SampleBatch>& round);
+    bool write_point(const config::PointConfig& p, int unit, const core::Value& v, core::WriteJob& job);
 
     const config::Config& cfg_;
     const config::BusConfig& bus_;
@@ -98,6 +108,8 @@ class BusWorker {
     std::mutex mutex_;
     std::condition_variable cv_;
     std::atomic<bool> stop_{false};
+    std::vector<core::WriteJobPtr> writes_;  // guarded by mutex_
+    std::atomic<bool> writes_waiting_{false};
     std::thread thread_;
 };
 

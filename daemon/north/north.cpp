@@ -64,6 +64,32 @@ class North::Once final : public TimerHandler {
     void (North::*fn_)(TimePoint);
 };
 
+// On the north thread: the job goes to its bus worker, and comes back through writes_fd_.
+void North::submit_write(core::WriteJobPtr job) {
+    job->done = [this](core::WriteJobPtr j) {
+        {
+            std::lock_guard<std::mutex> lock(writes_mutex_);
+            finished_writes_.push_back(std::move(j));
+        }
+        const std::uint64_t one = 1;
+        (void)!write(writes_fd_, &one, sizeof one);
+    };
+    writer_(std::move(job));
+}
+
+void North::on_write_results() {
+    std::uint64_t n = 0;
+    (void)!read(writes_fd_, &n, sizeof n);
+    std::vector<core::WriteJobPtr> done;
+    {
+        std::lock_guard<std::mutex> lock(writes_mutex_);
+        done.swap(finished_writes_);
+    }
+    for (const auto& job : done) {
+        if (job->session < sessions_.size()) sessions_[job->session]->write_done(*job);
+    }
+}
+
 std::vector<SessionInfo> plan_sessions(const config::Config& cfg,
                                        const std::vector<std::unique_ptr<Profile>>& profiles) {
     std::vector<SessionInfo> out;
@@ -84,12 +110,14 @@ North::~North() {
     sessions_.clear();
     resolver_.reset();
     if (stop_fd_ >= 0) close(stop_fd_);
+    if (writes_fd_ >= 0) close(writes_fd_);
     mosquitto_lib_cleanup();
 }
 
 bool North::start(std::string* error) {
     stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (!loop_.ok() || stop_fd_ < 0) {
+    writes_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (!loop_.ok() || stop_fd_ < 0 || writes_fd_ < 0) {
         if (error) *error = std::string("cannot create the event loop: ") + std::strerror(errno);
         return false;
     }
@@ -123,6 +151,8 @@ bool North::start(std::string* error) {
         env.memory_window = std::clamp<std::size_t>(kMemoryBatches / std::max<std::size_t>(1, infos.size()), 16, 2000);
         env.backlog_chunk = kBacklogChunk;
         if (auto it = logins.find(info.name); it != logins.end()) env.earlier_logins = it->second;
+        env.index = sessions_.size();
+        if (writer_) env.submit_write = [this](core::WriteJobPtr job) { submit_write(std::move(job)); };
         auto s = std::make_unique<Session>(std::move(info), p, std::move(env));
         for (auto d : s->info().devices) route_[d] = s.get();
         sessions_.push_back(std::move(s));
@@ -132,6 +162,8 @@ bool North::start(std::string* error) {
     stop_watch_ = std::make_unique<Watch>(this, &North::on_stop_fd);  // wakes the loop; run() sees the flag
     loop_.watch(queue_.fd(), EPOLLIN, queue_watch_.get());
     loop_.watch(stop_fd_, EPOLLIN, stop_watch_.get());
+    writes_watch_ = std::make_unique<Watch>(this, &North::on_write_results);
+    loop_.watch(writes_fd_, EPOLLIN, writes_watch_.get());
     maintenance_ = std::make_unique<Every>(this, &North::maintain, kMaintenance);
     // Status files cost O(sessions): every second up to 500 sessions, then less often (30 s at most).
     status_period_ = std::chrono::milliseconds(std::clamp<std::size_t>(sessions_.size() * 2, 1000, 30'000));

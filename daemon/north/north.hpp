@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -13,6 +14,7 @@
 #include "config/config.hpp"
 #include "core/bounded_queue.hpp"
 #include "core/value.hpp"
+#include "core/write_job.hpp"
 #include "north/loop.hpp"
 #include "north/mosquitto_transport.hpp"
 #include "north/profile.hpp"
@@ -45,6 +47,9 @@ class North {
     // Thread-safe: called by bus workers with a round of batches; takes as many as the hand-off
     // queue has room for (from the front) and leaves the rest.
     void push(std::vector<core::SampleBatch>& batches) { queue_.push_all(batches); }
+    // Before start(): where writes from the platforms go (the bus worker owning the device). Called
+    // on the north thread; the worker calls job->done when finished.
+    void set_writer(std::function<void(core::WriteJobPtr)> writer) { writer_ = std::move(writer); }
     // Publishes what is waiting for at most `drain`, disconnects every session, joins.
     void stop(std::chrono::milliseconds drain);
     NorthTotals totals() const;
@@ -62,6 +67,8 @@ class North {
     bool all_idle() const;
     void publish_totals();
     void on_stop_fd();
+    void submit_write(core::WriteJobPtr job);
+    void on_write_results();
 
     const config::Config& cfg_;
     core::BoundedQueue<core::SampleBatch> queue_;
@@ -82,6 +89,11 @@ class North {
     std::unique_ptr<Once> drain_timer_;
     TimePoint last_drain_{};
     int stop_fd_ = -1;
+    std::function<void(core::WriteJobPtr)> writer_;
+    int writes_fd_ = -1;  // bus workers signal finished writes
+    std::mutex writes_mutex_;
+    std::vector<core::WriteJobPtr> finished_writes_;  // guarded by writes_mutex_
+    std::unique_ptr<Watch> writes_watch_;
     std::atomic<bool> stop_requested_{false};
     std::chrono::milliseconds drain_{0};
     TimePoint started_{};

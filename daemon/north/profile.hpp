@@ -106,6 +106,24 @@ struct SessionInfo {
 // Latest decoded value of every point, per device index (answers "property get").
 using LatestValues = std::unordered_map<std::uint32_t, std::vector<std::optional<core::Value>>>;
 
+// A write the platform asked for, already checked against the points (config::accept_write):
+// carried out by the device's bus worker, then answered with Profile::command_reply.
+struct Command {
+    std::uint32_t device = 0;              // index into Config::devices
+    std::vector<core::PointValue> values;  // in the order they are written
+    std::string kind;                      // "property/set", "rpc", ... (for logs)
+    std::string id;                        // the platform's request id
+    std::string reply_topic;               // empty: the platform expects no reply (attribute updates)
+    std::string detail;                    // what the reply needs again (a service identifier, ...)
+};
+
+// How a command ended: written and read back (ok), or why not.
+struct CommandResult {
+    bool ok = false;
+    std::string reason;
+    std::vector<core::PointValue> values;  // read back from the device
+};
+
 // Result of handling one message from the platform.
 struct Inbound {
     std::vector<Message> replies;
@@ -117,6 +135,8 @@ struct Inbound {
     bool error_reply = false;  // the platform answered one of our requests with an error code
     // The platform's answer to one of our requests (the session matches it by id).
     std::optional<Answer> answer;
+    // A write to carry out before replying (the reply comes from command_reply).
+    std::optional<Command> write;
 };
 
 class Profile {
@@ -161,6 +181,12 @@ class Profile {
                                           std::uint32_t& /*next_id*/) const {
         return {};
     }
+    // The platform's reply to a write (success with the values read back, or failure with the
+    // reason); a message with an empty topic sends nothing.
+    virtual Message command_reply(const SessionInfo&, const Command&, const CommandResult&) const { return {}; }
+    // How long the platform waits for a command's reply (OneNET: 5 s for property set and
+    // synchronous services); the reply must go before that.
+    virtual std::chrono::milliseconds command_deadline() const { return std::chrono::milliseconds(5000); }
     virtual int qos() const { return 1; }
     virtual int downlink_qos() const { return 0; }
     // First reconnect delay (doubling, full jitter, capped at 60 s).

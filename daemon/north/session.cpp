@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "config/writes.hpp"
 #include "core/log.hpp"
 
 namespace fieldlink::north {
@@ -220,6 +221,9 @@ void Session::lost(const char* why, int rc) {
         }
     }
     unwatch();
+    // Writes not yet started are withdrawn: their reply could not go, and the platform gives up.
+    for (auto& [id, w] : writes_) w.job->expire();
+    writes_.clear();
     schedule_reconnect(env_.loop->now());
 }
 
@@ -227,6 +231,8 @@ void Session::stop() {
     if (state_ == State::queued && env_.window) env_.window->withdraw(this);
     leave_window();
     const bool was_connected = state_ == State::connected;
+    for (auto& [id, w] : writes_) w.job->expire();
+    writes_.clear();
     state_ = State::stopped;  // before disconnect: its callback must not reconnect
     ++resolve_generation_;
     env_.loop->cancel(this);
@@ -305,6 +311,7 @@ void Session::on_timer(TimePoint now) {
                 }
             }
             if (state_ == State::connected && now >= next_answer_check_) answer_deadlines(now);
+            if (state_ == State::connected && !writes_.empty()) write_deadlines(now);
             if (state_ == State::connected) flush();
             break;
         default:
@@ -328,7 +335,7 @@ void Session::reschedule() {
             next = connect_deadline_;
             break;
         case State::connected: {
-            next = std::min(next_misc_, next_answer_check_);
+            next = std::min({next_misc_, next_answer_check_, next_write_check()});
             const bool waiting =
                 !control_.empty() || !live_.empty() || !backlog_.empty() || backlog_on_disk_ || retry_ready_;
             if (waiting && cloud_.max_rate > 0 && tokens_ < 1.0 && sendable() == 0 &&
@@ -627,6 +634,108 @@ void Session::handle(const std::string& topic, const std::string& payload) {
     // Replies jump the queue but not the rate limit: sent as soon as the read call returns if a
     // token is there (on_io flushes), else first.
     for (auto it = in.replies.rbegin(); it != in.replies.rend(); ++it) control_.push_front(*it);
+    if (in.write) start_write(std::move(*in.write));
+}
+
+// ---- writes from the platform -----------------------------------------------------------------
+
+namespace {
+
+std::string describe_values(const config::DeviceConfig& d, const std::vector<core::PointValue>& values) {
+    std::string out;
+    for (const auto& pv : values) {
+        if (!out.empty()) out += ", ";
+        out += d.points[pv.point_index].name + "=" + config::describe(pv.value);
+    }
+    return out.empty() ? "nothing" : out;
+}
+
+}  // namespace
+
+// The job may wait behind the request in progress on its bus (a unit timing out holds a serial
+// line for its response timeout): if the bus has not started it by 60% of the platform's
+// deadline it is withdrawn and refused, never written late; one started and not confirmed just
+// before the deadline is answered as unconfirmed.
+void Session::start_write(Command&& c) {
+    const TimePoint now = env_.loop->now();
+    const auto deadline = profile_.command_deadline();
+    PendingWrite w;
+    w.received = now;
+    w.give_up = now + deadline * 6 / 10;
+    w.hard = now + deadline - std::min<Clock::duration>(deadline / 10, std::chrono::milliseconds(300));
+    w.job = std::make_shared<core::WriteJob>();
+    w.job->device = c.device;
+    w.job->values = c.values;
+    w.job->id = next_write_++;
+    w.job->session = env_.index;
+    w.job->deadline = std::chrono::steady_clock::now() + (w.give_up - now);
+    w.command = std::move(c);
+    if (!env_.submit_write) {
+        reply_write(w, CommandResult{false, "this gateway runs no bus for the device", {}});
+        return;
+    }
+    auto job = w.job;
+    writes_.emplace(job->id, std::move(w));
+    env_.submit_write(std::move(job));
+    reschedule();
+}
+
+void Session::reply_write(const PendingWrite& w, CommandResult r) {
+    count(r.ok ? &SessionCounters::writes_ok : &SessionCounters::writes_failed);
+    const auto& d = info_.device(w.command.device);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(env_.loop->now() - w.received).count();
+    const std::string asked = w.command.id.empty() ? w.command.kind : w.command.kind + " id " + w.command.id;
+    if (r.ok) {
+        log_->info("write from cloud {} ({}) to {}: {}: done, read back {} ({} ms)", cloud_.name, asked, d.name,
+                   describe_values(d, w.command.values), describe_values(d, r.values), ms);
+    } else {
+        log_->warn("write from cloud {} ({}) to {}: {}: failed: {} ({} ms)", cloud_.name, asked, d.name,
+                   describe_values(d, w.command.values), r.reason, ms);
+    }
+    Message m = profile_.command_reply(info_, w.command, r);
+    if (!m.topic.empty()) control_.push_front(std::move(m));
+}
+
+void Session::write_done(const core::WriteJob& job) {
+    auto it = writes_.find(job.id);
+    if (it == writes_.end()) {  // answered by its deadline already
+        log_->warn("device {}: a write answered as unconfirmed finished later: {}", info_.name,
+                   job.ok ? "it was written and read back" : job.reason);
+        return;
+    }
+    reply_write(it->second, CommandResult{job.ok, job.reason, job.read_back});
+    writes_.erase(it);
+    flush();
+    reschedule();
+}
+
+void Session::write_deadlines(TimePoint now) {
+    for (auto it = writes_.begin(); it != writes_.end();) {
+        auto& w = it->second;
+        if (now >= w.give_up && w.job->expire()) {
+            reply_write(w, CommandResult{false,
+                                         "timeout: the bus did not reach the write in time (busy, or "
+                                         "waiting for a unit that does not answer); nothing was written",
+                                         {}});
+        } else if (now >= w.hard) {
+            reply_write(w, CommandResult{false,
+                                         "timeout: the device did not confirm the write in time; it may "
+                                         "have been applied",
+                                         {}});
+        } else {
+            ++it;
+            continue;
+        }
+        it = writes_.erase(it);
+    }
+}
+
+TimePoint Session::next_write_check() const {
+    TimePoint next = TimePoint::max();
+    for (const auto& [id, w] : writes_) {
+        next = std::min(next, w.job->state.load() == core::WriteJob::queued ? w.give_up : w.hard);
+    }
+    return next;
 }
 
 // ---- data ------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@
 #include "config/config.hpp"
 #include "core/backoff.hpp"
 #include "core/value.hpp"
+#include "core/write_job.hpp"
 #include "north/connect_window.hpp"
 #include "north/loop.hpp"
 #include "north/profile.hpp"
@@ -54,6 +55,8 @@ struct SessionCounters {
     std::uint64_t answers_unknown = 0;    // answers naming no request of ours (never finish anything)
     std::uint64_t answers_missing = 0;    // messages whose answer did not come in time
     std::uint64_t values_superseded = 0;  // left out: the platform keeps one value per stream and second
+    std::uint64_t writes_ok = 0;          // writes from the platform written and read back
+    std::uint64_t writes_failed = 0;      // ... that failed on the bus, read back otherwise or timed out
 };
 
 class Session;
@@ -71,6 +74,10 @@ struct SessionEnv {
     std::size_t backlog_chunk = 500;    // older batches loaded from the store at a time
     // Login attempts of a previous process, Unix ms (crash loops must still honour the rule).
     std::vector<std::int64_t> earlier_logins;
+    // Hands a write to the bus worker owning its device; the result comes back through
+    // Session::write_done on the loop's thread. Unset: writes are answered as impossible.
+    std::function<void(core::WriteJobPtr)> submit_write;
+    std::size_t index = 0;  // this session's number, carried by its write jobs
 };
 
 class Session final : public IoHandler, public TimerHandler, public TransportEvents, public ConnectWindow::Member {
@@ -91,6 +98,10 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     void flush();
     // Disconnects cleanly and stays down (shutdown, reload).
     void stop();
+    // A write this session handed to a bus worker has finished (called on the loop's thread):
+    // the platform gets its reply, unless the deadline already answered it.
+    void write_done(const core::WriteJob& job);
+    std::size_t writes_pending() const { return writes_.size(); }
     // Forgets queued batches the store dropped (record ids up to `id`), unless in flight.
     void forget_through(std::int64_t id);
 
@@ -165,6 +176,18 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     void plan_answer_check(TimePoint at) { next_answer_check_ = std::min(next_answer_check_, at); }
     void refill_backlog();
     void handle(const std::string& topic, const std::string& payload);
+    // A write on its way to the bus, answered by its result or by the deadline, whichever first.
+    struct PendingWrite {
+        Command command;
+        core::WriteJobPtr job;
+        TimePoint received{};
+        TimePoint give_up{};  // not started by the bus by then: refused, never written
+        TimePoint hard{};     // started but unconfirmed by then: failure replied before the platform's deadline
+    };
+    void start_write(Command&& c);
+    void reply_write(const PendingWrite& w, CommandResult r);
+    void write_deadlines(TimePoint now);
+    TimePoint next_write_check() const;
     void count(std::uint64_t SessionCounters::*field, std::uint64_t n = 1);
 
     SessionInfo info_;
@@ -219,6 +242,8 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     std::deque<Message> control_;  // on-connect messages and replies, sent before data
     LatestValues latest_;
     std::set<std::string> logged_kinds_;  // inbound problems are logged once per kind
+    std::map<std::uint64_t, PendingWrite> writes_;
+    std::uint64_t next_write_ = 1;
     std::uint32_t next_id_ = 1;
     bool dropping_ = false;
     SessionCounters counters_;
