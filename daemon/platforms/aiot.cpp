@@ -3,6 +3,7 @@
 // /response topics.
 #include <fmt/format.h>
 
+#include "config/writes.hpp"
 #include "core/crypto.hpp"
 #include "core/value.hpp"
 #include "platforms/aiot.hpp"
@@ -27,7 +28,6 @@ constexpr std::uint32_t kLongestId = 0x7FFFFFFF;  // take_message_id's largest
 
 constexpr int kCodeOk = 200;
 constexpr int kCodeRefused = 400;  // "request error" (Aliyun device code family)
-constexpr const char* kNoWrites = "writes and services from the cloud are not supported yet by this gateway";
 
 // protocols.md §4: 200 success; 429 too many requests passes; 400 request error and 460
 // parameter error are the message's own fault; other codes are retried a few times.
@@ -163,17 +163,48 @@ class Aiot : public north::Profile {
             in.problem = "malformed request (expected a JSON object with an \"id\"): " + payload.substr(0, 120);
             return in;
         }
-        in.command = in.refused = true;
-        in.problem = std::string("refused: ") + kNoWrites;
-        Json r = {{"code", kCodeRefused},
-                  {"data", Json::object()},
-                  {"id", *id},
-                  {"message", kNoWrites},
-                  {"method", set ? "thing.properties.set" : "thing.service.set"},
-                  {"version", "1.0"}};
-        if (!set) r["identifier"] = text_of(*j, "identifier");
-        in.replies.emplace_back(topic + "/response", dump(r), 0);
+        in.command = true;
+        north::Command c;
+        c.kind = in.kind;
+        c.id = *id;
+        c.reply_topic = topic + "/response";
+        c.detail = set ? std::string() : text_of(*j, "identifier");
+        std::string why;
+        const Json* params = j->contains("params") ? &(*j)["params"] : nullptr;
+        if (const auto* pt = set ? nullptr : config::point_with_command(*s.identity, c.detail)) {
+            auto v = config::accept_write(*pt, c.detail, &why);
+            if (v) c.values.push_back({static_cast<std::uint32_t>(pt - s.identity->points.data()), std::move(*v)});
+        } else if (!params) {
+            why = "no parameters to write";
+        } else {
+            writes_of(*s.identity, *params, c.values, &why);
+        }
+        if (c.values.empty()) {
+            in.refused = true;
+            in.problem = in.kind + " refused: " + why;
+            in.replies.push_back(command_reply(s, c, north::CommandResult{false, why, {}}));
+            return in;
+        }
+        c.device = static_cast<std::uint32_t>(s.identity - s.cfg->devices.data());
+        in.write = std::move(c);
         return in;
+    }
+
+    // {"code":200,"data":{},"id":..,"message":"success","method":..,"version":"1.0"}; a service
+    // also echoes its identifier and gives the values read back as its output (data.params).
+    north::Message command_reply(const north::SessionInfo& s, const north::Command& c,
+                                 const north::CommandResult& r) const override {
+        const bool set = c.kind == "properties/set";
+        Json data = Json::object();
+        if (!set && r.ok) data["params"] = Json::parse(point_values_json(s.device(c.device), r.values), nullptr, false);
+        Json out = {{"code", r.ok ? kCodeOk : kCodeRefused},
+                    {"data", data},
+                    {"id", c.id},
+                    {"message", r.ok ? std::string("success") : r.reason},
+                    {"method", set ? "thing.properties.set" : "thing.service.set"},
+                    {"version", "1.0"}};
+        if (!set) out["identifier"] = c.detail;
+        return {c.reply_topic, dump(out), 0};
     }
 
   private:

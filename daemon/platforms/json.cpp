@@ -8,6 +8,8 @@
 #include <charconv>
 #include <cmath>
 
+#include "config/writes.hpp"
+
 namespace fieldlink::platforms {
 namespace {
 
@@ -128,6 +130,83 @@ void append_event_params(std::string& out, const config::DeviceConfig& d, const 
         append_json_value(out, pv.value);
     }
     out += '}';
+}
+
+core::Value value_of(const Json& j) {
+    if (j.is_boolean()) return j.get<bool>();
+    if (j.is_number_unsigned()) return j.get<std::uint64_t>();
+    if (j.is_number_integer()) return j.get<std::int64_t>();
+    if (j.is_number_float()) return j.get<double>();
+    if (j.is_string()) return j.get<std::string>();
+    return dump(j);
+}
+
+bool writes_of(const config::DeviceConfig& d, const Json& params, std::vector<core::PointValue>& out,
+               std::string* why) {
+    if (!params.is_object() || params.empty()) {
+        *why = "expected an object of points and values, like {\"setpoint\": 20.5}";
+        return false;
+    }
+    if (params.size() > kMaxWriteValues) {
+        *why = "at most " + std::to_string(kMaxWriteValues) + " points per write";
+        return false;
+    }
+    for (const auto& item : params.items()) {
+        const std::string& name = item.key();
+        const Json& value = item.value();
+        auto p = std::find_if(d.points.begin(), d.points.end(), [&](const auto& pt) { return pt.name == name; });
+        if (p == d.points.end()) {
+            *why = "unknown point '" + name.substr(0, 64) + "' on device " + d.name;
+            return false;
+        }
+        auto v = config::accept_write(*p, value_of(value), why);
+        if (!v) return false;
+        out.push_back({static_cast<std::uint32_t>(p - d.points.begin()), std::move(*v)});
+    }
+    return true;
+}
+
+bool plain_command(const config::DeviceConfig& d, const std::string& payload, std::vector<core::PointValue>& out,
+                   std::string* id, std::string* why) {
+    std::string text = payload;
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+    const Json j = Json::parse(text, nullptr, false);
+    if (!j.is_discarded() && j.is_object()) {
+        Json params = j;
+        const bool has_id_point =
+            std::any_of(d.points.begin(), d.points.end(), [](const auto& p) { return p.name == "id"; });
+        if (!has_id_point && j.contains("id")) {
+            if (auto i = id_of(j)) *id = *i;
+            params.erase("id");
+        }
+        return writes_of(d, params, out, why);
+    }
+    if (!j.is_discarded() && j.is_string()) text = j.get<std::string>();
+    if (const auto* p = config::point_with_command(d, text)) {
+        auto v = config::accept_write(*p, text, why);
+        if (!v) return false;
+        out.push_back({static_cast<std::uint32_t>(p - d.points.data()), std::move(*v)});
+        return true;
+    }
+    if (const auto eq = text.find('='); eq != std::string::npos && eq > 0) {
+        Json params = Json::object();
+        params[text.substr(0, eq)] = text.substr(eq + 1);
+        return writes_of(d, params, out, why);
+    }
+    *why = "expected a command name of device " + d.name + ", point=value, or a JSON object of points; got '" +
+           text.substr(0, 40) + "'";
+    return false;
+}
+
+std::string point_values_json(const config::DeviceConfig& d, const std::vector<core::PointValue>& values) {
+    std::string out = "{";
+    for (const auto& pv : values) {
+        if (out.size() > 1) out += ',';
+        append_json_string(out, d.points[pv.point_index].name);
+        out += ':';
+        append_json_value(out, pv.value);
+    }
+    return out + "}";
 }
 
 }  // namespace fieldlink::platforms

@@ -95,6 +95,29 @@ inline north::Answer make_answer(const std::string& id, const Json& j, north::An
     return a;
 }
 
+// ---- writes from the platform -----------------------------------------------------------------
+
+// At most this many points per write (OneNET: 50 per property set).
+constexpr std::size_t kMaxWriteValues = 50;
+
+// A JSON value as a sample value (numbers keep integer precision); arrays and objects become
+// their text, which no point accepts.
+core::Value value_of(const Json& j);
+
+// {"point": value, ...}: every point known, writable, and its value accepted
+// (config::accept_write), in name order. False with `why` naming the first problem.
+bool writes_of(const config::DeviceConfig& d, const Json& params, std::vector<core::PointValue>& out, std::string* why);
+
+// A command of a simple device (OneNET datapoints, legacy $creq, generic MQTT): a JSON object of
+// points and values (its "id", when the device has no such point, is the request id), a command
+// name of one of the device's points ("on", or "\"on\"" as JSON), or `point=value`. False with
+// `why` for anything else.
+bool plain_command(const config::DeviceConfig& d, const std::string& payload, std::vector<core::PointValue>& out,
+                   std::string* id, std::string* why);
+
+// {"point":value,...} of `values` (e.g. the values read back after a write).
+std::string point_values_json(const config::DeviceConfig& d, const std::vector<core::PointValue>& values);
+
 // Serialises without throwing on invalid UTF-8.
 inline std::string dump(const Json& j) {
     return j.dump(-1, ' ', false, Json::error_handler_t::replace);

@@ -50,7 +50,92 @@ class MqttTemplate : public north::Profile {
 
     int qos() const override { return cloud_.qos; }
 
+    std::vector<std::string> subscriptions(const north::SessionInfo& s) const override {
+        if (cloud_.command_topic.empty()) return {};
+        return {command_topic(*s.identity, "+")};
+    }
+
+    // A command: on the device's command topic, a JSON object of points (with an optional "id"
+    // echoed in the reply), a command name ("on") or point=value; on a {point} topic, the value.
+    north::Inbound on_message(const north::SessionInfo& s, const std::string& topic, const std::string& payload,
+                              const north::LatestValues&, std::uint32_t&) const override {
+        north::Inbound in;
+        const auto& d = *s.identity;
+        std::string point;
+        if (cloud_.command_topic.empty() || !matches(d, topic, &point)) {
+            in.kind = "unexpected";
+            in.problem = "message on a topic this gateway does not use";
+            return in;
+        }
+        in.kind = "command";
+        in.command = true;
+        north::Command c;
+        c.kind = "command";
+        c.reply_topic = reply_topic(d, point);
+        std::string why;
+        bool ok = false;
+        if (point.empty()) {
+            ok = plain_command(d, payload, c.values, &c.id, &why);
+        } else {
+            Json one = Json::object();
+            const Json v = Json::parse(payload, nullptr, false);
+            one[point] = v.is_discarded() ? Json(payload) : v;
+            ok = writes_of(d, one, c.values, &why);
+        }
+        if (!ok) {
+            in.refused = true;
+            in.problem = "command refused: " + why;
+            in.replies.push_back(command_reply(s, c, north::CommandResult{false, why, {}}));
+            return in;
+        }
+        c.device = static_cast<std::uint32_t>(s.identity - s.cfg->devices.data());
+        in.write = std::move(c);
+        return in;
+    }
+
+    // {"id":..,"success":true,"values":{read back}} or {"id":..,"success":false,"error":..}
+    // ("id" only when the command gave one).
+    north::Message command_reply(const north::SessionInfo& s, const north::Command& c,
+                                 const north::CommandResult& r) const override {
+        Json out = Json::object();
+        if (!c.id.empty()) out["id"] = c.id;
+        out["success"] = r.ok;
+        if (r.ok) {
+            out["values"] = Json::parse(point_values_json(s.device(c.device), r.values), nullptr, false);
+        } else {
+            out["error"] = r.reason;
+        }
+        return {c.reply_topic, dump(out), 0};
+    }
+
   private:
+    std::string command_topic(const config::DeviceConfig& d, const std::string& point) const {
+        core::SampleBatch empty;
+        std::string t = expand_template(cloud_.command_topic, d, empty, nullptr);
+        if (auto at = t.find("{point}"); at != std::string::npos) t.replace(at, 7, point);
+        return t;
+    }
+    std::string reply_topic(const config::DeviceConfig& d, const std::string& point) const {
+        if (cloud_.reply_topic.empty()) return command_topic(d, point) + "/reply";
+        core::SampleBatch empty;
+        std::string t = expand_template(cloud_.reply_topic, d, empty, nullptr);
+        if (auto at = t.find("{point}"); at != std::string::npos) t.replace(at, 7, point);
+        return t;
+    }
+    // Whether `topic` is the device's command topic; with a {point} level, that level's name.
+    bool matches(const config::DeviceConfig& d, const std::string& topic, std::string* point) const {
+        const std::string t = command_topic(d, "\x01");
+        const auto at = t.find('\x01');
+        if (at == std::string::npos) return topic == t;
+        const std::string head = t.substr(0, at), tail = t.substr(at + 1);
+        if (topic.size() <= head.size() + tail.size() || topic.compare(0, head.size(), head) != 0 ||
+            topic.compare(topic.size() - tail.size(), tail.size(), tail) != 0) {
+            return false;
+        }
+        *point = topic.substr(head.size(), topic.size() - head.size() - tail.size());
+        return point->find('/') == std::string::npos;
+    }
+
     bool per_point_;
 };
 
@@ -60,6 +145,22 @@ class MqttPlatform : public Platform {
     void check_cloud(config::CloudConfig& c, config::Checker& check) const override {
         no_variants(check, c);
         payload_limit(check, c, std::uint64_t{256} * 1024, std::uint64_t{256} << 20, "the MQTT maximum");
+        for (const auto* t : {&c.command_topic, &c.reply_topic}) {
+            if (t->find_first_of("+#") != std::string::npos) {
+                const char* key = t == &c.command_topic ? "command_topic" : "reply_topic";
+                check.fail(c.mark_of(key), config::cloud_path(c) + "." + key,
+                           "no MQTT wildcards (+ #) here: {device} and {point} stand for the device's and the "
+                           "point's name");
+            }
+        }
+        if (const auto at = c.command_topic.find("{point}"); at != std::string::npos) {
+            const bool level = (at == 0 || c.command_topic[at - 1] == '/') &&
+                               (at + 7 == c.command_topic.size() || c.command_topic[at + 7] == '/');
+            if (!level || c.command_topic.find("{point}", at + 1) != std::string::npos) {
+                check.fail(c.mark_of("command_topic"), config::cloud_path(c) + ".command_topic",
+                           "{point} may appear once, as a whole topic level (like fieldlink/{device}/set/{point})");
+            }
+        }
     }
     std::unique_ptr<north::Profile> make_profile(const config::CloudConfig& c) const override {
         return std::make_unique<MqttTemplate>(c);

@@ -9,8 +9,8 @@ namespace fieldlink::platforms {
 namespace {
 
 constexpr std::uint32_t kLongestId = 0x7FFFFFFF;  // take_message_id's largest
-constexpr int kCodeFailed = 100;                  // the official SDK's "failed"; any non-200 code is a failure
-constexpr const char* kNoWrites = "writes and services from the cloud are not supported yet by this gateway";
+constexpr int kCodeOk = 200;
+constexpr int kCodeFailed = 100;  // the official SDK's "failed"; any non-200 code is a failure
 
 // protocols.md §2.7: err_code 98 illegal data and 99 size are the message's own fault; 100 is
 // the platform's internal error. A rejection without a known code is retried a few times.
@@ -76,6 +76,16 @@ class OnenetDatapoints : public OnenetProfile {
         return out;
     }
 
+    // The response is application-defined and under 1 KB: {"id","code","msg"} and the values read
+    // back as data when they fit.
+    north::Message command_reply(const north::SessionInfo& s, const north::Command& c,
+                                 const north::CommandResult& r) const override {
+        if (!r.ok) return {c.reply_topic, onenet_reply(c.id, kCodeFailed, r.reason.substr(0, 400)), 0};
+        std::string reply = onenet_reply(c.id, kCodeOk, "success", point_values_json(s.device(c.device), r.values));
+        if (reply.size() >= 1024) reply = onenet_reply(c.id, kCodeOk, "success");
+        return {c.reply_topic, reply, 0};
+    }
+
     north::Inbound on_message(const north::SessionInfo& s, const std::string& topic, const std::string& payload,
                               const north::LatestValues&, std::uint32_t&) const override {
         north::Inbound in;
@@ -94,12 +104,24 @@ class OnenetDatapoints : public OnenetProfile {
             const auto outcome = accepted ? north::Answer::Outcome::accepted : classify(int_of(*j, "err_code"));
             in.answer = make_answer(std::to_string(*id), *j, outcome, "err_code", "err_msg");
         } else if (topic.rfind(p + "cmd/request/", 0) == 0 && topic.size() > (p + "cmd/request/").size()) {
-            // Command payloads are application-defined; answer on the response topic with the same id.
+            // Command payloads are application-defined: a command name ("on"), point=value, or a
+            // JSON object of points; answered on the response topic with the same id.
             in.kind = "cmd/request";
-            in.command = in.refused = true;
-            in.problem = "command refused: " + std::string(kNoWrites);
+            in.command = true;
             const std::string cmdid = topic.substr((p + "cmd/request/").size());
-            in.replies.emplace_back(p + "cmd/response/" + cmdid, onenet_reply(cmdid, kCodeFailed, kNoWrites), 0);
+            north::Command c;
+            std::string why, ignored;
+            if (!plain_command(*s.identity, payload, c.values, &ignored, &why)) {
+                in.refused = true;
+                in.problem = "command refused: " + why;
+                in.replies.emplace_back(p + "cmd/response/" + cmdid, onenet_reply(cmdid, kCodeFailed, why), 0);
+                return in;
+            }
+            c.device = static_cast<std::uint32_t>(s.identity - s.cfg->devices.data());
+            c.kind = in.kind;
+            c.id = cmdid;
+            c.reply_topic = p + "cmd/response/" + cmdid;
+            in.write = std::move(c);
         } else {
             in.kind = "unexpected";
             in.problem = "message on a topic this platform does not use";

@@ -18,7 +18,6 @@ namespace fieldlink::platforms {
 namespace {
 
 constexpr std::size_t kMaxBody = 65535;  // the frame's 2-byte big-endian body length
-constexpr const char* kNoCommands = "commands from the cloud are not supported yet by this gateway";
 
 // The legacy platform reads "at" as its local time, China Standard Time (UTC+8).
 std::string platform_time(std::int64_t ms) {
@@ -213,15 +212,41 @@ class OnenetLegacy : public north::Profile {
         return static_cast<std::size_t>(std::min<std::uint64_t>(kMaxBody, max_payload() - 3));
     }
 
-    north::Inbound on_message(const north::SessionInfo&, const std::string& topic, const std::string&,
+    // $crsp carries {"code":0,"msg":"success","data":{values read back}} or code 1 and the reason
+    // (the payload is application-defined; the uuid of the request topic is echoed).
+    north::Message command_reply(const north::SessionInfo& s, const north::Command& c,
+                                 const north::CommandResult& r) const override {
+        std::string out =
+            r.ok ? R"({"code":0,"msg":"success","data":)" + point_values_json(s.device(c.device), r.values) + "}"
+                 : R"({"code":1,"msg":)";
+        if (!r.ok) {
+            append_json_string(out, r.reason);
+            out += "}";
+        }
+        return {c.reply_topic, out, 0};
+    }
+
+    north::Inbound on_message(const north::SessionInfo& s, const std::string& topic, const std::string& payload,
                               const north::LatestValues&, std::uint32_t&) const override {
         north::Inbound in;
         if (topic.rfind("$creq/", 0) == 0 && topic.size() > 6) {
             in.kind = "$creq";
-            in.command = in.refused = true;
-            in.problem = std::string("command refused: ") + kNoCommands;
-            in.replies.emplace_back("$crsp/" + topic.substr(6), fmt::format(R"({{"code":1,"msg":"{}"}})", kNoCommands),
-                                    0);
+            in.command = true;
+            north::Command c;
+            std::string why, ignored;
+            c.reply_topic = "$crsp/" + topic.substr(6);
+            if (!plain_command(*s.identity, payload, c.values, &ignored, &why)) {
+                in.refused = true;
+                in.problem = "command refused: " + why;
+                std::string out = R"({"code":1,"msg":)";
+                append_json_string(out, why);
+                in.replies.emplace_back(c.reply_topic, out + "}", 0);
+                return in;
+            }
+            c.device = static_cast<std::uint32_t>(s.identity - s.cfg->devices.data());
+            c.kind = in.kind;
+            c.id = topic.substr(6);
+            in.write = std::move(c);
             return in;
         }
         in.kind = "unexpected";

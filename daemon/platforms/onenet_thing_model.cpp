@@ -8,6 +8,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "config/writes.hpp"
 #include "platforms/json.hpp"
 #include "platforms/onenet.hpp"
 
@@ -18,7 +19,6 @@ constexpr std::size_t kMaxBatchesPerDevice = 100;  // OneNET: 100 values per poi
 constexpr std::size_t kMaxPackDevices = 10;        // pack/post: at most 10 devices per message
 constexpr int kCodeOk = 200;
 constexpr int kCodeFailed = 100;  // the official SDK's "failed"; any non-200 code is a failure
-constexpr const char* kNoWrites = "writes and services from the cloud are not supported yet by this gateway";
 
 // protocols.md §2.2: 200 success; 303 internal error and 308 device not online (a sub-device
 // whose login is still on its way) pass; format, type, model, identity and id errors do not.
@@ -410,10 +410,7 @@ class OnenetThingModel : public OnenetProfile {
         }
         if (suffix == "property/set" || suffix == "sub/property/set" || suffix == "sub/service/invoke" ||
             (suffix.rfind("service/", 0) == 0 && ends_with(suffix, "/invoke"))) {
-            in.refused = true;
-            in.problem = "refused: " + std::string(kNoWrites);
-            in.replies.emplace_back(answer_topic, onenet_reply(*id, kCodeFailed, kNoWrites), 0);
-            return in;
+            return write_request(s, *j, *id, suffix, answer_topic, std::move(in));
         }
         in.command = false;
         in.kind = "unexpected";
@@ -421,7 +418,84 @@ class OnenetThingModel : public OnenetProfile {
         return in;
     }
 
+    // Success carries what was read back: services as their output (`data`, nested for
+    // sub-devices); property set replies have no data.
+    north::Message command_reply(const north::SessionInfo& s, const north::Command& c,
+                                 const north::CommandResult& r) const override {
+        if (!r.ok) return {c.reply_topic, onenet_reply(c.id, kCodeFailed, r.reason.substr(0, 500)), 0};
+        if (ends_with(c.kind, "property/set")) return {c.reply_topic, onenet_reply(c.id, kCodeOk, "success"), 0};
+        std::string output;
+        if (!r.values.empty()) output = point_values_json(s.device(c.device), r.values);
+        if (c.kind == "sub/service/invoke") {
+            const auto& d = s.device(c.device);
+            std::string data = identity(d);
+            data.pop_back();
+            data += R"(,"identifier":)";
+            append_json_string(data, c.detail);
+            data += R"(,"output":)" + (output.empty() ? std::string("{}") : output) + "}";
+            return {c.reply_topic, onenet_reply(c.id, kCodeOk, "success", data), 0};
+        }
+        return {c.reply_topic, onenet_reply(c.id, kCodeOk, "success", output), 0};
+    }
+
   private:
+    // property/set and service invoke, direct or for a sub-device: checked here, written by the
+    // device's bus worker, answered by command_reply. A service whose identifier is a command
+    // name of one of the device's points writes that command; any other service writes its input
+    // parameters as points.
+    north::Inbound write_request(const north::SessionInfo& s, const Json& j, const std::string& id,
+                                 const std::string& suffix, const std::string& answer_topic, north::Inbound in) const {
+        const bool sub = suffix.rfind("sub/", 0) == 0;
+        const bool service = suffix.find("service/") != std::string::npos;
+        const Json* params = j.contains("params") ? &j["params"] : nullptr;
+        const config::DeviceConfig* target = s.identity;
+        std::string identifier;
+        if (service && !sub) identifier = suffix.substr(8, suffix.size() - 8 - 7);  // service/{id}/invoke
+        if (sub) {
+            target = params && params->is_object()
+                         ? sub_device(s, text_of(*params, "productID"), text_of(*params, "deviceName"))
+                         : nullptr;
+            if (params && params->is_object()) identifier = text_of(*params, "identifier");
+            const char* inner = service ? "input" : "params";
+            params = params && params->is_object() && params->contains(inner) ? &(*params)[inner] : nullptr;
+        }
+        north::Command c;
+        std::string why;
+        if (!target) {
+            why = "unknown sub-device (expected productID and deviceName of a sub-device of this gateway)";
+        } else if (const auto* p = service ? config::point_with_command(*target, identifier) : nullptr) {
+            auto v = config::accept_write(*p, identifier, &why);
+            if (v) c.values.push_back({static_cast<std::uint32_t>(p - target->points.data()), std::move(*v)});
+        } else if (!params) {
+            why = "no parameters to write";
+        } else {
+            writes_of(*target, *params, c.values, &why);
+        }
+        if (c.values.empty()) {
+            in.refused = true;
+            in.malformed = !target || !params;
+            in.problem = suffix + " refused: " + why;
+            in.replies.emplace_back(answer_topic, onenet_reply(id, kCodeFailed, why), 0);
+            return in;
+        }
+        c.device = static_cast<std::uint32_t>(target - s.cfg->devices.data());
+        c.kind = suffix;
+        c.id = id;
+        c.reply_topic = answer_topic;
+        c.detail = identifier;
+        in.write = std::move(c);
+        return in;
+    }
+
+    const config::DeviceConfig* sub_device(const north::SessionInfo& s, const std::string& product,
+                                           const std::string& name) const {
+        for (auto index : s.devices) {
+            const auto& d = s.device(index);
+            if (&d != s.identity && d.name == name && product_of(d) == product) return &d;
+        }
+        return nullptr;
+    }
+
     // {"productID":"..","deviceName":".."}
     std::string identity(const config::DeviceConfig& d) const {
         std::string out = R"({"productID":)";
@@ -466,13 +540,7 @@ class OnenetThingModel : public OnenetProfile {
         const config::DeviceConfig* target = s.identity;
         if (sub && params && params->is_object()) {
             // A sub-device is its product id and device name together (names repeat across products).
-            const std::string name = text_of(*params, "deviceName");
-            const std::string product = text_of(*params, "productID");
-            target = nullptr;
-            for (auto index : s.devices) {
-                const auto& d = s.device(index);
-                if (&d != s.identity && d.name == name && product_of(d) == product) target = &d;
-            }
+            target = sub_device(s, text_of(*params, "productID"), text_of(*params, "deviceName"));
             params = params->contains("params") ? &(*params)["params"] : nullptr;
         }
         if (!target || !params || !params->is_array()) {

@@ -78,6 +78,13 @@ void validate(config::Config& cfg, std::vector<config::ConfigError>& errors) {
             continue;
         }
         of_cloud[i]->check_cloud(c, check);
+        for (const char* key : {"command_topic", "reply_topic"}) {
+            if (c.has(key) && c.platform != "mqtt") {
+                check.fail(c.mark_of(key), config::cloud_path(c) + "." + key,
+                           std::string("'") + key + "' applies to platform mqtt; platform " + c.platform +
+                               " has its own command topics");
+            }
+        }
         if (c.port == 0) c.port = c.tls ? 8883 : 1883;
     }
     for (std::size_t i = 0; i < cfg.devices.size(); ++i) {

@@ -7,13 +7,12 @@
 #include <algorithm>
 #include <tuple>
 
+#include "config/writes.hpp"
 #include "platforms/json.hpp"
 #include "platforms/platform.hpp"
 
 namespace fieldlink::platforms {
 namespace {
-
-constexpr const char* kNoRpc = "RPC from the cloud is not supported yet by this gateway";
 
 class ThingsBoard : public north::Profile {
   public:
@@ -265,11 +264,7 @@ class ThingsBoard : public north::Profile {
             }
             return attribute_values(s, *j, *id, latest, std::move(in));
         }
-        if (topic == "v1/gateway/attributes") {
-            in.refused = true;
-            in.problem = "shared attribute updates are not applied yet (device " + text_of(*j, "device") + ")";
-            return in;
-        }
+        if (topic == "v1/gateway/attributes") return shared_attributes(s, *j, std::move(in));
         if (topic != "v1/gateway/rpc") {
             in.kind = "unexpected";
             in.problem = "message on a topic this platform does not use";
@@ -278,19 +273,150 @@ class ThingsBoard : public north::Profile {
         const std::string device = text_of(*j, "device");
         const Json* data = j->contains("data") && (*j)["data"].is_object() ? &(*j)["data"] : nullptr;
         auto id = data ? id_of(*data) : std::nullopt;
-        const bool known =
-            std::any_of(s.devices.begin(), s.devices.end(), [&](auto i) { return s.device(i).name == device; });
         if (!id || device.empty()) {
             in.malformed = true;
             in.problem =
                 R"(malformed RPC (expected {"device":..,"data":{"id":..,"method":..}}): )" + payload.substr(0, 120);
             return in;
         }
-        in.command = in.refused = true;
-        in.problem = known ? std::string("RPC refused: ") + kNoRpc : "RPC for unknown device " + device;
-        Json r = {{"device", device}, {"data", {{"success", false}, {"error", known ? kNoRpc : "unknown device"}}}};
-        r["id"] = (*data)["id"];
-        in.replies.emplace_back("v1/gateway/rpc", dump(r), 0);
+        in.kind = "rpc";
+        in.command = true;
+        north::Command c;
+        c.kind = "rpc " + text_of(*data, "method").substr(0, 64);
+        c.id = *id;
+        c.reply_topic = "v1/gateway/rpc";
+        c.detail = device;
+        std::string why;
+        const config::DeviceConfig* d = nullptr;
+        for (auto i : s.devices) {
+            if (s.device(i).name == device) d = &s.device(i);
+        }
+        if (!d) {
+            why = "unknown device " + device.substr(0, 64);
+        } else if (text_of(*data, "method") == "get") {
+            return rpc_get(s, *d, *data, c, latest, std::move(in));
+        } else {
+            rpc_writes(*d, *data, c.values, &why);
+        }
+        if (c.values.empty()) {
+            in.refused = true;
+            in.problem = "RPC refused: " + why;
+            in.replies.push_back(command_reply(s, c, north::CommandResult{false, why, {}}));
+            return in;
+        }
+        c.device = static_cast<std::uint32_t>(d - s.cfg->devices.data());
+        in.write = std::move(c);
+        return in;
+    }
+
+    // {"device":..,"id":..,"data":{"success":true,"values":{read back}}} or
+    // {"success":false,"error":..}; attribute updates get none.
+    north::Message command_reply(const north::SessionInfo& s, const north::Command& c,
+                                 const north::CommandResult& r) const override {
+        if (c.reply_topic.empty()) return {};
+        Json out = {{"device", c.detail}};
+        out["id"] = id_json(c.id);
+        if (r.ok) {
+            out["data"] = {{"success", true},
+                           {"values", Json::parse(point_values_json(s.device(c.device), r.values), nullptr, false)}};
+        } else {
+            out["data"] = {{"success", false}, {"error", r.reason}};
+        }
+        return {c.reply_topic, dump(out), 0};
+    }
+
+    // ThingsBoard's RPC times out after 10 s unless the caller says otherwise.
+    std::chrono::milliseconds command_deadline() const override { return std::chrono::milliseconds(10'000); }
+
+  private:
+    // The id as it came: a number stays a number (ThingsBoard matches it).
+    static Json id_json(const std::string& id) {
+        const bool digits = !id.empty() && id.size() < 16 && std::all_of(id.begin(), id.end(), ::isdigit);
+        return digits ? Json(std::stoll(id)) : Json(id);
+    }
+
+    // method "set" with {"point": value, ...}; a command name ("on"); or a point name with its
+    // value as params (a switch or knob widget: {"method":"setpoint","params":21.5}, or
+    // {"value": 21.5}).
+    static void rpc_writes(const config::DeviceConfig& d, const Json& data, std::vector<core::PointValue>& out,
+                           std::string* why) {
+        const std::string method = text_of(data, "method");
+        const Json params = data.contains("params") ? data["params"] : Json();
+        if (method == "set") {
+            writes_of(d, params, out, why);
+            return;
+        }
+        if (const auto* p = config::point_with_command(d, method)) {
+            auto v = config::accept_write(*p, method, why);
+            if (v) out.push_back({static_cast<std::uint32_t>(p - d.points.data()), std::move(*v)});
+            return;
+        }
+        Json one = Json::object();
+        one[method] = params.is_object() && params.contains("value") ? params["value"] : params;
+        writes_of(d, one, out, why);
+    }
+
+    // method "get": the latest values of the points named in params (a name or a list; none: all).
+    north::Inbound rpc_get(const north::SessionInfo& s, const config::DeviceConfig& d, const Json& data,
+                           const north::Command& c, const north::LatestValues& latest, north::Inbound in) const {
+        const auto index = static_cast<std::uint32_t>(&d - s.cfg->devices.data());
+        const Json params = data.contains("params") ? data["params"] : Json();
+        auto it = latest.find(index);
+        north::CommandResult r{true, {}, {}};
+        for (std::size_t p = 0; p < d.points.size(); ++p) {
+            const auto& name = d.points[p].name;
+            const bool wanted = params.is_null() || (params.is_string() && params == name) ||
+                                (params.is_array() && std::find(params.begin(), params.end(), name) != params.end());
+            if (wanted && it != latest.end() && p < it->second.size() && it->second[p]) {
+                r.values.push_back({static_cast<std::uint32_t>(p), *it->second[p]});
+            }
+        }
+        north::Command reply = c;
+        reply.device = index;
+        if (r.values.empty()) {
+            r = {false, "no value read yet for the points asked", {}};
+            in.refused = true;
+            in.problem = "RPC get: " + r.reason;
+        }
+        in.replies.push_back(command_reply(s, reply, r));
+        return in;
+    }
+
+    // {"device":..,"data":{"key":value,...}}: keys naming writable points of the device are
+    // written (no reply: ThingsBoard expects none); other keys are the platform's own.
+    static north::Inbound shared_attributes(const north::SessionInfo& s, const Json& j, north::Inbound in) {
+        const std::string device = text_of(j, "device");
+        const Json* data = j.contains("data") && j["data"].is_object() ? &j["data"] : nullptr;
+        const config::DeviceConfig* d = nullptr;
+        for (auto i : s.devices) {
+            if (s.device(i).name == device) d = &s.device(i);
+        }
+        if (!d || !data) {
+            in.malformed = !data;
+            in.problem = d ? "attribute update without data" : "attribute update for unknown device " + device;
+            return in;
+        }
+        Json writable = Json::object();
+        for (const auto& item : data->items()) {
+            const std::string& key = item.key();
+            const bool point = std::any_of(d->points.begin(), d->points.end(),
+                                           [&](const auto& p) { return p.name == key && p.writable; });
+            if (point) writable[key] = item.value();
+        }
+        if (writable.empty()) return in;  // attributes of the platform's own, not a write
+        in.kind = "attributes";
+        in.command = true;
+        north::Command c;
+        c.kind = "shared attributes";
+        c.detail = device;
+        std::string why;
+        if (!writes_of(*d, writable, c.values, &why)) {
+            in.refused = true;
+            in.problem = "shared attribute update refused: " + why;
+            return in;
+        }
+        c.device = static_cast<std::uint32_t>(d - s.cfg->devices.data());
+        in.write = std::move(c);
         return in;
     }
 };
