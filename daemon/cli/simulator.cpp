@@ -8,6 +8,8 @@
 // Control lines on stdin (each answered with "ok" or "error: ..."):
 //   off UNIT | on UNIT                    stop / resume answering for a unit
 //   set UNIT AREA ADDR WORD [WORD...]     write raw words (bits: 0/1); AREA = coil|discrete|input|holding
+//   get UNIT AREA ADDR [COUNT]            prints "ok W1 W2 ..." (what a write left there)
+//   protect UNIT AREA ADDR                writes touching ADDR get exception 4 (server device failure)
 //   stats                                 prints "requests N"
 #include "simulator.hpp"
 
@@ -17,11 +19,13 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -37,7 +41,33 @@ constexpr int kRegs = 65536;
 struct Unit {
     modbus_mapping_t* map = nullptr;
     bool on = true;
+    std::set<std::pair<int, int>> protected_;  // (function area: 0 coils, 1 registers; address)
 };
+
+// Cell `i` of `area` in unit `u`, written first when `value` is given.
+int cell(Unit& u, const std::string& area, int i, std::optional<unsigned> value = std::nullopt) {
+    if (area == "holding" || area == "input") {
+        auto* tab = area == "holding" ? u.map->tab_registers : u.map->tab_input_registers;
+        if (value) tab[i] = static_cast<std::uint16_t>(*value);
+        return tab[i];
+    }
+    auto* tab = area == "coil" ? u.map->tab_bits : u.map->tab_input_bits;
+    if (value) tab[i] = static_cast<std::uint8_t>(*value != 0);
+    return tab[i];
+}
+
+// Whether a write request (FC 5, 6, 15, 16; `pdu` after the unit id) touches a protected address.
+bool write_refused(const Unit& u, const std::uint8_t* pdu) {
+    const int fc = pdu[0];
+    if (fc != 5 && fc != 6 && fc != 15 && fc != 16) return false;
+    const int addr = pdu[1] << 8 | pdu[2];
+    const int count = fc == 5 || fc == 6 ? 1 : (pdu[3] << 8 | pdu[4]);
+    const int area = fc == 5 || fc == 15 ? 0 : 1;
+    for (int a = addr; a < addr + count; ++a) {
+        if (u.protected_.count({area, a})) return true;
+    }
+    return false;
+}
 
 // Length of the RTU request starting at buf[0], 0 if more bytes are needed, -1 if unknown.
 int rtu_request_length(const std::vector<std::uint8_t>& buf) {
@@ -104,6 +134,7 @@ class Server {
     void serve_tcp_client(int fd);
     void serve_rtu();
     void control_line(const std::string& line);
+    static void area_line(const std::string& cmd, std::istringstream& in, Unit& u);
     void ready(int fd, int tfd);
     void read_control();
 
@@ -156,7 +187,13 @@ void Server::serve_tcp_client(int fd) {
         return;
     }
     ++requests_;
-    if (Unit* u = unit_for(query[6])) modbus_reply(tcp_, query, rc, u->map);
+    if (Unit* u = unit_for(query[6])) {
+        if (write_refused(*u, query + 7)) {
+            modbus_reply_exception(tcp_, query, MODBUS_EXCEPTION_SLAVE_OR_SERVER_FAILURE);
+        } else {
+            modbus_reply(tcp_, query, rc, u->map);
+        }
+    }
 }
 
 void Server::serve_rtu() {
@@ -180,7 +217,11 @@ void Server::serve_rtu() {
         ++requests_;
         if (Unit* u = unit_for(rtu_buf_[0])) {
             modbus_set_slave(rtu_, rtu_buf_[0]);
-            modbus_reply(rtu_, rtu_buf_.data(), len, u->map);
+            if (write_refused(*u, rtu_buf_.data() + 1)) {
+                modbus_reply_exception(rtu_, rtu_buf_.data(), MODBUS_EXCEPTION_SLAVE_OR_SERVER_FAILURE);
+            } else {
+                modbus_reply(rtu_, rtu_buf_.data(), len, u->map);
+            }
         }
         rtu_buf_.erase(rtu_buf_.begin(), rtu_buf_.begin() + len);
     }
@@ -202,26 +243,39 @@ void Server::control_line(const std::string& line) {
     Unit& u = units_[id];
     if (cmd == "off" || cmd == "on") {
         u.on = cmd == "on";
-    } else if (cmd == "set") {
-        std::string area;
-        int addr = 0;
-        in >> area >> addr;
-        unsigned v = 0;
-        for (int i = addr; in >> v && i < kRegs; ++i) {
-            if (area == "holding")
-                u.map->tab_registers[i] = static_cast<std::uint16_t>(v);
-            else if (area == "input")
-                u.map->tab_input_registers[i] = static_cast<std::uint16_t>(v);
-            else if (area == "coil")
-                u.map->tab_bits[i] = static_cast<std::uint8_t>(v != 0);
-            else if (area == "discrete")
-                u.map->tab_input_bits[i] = static_cast<std::uint8_t>(v != 0);
-        }
+        std::cout << "ok" << std::endl;
+    } else if (cmd == "set" || cmd == "get" || cmd == "protect") {
+        area_line(cmd, in, u);
     } else {
         std::cout << "error: unknown command " << cmd << std::endl;
+    }
+}
+
+// set / get / protect UNIT AREA ADDR ...
+void Server::area_line(const std::string& cmd, std::istringstream& in, Unit& u) {
+    std::string area;
+    int addr = -1;
+    in >> area >> addr;
+    if (area != "holding" && area != "input" && area != "coil" && area != "discrete") {
+        std::cout << "error: expected an area: coil, discrete, input or holding" << std::endl;
         return;
     }
-    std::cout << "ok" << std::endl;
+    if (addr < 0 || addr >= kRegs) {
+        std::cout << "error: address out of range" << std::endl;
+        return;
+    }
+    if (cmd == "set") {
+        unsigned v = 0;
+        for (int i = addr; in >> v && i < kRegs; ++i) cell(u, area, i, v);
+    } else if (cmd == "protect") {
+        u.protected_.insert({area == "coil" ? 0 : 1, addr});
+    } else {
+        int count = 1;
+        if (!(in >> count)) count = 1;
+        std::cout << "ok";
+        for (int i = addr; i < std::min(addr + count, kRegs); ++i) std::cout << ' ' << cell(u, area, i);
+    }
+    std::cout << (cmd == "get" ? "" : "ok") << std::endl;
 }
 
 int Server::run() {
