@@ -261,9 +261,13 @@ class Simulator:
         self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
         reply = self.proc.stdout.readline().strip()
-        if not (reply == "ok" or reply.startswith("requests")):
+        if not (reply == "ok" or reply.startswith("ok ") or reply.startswith("requests")):
             raise AssertionError("simulator: %s -> %s" % (line, reply))
         return reply
+
+    def get(self, unit, area, address, count=1):
+        """The words (or bits) the simulator holds now, as the test's own independent read."""
+        return [int(w) for w in self.cmd("get %d %s %d %d" % (unit, area, address, count)).split()[1:]]
 
 
 def pty_pair(procs, name="tty", with_process=False):
