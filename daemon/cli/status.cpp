@@ -41,6 +41,13 @@ int print_status(const std::string& data_dir) {
             std::cout << fmt::format("refused by cloud {}: device {}: {} record(s): {}\n", x.value("cloud", "?"),
                                      r.value("device", "?"), r.value("records", 0ULL), r.value("reason", "?"));
         }
+        const auto ok = x.value("writes_ok", 0ULL), failed = x.value("writes_failed", 0ULL);
+        const auto refused = x.value("commands_refused", 0ULL);
+        if (ok + failed + refused > 0) {
+            std::cout << fmt::format(
+                "session {}: writes from the cloud: {} done, {} failed on the bus, {} request(s) refused\n",
+                x.value("name", "?"), ok, failed, refused);
+        }
         if (const auto n = x.value("values_superseded", 0ULL)) {
             std::cout << fmt::format(
                 "session {}: {} value(s) left out: a newer value of the same stream had the same second (the "

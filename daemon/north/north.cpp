@@ -303,10 +303,10 @@ void North::run() {
         "event loop stopped: {} messages sent, {} acknowledged, {} samples sent, {} dropped; "
         "{} platform requests answered ({} refused), {} malformed, {} error replies, {} unexpected; "
         "{} messages sent again, {} records refused by the platform, {} answers to unknown requests, {} answers "
-        "missing; {} values superseded within their second",
+        "missing; {} values superseded within their second; {} writes done, {} failed",
         t.messages_sent, t.messages_acked, t.samples_sent, t.samples_dropped, t.commands, t.commands_refused,
         t.malformed, t.error_replies, t.unexpected, t.answers_retried, t.records_rejected, t.answers_unknown,
-        t.answers_missing, t.values_superseded);
+        t.answers_missing, t.values_superseded, t.writes_ok, t.writes_failed);
 }
 
 }  // namespace fieldlink::north

@@ -73,11 +73,13 @@ void North::write_status(TimePoint now) {
             "\"messages_acked\":{},\"samples_dropped_budget\":{},\"samples_dropped_memory\":{},\"commands\":{},"
             "\"malformed\":{},\"error_replies\":{},\"connect_failures\":{},\"resolve_failures\":{},"
             "\"answers_retried\":{},\"answers_missing\":{},\"answers_unknown\":{},\"records_rejected\":{},"
-            "\"values_superseded\":{},\"rejected\":[",
+            "\"values_superseded\":{},\"commands_refused\":{},\"writes_ok\":{},\"writes_failed\":{},"
+            "\"rejected\":[",
             i ? "," : "", name, quoted(s.info().cloud->name), s.connected(), queued, s.queued_in_memory(),
             s.in_flight(), age_s, rate, c.samples_sent, c.messages_acked, dropped, c.samples_dropped, c.commands,
             c.malformed, c.error_replies, c.connect_failures, c.resolve_failures, c.answers_retried, c.answers_missing,
-            c.answers_unknown, c.records_rejected, c.values_superseded);
+            c.answers_unknown, c.records_rejected, c.values_superseded, c.commands_refused, c.writes_ok,
+            c.writes_failed);
         // What the platform refused for good: records per device and the platform's reason.
         bool first = true;
         for (const auto& [key, n] : s.rejected()) {
@@ -97,10 +99,14 @@ void North::write_status(TimePoint now) {
             "fieldlink_malformed_messages_total{{session={}}} {}\n"
             "fieldlink_messages_retried_total{{session={}}} {}\n"
             "fieldlink_records_rejected_total{{session={}}} {}\n"
-            "fieldlink_values_superseded_total{{session={}}} {}\n",
+            "fieldlink_values_superseded_total{{session={}}} {}\n"
+            "fieldlink_commands_refused_total{{session={}}} {}\n"
+            "fieldlink_writes_total{{session={},result=\"ok\"}} {}\n"
+            "fieldlink_writes_total{{session={},result=\"failed\"}} {}\n",
             name, s.connected() ? 1 : 0, name, queued, name, age_s, name, c.samples_sent, name,
             dropped + c.samples_dropped, name, rate, name, c.commands, name, c.malformed, name, c.answers_retried, name,
-            c.records_rejected, name, c.values_superseded);
+            c.records_rejected, name, c.values_superseded, name, c.commands_refused, name, c.writes_ok, name,
+            c.writes_failed);
     }
     status.print("]");
     if (store_) {

@@ -1,9 +1,12 @@
 // Any message a platform (or an attacker on the broker) can send: the first byte picks the
-// profile, then "topic\npayload". Every profile must answer or refuse, never crash or throw.
+// profile, then "topic\npayload". Every profile must answer or refuse, never crash or throw. A
+// write it accepts goes on down the write path as far as the wire: every value encoded into its
+// point's registers (which must succeed: accept_write promised it fits), and both replies built.
 #include <cstdint>
 #include <string>
 
 #include "load.hpp"
+#include "mapping/decode.hpp"
 #include "north/north.hpp"
 #include "north/profile.hpp"
 #include "platforms/platform.hpp"
@@ -17,17 +20,19 @@ clouds:
   legacy: { platform: onenet-legacy, host: h, product_id: "1", keepalive: 120s }
   das: { platform: aiot, host: h, product_id: pk }
   tb: { platform: thingsboard, host: h, username: T }
-  plain: { platform: mqtt, host: h }
+  plain: { platform: mqtt, host: h, command_topic: "c/{device}" }
+  point: { platform: mqtt, host: h, command_topic: "p/{device}/{point}" }
 buses:
   s: { driver: sim }
 devices:
-  - { name: d1, cloud: dp, bus: s, points: [ { name: a, area: holding, address: 0 } ] }
-  - { name: gw, cloud: tm, bus: s, gateway: true, points: [ { name: a, area: holding, address: 0 } ] }
-  - { name: s1, cloud: tm, bus: s, via: gw, points: [ { name: Ua, area: holding, address: 0 }, { name: Ia, area: coil, address: 1 } ] }
-  - { name: l1, cloud: legacy, bus: s, device_id: "5", key: x, points: [ { name: a, area: holding, address: 0 } ] }
-  - { name: a1, cloud: das, bus: s, key: x, points: [ { name: a, area: holding, address: 0 } ] }
-  - { name: t1, cloud: tb, bus: s, points: [ { name: a, area: holding, address: 0 } ] }
-  - { name: m1, cloud: plain, bus: s, points: [ { name: a, area: holding, address: 0 } ] }
+  - { name: d1, cloud: dp, bus: s, points: &w [ { name: a, area: holding, address: 0 }, { name: on, area: coil, address: 1, writable: true, commands: { "on": true, "off": 0 } }, { name: f, area: holding, address: 2, type: float32, order: cdab, writable: true, min: -5, max: 1e6 }, { name: u, area: holding, address: 4, scale: 0.1, offset: -40, writable: true }, { name: i, area: holding, address: 5, type: int64, order: dcba, writable: true }, { name: u64, area: holding, address: 9, type: uint64, writable: true }, { name: s, area: holding, address: 13, type: string, length: 3, order: badc, writable: true }, { name: b, area: holding, address: 16, type: bcd, writable: true, commands: { max: 9999 } }, { name: d, area: holding, address: 17, type: float64, scale: 1e-300, writable: true } ] }
+  - { name: gw, cloud: tm, bus: s, gateway: true, points: *w }
+  - { name: s1, cloud: tm, bus: s, via: gw, points: [ { name: Ua, area: holding, address: 0 }, { name: Ia, area: coil, address: 1 }, { name: sp, area: holding, address: 2, type: int16, writable: true, commands: { low: -32768 } } ] }
+  - { name: l1, cloud: legacy, bus: s, device_id: "5", key: x, points: *w }
+  - { name: a1, cloud: das, bus: s, key: x, points: *w }
+  - { name: t1, cloud: tb, bus: s, points: *w }
+  - { name: m1, cloud: plain, bus: s, points: *w }
+  - { name: m2, cloud: point, bus: s, points: *w }
 )";
 
 struct World {
@@ -56,5 +61,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto& p = *w.profiles[static_cast<std::size_t>(s.cloud - w.cfg.clouds.data())];
     auto in = p.on_message(s, topic, payload, w.latest);
     for (const auto& r : in.replies) (void)r.payload.size();
+    if (in.write) {
+        const auto& d = w.cfg.devices.at(in.write->device);
+        for (const auto& pv : in.write->values) {
+            const auto& pt = d.points.at(pv.point_index);
+            std::uint16_t regs[125] = {};
+            std::string why;
+            if (!fieldlink::config::is_bit_area(pt.area) &&
+                !fieldlink::mapping::encode_registers(fieldlink::mapping::codec_of(pt), pv.value, regs, &why)) {
+                __builtin_trap();  // accepted but not encodable: the write would fail on the bus
+            }
+        }
+        (void)p.command_reply(s, *in.write, {true, {}, in.write->values}).payload.size();
+        (void)p.command_reply(s, *in.write, {false, "timeout", {}}).payload.size();
+    }
     return 0;
 }

@@ -13,6 +13,7 @@ socat pty pair):
 - on a shared RTU line, the other unit's polls keep their rate while writes happen.
 The emulator checks every topic the gateway publishes (violations must stay empty)."""
 import json
+import os
 import struct
 import time
 import unittest
@@ -355,9 +356,17 @@ class ControlTest(unittest.TestCase):
         self.assertFalse(ok)
         self.assertIn("timeout", error.lower())
         self.sim.cmd("on %d" % unit)
-        # The new values are published at once as the device's data.
+        # Every write is logged (who asked, point, value, result) and counted.
         log = self.daemon.log()
         self.assertIn("write from cloud c", log)
+        self.assertRegex(log, r"to m1: setpoint=42.5: done, read back setpoint=42.5")
+
+        def counted():
+            with open(os.path.join(self.daemon.data_dir, "status.json")) as f:
+                sessions = json.load(f)["sessions"]
+            return [sum(x[k] for x in sessions) for k in ("writes_ok", "writes_failed", "commands_refused")]
+        # 4 done; the exception and the switched-off unit failed on the bus; 5 refused unwritten
+        wait_for(lambda: counted() == [4, 2, 5], timeout=5, what="the write counters in status.json")
         self.assertEqual(self.daemon.stop()[0], 0)
         self.assertEqual(self.broker.violation_lines() if p.devices is not None else [], [])
         return log
