@@ -20,4 +20,5 @@ shift $(($# < 2 ? $# : 2))
 ./build-bench/bench/store_bench
 "$PY" bench/replay.py build-bench 1000000
 "$PY" bench/footprint.py build-bench 5
+"$PY" bench/control.py build-bench 500
 "$PY" bench/sessions.py build-bench "$session_secs" "$@"

@@ -123,6 +123,9 @@ class MosquittoTransport final : public Transport {
   public:
     MosquittoTransport(TransportEvents& events, mosquitto* m) : events_(events), m_(m) {
         mosquitto_int_option(m_, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+        // A reply to a platform's command is one small packet: Nagle's algorithm would hold it
+        // until the broker acknowledges the previous one (up to its 40 ms delayed ACK).
+        mosquitto_int_option(m_, MOSQ_OPT_TCP_NODELAY, 1);
         mosquitto_connect_callback_set(m_, on_connect);
         mosquitto_disconnect_callback_set(m_, on_disconnect);
         mosquitto_publish_callback_set(m_, on_publish);
