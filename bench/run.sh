@@ -21,4 +21,5 @@ shift $(($# < 2 ? $# : 2))
 "$PY" bench/replay.py build-bench 1000000
 "$PY" bench/footprint.py build-bench 5
 "$PY" bench/control.py build-bench 500
+"$PY" bench/deadband.py build-bench 30
 "$PY" bench/sessions.py build-bench "$session_secs" "$@"

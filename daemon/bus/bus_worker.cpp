@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cmath>
 #include <type_traits>
 #include <variant>
 
@@ -48,6 +49,10 @@ BusWorker::BusWorker(const config::Config& cfg, std::size_t bus_index, std::uniq
         for (std::size_t p = 0; p < dc.points.size(); ++p) {
             if (dc.points[p].on_trigger()) d.seen.resize(dc.points.size());
             if (dc.points[p].link) d.link_point = static_cast<std::int64_t>(p);
+            if (dc.points[p].by_exception()) {
+                d.sent.resize(dc.points.size());
+                d.sent_at.resize(dc.points.size());
+            }
         }
         devices_.push_back(std::move(d));
     }
@@ -134,9 +139,11 @@ void BusWorker::hand_over(std::vector<core::SampleBatch>& round) {
         for (auto& d : devices_) {
             if (d.index != b.device_index) continue;
             ++d.counters->skipped;
-            // An event or attribute not handed over is reported again by the next poll.
+            // An event, attribute or value reported by exception not handed over is reported
+            // again by the next poll.
             for (const auto& pv : b.values) {
                 if (pv.point_index < d.seen.size()) d.seen[pv.point_index].reset();
+                if (pv.point_index < d.sent.size()) d.sent[pv.point_index].reset();
             }
         }
     }
@@ -169,17 +176,51 @@ bool truthy(const core::Value& v) {
 
 }  // namespace
 
+namespace {
+
+double as_double(const core::Value& v) {
+    if (const auto* i = std::get_if<std::int64_t>(&v)) return static_cast<double>(*i);
+    if (const auto* u = std::get_if<std::uint64_t>(&v)) return static_cast<double>(*u);
+    if (const auto* f = std::get_if<double>(&v)) return *f;
+    return 0.0;
+}
+
+}  // namespace
+
+// A property reported by exception goes with its first reading, when it moved past its deadband
+// from the value last sent (any change with on_change), or when its heartbeat is due.
+bool BusWorker::report_now(Device& d, const config::PointConfig& p, std::uint32_t index, const core::Value& v,
+                           Clock::time_point now) {
+    auto& last = d.sent[index];
+    bool send = !last || (p.heartbeat.count() > 0 && now - d.sent_at[index] >= p.heartbeat);
+    if (!send && p.deadband > 0.0) {
+        const double delta = std::fabs(as_double(v) - as_double(*last));
+        const double band = p.deadband_percent ? std::fabs(as_double(*last)) * p.deadband / 100.0 : p.deadband;
+        send = delta > band || (band == 0.0 && delta > 0.0) || std::isnan(delta);
+    } else if (!send) {
+        send = v != *last;
+    }
+    if (send) {
+        last = v;
+        d.sent_at[index] = now;
+    }
+    return send;
+}
+
 // Events and attributes leave the batch unless their trigger fires: on a change (and the first
 // reading), or when the value becomes true / non-zero. When one point of an event fires, the
-// event's other points go along with it (they are its parameters).
+// event's other points go along with it (they are its parameters). Properties reported by
+// exception leave it unless report_now says otherwise.
 void BusWorker::apply_triggers(Device& d, core::SampleBatch& batch) const {
-    if (d.seen.empty()) return;
+    if (d.seen.empty() && d.sent.empty()) return;
     const auto& dc = cfg_.devices[d.index];
+    const auto now = Clock::now();
     std::vector<bool> keep(batch.values.size(), true);
     std::vector<const std::string*> fired;
     for (std::size_t i = 0; i < batch.values.size(); ++i) {
         const auto& pv = batch.values[i];
         const auto& p = dc.points[pv.point_index];
+        if (p.by_exception()) keep[i] = report_now(d, p, pv.point_index, pv.value, now);
         if (!p.on_trigger()) continue;
         auto& last = d.seen[pv.point_index];
         bool fire = false;
@@ -508,6 +549,9 @@ void BusWorker::execute(core::WriteJob& job, std::vector<core::SampleBatch>& rou
         b.device_index = job.device;
         b.timestamp_ms = core::unix_ms_now();
         b.values = job.read_back;
+        for (const auto& pv : b.values) {  // a written value is news, whatever its deadband
+            if (pv.point_index < d->sent.size()) d->sent[pv.point_index].reset();
+        }
         apply_triggers(*d, b);
         if (!b.values.empty()) round.push_back(std::move(b));
         hand_over(round);  // the new value is published now, not after the round

@@ -76,6 +76,10 @@ class BusWorker {
         // fires (empty: none); `link_point` is the device's link state point, or -1.
         std::vector<std::optional<core::Value>> seen;
         std::int64_t link_point = -1;
+        // Report by exception: the value each such property was last sent with, and when
+        // (empty: the device has none).
+        std::vector<std::optional<core::Value>> sent;
+        std::vector<std::chrono::steady_clock::time_point> sent_at;
     };
 
     void run();
@@ -86,6 +90,8 @@ class BusWorker {
     void set_link(bool up, const char* detail);
     static void count_error(Device& d, unsigned kind);
     void apply_triggers(Device& d, core::SampleBatch& batch) const;
+    static bool report_now(Device& d, const config::PointConfig& p, std::uint32_t index, const core::Value& v,
+                           std::chrono::steady_clock::time_point now);
     void run_writes(std::vector<core::SampleBatch>& round);
     void execute(core::WriteJob& job, std::vector<core::SampleBatch>& round);
     bool write_point(const config::PointConfig& p, int unit, const core::Value& v, core::WriteJob& job);

@@ -10,6 +10,7 @@
 //   set UNIT AREA ADDR WORD [WORD...]     write raw words (bits: 0/1); AREA = coil|discrete|input|holding
 //   get UNIT AREA ADDR [COUNT]            prints "ok W1 W2 ..." (what a write left there)
 //   protect UNIT AREA ADDR                writes touching ADDR get exception 4 (server device failure)
+//   fail UNIT AREA ADDR                   reads touching ADDR get exception 2 (illegal data address)
 //   stats                                 prints "requests N"
 #include "simulator.hpp"
 
@@ -42,7 +43,20 @@ struct Unit {
     modbus_mapping_t* map = nullptr;
     bool on = true;
     std::set<std::pair<int, int>> protected_;  // (function area: 0 coils, 1 registers; address)
+    std::set<std::pair<int, int>> failing;     // (FC 1..4, address): reads refused
 };
+
+// Whether a read request (FC 1..4) touches an address whose reads are refused.
+bool read_refused(const Unit& u, const std::uint8_t* pdu) {
+    const int fc = pdu[0];
+    if (fc < 1 || fc > 4 || u.failing.empty()) return false;
+    const int addr = pdu[1] << 8 | pdu[2];
+    const int count = pdu[3] << 8 | pdu[4];
+    for (int a = addr; a < addr + count; ++a) {
+        if (u.failing.count({fc, a})) return true;
+    }
+    return false;
+}
 
 // Cell `i` of `area` in unit `u`, written first when `value` is given.
 int cell(Unit& u, const std::string& area, int i, std::optional<unsigned> value = std::nullopt) {
@@ -188,7 +202,9 @@ void Server::serve_tcp_client(int fd) {
     }
     ++requests_;
     if (Unit* u = unit_for(query[6])) {
-        if (write_refused(*u, query + 7)) {
+        if (read_refused(*u, query + 7)) {
+            modbus_reply_exception(tcp_, query, MODBUS_EXCEPTION_ILLEGAL_DATA_ADDRESS);
+        } else if (write_refused(*u, query + 7)) {
             modbus_reply_exception(tcp_, query, MODBUS_EXCEPTION_SLAVE_OR_SERVER_FAILURE);
         } else {
             modbus_reply(tcp_, query, rc, u->map);
@@ -217,7 +233,9 @@ void Server::serve_rtu() {
         ++requests_;
         if (Unit* u = unit_for(rtu_buf_[0])) {
             modbus_set_slave(rtu_, rtu_buf_[0]);
-            if (write_refused(*u, rtu_buf_.data() + 1)) {
+            if (read_refused(*u, rtu_buf_.data() + 1)) {
+                modbus_reply_exception(rtu_, rtu_buf_.data(), MODBUS_EXCEPTION_ILLEGAL_DATA_ADDRESS);
+            } else if (write_refused(*u, rtu_buf_.data() + 1)) {
                 modbus_reply_exception(rtu_, rtu_buf_.data(), MODBUS_EXCEPTION_SLAVE_OR_SERVER_FAILURE);
             } else {
                 modbus_reply(rtu_, rtu_buf_.data(), len, u->map);
@@ -244,7 +262,7 @@ void Server::control_line(const std::string& line) {
     if (cmd == "off" || cmd == "on") {
         u.on = cmd == "on";
         std::cout << "ok" << std::endl;
-    } else if (cmd == "set" || cmd == "get" || cmd == "protect") {
+    } else if (cmd == "set" || cmd == "get" || cmd == "protect" || cmd == "fail") {
         area_line(cmd, in, u);
     } else {
         std::cout << "error: unknown command " << cmd << std::endl;
@@ -269,6 +287,9 @@ void Server::area_line(const std::string& cmd, std::istringstream& in, Unit& u) 
         for (int i = addr; in >> v && i < kRegs; ++i) cell(u, area, i, v);
     } else if (cmd == "protect") {
         u.protected_.insert({area == "coil" ? 0 : 1, addr});
+    } else if (cmd == "fail") {
+        const int fc = area == "coil" ? 1 : area == "discrete" ? 2 : area == "holding" ? 3 : 4;
+        u.failing.insert({fc, addr});
     } else {
         int count = 1;
         if (!(in >> count)) count = 1;

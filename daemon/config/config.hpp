@@ -133,6 +133,14 @@ struct PointConfig {
         core::Value value;  // converted by validation to what the point accepts
     };
     std::vector<Command> commands;
+    // Report by exception (properties): sent only when the value moved more than `deadband` from
+    // the value last sent (absolute, or percent of it), or on any change with `on_change`; and
+    // anyway once `heartbeat` passed since it was last sent (0: never).
+    double deadband = 0.0;
+    bool deadband_percent = false;
+    bool on_change = false;
+    Duration heartbeat{0};
+    bool by_exception() const { return on_change || deadband > 0.0; }
     Report report = Report::property;
     std::string event;  // report: event: the event identifier (default: the point name)
     Trigger trigger = Trigger::change;

@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 
 #include <charconv>
+#include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -241,6 +243,24 @@ void parse_bus(const YAML::Node& node, BusConfig& bus, Reader& r) {
 }
 
 // ---- devices and points -----------------------------------------------------------------
+// `deadband: 0.5` (engineering units) or `deadband: 2%` (of the value last sent).
+void parse_deadband(PointConfig& p, const YAML::Node& n, Reader& r) {
+    auto text = r.scalar(n, "a number, or a percentage like 2%");
+    if (!text) return;
+    std::string t = *text;
+    p.deadband_percent = !t.empty() && t.back() == '%';
+    if (p.deadband_percent) t.pop_back();
+    char* end = nullptr;
+    const double v = std::strtod(t.c_str(), &end);
+    if (t.empty() || *end != '\0' || !std::isfinite(v) || v < 0 || (p.deadband_percent && v > 100)) {
+        r.error(n, "'" + *text +
+                       "' is not a deadband; expected a number >= 0 (engineering units) or a percentage "
+                       "0%..100% of the value last sent");
+        return;
+    }
+    p.deadband = v;
+}
+
 // `commands: { on: 1, off: 0 }`: names a plain command may use instead of a value.
 void parse_commands(PointConfig& p, const YAML::Node& n, Reader& r) {
     if (!n.IsMap()) {
@@ -295,6 +315,12 @@ const Field<PointConfig> kPointFields[] = {
     {"min", false, [](PointConfig& p, const YAML::Node& n, Reader& r) { p.min = r.number(n); }},
     {"max", false, [](PointConfig& p, const YAML::Node& n, Reader& r) { p.max = r.number(n); }},
     {"commands", false, parse_commands},
+    {"deadband", false, parse_deadband},
+    {"on_change", false, [](PointConfig& p, const YAML::Node& n, Reader& r) { set_if(p.on_change, r.boolean(n)); }},
+    {"heartbeat", false,
+     [](PointConfig& p, const YAML::Node& n, Reader& r) {
+         set_if(p.heartbeat, r.duration(n, Duration{1000}, Duration{86'400'000}));
+     }},
     {"report", false,
      [](PointConfig& p, const YAML::Node& n, Reader& r) {
          set_if(p.report, r.enumeration<Report>(n, parse_report, "property, event, attribute"));

@@ -100,6 +100,16 @@ void check_point(Checker& c, const std::string& path, PointConfig& p) {
                "'trigger: none' carries a point along with its event; an attribute with it would never be sent");
     }
     check_write_rules(c, at, p);
+    if ((p.by_exception() || p.heartbeat.count() > 0) && p.report != Report::property) {
+        c.fail(p.mark, at,
+               "'deadband', 'on_change' and 'heartbeat' apply to properties; an event or attribute has 'trigger'");
+    } else if (p.deadband > 0 && (p.type == DataType::boolean || p.type == DataType::string)) {
+        c.fail(p.mark, at,
+               std::string("'deadband' applies to numeric types; a ") + to_string(p.type) + " takes 'on_change: true'");
+    } else if (p.heartbeat.count() > 0 && !p.by_exception()) {
+        c.fail(p.mark, at,
+               "'heartbeat' applies with 'deadband' or 'on_change' (a property is otherwise sent every poll)");
+    }
     const long end = static_cast<long>(p.address) + p.count() - 1;
     if (end > 65535) {
         c.fail(p.mark, at,
@@ -150,6 +160,13 @@ void check_device(Checker& c, Config& cfg, std::size_t index) {
             seen.emplace(p.name, &p);
         }
         check_point(c, path, p);
+    }
+    for (const auto& p : d.points) {
+        if (p.heartbeat.count() > 0 && p.heartbeat < d.interval) {
+            c.fail(p.mark, path + ".points." + p.name + ".heartbeat",
+                   "heartbeat " + core::format_duration(p.heartbeat) + " is shorter than the device's interval " +
+                       core::format_duration(d.interval) + "; the value is read only once per interval");
+        }
     }
     // An event made only of points that never fire would never be sent.
     std::map<std::string, bool> fires;

@@ -195,6 +195,21 @@ TEST_CASE("config: writes limited to writable points; commands resolved and uniq
               .find("command 'on' is already defined") != std::string::npos);
     CHECK(errors("{ name: a, area: coil, address: 0, writable: true, commands: [on] }")
               .find("expected a mapping of command names") != std::string::npos);
+    // Report by exception
+    CHECK(errors("{ name: a, area: holding, address: 0, deadband: 2.5, heartbeat: 10m }, "
+                 "{ name: b, area: holding, address: 1, deadband: 5% }, { name: c, area: coil, address: 0, "
+                 "on_change: true }")
+              .empty());
+    CHECK(errors("{ name: a, area: holding, address: 0, deadband: 101% }").find("not a deadband") != std::string::npos);
+    CHECK(errors("{ name: a, area: holding, address: 0, deadband: -1 }").find("not a deadband") != std::string::npos);
+    CHECK(errors("{ name: a, area: coil, address: 0, deadband: 1 }").find("takes 'on_change: true'") !=
+          std::string::npos);
+    CHECK(errors("{ name: a, area: holding, address: 0, heartbeat: 1m }").find("applies with 'deadband'") !=
+          std::string::npos);
+    CHECK(errors("{ name: a, area: holding, address: 0, on_change: true, heartbeat: 1s }")
+              .find("shorter than the device's interval 5s") != std::string::npos);
+    CHECK(errors("{ name: a, area: holding, address: 0, report: attribute, on_change: true }")
+              .find("apply to properties") != std::string::npos);
     auto r = load_config_text(
         "clouds: { c: { platform: onenet, host: h, product_id: p, command_topic: x } }\nbuses: { s: { driver: sim } }\n"
         "devices: [ { name: d, cloud: c, bus: s, key: a2V5, points: [ { name: a, area: coil, address: 0 } ] } ]\n",
