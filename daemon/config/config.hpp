@@ -161,13 +161,18 @@ struct DeviceConfig {
     std::string cloud;
     std::string bus;
     int unit = 1;
-    std::string key;          // secret: OneNET device key, legacy auth_info, DaShi deviceSecret
-    std::string product_id;   // sub-device product (OneNET gateway mode); default: the cloud's
-    std::string product_key;  // secret: the access key of that product (OneNET), when it differs
-    std::string device_id;    // legacy OneNET numeric device id; DaShi deviceId (default: name)
-    bool gateway = false;     // OneNET thing model: this device carries sub-devices
-    std::string via;          // OneNET thing model: the gateway device that carries this one
-    std::string link_event;   // event reported when the unit stops answering / answers again
+    std::string key;            // secret: OneNET device key, legacy auth_info, DaShi deviceSecret
+    std::string product_id;     // sub-device product (OneNET gateway mode); default: the cloud's
+    std::string product_key;    // secret: the access key of that product (OneNET), when it differs
+    std::string device_id;      // legacy OneNET numeric device id; DaShi deviceId (default: name)
+    bool gateway = false;       // OneNET thing model: this device carries sub-devices
+    std::string via;            // OneNET thing model: the gateway device that carries this one
+    std::string link_event;     // event reported when the unit stops answering / answers again
+    std::string template_name;  // `template:`: the points of this named template come first
+    std::string units;          // `units: 1-32`: one device per unit id, named by `{unit}` in its name
+    Mark units_mark;
+    bool unit_given = false;
+    bool interval_given = false;
     Duration interval{5'000};
     int max_gap = -1;
     std::vector<PointConfig> points;
@@ -177,9 +182,18 @@ struct DeviceConfig {
     std::optional<std::size_t> via_index;
 };
 
+// A named block of points (and optionally an interval) that devices reference with `template:`.
+struct TemplateConfig {
+    std::string name;
+    Mark mark;
+    std::vector<PointConfig> points;
+    std::optional<Duration> interval;
+};
+
 struct Config {
     std::string file;
     GatewayConfig gateway;
+    std::vector<TemplateConfig> templates;
     std::vector<CloudConfig> clouds;
     std::vector<BusConfig> buses;
     std::vector<DeviceConfig> devices;

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -359,7 +360,14 @@ const Field<DeviceConfig> kDeviceFields[] = {
     {"unit", false,
      [](DeviceConfig& d, const YAML::Node& n, Reader& r) {
          set_if(d.unit, r.integer(n, 0, 255, "a Modbus unit id 0..255 (1..247 on serial lines)"));
+         d.unit_given = true;
      }},
+    {"units", false,
+     [](DeviceConfig& d, const YAML::Node& n, Reader& r) {
+         set_if(d.units, r.scalar(n, "unit ids like 1-32 or 1-4,7"));
+         d.units_mark = Reader::mark_of(n);
+     }},
+    {"template", false, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.template_name, r.string(n)); }},
     {"key", false, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.key, r.secret(n)); }},
     {"key_file", false, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.key, r.secret_file(n)); }},
     {"product_id", false, [](DeviceConfig& d, const YAML::Node& n, Reader& r) { set_if(d.product_id, r.string(n)); }},
@@ -371,13 +379,107 @@ const Field<DeviceConfig> kDeviceFields[] = {
     {"interval", false,
      [](DeviceConfig& d, const YAML::Node& n, Reader& r) {
          set_if(d.interval, r.duration(n, Duration{10}, Duration{86'400'000}));
+         d.interval_given = true;
      }},
     {"max_gap", false,
      [](DeviceConfig& d, const YAML::Node& n, Reader& r) {
          set_if(d.max_gap, r.integer(n, 0, 124, "0..124 registers"));
      }},
-    {"points", true, parse_points},
+    {"points", false, parse_points},
 };
+
+const Field<TemplateConfig> kTemplateFields[] = {
+    {"points", true,
+     [](TemplateConfig& t, const YAML::Node& n, Reader& r) {
+         DeviceConfig holder;
+         parse_points(holder, n, r);
+         t.points = std::move(holder.points);
+     }},
+    {"interval", false,
+     [](TemplateConfig& t, const YAML::Node& n, Reader& r) {
+         t.interval = r.duration(n, Duration{10}, Duration{86'400'000});
+     }},
+};
+
+// "1-32", "1-4,7,9-10": the unit ids, in order; nullopt when malformed or out of 0..255.
+std::optional<std::vector<int>> parse_units(const std::string& text) {
+    std::vector<int> out;
+    std::stringstream in(text);
+    std::string part;
+    while (std::getline(in, part, ',')) {
+        int a = -1, b = -1;
+        const auto dash = part.find('-');
+        const std::string first = part.substr(0, dash);
+        const std::string last = dash == std::string::npos ? first : part.substr(dash + 1);
+        auto r1 = std::from_chars(first.data(), first.data() + first.size(), a);
+        auto r2 = std::from_chars(last.data(), last.data() + last.size(), b);
+        if (first.empty() || last.empty() || r1.ptr != first.data() + first.size() ||
+            r2.ptr != last.data() + last.size() || a < 0 || b > 255 || a > b) {
+            return std::nullopt;
+        }
+        for (int u = a; u <= b; ++u) out.push_back(u);
+    }
+    if (out.empty()) return std::nullopt;
+    return out;
+}
+
+std::string with_unit(std::string s, int unit) {
+    for (auto at = s.find("{unit}"); at != std::string::npos; at = s.find("{unit}", at)) {
+        s.replace(at, 6, std::to_string(unit));
+    }
+    return s;
+}
+
+// Templates and unit ranges, before validation: a device with `template:` gets the template's
+// points first (and its interval unless it has its own); one with `units:` becomes one device
+// per unit id, `{unit}` in its name (and device_id) replaced by the id.
+void expand_devices(Config& cfg, std::vector<ConfigError>& errors) {
+    std::vector<DeviceConfig> out;
+    for (std::size_t i = 0; i < cfg.devices.size(); ++i) {
+        DeviceConfig& d = cfg.devices[i];
+        const std::string path = device_path(i);
+        if (!d.template_name.empty()) {
+            auto t = std::find_if(cfg.templates.begin(), cfg.templates.end(),
+                                  [&](const TemplateConfig& x) { return x.name == d.template_name; });
+            if (t == cfg.templates.end()) {
+                std::string names;
+                for (const auto& x : cfg.templates) names += (names.empty() ? "" : ", ") + x.name;
+                errors.push_back({d.mark, path + ".template",
+                                  "template '" + d.template_name +
+                                      "' is not defined; defined templates: " + (names.empty() ? "(none)" : names)});
+                continue;
+            }
+            d.points.insert(d.points.begin(), t->points.begin(), t->points.end());
+            if (t->interval && !d.interval_given) d.interval = *t->interval;
+        }
+        if (d.units.empty()) {
+            out.push_back(std::move(d));
+            continue;
+        }
+        auto units = parse_units(d.units);
+        if (!units) {
+            errors.push_back({d.units_mark, path + ".units",
+                              "'" + d.units +
+                                  "' is not a list of unit ids; expected ranges like 1-32 or 1-4,7 "
+                                  "within 0..255"});
+        } else if (d.unit_given) {
+            errors.push_back({d.units_mark, path + ".units", "give either 'unit' or 'units', not both"});
+        } else if (d.name.find("{unit}") == std::string::npos) {
+            errors.push_back({d.mark, path + ".name",
+                              "a device with 'units' needs {unit} in its name (like meter-{unit}), one name per "
+                              "unit"});
+        } else {
+            for (int u : *units) {
+                DeviceConfig one = d;
+                one.name = with_unit(d.name, u);
+                one.device_id = with_unit(d.device_id, u);
+                one.unit = u;
+                out.push_back(std::move(one));
+            }
+        }
+    }
+    cfg.devices = std::move(out);
+}
 
 // ---- sections ---------------------------------------------------------------------------
 template <typename T, typename Fn>
@@ -402,6 +504,11 @@ struct TopLevel {
 
 const Field<TopLevel> kTopFields[] = {
     {"gateway", false, [](TopLevel& t, const YAML::Node& n, Reader& r) { r.map(n, kGatewayFields, t.cfg->gateway); }},
+    {"templates", false,
+     [](TopLevel& t, const YAML::Node& n, Reader& r) {
+         parse_named_map(n, r, t.cfg->templates,
+                         [](const YAML::Node& v, TemplateConfig& tc, Reader& rr) { rr.map(v, kTemplateFields, tc); });
+     }},
     {"clouds", true,
      [](TopLevel& t, const YAML::Node& n, Reader& r) {
          parse_named_map(n, r, t.cfg->clouds, [](const YAML::Node& v, CloudConfig& c, Reader& rr) {
@@ -445,6 +552,7 @@ ParseResult parse_text(const std::string& text, const std::string& file) {
     }
     TopLevel top{&res.config};
     r.map(root, kTopFields, top);
+    if (res.errors.empty()) expand_devices(res.config, res.errors);
     res.structure_ok = res.errors.empty();
     if (res.structure_ok) validate(res.config, res.errors);
     return res;

@@ -139,7 +139,9 @@ void check_device(Checker& c, Config& cfg, std::size_t index) {
             c.fail(d.mark, path + ".via", "'" + d.via + "' is not a device with 'gateway: true'");
         }
     }
-    if (d.points.empty()) c.fail(d.mark, path + ".points", "expected at least one point");
+    if (d.points.empty()) {
+        c.fail(d.mark, path + ".points", "expected at least one point ('points:', or a 'template:' with points)");
+    }
     std::map<std::string, const PointConfig*> seen;
     std::map<std::string, const PointConfig::Command*> commands;
     for (auto& p : d.points) {

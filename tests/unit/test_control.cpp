@@ -657,3 +657,55 @@ TEST_CASE("bus worker: writes ahead of polls, FC16 for wide values, read back, f
     CHECK(rig.worker->counters(0).writes.load() == 3);
     CHECK(rig.worker->counters(0).write_errors.load() == 4);
 }
+
+TEST_CASE("templates and unit ranges: 32 identical meters in one block") {
+    auto cfg = test::load_ok(R"(
+clouds: { c: { platform: mqtt, host: h } }
+templates:
+  meter-x:
+    interval: 2s
+    points:
+      - { name: Ua, area: input, address: 0, type: float32 }
+      - { name: Ia, area: input, address: 2, type: float32 }
+buses: { s: { driver: sim } }
+devices:
+  - { name: "meter-{unit}", template: meter-x, units: 1-32, cloud: c, bus: s }
+  - { name: "m{unit}", template: meter-x, units: "40,42-43", cloud: c, bus: s, interval: 1s,
+      points: [ { name: extra, area: holding, address: 9 } ] }
+)");
+    REQUIRE(cfg.devices.size() == 35);
+    CHECK(cfg.devices[0].name == "meter-1");
+    CHECK(cfg.devices[31].name == "meter-32");
+    CHECK(cfg.devices[31].unit == 32);
+    CHECK(cfg.devices[31].points.size() == 2);
+    CHECK(cfg.devices[31].interval == config::Duration{2000});
+    CHECK(cfg.devices[32].name == "m40");
+    CHECK(cfg.devices[34].unit == 43);
+    REQUIRE(cfg.devices[34].points.size() == 3);  // the template's, then its own
+    CHECK(cfg.devices[34].points[2].name == "extra");
+    CHECK(cfg.devices[34].interval == config::Duration{1000});
+
+    auto errors = [](const std::string& devices) {
+        auto r = load_config_text(
+            "clouds: { c: { platform: mqtt, host: h } }\nbuses: { s: { driver: sim } }\n"
+            "templates: { t: { points: [ { name: a, area: holding, address: 0 } ] } }\n"
+            "devices:\n" +
+                devices,
+            "t.yaml", &test::drivers());
+        std::string all;
+        for (const auto& e : r.errors) all += config::format_error("t.yaml", e) + "\n";
+        return all;
+    };
+    CHECK(errors("  - { name: d, template: nope, cloud: c, bus: s }\n").find("template 'nope' is not defined") !=
+          std::string::npos);
+    CHECK(errors("  - { name: d, template: t, units: 1-3, cloud: c, bus: s }\n").find("needs {unit} in its name") !=
+          std::string::npos);
+    CHECK(errors("  - { name: 'd{unit}', template: t, units: 1-300, cloud: c, bus: s }\n")
+              .find("is not a list of unit ids") != std::string::npos);
+    CHECK(errors("  - { name: 'd{unit}', template: t, unit: 3, units: 1-2, cloud: c, bus: s }\n")
+              .find("either 'unit' or 'units'") != std::string::npos);
+    CHECK(errors("  - { name: d, cloud: c, bus: s }\n").find("expected at least one point") != std::string::npos);
+    CHECK(errors("  - { name: 'd{unit}', template: t, units: 1-2, cloud: c, bus: s }\n"
+                 "  - { name: d2, template: t, cloud: c, bus: s }\n")
+              .find("duplicate device name 'd2'") != std::string::npos);
+}
