@@ -8,6 +8,13 @@
 // descriptor numbered FD_SETSIZE or above. So TCP connections are made here (non-blocking connect
 // bounded with poll()), and every descriptor handed to libmodbus first goes through the host's
 // fd_low() into a number reserved below FD_SETSIZE; it is given back with fd_release().
+//
+// RTU line timing (libmodbus sends a request as soon as it is asked): every request on an RTU
+// line waits until the line has been quiet for 3.5 characters since the previous transaction
+// ended (1.75 ms above 19200 baud, as the serial line specification fixes it), and, when it
+// addresses another unit than the previous request, for `unit_switch_delay` (slow devices that
+// need a pause after a neighbour answered). A frame from another unit on the line (another master,
+// a late answer) is discarded and the request sent again, instead of failing the poll.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <fieldlink/driver.h>
@@ -19,13 +26,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 #include <string>
+#include <thread>
 
 namespace {
 
@@ -46,6 +56,13 @@ struct Link {
     std::atomic<int> fd{-1};
     std::atomic<bool> interrupted{false};
     const fl_host_v2* services = nullptr;  // the host's (descriptors below FD_SETSIZE)
+    // RTU line timing
+    std::chrono::microseconds silence{0};            // 3.5 characters
+    std::chrono::microseconds unit_switch_delay{0};  // before a request to another unit
+    std::chrono::steady_clock::time_point quiet_since{};
+    int last_unit = -1;
+
+    bool serial() const { return mode != Mode::tcp; }
 };
 
 const char* const kNames[] = {"modbus-rtu", "modbus-tcp", "modbus-rtu-over-tcp", nullptr};
@@ -92,6 +109,16 @@ const fl_option_v2 kOptions[] = {
      1,
      65535,
      "modbus-tcp modbus-rtu-over-tcp",
+     {}},
+    {sizeof(fl_option_v2),
+     FL_OPT_DURATION,
+     "unit_switch_delay",
+     "0",
+     "pause before a request to another unit than the previous one (slow devices on a shared line)",
+     nullptr,
+     0,
+     1000,
+     "modbus-rtu modbus-rtu-over-tcp",
      {}},
     {sizeof(fl_option_v2),
      FL_OPT_DURATION,
@@ -274,36 +301,61 @@ fl_status classify(Link* l, fl_error_v2* err) {
     }
 }
 
-// Connects on demand (after a failure the next request reconnects) and addresses the unit.
+// Connects on demand (after a failure the next request reconnects) and addresses the unit; on
+// a serial line, waits for the silent interval (and the unit switch delay) first.
 fl_status prepare(Link* l, uint8_t unit, fl_error_v2* err) {
     if (!l->connected) {
         if (fl_status s = mb_open(l, err); s != FL_OK) return s;
     }
     modbus_set_slave(l->ctx, unit);
+    if (l->serial() && l->last_unit >= 0) {
+        auto quiet = l->silence;
+        if (unit != l->last_unit) quiet = std::max(quiet, l->unit_switch_delay);
+        std::this_thread::sleep_until(l->quiet_since + quiet);
+    }
+    l->last_unit = unit;
     return FL_OK;
+}
+
+// The end of a transaction: the line is quiet from now on.
+void settle(Link* l) {
+    l->quiet_since = std::chrono::steady_clock::now();
+}
+
+// A serial line may carry frames from other units (another master, a late answer): such a
+// frame fails libmodbus's check of the answering unit, and the request goes again, up to twice.
+template <typename Fn>
+int on_the_line(Link* l, Fn request) {
+    int rc = request();
+    settle(l);
+    for (int again = 0; rc < 0 && errno == EMBBADSLAVE && l->serial() && again < 2; ++again) {
+        modbus_flush(l->ctx);
+        std::this_thread::sleep_until(l->quiet_since + l->silence);
+        rc = request();
+        settle(l);
+    }
+    return rc;
 }
 
 fl_status mb_read(void* h, fl_read_v2* req, fl_error_v2* err) {
     auto* l = static_cast<Link*>(h);
     if (fl_status s = prepare(l, req->unit, err); s != FL_OK) return s;
-    int rc = -1;
-    switch (req->area) {
-        case FL_AREA_COIL:
-            rc = modbus_read_bits(l->ctx, req->address, req->count, req->bits);
-            break;
-        case FL_AREA_DISCRETE:
-            rc = modbus_read_input_bits(l->ctx, req->address, req->count, req->bits);
-            break;
-        case FL_AREA_INPUT:
-            rc = modbus_read_input_registers(l->ctx, req->address, req->count, req->registers);
-            break;
-        case FL_AREA_HOLDING:
-            rc = modbus_read_registers(l->ctx, req->address, req->count, req->registers);
-            break;
-        default:
-            set_err(err, FL_ERRK_OTHER, 0, "unknown area%s", "");
-            return FL_ERROR;
+    if (req->area > FL_AREA_HOLDING) {
+        set_err(err, FL_ERRK_OTHER, 0, "unknown area%s", "");
+        return FL_ERROR;
     }
+    const int rc = on_the_line(l, [&] {
+        switch (req->area) {
+            case FL_AREA_COIL:
+                return modbus_read_bits(l->ctx, req->address, req->count, req->bits);
+            case FL_AREA_DISCRETE:
+                return modbus_read_input_bits(l->ctx, req->address, req->count, req->bits);
+            case FL_AREA_INPUT:
+                return modbus_read_input_registers(l->ctx, req->address, req->count, req->registers);
+            default:
+                return modbus_read_registers(l->ctx, req->address, req->count, req->registers);
+        }
+    });
     if (rc == req->count) return FL_OK;
     if (rc >= 0) {
         set_err(err, FL_ERRK_PROTOCOL, 0, "short response%s", "");
@@ -315,17 +367,18 @@ fl_status mb_read(void* h, fl_read_v2* req, fl_error_v2* err) {
 fl_status mb_write(void* h, const fl_write_v2* req, fl_error_v2* err) {
     auto* l = static_cast<Link*>(h);
     if (fl_status s = prepare(l, req->unit, err); s != FL_OK) return s;
-    int rc = -1;
-    if (req->area == FL_AREA_COIL) {
-        rc = req->count == 1 ? modbus_write_bit(l->ctx, req->address, req->bits[0])
-                             : modbus_write_bits(l->ctx, req->address, req->count, req->bits);
-    } else if (req->area == FL_AREA_HOLDING) {
-        rc = req->count == 1 ? modbus_write_register(l->ctx, req->address, req->registers[0])
-                             : modbus_write_registers(l->ctx, req->address, req->count, req->registers);
-    } else {
+    if (req->area != FL_AREA_COIL && req->area != FL_AREA_HOLDING) {
         set_err(err, FL_ERRK_OTHER, 0, "area is read-only%s", "");
         return FL_ERROR;
     }
+    const int rc = on_the_line(l, [&] {
+        if (req->area == FL_AREA_COIL) {
+            return req->count == 1 ? modbus_write_bit(l->ctx, req->address, req->bits[0])
+                                   : modbus_write_bits(l->ctx, req->address, req->count, req->bits);
+        }
+        return req->count == 1 ? modbus_write_register(l->ctx, req->address, req->registers[0])
+                               : modbus_write_registers(l->ctx, req->address, req->count, req->registers);
+    });
     if (rc >= 0) return FL_OK;
     return classify(l, err);
 }
@@ -350,6 +403,11 @@ fl_status mb_create(const char* driver, const fl_kv_v2* opts, size_t n, const fl
     l->host = opt(opts, n, "host", "");
     l->port = std::atoi(opt(opts, n, "port", "502"));
     l->timeout_ms = std::atol(opt(opts, n, "timeout", "300"));
+    l->unit_switch_delay = std::chrono::milliseconds(std::atol(opt(opts, n, "unit_switch_delay", "0")));
+    // 3.5 characters of start + data + parity + stop bits; a fixed 1.75 ms above 19200 baud.
+    const int bits = 1 + l->data_bits + (l->parity == 'N' ? 0 : 1) + l->stop_bits;
+    l->silence = l->baud > 19200 ? std::chrono::microseconds(1750)
+                                 : std::chrono::microseconds(3500000LL * bits / std::max(l->baud, 1));
     if (l->mode == Mode::rtu && l->device.empty()) {
         set_err(err, FL_ERRK_OTHER, 0, "option 'device' is required for %s", driver);
         delete l;

@@ -79,7 +79,8 @@ TEST_CASE("the base configuration is valid") {
 
 TEST_CASE("unknown key") {
     CHECK(only_error(replace(kBase, "    interval: 5s", "    intervall: 5s")) ==
-          "gw.yaml:20:5: devices[0]: unknown key 'intervall'; expected one of: name, cloud, bus, unit, key, key_file, "
+          "gw.yaml:20:5: devices[0]: unknown key 'intervall'; expected one of: name, cloud, bus, unit, units, "
+          "template, key, key_file, "
           "product_id, product_key, device_id, gateway, via, link_event, interval, max_gap, points");
 }
 
@@ -267,7 +268,7 @@ TEST_CASE("driver options are checked against the plugin's declarations") {
     REQUIRE(unknown.size() == 1);
     CHECK(unknown[0] ==
           "gw.yaml:14:5: buses.line1: unknown key 'host' for driver modbus-rtu; expected one of: driver, retries, "
-          "backoff_max, max_gap, turnaround, device, baud, parity, data_bits, stop_bits, timeout");
+          "backoff_max, max_gap, turnaround, device, baud, parity, data_bits, stop_bits, unit_switch_delay, timeout");
     auto [c3, badparity] = check(replace(kBase, "    baud: 9600", "    parity: mark"));
     REQUIRE(badparity.size() == 1);
     CHECK(badparity[0] == "gw.yaml:13:5: buses.line1.parity: unknown value 'mark'; expected one of: none,even,odd");
