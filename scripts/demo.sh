@@ -27,7 +27,12 @@ echo "== broker on 127.0.0.1:$FIELDLINK_DEMO_MQTT_PORT, Modbus simulator on 127.
 echo "== datastreams arriving on the broker (topic payload):"
 mosquitto_sub -h 127.0.0.1 -p "$FIELDLINK_DEMO_MQTT_PORT" -t 'fieldlink/#' -v & pids+=($!)
 ./build/daemon/fieldlinkd --config config/demo.yaml 2> "$RUN/fieldlinkd.log" & daemon=$!; pids+=($daemon)
-sleep "${DEMO_SECONDS:-20}"
+sleep 5
+echo "== the cloud writes: relay on, setpoint 21.5 (replies on fieldlink/meter/set/reply)"
+mosquitto_pub -h 127.0.0.1 -p "$FIELDLINK_DEMO_MQTT_PORT" -t fieldlink/meter/set -m on
+mosquitto_pub -h 127.0.0.1 -p "$FIELDLINK_DEMO_MQTT_PORT" -t fieldlink/meter/set -m '{"setpoint": 21.5}'
+mosquitto_pub -h 127.0.0.1 -p "$FIELDLINK_DEMO_MQTT_PORT" -t fieldlink/meter/set -m '{"setpoint": 99}'
+sleep "${DEMO_SECONDS:-15}"
 kill -TERM "$daemon"; wait "$daemon" || true
 echo "== fieldlinkd log ($RUN/fieldlinkd.log):"
 cat "$RUN/fieldlinkd.log"
