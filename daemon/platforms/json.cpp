@@ -7,6 +7,7 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <iterator>
 
 #include "config/writes.hpp"
 
@@ -151,6 +152,7 @@ bool writes_of(const config::DeviceConfig& d, const Json& params, std::vector<co
         *why = "at most " + std::to_string(kMaxWriteValues) + " points per write";
         return false;
     }
+    std::vector<core::PointValue> accepted;  // all or nothing: one bad point refuses the write
     for (const auto& item : params.items()) {
         const std::string& name = item.key();
         const Json& value = item.value();
@@ -161,8 +163,9 @@ bool writes_of(const config::DeviceConfig& d, const Json& params, std::vector<co
         }
         auto v = config::accept_write(*p, value_of(value), why);
         if (!v) return false;
-        out.push_back({static_cast<std::uint32_t>(p - d.points.begin()), std::move(*v)});
+        accepted.push_back({static_cast<std::uint32_t>(p - d.points.begin()), std::move(*v)});
     }
+    out.insert(out.end(), std::make_move_iterator(accepted.begin()), std::make_move_iterator(accepted.end()));
     return true;
 }
 

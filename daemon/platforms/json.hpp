@@ -105,7 +105,8 @@ constexpr std::size_t kMaxWriteValues = 50;
 core::Value value_of(const Json& j);
 
 // {"point": value, ...}: every point known, writable, and its value accepted
-// (config::accept_write), in name order. False with `why` naming the first problem.
+// (config::accept_write), in name order. False with `why` naming the first problem, and then
+// nothing is added to `out`: a write is accepted whole or refused whole.
 bool writes_of(const config::DeviceConfig& d, const Json& params, std::vector<core::PointValue>& out, std::string* why);
 
 // A command of a simple device (OneNET datapoints, legacy $creq, generic MQTT): a JSON object of

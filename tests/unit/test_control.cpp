@@ -317,6 +317,7 @@ TEST_CASE("OneNET thing model: property set, service invoke, sub-device set and 
         {R"({"id":"1","params":{"sp":"warm"}})", "type mismatch"},
         {R"({"id":"1","params":{"nope":1}})", "unknown point 'nope'"},
         {R"({"id":"1","params":[1]})", "expected an object of points"},
+        {R"({"id":"1","params":{"relay":true,"t":5}})", "point t is not writable"},  // refused whole
     };
     for (const auto& [payload, reason] : refused) {
         in = f.ask("gw", "$sys/PID/gw/thing/property/set", payload);
@@ -385,6 +386,8 @@ TEST_CASE("DaShi: properties/set and service/set, answered on /response") {
     CHECK(f.reply("das1", *in.write, true) ==
           json::parse(R"({"code":200,"identifier":"on","data":{"params":{"relay":true}},"id":"126","message":"success",
                           "method":"thing.service.set","version":"1.0"})"));
+    in = f.ask("das1", "sys/pk/das1/thing/properties/set", R"({"id":"128","params":{"sp":1,"t":1}})");
+    CHECK_FALSE(in.write);  // refused whole
     in = f.ask("das1", "sys/pk/das1/thing/properties/set", R"({"id":"127","params":{"t":1}})");
     CHECK(in.refused);
     auto r = json::parse(in.replies[0].payload);
@@ -409,6 +412,10 @@ TEST_CASE("ThingsBoard: RPC set, a command method, a point method, get; shared a
     in = f.ask("tb", "v1/gateway/rpc", R"({"device":"tb1","data":{"id":44,"method":"toggle_gpio","params":{}}})");
     CHECK(in.refused);
     CHECK(json::parse(in.replies[0].payload)["data"]["error"] == "unknown point 'toggle_gpio' on device tb1");
+    in = f.ask("tb", "v1/gateway/rpc",
+               R"({"device":"tb1","data":{"id":47,"method":"set","params":{"relay":true,"sp":500}}})");
+    CHECK_FALSE(in.write);  // one bad value refuses the whole write
+    CHECK(in.refused);
     in = f.ask("tb", "v1/gateway/rpc", R"({"device":"ghost","data":{"id":45,"method":"on"}})");
     CHECK(in.refused);
 
