@@ -38,6 +38,21 @@ std::vector<SessionInfo> Profile::sessions(const config::Config& cfg, std::size_
     return out;
 }
 
+Inbound Profile::write_or_refuse(const SessionInfo& s, Inbound in, Command c, const config::DeviceConfig* device,
+                                 bool ok, const std::string& what, const std::string& why) const {
+    if (!ok || !device || c.values.empty()) {
+        in.refused = true;
+        in.problem = what + " refused: " + why;
+        if (auto m = command_reply(s, c, CommandResult{false, why, {}}); !m.topic.empty()) {
+            in.replies.push_back(std::move(m));
+        }
+        return in;
+    }
+    c.device = static_cast<std::uint32_t>(device - s.cfg->devices.data());
+    in.write = std::move(c);
+    return in;
+}
+
 Inbound Profile::on_message(const SessionInfo&, const std::string&, const std::string&, const LatestValues&,
                             std::uint32_t&) const {
     Inbound in;

@@ -181,6 +181,11 @@ class Profile {
                                           std::uint32_t& /*next_id*/) const {
         return {};
     }
+    // Ends a platform's write request: when `ok`, `c` goes to `device`'s bus worker
+    // (Inbound::write); otherwise the platform's failure reply (command_reply, where the platform
+    // has one) goes at once and the problem is logged as "<what> refused: <why>".
+    Inbound write_or_refuse(const SessionInfo& s, Inbound in, Command c, const config::DeviceConfig* device, bool ok,
+                            const std::string& what, const std::string& why) const;
     // The platform's reply to a write (success with the values read back, or failure with the
     // reason); a message with an empty topic sends nothing.
     virtual Message command_reply(const SessionInfo&, const Command&, const CommandResult&) const { return {}; }

@@ -170,24 +170,19 @@ class Aiot : public north::Profile {
         c.reply_topic = topic + "/response";
         c.detail = set ? std::string() : text_of(*j, "identifier");
         std::string why;
+        bool ok = false;
         const Json* params = j->contains("params") ? &(*j)["params"] : nullptr;
         if (const auto* pt = set ? nullptr : config::point_with_command(*s.identity, c.detail)) {
             auto v = config::accept_write(*pt, c.detail, &why);
             if (v) c.values.push_back({static_cast<std::uint32_t>(pt - s.identity->points.data()), std::move(*v)});
+            ok = v.has_value();
         } else if (!params) {
             why = "no parameters to write";
         } else {
-            writes_of(*s.identity, *params, c.values, &why);
+            ok = writes_of(*s.identity, *params, c.values, &why);
         }
-        if (c.values.empty()) {
-            in.refused = true;
-            in.problem = in.kind + " refused: " + why;
-            in.replies.push_back(command_reply(s, c, north::CommandResult{false, why, {}}));
-            return in;
-        }
-        c.device = static_cast<std::uint32_t>(s.identity - s.cfg->devices.data());
-        in.write = std::move(c);
-        return in;
+        const std::string what = c.kind;
+        return write_or_refuse(s, std::move(in), std::move(c), s.identity, ok, what, why);
     }
 
     // {"code":200,"data":{},"id":..,"message":"success","method":..,"version":"1.0"}; a service

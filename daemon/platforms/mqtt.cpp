@@ -82,15 +82,7 @@ class MqttTemplate : public north::Profile {
             one[point] = v.is_discarded() ? Json(payload) : v;
             ok = writes_of(d, one, c.values, &why);
         }
-        if (!ok) {
-            in.refused = true;
-            in.problem = "command refused: " + why;
-            in.replies.push_back(command_reply(s, c, north::CommandResult{false, why, {}}));
-            return in;
-        }
-        c.device = static_cast<std::uint32_t>(s.identity - s.cfg->devices.data());
-        in.write = std::move(c);
-        return in;
+        return write_or_refuse(s, std::move(in), std::move(c), s.identity, ok, "command", why);
     }
 
     // {"id":..,"success":true,"values":{read back}} or {"id":..,"success":false,"error":..}

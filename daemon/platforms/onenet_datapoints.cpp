@@ -110,18 +110,12 @@ class OnenetDatapoints : public OnenetProfile {
             in.command = true;
             const std::string cmdid = topic.substr((p + "cmd/request/").size());
             north::Command c;
-            std::string why, ignored;
-            if (!plain_command(*s.identity, payload, c.values, &ignored, &why)) {
-                in.refused = true;
-                in.problem = "command refused: " + why;
-                in.replies.emplace_back(p + "cmd/response/" + cmdid, onenet_reply(cmdid, kCodeFailed, why), 0);
-                return in;
-            }
-            c.device = static_cast<std::uint32_t>(s.identity - s.cfg->devices.data());
             c.kind = in.kind;
             c.id = cmdid;
             c.reply_topic = p + "cmd/response/" + cmdid;
-            in.write = std::move(c);
+            std::string why, ignored;
+            const bool ok = plain_command(*s.identity, payload, c.values, &ignored, &why);
+            return write_or_refuse(s, std::move(in), std::move(c), s.identity, ok, "command", why);
         } else {
             in.kind = "unexpected";
             in.problem = "message on a topic this platform does not use";

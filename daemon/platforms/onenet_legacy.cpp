@@ -233,21 +233,12 @@ class OnenetLegacy : public north::Profile {
             in.kind = "$creq";
             in.command = true;
             north::Command c;
-            std::string why, ignored;
-            c.reply_topic = "$crsp/" + topic.substr(6);
-            if (!plain_command(*s.identity, payload, c.values, &ignored, &why)) {
-                in.refused = true;
-                in.problem = "command refused: " + why;
-                std::string out = R"({"code":1,"msg":)";
-                append_json_string(out, why);
-                in.replies.emplace_back(c.reply_topic, out + "}", 0);
-                return in;
-            }
-            c.device = static_cast<std::uint32_t>(s.identity - s.cfg->devices.data());
             c.kind = in.kind;
             c.id = topic.substr(6);
-            in.write = std::move(c);
-            return in;
+            c.reply_topic = "$crsp/" + c.id;
+            std::string why, ignored;
+            const bool ok = plain_command(*s.identity, payload, c.values, &ignored, &why);
+            return write_or_refuse(s, std::move(in), std::move(c), s.identity, ok, "command", why);
         }
         in.kind = "unexpected";
         in.problem = "message on a topic this platform does not use";

@@ -460,31 +460,25 @@ class OnenetThingModel : public OnenetProfile {
             params = params && params->is_object() && params->contains(inner) ? &(*params)[inner] : nullptr;
         }
         north::Command c;
+        c.kind = suffix;
+        c.id = id;
+        c.reply_topic = answer_topic;
+        c.detail = identifier;
         std::string why;
+        bool ok = false;
         if (!target) {
             why = "unknown sub-device (expected productID and deviceName of a sub-device of this gateway)";
         } else if (const auto* p = service ? config::point_with_command(*target, identifier) : nullptr) {
             auto v = config::accept_write(*p, identifier, &why);
             if (v) c.values.push_back({static_cast<std::uint32_t>(p - target->points.data()), std::move(*v)});
+            ok = v.has_value();
         } else if (!params) {
             why = "no parameters to write";
         } else {
-            writes_of(*target, *params, c.values, &why);
+            ok = writes_of(*target, *params, c.values, &why);
         }
-        if (c.values.empty()) {
-            in.refused = true;
-            in.malformed = !target || !params;
-            in.problem = suffix + " refused: " + why;
-            in.replies.emplace_back(answer_topic, onenet_reply(id, kCodeFailed, why), 0);
-            return in;
-        }
-        c.device = static_cast<std::uint32_t>(target - s.cfg->devices.data());
-        c.kind = suffix;
-        c.id = id;
-        c.reply_topic = answer_topic;
-        c.detail = identifier;
-        in.write = std::move(c);
-        return in;
+        in.malformed = !ok && (!target || !params);
+        return write_or_refuse(s, std::move(in), std::move(c), target, ok, suffix, why);
     }
 
     const config::DeviceConfig* sub_device(const north::SessionInfo& s, const std::string& product,

@@ -287,26 +287,16 @@ class ThingsBoard : public north::Profile {
         c.reply_topic = "v1/gateway/rpc";
         c.detail = device;
         std::string why;
-        const config::DeviceConfig* d = nullptr;
-        for (auto i : s.devices) {
-            if (s.device(i).name == device) d = &s.device(i);
-        }
+        bool ok = false;
+        const config::DeviceConfig* d = device_named(s, device);
         if (!d) {
             why = "unknown device " + device.substr(0, 64);
         } else if (text_of(*data, "method") == "get") {
             return rpc_get(s, *d, *data, c, latest, std::move(in));
         } else {
-            rpc_writes(*d, *data, c.values, &why);
+            ok = rpc_writes(*d, *data, c.values, &why);
         }
-        if (c.values.empty()) {
-            in.refused = true;
-            in.problem = "RPC refused: " + why;
-            in.replies.push_back(command_reply(s, c, north::CommandResult{false, why, {}}));
-            return in;
-        }
-        c.device = static_cast<std::uint32_t>(d - s.cfg->devices.data());
-        in.write = std::move(c);
-        return in;
+        return write_or_refuse(s, std::move(in), std::move(c), d, ok, "RPC", why);
     }
 
     // {"device":..,"id":..,"data":{"success":true,"values":{read back}}} or
@@ -338,22 +328,27 @@ class ThingsBoard : public north::Profile {
     // method "set" with {"point": value, ...}; a command name ("on"); or a point name with its
     // value as params (a switch or knob widget: {"method":"setpoint","params":21.5}, or
     // {"value": 21.5}).
-    static void rpc_writes(const config::DeviceConfig& d, const Json& data, std::vector<core::PointValue>& out,
+    static bool rpc_writes(const config::DeviceConfig& d, const Json& data, std::vector<core::PointValue>& out,
                            std::string* why) {
         const std::string method = text_of(data, "method");
         const Json params = data.contains("params") ? data["params"] : Json();
-        if (method == "set") {
-            writes_of(d, params, out, why);
-            return;
-        }
+        if (method == "set") return writes_of(d, params, out, why);
         if (const auto* p = config::point_with_command(d, method)) {
             auto v = config::accept_write(*p, method, why);
             if (v) out.push_back({static_cast<std::uint32_t>(p - d.points.data()), std::move(*v)});
-            return;
+            return v.has_value();
         }
         Json one = Json::object();
         one[method] = params.is_object() && params.contains("value") ? params["value"] : params;
-        writes_of(d, one, out, why);
+        return writes_of(d, one, out, why);
+    }
+
+    // The device of this session named `name` (ThingsBoard addresses devices by name), or nullptr.
+    static const config::DeviceConfig* device_named(const north::SessionInfo& s, const std::string& name) {
+        for (auto i : s.devices) {
+            if (s.device(i).name == name) return &s.device(i);
+        }
+        return nullptr;
     }
 
     // method "get": the latest values of the points named in params (a name or a list; none: all).
@@ -384,13 +379,10 @@ class ThingsBoard : public north::Profile {
 
     // {"device":..,"data":{"key":value,...}}: keys naming writable points of the device are
     // written (no reply: ThingsBoard expects none); other keys are the platform's own.
-    static north::Inbound shared_attributes(const north::SessionInfo& s, const Json& j, north::Inbound in) {
+    north::Inbound shared_attributes(const north::SessionInfo& s, const Json& j, north::Inbound in) const {
         const std::string device = text_of(j, "device");
         const Json* data = j.contains("data") && j["data"].is_object() ? &j["data"] : nullptr;
-        const config::DeviceConfig* d = nullptr;
-        for (auto i : s.devices) {
-            if (s.device(i).name == device) d = &s.device(i);
-        }
+        const config::DeviceConfig* d = device_named(s, device);
         if (!d || !data) {
             in.malformed = !data;
             in.problem = d ? "attribute update without data" : "attribute update for unknown device " + device;
@@ -410,14 +402,8 @@ class ThingsBoard : public north::Profile {
         c.kind = "shared attributes";
         c.detail = device;
         std::string why;
-        if (!writes_of(*d, writable, c.values, &why)) {
-            in.refused = true;
-            in.problem = "shared attribute update refused: " + why;
-            return in;
-        }
-        c.device = static_cast<std::uint32_t>(d - s.cfg->devices.data());
-        in.write = std::move(c);
-        return in;
+        const bool ok = writes_of(*d, writable, c.values, &why);
+        return write_or_refuse(s, std::move(in), std::move(c), d, ok, "shared attribute update", why);
     }
 };
 
