@@ -90,9 +90,11 @@ void BusWorker::stop() {
     thread_.join();
     for (const auto& d : devices_) {
         const auto& c = *d.counters;
-        log_->info("device {}: {} polls, {} ok, {} timeouts, {} CRC errors, {} exceptions, {} link errors, {} skipped",
-                   cfg_.devices[d.index].name, c.polls.load(), c.ok.load(), c.timeouts.load(), c.crc_errors.load(),
-                   c.exceptions.load(), c.link_errors.load(), c.skipped.load());
+        log_->info(
+            "device {}: {} polls, {} ok, {} timeouts, {} CRC errors, {} exceptions, {} malformed, {} link errors, {} "
+            "skipped",
+            cfg_.devices[d.index].name, c.polls.load(), c.ok.load(), c.timeouts.load(), c.crc_errors.load(),
+            c.exceptions.load(), c.protocol_errors.load(), c.link_errors.load(), c.skipped.load());
     }
 }
 
@@ -335,9 +337,11 @@ bool BusWorker::read_request(Device& d, const ReadRequest& r, core::SampleBatch&
     set_link(true, "");
     if (st == FL_ERROR) {
         count_error(d, err.kind);
+        d.refused = true;
         std::string detail = std::string(err.message) + " reading " + config::to_string(r.area) + " " +
                              std::to_string(r.address) + ".." + std::to_string(r.address + r.count - 1);
-        set_state(d, State::exception, err.code, detail.c_str());
+        // A Modbus exception, or a driver's refusal of what it read (a field a frame lacks)
+        set_state(d, err.kind == FL_ERRK_PROTOCOL ? State::protocol : State::exception, err.code, detail.c_str());
         return true;  // the device answered; these points are bad this cycle
     }
     std::string derr;
@@ -356,15 +360,13 @@ void BusWorker::poll(Device& d, std::vector<core::SampleBatch>& round) {
     batch.timestamp_ms = core::unix_ms_now();
     batch.values.reserve(dc.points.size());
     bool answered = true;
-    bool had_exception = false;
+    d.refused = false;
     for (const auto& r : d.plan) {
         run_writes(round);  // a device with many requests does not hold a write back
-        const auto before = d.counters->exceptions.load();
         if (!read_request(d, r, batch)) {
             answered = false;
             break;
         }
-        had_exception = had_exception || d.counters->exceptions.load() != before;
         if (stop_.load()) return;
     }
     if (stop_.load()) return;
@@ -390,7 +392,7 @@ void BusWorker::poll(Device& d, std::vector<core::SampleBatch>& round) {
         d.next_due = now + delay;
         return;
     }
-    if (!had_exception) set_state(d, State::ok, 0, "");
+    if (!d.refused) set_state(d, State::ok, 0, "");
     if (d.failures > 0) {  // answering again: logged in again before its data
         round.push_back(presence(core::SampleBatch::Kind::device_up, batch));
     }

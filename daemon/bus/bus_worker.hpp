@@ -71,6 +71,7 @@ class BusWorker {
         int failures = 0;
         State state = State::unknown;
         int state_code = 0;
+        bool refused = false;  // this poll: a request answered with an error (exception, bad field)
         std::unique_ptr<DeviceCounters> counters;
         // Events and attributes: the last value of each point reported only when its trigger
         // fires (empty: none); `link_point` is the device's link state point, or -1.

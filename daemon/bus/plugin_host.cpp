@@ -297,6 +297,31 @@ bool bus_model(const fl_driver_v2* t, config::BusConfig& bus, std::vector<Config
     return true;
 }
 
+// A point named by `field:`: the driver says which input register its float64 starts at.
+void place_field(const fl_driver_v2* t, const config::BusConfig& bus, config::PointConfig& p, std::size_t device,
+                 std::size_t index, std::vector<ConfigError>& errors) {
+    const std::string path = config::device_path(device) + ".points[" + std::to_string(index) + "].field";
+    const bool has_slot = t->struct_size >= offsetof(fl_driver_v2, field_address) + sizeof t->field_address;
+    if (!has_slot || !t->field_address) {
+        errors.push_back(
+            {p.mark, path, "driver " + bus.driver + " has no named fields; give this point an area and an address"});
+        return;
+    }
+    const auto kv = kv_of(bus.options);
+    fl_error_v2 err{};
+    err.struct_size = sizeof err;
+    std::uint16_t address = 0;
+    if (t->field_address(bus.driver.c_str(), kv.data(), kv.size(), p.field.c_str(), &address, &err) != FL_OK) {
+        errors.push_back({p.mark, path, err.message[0] ? err.message : "the driver does not know this field"});
+        return;
+    }
+    if (address > 65532) {
+        errors.push_back({p.mark, path, "driver " + bus.driver + " placed the field past address 65532"});
+        return;
+    }
+    p.address = address;
+}
+
 }  // namespace
 
 void PluginRegistry::validate_buses(config::Config& cfg, std::vector<ConfigError>& errors) const {
@@ -312,9 +337,12 @@ void PluginRegistry::validate_buses(config::Config& cfg, std::vector<ConfigError
         usable[b] = canonical_options(t, bus, errors) && bus_model(t, bus, errors);
     }
     for (std::size_t i = 0; i < cfg.devices.size(); ++i) {
-        const auto& d = cfg.devices[i];
+        auto& d = cfg.devices[i];
         if (d.bus_index >= cfg.buses.size() || !usable[d.bus_index]) continue;
         const auto& bus = cfg.buses[d.bus_index];
+        for (std::size_t j = 0; j < d.points.size(); ++j) {
+            if (!d.points[j].field.empty()) place_field(find(bus.driver), bus, d.points[j], i, j, errors);
+        }
         if (d.unit < bus.timing.unit_min || d.unit > bus.timing.unit_max) {
             errors.push_back({d.mark, config::device_path(i) + ".unit",
                               "unit " + std::to_string(d.unit) + " is out of range for bus " + bus.name + " (driver " +

@@ -32,7 +32,7 @@
 #include <string>
 #include <vector>
 
-#include "core/modbus_crc.hpp"
+#include <fieldlink/crc16.hpp>
 
 namespace fieldlink::cli {
 namespace {
@@ -224,7 +224,7 @@ void Server::serve_rtu() {
             continue;
         }
         if (len == 0 || rtu_buf_.size() < static_cast<std::size_t>(len)) return;
-        const std::uint16_t crc = core::modbus_crc16(rtu_buf_.data(), static_cast<std::size_t>(len) - 2);
+        const std::uint16_t crc = fieldlink::modbus_crc16(rtu_buf_.data(), static_cast<std::size_t>(len) - 2);
         const bool crc_ok = rtu_buf_[len - 2] == (crc & 0xFF) && rtu_buf_[len - 1] == (crc >> 8);
         if (!crc_ok) {
             rtu_buf_.erase(rtu_buf_.begin());

@@ -148,6 +148,9 @@ struct PointConfig {
     // Not read from the bus: the device's link state (true while its unit answers), made by
     // validation from the device's `link_event`.
     bool link = false;
+    // Drivers with named fields (serial-line): the field this point reads; validation against the
+    // bus's driver sets `address` (an input float64).
+    std::string field;
 
     // Sent only when its trigger fires (events, attributes), not with every poll.
     bool on_trigger() const { return report != Report::property; }

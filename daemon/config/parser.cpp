@@ -283,15 +283,16 @@ void parse_commands(PointConfig& p, const YAML::Node& n, Reader& r) {
 
 const Field<PointConfig> kPointFields[] = {
     {"name", true, [](PointConfig& p, const YAML::Node& n, Reader& r) { set_if(p.name, r.string(n)); }},
-    {"area", true,
+    {"area", false,
      [](PointConfig& p, const YAML::Node& n, Reader& r) {
          set_if(p.area, r.enumeration<Area>(n, parse_area, "coil, discrete, input, holding"));
      }},
-    {"address", true,
+    {"address", false,
      [](PointConfig& p, const YAML::Node& n, Reader& r) {
          set_if(p.address, r.integer(n, 0, kMaxAddress,
                                      "a 0-based protocol address 0..65535 (register 40001 is holding address 0)"));
      }},
+    {"field", false, [](PointConfig& p, const YAML::Node& n, Reader& r) { set_if(p.field, r.string(n)); }},
     {"type", false,
      [](PointConfig& p, const YAML::Node& n, Reader& r) {
          set_if(p.type,
@@ -349,7 +350,24 @@ void parse_points(DeviceConfig& d, const YAML::Node& n, Reader& r) {
             is_bit_area(parse_area(n[i]["area"].as<std::string>("")).value_or(Area::holding))) {
             p.type = DataType::boolean;  // default type of bit areas
         }
-        if (r.map(n[i], kPointFields, p)) d.points.push_back(std::move(p));
+        if (!r.map(n[i], kPointFields, p)) continue;
+        if (!p.field.empty()) {  // a driver's named field: an input float64 placed by validation
+            if (n[i]["area"] || n[i]["address"]) {
+                r.error(n[i]["area"] ? n[i]["area"] : n[i]["address"],
+                        "a point with 'field' takes no area or address (the driver places the field)");
+                continue;
+            }
+            if (n[i]["type"] && p.type != DataType::float64) {
+                r.error(n[i]["type"], "a field is read as a number (float64); leave 'type' out");
+                continue;
+            }
+            p.area = Area::input;
+            p.type = DataType::float64;
+        } else if (!n[i]["area"] || !n[i]["address"]) {
+            r.missing_key(n[i], n[i]["area"] ? "address" : "area");
+            continue;
+        }
+        d.points.push_back(std::move(p));
     }
 }
 

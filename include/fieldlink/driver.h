@@ -191,7 +191,14 @@ typedef struct fl_driver_v2 {
     void (*interrupt)(void* handle);
     void (*close)(void* handle);
     void (*destroy)(void* handle);
-    const void* reserved[8];
+    /* Optional (NULL in drivers that address data by area and address only). Drivers whose data
+     * comes as named fields (serial-line sensors) say where a point's `field:` is read: the input
+     * register `*address` where the field's value starts, as a float64 (4 registers, abcd). With
+     * validated options, no instance, no I/O. FL_ERROR with err->message naming the fields there
+     * are when `field` is not one of them. Added in 0.3 in a slot that was reserved (NULL). */
+    fl_status (*field_address)(const char* driver_name, const fl_kv_v2* options, size_t option_count,
+                               const char* field, uint16_t* address, fl_error_v2* err);
+    const void* reserved[7];
 } fl_driver_v2;
 
 /* Entry point. `host_versions` lists the ABI versions the host supports; the plugin writes the

@@ -487,6 +487,7 @@ const fl_driver_v2 kTable = {sizeof(fl_driver_v2),
                              mb_interrupt,
                              mb_close,
                              mb_destroy,
+                             nullptr,
                              {}};
 
 }  // namespace

@@ -138,6 +138,7 @@ const fl_driver_v2 kTable = {sizeof(fl_driver_v2),
                              sim_interrupt,
                              sim_close,
                              sim_destroy,
+                             nullptr,
                              {}};
 
 }  // namespace

@@ -31,8 +31,8 @@
 #include <thread>
 #include <vector>
 
+#include <fieldlink/crc16.hpp>
 #include "bus/plan.hpp"
-#include "core/modbus_crc.hpp"
 #include "mapping/decode.hpp"
 
 extern "C" const fl_driver_v2* fl_modbus_driver_table(void);
@@ -166,7 +166,7 @@ class Server {
         if (rtu) {
             out.push_back((kind & 8) ? s.next() : unit);
             out.insert(out.end(), pdu.begin(), pdu.end());
-            std::uint16_t crc = fieldlink::core::modbus_crc16(out.data(), out.size());
+            std::uint16_t crc = fieldlink::modbus_crc16(out.data(), out.size());
             if (kind & 8) crc = static_cast<std::uint16_t>(crc ^ adjust);
             out.push_back(static_cast<std::uint8_t>(crc & 0xFF));
             out.push_back(static_cast<std::uint8_t>(crc >> 8));

@@ -47,8 +47,8 @@ fl_status flaky_model(const char*, const fl_kv_v2*, size_t, fl_bus_model_v2* m, 
     return FL_OK;
 }
 const fl_driver_v2 kFlaky = {
-    sizeof(fl_driver_v2), FL_DRIVER_ABI_V2, "flaky",    "1",     kNames,  nullptr, 0,       flaky_model,
-    flaky_create,         nullptr,          flaky_read, nullptr, nullptr, nullptr, nullptr, {}};
+    sizeof(fl_driver_v2), FL_DRIVER_ABI_V2, "flaky", "1",     kNames,  nullptr, 0, flaky_model, flaky_create, nullptr,
+    flaky_read,           nullptr,          nullptr, nullptr, nullptr, nullptr, {}};
 
 // Every batch a worker hands over, taken under a lock.
 struct Collected {
@@ -139,9 +139,23 @@ fl_status script_read(void*, fl_read_v2* r, fl_error_v2* e) {
     return FL_OK;
 }
 const char* const kScriptNames[] = {"script", nullptr};
-const fl_driver_v2 kScriptDriver = {
-    sizeof(fl_driver_v2), FL_DRIVER_ABI_V2, "script",    "1",     kScriptNames, nullptr, 0,       flaky_model,
-    flaky_create,         nullptr,          script_read, nullptr, nullptr,      nullptr, nullptr, {}};
+const fl_driver_v2 kScriptDriver = {sizeof(fl_driver_v2),
+                                    FL_DRIVER_ABI_V2,
+                                    "script",
+                                    "1",
+                                    kScriptNames,
+                                    nullptr,
+                                    0,
+                                    flaky_model,
+                                    flaky_create,
+                                    nullptr,
+                                    script_read,
+                                    nullptr,
+                                    nullptr,
+                                    nullptr,
+                                    nullptr,
+                                    nullptr,
+                                    {}};
 
 std::string names(const config::DeviceConfig& d, const core::SampleBatch& b) {
     std::string out;

@@ -528,9 +528,23 @@ fl_status mem_model(const char*, const fl_kv_v2*, size_t, fl_bus_model_v2* m, fl
     m->unit_max = 255;
     return FL_OK;
 }
-const fl_driver_v2 kMemory = {
-    sizeof(fl_driver_v2), FL_DRIVER_ABI_V2, "memory", "1",       kMemNames, nullptr, 0,       mem_model,
-    mem_create,           nullptr,          mem_read, mem_write, nullptr,   nullptr, nullptr, {}};
+const fl_driver_v2 kMemory = {sizeof(fl_driver_v2),
+                              FL_DRIVER_ABI_V2,
+                              "memory",
+                              "1",
+                              kMemNames,
+                              nullptr,
+                              0,
+                              mem_model,
+                              mem_create,
+                              nullptr,
+                              mem_read,
+                              mem_write,
+                              nullptr,
+                              nullptr,
+                              nullptr,
+                              nullptr,
+                              {}};
 
 const char* const kWorker = R"(
 clouds:

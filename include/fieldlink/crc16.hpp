@@ -1,12 +1,12 @@
-// The Modbus RTU CRC-16 (polynomial 0xA001 reflected, initial 0xFFFF), for code that frames RTU
-// itself: the simulator's RTU server and the fuzz target's loopback server (libmodbus keeps its
-// own private).
+// The Modbus RTU CRC-16 (CRC-16/MODBUS: polynomial 0xA001 reflected, initial 0xFFFF), for code
+// that frames itself: the simulator's RTU server, the fuzz target's loopback server and the
+// serial-line driver's CRC-16 checksums (libmodbus keeps its own private). Header-only.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
-namespace fieldlink::core {
+namespace fieldlink {
 
 inline std::uint16_t modbus_crc16(const std::uint8_t* p, std::size_t n) {
     std::uint16_t crc = 0xFFFF;
@@ -18,4 +18,4 @@ inline std::uint16_t modbus_crc16(const std::uint8_t* p, std::size_t n) {
     return crc;
 }
 
-}  // namespace fieldlink::core
+}  // namespace fieldlink
