@@ -1,5 +1,5 @@
 // fieldlink: companion tools. `token` prints a OneNET token, `simulate` runs a Modbus server,
-// `check` validates a configuration (same as fieldlinkd --check).
+// `check` validates a configuration (same as fieldlinkd --check), `ports` lists serial ports.
 #include <CLI/CLI.hpp>
 
 #include <ctime>
@@ -7,6 +7,7 @@
 
 #include "app.hpp"
 #include "cli/parse.hpp"
+#include "cli/ports.hpp"
 #include "cli/simulator.hpp"
 #include "cli/status.hpp"
 #include "core/duration.hpp"
@@ -91,7 +92,12 @@ static int run(int argc, char** argv) {
     check_cmd->add_flag("--plan", check.plan, "also print the read plan");
     check_cmd->add_option("--plugin-dir", check.plugin_dir, "driver plugin directory");
 
+    bool ports_json = false;
+    auto* ports = app.add_subcommand("ports", "list the serial ports with their USB identities");
+    ports->add_flag("--json", ports_json, "print JSON");
+
     if (auto rc = fieldlink::cli::parse(app, argc, argv)) return *rc;
+    if (*ports) return fieldlink::cli::print_ports(ports_json);
     if (*token) return run_token(tok);
     if (*simulate) {
         auto d = fieldlink::core::parse_duration(tick);

@@ -14,15 +14,17 @@
 
 extern "C" const fl_driver_v2* fl_sim_driver_table(void);
 extern "C" const fl_driver_v2* fl_modbus_driver_table(void);
+extern "C" const fl_driver_v2* fl_serial_driver_table(void);
 
 namespace fieldlink::test {
 
-// The sim and modbus drivers, linked statically.
+// The sim, modbus and serial-line drivers, linked statically.
 inline const bus::PluginRegistry& drivers() {
     static const bus::PluginRegistry* reg = [] {
         auto* r = new bus::PluginRegistry();
         r->add_static(fl_sim_driver_table());
         r->add_static(fl_modbus_driver_table());
+        r->add_static(fl_serial_driver_table());
         return r;
     }();
     return *reg;

@@ -281,7 +281,7 @@ TEST_CASE("driver options are checked against the plugin's declarations") {
     REQUIRE(nodriver.size() == 1);
     CHECK(nodriver[0] ==
           "gw.yaml:10:3: buses.line1.driver: driver 'profibus' is not available; installed drivers: modbus-rtu, "
-          "modbus-tcp, modbus-rtu-over-tcp, sim");
+          "modbus-tcp, modbus-rtu-over-tcp, serial-line, sim");
 }
 
 TEST_CASE("events and attributes: what they need, with the point and what was expected") {
