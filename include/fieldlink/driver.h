@@ -196,8 +196,8 @@ typedef struct fl_driver_v2 {
      * register `*address` where the field's value starts, as a float64 (4 registers, abcd). With
      * validated options, no instance, no I/O. FL_ERROR with err->message naming the fields there
      * are when `field` is not one of them. Added in 0.3 in a slot that was reserved (NULL). */
-    fl_status (*field_address)(const char* driver_name, const fl_kv_v2* options, size_t option_count,
-                               const char* field, uint16_t* address, fl_error_v2* err);
+    fl_status (*field_address)(const char* driver_name, const fl_kv_v2* options, size_t option_count, const char* field,
+                               uint16_t* address, fl_error_v2* err);
     const void* reserved[7];
 } fl_driver_v2;
 
