@@ -8,11 +8,15 @@
 #include <csignal>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "bus/bus_worker.hpp"
@@ -122,6 +126,26 @@ int start_all(const config::Config& cfg, const bus::PluginRegistry& plugins, Run
         auto& worker = *(*workers)[cfg.devices[job->device].bus_index];
         worker.submit(std::move(job));
     });
+    // The service manager's watchdog: pinged from the north loop while every bus worker beats.
+    std::uint64_t watchdog_usec = 0;
+    if (core::systemd::watchdog(&watchdog_usec)) {
+        const auto period = std::chrono::milliseconds(std::max<std::uint64_t>(watchdog_usec / 1000, 1));
+        std::vector<std::pair<std::string, bus::BusWorker::Heartbeat>> beats;
+        for (const auto& w : run.workers) beats.emplace_back(w->bus_name(), w->heartbeat());
+        run.north->set_watchdog(period, [beats, period]() -> std::string {
+            const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::steady_clock::now().time_since_epoch())
+                                 .count();
+            for (const auto& [name, beat] : beats) {
+                const auto quiet = now - beat->load();
+                if (quiet > period.count()) {
+                    return "bus " + name + ": its worker made no progress for " + std::to_string(quiet / 1000) +
+                           " s (stuck in its driver?)";
+                }
+            }
+            return {};
+        });
+    }
     if (!run.north->start(&err)) {
         log->error("{}", err);
         return kExitRuntime;
@@ -148,6 +172,18 @@ std::unique_ptr<config::Config> load_config(const std::string& file, const bus::
     return std::make_unique<config::Config>(std::move(loaded.config));
 }
 
+// READY=1 once the configuration is loaded, the store recovered (both in start_all) and every
+// session has made its first connection attempt, or after 10 s of attempts (thousands of sessions
+// behind a slow network): a unit ordered After= this one starts against a gateway that is up.
+void notify_ready(const Running& run) {
+    if (!core::systemd::available()) return;
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!run.north->first_attempts_done() && std::chrono::steady_clock::now() < give_up) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    core::systemd::notify("READY=1\nSTATUS=polling");
+}
+
 // Runs until SIGTERM/SIGINT; SIGHUP reloads the configuration file. Returns the exit status.
 int serve(const std::string& file, std::unique_ptr<config::Config> cfg, const bus::PluginRegistry& plugins) {
     auto log = core::logger("core");
@@ -163,16 +199,11 @@ int serve(const std::string& file, std::unique_ptr<config::Config> cfg, const bu
         stop_all(run);
         return rc;
     }
-    core::systemd::notify("READY=1\nSTATUS=polling");
+    notify_ready(run);
     malloc_trim(0);  // what loading the configuration freed (its YAML document) goes back to the system
-    std::uint64_t watchdog_usec = 0;
-    const bool watchdog = core::systemd::watchdog(&watchdog_usec);
-    const int timeout_ms = watchdog ? static_cast<int>(watchdog_usec / 2000) : -1;
     for (;;) {
         pollfd p{sfd, POLLIN, 0};
-        const int n = poll(&p, 1, timeout_ms);
-        if (watchdog) core::systemd::notify("WATCHDOG=1");
-        if (n <= 0) continue;
+        if (poll(&p, 1, -1) <= 0) continue;
         signalfd_siginfo si{};
         if (read(sfd, &si, sizeof si) != sizeof si) continue;
         if (si.ssi_signo != SIGHUP) {
@@ -195,7 +226,7 @@ int serve(const std::string& file, std::unique_ptr<config::Config> cfg, const bu
             close(sfd);
             return rc;
         }
-        core::systemd::notify("READY=1\nSTATUS=polling");
+        notify_ready(run);
     }
     core::systemd::notify("STOPPING=1");
     stop_all(run);

@@ -37,6 +37,7 @@ BusWorker::BusWorker(const config::Config& cfg, std::size_t bus_index, std::uniq
       log_(core::logger("bus:" + bus_.name)),
       regs_(125),
       bits_(2000) {
+    beat();
     const auto now = Clock::now();
     for (std::size_t i = 0; i < cfg.devices.size(); ++i) {
         const auto& dc = cfg.devices[i];
@@ -107,14 +108,15 @@ void BusWorker::run() {
     std::vector<core::SampleBatch> round;
     const auto woken = [this] { return stop_.load() || writes_waiting_.load(); };
     while (!stop_.load()) {
+        beat();
         {
+            // At most a second at a time, so an idle worker still shows it is alive.
             std::unique_lock<std::mutex> lock(mutex_);
-            if (due_.empty()) {
-                cv_.wait(lock, woken);
-            } else {
-                cv_.wait_until(lock, due_.top().first, woken);
-            }
+            auto until = Clock::now() + std::chrono::seconds(1);
+            if (!due_.empty()) until = std::min(until, due_.top().first);
+            cv_.wait_until(lock, until, woken);
         }
+        beat();
         if (stop_.load()) break;
         run_writes(round);
         const auto start = Clock::now();
@@ -132,6 +134,14 @@ void BusWorker::run() {
         }
         hand_over(round);
     }
+}
+
+void BusWorker::beat() {
+    beat_->store(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count());
+}
+
+const std::string& BusWorker::bus_name() const {
+    return bus_.name;
 }
 
 void BusWorker::hand_over(std::vector<core::SampleBatch>& round) {
@@ -320,7 +330,9 @@ bool BusWorker::read_request(Device& d, const ReadRequest& r, core::SampleBatch&
         err = fl_error_v2{};
         err.struct_size = sizeof err;
         ++d.counters->requests;
+        beat();
         st = driver_->read(&req, &err);
+        beat();
         if (st != FL_RETRY) break;
         count_error(d, err.kind);
     }
@@ -481,7 +493,10 @@ bool BusWorker::write_point(const config::PointConfig& p, int unit, const core::
     }
     fl_error_v2 err{};
     err.struct_size = sizeof err;
-    if (driver_->write(&w, &err) != FL_OK) {
+    beat();
+    const fl_status written = driver_->write(&w, &err);
+    beat();
+    if (written != FL_OK) {
         job.failure = failure_of(err.kind);
         job.reason = err.kind == FL_ERRK_EXCEPTION
                          ? fmt::format("unit {} answered the write of {} with Modbus exception {} ({})", unit, p.name,

@@ -52,6 +52,12 @@ class BusWorker {
     ~BusWorker();
     BusWorker(const BusWorker&) = delete;
     BusWorker& operator=(const BusWorker&) = delete;
+    // Steady-clock milliseconds of the worker's last sign of progress: it beats at least once a
+    // second while idle, and around every driver call; a worker stuck in its driver stops beating.
+    // Shared, so a watchdog may keep reading it after the worker is gone.
+    using Heartbeat = std::shared_ptr<const std::atomic<std::int64_t>>;
+    Heartbeat heartbeat() const { return beat_; }
+    const std::string& bus_name() const;
 
     void start();
     void stop();  // wakes the thread, interrupts blocking I/O, joins
@@ -115,6 +121,8 @@ class BusWorker {
     std::mutex mutex_;
     std::condition_variable cv_;
     std::atomic<bool> stop_{false};
+    std::shared_ptr<std::atomic<std::int64_t>> beat_ = std::make_shared<std::atomic<std::int64_t>>(0);
+    void beat();
     std::vector<core::WriteJobPtr> writes_;  // guarded by mutex_
     std::atomic<bool> writes_waiting_{false};
     std::thread thread_;

@@ -1,5 +1,6 @@
 #include "north.hpp"
 
+#include <fmt/format.h>
 #include <mosquitto.h>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
@@ -13,6 +14,7 @@
 #include <deque>
 
 #include "core/log.hpp"
+#include "core/systemd.hpp"
 
 namespace fieldlink::north {
 
@@ -168,6 +170,10 @@ bool North::start(std::string* error) {
     // Status files cost O(sessions): every second up to 500 sessions, then less often (30 s at most).
     status_period_ = std::chrono::milliseconds(std::clamp<std::size_t>(sessions_.size() * 2, 1000, 30'000));
     status_ = std::make_unique<Every>(this, &North::write_status, status_period_);
+    // STATUS= every second under systemd; WATCHDOG=1 every half period when it asks for one.
+    const auto ping = watchdog_period_.count() > 0 ? std::max(std::chrono::milliseconds(50), watchdog_period_ / 2)
+                                                   : std::chrono::milliseconds(1000);
+    watchdog_ = std::make_unique<Every>(this, &North::watchdog_tick, std::min(ping, std::chrono::milliseconds(1000)));
     thread_ = std::thread([this] {
         pthread_setname_np(pthread_self(), "fl-north");  // for top -H, ps -L, perf
         run();
@@ -250,6 +256,45 @@ void North::on_stop_fd() {  // NOLINT(readability-make-member-function-const): a
     (void)!read(stop_fd_, &n, sizeof n);
 }
 
+// Sessions that made their first connection attempt (for READY=1), at most every 20 ms.
+void North::count_attempts() {
+    const auto now = loop_.now();
+    if (now - attempts_counted_ < std::chrono::milliseconds(20)) return;
+    attempts_counted_ = now;
+    std::size_t n = 0;
+    for (const auto& s : sessions_) n += s->attempted() ? 1 : 0;
+    attempted_.store(n);
+}
+
+// From the event loop itself: a loop that stops turning stops the pings too.
+void North::watchdog_tick(TimePoint) {
+    std::uint64_t queued = 0, dropped = 0;
+    for (const auto& s : sessions_) {
+        queued += s->queued_in_memory() + s->in_flight();
+        dropped += s->counters().samples_dropped;
+    }
+    if (store_) {
+        const auto st = store_->stats();
+        queued += st.records;
+        dropped += st.dropped_budget;
+    }
+    std::string status =
+        fmt::format("STATUS={}/{} sessions up, {} queued, {} dropped", connected_, sessions_.size(), queued, dropped);
+    const std::string stuck = stuck_ ? stuck_() : std::string();
+    if (stuck.empty()) {
+        if (!stuck_logged_.empty()) core::logger("north")->info("watchdog: every bus worker makes progress again");
+        stuck_logged_.clear();
+        if (watchdog_period_.count() > 0) status += "\nWATCHDOG=1";
+    } else {
+        if (stuck_logged_.empty()) {  // once per stretch (the message counts the seconds)
+            core::logger("north")->error("watchdog: {}; no more keep-alive pings to the service manager", stuck);
+        }
+        stuck_logged_ = stuck;
+        status += "; " + stuck;
+    }
+    core::systemd::notify(status.c_str());
+}
+
 void North::publish_totals() {
     std::lock_guard<std::mutex> lock(totals_mutex_);
     totals_.sum = sum_;
@@ -270,11 +315,13 @@ void North::run() {
     for (auto& s : sessions_) s->start();
     maintenance_->start();
     status_->start();
+    if (core::systemd::available()) watchdog_->start();
     bool stopping = false;
     TimePoint deadline{};
     for (;;) {
         loop_.run_once(stopping ? std::chrono::milliseconds(20) : std::chrono::milliseconds(1000));
         if (store_) store_->flush_logins();  // one transaction per loop turn, however many logins
+        if (attempted_.load() < sessions_.size()) count_attempts();
         if (!all_connected_logged_ && !sessions_.empty() && connected_ == sessions_.size()) {
             all_connected_logged_ = true;
             log->info("all {} sessions connected {}ms after start", sessions_.size(),

@@ -50,6 +50,15 @@ class North {
     // Before start(): where writes from the platforms go (the bus worker owning the device). Called
     // on the north thread; the worker calls job->done when finished.
     void set_writer(std::function<void(core::WriteJobPtr)> writer) { writer_ = std::move(writer); }
+    // Before start(): the service manager's watchdog. Every period/2 the loop sends WATCHDOG=1,
+    // unless `stuck` names a part that made no progress (a bus worker stuck in its driver): then
+    // the pings stop and systemd restarts the daemon. Without a watchdog `period` is 0.
+    void set_watchdog(std::chrono::milliseconds period, std::function<std::string()> stuck) {
+        watchdog_period_ = period;
+        stuck_ = std::move(stuck);
+    }
+    // True once every session has made its first connection attempt (connected or failed).
+    bool first_attempts_done() const { return attempted_.load() >= sessions_.size(); }
     // Publishes what is waiting for at most `drain`, disconnects every session, joins.
     void stop(std::chrono::milliseconds drain);
     NorthTotals totals() const;
@@ -64,6 +73,8 @@ class North {
     void drain_due(TimePoint now);
     void maintain(TimePoint now);
     void write_status(TimePoint now);
+    void watchdog_tick(TimePoint now);
+    void count_attempts();
     bool all_idle() const;
     void publish_totals();
     void on_stop_fd();
@@ -84,7 +95,12 @@ class North {
     SessionCounters sum_;
     std::size_t connected_ = 0;
     std::unique_ptr<Watch> queue_watch_, stop_watch_;
-    std::unique_ptr<Every> maintenance_, status_;
+    std::unique_ptr<Every> maintenance_, status_, watchdog_;
+    std::chrono::milliseconds watchdog_period_{0};
+    std::function<std::string()> stuck_;
+    std::string stuck_logged_;  // what the watchdog stopped for, logged once
+    std::atomic<std::size_t> attempted_{0};
+    TimePoint attempts_counted_{};
     class Once;  // a TimerHandler calling a member function once
     std::unique_ptr<Once> drain_timer_;
     TimePoint last_drain_{};

@@ -111,6 +111,8 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     // Records the platform refused for good, per (device index, the platform's reason).
     const std::map<std::pair<std::uint32_t, std::string>, std::uint64_t>& rejected() const { return rejected_; }
     bool connected() const { return state_ == State::connected; }
+    // The first connection attempt is over: connected once, or failed at least once.
+    bool attempted() const { return counters_.connects > 0 || failures_ > 0; }
     std::size_t queued_in_memory() const { return live_.size() + backlog_.size(); }
     std::size_t in_flight() const { return inflight_.size(); }
     // Acquisition time of the oldest sample this session still has to deliver (0: none known).
