@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what is needed, then builds and runs everything, each stage timed:
-#   build (-Werror) | lint: clang-format and clang-tidy | unit + integration tests |
+#   build (-Werror) | lint: clang-format and clang-tidy | unit + integration tests, and the Debian
+#   package built, installed, run, removed and purged (root) |
 #   AddressSanitizer + UBSan build and tests | ThreadSanitizer build and tests |
 #   libFuzzer targets (clang), each printing its executions and the project code it reached.
 # Servers the tests need (mosquitto, the Modbus simulator, socat ptys, a DNS server) are started by
@@ -38,12 +39,12 @@ stage "tests: unit, integration" run_tests build
 
 stage "build (ASan + UBSan)" build_tree build-asan -DCMAKE_BUILD_TYPE=Debug -DFIELDLINK_SANITIZE=ON -DFIELDLINK_BENCH=OFF
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-stage "tests under ASan + UBSan" run_tests build-asan
+stage "tests under ASan + UBSan" run_tests build-asan -LE package  # the package is built from build/
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
 stage "build (ThreadSanitizer)" build_tree build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFIELDLINK_TSAN=ON -DFIELDLINK_BENCH=OFF
 export TSAN_OPTIONS=halt_on_error=1:exitcode=66:second_deadlock_stack=1
-stage "tests under ThreadSanitizer" run_tests build-tsan
+stage "tests under ThreadSanitizer" run_tests build-tsan -LE package
 unset TSAN_OPTIONS
 
 fuzz_build() {

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <dlfcn.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstddef>
@@ -12,6 +13,9 @@
 #include "core/duration.hpp"
 #include "core/low_fds.hpp"
 
+#ifndef FIELDLINK_BUILD_ROOT
+#define FIELDLINK_BUILD_ROOT ""
+#endif
 #ifndef FIELDLINK_BUILD_PLUGIN_DIR
 #define FIELDLINK_BUILD_PLUGIN_DIR ""
 #endif
@@ -354,8 +358,13 @@ void PluginRegistry::validate_buses(config::Config& cfg, std::vector<ConfigError
 
 std::string default_plugin_dir() {
     if (const char* env = std::getenv("FIELDLINK_PLUGIN_DIR"); env && *env) return env;
-    std::string build = FIELDLINK_BUILD_PLUGIN_DIR;
-    if (!build.empty()) {
+    // The build tree's plugins for a binary run from the build tree; an installed binary uses the
+    // installed ones even on the machine that built it.
+    const std::string build = FIELDLINK_BUILD_PLUGIN_DIR;
+    char exe[4096];
+    const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    const std::string self = n > 0 ? std::string(exe, static_cast<std::size_t>(n)) : std::string();
+    if (!build.empty() && self.rfind(FIELDLINK_BUILD_ROOT, 0) == 0) {
         if (DIR* d = opendir(build.c_str())) {
             closedir(d);
             return build;
