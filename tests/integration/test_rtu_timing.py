@@ -42,7 +42,7 @@ class RtuTimingTest(unittest.TestCase):
 clouds:
   c: {{ platform: mqtt, host: 127.0.0.1, port: {broker.port} }}
 buses:
-  line: {{ driver: modbus-rtu, device: {gw}, baud: {baud}, timeout: 500ms, retries: 0{extra} }}
+  line: {{ driver: modbus-rtu, device: {gw}, baud: {baud}, timeout: 2s, retries: 0{extra} }}
 devices:
   - {{ name: u1, cloud: c, bus: line, unit: 1, interval: 50ms, points: [ {{ name: a, area: holding, address: 3 }} ] }}
   - {{ name: u2, cloud: c, bus: line, unit: 2, interval: 50ms, points: [ {{ name: a, area: holding, address: 3 }} ] }}
