@@ -360,7 +360,7 @@ std::string default_plugin_dir() {
     if (const char* env = std::getenv("FIELDLINK_PLUGIN_DIR"); env && *env) return env;
     // The build tree's plugins for a binary run from the build tree; an installed binary uses the
     // installed ones even on the machine that built it.
-    const std::string build = FIELDLINK_BUILD_PLUGIN_DIR;
+    std::string build = FIELDLINK_BUILD_PLUGIN_DIR;
     char exe[4096];
     const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     const std::string self = n > 0 ? std::string(exe, static_cast<std::size_t>(n)) : std::string();
