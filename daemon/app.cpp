@@ -7,6 +7,8 @@
 #include <unistd.h>
 #include <csignal>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -28,6 +30,7 @@
 #include "load.hpp"
 #include "north/north.hpp"
 #include "platforms/platform.hpp"
+#include "web.hpp"
 
 namespace fieldlink {
 namespace {
@@ -98,7 +101,88 @@ bool check_descriptors(const config::Config& cfg, const std::string& file) {
 struct Running {
     std::unique_ptr<north::North> north;
     std::vector<std::unique_ptr<bus::BusWorker>> workers;
+    std::unique_ptr<WebServer> web;  // stopped first: its handlers read the workers and north
 };
+
+std::int64_t steady_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+// A bus worker that has not shown progress for this long is not alive (/healthz).
+constexpr std::int64_t kWorkerAliveMs = 30'000;
+
+// What the HTTP server serves besides the north side's files: the bus workers' view.
+WebSources web_sources(const config::Config& cfg, const Running& run) {
+    WebSources src;
+    src.data_dir = cfg.gateway.data_dir;
+    src.runtime_json = [&cfg, &run] {
+        nlohmann::json buses = nlohmann::json::array();
+        const auto now = steady_ms();
+        for (const auto& w : run.workers) {
+            const auto& bc = std::find_if(cfg.buses.begin(), cfg.buses.end(),
+                                          [&w](const config::BusConfig& b) { return b.name == w->bus_name(); });
+            nlohmann::json devices = nlohmann::json::array();
+            for (std::size_t i = 0; i < w->device_count(); ++i) {
+                const auto& c = w->counters(i);
+                const auto& dc = cfg.devices[w->device_index(i)];
+                devices.push_back({{"name", dc.name},
+                                   {"unit", dc.unit},
+                                   {"state", bus::device_state_name(c.state.load())},
+                                   {"polls", c.polls.load()},
+                                   {"ok", c.ok.load()},
+                                   {"timeouts", c.timeouts.load()},
+                                   {"errors", c.crc_errors.load() + c.exceptions.load() + c.protocol_errors.load() +
+                                                  c.link_errors.load()},
+                                   {"writes_ok", c.writes.load()},
+                                   {"writes_failed", c.write_errors.load()}});
+            }
+            buses.push_back({{"name", w->bus_name()},
+                             {"driver", bc != cfg.buses.end() ? bc->driver : std::string()},
+                             {"alive", now - w->heartbeat()->load() <= kWorkerAliveMs},
+                             {"devices", std::move(devices)}});
+        }
+        const nlohmann::json doc{{"buses", std::move(buses)}, {"problems", core::recent_problems()}};
+        return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    };
+    src.device_metrics = [&cfg, &run] {
+        std::string out;
+        for (const auto& w : run.workers) {
+            for (std::size_t i = 0; i < w->device_count(); ++i) {
+                const auto& c = w->counters(i);
+                const std::string labels = "{device=" + nlohmann::json(cfg.devices[w->device_index(i)].name).dump() +
+                                           ",bus=" + nlohmann::json(w->bus_name()).dump();
+                const std::pair<const char*, std::uint64_t> counts[] = {{"polls", c.polls.load()},
+                                                                        {"timeouts", c.timeouts.load()},
+                                                                        {"crc_errors", c.crc_errors.load()},
+                                                                        {"exceptions", c.exceptions.load()},
+                                                                        {"malformed", c.protocol_errors.load()},
+                                                                        {"link_errors", c.link_errors.load()},
+                                                                        {"skipped", c.skipped.load()}};
+                for (const auto& [name, n] : counts) {
+                    out +=
+                        "fieldlink_device_" + std::string(name) + "_total" + labels + "} " + std::to_string(n) + "\n";
+                }
+                out += "fieldlink_device_writes_total" + labels + ",result=\"ok\"} " + std::to_string(c.writes.load()) +
+                       "\n";
+                out += "fieldlink_device_writes_total" + labels + ",result=\"failed\"} " +
+                       std::to_string(c.write_errors.load()) + "\n";
+                out += "fieldlink_device_up" + labels + "} " + (c.state.load() == 1 ? "1" : "0") + "\n";
+            }
+        }
+        return out;
+    };
+    src.unhealthy = [&run]() -> std::string {
+        if (!run.north->first_attempts_done()) return "starting: sessions are making their first connection attempts";
+        const auto now = steady_ms();
+        for (const auto& w : run.workers) {
+            if (now - w->heartbeat()->load() > kWorkerAliveMs) return "bus " + w->bus_name() + ": its worker is stuck";
+        }
+        if (!run.north->store_writable()) return "the store cannot be written (disk full or read-only?)";
+        return {};
+    };
+    return src;
+}
 
 int start_all(const config::Config& cfg, const bus::PluginRegistry& plugins, Running& run) {
     auto log = core::logger("core");
@@ -151,12 +235,21 @@ int start_all(const config::Config& cfg, const bus::PluginRegistry& plugins, Run
         return kExitRuntime;
     }
     for (auto& w : run.workers) w->start();
+    if (cfg.gateway.http_port > 0) {
+        run.web = WebServer::start(cfg.gateway.http_host, cfg.gateway.http_port, web_sources(cfg, run), &err);
+        if (!run.web) {
+            log->error("{}", err);
+            return kExitRuntime;
+        }
+        log->info("metrics, health and status page on http://{}:{}/", cfg.gateway.http_host, cfg.gateway.http_port);
+    }
     log->info("fieldlinkd running: {} bus(es), {} device(s), {} point(s)", cfg.buses.size(), cfg.devices.size(),
               point_count(cfg));
     return kExitOk;
 }
 
 void stop_all(Running& run) {
+    run.web.reset();
     for (auto& w : run.workers) w->stop();  // first: no new samples
     run.workers.clear();
     if (run.north) run.north->stop(std::chrono::milliseconds(500));  // what is left stays in the store

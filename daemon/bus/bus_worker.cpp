@@ -22,10 +22,14 @@ namespace {
 const char* state_name(int s) {
     static const char* names[] = {"unknown",          "ok",        "no response (timeout)", "CRC error",
                                   "Modbus exception", "link down", "malformed response"};
-    return names[s];
+    return s >= 0 && s < 7 ? names[s] : "unknown";
 }
 
 }  // namespace
+
+const char* device_state_name(int state) {
+    return state_name(state);
+}
 
 BusWorker::BusWorker(const config::Config& cfg, std::size_t bus_index, std::unique_ptr<DriverInstance> driver,
                      SampleSink sink)
@@ -309,6 +313,7 @@ void BusWorker::set_state(Device& d, State s, int code, const char* detail) {
     }
     d.state = s;
     d.state_code = code;
+    d.counters->state.store(static_cast<int>(s));
 }
 
 // Reads one planned request (with retries unless the device is backed off) and decodes its

@@ -39,7 +39,11 @@ struct DeviceCounters {
     std::atomic<std::uint64_t> requests{0};
     std::atomic<std::uint64_t> writes{0};        // writes from the cloud confirmed by read-back
     std::atomic<std::uint64_t> write_errors{0};  // ... that failed on the bus or read back otherwise
+    std::atomic<int> state{0};                   // BusWorker::State, for the status page
 };
+
+// The words for a DeviceCounters::state ("ok", "no response (timeout)", ...).
+const char* device_state_name(int state);
 
 // Takes the batches of one polling round from the front of the vector, as many as it can (the
 // hand-off queue is bounded); what is left was not taken and is counted as skipped.
@@ -67,6 +71,7 @@ class BusWorker {
     void submit(core::WriteJobPtr job);
     const DeviceCounters& counters(std::size_t local_index) const { return *devices_[local_index].counters; }
     std::size_t device_count() const { return devices_.size(); }
+    std::size_t device_index(std::size_t local_index) const { return devices_[local_index].index; }
 
   private:
     enum class State { unknown, ok, timeout, crc, exception, link, protocol };

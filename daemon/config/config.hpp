@@ -38,6 +38,9 @@ struct GatewayConfig {
     Duration store_sync{1000};                     // 0: fsync every batch; else WAL checkpoint interval
     std::vector<std::string> dns_servers;          // "ip[:port]"; empty: the system's resolver configuration
     Duration dns_timeout{5000};                    // per query try
+    // Metrics, health and the status page over HTTP (`http: 9910` or `http: HOST:PORT`); port 0: off.
+    std::string http_host = "127.0.0.1";
+    int http_port = 0;
 };
 
 struct TlsConfig {

@@ -117,6 +117,27 @@ const Field<GatewayConfig> kGatewayFields[] = {
              add_dns_server(g, n[i], r);
          }
      }},
+    {"http", false,
+     [](GatewayConfig& g, const YAML::Node& n, Reader& r) {
+         auto text = r.scalar(n, "a port (9910, on 127.0.0.1) or HOST:PORT ([::1]:9910, 0.0.0.0:9910)");
+         if (!text) return;
+         std::string host = "127.0.0.1", port = *text;
+         if (const auto colon = text->rfind(':'); colon != std::string::npos) {
+             host = text->substr(0, colon);
+             port = text->substr(colon + 1);
+             if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+         }
+         char* end = nullptr;
+         const long p = std::strtol(port.c_str(), &end, 10);
+         if (port.empty() || *end != '\0' || p < 1 || p > 65535 || host.empty()) {
+             r.error(n, "'" + *text +
+                            "' is not a listen address; expected a port 1..65535 (on 127.0.0.1) or "
+                            "HOST:PORT, like 127.0.0.1:9910 or [::1]:9910");
+             return;
+         }
+         g.http_host = host;
+         g.http_port = static_cast<int>(p);
+     }},
     {"dns_timeout", false,
      [](GatewayConfig& g, const YAML::Node& n, Reader& r) {
          set_if(g.dns_timeout, r.duration(n, Duration{100}, Duration{60'000}));

@@ -1,6 +1,7 @@
 #include "log.hpp"
 
 #include <spdlog/sinks/base_sink.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <syslog.h>
 
@@ -49,6 +50,7 @@ class JournalSink final : public spdlog::sinks::base_sink<std::mutex> {
 // NOLINTBEGIN(cppcoreguidelines-avoid-non-const-global-variables)
 std::mutex g_mutex;
 spdlog::sink_ptr g_sink;
+std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> g_recent;
 spdlog::level::level_enum g_level = spdlog::level::info;
 // NOLINTEND(cppcoreguidelines-avoid-non-const-global-variables)
 
@@ -75,11 +77,25 @@ void init_logging(const std::string& level) {
 std::shared_ptr<spdlog::logger> logger(const std::string& component) {
     std::lock_guard<std::mutex> lock(g_mutex);
     if (auto l = spdlog::get(component)) return l;
-    auto l = std::make_shared<spdlog::logger>(component, sink());
+    if (!g_recent) {
+        g_recent = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(50);
+        g_recent->set_level(spdlog::level::warn);
+        g_recent->set_pattern("%Y-%m-%dT%H:%M:%S %l [%n] %v");
+    }
+    auto l = std::make_shared<spdlog::logger>(component, spdlog::sinks_init_list{sink(), g_recent});
     l->set_level(g_level);
     l->flush_on(spdlog::level::info);
     spdlog::register_logger(l);
     return l;
+}
+
+std::vector<std::string> recent_problems() {
+    std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> recent;
+    {
+        std::lock_guard<std::mutex> lock(g_mutex);
+        recent = g_recent;
+    }
+    return recent ? recent->last_formatted() : std::vector<std::string>{};
 }
 
 }  // namespace fieldlink::core

@@ -6,10 +6,14 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace fieldlink::core {
 
 void init_logging(const std::string& level);
 std::shared_ptr<spdlog::logger> logger(const std::string& component);
+// The last warnings and errors (at most 50, oldest first), for the status page. Log lines never
+// carry secrets (keys, tokens and passwords are never logged).
+std::vector<std::string> recent_problems();
 
 }  // namespace fieldlink::core

@@ -140,6 +140,11 @@ bool North::start(std::string* error) {
     const auto logins =
         store_ ? store_->recent_logins(core::unix_ms_now() - 5000) : std::map<std::string, std::vector<std::int64_t>>{};
     route_.assign(cfg_.devices.size(), nullptr);
+    latest_.assign(cfg_.devices.size(), Latest{});
+    for (std::size_t d = 0; d < cfg_.devices.size(); ++d) {
+        latest_[d].values.resize(cfg_.devices[d].points.size());
+        latest_[d].at.resize(cfg_.devices[d].points.size(), 0);
+    }
     for (auto& info : infos) {
         const Profile& p = *profiles_[static_cast<std::size_t>(info.cloud - cfg_.clouds.data())];
         SessionEnv env;
@@ -224,7 +229,9 @@ void North::drain_queue() {
             if (b.kind == core::SampleBatch::Kind::samples) ptrs.push_back(&b);
         }
         store_->append(ptrs);
+        store_writable_.store(store_->writable());
     }
+    for (const auto& b : batches) remember(b);
     for (auto& b : batches) {
         Session* s = b.device_index < route_.size() ? route_[b.device_index] : nullptr;
         if (!s) continue;
@@ -239,6 +246,22 @@ void North::drain_queue() {
     touched_.erase(std::unique(touched_.begin(), touched_.end()), touched_.end());
     for (auto* s : touched_) s->flush();
     touched_.clear();
+}
+
+void North::remember(const core::SampleBatch& b) {
+    if (b.device_index >= latest_.size()) return;
+    auto& l = latest_[b.device_index];
+    if (b.kind != core::SampleBatch::Kind::samples) {
+        l.up = b.kind == core::SampleBatch::Kind::device_up;
+        return;
+    }
+    l.up = true;
+    l.time_ms = b.timestamp_ms;
+    for (const auto& pv : b.values) {
+        if (pv.point_index >= l.values.size()) continue;
+        l.values[pv.point_index] = pv.value;
+        l.at[pv.point_index] = b.timestamp_ms;
+    }
 }
 
 // Acknowledged records are deleted, the budget enforced and the totals published twice a second.

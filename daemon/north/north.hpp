@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -59,6 +60,8 @@ class North {
     }
     // True once every session has made its first connection attempt (connected or failed).
     bool first_attempts_done() const { return attempted_.load() >= sessions_.size(); }
+    // Thread-safe: whether the store takes writes (always, for `store: memory`).
+    bool store_writable() const { return store_writable_.load(); }
     // Publishes what is waiting for at most `drain`, disconnects every session, joins.
     void stop(std::chrono::milliseconds drain);
     NorthTotals totals() const;
@@ -92,6 +95,15 @@ class North {
     std::vector<std::unique_ptr<Session>> sessions_;
     std::vector<Session*> route_;  // device index -> its session
     std::vector<Session*> touched_;
+    // The latest value of every point (for status.json and the status page), and when it came.
+    struct Latest {
+        std::int64_t time_ms = 0;  // the device's last batch
+        bool up = true;            // its unit answers
+        std::vector<std::optional<core::Value>> values;
+        std::vector<std::int64_t> at;
+    };
+    std::vector<Latest> latest_;
+    void remember(const core::SampleBatch& b);
     SessionCounters sum_;
     std::size_t connected_ = 0;
     std::unique_ptr<Watch> queue_watch_, stop_watch_;
@@ -100,6 +112,7 @@ class North {
     std::function<std::string()> stuck_;
     std::string stuck_logged_;  // what the watchdog stopped for, logged once
     std::atomic<std::size_t> attempted_{0};
+    std::atomic<bool> store_writable_{true};
     TimePoint attempts_counted_{};
     class Once;  // a TimerHandler calling a member function once
     std::unique_ptr<Once> drain_timer_;

@@ -5,7 +5,10 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstdio>
+#include <type_traits>
+#include <variant>
 
 #include "north/north.hpp"
 
@@ -36,6 +39,32 @@ class AtomicFile {
 
 std::string quoted(const std::string& s) {
     return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// One point of the devices section: its latest value, "fresh" when it came with the device's
+// last batch, else "held", and its age.
+nlohmann::json point_json(const std::string& name, const std::optional<core::Value>& value, std::int64_t at,
+                          std::int64_t last, std::int64_t now_ms) {
+    nlohmann::json pt{{"name", name}};
+    if (!value) {
+        pt["quality"] = "none";
+        return pt;
+    }
+    std::visit(
+        [&pt](const auto& v) {
+            using T = std::decay_t<decltype(v)>;
+            if constexpr (std::is_same_v<T, double>) {
+                // 15 significant digits, as the platforms send it (10.1, not 10.100000000000001)
+                pt["value"] =
+                    std::isfinite(v) ? nlohmann::json(std::stod(fmt::format("{:.15g}", v))) : nlohmann::json();
+            } else {
+                pt["value"] = v;
+            }
+        },
+        *value);
+    pt["quality"] = at == last ? "fresh" : "held";
+    pt["age_s"] = static_cast<double>(now_ms - at) / 1000.0;
+    return pt;
 }
 
 }  // namespace
@@ -107,6 +136,22 @@ void North::write_status(TimePoint now) {
             dropped + c.samples_dropped, name, rate, name, c.commands, name, c.malformed, name, c.answers_retried, name,
             c.records_rejected, name, c.values_superseded, name, c.commands_refused, name, c.writes_ok, name,
             c.writes_failed);
+    }
+    status.print("]");
+    // Devices with the latest value of each point: "fresh" when it came with the device's last
+    // batch, else "held" (unchanged under report by exception, or not read since) with its age.
+    status.print(",\n\"devices\":[");
+    for (std::size_t d = 0; d < latest_.size() && d < cfg_.devices.size(); ++d) {
+        const auto& dc = cfg_.devices[d];
+        const auto& l = latest_[d];
+        nlohmann::json points = nlohmann::json::array();
+        for (std::size_t p = 0; p < dc.points.size() && p < l.values.size(); ++p) {
+            points.push_back(point_json(dc.points[p].name, l.values[p], l.at[p], l.time_ms, now_ms));
+        }
+        const nlohmann::json dev{
+            {"name", dc.name}, {"bus", dc.bus},        {"cloud", dc.cloud},          {"unit", dc.unit},
+            {"up", l.up},      {"last_ms", l.time_ms}, {"points", std::move(points)}};
+        status.print("{}\n{}", d ? "," : "", dev.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     }
     status.print("]");
     if (store_) {

@@ -42,6 +42,8 @@ class Outbox {
     // (outbox.db.corrupt-<time>) and counted. Returns nullptr with `error` when the directory
     // cannot be used.
     static std::unique_ptr<Outbox> open(const config::Config& cfg, std::string* error);
+    // False while appends fail (a full or read-only disk); true again after one succeeds.
+    bool writable() const { return !full_logged_; }
     ~Outbox();
     Outbox(const Outbox&) = delete;
     Outbox& operator=(const Outbox&) = delete;

@@ -1,0 +1,201 @@
+"""Metrics, health and the status page over HTTP (issue 10, item 5), on the real binary with a
+real broker, one device on the sim driver and one on Modbus TCP from the bundled simulator:
+
+- /metrics is Prometheus text with per-session and per-device counters and build info;
+  /healthz says healthy; /api/status (what `fieldlink status` reads) carries the devices and the
+  latest value of every point; /api/runtime the buses, their devices' states and recent warnings;
+- nothing served shows a secret (a device key, a cloud password);
+- anything but GET and HEAD is refused (405) on every path;
+- an address that cannot be bound is a start-up error (exit 1) that names it;
+- the page in headless Chromium: it loads, shows the devices, and their values change between two
+  looks; a screenshot is kept (build/test-artifacts/status-page.png)."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+from harness import BIN, PLUGINS, Broker, Daemon, Procs, Simulator, free_port, wait_for
+
+BUILD = os.path.abspath(os.environ.get("FIELDLINK_BUILD_DIR", "build"))
+KEY = "c2VjcmV0LWtleS1tdXN0LW5vdC1sZWFrLTEyMzQ="
+PASSWORD = "pa55-must-not-leak"
+
+
+def get(url, method="GET"):
+    req = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except urllib.error.URLError:
+        return 0, ""  # not listening (yet)
+
+
+def chromium():
+    for name in ("chromium", "chromium-browser"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+class HttpTest(unittest.TestCase):
+    def start(self, procs, http_port, broker_port, modbus_port):
+        return Daemon(procs, f"""
+gateway:
+  http: 127.0.0.1:{http_port}
+clouds:
+  c: {{ platform: mqtt, host: 127.0.0.1, port: {broker_port}, topic: "fl/{{device}}", username: u, password: "{PASSWORD}" }}
+buses:
+  plc: {{ driver: sim }}
+  tcp: {{ driver: modbus-tcp, host: 127.0.0.1, port: {modbus_port}, timeout: 300ms }}
+devices:
+  - name: boiler
+    cloud: c
+    bus: plc
+    key: "{KEY}"
+    interval: 200ms
+    points:
+      - {{ name: temperature, area: holding, address: 0, scale: 0.1 }}
+      - {{ name: burner, area: coil, address: 0 }}
+  - name: meter
+    cloud: c
+    bus: tcp
+    unit: 1
+    interval: 200ms
+    points:
+      - {{ name: counter, area: holding, address: 0, type: uint32 }}
+""")
+
+    def test_endpoints_secrets_and_methods(self):
+        procs = Procs(self)
+        broker = Broker(procs)
+        modbus_port = free_port()
+        Simulator(procs, tcp_port=modbus_port, units=(1,))
+        port = free_port()
+        daemon = self.start(procs, port, broker.port, modbus_port)
+        base = "http://127.0.0.1:%d" % port
+        wait_for(lambda: "metrics, health and status page on" in daemon.log(), timeout=10, what="the HTTP server")
+        wait_for(lambda: get(base + "/api/status")[0] == 200 and
+                 all("value" in p for d in json.loads(get(base + "/api/status")[1])["devices"] for p in d["points"]),
+                 timeout=15, what="a status with every point's value")
+
+        code, body = get(base + "/healthz")
+        self.assertEqual((code, json.loads(body)), (200, {"healthy": True}))
+        code, metrics = get(base + "/metrics")
+        self.assertEqual(code, 200)
+        for line in ('fieldlink_device_polls_total{device="boiler",bus="plc"}',
+                     'fieldlink_device_up{device="meter",bus="tcp"} 1',
+                     'fieldlink_session_connected{session="boiler"} 1', "fieldlink_store_queued_batches",
+                     'fieldlink_writes_total{session="meter",result="ok"} 0', 'fieldlink_build_info{version="'):
+            self.assertIn(line, metrics)
+        status = json.loads(get(base + "/api/status")[1])
+        devices = {d["name"]: d for d in status["devices"]}
+        self.assertEqual(set(devices), {"boiler", "meter"})
+        self.assertEqual([p["name"] for p in devices["boiler"]["points"]], ["temperature", "burner"])
+        self.assertIn(devices["meter"]["points"][0]["quality"], ("fresh", "held"))
+        runtime = json.loads(get(base + "/api/runtime")[1])
+        buses = {b["name"]: b for b in runtime["buses"]}
+        self.assertEqual(buses["tcp"]["driver"], "modbus-tcp")
+        self.assertTrue(buses["plc"]["alive"])
+        self.assertEqual(buses["tcp"]["devices"][0]["state"], "ok")
+        # The same data as `fieldlink status` reads: the file in the data directory.
+        with open(os.path.join(daemon.data_dir, "status.json")) as f:
+            self.assertEqual(set(json.load(f)), set(status))
+
+        for path in ("/", "/metrics", "/healthz", "/api/status", "/api/runtime"):
+            code, body = get(base + path)
+            self.assertEqual(code, 200, path)
+            self.assertNotIn(KEY, body, path)
+            self.assertNotIn(PASSWORD, body, path)
+            for method in ("POST", "PUT", "DELETE", "PATCH"):
+                self.assertEqual(get(base + path, method)[0], 405, (method, path))
+        self.assertEqual(get(base + "/metrics", "HEAD")[0], 200)
+        self.assertEqual(get(base + "/nothing")[0], 404)
+        self.assertEqual(daemon.stop()[0], 0)
+
+    def test_an_address_that_cannot_be_bound_is_a_start_up_error(self):
+        procs = Procs(self)
+        taken = socket.socket()
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        self.addCleanup(taken.close)
+        port = taken.getsockname()[1]
+        path = procs.write("c.yaml", f"""
+gateway:
+  data_dir: {procs.path("data")}
+  http: 127.0.0.1:{port}
+clouds:
+  c: {{ platform: mqtt, host: 127.0.0.1, port: 1, topic: "fl/{{device}}" }}
+buses:
+  plc: {{ driver: sim }}
+devices:
+  - {{ name: d, cloud: c, bus: plc, points: [{{ name: v, area: holding, address: 0 }}] }}
+""")
+        p = subprocess.run([os.path.join(BIN, "fieldlinkd"), "--config", path, "--plugin-dir", PLUGINS],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("gateway.http: cannot listen on 127.0.0.1:%d: Address already in use" % port, p.stderr)
+        # and a malformed address is a configuration error (exit 2)
+        with open(path) as f:
+            bad = procs.write("bad.yaml", f.read().replace("127.0.0.1:%d" % port, "127.0.0.1:99999"))
+        p = subprocess.run([os.path.join(BIN, "fieldlinkd"), "--check", "--config", bad], capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("gateway.http: '127.0.0.1:99999' is not a listen address", p.stdout + p.stderr)
+
+    @unittest.skipUnless(chromium(), "chromium is not installed")
+    def test_the_page_in_headless_chromium(self):
+        procs = Procs(self)
+        broker = Broker(procs)
+        modbus_port = free_port()
+        Simulator(procs, tcp_port=modbus_port, units=(1,))
+        port = free_port()
+        daemon = self.start(procs, port, broker.port, modbus_port)
+        base = "http://127.0.0.1:%d/" % port
+        wait_for(lambda: get(base + "api/status")[0] == 200, timeout=15, what="the status")
+        time.sleep(1.5)
+        profile = procs.path("chromium-profile")
+        cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+               "--user-data-dir=" + profile, "--virtual-time-budget=3000"]
+
+        def dom():
+            p = subprocess.run(cmd + ["--dump-dom", base], capture_output=True, text=True, timeout=120)
+            self.assertIn("<table", p.stdout, p.stderr[-2000:])
+            return p.stdout
+
+        def temperature(html):
+            # the row of boiler/temperature: <td>boiler</td><td>plc</td><td>c</td><td>temperature</td><td>VALUE</td>
+            marker = "<td>temperature</td><td class=\"value\">"
+            at = html.find(marker)
+            self.assertGreater(at, 0, html[:3000])
+            return html[at + len(marker):html.index("</td>", at + len(marker))]
+
+        first = dom()
+        for text in ("fieldlink gateway", "<td>boiler</td>", "<td>meter</td>", "<td>counter</td>", "<td>plc</td>",
+                     "<td class=\"ok\">alive</td>"):
+            self.assertIn(text, first)
+        self.assertIn('<div id="updated">updated ', first, "the page read the gateway's data")
+        self.assertNotIn(KEY, first)
+        time.sleep(2)
+        second = dom()
+        self.assertNotEqual(temperature(first), temperature(second), "the values change")
+
+        artifacts = os.path.join(BUILD, "test-artifacts")
+        os.makedirs(artifacts, exist_ok=True)
+        shot = os.path.join(artifacts, "status-page.png")
+        subprocess.run(cmd + ["--window-size=1200,1000", "--screenshot=" + shot, base], capture_output=True,
+                       text=True, timeout=120)
+        self.assertTrue(os.path.exists(shot) and os.path.getsize(shot) > 10000, shot)
+        print("screenshot: %s" % shot)
+        self.assertEqual(daemon.stop()[0], 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
