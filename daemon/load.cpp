@@ -1,5 +1,9 @@
 #include "load.hpp"
 
+#include <algorithm>
+#include <filesystem>
+#include <memory>
+
 #include "config/parser.hpp"
 #include "platforms/platform.hpp"
 
@@ -14,6 +18,36 @@ Loaded load_config_text(const std::string& text, const std::string& file, const 
     return out;
 }
 
+namespace {
+
+// conf.d/*.yaml (and *.yml) beside the main file, by name; an unreadable one is an error.
+std::vector<config::Fragment> fragments_beside(const std::string& path, std::vector<config::ConfigError>& errors) {
+    namespace fs = std::filesystem;
+    std::vector<config::Fragment> out;
+    std::error_code ec;
+    const fs::path dir = fs::path(path).parent_path() / "conf.d";
+    if (!fs::is_directory(dir, ec)) return out;
+    std::vector<fs::path> names;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+        const auto ext = e.path().extension();
+        if ((ext == ".yaml" || ext == ".yml") && e.is_regular_file(ec)) names.push_back(e.path());
+    }
+    std::sort(names.begin(), names.end());
+    for (const auto& n : names) {
+        config::Fragment f{n.string(), {}};
+        if (!config::read_file(f.path, f.text)) {
+            config::Mark at;
+            at.file = std::make_shared<const std::string>(f.path);
+            errors.push_back(config::ConfigError{at, "", "cannot open this part of the configuration"});
+            continue;
+        }
+        out.push_back(std::move(f));
+    }
+    return out;
+}
+
+}  // namespace
+
 Loaded load_config_file(const std::string& path, const bus::PluginRegistry* plugins) {
     std::string text;
     if (!config::read_file(path, text)) {
@@ -22,7 +56,16 @@ Loaded load_config_file(const std::string& path, const bus::PluginRegistry* plug
         out.errors.push_back(config::ConfigError{{}, "", "cannot open the configuration file"});
         return out;
     }
-    return load_config_text(text, path, plugins);
+    std::vector<config::ConfigError> unreadable;
+    const auto fragments = fragments_beside(path, unreadable);
+    if (fragments.empty() && unreadable.empty()) return load_config_text(text, path, plugins);
+    auto parsed = config::parse_files(text, path, fragments);
+    Loaded out{std::move(parsed.config), std::move(parsed.errors)};
+    out.errors.insert(out.errors.begin(), unreadable.begin(), unreadable.end());
+    if (!parsed.structure_ok || !unreadable.empty()) return out;
+    platforms::validate(out.config, out.errors);
+    if (plugins) plugins->validate_buses(out.config, out.errors);
+    return out;
 }
 
 }  // namespace fieldlink

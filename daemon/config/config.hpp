@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <map>
+#include <memory>
 
 #include "core/duration.hpp"
 #include "core/value.hpp"
@@ -26,6 +27,8 @@ inline constexpr const char* kLinkPoint = "online";
 struct Mark {
     int line = 0;    // 1-based, 0 = unknown
     int column = 0;  // 1-based
+    // The file, when the configuration is split (conf.d/*.yaml); null: the main file.
+    std::shared_ptr<const std::string> file;
 };
 
 struct GatewayConfig {

@@ -572,25 +572,97 @@ const Field<TopLevel> kTopFields[] = {
      }},
 };
 
-}  // namespace
+// file:line:column of a mark, for a message that names a second position.
+std::string where(const Mark& m, const std::string& main_file) {
+    return (m.file ? *m.file : main_file) + ":" + std::to_string(m.line) + ":" + std::to_string(m.column);
+}
 
-ParseResult parse_text(const std::string& text, const std::string& file) {
-    ParseResult res;
-    res.config.file = file;
+// A fragment's clouds, buses or templates joined to the configuration; a name defined twice is
+// an error at the second definition naming the first.
+template <typename T>
+void merge_named(std::vector<T>& into, std::vector<T>& from, const char* section, const std::string& main_file,
+                 std::vector<ConfigError>& errors) {
+    for (auto& item : from) {
+        auto it = std::find_if(into.begin(), into.end(), [&item](const T& x) { return x.name == item.name; });
+        if (it != into.end()) {
+            errors.push_back(ConfigError{item.mark, std::string(section) + "." + item.name,
+                                         "defined twice: here and at " + where(it->mark, main_file)});
+            continue;
+        }
+        into.push_back(std::move(item));
+    }
+}
+
+// One file's YAML into `into` (every section optional when the configuration is split).
+bool read_sections(const std::string& text, bool split, bool main, Config& into, std::vector<ConfigError>& errors) {
     YAML::Node root;
     try {
         root = YAML::Load(text);
     } catch (const YAML::Exception& e) {
-        res.errors.push_back(ConfigError{Mark{e.mark.line + 1, e.mark.column + 1}, "", "invalid YAML: " + e.msg});
-        return res;
+        Mark at = Reader::mark_of(YAML::Node());
+        at.line = e.mark.line + 1;
+        at.column = e.mark.column + 1;
+        errors.push_back(ConfigError{at, "", "invalid YAML: " + e.msg});
+        return false;
     }
-    Reader r(res.errors);
+    Reader r(errors);
     if (!root.IsMap()) {
-        r.error(root, "expected a mapping with the sections gateway, clouds, buses, devices");
-        return res;
+        r.error(root, main ? "expected a mapping with the sections gateway, clouds, buses, devices"
+                           : "expected a mapping with the sections clouds, buses, templates, devices");
+        return false;
     }
-    TopLevel top{&res.config};
-    r.map(root, kTopFields, top);
+    if (!main && root["gateway"]) {
+        r.error(root["gateway"], "the gateway section belongs in the main file only");
+        return false;
+    }
+    TopLevel top{&into};
+    if (!split) return r.map(root, kTopFields, top);
+    Field<TopLevel> optional[std::size(kTopFields)];
+    std::copy(std::begin(kTopFields), std::end(kTopFields), std::begin(optional));
+    for (auto& f : optional) f.required = false;
+    return r.map(root, optional, top);
+}
+
+}  // namespace
+
+ParseResult parse_text(const std::string& text, const std::string& file) {
+    return parse_files(text, file, {});
+}
+
+ParseResult parse_files(const std::string& text, const std::string& file, const std::vector<Fragment>& fragments) {
+    ParseResult res;
+    res.config.file = file;
+    const bool split = !fragments.empty();
+    if (!read_sections(text, split, true, res.config, res.errors)) return res;
+    for (const auto& f : fragments) {
+        Reader::FileScope scope(std::make_shared<const std::string>(f.path));
+        Config part;
+        if (!read_sections(f.text, true, false, part, res.errors)) continue;
+        merge_named(res.config.clouds, part.clouds, "clouds", file, res.errors);
+        merge_named(res.config.buses, part.buses, "buses", file, res.errors);
+        merge_named(res.config.templates, part.templates, "templates", file, res.errors);
+        for (auto& d : part.devices) {
+            auto it = std::find_if(res.config.devices.begin(), res.config.devices.end(),
+                                   [&d](const DeviceConfig& x) { return x.name == d.name; });
+            if (it != res.config.devices.end()) {
+                res.errors.push_back(ConfigError{d.mark, "devices." + d.name,
+                                                 "device defined twice: here and at " + where(it->mark, file)});
+                continue;
+            }
+            res.config.devices.push_back(std::move(d));
+        }
+    }
+    if (split) {
+        for (const char* section : {"clouds", "buses", "devices"}) {
+            const bool empty = std::string(section) == "clouds"  ? res.config.clouds.empty()
+                               : std::string(section) == "buses" ? res.config.buses.empty()
+                                                                 : res.config.devices.empty();
+            if (empty && res.errors.empty()) {
+                res.errors.push_back(
+                    ConfigError{Mark{}, section, "missing: neither the main file nor conf.d/*.yaml defines any"});
+            }
+        }
+    }
     if (res.errors.empty()) expand_devices(res.config, res.errors);
     res.structure_ok = res.errors.empty();
     if (res.structure_ok) validate(res.config, res.errors);

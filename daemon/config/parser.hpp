@@ -19,6 +19,14 @@ struct ParseResult {
 
 // `file` is used in messages only.
 ParseResult parse_text(const std::string& text, const std::string& file);
+// A configuration split over files: the main one and fragments (conf.d/*.yaml, in the order
+// given) with clouds, buses, templates and devices, merged; a name defined twice is an error that
+// gives both positions. Messages name the file each position is in.
+struct Fragment {
+    std::string path;
+    std::string text;
+};
+ParseResult parse_files(const std::string& text, const std::string& file, const std::vector<Fragment>& fragments);
 // The generic rules: references, names, point shapes, storage (called by parse_text).
 void validate(Config& cfg, std::vector<ConfigError>& errors);
 // Reads a whole file; false when it cannot be opened.

@@ -11,7 +11,7 @@ namespace fieldlink::config {
 
 std::string format_error(const std::string& file, const ConfigError& e) {
     std::ostringstream o;
-    o << file;
+    o << (e.mark.file ? *e.mark.file : file);
     if (e.mark.line > 0) o << ':' << e.mark.line << ':' << e.mark.column;
     o << ": ";
     if (!e.path.empty()) o << e.path << ": ";
@@ -19,10 +19,22 @@ std::string format_error(const std::string& file, const ConfigError& e) {
     return o.str();
 }
 
+namespace {
+// The file being read, stamped on every mark (null: the main file).
+thread_local std::shared_ptr<const std::string> t_file;  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables)
+}  // namespace
+
+Reader::FileScope::FileScope(std::shared_ptr<const std::string> file) {
+    t_file = std::move(file);
+}
+Reader::FileScope::~FileScope() {
+    t_file.reset();
+}
+
 Mark Reader::mark_of(const YAML::Node& n) {
     auto m = n.Mark();
-    if (m.is_null()) return {};
-    return Mark{m.line + 1, m.column + 1};
+    if (m.is_null()) return Mark{0, 0, t_file};
+    return Mark{m.line + 1, m.column + 1, t_file};
 }
 
 void Reader::push(const std::string& part) {

@@ -98,6 +98,14 @@ class Reader {
         return true;
     }
 
+    // While it lives, marks name this file (a conf.d fragment) instead of the main one.
+    struct FileScope {
+        explicit FileScope(std::shared_ptr<const std::string> file);
+        ~FileScope();
+        FileScope(const FileScope&) = delete;
+        FileScope& operator=(const FileScope&) = delete;
+    };
+
     void unknown_key(const YAML::Node& key_node, const std::string& key, const std::vector<const char*>& expected);
     void missing_key(const YAML::Node& map, const char* key);
 

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "config/parser.hpp"
 #include "helpers.hpp"
 
 using namespace fieldlink;
@@ -318,4 +319,56 @@ TEST_CASE("events and attributes: what they need, with the point and what was ex
     CHECK(d.points[1].report == Report::property);
     CHECK(d.points[2].link);
     CHECK(d.points[2].event_name() == "link");
+}
+
+TEST_CASE("a configuration split over conf.d fragments is merged; names defined twice give both positions") {
+    using fieldlink::config::Fragment;
+    const std::string main = R"(
+clouds:
+  c: { platform: mqtt, host: 127.0.0.1, port: 1883, topic: "t/{device}" }
+buses:
+  plc: { driver: sim }
+)";
+    const std::vector<Fragment> ok = {{"/etc/fieldlink/conf.d/10-line.yaml", R"(
+buses:
+  line1: { driver: sim }
+devices:
+  - { name: d1, cloud: c, bus: line1, points: [{ name: v, area: holding, address: 0 }] }
+)"},
+                                      {"/etc/fieldlink/conf.d/20-more.yaml", R"(
+devices:
+  - { name: d2, cloud: c, bus: plc, points: [{ name: v, area: holding, address: 0 }] }
+)"}};
+    auto r = fieldlink::config::parse_files(main, "/etc/fieldlink/fieldlink.yaml", ok);
+    for (const auto& e : r.errors) FAIL(fieldlink::config::format_error("/etc/fieldlink/fieldlink.yaml", e));
+    REQUIRE(r.config.devices.size() == 2);
+    CHECK(r.config.devices[1].name == "d2");
+    CHECK(r.config.buses.size() == 2);
+
+    const std::vector<Fragment> bad = {ok[0],
+                                       {"/etc/fieldlink/conf.d/30-dup.yaml", R"(
+buses:
+  plc: { driver: sim }
+devices:
+  - { name: d1, cloud: c, bus: plc, points: [{ name: v, area: holding, address: 0 }] }
+)"},
+                                       {"/etc/fieldlink/conf.d/40-gw.yaml", "gateway: { log_level: debug }\n"}};
+    r = fieldlink::config::parse_files(main, "/etc/fieldlink/fieldlink.yaml", bad);
+    std::vector<std::string> msgs;
+    for (const auto& e : r.errors) msgs.push_back(fieldlink::config::format_error("/etc/fieldlink/fieldlink.yaml", e));
+    REQUIRE(msgs.size() == 3);
+    CHECK(msgs[0] ==
+          "/etc/fieldlink/conf.d/30-dup.yaml:3:3: buses.plc: defined twice: here and at "
+          "/etc/fieldlink/fieldlink.yaml:5:3");
+    CHECK(msgs[1] ==
+          "/etc/fieldlink/conf.d/30-dup.yaml:5:5: devices.d1: device defined twice: here and at "
+          "/etc/fieldlink/conf.d/10-line.yaml:5:5");
+    CHECK(msgs[2] == "/etc/fieldlink/conf.d/40-gw.yaml:1:10: the gateway section belongs in the main file only");
+
+    // An error inside a fragment names the fragment.
+    r = fieldlink::config::parse_files(main, "/etc/fieldlink/fieldlink.yaml",
+                                       {{"/etc/fieldlink/conf.d/50-x.yaml", "devices:\n  - { name: d9 }\n"}});
+    REQUIRE_FALSE(r.errors.empty());
+    CHECK(fieldlink::config::format_error("/etc/fieldlink/fieldlink.yaml", r.errors[0])
+              .rfind("/etc/fieldlink/conf.d/50-x.yaml:2:5: devices[0]: missing required key", 0) == 0);
 }
