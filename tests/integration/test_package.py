@@ -61,7 +61,10 @@ class PackageTest(unittest.TestCase):
         st = os.stat("/var/lib/fieldlink")
         self.assertEqual(st.st_uid, int(sh("id", "-u", "fieldlink").stdout))
 
-        p = sh("/usr/bin/fieldlinkd", "--check", "--config", "/etc/fieldlink/fieldlink.yaml")
+        # The installed binaries with the installed plugins: not the build tree's (ctest points
+        # FIELDLINK_PLUGIN_DIR there, and the service user may not even be able to read it).
+        installed = {k: v for k, v in os.environ.items() if k != "FIELDLINK_PLUGIN_DIR"}
+        p = sh("/usr/bin/fieldlinkd", "--check", "--config", "/etc/fieldlink/fieldlink.yaml", env=installed)
         self.assertIn("configuration OK", p.stdout + p.stderr)
         # Every driver from the installed plugin directory (the build tree's are not looked at).
         every = procs.write("every.yaml", """
@@ -76,13 +79,13 @@ devices:
   - { name: d2, cloud: c, bus: b, points: [{ name: v, area: holding, address: 0 }] }
   - { name: d3, cloud: c, bus: c, points: [{ name: v, field: v }] }
 """)
-        p = sh("/usr/bin/fieldlinkd", "--check", "--config", every, env=dict(os.environ, FIELDLINK_PLUGIN_DIR=""))
+        p = sh("/usr/bin/fieldlinkd", "--check", "--config", every, env=installed)
         self.assertIn("configuration OK", p.stdout + p.stderr)
 
         # The installed daemon as its own user: its data directory is writable to it.
         status = "/var/lib/fieldlink/status.json"
         d = procs.start(["setpriv", "--reuid=fieldlink", "--regid=fieldlink", "--init-groups", "/usr/bin/fieldlinkd", "--config",
-                         "/etc/fieldlink/fieldlink.yaml"], "installed.log")
+                         "/etc/fieldlink/fieldlink.yaml"], "installed.log", env=installed)
         wait_for(lambda: os.path.exists(status), timeout=15, what="status.json written by the installed daemon")
         d.send_signal(signal.SIGTERM)
         self.assertEqual(d.wait(15), 0, procs.read("installed.log"))
