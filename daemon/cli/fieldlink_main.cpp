@@ -85,6 +85,8 @@ static int run(int argc, char** argv) {
     auto* status = app.add_subcommand("status", "show queues, rates and drops of the running gateway");
     status->add_option("-c,--config", status_config, "configuration file (its gateway.data_dir is used)");
     status->add_option("--data-dir", status_dir, "data directory (default: from --config, else /var/lib/fieldlink)");
+    bool status_values = false;
+    status->add_flag("--values", status_values, "also every point's latest value, quality and age");
 
     fieldlink::DaemonOptions check;
     auto* check_cmd = app.add_subcommand("check", "validate a configuration file");
@@ -118,7 +120,7 @@ static int run(int argc, char** argv) {
             }
             status_dir = parsed.config.gateway.data_dir;
         }
-        return fieldlink::cli::print_status(status_dir.empty() ? "/var/lib/fieldlink" : status_dir);
+        return fieldlink::cli::print_status(status_dir.empty() ? "/var/lib/fieldlink" : status_dir, status_values);
     }
     check.check = true;
     return fieldlink::run_daemon(check);

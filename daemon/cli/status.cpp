@@ -11,7 +11,7 @@
 
 namespace fieldlink::cli {
 
-int print_status(const std::string& data_dir) {
+int print_status(const std::string& data_dir, bool values) {
     const std::string path = data_dir + "/status.json";
     std::ifstream in(path);
     nlohmann::json s = nlohmann::json::parse(in, nullptr, false);
@@ -53,6 +53,18 @@ int print_status(const std::string& data_dir) {
                 "session {}: {} value(s) left out: a newer value of the same stream had the same second (the "
                 "platform's times are whole seconds)\n",
                 x.value("name", "?"), n);
+        }
+    }
+    if (values) {
+        std::cout << fmt::format("{:<24} {:<24} {:>16} {:<8} {:>7}\n", "DEVICE", "POINT", "VALUE", "QUALITY", "AGE s");
+        for (const auto& d : s.value("devices", nlohmann::json::array())) {
+            for (const auto& p : d.value("points", nlohmann::json::array())) {
+                const auto v = p.value("value", nlohmann::json());
+                std::cout << fmt::format("{:<24} {:<24} {:>16} {:<8} {:>7}\n", d.value("name", "?"),
+                                         p.value("name", "?"), v.is_string() ? v.get<std::string>() : v.dump(),
+                                         p.value("quality", "?"),
+                                         p.contains("age_s") ? fmt::format("{:.1f}", p.value("age_s", 0.0)) : "-");
+            }
         }
     }
     if (s.contains("store")) {

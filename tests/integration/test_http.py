@@ -108,6 +108,13 @@ devices:
         # The same data as `fieldlink status` reads: the file in the data directory.
         with open(os.path.join(daemon.data_dir, "status.json")) as f:
             self.assertEqual(set(json.load(f)), set(status))
+        p = subprocess.run([os.path.join(BIN, "fieldlink"), "status", "--data-dir", daemon.data_dir, "--values"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = [l.split() for l in p.stdout.splitlines()]
+        self.assertIn(["DEVICE", "POINT", "VALUE", "QUALITY", "AGE", "s"], rows)
+        self.assertTrue(any(r[:2] == ["boiler", "temperature"] and r[3] in ("fresh", "held") for r in rows),
+                        p.stdout)
 
         for path in ("/", "/metrics", "/healthz", "/api/status", "/api/runtime"):
             code, body = get(base + path)
