@@ -13,6 +13,7 @@ mkdir -p "$RUN"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 export FIELDLINK_DEMO_MQTT_PORT=$(free_port)
 export FIELDLINK_DEMO_MODBUS_PORT=$(free_port)
+export FIELDLINK_DEMO_HTTP_PORT=$(free_port)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
@@ -28,6 +29,8 @@ echo "== datastreams arriving on the broker (topic payload):"
 mosquitto_sub -h 127.0.0.1 -p "$FIELDLINK_DEMO_MQTT_PORT" -t 'fieldlink/#' -v & pids+=($!)
 ./build/daemon/fieldlinkd --config config/demo.yaml 2> "$RUN/fieldlinkd.log" & daemon=$!; pids+=($daemon)
 sleep 5
+echo "== status page: http://127.0.0.1:$FIELDLINK_DEMO_HTTP_PORT/ (health: $(curl -s "http://127.0.0.1:$FIELDLINK_DEMO_HTTP_PORT/healthz"))"
+./build/daemon/fieldlink status --config config/demo.yaml --values || true
 echo "== the cloud writes: relay on, setpoint 21.5 (replies on fieldlink/meter/set/reply)"
 mosquitto_pub -h 127.0.0.1 -p "$FIELDLINK_DEMO_MQTT_PORT" -t fieldlink/meter/set -m on
 mosquitto_pub -h 127.0.0.1 -p "$FIELDLINK_DEMO_MQTT_PORT" -t fieldlink/meter/set -m '{"setpoint": 21.5}'
