@@ -16,6 +16,7 @@
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -112,6 +113,23 @@ std::int64_t steady_ms() {
 // A bus worker that has not shown progress for this long is not alive (/healthz).
 constexpr std::int64_t kWorkerAliveMs = 30'000;
 
+// The first bus whose worker has shown no progress for longer than `limit_ms` (the watchdog and
+// /healthz ask the same question with different limits): its name and how long, or nullopt.
+std::optional<std::pair<std::string, std::int64_t>> quiet_worker(
+    const std::vector<std::pair<std::string, bus::BusWorker::Heartbeat>>& beats, std::int64_t limit_ms) {
+    const auto now = steady_ms();
+    for (const auto& [name, beat] : beats) {
+        if (const auto quiet = now - beat->load(); quiet > limit_ms) return std::make_pair(name, quiet);
+    }
+    return std::nullopt;
+}
+
+std::vector<std::pair<std::string, bus::BusWorker::Heartbeat>> heartbeats(const Running& run) {
+    std::vector<std::pair<std::string, bus::BusWorker::Heartbeat>> beats;
+    for (const auto& w : run.workers) beats.emplace_back(w->bus_name(), w->heartbeat());
+    return beats;
+}
+
 // What the HTTP server serves besides the north side's files: the bus workers' view.
 WebSources web_sources(const config::Config& cfg, const Running& run) {
     WebSources src;
@@ -174,9 +192,8 @@ WebSources web_sources(const config::Config& cfg, const Running& run) {
     };
     src.unhealthy = [&run]() -> std::string {
         if (!run.north->first_attempts_done()) return "starting: sessions are making their first connection attempts";
-        const auto now = steady_ms();
-        for (const auto& w : run.workers) {
-            if (now - w->heartbeat()->load() > kWorkerAliveMs) return "bus " + w->bus_name() + ": its worker is stuck";
+        if (const auto quiet = quiet_worker(heartbeats(run), kWorkerAliveMs)) {
+            return "bus " + quiet->first + ": its worker is stuck";
         }
         if (!run.north->store_writable()) return "the store cannot be written (disk full or read-only?)";
         return {};
@@ -214,20 +231,12 @@ int start_all(const config::Config& cfg, const bus::PluginRegistry& plugins, Run
     std::uint64_t watchdog_usec = 0;
     if (core::systemd::watchdog(&watchdog_usec)) {
         const auto period = std::chrono::milliseconds(std::max<std::uint64_t>(watchdog_usec / 1000, 1));
-        std::vector<std::pair<std::string, bus::BusWorker::Heartbeat>> beats;
-        for (const auto& w : run.workers) beats.emplace_back(w->bus_name(), w->heartbeat());
-        run.north->set_watchdog(period, [beats, period]() -> std::string {
-            const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                 std::chrono::steady_clock::now().time_since_epoch())
-                                 .count();
-            for (const auto& [name, beat] : beats) {
-                const auto quiet = now - beat->load();
-                if (quiet > period.count()) {
-                    return "bus " + name + ": its worker made no progress for " + std::to_string(quiet / 1000) +
-                           " s (stuck in its driver?)";
-                }
-            }
-            return {};
+        // The heartbeats are copied: the watchdog may still ask while a reload replaces the workers.
+        run.north->set_watchdog(period, [beats = heartbeats(run), period]() -> std::string {
+            const auto quiet = quiet_worker(beats, period.count());
+            if (!quiet) return {};
+            return "bus " + quiet->first + ": its worker made no progress for " + std::to_string(quiet->second / 1000) +
+                   " s (stuck in its driver?)";
         });
     }
     if (!run.north->start(&err)) {
