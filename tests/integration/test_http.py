@@ -46,7 +46,13 @@ def chromium():
 
 
 class HttpTest(unittest.TestCase):
-    def start(self, procs, http_port, broker_port, modbus_port):
+    def start(self, procs):
+        """A broker, the Modbus simulator and fieldlinkd serving HTTP: (daemon, base URL without the
+        trailing slash)."""
+        broker_port = Broker(procs).port
+        modbus_port = free_port()
+        Simulator(procs, tcp_port=modbus_port, units=(1,))
+        http_port = free_port()
         return Daemon(procs, f"""
 gateway:
   http: 127.0.0.1:{http_port}
@@ -71,16 +77,11 @@ devices:
     interval: 200ms
     points:
       - {{ name: counter, area: holding, address: 0, type: uint32 }}
-""")
+"""), "http://127.0.0.1:%d" % http_port
 
     def test_endpoints_secrets_and_methods(self):
         procs = Procs(self)
-        broker = Broker(procs)
-        modbus_port = free_port()
-        Simulator(procs, tcp_port=modbus_port, units=(1,))
-        port = free_port()
-        daemon = self.start(procs, port, broker.port, modbus_port)
-        base = "http://127.0.0.1:%d" % port
+        daemon, base = self.start(procs)
         wait_for(lambda: "metrics, health and status page on" in daemon.log(), timeout=10, what="the HTTP server")
         wait_for(lambda: get(base + "/api/status")[0] == 200 and
                  all("value" in p for d in json.loads(get(base + "/api/status")[1])["devices"] for p in d["points"]),
@@ -160,12 +161,8 @@ devices:
     @unittest.skipUnless(chromium(), "chromium is not installed")
     def test_the_page_in_headless_chromium(self):
         procs = Procs(self)
-        broker = Broker(procs)
-        modbus_port = free_port()
-        Simulator(procs, tcp_port=modbus_port, units=(1,))
-        port = free_port()
-        daemon = self.start(procs, port, broker.port, modbus_port)
-        base = "http://127.0.0.1:%d/" % port
+        daemon, base = self.start(procs)
+        base += "/"
         wait_for(lambda: get(base + "api/status")[0] == 200, timeout=15, what="the status")
         time.sleep(1.5)
         profile = procs.path("chromium-profile")
