@@ -142,7 +142,16 @@ class MosquittoTransport final : public Transport {
         return mosquitto_connect_async(m_, address.c_str(), port, keepalive_s);
     }
     int publish(const std::string& topic, const std::string& payload, int qos, int* mid) override {
-        return mosquitto_publish(m_, mid, topic.c_str(), static_cast<int>(payload.size()), payload.data(), qos, false);
+        const int rc =
+            mosquitto_publish(m_, mid, topic.c_str(), static_cast<int>(payload.size()), payload.data(), qos, false);
+        // With QoS > 0 libmosquitto queues the message before its first write: a connection
+        // error from that write leaves it queued, and the client sends it again after the
+        // reconnect and reports its PUBACK under the same mid. Reporting the error would make
+        // the session send it a second time, and the platform would get it twice.
+        if (qos > 0 && (rc == MOSQ_ERR_NO_CONN || rc == MOSQ_ERR_CONN_LOST || rc == MOSQ_ERR_ERRNO)) {
+            return MOSQ_ERR_SUCCESS;
+        }
+        return rc;
     }
     int subscribe(const std::string& topic, int qos) override {
         return mosquitto_subscribe(m_, nullptr, topic.c_str(), qos);

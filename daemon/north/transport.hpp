@@ -27,6 +27,8 @@ class Transport {
     // Starts connecting to `address` (numeric: name resolution is the session's business) with
     // these credentials; 0 or a MOSQ_ERR_* code.
     virtual int connect(const Credentials& c, const std::string& address, int port, int keepalive_s) = 0;
+    // 0 once the message is sent, or held by the client to be sent when the connection is back
+    // (QoS > 0: its PUBACK comes under *mid either way); an error means it will never go.
     virtual int publish(const std::string& topic, const std::string& payload, int qos, int* mid) = 0;
     virtual int subscribe(const std::string& topic, int qos) = 0;
     virtual void disconnect() = 0;
