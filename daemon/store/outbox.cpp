@@ -118,8 +118,10 @@ bool Outbox::decode(const std::string& blob, std::vector<std::pair<std::uint32_t
             }
             case kString:
                 if (!get_varint(blob, pos, v) || v > blob.size() - pos) return false;
-                out.emplace_back(static_cast<std::uint32_t>(point), core::Value{blob.substr(pos, v)});
-                pos += v;
+                // v fits size_t now, on 32-bit targets too (armhf): it is at most what is left.
+                out.emplace_back(static_cast<std::uint32_t>(point),
+                                 core::Value{blob.substr(pos, static_cast<std::size_t>(v))});
+                pos += static_cast<std::size_t>(v);
                 break;
             default:
                 return false;
