@@ -24,6 +24,8 @@ BIN = os.path.abspath(os.environ.get("FIELDLINK_BIN_DIR", "build/daemon"))
 PLUGINS = os.path.abspath(os.environ.get("FIELDLINK_PLUGIN_DIR", "build/plugins"))
 EMULATOR = os.path.abspath(os.environ.get("FIELDLINK_EMULATOR", "build/test-plugins/onenet_emulator.so"))
 MOSQUITTO = os.environ.get("MOSQUITTO", "/usr/sbin/mosquitto")
+# Cross-built binaries run under an emulator (qemu-user): its command, empty for native ones.
+RUN_UNDER = os.environ.get("FIELDLINK_RUN_UNDER", "").split()
 OBSERVER = ("observer", "observer-secret")
 
 
@@ -239,7 +241,7 @@ class Simulator:
     """`fieldlink simulate`, driven through its stdin control lines."""
 
     def __init__(self, procs, tcp_port=None, rtu=None, units=(1,), tick="100ms", name="sim.log"):
-        args = [os.path.join(BIN, "fieldlink"), "simulate", "--units", ",".join(map(str, units)), "--tick", tick]
+        args = RUN_UNDER + [os.path.join(BIN, "fieldlink"), "simulate", "--units", ",".join(map(str, units)), "--tick", tick]
         if tcp_port:
             args += ["--tcp", "127.0.0.1:%d" % tcp_port]
         if rtu:
@@ -294,7 +296,7 @@ class Daemon:
         self.name = name
         self.data_dir = data_dir or procs.path("data")
         self.config = procs.write("config.yaml", self._with_data_dir(config_text))
-        self.proc = procs.start([os.path.join(BIN, "fieldlinkd"), "--config", self.config,
+        self.proc = procs.start(RUN_UNDER + [os.path.join(BIN, "fieldlinkd"), "--config", self.config,
                                  "--plugin-dir", PLUGINS] + list(extra), name)
 
     def _with_data_dir(self, config_text):

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Cross builds for the Raspberry Pi (arm64: Pi 3/4/5 and Zero 2 W on a 64-bit OS; armhf: the
+# 32-bit OS) with Debian's cross compilers and multiarch libraries (scripts/deps.sh --test), then
+# their tests under qemu-user: the unit tests, the fuzz corpora replayed, and one end-to-end run
+# (tests/integration/test_cross.py: the foreign fieldlinkd polls the sim driver and the foreign
+# Modbus simulator and publishes to this machine's mosquitto with the OneNET emulator of the
+# native tree, which must be built first).
+#   bash scripts/cross.sh arm64 armhf
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -f build/test-plugins/onenet_emulator.so ] || { echo "cross.sh: build the native tree (build/) first" >&2; exit 1; }
+for arch in "$@"; do
+    case $arch in
+        arm64) triplet=aarch64-linux-gnu ;;
+        armhf) triplet=arm-linux-gnueabihf ;;
+        *) echo "cross.sh: unknown architecture '$arch' (arm64, armhf)" >&2; exit 2 ;;
+    esac
+    echo "-- $arch ($triplet)"
+    cmake -S . -B "build-$arch" -G Ninja -DCMAKE_TOOLCHAIN_FILE="cmake/toolchains/$triplet.cmake" \
+        -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFIELDLINK_WERROR=ON -DFIELDLINK_BENCH=OFF \
+        -DFIELDLINK_HOST_EMULATOR="$PWD/build/test-plugins/onenet_emulator.so" >/dev/null
+    cmake --build "build-$arch" -j "$(nproc)"
+    ctest --test-dir "build-$arch" --output-on-failure -j "$(nproc)"
+done
