@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test command: installs what is needed, then builds and runs everything, each stage timed:
 #   build (-Werror) | lint: clang-format and clang-tidy | unit + integration tests, and the Debian
-#   package built, installed, run, removed and purged (root) |
+#   package built, installed, run, removed and purged (root) | the container image built with
+#   podman on a debootstrap base and run (root) | arm64 and armhf cross builds, their unit tests
+#   and an end-to-end run under qemu-user |
 #   AddressSanitizer + UBSan build and tests | ThreadSanitizer build and tests |
 #   libFuzzer targets (clang), each printing its executions and the project code it reached.
 # Servers the tests need (mosquitto, the Modbus simulator, socat ptys, a DNS server) are started by
@@ -31,20 +33,28 @@ run_tests() {  # run_tests DIR [CTEST ARGS...]: every test, with ctest's summary
     ctest --test-dir "$dir" --output-on-failure -j "$JOBS" "$@"
 }
 
-stage "dependencies (apt)" bash scripts/deps.sh
+stage "dependencies (apt)" bash scripts/deps.sh --test
 
 stage "build (RelWithDebInfo, -Werror)" build_tree build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 stage "lint: clang-format, clang-tidy" bash scripts/lint.sh build
-stage "tests: unit, integration" run_tests build
+stage "tests: unit, integration" run_tests build -LE container
+stage "container image (podman, runc)" run_tests build -L container
+stage "cross builds: arm64, armhf (qemu-user)" bash scripts/cross.sh arm64 armhf
 
 stage "build (ASan + UBSan)" build_tree build-asan -DCMAKE_BUILD_TYPE=Debug -DFIELDLINK_SANITIZE=ON -DFIELDLINK_BENCH=OFF
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-stage "tests under ASan + UBSan" run_tests build-asan -LE package  # the package is built from build/
+stage "tests under ASan + UBSan" run_tests build-asan -LE "package|container"  # both are built from build/
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
 stage "build (ThreadSanitizer)" build_tree build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFIELDLINK_TSAN=ON -DFIELDLINK_BENCH=OFF
 export TSAN_OPTIONS=halt_on_error=1:exitcode=66:second_deadlock_stack=1
-stage "tests under ThreadSanitizer" run_tests build-tsan -LE package
+# Under TSan: the unit tests and the integration tests where threads meet (bus workers and the
+# north loop, writes and replies, reloads, the HTTP server, the resolver, the watchdog). The
+# long single-threaded north-side scenarios (store crash cycles, gateway topology, outage and
+# backlog replays, platform shapes, answers) run natively and under ASan; they are left out here
+# to keep the command within its time limit.
+stage "tests under ThreadSanitizer" run_tests build-tsan -LE "package|container" \
+    -E "integration_(store|gateway_topology|gateway_outage|backlog|platforms|answers)$"
 unset TSAN_OPTIONS
 
 fuzz_build() {
