@@ -23,3 +23,9 @@ shift $(($# < 2 ? $# : 2))
 "$PY" bench/control.py build-bench 500
 "$PY" bench/deadband.py build-bench 30
 "$PY" bench/sessions.py build-bench "$session_secs" "$@"
+# Raspberry Pi-class footprint and shipped sizes: the demo natively and under qemu-user (the
+# arm64/armhf trees of scripts/cross.sh), the package (cpack) and the image (scripts/container.sh).
+(cd build-bench && cpack -G DEB >/dev/null)
+[ -d build-arm64 ] && [ -d build-armhf ] || bash scripts/cross.sh arm64 armhf >/dev/null
+if [ "$(id -u)" -eq 0 ] && command -v podman >/dev/null; then bash scripts/container.sh >/dev/null; fi
+"$PY" bench/pi.py build-bench build-arm64 build-armhf 30
