@@ -338,7 +338,7 @@ bool BusWorker::read_request(Device& d, const ReadRequest& r, core::SampleBatch&
         beat();
         st = driver_->read(&req, &err);
         beat();
-        if (st != FL_RETRY) break;
+        if (st != FL_RETRY || stop_.load()) break;  // a read interrupted by stop() is no one's error
         count_error(d, err.kind);
     }
     if (st == FL_RETRY && stop_.load()) return false;  // interrupted by stop(): not a device's fault

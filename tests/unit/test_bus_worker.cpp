@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <thread>
 
@@ -242,4 +243,77 @@ TEST_CASE("backoff: capped, equal jitter in [b/2, b], full jitter in [0, b]") {
         CHECK(f3 >= 0);
         CHECK(f3 <= 4000);
     }
+}
+
+namespace {
+
+// A driver whose read blocks until the host interrupts it, then fails as a real one does when its
+// link is shut under it.
+std::mutex g_block_m;
+std::condition_variable g_block_cv;
+bool g_interrupted = false;
+std::atomic<int> g_blocked_reads{0};
+const char* const kBlockingNames[] = {"blocking", nullptr};
+fl_status blocking_read(void*, fl_read_v2*, fl_error_v2* e) {
+    std::unique_lock<std::mutex> lock(g_block_m);
+    ++g_blocked_reads;
+    g_block_cv.wait(lock, [] { return g_interrupted; });
+    e->kind = FL_ERRK_LINK;
+    return FL_RETRY;
+}
+void blocking_interrupt(void*) {
+    std::lock_guard<std::mutex> lock(g_block_m);
+    g_interrupted = true;
+    g_block_cv.notify_all();
+}
+const fl_driver_v2 kBlocking = {sizeof(fl_driver_v2),
+                                FL_DRIVER_ABI_V2,
+                                "blocking",
+                                "1",
+                                kBlockingNames,
+                                nullptr,
+                                0,
+                                flaky_model,
+                                flaky_create,
+                                nullptr,
+                                blocking_read,
+                                nullptr,
+                                blocking_interrupt,
+                                nullptr,
+                                nullptr,
+                                nullptr,
+                                {}};
+
+}  // namespace
+
+TEST_CASE("a read that stop() interrupts is not counted against the device") {
+    bus::PluginRegistry reg;
+    REQUIRE(reg.add_static(&kBlocking));
+    auto parsed = load_config_text(R"(
+clouds:
+  c: { platform: mqtt, host: 127.0.0.1 }
+buses:
+  b: { driver: blocking, retries: 2 }
+devices:
+  - { name: d, cloud: c, bus: b, unit: 1, interval: 20ms, points: [ { name: x, area: holding, address: 5 } ] }
+)",
+                                   "t.yaml", &reg);
+    for (const auto& e : parsed.errors) FAIL(config::format_error("t.yaml", e));
+    std::string err;
+    auto drv = bus::DriverInstance::create(&kBlocking, parsed.config.buses[0], &err);
+    REQUIRE(drv);
+    Collected c;
+    bus::BusWorker w(parsed.config, 0, std::move(drv), c.sink());
+    w.start();
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (g_blocked_reads.load() == 0 && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    REQUIRE(g_blocked_reads.load() == 1);
+    w.stop();  // the shutdown summary must not blame the device (or the link) for it
+    const auto& d = w.counters(0);
+    CHECK(d.polls.load() <= 1);
+    CHECK(d.link_errors.load() == 0);
+    CHECK(d.timeouts.load() == 0);
+    CHECK(g_blocked_reads.load() == 1);  // no retry once stopping
 }
