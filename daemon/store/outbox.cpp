@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 
 #include "core/log.hpp"
 
@@ -160,6 +161,12 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
     max_bytes_ = g.store_max_bytes;
     max_age_ms_ = g.store_max_age.count();
     sync_interval_ = g.store_sync;
+    // Missing parents are made too (a relative ./run/data on a fresh checkout); the directory
+    // itself is private to the service's user and group.
+    std::error_code ec;
+    if (const auto parent = std::filesystem::path(g.data_dir).parent_path(); !parent.empty()) {
+        std::filesystem::create_directories(parent, ec);
+    }
     if (::mkdir(g.data_dir.c_str(), 0750) != 0 && errno != EEXIST) {
         *error = "store: cannot create data_dir " + g.data_dir + ": " + std::strerror(errno);
         return false;

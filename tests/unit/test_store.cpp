@@ -229,6 +229,16 @@ TEST_CASE("queued counts per device stay exact when an acknowledged record was a
     CHECK(o->stats().records == 2);
 }
 
+TEST_CASE("a data_dir whose parents are missing is made, itself private (0750)") {
+    const std::string dir = temp_dir() + "/run/a/data";
+    std::string err;
+    auto o = store::Outbox::open(make_config(dir), &err);
+    REQUIRE_MESSAGE(o, err);
+    struct stat st {};
+    REQUIRE(stat(dir.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0750);
+}
+
 TEST_CASE("a data_dir that cannot be written is a clear error") {
     std::string err;  // a path below a file fails for root too
     CHECK_FALSE(store::Outbox::open(make_config("/dev/null/fieldlink"), &err));
