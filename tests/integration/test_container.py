@@ -146,7 +146,8 @@ buses:
                      what="a poll on the UART passed with --device")
         podman("stop", "-t", "20", name, timeout=60)
         self.assertEqual(podman("inspect", "--format", "{{.State.ExitCode}}", name).stdout.strip(), "0")
-        log = podman("logs", name).stderr + podman("logs", name).stdout
+        logs = podman("logs", name)
+        log = logs.stderr + logs.stdout
         self.assertIn("signal SIGTERM: stopping", log)
         if uart:  # opened by the non-root user and polled: requests written, no answer (nothing Modbus on it)
             print("\n".join(l for l in log.splitlines() if "uart" in l))
