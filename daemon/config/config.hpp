@@ -189,6 +189,9 @@ struct DeviceConfig {
     std::size_t cloud_index = kUnresolved;
     std::size_t bus_index = kUnresolved;
     std::optional<std::size_t> via_index;
+    // Kept by a reload for the index of a device the new configuration no longer has
+    // (config/diff.hpp): no cloud, no bus, no points.
+    bool retired = false;
 };
 
 // A named block of points (and optionally an interval) that devices reference with `template:`.
