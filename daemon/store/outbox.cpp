@@ -219,45 +219,7 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
     // appended to still cached instead of reading them back.
     exec("PRAGMA cache_size=-4096");
     exec("PRAGMA journal_size_limit=16777216");  // a log that restarted is cut back to 16 MiB
-    // Stable ids for devices and points, so records survive config edits and restarts: one
-    // transaction and four prepared statements for all of them (thousands of points at start).
-    device_ids_.resize(cfg.devices.size());
-    point_ids_.resize(cfg.devices.size());
-    sqlite3_stmt* add_device = nullptr;
-    sqlite3_stmt* get_device = nullptr;
-    sqlite3_stmt* add_point = nullptr;
-    sqlite3_stmt* get_point = nullptr;
-    sqlite3_prepare_v2(db_, "INSERT OR IGNORE INTO devices(name) VALUES (?1)", -1, &add_device, nullptr);
-    sqlite3_prepare_v2(db_, "SELECT id FROM devices WHERE name = ?1", -1, &get_device, nullptr);
-    sqlite3_prepare_v2(db_, "INSERT OR IGNORE INTO points(device, name) VALUES (?1, ?2)", -1, &add_point, nullptr);
-    sqlite3_prepare_v2(db_, "SELECT id FROM points WHERE device = ?1 AND name = ?2", -1, &get_point, nullptr);
-    auto id_of = [](sqlite3_stmt* add, sqlite3_stmt* get) {
-        sqlite3_step(add);
-        sqlite3_reset(add);
-        std::uint32_t id = 0;
-        if (sqlite3_step(get) == SQLITE_ROW) id = static_cast<std::uint32_t>(sqlite3_column_int64(get, 0));
-        sqlite3_reset(get);
-        return id;
-    };
-    exec("BEGIN");
-    for (std::uint32_t d = 0; d < cfg.devices.size(); ++d) {
-        const auto& dev = cfg.devices[d];
-        sqlite3_bind_text(add_device, 1, dev.name.c_str(), -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(get_device, 1, dev.name.c_str(), -1, SQLITE_TRANSIENT);
-        device_ids_[d] = id_of(add_device, get_device);
-        device_index_[device_ids_[d]] = d;
-        for (std::uint32_t p = 0; p < dev.points.size(); ++p) {
-            for (auto* st : {add_point, get_point}) {
-                sqlite3_bind_int64(st, 1, device_ids_[d]);
-                sqlite3_bind_text(st, 2, dev.points[p].name.c_str(), -1, SQLITE_TRANSIENT);
-            }
-            const std::uint32_t pid = id_of(add_point, get_point);
-            point_ids_[d].push_back(pid);
-            point_index_[pid] = {d, p};
-        }
-    }
-    exec("COMMIT");
-    for (auto* st : {add_device, get_device, add_point, get_point}) sqlite3_finalize(st);
+    map_devices(cfg);
     drop_unknown_devices();
     sqlite3_stmt* st = nullptr;
     sqlite3_prepare_v2(db_, "SELECT COALESCE(MAX(id), 0) FROM outbox", -1, &st, nullptr);
@@ -278,6 +240,62 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
     }
     start_checkpoints();
     return true;
+}
+
+// Stable ids for devices and points, so records survive config edits and restarts: one
+// transaction and four prepared statements for all of them (thousands of points at start).
+void Outbox::map_devices(const config::Config& cfg) {
+    device_ids_.assign(cfg.devices.size(), 0);
+    point_ids_.assign(cfg.devices.size(), {});
+    device_index_.clear();
+    point_index_.clear();
+    sqlite3_stmt* add_device = nullptr;
+    sqlite3_stmt* get_device = nullptr;
+    sqlite3_stmt* add_point = nullptr;
+    sqlite3_stmt* get_point = nullptr;
+    sqlite3_prepare_v2(db_, "INSERT OR IGNORE INTO devices(name) VALUES (?1)", -1, &add_device, nullptr);
+    sqlite3_prepare_v2(db_, "SELECT id FROM devices WHERE name = ?1", -1, &get_device, nullptr);
+    sqlite3_prepare_v2(db_, "INSERT OR IGNORE INTO points(device, name) VALUES (?1, ?2)", -1, &add_point, nullptr);
+    sqlite3_prepare_v2(db_, "SELECT id FROM points WHERE device = ?1 AND name = ?2", -1, &get_point, nullptr);
+    auto id_of = [](sqlite3_stmt* add, sqlite3_stmt* get) {
+        sqlite3_step(add);
+        sqlite3_reset(add);
+        std::uint32_t id = 0;
+        if (sqlite3_step(get) == SQLITE_ROW) id = static_cast<std::uint32_t>(sqlite3_column_int64(get, 0));
+        sqlite3_reset(get);
+        return id;
+    };
+    exec("BEGIN");
+    for (std::uint32_t d = 0; d < cfg.devices.size(); ++d) {
+        const auto& dev = cfg.devices[d];
+        if (dev.retired) continue;  // a removed device's index, kept by a reload
+        sqlite3_bind_text(add_device, 1, dev.name.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(get_device, 1, dev.name.c_str(), -1, SQLITE_TRANSIENT);
+        device_ids_[d] = id_of(add_device, get_device);
+        device_index_[device_ids_[d]] = d;
+        for (std::uint32_t p = 0; p < dev.points.size(); ++p) {
+            for (auto* st : {add_point, get_point}) {
+                sqlite3_bind_int64(st, 1, device_ids_[d]);
+                sqlite3_bind_text(st, 2, dev.points[p].name.c_str(), -1, SQLITE_TRANSIENT);
+            }
+            const std::uint32_t pid = id_of(add_point, get_point);
+            point_ids_[d].push_back(pid);
+            point_index_[pid] = {d, p};
+        }
+    }
+    exec("COMMIT");
+    for (auto* st : {add_device, get_device, add_point, get_point}) sqlite3_finalize(st);
+}
+
+// A reload: the same store, the new configuration's devices (aligned: a device keeps its index).
+// Records of devices no longer configured are dropped, as at start. Acks still queued are
+// applied first, under the mapping they were made with.
+void Outbox::remap(const config::Config& cfg) {
+    if (!acks_.empty()) maintain(std::chrono::steady_clock::now());
+    cfg_ = &cfg;
+    map_devices(cfg);
+    drop_unknown_devices();
+    count_queued();
 }
 
 // Queued records per configured device, counted once at start and then kept exactly.

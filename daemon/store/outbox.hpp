@@ -42,6 +42,9 @@ class Outbox {
     // (outbox.db.corrupt-<time>) and counted. Returns nullptr with `error` when the directory
     // cannot be used.
     static std::unique_ptr<Outbox> open(const config::Config& cfg, std::string* error);
+    // A reload (same gateway settings): maps the devices of `cfg`, aligned with the running
+    // configuration (config/diff.hpp), and drops the records of devices it no longer has.
+    void remap(const config::Config& cfg);
     // False while appends fail (a full or read-only disk); true again after one succeeds.
     bool writable() const { return !full_logged_; }
     ~Outbox();
@@ -90,6 +93,7 @@ class Outbox {
     Outbox() = default;
     bool init(const config::Config& cfg, std::string* error);
     bool exec(const char* sql);
+    void map_devices(const config::Config& cfg);
     void drop_oldest(std::uint64_t target_bytes);
     std::uint64_t drop_rows(const std::string& where, std::int64_t limit);
     void drop_unknown_devices();
