@@ -6,9 +6,12 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+
+#include "config/diff.hpp"
 
 namespace {
 
@@ -191,21 +194,49 @@ class MosquittoTransport final : public Transport {
 
 TlsContexts::~TlsContexts() {
     for (auto& [cloud, ctx] : contexts_) SSL_CTX_free(ctx);
+    for (auto* ctx : replaced_) SSL_CTX_free(ctx);
 }
 
 bool TlsContexts::load(const config::Config& cfg, std::string* error) {
     if (g_host_index < 0) g_host_index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
-    for (const auto& c : cfg.clouds) {
-        if (!c.tls) continue;
+    return std::all_of(cfg.clouds.begin(), cfg.clouds.end(), [this, error](const config::CloudConfig& c) {
+        if (!c.tls) return true;
         SSL_CTX* ctx = make_context(c, error);
-        if (!ctx) return false;
-        contexts_[&c] = ctx;
+        if (ctx) contexts_[c.name] = ctx;
+        return ctx != nullptr;
+    });
+}
+
+bool TlsContexts::reload(const config::Config& prev, const config::Config& next, std::string* error) {
+    std::map<std::string, SSL_CTX*> fresh;
+    for (const auto& c : next.clouds) {
+        if (!c.tls) continue;
+        const auto old = std::find_if(prev.clouds.begin(), prev.clouds.end(),
+                                      [&c](const config::CloudConfig& p) { return p.name == c.name; });
+        const auto kept = contexts_.find(c.name);
+        if (old != prev.clouds.end() && kept != contexts_.end() && config::same_cloud(*old, c)) {
+            fresh[c.name] = kept->second;
+            continue;
+        }
+        SSL_CTX* ctx = make_context(c, error);
+        if (!ctx) {
+            for (auto& [name, made] : fresh) {
+                if (contexts_.count(name) == 0 || contexts_[name] != made) SSL_CTX_free(made);
+            }
+            return false;
+        }
+        fresh[c.name] = ctx;
     }
+    for (auto& [name, ctx] : contexts_) {
+        auto it = fresh.find(name);
+        if (it == fresh.end() || it->second != ctx) replaced_.push_back(ctx);
+    }
+    contexts_ = std::move(fresh);
     return true;
 }
 
 SSL_CTX* TlsContexts::find(const config::CloudConfig& cloud) const {
-    auto it = contexts_.find(&cloud);
+    auto it = contexts_.find(cloud.name);
     return it == contexts_.end() ? nullptr : it->second;
 }
 

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "north/transport.hpp"
 
@@ -25,10 +26,15 @@ class TlsContexts {
 
     // Creates the contexts of every cloud with `tls:`; false with `error` saying which file failed.
     bool load(const config::Config& cfg, std::string* error);
+    // A reload: clouds with the same settings keep their context; changed and new ones get a new
+    // one. Replaced contexts stay until destruction (clients of stopped sessions may still hold
+    // them). False with `error` when a file of a changed cloud fails (nothing is changed then).
+    bool reload(const config::Config& prev, const config::Config& next, std::string* error);
     SSL_CTX* find(const config::CloudConfig& cloud) const;
 
   private:
-    std::map<const config::CloudConfig*, SSL_CTX*> contexts_;
+    std::map<std::string, SSL_CTX*> contexts_;  // by cloud name
+    std::vector<SSL_CTX*> replaced_;
 };
 
 // Descriptors one libmosquitto client holds here: 1 (its socket) when its unused wake-up

@@ -12,7 +12,11 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <future>
+#include <map>
+#include <optional>
 
+#include "config/diff.hpp"
 #include "core/log.hpp"
 #include "core/systemd.hpp"
 
@@ -88,7 +92,8 @@ void North::on_write_results() {
         done.swap(finished_writes_);
     }
     for (const auto& job : done) {
-        if (job->session < sessions_.size()) sessions_[job->session]->write_done(*job);
+        // A session a reload replaced is gone; its platform request was answered by its deadline.
+        if (auto it = by_serial_.find(job->session); it != by_serial_.end()) it->second->write_done(*job);
     }
 }
 
@@ -103,7 +108,7 @@ std::vector<SessionInfo> plan_sessions(const config::Config& cfg,
 }
 
 North::North(const config::Config& cfg, std::vector<std::unique_ptr<Profile>> profiles, std::size_t queue_capacity)
-    : cfg_(cfg), queue_(queue_capacity), profiles_(std::move(profiles)) {
+    : cfg_(&cfg), queue_(queue_capacity), profiles_(std::move(profiles)) {
     mosquitto_lib_init();
 }
 
@@ -116,6 +121,27 @@ North::~North() {
     mosquitto_lib_cleanup();
 }
 
+std::unique_ptr<Session> North::make_session(SessionInfo info, std::size_t sessions,
+                                             std::vector<std::int64_t> earlier_logins) {
+    const Profile& p = *profiles_[static_cast<std::size_t>(info.cloud - cfg_->clouds.data())];
+    SessionEnv env;
+    env.loop = &loop_;
+    env.resolver = resolver_.get();
+    env.make_transport = mosquitto_transports(tls_);
+    env.store = store_.get();
+    env.totals = &sum_;
+    env.connected = &connected_;
+    env.window = &window_;
+    env.memory_window = std::clamp<std::size_t>(kMemoryBatches / std::max<std::size_t>(1, sessions), 16, 2000);
+    env.backlog_chunk = kBacklogChunk;
+    env.earlier_logins = std::move(earlier_logins);
+    env.index = next_serial_++;
+    if (writer_) env.submit_write = [this](core::WriteJobPtr job) { submit_write(std::move(job)); };
+    auto s = std::make_unique<Session>(std::move(info), p, std::move(env));
+    by_serial_[s->serial()] = s.get();
+    return s;
+}
+
 bool North::start(std::string* error) {
     stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     writes_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -123,46 +149,34 @@ bool North::start(std::string* error) {
         if (error) *error = std::string("cannot create the event loop: ") + std::strerror(errno);
         return false;
     }
-    if (!tls_.load(cfg_, error)) return false;
+    if (!tls_.load(*cfg_, error)) return false;
     ResolverOptions ro;
-    ro.servers = cfg_.gateway.dns_servers;
-    ro.timeout = cfg_.gateway.dns_timeout;
+    ro.servers = cfg_->gateway.dns_servers;
+    ro.timeout = cfg_->gateway.dns_timeout;
     resolver_ = make_cares_resolver(loop_, ro, error);
     if (!resolver_) return false;
-    if (cfg_.gateway.store_on_disk) {
-        store_ = store::Outbox::open(cfg_, error);
+    if (cfg_->gateway.store_on_disk) {
+        store_ = store::Outbox::open(*cfg_, error);
         if (!store_) return false;
     } else {
         core::logger("store")->warn("store: memory: queued data is not durable and is lost on restart");
-        ::mkdir(cfg_.gateway.data_dir.c_str(), 0750);  // status.json and metrics.prom still go there
+        ::mkdir(cfg_->gateway.data_dir.c_str(), 0750);  // status.json and metrics.prom still go there
     }
-    auto infos = plan_sessions(cfg_, profiles_);
+    auto infos = plan_sessions(*cfg_, profiles_);
     const auto logins =
         store_ ? store_->recent_logins(core::unix_ms_now() - 5000) : std::map<std::string, std::vector<std::int64_t>>{};
-    route_.assign(cfg_.devices.size(), nullptr);
-    latest_.assign(cfg_.devices.size(), Latest{});
-    for (std::size_t d = 0; d < cfg_.devices.size(); ++d) {
-        latest_[d].values.resize(cfg_.devices[d].points.size());
-        latest_[d].at.resize(cfg_.devices[d].points.size(), 0);
+    route_.assign(cfg_->devices.size(), nullptr);
+    latest_.assign(cfg_->devices.size(), Latest{});
+    for (std::size_t d = 0; d < cfg_->devices.size(); ++d) {
+        latest_[d].values.resize(cfg_->devices[d].points.size());
+        latest_[d].at.resize(cfg_->devices[d].points.size(), 0);
     }
     for (auto& info : infos) {
-        const Profile& p = *profiles_[static_cast<std::size_t>(info.cloud - cfg_.clouds.data())];
-        SessionEnv env;
-        env.loop = &loop_;
-        env.resolver = resolver_.get();
-        env.make_transport = mosquitto_transports(tls_);
-        env.store = store_.get();
-        env.totals = &sum_;
-        env.connected = &connected_;
-        env.window = &window_;
-        env.memory_window = std::clamp<std::size_t>(kMemoryBatches / std::max<std::size_t>(1, infos.size()), 16, 2000);
-        env.backlog_chunk = kBacklogChunk;
-        if (auto it = logins.find(info.name); it != logins.end()) env.earlier_logins = it->second;
-        env.index = sessions_.size();
-        if (writer_) env.submit_write = [this](core::WriteJobPtr job) { submit_write(std::move(job)); };
-        auto s = std::make_unique<Session>(std::move(info), p, std::move(env));
-        for (auto d : s->info().devices) route_[d] = s.get();
-        sessions_.push_back(std::move(s));
+        auto it = logins.find(info.name);
+        auto session =
+            make_session(std::move(info), infos.size(), it != logins.end() ? it->second : std::vector<std::int64_t>{});
+        for (auto d : session->info().devices) route_[d] = session.get();
+        sessions_.push_back(std::move(session));
     }
     queue_watch_ = std::make_unique<Watch>(this, &North::on_queue);
     drain_timer_ = std::make_unique<Once>(this, &North::drain_due);
@@ -274,6 +288,131 @@ void North::maintain(TimePoint now) {
     publish_totals();
 }
 
+North::Reloaded North::apply(const config::Config& next, std::vector<std::unique_ptr<Profile>> profiles,
+                             std::function<std::string()> stuck) {
+    std::promise<Reloaded> done;
+    auto result = done.get_future();
+    {
+        std::lock_guard<std::mutex> lock(reload_mutex_);
+        reload_ = [&] { done.set_value(apply_now(next, std::move(profiles), std::move(stuck))); };
+        reload_pending_.store(true);
+    }
+    const std::uint64_t one = 1;
+    (void)!write(stop_fd_, &one, sizeof one);
+    return result.get();
+}
+
+void North::run_reload() {
+    std::function<void()> task;
+    {
+        std::lock_guard<std::mutex> lock(reload_mutex_);
+        task.swap(reload_);
+        reload_pending_.store(false);
+    }
+    if (task) task();
+}
+
+namespace {
+
+std::optional<std::size_t> identity_index(const SessionInfo& s) {
+    if (!s.identity) return std::nullopt;
+    return static_cast<std::size_t>(s.identity - s.cfg->devices.data());
+}
+
+// A session survives a reload when it would be made again exactly as it is: the same name, the
+// same cloud settings, the same devices (by index: the configurations are aligned) unchanged.
+bool same_session(const SessionInfo& a, const SessionInfo& b) {
+    if (a.name != b.name || a.devices != b.devices || identity_index(a) != identity_index(b)) return false;
+    if (!config::same_cloud(*a.cloud, *b.cloud)) return false;
+    return std::all_of(a.devices.begin(), a.devices.end(),
+                       [&](std::uint32_t d) { return config::same_device(a.device(d), b.device(d)); });
+}
+
+}  // namespace
+
+// On the north thread, between two turns of the loop: batches still queued belong to the running
+// configuration and are taken first; then the store maps the new devices, sessions that would
+// be made again unchanged are kept (connected, with their queues) and the others stopped and
+// replaced.
+North::Reloaded North::apply_now(const config::Config& next, std::vector<std::unique_ptr<Profile>> profiles,
+                                 std::function<std::string()> stuck) {
+    Reloaded r;
+    if (!tls_.reload(*cfg_, next, &r.error)) return r;
+    drain_queue();
+    maintain(loop_.now());
+    if (store_) store_->remap(next);
+    auto infos = plan_sessions(next, profiles);
+    std::map<std::string, std::unique_ptr<Session>> running;
+    for (auto& s : sessions_) running[s->name()] = std::move(s);
+    sessions_.clear();
+    std::vector<Session*> started;
+    std::vector<std::unique_ptr<Session>> fresh;
+    std::vector<SessionInfo> to_make;
+    for (auto& info : infos) {
+        auto it = running.find(info.name);
+        if (it != running.end() && same_session(it->second->info(), info)) {
+            const Profile& p = *profiles[static_cast<std::size_t>(info.cloud - next.clouds.data())];
+            it->second->rebase(std::move(info), p);
+            fresh.push_back(std::move(it->second));
+            running.erase(it);
+            ++r.kept;
+            continue;
+        }
+        fresh.push_back(nullptr);  // made below, once the profiles and configuration are the new ones
+        to_make.push_back(std::move(info));
+    }
+    for (auto& [name, s] : running) {  // changed or no longer configured
+        s->stop();
+        by_serial_.erase(s->serial());
+        ++r.stopped;
+    }
+    running.clear();
+    const auto* const old_cfg = cfg_;
+    cfg_ = &next;
+    profiles_ = std::move(profiles);
+    stuck_ = std::move(stuck);
+    // Replaced sessions' recent logins count for their successors (the login-rate rule).
+    std::map<std::string, std::vector<std::int64_t>> logins;
+    if (store_ && !to_make.empty()) {
+        store_->flush_logins();
+        logins = store_->recent_logins(core::unix_ms_now() - 5000);
+    }
+    std::size_t pending = 0;
+    for (auto& s : fresh) {
+        if (!s) {
+            auto& info = to_make[pending++];
+            auto it = logins.find(info.name);
+            s = make_session(std::move(info), infos.size(),
+                             it != logins.end() ? std::move(it->second) : std::vector<std::int64_t>{});
+            started.push_back(s.get());
+            ++r.started;
+        }
+    }
+    sessions_ = std::move(fresh);
+    route_.assign(next.devices.size(), nullptr);
+    for (auto& s : sessions_) {
+        for (auto d : s->info().devices) route_[d] = s.get();
+    }
+    // The latest values of unchanged devices stay; a changed device starts without any.
+    latest_.resize(next.devices.size());
+    for (std::size_t d = 0; d < next.devices.size(); ++d) {
+        if (d < old_cfg->devices.size() && config::same_device(old_cfg->devices[d], next.devices[d])) continue;
+        latest_[d] = Latest{};
+        latest_[d].values.resize(next.devices[d].points.size());
+        latest_[d].at.resize(next.devices[d].points.size(), 0);
+    }
+    last_samples_sent_.clear();
+    all_connected_logged_ = false;
+    started_ = loop_.now();
+    reloaded_ = true;
+    attempts_counted_ = TimePoint{};
+    for (auto* s : started) s->start();
+    count_attempts();
+    publish_totals();
+    r.ok = true;
+    return r;
+}
+
 void North::on_stop_fd() {  // NOLINT(readability-make-member-function-const): a Watch handler
     std::uint64_t n = 0;
     (void)!read(stop_fd_, &n, sizeof n);
@@ -343,12 +482,14 @@ void North::run() {
     TimePoint deadline{};
     for (;;) {
         loop_.run_once(stopping ? std::chrono::milliseconds(20) : std::chrono::milliseconds(1000));
+        if (reload_pending_.load()) run_reload();
         if (store_) store_->flush_logins();  // one transaction per loop turn, however many logins
         if (attempted_.load() < sessions_.size()) count_attempts();
         if (!all_connected_logged_ && !sessions_.empty() && connected_ == sessions_.size()) {
             all_connected_logged_ = true;
-            log->info("all {} sessions connected {}ms after start", sessions_.size(),
-                      std::chrono::duration_cast<std::chrono::milliseconds>(loop_.now() - started_).count());
+            log->info("all {} sessions connected {}ms after {}", sessions_.size(),
+                      std::chrono::duration_cast<std::chrono::milliseconds>(loop_.now() - started_).count(),
+                      reloaded_ ? "the reload" : "start");
         }
         if (!stopping && stop_requested_.load()) {
             stopping = true;

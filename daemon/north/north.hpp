@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "config/config.hpp"
@@ -62,6 +63,20 @@ class North {
     bool first_attempts_done() const { return attempted_.load() >= sessions_.size(); }
     // Thread-safe: whether the store takes writes (always, for `store: memory`).
     bool store_writable() const { return store_writable_.load(); }
+    // While running, from another thread: moves to `next` (aligned with the running configuration
+    // by config::align_devices, with the same gateway settings; `profiles` serve next.clouds and
+    // `stuck` replaces the watchdog's question). Sessions that would be made again unchanged
+    // stay connected with their queues; the others are stopped and replaced. Runs on the north
+    // thread between two turns of its loop and returns when done; `next` must outlive this North
+    // or the next apply. Not ok (with `error`, nothing changed) when a changed cloud's TLS files
+    // cannot be loaded.
+    struct Reloaded {
+        bool ok = false;
+        std::string error;
+        std::size_t kept = 0, started = 0, stopped = 0;
+    };
+    Reloaded apply(const config::Config& next, std::vector<std::unique_ptr<Profile>> profiles,
+                   std::function<std::string()> stuck);
     // Publishes what is waiting for at most `drain`, disconnects every session, joins.
     void stop(std::chrono::milliseconds drain);
     NorthTotals totals() const;
@@ -82,9 +97,14 @@ class North {
     void publish_totals();
     void on_stop_fd();
     void submit_write(core::WriteJobPtr job);
+    std::unique_ptr<Session> make_session(SessionInfo info, std::size_t sessions,
+                                          std::vector<std::int64_t> earlier_logins);
+    void run_reload();
+    Reloaded apply_now(const config::Config& next, std::vector<std::unique_ptr<Profile>> profiles,
+                       std::function<std::string()> stuck);
     void on_write_results();
 
-    const config::Config& cfg_;
+    const config::Config* cfg_;  // a pointer: apply() moves it to the next configuration
     core::BoundedQueue<core::SampleBatch> queue_;
     std::vector<std::unique_ptr<Profile>> profiles_;  // per cloud (same order as cfg.clouds)
     EpollLoop loop_;
@@ -93,7 +113,11 @@ class North {
     std::unique_ptr<store::Outbox> store_;
     ConnectWindow window_{64};  // below common listen backlogs (mosquitto: 100)
     std::vector<std::unique_ptr<Session>> sessions_;
-    std::vector<Session*> route_;  // device index -> its session
+    std::vector<Session*> route_;                          // device index -> its session
+    std::unordered_map<std::size_t, Session*> by_serial_;  // Session::serial() -> session (write results)
+    std::size_t next_serial_ = 0;
+    std::mutex reload_mutex_;
+    std::function<void()> reload_;  // guarded by reload_mutex_; run by the north thread
     std::vector<Session*> touched_;
     // The latest value of every point (for status.json and the status page), and when it came.
     struct Latest {
@@ -124,9 +148,11 @@ class North {
     std::vector<core::WriteJobPtr> finished_writes_;  // guarded by writes_mutex_
     std::unique_ptr<Watch> writes_watch_;
     std::atomic<bool> stop_requested_{false};
+    std::atomic<bool> reload_pending_{false};  // apply() waits for the north thread
     std::chrono::milliseconds drain_{0};
     TimePoint started_{};
     bool all_connected_logged_ = false;
+    bool reloaded_ = false;  // the configuration was reloaded since start (for the log)
     TimePoint last_status_{};
     std::chrono::milliseconds status_period_{1000};
     std::vector<std::uint64_t> last_samples_sent_;  // per session, for the send rate

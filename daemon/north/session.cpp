@@ -49,14 +49,14 @@ const char* connack_text(int rc) {
 
 Session::Session(SessionInfo info, const Profile& profile, SessionEnv env)
     : info_(std::move(info)),
-      cloud_(*info_.cloud),
-      profile_(profile),
+      cloud_(info_.cloud),
+      profile_(&profile),
       env_(std::move(env)),
       log_(core::logger("north")),
       backoff_(profile.reconnect_base(), kReconnectCap, core::Backoff::Jitter::full),
       // libmosquitto checks its keepalive in whole seconds; four looks per period keep a PINGREQ
       // well inside the broker's 1.5 x keepalive.
-      misc_period_(std::max<std::chrono::milliseconds>(std::chrono::milliseconds(250), cloud_.keepalive / 4)),
+      misc_period_(std::max<std::chrono::milliseconds>(std::chrono::milliseconds(250), cloud_->keepalive / 4)),
       backlog_on_disk_(env_.store != nullptr) {
     const TimePoint now = env_.loop->now();
     const std::int64_t now_ms = env_.loop->unix_ms();
@@ -89,9 +89,9 @@ TimePoint Session::login_allowed_at(TimePoint now) {
 bool Session::refresh_credentials(std::int64_t now_s) {
     if (credentials_ && (credentials_->expires_s == 0 || now_s < credentials_->expires_s - kRenewMarginS)) return true;
     std::string err;
-    auto c = profile_.credentials(info_, now_s, &err);
+    auto c = profile_->credentials(info_, now_s, &err);
     if (!c) {
-        log_->error("device {}: cannot compute credentials for cloud {}: {}", info_.name, cloud_.name, err);
+        log_->error("device {}: cannot compute credentials for cloud {}: {}", info_.name, cloud_->name, err);
         return false;
     }
     if (transport_ && credentials_ && c->client_id != credentials_->client_id) {
@@ -127,7 +127,7 @@ void Session::connect(TimePoint now) {
         return;
     }
     if (!transport_) {
-        transport_ = env_.make_transport(*this, cloud_, credentials_->client_id);
+        transport_ = env_.make_transport(*this, *cloud_, credentials_->client_id);
         if (!transport_) {
             log_->error("device {}: cannot create an MQTT client", info_.name);
             schedule_reconnect(now);
@@ -161,7 +161,7 @@ void Session::resolve() {
     state_ = State::resolving;
     env_.loop->cancel(this);
     const std::uint64_t generation = ++resolve_generation_;
-    env_.resolver->resolve(cloud_.host, [this, generation](const Resolution& r) { on_resolved(r, generation); });
+    env_.resolver->resolve(cloud_->host, [this, generation](const Resolution& r) { on_resolved(r, generation); });
 }
 
 void Session::on_resolved(const Resolution& r, std::uint64_t generation) {
@@ -176,8 +176,8 @@ void Session::on_resolved(const Resolution& r, std::uint64_t generation) {
     logins_.push_back(now);
     if (env_.store) env_.store->record_login(info_.name, env_.loop->unix_ms());
     unwatch();  // the client closes any old socket; a new one may reuse its number
-    const int keepalive = static_cast<int>(cloud_.keepalive.count() / 1000);
-    const int rc = transport_->connect(*credentials_, address, cloud_.port, keepalive);
+    const int keepalive = static_cast<int>(cloud_->keepalive.count() / 1000);
+    const int rc = transport_->connect(*credentials_, address, cloud_->port, keepalive);
     if (rc != 0) {
         if (failures_ == 0) log_connect_failure(address, transport_->error_text(rc));
         ++address_index_;
@@ -185,7 +185,7 @@ void Session::on_resolved(const Resolution& r, std::uint64_t generation) {
         return;
     }
     state_ = State::connecting;
-    connect_deadline_ = now + std::clamp<std::chrono::milliseconds>(cloud_.keepalive, std::chrono::seconds(5),
+    connect_deadline_ = now + std::clamp<std::chrono::milliseconds>(cloud_->keepalive, std::chrono::seconds(5),
                                                                     std::chrono::seconds(30));
     sync_watch();
     reschedule();
@@ -201,8 +201,8 @@ void Session::schedule_reconnect(TimePoint now) {
 }
 
 void Session::log_connect_failure(const std::string& address, const std::string& reason) {
-    const std::string where = address == cloud_.host ? cloud_.host : cloud_.host + " (" + address + ")";
-    log_->warn("device {}: cannot connect to cloud {} at {}:{}: {}", info_.name, cloud_.name, where, cloud_.port,
+    const std::string where = address == cloud_->host ? cloud_->host : cloud_->host + " (" + address + ")";
+    log_->warn("device {}: cannot connect to cloud {} at {}:{}: {}", info_.name, cloud_->name, where, cloud_->port,
                reason);
 }
 
@@ -212,12 +212,12 @@ void Session::lost(const char* why, int rc) {
                                                  : "?";
     if (state_ == State::connected) {
         log_->warn("device {}: connection to cloud {} lost ({}: {}); {} batches waiting in memory, reconnecting",
-                   info_.name, cloud_.name, why, reason, live_.size() + backlog_.size());
+                   info_.name, cloud_->name, why, reason, live_.size() + backlog_.size());
         if (env_.connected) --*env_.connected;
     } else {
         ++address_index_;  // the next attempt tries the name's next address
         if (state_ == State::connecting && failures_ == 0 && std::strcmp(why, "connack") != 0) {
-            log_connect_failure(cloud_.host, std::string(why) + ": " + reason);  // the backoff retries quietly
+            log_connect_failure(cloud_->host, std::string(why) + ": " + reason);  // the backoff retries quietly
         }
     }
     unwatch();
@@ -225,6 +225,12 @@ void Session::lost(const char* why, int rc) {
     for (auto& [id, w] : writes_) w.job->expire();
     writes_.clear();
     schedule_reconnect(env_.loop->now());
+}
+
+void Session::rebase(SessionInfo info, const Profile& profile) {
+    info_ = std::move(info);
+    cloud_ = info_.cloud;
+    profile_ = &profile;
 }
 
 void Session::stop() {
@@ -338,9 +344,9 @@ void Session::reschedule() {
             next = std::min({next_misc_, next_answer_check_, next_write_check()});
             const bool waiting =
                 !control_.empty() || !live_.empty() || !backlog_.empty() || backlog_on_disk_ || retry_ready_;
-            if (waiting && cloud_.max_rate > 0 && tokens_ < 1.0 && sendable() == 0 &&
-                static_cast<int>(inflight_.size()) < cloud_.max_inflight) {
-                const auto need = std::chrono::duration<double>((1.0 - tokens_) / cloud_.max_rate);
+            if (waiting && cloud_->max_rate > 0 && tokens_ < 1.0 && sendable() == 0 &&
+                static_cast<int>(inflight_.size()) < cloud_->max_inflight) {
+                const auto need = std::chrono::duration<double>((1.0 - tokens_) / cloud_->max_rate);
                 next = std::min(next, last_refill_ + std::chrono::duration_cast<Clock::duration>(need) +
                                           std::chrono::microseconds(1));
             }
@@ -366,7 +372,7 @@ void Session::reschedule() {
 void Session::on_connack(int rc) {
     if (state_ != State::connecting) return;
     if (rc != 0) {
-        log_->error("device {}: cloud {} refused the connection: {} (CONNACK {})", info_.name, cloud_.name,
+        log_->error("device {}: cloud {} refused the connection: {} (CONNACK {})", info_.name, cloud_->name,
                     connack_text(rc), rc);
         lost("connack", rc);
         return;
@@ -374,10 +380,10 @@ void Session::on_connack(int rc) {
     leave_window();
     count(&SessionCounters::connects);
     if (failures_ > 0 || counters_.connects > 1) {
-        log_->info("device {}: connected to cloud {} again after {} failed attempt(s)", info_.name, cloud_.name,
+        log_->info("device {}: connected to cloud {} again after {} failed attempt(s)", info_.name, cloud_->name,
                    failures_);
     } else {
-        log_->info("device {}: connected to cloud {} ({}:{})", info_.name, cloud_.name, cloud_.host, cloud_.port);
+        log_->info("device {}: connected to cloud {} ({}:{})", info_.name, cloud_->name, cloud_->host, cloud_->port);
     }
     failures_ = 0;
     state_ = State::connected;
@@ -391,15 +397,15 @@ void Session::on_connack(int rc) {
 // Right after CONNACK, outside libmosquitto's callback: subscriptions and on-connect messages.
 void Session::after_connack() {
     subscribe_pending_ = false;
-    for (const auto& topic : profile_.subscriptions(info_)) {
-        if (const int sub = transport_->subscribe(topic, profile_.downlink_qos()); sub != 0) {
+    for (const auto& topic : profile_->subscriptions(info_)) {
+        if (const int sub = transport_->subscribe(topic, profile_->downlink_qos()); sub != 0) {
             log_->warn("device {}: cannot subscribe to {}: {}", info_.name, topic, transport_->error_text(sub));
         }
     }
     control_.clear();
     logged_in_.clear();
     needs_login_.clear();
-    for (auto& m : profile_.on_connect(info_, next_id_)) control_.push_back(std::move(m));
+    for (auto& m : profile_->on_connect(info_, next_id_)) control_.push_back(std::move(m));
     // Answers to what was delivered before the connection dropped may be lost with it: those
     // messages go again (what was not yet PUBACKed, libmosquitto sends again itself). On-connect
     // requests are all sent anew.
@@ -615,7 +621,7 @@ void Session::handle(const std::string& topic, const std::string& payload) {
         in.problem = "message of " + std::to_string(payload.size()) + " bytes refused unread (limit " +
                      std::to_string(kMaxInboundBytes) + ")";
     } else {
-        in = profile_.on_message(info_, topic, payload, latest_, next_id_);
+        in = profile_->on_message(info_, topic, payload, latest_, next_id_);
     }
     if (in.command) count(&SessionCounters::commands);
     if (in.refused) count(&SessionCounters::commands_refused);
@@ -658,7 +664,7 @@ std::string describe_values(const config::DeviceConfig& d, const std::vector<cor
 // before the deadline is answered as unconfirmed.
 void Session::start_write(Command&& c) {
     const TimePoint now = env_.loop->now();
-    const auto deadline = profile_.command_deadline();
+    const auto deadline = profile_->command_deadline();
     PendingWrite w;
     w.received = now;
     w.give_up = now + deadline * 6 / 10;
@@ -686,13 +692,13 @@ void Session::reply_write(const PendingWrite& w, CommandResult r) {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(env_.loop->now() - w.received).count();
     const std::string asked = w.command.id.empty() ? w.command.kind : w.command.kind + " id " + w.command.id;
     if (r.ok) {
-        log_->info("write from cloud {} ({}) to {}: {}: done, read back {} ({} ms)", cloud_.name, asked, d.name,
+        log_->info("write from cloud {} ({}) to {}: {}: done, read back {} ({} ms)", cloud_->name, asked, d.name,
                    describe_values(d, w.command.values), describe_values(d, r.values), ms);
     } else {
-        log_->warn("write from cloud {} ({}) to {}: {}: failed: {} ({} ms)", cloud_.name, asked, d.name,
+        log_->warn("write from cloud {} ({}) to {}: {}: failed: {} ({} ms)", cloud_->name, asked, d.name,
                    describe_values(d, w.command.values), r.reason, ms);
     }
-    Message m = profile_.command_reply(info_, w.command, r);
+    Message m = profile_->command_reply(info_, w.command, r);
     if (!m.topic.empty()) control_.push_front(std::move(m));
 }
 
@@ -773,7 +779,7 @@ void Session::presence(std::uint32_t device, bool online) {
     if (state_ != State::connected) return;  // on connect, offline devices are not logged in
     if (online ? needs_login_.erase(device) == 0 : logged_in_.erase(device) == 0) return;
     if (!online) needs_login_.insert(device);
-    for (auto& m : profile_.presence(info_, device, online, next_id_)) control_.push_back(std::move(m));
+    for (auto& m : profile_->presence(info_, device, online, next_id_)) control_.push_back(std::move(m));
 }
 
 void Session::forget_through(std::int64_t id) {
@@ -808,23 +814,23 @@ std::int64_t Session::oldest_waiting_ms() const {
 }
 
 void Session::refill_tokens(TimePoint now) {
-    if (cloud_.max_rate <= 0) return;
+    if (cloud_->max_rate <= 0) return;
     const double dt = std::chrono::duration<double>(now - last_refill_).count();
     // Capacity 1: no bursts, so no window of any length ever sees more than rate x length + 1.
-    tokens_ = std::min(1.0, tokens_ + dt * cloud_.max_rate);
+    tokens_ = std::min(1.0, tokens_ + dt * cloud_->max_rate);
     last_refill_ = now;
 }
 
 // Messages that may go now: room in flight, and a token when the cloud has a rate.
 std::size_t Session::sendable() const {
-    const int room = std::max(0, cloud_.max_inflight - static_cast<int>(inflight_.size()));
+    const int room = std::max(0, cloud_->max_inflight - static_cast<int>(inflight_.size()));
     const auto r = static_cast<std::size_t>(room);
-    return cloud_.max_rate > 0 ? std::min(r, static_cast<std::size_t>(std::max(0.0, tokens_))) : r;
+    return cloud_->max_rate > 0 ? std::min(r, static_cast<std::size_t>(std::max(0.0, tokens_))) : r;
 }
 
 bool Session::publish(const Message& m, std::size_t packet) {
     int mid = 0;
-    const int rc = transport_->publish(m.topic, m.payload, profile_.qos(), &mid);
+    const int rc = transport_->publish(m.topic, m.payload, profile_->qos(), &mid);
     const TimePoint now = env_.loop->now();
     Awaiting* w = nullptr;
     if (!m.answer_id.empty()) {  // kept until its answer comes, to be sent again if need be
@@ -850,7 +856,7 @@ bool Session::publish(const Message& m, std::size_t packet) {
         }
         return false;
     }
-    if (profile_.qos() > 0) {
+    if (profile_->qos() > 0) {
         inflight_[mid] = Mid{packet, m.answer_id};
     } else {
         count(&SessionCounters::messages_acked);
@@ -862,19 +868,19 @@ bool Session::publish(const Message& m, std::size_t packet) {
     }
     count(&SessionCounters::messages_sent);
     count(&SessionCounters::samples_sent, m.samples);
-    if (cloud_.max_rate > 0) tokens_ -= 1.0;
+    if (cloud_->max_rate > 0) tokens_ -= 1.0;
     return true;
 }
 
 // One packet from the front of `queue`: its records are deleted from the store once every
 // message of the packet is acknowledged.
 bool Session::publish_data(std::deque<core::SampleBatch>& queue) {
-    auto packets = profile_.build(info_, queue, 1, next_id_);
+    auto packets = profile_->build(info_, queue, 1, next_id_);
     if (packets.empty()) return false;
     auto& p = packets.front();
     if (p.superseded) count(&SessionCounters::values_superseded, p.superseded);
     // (QoS 0 never carries stored data: the configuration refuses qos 0 with the disk store.)
-    const std::size_t id = p.records.empty() || profile_.qos() == 0 ? 0 : next_packet_++;
+    const std::size_t id = p.records.empty() || profile_->qos() == 0 ? 0 : next_packet_++;
     if (id) packets_[id] = InFlight{p.messages.size(), std::move(p.records), p.oldest_ms};
     for (const auto& m : p.messages) {
         if (!publish(m, id)) return false;
@@ -891,7 +897,7 @@ void Session::flush() {
     if (state_ != State::connected) return;
     const TimePoint now = env_.loop->now();
     refill_tokens(now);
-    const std::size_t most_awaiting = std::size_t{4} * static_cast<std::size_t>(cloud_.max_inflight);
+    const std::size_t most_awaiting = std::size_t{4} * static_cast<std::size_t>(cloud_->max_inflight);
     while (sendable() > 0) {
         const bool gated = awaiting_gates_ > 0 ||
                            std::any_of(control_.begin(), control_.end(), [](const Message& m) { return m.gate; });

@@ -77,7 +77,7 @@ struct SessionEnv {
     // Hands a write to the bus worker owning its device; the result comes back through
     // Session::write_done on the loop's thread. Unset: writes are answered as impossible.
     std::function<void(core::WriteJobPtr)> submit_write;
-    std::size_t index = 0;  // this session's number, carried by its write jobs
+    std::size_t index = 0;  // this session's number (never reused), carried by its write jobs
 };
 
 class Session final : public IoHandler, public TimerHandler, public TransportEvents, public ConnectWindow::Member {
@@ -96,6 +96,9 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     void presence(std::uint32_t device, bool online);
     // Publishes what the rate, the in-flight limit and the connection allow.
     void flush();
+    // A reload kept this session (the same cloud settings, the same devices at the same indexes):
+    // from now on it refers to the new configuration and profile. Connection and queues stay.
+    void rebase(SessionInfo info, const Profile& profile);
     // Disconnects cleanly and stays down (shutdown, reload).
     void stop();
     // A write this session handed to a bus worker has finished (called on the loop's thread):
@@ -119,6 +122,7 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     std::int64_t oldest_waiting_ms() const;
     const SessionCounters& counters() const { return counters_; }
     const std::string& name() const { return info_.name; }
+    std::size_t serial() const { return env_.index; }
     const SessionInfo& info() const { return info_; }
 
     // Loop and transport callbacks.
@@ -193,8 +197,8 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     void count(std::uint64_t SessionCounters::*field, std::uint64_t n = 1);
 
     SessionInfo info_;
-    const config::CloudConfig& cloud_;
-    const Profile& profile_;
+    const config::CloudConfig* cloud_;  // pointers: a reload moves a kept session to the new configuration
+    const Profile* profile_;
     SessionEnv env_;
     std::shared_ptr<spdlog::logger> log_;
 

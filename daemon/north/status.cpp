@@ -76,8 +76,8 @@ void North::write_status(TimePoint now) {
     const auto& queues = store_ ? store_->per_device() : none;
     const std::int64_t now_ms = loop_.unix_ms();
     last_samples_sent_.resize(sessions_.size());
-    AtomicFile status(cfg_.gateway.data_dir + "/status.json");
-    AtomicFile prom(cfg_.gateway.data_dir + "/metrics.prom");
+    AtomicFile status(cfg_->gateway.data_dir + "/status.json");
+    AtomicFile prom(cfg_->gateway.data_dir + "/metrics.prom");
     status.print(R"({{"time_ms":{},"period_ms":{},"sessions_total":{},"sessions_connected":{},"sessions":[)", now_ms,
                  status_period_.count(), sessions_.size(), connected_);
     std::int64_t oldest_all = 0;
@@ -113,7 +113,7 @@ void North::write_status(TimePoint now) {
         bool first = true;
         for (const auto& [key, n] : s.rejected()) {
             status.print(R"({}{{"device":{},"reason":{},"records":{}}})", first ? "" : ",",
-                         quoted(cfg_.devices[key.first].name), quoted(key.second), n);
+                         quoted(cfg_->devices[key.first].name), quoted(key.second), n);
             first = false;
         }
         status.print("]}}");
@@ -141,8 +141,10 @@ void North::write_status(TimePoint now) {
     // Devices with the latest value of each point: "fresh" when it came with the device's last
     // batch, else "held" (unchanged under report by exception, or not read since) with its age.
     status.print(",\n\"devices\":[");
-    for (std::size_t d = 0; d < latest_.size() && d < cfg_.devices.size(); ++d) {
-        const auto& dc = cfg_.devices[d];
+    bool first = true;
+    for (std::size_t d = 0; d < latest_.size() && d < cfg_->devices.size(); ++d) {
+        const auto& dc = cfg_->devices[d];
+        if (dc.retired) continue;
         const auto& l = latest_[d];
         nlohmann::json points = nlohmann::json::array();
         for (std::size_t p = 0; p < dc.points.size() && p < l.values.size(); ++p) {
@@ -151,7 +153,8 @@ void North::write_status(TimePoint now) {
         const nlohmann::json dev{
             {"name", dc.name}, {"bus", dc.bus},        {"cloud", dc.cloud},          {"unit", dc.unit},
             {"up", l.up},      {"last_ms", l.time_ms}, {"points", std::move(points)}};
-        status.print("{}\n{}", d ? "," : "", dev.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+        status.print("{}\n{}", first ? "" : ",", dev.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+        first = false;
     }
     status.print("]");
     if (store_) {
