@@ -16,6 +16,7 @@
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -25,6 +26,7 @@
 #include "bus/bus_worker.hpp"
 #include "bus/plan.hpp"
 #include "bus/plugin_host.hpp"
+#include "config/diff.hpp"
 #include "core/log.hpp"
 #include "core/low_fds.hpp"
 #include "core/systemd.hpp"
@@ -101,8 +103,12 @@ bool check_descriptors(const config::Config& cfg, const std::string& file) {
 // Everything that runs for one configuration: the north loop and one worker per bus.
 struct Running {
     std::unique_ptr<north::North> north;
-    std::vector<std::unique_ptr<bus::BusWorker>> workers;
-    std::unique_ptr<WebServer> web;  // stopped first: its handlers read the workers and north
+    std::vector<std::unique_ptr<bus::BusWorker>> workers;  // in the order of cfg->buses
+    std::unique_ptr<WebServer> web;                        // stopped first: its handlers read the workers and north
+    // The writer (on the north thread) reads these while a reload replaces them.
+    std::mutex mutex;
+    const config::Config* cfg = nullptr;  // guarded by mutex
+    bool reloading = false;               // guarded by mutex: writes are refused meanwhile
 };
 
 std::int64_t steady_ms() {
@@ -201,6 +207,25 @@ WebSources web_sources(const config::Config& cfg, const Running& run) {
     return src;
 }
 
+std::chrono::milliseconds watchdog_period() {
+    std::uint64_t usec = 0;
+    if (!core::systemd::watchdog(&usec)) return std::chrono::milliseconds(0);
+    return std::chrono::milliseconds(std::max<std::uint64_t>(usec / 1000, 1));
+}
+
+// The watchdog's question: which bus worker made no progress for a period. The heartbeats are
+// copied, so the watchdog may still ask while a reload replaces the workers.
+std::function<std::string()> stuck_check(const Running& run) {
+    const auto period = watchdog_period();
+    if (period.count() == 0) return {};
+    return [beats = heartbeats(run), period]() -> std::string {
+        const auto quiet = quiet_worker(beats, period.count());
+        if (!quiet) return {};
+        return "bus " + quiet->first + ": its worker made no progress for " + std::to_string(quiet->second / 1000) +
+               " s (stuck in its driver?)";
+    };
+}
+
 int start_all(const config::Config& cfg, const bus::PluginRegistry& plugins, Running& run) {
     auto log = core::logger("core");
     const std::size_t low = core::LowFds::instance().reserve(low_fds_wanted(cfg));
@@ -222,23 +247,25 @@ int start_all(const config::Config& cfg, const bus::PluginRegistry& plugins, Run
         run.workers.push_back(std::make_unique<bus::BusWorker>(
             cfg, b, std::move(driver), [north](std::vector<core::SampleBatch>& batches) { north->push(batches); }));
     }
+    run.cfg = &cfg;
     // Writes from the platforms go to the worker owning the device's bus.
-    run.north->set_writer([&cfg, workers = &run.workers](core::WriteJobPtr job) {
-        auto& worker = *(*workers)[cfg.devices[job->device].bus_index];
-        worker.submit(std::move(job));
+    run.north->set_writer([&run](core::WriteJobPtr job) {
+        std::unique_lock<std::mutex> lock(run.mutex);
+        const auto bus =
+            job->device < run.cfg->devices.size() ? run.cfg->devices[job->device].bus_index : config::kUnresolved;
+        if (!run.reloading && bus < run.workers.size()) {
+            run.workers[bus]->submit(std::move(job));
+            return;
+        }
+        lock.unlock();
+        if (!job->claim()) return;
+        job->ok = false;
+        job->failure = core::WriteJob::Failure::refused;
+        job->reason = "the gateway is reloading its configuration; try again";
+        if (job->done) job->done(job);
     });
     // The service manager's watchdog: pinged from the north loop while every bus worker beats.
-    std::uint64_t watchdog_usec = 0;
-    if (core::systemd::watchdog(&watchdog_usec)) {
-        const auto period = std::chrono::milliseconds(std::max<std::uint64_t>(watchdog_usec / 1000, 1));
-        // The heartbeats are copied: the watchdog may still ask while a reload replaces the workers.
-        run.north->set_watchdog(period, [beats = heartbeats(run), period]() -> std::string {
-            const auto quiet = quiet_worker(beats, period.count());
-            if (!quiet) return {};
-            return "bus " + quiet->first + ": its worker made no progress for " + std::to_string(quiet->second / 1000) +
-                   " s (stuck in its driver?)";
-        });
-    }
+    if (const auto period = watchdog_period(); period.count() > 0) run.north->set_watchdog(period, stuck_check(run));
     if (!run.north->start(&err)) {
         log->error("{}", err);
         return kExitRuntime;
@@ -260,9 +287,138 @@ int start_all(const config::Config& cfg, const bus::PluginRegistry& plugins, Run
 void stop_all(Running& run) {
     run.web.reset();
     for (auto& w : run.workers) w->stop();  // first: no new samples
-    run.workers.clear();
+    {
+        std::lock_guard<std::mutex> lock(run.mutex);
+        run.workers.clear();
+    }
     if (run.north) run.north->stop(std::chrono::milliseconds(500));  // what is left stays in the store
     run.north.reset();
+}
+
+std::size_t index_of_bus(const config::Config& cfg, const std::string& name) {
+    for (std::size_t b = 0; b < cfg.buses.size(); ++b) {
+        if (cfg.buses[b].name == name) return b;
+    }
+    return config::kUnresolved;
+}
+
+enum class Reload { applied, restart, refused };
+
+// A reload that restarts only what changed. `next` is aligned with `cfg` here, so every device
+// keeps its index. Bus workers whose bus settings are unchanged are paused between two requests,
+// moved to the new configuration (their unchanged devices keep state, counters and schedule)
+// and resumed, their link open throughout; other buses get new workers. Sessions are kept or
+// replaced by the north side (North::apply). `restart`: the gateway settings changed (store,
+// DNS, HTTP), everything restarts; `refused`: nothing was changed.
+Reload reload_in_place(Running& run, std::unique_ptr<config::Config>& cfg, std::unique_ptr<config::Config>& next,
+                       const bus::PluginRegistry& plugins) {
+    auto log = core::logger("core");
+    if (!config::same_gateway(cfg->gateway, next->gateway)) return Reload::restart;
+    run.web.reset();  // its handlers read the workers; started again by the caller
+    config::align_devices(*cfg, *next);
+    const std::size_t low = core::LowFds::instance().reserve(low_fds_wanted(*next));
+    if (low < next->buses.size()) log->warn("only {} descriptor numbers below FD_SETSIZE are reserved", low);
+    // New workers for new and changed buses are made first: a driver refusing its options
+    // changes nothing.
+    std::vector<std::unique_ptr<bus::BusWorker>> workers(next->buses.size());
+    std::vector<bool> kept(next->buses.size(), false);
+    auto* north = run.north.get();
+    const auto make_worker = [&](std::size_t b) {
+        std::string err;
+        auto driver = bus::DriverInstance::create(plugins.find(next->buses[b].driver), next->buses[b], &err);
+        if (!driver) {
+            log->error("SIGHUP: bus {}: driver {} refused its options: {}; still running the previous configuration",
+                       next->buses[b].name, next->buses[b].driver, err);
+            return false;
+        }
+        workers[b] = std::make_unique<bus::BusWorker>(
+            *next, b, std::move(driver), [north](std::vector<core::SampleBatch>& batches) { north->push(batches); });
+        return true;
+    };
+    std::vector<std::unique_ptr<bus::BusWorker>> old;
+    {
+        std::lock_guard<std::mutex> lock(run.mutex);
+        old = std::move(run.workers);
+        run.workers.clear();
+    }
+    const auto give_back = [&] {
+        for (auto& w : old) {
+            if (w) w->resume();
+        }
+        std::lock_guard<std::mutex> lock(run.mutex);
+        run.workers = std::move(old);
+    };
+    for (auto& w : old) {
+        const std::size_t b = index_of_bus(*next, w->bus_name());
+        if (b == config::kUnresolved ||
+            !config::same_bus(cfg->buses[index_of_bus(*cfg, w->bus_name())], next->buses[b]))
+            continue;
+        kept[b] = true;
+    }
+    for (std::size_t b = 0; b < next->buses.size(); ++b) {
+        if (!kept[b] && !make_worker(b)) {
+            give_back();
+            return Reload::refused;
+        }
+    }
+    // Kept buses: their workers wait between two requests (a worker stuck in its driver for 5 s
+    // is replaced instead).
+    std::vector<std::size_t> origin(next->buses.size(), 0);  // a kept worker's place in `old`
+    for (std::size_t i = 0; i < old.size(); ++i) {
+        auto& w = old[i];
+        const std::size_t b = index_of_bus(*next, w->bus_name());
+        if (b == config::kUnresolved || !kept[b]) continue;
+        if (w->pause(std::chrono::seconds(5))) {
+            origin[b] = i;
+            workers[b] = std::move(w);
+            continue;
+        }
+        log->warn("SIGHUP: bus {}: its worker did not pause within 5 s; it is replaced", next->buses[b].name);
+        kept[b] = false;
+        if (!make_worker(b)) {
+            for (std::size_t k = 0; k < workers.size(); ++k) {
+                if (kept[k]) old[origin[k]] = std::move(workers[k]);
+            }
+            give_back();
+            return Reload::refused;
+        }
+    }
+    core::systemd::notify("RELOADING=1");
+    for (auto& w : old) {  // changed and removed buses
+        if (w) w->stop();
+    }
+    old.clear();
+    {
+        std::lock_guard<std::mutex> lock(run.mutex);
+        run.workers = std::move(workers);
+        run.cfg = next.get();
+        run.reloading = true;
+    }
+    const auto result = run.north->apply(*next, platforms::make_profiles(*next), stuck_check(run));
+    if (!result.ok) {
+        log->error("SIGHUP: {}", result.error);
+        return Reload::restart;  // as at start: a cloud whose files cannot be loaded stops the daemon
+    }
+    std::size_t buses_kept = 0;
+    for (std::size_t b = 0; b < next->buses.size(); ++b) {
+        auto& w = *run.workers[b];
+        if (kept[b]) {
+            w.rebase(*next, b);
+            w.resume();
+            ++buses_kept;
+        } else {
+            w.start();
+        }
+    }
+    {
+        std::lock_guard<std::mutex> lock(run.mutex);
+        run.reloading = false;
+    }
+    cfg = std::move(next);
+    log->info(
+        "SIGHUP: reloaded: {} session(s) kept connected, {} stopped, {} started; {} bus worker(s) kept, {} started",
+        result.kept, result.stopped, result.started, buses_kept, cfg->buses.size() - buses_kept);
+    return Reload::applied;
 }
 
 // Loads and validates a configuration against the loaded plugins; errors go to `report`.
@@ -318,11 +474,25 @@ int serve(const std::string& file, std::unique_ptr<config::Config> cfg, const bu
             log->error("SIGHUP: {} has errors; still running the previous configuration", file);
             continue;
         }
+        core::init_logging(next->gateway.log_level);
+        const auto how = reload_in_place(run, cfg, next, plugins);
+        if (how != Reload::restart) {
+            if (!run.web && cfg->gateway.http_port > 0) {
+                std::string err;
+                run.web =
+                    WebServer::start(cfg->gateway.http_host, cfg->gateway.http_port, web_sources(*cfg, run), &err);
+                if (!run.web) log->error("SIGHUP: {}", err);
+            }
+            if (how == Reload::applied) notify_ready(run);
+            continue;
+        }
         core::systemd::notify("RELOADING=1");
-        log->info("SIGHUP: reloading {}; queued data stays in the store and is replayed", file);
+        log->info(
+            "SIGHUP: reloading {} (its gateway settings changed): everything restarts; queued data stays in the "
+            "store and is replayed",
+            file);
         stop_all(run);
         cfg = std::move(next);
-        core::init_logging(cfg->gateway.log_level);
         if (const int rc = start_all(*cfg, plugins, run); rc != kExitOk) {
             stop_all(run);
             close(sfd);

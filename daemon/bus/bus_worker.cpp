@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <type_traits>
 #include <variant>
 
+#include "config/diff.hpp"
 #include "config/writes.hpp"
 #include "core/log.hpp"
 #include "mapping/decode.hpp"
@@ -33,34 +35,103 @@ const char* device_state_name(int state) {
 
 BusWorker::BusWorker(const config::Config& cfg, std::size_t bus_index, std::unique_ptr<DriverInstance> driver,
                      SampleSink sink)
-    : cfg_(cfg),
-      bus_(cfg.buses[bus_index]),
+    : cfg_(&cfg),
+      bus_(&cfg.buses[bus_index]),
       driver_(std::move(driver)),
       sink_(std::move(sink)),
-      backoff_(std::chrono::milliseconds(1000), bus_.backoff_max),
-      log_(core::logger("bus:" + bus_.name)),
+      backoff_(std::chrono::milliseconds(1000), bus_->backoff_max),
+      log_(core::logger("bus:" + bus_->name)),
       regs_(125),
       bits_(2000) {
     beat();
     const auto now = Clock::now();
     for (std::size_t i = 0; i < cfg.devices.size(); ++i) {
-        const auto& dc = cfg.devices[i];
-        if (dc.bus_index != bus_index) continue;
-        Device d;
-        d.index = i;
-        d.plan = plan_reads(dc.points, cost_model_for(bus_, dc.max_gap));
-        d.next_due = now;
-        d.counters = std::make_unique<DeviceCounters>();
-        for (std::size_t p = 0; p < dc.points.size(); ++p) {
-            if (dc.points[p].on_trigger()) d.seen.resize(dc.points.size());
-            if (dc.points[p].link) d.link_point = static_cast<std::int64_t>(p);
-            if (dc.points[p].by_exception()) {
-                d.sent.resize(dc.points.size());
-                d.sent_at.resize(dc.points.size());
-            }
-        }
-        devices_.push_back(std::move(d));
+        if (cfg.devices[i].bus_index == bus_index) devices_.push_back(make_device(i, now));
     }
+}
+
+BusWorker::Device BusWorker::make_device(std::size_t index, Clock::time_point now) const {
+    const auto& dc = cfg_->devices[index];
+    Device d;
+    d.index = index;
+    d.plan = plan_reads(dc.points, cost_model_for(*bus_, dc.max_gap));
+    d.next_due = now;
+    d.counters = std::make_unique<DeviceCounters>();
+    for (std::size_t p = 0; p < dc.points.size(); ++p) {
+        if (dc.points[p].on_trigger()) d.seen.resize(dc.points.size());
+        if (dc.points[p].link) d.link_point = static_cast<std::int64_t>(p);
+        if (dc.points[p].by_exception()) {
+            d.sent.resize(dc.points.size());
+            d.sent_at.resize(dc.points.size());
+        }
+    }
+    return d;
+}
+
+bool BusWorker::pause(std::chrono::milliseconds wait) {
+    if (!thread_.joinable()) return true;
+    std::unique_lock<std::mutex> lock(mutex_);
+    pause_ = true;
+    cv_.notify_all();
+    if (cv_.wait_for(lock, wait, [this] { return paused_; })) return true;
+    pause_ = false;  // stuck in its driver: the caller replaces it
+    return false;
+}
+
+void BusWorker::resume() {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        pause_ = false;
+    }
+    cv_.notify_all();
+}
+
+// While paused (or before start): the worker's thread waits, so its devices are this thread's.
+void BusWorker::rebase(const config::Config& next, std::size_t bus_index) {
+    const auto now = Clock::now();
+    std::vector<Device> devices;
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < next.devices.size(); ++i) {
+        if (next.devices[i].bus_index != bus_index) continue;
+        auto old = std::find_if(devices_.begin(), devices_.end(), [i](const Device& d) { return d.index == i; });
+        if (old != devices_.end() && config::same_device(cfg_->devices[i], next.devices[i])) {
+            devices.push_back(std::move(*old));
+            ++kept;
+        } else {
+            devices.push_back(Device{});
+            devices.back().index = i;  // made below, against the new configuration
+        }
+    }
+    const auto* const old_cfg = cfg_;
+    cfg_ = &next;
+    bus_ = &next.buses[bus_index];
+    for (auto& d : devices) {
+        if (!d.counters) d = make_device(d.index, now);
+    }
+    devices_ = std::move(devices);
+    due_ = {};
+    for (std::size_t i = 0; i < devices_.size(); ++i) due_.emplace(devices_[i].next_due, i);
+    // Writes still queued for a device that changed or left: refused, never written with the old
+    // meaning of its points.
+    std::vector<core::WriteJobPtr> refused;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto keep = std::stable_partition(writes_.begin(), writes_.end(), [&](const core::WriteJobPtr& j) {
+            return j->device < next.devices.size() && j->device < old_cfg->devices.size() &&
+                   next.devices[j->device].bus_index == bus_index &&
+                   config::same_device(old_cfg->devices[j->device], next.devices[j->device]);
+        });
+        refused.assign(std::make_move_iterator(keep), std::make_move_iterator(writes_.end()));
+        writes_.erase(keep, writes_.end());
+    }
+    for (auto& job : refused) {
+        if (!job->claim()) continue;
+        job->ok = false;
+        job->failure = core::WriteJob::Failure::refused;
+        job->reason = "the device's configuration was reloaded while the write waited";
+        if (job->done) job->done(job);
+    }
+    log_->info("reload: {} of {} device(s) kept with their state and schedule", kept, devices_.size());
 }
 
 BusWorker::~BusWorker() {
@@ -69,7 +140,7 @@ BusWorker::~BusWorker() {
 
 void BusWorker::start() {
     thread_ = std::thread([this] {
-        const std::string name = ("fl-bus:" + bus_.name).substr(0, 15);  // the kernel keeps 15 characters
+        const std::string name = ("fl-bus:" + bus_->name).substr(0, 15);  // the kernel keeps 15 characters
         pthread_setname_np(pthread_self(), name.c_str());
         run();
     });
@@ -98,7 +169,7 @@ void BusWorker::stop() {
         log_->info(
             "device {}: {} polls, {} ok, {} timeouts, {} CRC errors, {} exceptions, {} malformed, {} link errors, {} "
             "skipped",
-            cfg_.devices[d.index].name, c.polls.load(), c.ok.load(), c.timeouts.load(), c.crc_errors.load(),
+            cfg_->devices[d.index].name, c.polls.load(), c.ok.load(), c.timeouts.load(), c.crc_errors.load(),
             c.exceptions.load(), c.protocol_errors.load(), c.link_errors.load(), c.skipped.load());
     }
 }
@@ -107,15 +178,21 @@ void BusWorker::stop() {
 // together: one wake-up and one store transaction for many devices instead of one each. A long
 // round (a slow serial line) hands over what it has every 50 ms.
 void BusWorker::run() {
-    log_->info("polling {} device(s) with driver {}", devices_.size(), bus_.driver);
+    log_->info("polling {} device(s) with driver {}", devices_.size(), bus_->driver);
     for (std::size_t i = 0; i < devices_.size(); ++i) due_.emplace(devices_[i].next_due, i);
     std::vector<core::SampleBatch> round;
-    const auto woken = [this] { return stop_.load() || writes_waiting_.load(); };
+    const auto woken = [this] { return stop_.load() || writes_waiting_.load() || pause_; };
     while (!stop_.load()) {
         beat();
         {
             // At most a second at a time, so an idle worker still shows it is alive.
             std::unique_lock<std::mutex> lock(mutex_);
+            if (pause_) {  // a reload: wait between two rounds until it is done (rebase)
+                paused_ = true;
+                cv_.notify_all();
+                cv_.wait(lock, [this] { return !pause_ || stop_.load(); });
+                paused_ = false;
+            }
             auto until = Clock::now() + std::chrono::seconds(1);
             if (!due_.empty()) until = std::min(until, due_.top().first);
             cv_.wait_until(lock, until, woken);
@@ -125,7 +202,7 @@ void BusWorker::run() {
         run_writes(round);
         const auto start = Clock::now();
         auto handed = start;
-        while (!due_.empty() && due_.top().first <= start && !stop_.load()) {
+        while (!due_.empty() && due_.top().first <= start && !stop_.load() && !pause_requested()) {
             run_writes(round);  // writes go ahead of the polls still due
             Device& d = devices_[due_.top().second];
             due_.pop();
@@ -140,12 +217,17 @@ void BusWorker::run() {
     }
 }
 
+bool BusWorker::pause_requested() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return pause_;
+}
+
 void BusWorker::beat() {
     beat_->store(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count());
 }
 
 const std::string& BusWorker::bus_name() const {
-    return bus_.name;
+    return bus_->name;
 }
 
 void BusWorker::hand_over(std::vector<core::SampleBatch>& round) {
@@ -229,7 +311,7 @@ bool BusWorker::report_now(Device& d, const config::PointConfig& p, std::uint32_
 // exception leave it unless report_now says otherwise.
 void BusWorker::apply_triggers(Device& d, core::SampleBatch& batch) const {
     if (d.seen.empty() && d.sent.empty()) return;
-    const auto& dc = cfg_.devices[d.index];
+    const auto& dc = cfg_->devices[d.index];
     const auto now = Clock::now();
     std::vector<bool> keep(batch.values.size(), true);
     std::vector<const std::string*> fired;
@@ -295,16 +377,16 @@ void BusWorker::set_link(bool up, const char* detail) {
     if (up == !link_down_) return;
     link_down_ = !up;
     if (up) {
-        log_->info("bus {}: link up again", bus_.name);
+        log_->info("bus {}: link up again", bus_->name);
     } else {
-        log_->warn("bus {}: link down: {}; its {} device(s) are retried with backoff (at most {}ms apart)", bus_.name,
-                   detail, devices_.size(), bus_.backoff_max.count());
+        log_->warn("bus {}: link down: {}; its {} device(s) are retried with backoff (at most {}ms apart)", bus_->name,
+                   detail, devices_.size(), bus_->backoff_max.count());
     }
 }
 
 void BusWorker::set_state(Device& d, State s, int code, const char* detail) {
     if (s == d.state && code == d.state_code) return;  // log once per state change, not per poll
-    const auto& dc = cfg_.devices[d.index];
+    const auto& dc = cfg_->devices[d.index];
     if (s == State::ok) {
         if (d.state != State::unknown && d.state != State::link)
             log_->info("device {} (unit {}): responding again", dc.name, dc.unit);
@@ -319,7 +401,7 @@ void BusWorker::set_state(Device& d, State s, int code, const char* detail) {
 // Reads one planned request (with retries unless the device is backed off) and decodes its
 // points into `batch`. Returns false when the device did not answer (link-level failure).
 bool BusWorker::read_request(Device& d, const ReadRequest& r, core::SampleBatch& batch) {
-    const auto& dc = cfg_.devices[d.index];
+    const auto& dc = cfg_->devices[d.index];
     fl_read_v2 req{};
     req.struct_size = sizeof req;
     req.unit = static_cast<std::uint8_t>(dc.unit);
@@ -328,7 +410,7 @@ bool BusWorker::read_request(Device& d, const ReadRequest& r, core::SampleBatch&
     req.count = r.count;
     req.registers = regs_.data();
     req.bits = bits_.data();
-    const int attempts = d.failures > 0 ? 1 : 1 + bus_.retries;
+    const int attempts = d.failures > 0 ? 1 : 1 + bus_->retries;
     fl_error_v2 err{};
     fl_status st = FL_RETRY;
     for (int a = 0; a < attempts && !stop_.load(); ++a) {
@@ -370,7 +452,7 @@ bool BusWorker::read_request(Device& d, const ReadRequest& r, core::SampleBatch&
 }
 
 void BusWorker::poll(Device& d, std::vector<core::SampleBatch>& round) {
-    const auto& dc = cfg_.devices[d.index];
+    const auto& dc = cfg_->devices[d.index];
     ++d.counters->polls;
     core::SampleBatch batch;
     batch.device_index = static_cast<std::uint32_t>(d.index);
@@ -404,7 +486,7 @@ void BusWorker::poll(Device& d, std::vector<core::SampleBatch>& round) {
             log_->warn(
                 "device {} (unit {}): backing off (retry in {}ms, at most {}ms apart) so the other "
                 "devices on bus {} keep their rate",
-                dc.name, dc.unit, delay.count(), bus_.backoff_max.count(), bus_.name);
+                dc.name, dc.unit, delay.count(), bus_->backoff_max.count(), bus_->name);
         }
         d.next_due = now + delay;
         return;
@@ -519,7 +601,7 @@ bool BusWorker::write_point(const config::PointConfig& p, int unit, const core::
     r.registers = regs_.data();
     r.bits = bits_.data();
     fl_status st = FL_RETRY;
-    for (int a = 0; a <= bus_.retries && st == FL_RETRY && !stop_.load(); ++a) {
+    for (int a = 0; a <= bus_->retries && st == FL_RETRY && !stop_.load(); ++a) {
         err = fl_error_v2{};
         err.struct_size = sizeof err;
         st = driver_->read(&r, &err);
@@ -533,9 +615,9 @@ bool BusWorker::write_point(const config::PointConfig& p, int unit, const core::
         config::is_bit_area(p.area) ? (bits_[0] != 0) == (bit != 0) : std::equal(regs, regs + w.count, regs_.begin());
     std::string derr;
     mapping::Response resp{p.area, p.address, w.count, regs_.data(), bits_.data()};
-    const auto index = static_cast<std::uint32_t>(&p - cfg_.devices[job.device].points.data());
+    const auto index = static_cast<std::uint32_t>(&p - cfg_->devices[job.device].points.data());
     const std::size_t before = job.read_back.size();
-    mapping::decode_points(cfg_.devices[job.device].points, {index}, resp, job.read_back, &derr);
+    mapping::decode_points(cfg_->devices[job.device].points, {index}, resp, job.read_back, &derr);
     if (!same) {
         job.failure = core::WriteJob::Failure::mismatch;
         job.reason = fmt::format("unit {} holds {} = {} after the write of {}", unit, p.name,
@@ -551,7 +633,7 @@ bool BusWorker::write_point(const config::PointConfig& p, int unit, const core::
 void BusWorker::execute(core::WriteJob& job, std::vector<core::SampleBatch>& round) {
     const auto t0 = Clock::now();
     auto* d = &*std::find_if(devices_.begin(), devices_.end(), [&](const Device& x) { return x.index == job.device; });
-    const auto& dc = cfg_.devices[job.device];
+    const auto& dc = cfg_->devices[job.device];
     if (t0 > job.deadline) {
         job.failure = core::WriteJob::Failure::expired;
         job.reason = "the bus was busy past the platform's deadline; nothing was written";

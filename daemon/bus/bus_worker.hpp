@@ -65,6 +65,14 @@ class BusWorker {
 
     void start();
     void stop();  // wakes the thread, interrupts blocking I/O, joins
+    // A reload: pause() returns once the thread waits between two requests (true), or false
+    // when it did not within `wait` (stuck in its driver: replace the worker). While paused,
+    // rebase() moves it to `next` (aligned, the same bus settings): unchanged devices keep their
+    // counters, state and schedule, changed and new ones start afresh, writes queued for changed
+    // or removed devices are refused. resume() lets it go on; the link stays open throughout.
+    bool pause(std::chrono::milliseconds wait);
+    void rebase(const config::Config& next, std::size_t bus_index);
+    void resume();
     // Thread-safe: queues a write from the cloud for one of this bus's devices. It goes ahead of
     // the polls still due (after the request in progress), then job->done is called on this
     // worker's thread. A job the north side gave up on (expired) is never written.
@@ -95,6 +103,8 @@ class BusWorker {
     };
 
     void run();
+    Device make_device(std::size_t index, std::chrono::steady_clock::time_point now) const;
+    bool pause_requested();
     void poll(Device& d, std::vector<core::SampleBatch>& round);
     void hand_over(std::vector<core::SampleBatch>& round);
     bool read_request(Device& d, const ReadRequest& r, core::SampleBatch& batch);
@@ -108,8 +118,8 @@ class BusWorker {
     void execute(core::WriteJob& job, std::vector<core::SampleBatch>& round);
     bool write_point(const config::PointConfig& p, int unit, const core::Value& v, core::WriteJob& job);
 
-    const config::Config& cfg_;
-    const config::BusConfig& bus_;
+    const config::Config* cfg_;  // pointers: rebase() moves the worker to the next configuration
+    const config::BusConfig* bus_;
     std::unique_ptr<DriverInstance> driver_;
     SampleSink sink_;
     std::vector<Device> devices_;
@@ -130,6 +140,8 @@ class BusWorker {
     void beat();
     std::vector<core::WriteJobPtr> writes_;  // guarded by mutex_
     std::atomic<bool> writes_waiting_{false};
+    bool pause_ = false;   // guarded by mutex_: a reload asks the thread to wait
+    bool paused_ = false;  // guarded by mutex_: ... and it does
     std::thread thread_;
 };
 

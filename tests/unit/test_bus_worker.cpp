@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "bus/bus_worker.hpp"
+#include "config/diff.hpp"
 #include "helpers.hpp"
 
 using namespace fieldlink;
@@ -316,4 +317,79 @@ devices:
     CHECK(d.link_errors.load() == 0);
     CHECK(d.timeouts.load() == 0);
     CHECK(g_blocked_reads.load() == 1);  // no retry once stopping
+}
+
+TEST_CASE("a reload moves a paused worker to the new configuration: unchanged devices keep counting") {
+    bus::PluginRegistry reg;
+    REQUIRE(reg.add_static(&kFlaky));
+    const char* before = R"(
+clouds:
+  c: { platform: mqtt, host: 127.0.0.1 }
+buses:
+  b: { driver: flaky }
+devices:
+  - { name: keep, cloud: c, bus: b, unit: 1, interval: 20ms, points: [ { name: x, area: holding, address: 5 } ] }
+  - { name: change, cloud: c, bus: b, unit: 1, interval: 20ms, points: [ { name: x, area: holding, address: 6, writable: true } ] }
+)";
+    auto prev = load_config_text(before, "t.yaml", &reg);
+    for (const auto& e : prev.errors) FAIL(config::format_error("t.yaml", e));
+    std::string err;
+    auto drv = bus::DriverInstance::create(&kFlaky, prev.config.buses[0], &err);
+    REQUIRE(drv);
+    Collected c;
+    bus::BusWorker w(prev.config, 0, std::move(drv), c.sink());
+    w.start();
+    while (w.counters(0).ok.load() < 3 || w.counters(1).ok.load() < 3) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    const auto* keep_counters = &w.counters(0);
+
+    // `change` reads another register now, and a third device comes.
+    std::string text = before;
+    text.replace(text.find("address: 6"), 10, "address: 7");
+    text +=
+        "  - { name: new, cloud: c, bus: b, unit: 1, interval: 20ms, points: [ { name: x, area: holding, address: 8 } "
+        "] }\n";
+    auto next = load_config_text(text, "t.yaml", &reg);
+    for (const auto& e : next.errors) FAIL(config::format_error("t.yaml", e));
+    config::align_devices(prev.config, next.config);
+
+    REQUIRE(w.pause(std::chrono::seconds(5)));
+    const auto polls_paused = w.counters(0).polls.load();
+    // A write for the changed device, queued before the reload: refused, never written with the
+    // old meaning of its point.
+    auto job = std::make_shared<core::WriteJob>();
+    job->device = 1;
+    job->values.push_back({0, core::Value{std::uint64_t{1}}});
+    job->deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    std::atomic<bool> answered{false};
+    job->done = [&answered](core::WriteJobPtr) { answered = true; };
+    w.submit(job);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    CHECK(w.counters(0).polls.load() == polls_paused);  // paused: no request
+    CHECK_FALSE(answered.load());
+    {
+        std::lock_guard<std::mutex> lock(c.m);
+        c.got.clear();
+    }
+    w.rebase(next.config, 0);
+    CHECK(answered.load());
+    CHECK(job->failure == core::WriteJob::Failure::refused);
+    w.resume();
+    while (w.device_count() < 3 || w.counters(2).ok.load() < 3 || w.counters(1).ok.load() < 3) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    w.stop();
+    REQUIRE(w.device_count() == 3);
+    CHECK(&w.counters(0) == keep_counters);            // the same counters, going on
+    CHECK(w.counters(0).polls.load() > polls_paused);  // ... from where they were
+    std::lock_guard<std::mutex> lock(c.m);
+    for (const auto& b : c.got) {
+        if (b.kind != core::SampleBatch::Kind::samples) continue;
+        REQUIRE(b.values.size() == 1);
+        // The flaky driver answers a register with its address: each device's new layout.
+        const std::uint64_t expected[] = {5, 7, 8};
+        REQUIRE(b.device_index < 3);
+        CHECK(std::get<std::uint64_t>(b.values[0].value) == expected[b.device_index]);
+    }
 }
