@@ -11,7 +11,7 @@
 //   get UNIT AREA ADDR [COUNT]            prints "ok W1 W2 ..." (what a write left there)
 //   protect UNIT AREA ADDR                writes touching ADDR get exception 4 (server device failure)
 //   fail UNIT AREA ADDR                   reads touching ADDR get exception 2 (illegal data address)
-//   stats                                 prints "requests N"
+//   stats                                 prints "requests N connections M" (TCP clients accepted)
 #include "simulator.hpp"
 
 #include <modbus/modbus.h>
@@ -161,6 +161,7 @@ class Server {
     std::set<int> clients_;
     std::vector<std::uint8_t> rtu_buf_;
     std::uint64_t requests_ = 0;
+    std::uint64_t connections_ = 0;
     std::uint32_t counter_ = 0;
     bool stdin_open_ = true;
     std::string line_buf_;
@@ -251,7 +252,7 @@ void Server::control_line(const std::string& line) {
     in >> cmd;
     int id = 0;
     if (cmd == "stats") {
-        std::cout << "requests " << requests_ << std::endl;
+        std::cout << "requests " << requests_ << " connections " << connections_ << std::endl;
         return;
     }
     if (!(in >> id) || !units_.count(id)) {
@@ -338,7 +339,10 @@ void Server::ready(int fd, int tfd) {
         read_control();
     } else if (fd == listen_fd_) {
         const int c = accept(listen_fd_, nullptr, nullptr);
-        if (c >= 0) clients_.insert(c);
+        if (c >= 0) {
+            clients_.insert(c);
+            ++connections_;
+        }
     } else if (fd == rtu_fd_) {
         serve_rtu();
     } else {
