@@ -11,6 +11,10 @@ connections accepted by each Modbus server, and each device's poll counter on /a
 - a device added and one removed: the new one publishes, the removed one's session leaves,
   nothing else reconnects;
 - an unchanged file: nothing reconnects at all. A write after the reloads is carried out.
+On the OneNET emulator (thing model, a gateway with two sub-devices and a direct device), which
+enforces the platform's rules (token, login rate, topic ACL): a change to the direct device leaves
+the gateway's session alone, a change to a sub-device reconnects the gateway (its topology) and
+leaves the direct device alone, and no rule is broken.
 """
 import json
 import re
@@ -25,6 +29,18 @@ from harness import Broker, Daemon, Procs, Simulator, Subscriber, free_port, wai
 def get_json(url):
     with urllib.request.urlopen(url, timeout=5) as r:
         return json.loads(r.read().decode())
+
+
+GW_PID, KEY = "IHL2T99b8k", "rs2FaE5BuygJZkWKDA5okKt1RFpwOx53hbu6hwyCS4U="
+SUB_PID, SUB_PRODUCT_KEY = "SubPid01", "kKsubaG7FzMgzR6N3eUD53319Qu+K4MCvw6KzOYc5eI="
+
+
+def connects(broker):
+    """MQTT connections per client id, from the broker's log."""
+    counts = {}
+    for m in re.finditer(r"New client connected from \S+ as (\S+) ", broker.log()):
+        counts[m.group(1)] = counts.get(m.group(1), 0) + 1
+    return counts
 
 
 class ReloadTest(unittest.TestCase):
@@ -53,11 +69,7 @@ devices:
         return text
 
     def connects(self):
-        """MQTT connections per client id, from the broker's log."""
-        counts = {}
-        for m in re.finditer(r"New client connected from \S+ as (\S+) ", self.broker.log()):
-            counts[m.group(1)] = counts.get(m.group(1), 0) + 1
-        return counts
+        return connects(self.broker)
 
     def modbus_links(self):
         return tuple(int(s.cmd("stats").split()[3]) for s in (self.sim_a, self.sim_b))
@@ -149,6 +161,54 @@ devices:
         self.assertEqual(json.loads(replies.messages()[0][2]), {"success": True, "values": {"sp": 42}})
         self.assertEqual(self.sim_a.get(2, "holding", 20), [42])
         self.assertEqual(self.daemon.stop()[0], 0)
+
+    def test_onenet_gateway_and_direct_device(self):
+        procs = Procs(self)
+        broker = Broker(procs, devices=[(GW_PID, "gw01", KEY), (GW_PID, "m1", KEY), (SUB_PID, "*", SUB_PRODUCT_KEY)],
+                        rate=5)
+        port = free_port()
+        Simulator(procs, tcp_port=port, units=(1, 2, 3, 100))
+
+        def config(m1="1s", b="1s"):
+            dev = "points: [{ name: v, area: holding, address: 0 }] }\n"
+            sub = f"via: gw01, product_id: {SUB_PID}, product_key: {SUB_PRODUCT_KEY}, "
+            return f"""
+clouds:
+  studio: {{ platform: onenet, protocol: thing-model, host: 127.0.0.1, port: {broker.port}, product_id: {GW_PID},
+            max_rate: 5 }}
+buses:
+  plc: {{ driver: modbus-tcp, host: 127.0.0.1, port: {port}, timeout: 500ms }}
+devices:
+  - {{ name: gw01, cloud: studio, bus: plc, unit: 100, gateway: true, key: {KEY}, interval: 1s, """ + dev + f"""\
+  - {{ name: a, cloud: studio, bus: plc, unit: 1, interval: 1s, {sub}""" + dev + f"""\
+  - {{ name: b, cloud: studio, bus: plc, unit: 2, interval: {b}, {sub}""" + dev + f"""\
+  - {{ name: m1, cloud: studio, bus: plc, unit: 3, key: {KEY}, interval: {m1}, """ + dev
+
+        daemon = Daemon(procs, config())
+        wait_for(lambda: {"gw01", "m1"} <= set(connects(broker)), timeout=20, what="both sessions")
+        wait_for(lambda: len([r for r in broker.received() if r[1].endswith("/sub/login")]) >= 2, timeout=20,
+                 what="both sub-devices logged in")
+        before = connects(broker)
+
+        def reload(text, n):
+            daemon.rewrite_config(text)
+            daemon.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: daemon.log().count("SIGHUP: reloaded") >= n, timeout=15, what="reload %d" % n)
+
+        reload(config(m1="2s"), 1)
+        wait_for(lambda: connects(broker).get("m1") == before["m1"] + 1, timeout=20, what="m1 reconnected")
+        time.sleep(1.0)
+        self.assertEqual(connects(broker)["gw01"], before["gw01"])
+        self.assertIn("1 session(s) kept connected, 1 stopped, 1 started", daemon.log())
+
+        reload(config(m1="2s", b="2s"), 2)
+        wait_for(lambda: connects(broker).get("gw01") == before["gw01"] + 1, timeout=20, what="gw01 reconnected")
+        wait_for(lambda: len([r for r in broker.received() if r[1].endswith("/sub/login")]) >= 4, timeout=20,
+                 what="the sub-devices logged in again")
+        time.sleep(1.0)
+        self.assertEqual(connects(broker)["m1"], before["m1"] + 1)
+        self.assertEqual(daemon.stop()[0], 0)
+        self.assertEqual(broker.violation_lines(), [])
 
 
 if __name__ == "__main__":
