@@ -247,7 +247,11 @@ int start_all(const config::Config& cfg, const bus::PluginRegistry& plugins, Run
         run.workers.push_back(std::make_unique<bus::BusWorker>(
             cfg, b, std::move(driver), [north](std::vector<core::SampleBatch>& batches) { north->push(batches); }));
     }
-    run.cfg = &cfg;
+    {
+        std::lock_guard<std::mutex> lock(run.mutex);
+        run.cfg = &cfg;
+        run.reloading = false;
+    }
     // Writes from the platforms go to the worker owning the device's bus.
     run.north->set_writer([&run](core::WriteJobPtr job) {
         std::unique_lock<std::mutex> lock(run.mutex);
@@ -314,6 +318,16 @@ Reload reload_in_place(Running& run, std::unique_ptr<config::Config>& cfg, std::
                        const bus::PluginRegistry& plugins) {
     auto log = core::logger("core");
     if (!config::same_gateway(cfg->gateway, next->gateway)) return Reload::restart;
+    {
+        // TLS files are checked before anything stops: a certificate that cannot be loaded is
+        // refused like a configuration error.
+        north::TlsContexts check;
+        std::string err;
+        if (!check.load(*next, &err)) {
+            log->error("SIGHUP: {}; still running the previous configuration", err);
+            return Reload::refused;
+        }
+    }
     run.web.reset();  // its handlers read the workers; started again by the caller
     config::align_devices(*cfg, *next);
     const std::size_t low = core::LowFds::instance().reserve(low_fds_wanted(*next));
@@ -395,8 +409,10 @@ Reload reload_in_place(Running& run, std::unique_ptr<config::Config>& cfg, std::
         run.reloading = true;
     }
     const auto result = run.north->apply(*next, platforms::make_profiles(*next), stuck_check(run));
-    if (!result.ok) {
+    if (!result.ok) {  // a TLS file changed since the check above
         log->error("SIGHUP: {}", result.error);
+        std::lock_guard<std::mutex> lock(run.mutex);
+        run.reloading = false;
         return Reload::restart;  // as at start: a cloud whose files cannot be loaded stops the daemon
     }
     std::size_t buses_kept = 0;
