@@ -65,6 +65,28 @@ struct Collected {
     }
 };
 
+// A configuration for one driver (its errors fail the test) and a worker on its first bus,
+// handing its batches to `c`.
+struct Rig {
+    bus::PluginRegistry reg;
+    config::Config cfg;
+    Collected c;
+    std::unique_ptr<bus::BusWorker> worker;
+    Rig(const fl_driver_v2* driver, const std::string& text) {
+        REQUIRE(reg.add_static(driver));
+        cfg = load(text);
+        std::string err;
+        auto drv = bus::DriverInstance::create(driver, cfg.buses[0], &err);
+        REQUIRE_MESSAGE(drv, err);
+        worker = std::make_unique<bus::BusWorker>(cfg, 0, std::move(drv), c.sink());
+    }
+    config::Config load(const std::string& text) {
+        auto parsed = load_config_text(text, "t.yaml", &reg);
+        for (const auto& e : parsed.errors) FAIL(config::format_error("t.yaml", e));
+        return std::move(parsed.config);
+    }
+};
+
 const char* kConfig = R"(
 clouds:
   c: { platform: mqtt, host: 127.0.0.1 }
@@ -79,16 +101,9 @@ devices:
 }  // namespace
 
 TEST_CASE("a dead unit is backed off while its neighbour keeps polling; exceptions are counted") {
-    bus::PluginRegistry reg;
-    REQUIRE(reg.add_static(&kFlaky));
-    auto parsed = load_config_text(kConfig, "t.yaml", &reg);
-    for (const auto& e : parsed.errors) FAIL(config::format_error("t.yaml", e));
-    std::string err;
-    auto drv = bus::DriverInstance::create(&kFlaky, parsed.config.buses[0], &err);
-    REQUIRE(drv);
-
-    Collected c;
-    bus::BusWorker w(parsed.config, 0, std::move(drv), c.sink());
+    Rig rig(&kFlaky, kConfig);
+    auto& w = *rig.worker;
+    auto& c = rig.c;
     w.start();
     std::this_thread::sleep_for(std::chrono::milliseconds(700));
     w.stop();
@@ -168,9 +183,7 @@ std::string names(const config::DeviceConfig& d, const core::SampleBatch& b) {
 }  // namespace
 
 TEST_CASE("events and attributes go when their trigger fires; the link event when the unit stops and answers") {
-    bus::PluginRegistry reg;
-    REQUIRE(reg.add_static(&kScriptDriver));
-    auto parsed = load_config_text(R"(
+    Rig rig(&kScriptDriver, R"(
 clouds:
   c: { platform: mqtt, host: 127.0.0.1 }
 buses:
@@ -187,19 +200,14 @@ devices:
       - { name: state, area: holding, address: 1, report: attribute }
       - { name: Ua, area: holding, address: 2, report: event, event: over, trigger: none }
       - { name: temp, area: holding, address: 3 }
-)",
-                                   "t.yaml", &reg);
-    for (const auto& e : parsed.errors) FAIL(config::format_error("t.yaml", e));
-    const auto& dev = parsed.config.devices[0];
+)");
+    const auto& dev = rig.cfg.devices[0];
     REQUIRE(dev.points.size() == 5);  // the link point added by validation
     CHECK(dev.points[4].name == "online");
     CHECK(dev.points[4].link);
     CHECK(dev.points[4].event_name() == "link");
-    std::string err;
-    auto drv = bus::DriverInstance::create(&kScriptDriver, parsed.config.buses[0], &err);
-    REQUIRE(drv);
-    Collected c;
-    bus::BusWorker w(parsed.config, 0, std::move(drv), c.sink());
+    auto& w = *rig.worker;
+    auto& c = rig.c;
     w.start();
     for (int i = 0; i < 500 && g_step.load() < kSteps; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     w.stop();
@@ -288,23 +296,15 @@ const fl_driver_v2 kBlocking = {sizeof(fl_driver_v2),
 }  // namespace
 
 TEST_CASE("a read that stop() interrupts is not counted against the device") {
-    bus::PluginRegistry reg;
-    REQUIRE(reg.add_static(&kBlocking));
-    auto parsed = load_config_text(R"(
+    Rig rig(&kBlocking, R"(
 clouds:
   c: { platform: mqtt, host: 127.0.0.1 }
 buses:
   b: { driver: blocking, retries: 2 }
 devices:
   - { name: d, cloud: c, bus: b, unit: 1, interval: 20ms, points: [ { name: x, area: holding, address: 5 } ] }
-)",
-                                   "t.yaml", &reg);
-    for (const auto& e : parsed.errors) FAIL(config::format_error("t.yaml", e));
-    std::string err;
-    auto drv = bus::DriverInstance::create(&kBlocking, parsed.config.buses[0], &err);
-    REQUIRE(drv);
-    Collected c;
-    bus::BusWorker w(parsed.config, 0, std::move(drv), c.sink());
+)");
+    auto& w = *rig.worker;
     w.start();
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (g_blocked_reads.load() == 0 && std::chrono::steady_clock::now() < until) {
@@ -320,8 +320,6 @@ devices:
 }
 
 TEST_CASE("a reload moves a paused worker to the new configuration: unchanged devices keep counting") {
-    bus::PluginRegistry reg;
-    REQUIRE(reg.add_static(&kFlaky));
     const char* before = R"(
 clouds:
   c: { platform: mqtt, host: 127.0.0.1 }
@@ -331,13 +329,9 @@ devices:
   - { name: keep, cloud: c, bus: b, unit: 1, interval: 20ms, points: [ { name: x, area: holding, address: 5 } ] }
   - { name: change, cloud: c, bus: b, unit: 1, interval: 20ms, points: [ { name: x, area: holding, address: 6, writable: true } ] }
 )";
-    auto prev = load_config_text(before, "t.yaml", &reg);
-    for (const auto& e : prev.errors) FAIL(config::format_error("t.yaml", e));
-    std::string err;
-    auto drv = bus::DriverInstance::create(&kFlaky, prev.config.buses[0], &err);
-    REQUIRE(drv);
-    Collected c;
-    bus::BusWorker w(prev.config, 0, std::move(drv), c.sink());
+    Rig rig(&kFlaky, before);
+    auto& w = *rig.worker;
+    auto& c = rig.c;
     w.start();
     while (w.counters(0).ok.load() < 3 || w.counters(1).ok.load() < 3) {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -350,9 +344,8 @@ devices:
     text +=
         "  - { name: new, cloud: c, bus: b, unit: 1, interval: 20ms, points: [ { name: x, area: holding, address: 8 } "
         "] }\n";
-    auto next = load_config_text(text, "t.yaml", &reg);
-    for (const auto& e : next.errors) FAIL(config::format_error("t.yaml", e));
-    config::align_devices(prev.config, next.config);
+    auto next = rig.load(text);
+    config::align_devices(rig.cfg, next);
 
     REQUIRE(w.pause(std::chrono::seconds(5)));
     const auto polls_paused = w.counters(0).polls.load();
@@ -372,7 +365,7 @@ devices:
         std::lock_guard<std::mutex> lock(c.m);
         c.got.clear();
     }
-    w.rebase(next.config, 0);
+    w.rebase(next, 0);
     CHECK(answered.load());
     CHECK(job->failure == core::WriteJob::Failure::refused);
     w.resume();
