@@ -15,16 +15,17 @@ void TimerHeap::schedule(TimerHandler* t, TimePoint when) {
     t->timer_due = when;
     t->timer_generation = next_generation_++;
     heap_.push(Entry{when, t->timer_generation, t});
-    if (heap_.size() > 64 && heap_.size() > 4 * armed_) {
-        // Mostly stale entries: rebuild from the armed ones.
-        std::vector<Entry> live;
-        while (!heap_.empty()) {
-            const Entry e = heap_.top();
-            heap_.pop();
-            if (e.timer->timer_armed && e.timer->timer_generation == e.generation) live.push_back(e);
-        }
-        for (const auto& e : live) heap_.push(e);
+    if (heap_.size() > 64 && heap_.size() > 4 * armed_) compact();  // mostly stale entries
+}
+
+void TimerHeap::compact() {
+    std::vector<Entry> live;
+    while (!heap_.empty()) {
+        const Entry e = heap_.top();
+        heap_.pop();
+        if (e.timer->timer_armed && e.timer->timer_generation == e.generation) live.push_back(e);
     }
+    for (const auto& e : live) heap_.push(e);
 }
 
 void TimerHeap::cancel(TimerHandler* t) {

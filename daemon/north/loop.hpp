@@ -41,6 +41,10 @@ class Loop {
     // (Re)arms `t` for `when`, replacing any earlier time; cancel() disarms it.
     virtual void schedule(TimerHandler* t, TimePoint when) = 0;
     virtual void cancel(TimerHandler* t) = 0;
+    // Timers are deleted lazily: a cancelled timer's entries stay until they surface. Before
+    // handlers are destroyed while the loop goes on (sessions a reload replaces), cancel their
+    // timers and call this, so that no entry points at them any more.
+    virtual void drop_cancelled() {}
     virtual TimePoint now() const = 0;
     virtual std::int64_t unix_ms() const = 0;
 };
@@ -51,6 +55,8 @@ class TimerHeap {
   public:
     void schedule(TimerHandler* t, TimePoint when);
     void cancel(TimerHandler* t);
+    // Rebuilds the heap from the armed timers' current entries only.
+    void compact();
     // The earliest armed time, or nullopt-like max() when none.
     TimePoint next();
     // Fires every timer due at or before `now` (each at most once per call).
@@ -82,6 +88,7 @@ class EpollLoop final : public Loop {
     void unwatch(int fd) override;
     void schedule(TimerHandler* t, TimePoint when) override { timers_.schedule(t, when); }
     void cancel(TimerHandler* t) override { timers_.cancel(t); }
+    void drop_cancelled() override { timers_.compact(); }
     TimePoint now() const override { return Clock::now(); }
     std::int64_t unix_ms() const override;
     // Waits for I/O or the next timer (at most `max_wait`), then dispatches.

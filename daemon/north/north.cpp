@@ -366,6 +366,7 @@ North::Reloaded North::apply_now(const config::Config& next, std::vector<std::un
         by_serial_.erase(s->serial());
         ++r.stopped;
     }
+    loop_.drop_cancelled();  // no timer entry may point at a session destroyed here
     running.clear();
     const auto* const old_cfg = cfg_;
     cfg_ = &next;

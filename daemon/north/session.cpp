@@ -161,7 +161,10 @@ void Session::resolve() {
     state_ = State::resolving;
     env_.loop->cancel(this);
     const std::uint64_t generation = ++resolve_generation_;
-    env_.resolver->resolve(cloud_->host, [this, generation](const Resolution& r) { on_resolved(r, generation); });
+    // The answer may come after a reload destroyed this session: the callback checks first.
+    env_.resolver->resolve(cloud_->host, [self = std::weak_ptr<Session*>(self_), generation](const Resolution& r) {
+        if (auto s = self.lock()) (*s)->on_resolved(r, generation);
+    });
 }
 
 void Session::on_resolved(const Resolution& r, std::uint64_t generation) {

@@ -253,6 +253,8 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     std::uint32_t next_id_ = 1;
     bool dropping_ = false;
     SessionCounters counters_;
+    // Expires with the session: callbacks that may outlive it (the resolver's) hold a weak_ptr.
+    std::shared_ptr<Session*> self_ = std::make_shared<Session*>(this);
 };
 
 }  // namespace fieldlink::north

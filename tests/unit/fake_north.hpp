@@ -71,6 +71,7 @@ class FakeLoop final : public north::Loop {
     }
     void schedule(north::TimerHandler* h, north::TimePoint when) override { heap_.schedule(h, when); }
     void cancel(north::TimerHandler* h) override { heap_.cancel(h); }
+    void drop_cancelled() override { heap_.compact(); }
     north::TimePoint now() const override { return t; }
     std::int64_t unix_ms() const override {
         return unix_base_ms + std::chrono::duration_cast<std::chrono::milliseconds>(t - start_).count();

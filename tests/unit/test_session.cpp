@@ -626,3 +626,41 @@ devices:
     const auto all = topics();
     CHECK(std::count(all.begin(), all.end(), "sub/logout") == 1);
 }
+
+TEST_CASE("session: one a reload destroys while its timers and DNS query are pending is never called back") {
+    Rig rig(kOnenet);
+    rig.resolver.answer_at_once = false;
+    auto& s = rig.session();
+    s.start();
+    rig.loop.advance(100ms);
+    REQUIRE(rig.resolver.pending.size() == 1);  // resolving: the query holds a callback
+    // Re-arming leaves stale entries behind in the lazily deleted timer heap.
+    for (int i = 0; i < 5; ++i) rig.loop.advance(1s);
+    s.stop();
+    rig.loop.drop_cancelled();
+    rig.sessions.clear();  // what North::apply does with a replaced session
+    // Neither the answer nor the timers reach it (ASan in CI reads freed memory otherwise).
+    rig.resolver.answer("broker.test");
+    rig.loop.advance(60s);
+    CHECK(rig.loop.armed() == 0);
+}
+
+TEST_CASE("timers: a cancelled handler may be destroyed once drop_cancelled ran") {
+    struct Counting final : north::TimerHandler {
+        int fired = 0;
+        void on_timer(north::TimePoint) override { ++fired; }
+    };
+    north::TimerHeap heap;
+    auto gone = std::make_unique<Counting>();
+    Counting stays;
+    const north::TimePoint t0{};
+    for (int i = 0; i < 100; ++i) heap.schedule(gone.get(), t0 + std::chrono::milliseconds(i));  // 99 stale entries
+    heap.schedule(&stays, t0 + 5ms);
+    heap.cancel(gone.get());
+    heap.compact();
+    gone.reset();
+    heap.fire_due(t0 + 1s);
+    CHECK(stays.fired == 1);
+    CHECK(heap.armed() == 0);
+    CHECK(heap.next() == north::TimePoint::max());
+}
