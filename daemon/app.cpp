@@ -308,6 +308,25 @@ std::size_t index_of_bus(const config::Config& cfg, const std::string& name) {
 
 enum class Reload { applied, restart, refused };
 
+// TLS files are checked before anything stops: a certificate that cannot be loaded is refused
+// like a configuration error.
+bool tls_files_load(const config::Config& next) {
+    north::TlsContexts check;
+    std::string err;
+    if (check.load(next, &err)) return true;
+    core::logger("core")->error("SIGHUP: {}; still running the previous configuration", err);
+    return false;
+}
+
+// The index in `next` of the bus named `name` when its settings are those it has in `cfg`;
+// kUnresolved when it changed or is gone.
+std::size_t unchanged_bus(const config::Config& cfg, const config::Config& next, const std::string& name) {
+    const std::size_t b = index_of_bus(next, name);
+    const std::size_t was = index_of_bus(cfg, name);
+    if (b == config::kUnresolved || was == config::kUnresolved) return config::kUnresolved;
+    return config::same_bus(cfg.buses[was], next.buses[b]) ? b : config::kUnresolved;
+}
+
 // A reload that restarts only what changed. `next` is aligned with `cfg` here, so every device
 // keeps its index. Bus workers whose bus settings are unchanged are paused between two requests,
 // moved to the new configuration (their unchanged devices keep state, counters and schedule)
@@ -318,16 +337,7 @@ Reload reload_in_place(Running& run, std::unique_ptr<config::Config>& cfg, std::
                        const bus::PluginRegistry& plugins) {
     auto log = core::logger("core");
     if (!config::same_gateway(cfg->gateway, next->gateway)) return Reload::restart;
-    {
-        // TLS files are checked before anything stops: a certificate that cannot be loaded is
-        // refused like a configuration error.
-        north::TlsContexts check;
-        std::string err;
-        if (!check.load(*next, &err)) {
-            log->error("SIGHUP: {}; still running the previous configuration", err);
-            return Reload::refused;
-        }
-    }
+    if (!tls_files_load(*next)) return Reload::refused;
     run.web.reset();  // its handlers read the workers; started again by the caller
     config::align_devices(*cfg, *next);
     const std::size_t low = core::LowFds::instance().reserve(low_fds_wanted(*next));
@@ -362,12 +372,8 @@ Reload reload_in_place(Running& run, std::unique_ptr<config::Config>& cfg, std::
         std::lock_guard<std::mutex> lock(run.mutex);
         run.workers = std::move(old);
     };
-    for (auto& w : old) {
-        const std::size_t b = index_of_bus(*next, w->bus_name());
-        if (b == config::kUnresolved ||
-            !config::same_bus(cfg->buses[index_of_bus(*cfg, w->bus_name())], next->buses[b]))
-            continue;
-        kept[b] = true;
+    for (const auto& w : old) {
+        if (const std::size_t b = unchanged_bus(*cfg, *next, w->bus_name()); b != config::kUnresolved) kept[b] = true;
     }
     for (std::size_t b = 0; b < next->buses.size(); ++b) {
         if (!kept[b] && !make_worker(b)) {
