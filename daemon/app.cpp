@@ -262,11 +262,7 @@ int start_all(const config::Config& cfg, const bus::PluginRegistry& plugins, Run
             return;
         }
         lock.unlock();
-        if (!job->claim()) return;
-        job->ok = false;
-        job->failure = core::WriteJob::Failure::refused;
-        job->reason = "the gateway is reloading its configuration; try again";
-        if (job->done) job->done(job);
+        core::refuse(job, "the gateway is reloading its configuration; try again");
     });
     // The service manager's watchdog: pinged from the north loop while every bus worker beats.
     if (const auto period = watchdog_period(); period.count() > 0) run.north->set_watchdog(period, stuck_check(run));

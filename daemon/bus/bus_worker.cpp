@@ -8,6 +8,7 @@
 #include <cmath>
 #include <iterator>
 #include <type_traits>
+#include <utility>
 #include <variant>
 
 #include "config/diff.hpp"
@@ -89,24 +90,24 @@ void BusWorker::resume() {
 // While paused (or before start): the worker's thread waits, so its devices are this thread's.
 void BusWorker::rebase(const config::Config& next, std::size_t bus_index) {
     const auto now = Clock::now();
+    const auto* const old_cfg = std::exchange(cfg_, &next);
+    bus_ = &next.buses[bus_index];
+    // A device of this bus whose settings did not change (the configurations are aligned).
+    const auto unchanged = [&](std::size_t i) {
+        return i < next.devices.size() && i < old_cfg->devices.size() && next.devices[i].bus_index == bus_index &&
+               config::same_device(old_cfg->devices[i], next.devices[i]);
+    };
     std::vector<Device> devices;
     std::size_t kept = 0;
     for (std::size_t i = 0; i < next.devices.size(); ++i) {
         if (next.devices[i].bus_index != bus_index) continue;
         auto old = std::find_if(devices_.begin(), devices_.end(), [i](const Device& d) { return d.index == i; });
-        if (old != devices_.end() && config::same_device(cfg_->devices[i], next.devices[i])) {
+        if (old != devices_.end() && unchanged(i)) {
             devices.push_back(std::move(*old));
             ++kept;
         } else {
-            devices.push_back(Device{});
-            devices.back().index = i;  // made below, against the new configuration
+            devices.push_back(make_device(i, now));
         }
-    }
-    const auto* const old_cfg = cfg_;
-    cfg_ = &next;
-    bus_ = &next.buses[bus_index];
-    for (auto& d : devices) {
-        if (!d.counters) d = make_device(d.index, now);
     }
     devices_ = std::move(devices);
     due_ = {};
@@ -116,21 +117,12 @@ void BusWorker::rebase(const config::Config& next, std::size_t bus_index) {
     std::vector<core::WriteJobPtr> refused;
     {
         std::lock_guard<std::mutex> lock(mutex_);
-        auto keep = std::stable_partition(writes_.begin(), writes_.end(), [&](const core::WriteJobPtr& j) {
-            return j->device < next.devices.size() && j->device < old_cfg->devices.size() &&
-                   next.devices[j->device].bus_index == bus_index &&
-                   config::same_device(old_cfg->devices[j->device], next.devices[j->device]);
-        });
+        auto keep = std::stable_partition(writes_.begin(), writes_.end(),
+                                          [&](const core::WriteJobPtr& j) { return unchanged(j->device); });
         refused.assign(std::make_move_iterator(keep), std::make_move_iterator(writes_.end()));
         writes_.erase(keep, writes_.end());
     }
-    for (auto& job : refused) {
-        if (!job->claim()) continue;
-        job->ok = false;
-        job->failure = core::WriteJob::Failure::refused;
-        job->reason = "the device's configuration was reloaded while the write waited";
-        if (job->done) job->done(job);
-    }
+    for (auto& job : refused) core::refuse(job, "the device's configuration was reloaded while the write waited");
     log_->info("reload: {} of {} device(s) kept with their state and schedule", kept, devices_.size());
 }
 

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/value.hpp"
@@ -53,5 +54,15 @@ struct WriteJob {
 };
 
 using WriteJobPtr = std::shared_ptr<WriteJob>;
+
+// Answers a job that will not be written (a reload, no worker for its device): claimed here and
+// handed back with `why`, unless the north side already gave up on it.
+inline void refuse(const WriteJobPtr& job, std::string why) {
+    if (!job->claim()) return;
+    job->ok = false;
+    job->failure = WriteJob::Failure::refused;
+    job->reason = std::move(why);
+    if (job->done) job->done(job);
+}
 
 }  // namespace fieldlink::core
