@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Cross builds for the Raspberry Pi (arm64: Pi 3/4/5 and Zero 2 W on a 64-bit OS; armhf: the
-# 32-bit OS) with Debian's cross compilers and multiarch libraries (scripts/deps.sh --test), then
+# 32-bit OS) with Debian's cross compilers (scripts/deps.sh --test) against a sysroot of Debian's
+# release suite for that architecture (scripts/sysroot.sh: debootstrap --foreign, cached), then
 # their tests under qemu-user: the unit tests, the fuzz corpora replayed, and one end-to-end run
 # (tests/integration/test_cross.py: the foreign fieldlinkd polls the sim driver and the foreign
 # Modbus simulator and publishes to this machine's mosquitto with the OneNET emulator of the
@@ -16,7 +17,11 @@ for arch in "$@"; do
         *) echo "cross.sh: unknown architecture '$arch' (arm64, armhf)" >&2; exit 2 ;;
     esac
     echo "-- $arch ($triplet)"
+    sysroot=$(bash scripts/sysroot.sh "$arch" | tail -1)
+    # A foreign binary started without qemu (binfmt_misc) finds its loader and libraries there too.
+    export QEMU_LD_PREFIX=$sysroot
     cmake -S . -B "build-$arch" -G Ninja -DCMAKE_TOOLCHAIN_FILE="cmake/toolchains/$triplet.cmake" \
+        -DFIELDLINK_SYSROOT="$sysroot" \
         -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFIELDLINK_WERROR=ON -DFIELDLINK_BENCH=OFF \
         -DFIELDLINK_HOST_EMULATOR="$PWD/build/test-plugins/onenet_emulator.so" >/dev/null
     cmake --build "build-$arch" -j "$(nproc)"

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages fieldlink needs to build, test, benchmark and run the demo.
-# With --test, also what only the test command needs: the arm64 and armhf cross compilers, the
-# libraries of those architectures (Debian multiarch), qemu-user, and podman with runc and
-# debootstrap for the container image.
-# Runs `apt-get update` once and `apt-get install -y` only when something is missing.
+# With --test, also what only the test command needs: the arm64 and armhf cross compilers,
+# qemu-user, debootstrap (the cross builds' target sysroots, scripts/sysroot.sh, and the container
+# image's base) and podman with runc.
+# No foreign architecture is added to this machine: the cross builds take their target libraries
+# from a sysroot of the release suite (scripts/sysroot.sh), so nothing depends on this machine's
+# package versions matching the foreign architectures' indexes.
+# Runs `apt-get update` (retried) and `apt-get install -y` only when something is missing; a
+# failure says which index or package failed and why.
 set -euo pipefail
 TEST_PACKAGES=false
 [ "${1:-}" = "--test" ] && TEST_PACKAGES=true
@@ -15,35 +19,60 @@ PACKAGES=(
   libssl-dev libserialport-dev libpcre2-dev libcpp-httplib-dev libsqlite3-dev doctest-dev libc-ares-dev
   socat mbpoll systemd go-md2man chromium curl clang libclang-rt-14-dev clang-format clang-tidy libtsan2 libasan8 libubsan1 python3-dnspython
 )
-
-# The libraries fieldlink links, for each foreign architecture it is built for (cmake/toolchains/).
-# (yaml-cpp: the runtime library only; its -dev package cannot be installed for two architectures)
-CROSS_LIBS=(libmodbus-dev libmosquitto-dev libyaml-cpp0.7 libspdlog-dev libfmt-dev libsystemd-dev libssl-dev
-  libserialport-dev libpcre2-dev libsqlite3-dev libc-ares-dev libcpp-httplib-dev)
-FOREIGN=(arm64 armhf)
 if $TEST_PACKAGES; then
-  PACKAGES+=(g++-aarch64-linux-gnu g++-arm-linux-gnueabihf qemu-user-static podman runc debootstrap)
-  for arch in "${FOREIGN[@]}"; do
-    for p in "${CROSS_LIBS[@]}"; do PACKAGES+=("$p:$arch"); done
-  done
+  PACKAGES+=(g++-aarch64-linux-gnu g++-arm-linux-gnueabihf qemu-user-static debootstrap wget podman runc)
 fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO=sudo
+fi
+as_root() {
+  if [ -n "$SUDO" ] && ! command -v sudo >/dev/null; then
+    echo "deps.sh: need root or sudo to run: $*" >&2
+    exit 1
+  fi
+  $SUDO env DEBIAN_FRONTEND=noninteractive "$@"
+}
+
+# Earlier versions of this script added arm64 and armhf to dpkg for multiarch -dev packages; a
+# foreign architecture with nothing installed only makes `apt-get update` fetch (and sometimes
+# fail on) its indexes, so it is removed again.
+for arch in arm64 armhf; do
+  if dpkg --print-foreign-architectures | grep -qx "$arch" &&
+    ! dpkg-query -W -f='${Architecture}\n' 2>/dev/null | grep -qx "$arch"; then
+    echo "deps.sh: removing the unused foreign architecture $arch (cross builds use a sysroot now)"
+    as_root dpkg --remove-architecture "$arch"
+  fi
+done
 
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
-
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || { echo "deps.sh: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
-  SUDO=sudo
-fi
 echo "deps.sh: installing ${missing[*]}"
-if $TEST_PACKAGES; then
-  for arch in "${FOREIGN[@]}"; do
-    dpkg --print-foreign-architectures | grep -qx "$arch" || $SUDO dpkg --add-architecture "$arch"
+
+# apt-get update, up to three times: a mirror in the middle of a sync serves an index whose size
+# does not match its Release file for a while. What still fails is named, and the install goes on
+# with what could be read: it fails by itself, naming the package, if something is really missing.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+for try in 1 2 3; do
+  if as_root apt-get update -qq >"$log" 2>&1; then
+    break
+  fi
+  echo "deps.sh: apt-get update failed (try $try of 3):" >&2
+  grep -E '^(E|W):' "$log" | sed 's/^/  /' >&2 || cat "$log" >&2
+  [ "$try" -lt 3 ] && sleep $((try * 10))
+done
+
+if ! as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$log" 2>&1; then
+  echo "deps.sh: apt-get install failed for: ${missing[*]}" >&2
+  cat "$log" >&2
+  for p in "${missing[@]}"; do
+    apt-cache policy "$p" 2>/dev/null | grep -q 'Candidate: [^(]' ||
+      echo "deps.sh: $p: no installable candidate in the package indexes" >&2
   done
+  exit 1
 fi
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
