@@ -161,8 +161,11 @@ WebSources web_sources(const config::Config& cfg, const Running& run) {
                                    {"writes_ok", c.writes.load()},
                                    {"writes_failed", c.write_errors.load()}});
             }
+            nlohmann::json driver_counters = nlohmann::json::object();
+            for (const auto& c : w->driver_counters()) driver_counters[c.name] = c.value;
             buses.push_back({{"name", w->bus_name()},
                              {"driver", bc != cfg.buses.end() ? bc->driver : std::string()},
+                             {"driver_counters", std::move(driver_counters)},
                              {"alive", now - w->heartbeat()->load() <= kWorkerAliveMs},
                              {"devices", std::move(devices)}});
         }
@@ -172,6 +175,10 @@ WebSources web_sources(const config::Config& cfg, const Running& run) {
     src.device_metrics = [&cfg, &run] {
         std::string out;
         for (const auto& w : run.workers) {
+            for (const auto& c : w->driver_counters()) {
+                out += "fieldlink_bus_driver_events_total{bus=" + nlohmann::json(w->bus_name()).dump() + ",event=\"" +
+                       c.name + "\"} " + std::to_string(c.value) + "\n";
+            }
             for (std::size_t i = 0; i < w->device_count(); ++i) {
                 const auto& c = w->counters(i);
                 const std::string labels = "{device=" + nlohmann::json(cfg.devices[w->device_index(i)].name).dump() +

@@ -78,6 +78,8 @@ class BusWorker {
     // worker's thread. A job the north side gave up on (expired) is never written.
     void submit(core::WriteJobPtr job);
     const DeviceCounters& counters(std::size_t local_index) const { return *devices_[local_index].counters; }
+    // The driver's own counters for this bus (late replies, dropped frames); thread-safe.
+    std::vector<DriverCounter> driver_counters() const { return driver_->counters(); }
     std::size_t device_count() const { return devices_.size(); }
     std::size_t device_index(std::size_t local_index) const { return devices_[local_index].index; }
 

@@ -416,4 +416,16 @@ void DriverInstance::close() {
     if (table_->close) table_->close(handle_);
 }
 
+std::vector<DriverCounter> DriverInstance::counters() const {
+    std::vector<DriverCounter> out;
+    const bool has_slot = table_->struct_size >= offsetof(fl_driver_v2, counters) + sizeof table_->counters;
+    if (!has_slot || !table_->counters) return out;
+    fl_counter_v2 buf[32] = {};
+    const std::size_t n = std::min<std::size_t>(table_->counters(handle_, buf, 32), 32);
+    for (std::size_t i = 0; i < n; ++i) {
+        if (buf[i].name) out.push_back({buf[i].name, buf[i].value});
+    }
+    return out;
+}
+
 }  // namespace fieldlink::bus

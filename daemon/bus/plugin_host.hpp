@@ -5,6 +5,7 @@
 
 #include <fieldlink/driver.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -48,7 +49,13 @@ class PluginRegistry {
 // The plugin directory to use: explicit > $FIELDLINK_PLUGIN_DIR > build dir > install dir.
 std::string default_plugin_dir();
 
-// One driver instance (one bus). Not thread-safe except interrupt().
+// A counter a driver instance keeps of what only it sees (late replies, dropped frames).
+struct DriverCounter {
+    std::string name;
+    std::uint64_t value = 0;
+};
+
+// One driver instance (one bus). Not thread-safe except interrupt() and counters().
 class DriverInstance {
   public:
     static std::unique_ptr<DriverInstance> create(const fl_driver_v2* table, const config::BusConfig& bus,
@@ -62,6 +69,8 @@ class DriverInstance {
     fl_status write(const fl_write_v2* req, fl_error_v2* err);
     void interrupt();
     void close();
+    // The driver's own counters (none when the driver keeps none).
+    std::vector<DriverCounter> counters() const;
 
   private:
     DriverInstance(const fl_driver_v2* t, void* h) : table_(t), handle_(h) {}

@@ -165,6 +165,14 @@ typedef struct fl_write_v2 {
     void* reserved[2];
 } fl_write_v2;
 
+/* One counter a driver instance keeps of what only the driver sees: replies that came too late and
+ * were discarded, frames dropped by reason. `name` is a static lower_snake_case string (it becomes
+ * a metric label and a JSON key); values only grow. */
+typedef struct fl_counter_v2 {
+    const char* name;
+    uint64_t value;
+} fl_counter_v2;
+
 typedef struct fl_driver_v2 {
     uint32_t struct_size; /* sizeof(fl_driver_v2) as built by the plugin */
     uint32_t abi_version; /* FL_DRIVER_ABI_V2 */
@@ -198,7 +206,12 @@ typedef struct fl_driver_v2 {
      * are when `field` is not one of them. Added in 0.3 in a slot that was reserved (NULL). */
     fl_status (*field_address)(const char* driver_name, const fl_kv_v2* options, size_t option_count, const char* field,
                                uint16_t* address, fl_error_v2* err);
-    const void* reserved[7];
+    /* Optional (NULL: the driver keeps no counters of its own). Writes up to `max` of the
+     * instance's counters to `out` and returns how many it keeps (call with max 0 to ask). Called
+     * from any thread, also while read() or write() runs on the bus's thread: the driver reads
+     * them atomically. Added in 0.4 in a slot that was reserved (NULL). */
+    size_t (*counters)(void* handle, fl_counter_v2* out, size_t max);
+    const void* reserved[6];
 } fl_driver_v2;
 
 /* Entry point. `host_versions` lists the ABI versions the host supports; the plugin writes the

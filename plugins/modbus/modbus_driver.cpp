@@ -13,8 +13,18 @@
 // line waits until the line has been quiet for 3.5 characters since the previous transaction
 // ended (1.75 ms above 19200 baud, as the serial line specification fixes it), and, when it
 // addresses another unit than the previous request, for `unit_switch_delay` (slow devices that
-// need a pause after a neighbour answered). A frame from another unit on the line (another master,
-// a late answer) is discarded and the request sent again, instead of failing the poll.
+// need a pause after a neighbour answered).
+//
+// Answers on a serial line (RTU, and RTU through a converter) are matched, not assumed: libmodbus
+// sends the request and receives frames (framing, CRC), and a frame is taken as the answer only
+// when it comes from the unit asked, with the function asked and the byte count asked (a write's
+// echo must repeat the address and value or quantity). Any other frame (another unit, another
+// master, an answer to an earlier request that came after its timeout) is discarded, counted as
+// `mismatched_replies`, and the wait goes on until the timeout. After a timeout nothing is sent
+// until the line has been quiet for the response timeout once more: a unit that answers late would
+// otherwise have its answer taken for the next request's, and every later answer one behind.
+// Bytes that come then, or are waiting when a request is about to go, are read and discarded,
+// counted as `late_replies`.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <fieldlink/driver.h>
@@ -61,6 +71,10 @@ struct Link {
     std::chrono::microseconds unit_switch_delay{0};  // before a request to another unit
     std::chrono::steady_clock::time_point quiet_since{};
     int last_unit = -1;
+    // What only the driver sees (fl_driver_v2::counters).
+    std::atomic<std::uint64_t> late_replies{0};        // answers that came after their timeout
+    std::atomic<std::uint64_t> mismatched_replies{0};  // frames that did not answer the request
+    std::atomic<std::uint64_t> discarded_bytes{0};     // bytes read and thrown away to keep in step
 
     bool serial() const { return mode != Mode::tcp; }
 };
@@ -260,8 +274,73 @@ fl_status mb_open(void* h, fl_error_v2* err) {
     return FL_OK;
 }
 
+using Clock = std::chrono::steady_clock;
+
+// Reads and throws away what arrives on the line until it has been quiet for `quiet` (at most
+// `limit` in all, and no longer once interrupted). Returns the bytes discarded and when the first
+// of them came. Only serial modes: libmodbus keeps no buffer of its own on them, so what is read
+// here is gone from the line.
+struct Drained {
+    std::size_t bytes = 0;
+    Clock::time_point first{};
+};
+Drained drain(Link* l, Clock::duration quiet, Clock::duration limit) {
+    Drained d;
+    const int fd = l->ctx ? modbus_get_socket(l->ctx) : -1;
+    if (fd < 0) return d;
+    const auto start = Clock::now();
+    auto last = start;
+    unsigned char buf[256];
+    for (;;) {
+        const auto now = Clock::now();
+        const auto until = std::min(last + quiet, start + limit);
+        if (now >= until || l->interrupted.load()) break;
+        // A slice of at most 100 ms, so that stop() is not kept waiting by a long timeout.
+        const auto wait = std::min<Clock::duration>(until - now, std::chrono::milliseconds(100));
+        pollfd p{fd, POLLIN, 0};
+        const int r = poll(&p, 1, static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(wait).count()));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) break;
+        if (r == 0) continue;
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n <= 0) break;  // the link is gone: the next request finds out
+        if (d.bytes == 0) d.first = Clock::now();
+        d.bytes += static_cast<std::size_t>(n);
+        last = Clock::now();
+    }
+    l->discarded_bytes += d.bytes;
+    return d;
+}
+
+// The bytes already waiting on a serial line before a request goes (an answer to an earlier
+// request that came later than its drain): read and discarded without waiting.
+void discard_waiting(Link* l) {
+    const int fd = modbus_get_socket(l->ctx);
+    pollfd p{fd, POLLIN, 0};
+    if (fd < 0 || poll(&p, 1, 0) != 1) return;
+    // Something is on the line already: it and the rest of it, until 3.5 characters of quiet.
+    if (drain(l, l->silence, std::chrono::milliseconds(l->timeout_ms)).bytes > 0) ++l->late_replies;
+}
+
+// After a timeout on a serial line: the unit may still answer. Nothing is sent until the line has
+// been quiet for the response timeout once more; what comes in that time is a late answer,
+// discarded and counted. Appends to the error message when one came, and how late.
+void wait_out_late_reply(Link* l, Clock::time_point sent, fl_error_v2* err) {
+    const auto timeout = std::chrono::milliseconds(l->timeout_ms);
+    const Drained d = drain(l, timeout, 3 * timeout);
+    if (d.bytes == 0) return;
+    ++l->late_replies;
+    if (!err) return;
+    const auto late = std::chrono::duration_cast<std::chrono::milliseconds>(d.first - sent).count();
+    std::snprintf(err->message, sizeof err->message,
+                  "no response within the timeout (%ld ms); an answer came %lld ms after the request and was "
+                  "discarded: raise the bus's timeout",
+                  l->timeout_ms, static_cast<long long>(late));
+}
+
 // Maps errno after a failed libmodbus call to a status; drops the link where it is unusable.
-fl_status classify(Link* l, fl_error_v2* err) {
+// `sent` is when the request went (serial modes wait out a late answer after a timeout).
+fl_status classify(Link* l, Clock::time_point sent, fl_error_v2* err) {
     const int e = errno;
     if (e > MODBUS_ENOBASE && e <= MODBUS_ENOBASE + MODBUS_EXCEPTION_GATEWAY_TARGET) {
         set_err(err, FL_ERRK_EXCEPTION, e - MODBUS_ENOBASE, "Modbus exception: %s", modbus_strerror(e));
@@ -278,11 +357,13 @@ fl_status classify(Link* l, fl_error_v2* err) {
             if (l->mode != Mode::rtu)
                 disconnect(l);  // a late reply would desync the stream
             else
-                modbus_flush(l->ctx);
+                wait_out_late_reply(l, sent, err);
             return FL_RETRY;
         case EMBBADCRC:
             set_err(err, FL_ERRK_CRC, e, "CRC error in response%s", "");
-            modbus_flush(l->ctx);
+            // The rest of a damaged frame, if any, until the line is quiet.
+            if (l->mode == Mode::rtu) drain(l, std::max<Clock::duration>(l->silence, std::chrono::milliseconds(20)),
+                                            std::chrono::milliseconds(l->timeout_ms));
             return FL_RETRY;
         case EMBBADDATA:
         case EMBBADEXC:
@@ -290,7 +371,7 @@ fl_status classify(Link* l, fl_error_v2* err) {
         case EMBBADSLAVE:
             set_err(err, FL_ERRK_PROTOCOL, e, "malformed response: %s", modbus_strerror(e));
             if (l->mode == Mode::rtu)
-                modbus_flush(l->ctx);
+                wait_out_late_reply(l, sent, nullptr);
             else
                 disconnect(l);
             return FL_RETRY;
@@ -302,7 +383,8 @@ fl_status classify(Link* l, fl_error_v2* err) {
 }
 
 // Connects on demand (after a failure the next request reconnects) and addresses the unit; on
-// a serial line, waits for the silent interval (and the unit switch delay) first.
+// a serial line, waits for the silent interval (and the unit switch delay) first, then discards
+// whatever is already waiting on the line.
 fl_status prepare(Link* l, uint8_t unit, fl_error_v2* err) {
     if (!l->connected) {
         if (fl_status s = mb_open(l, err); s != FL_OK) return s;
@@ -313,28 +395,130 @@ fl_status prepare(Link* l, uint8_t unit, fl_error_v2* err) {
         if (unit != l->last_unit) quiet = std::max(quiet, l->unit_switch_delay);
         std::this_thread::sleep_until(l->quiet_since + quiet);
     }
+    if (l->serial()) discard_waiting(l);
     l->last_unit = unit;
     return FL_OK;
 }
 
 // The end of a transaction: the line is quiet from now on.
 void settle(Link* l) {
-    l->quiet_since = std::chrono::steady_clock::now();
+    l->quiet_since = Clock::now();
 }
 
-// A serial line may carry frames from other units (another master, a late answer): such a
-// frame fails libmodbus's check of the answering unit, and the request goes again, up to twice.
-template <typename Fn>
-int on_the_line(Link* l, Fn request) {
-    int rc = request();
-    settle(l);
-    for (int again = 0; rc < 0 && errno == EMBBADSLAVE && l->serial() && again < 2; ++again) {
-        modbus_flush(l->ctx);
-        std::this_thread::sleep_until(l->quiet_since + l->silence);
-        rc = request();
-        settle(l);
+// One request on a serial line, as a raw PDU behind the unit id (libmodbus adds the CRC), and its
+// answer: frames are received until one passes `ours` (the answer, returning the value count or
+// -1 with errno set for an exception) or the timeout passes. Every other frame is discarded and
+// counted. Returns the count, or -1 with errno set.
+template <typename Match>
+int transact(Link* l, const std::uint8_t* raw, int raw_len, Match ours) {
+    if (modbus_send_raw_request(l->ctx, raw, raw_len) < 0) return -1;
+    const auto deadline = Clock::now() + std::chrono::milliseconds(l->timeout_ms);
+    std::uint8_t rsp[MODBUS_RTU_MAX_ADU_LENGTH];
+    int rc = -1;
+    for (;;) {
+        const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now()).count();
+        if (left <= 0) {
+            errno = ETIMEDOUT;
+            break;
+        }
+        modbus_set_response_timeout(l->ctx, static_cast<uint32_t>(left / 1000000),
+                                    static_cast<uint32_t>(left % 1000000));
+        const int n = modbus_receive_confirmation(l->ctx, rsp);
+        if (n < 0) break;  // timeout, CRC error, link error
+        const int unit = raw[0];
+        const int fc = raw[1];
+        if (n >= 5 && rsp[0] == unit && rsp[1] == (fc | 0x80)) {  // an exception from the unit asked
+            errno = rsp[2] > 0 && rsp[2] <= MODBUS_EXCEPTION_GATEWAY_TARGET ? MODBUS_ENOBASE + rsp[2] : EMBBADEXC;
+            break;
+        }
+        if (n > 0 && rsp[0] == unit && rsp[1] == fc && (rc = ours(rsp, n)) >= 0) break;
+        ++l->mismatched_replies;  // another unit's frame (n == 0: libmodbus's filter), or not this answer
+        rc = -1;
     }
+    modbus_set_response_timeout(l->ctx, static_cast<uint32_t>(l->timeout_ms / 1000),
+                                static_cast<uint32_t>((l->timeout_ms % 1000) * 1000));
     return rc;
+}
+
+constexpr std::uint8_t kReadFunction[] = {MODBUS_FC_READ_COILS, MODBUS_FC_READ_DISCRETE_INPUTS,
+                                          MODBUS_FC_READ_INPUT_REGISTERS, MODBUS_FC_READ_HOLDING_REGISTERS};
+
+int serial_read(Link* l, fl_read_v2* req) {
+    const bool bits = req->area <= FL_AREA_DISCRETE;
+    const int bytes = bits ? (req->count + 7) / 8 : 2 * req->count;
+    const std::uint8_t raw[] = {req->unit,
+                                kReadFunction[req->area],
+                                static_cast<std::uint8_t>(req->address >> 8),
+                                static_cast<std::uint8_t>(req->address & 0xFF),
+                                static_cast<std::uint8_t>(req->count >> 8),
+                                static_cast<std::uint8_t>(req->count & 0xFF)};
+    return transact(l, raw, sizeof raw, [&](const std::uint8_t* rsp, int n) {
+        if (n != 3 + bytes + 2 || rsp[2] != bytes) return -1;  // the answer to another request
+        for (int i = 0; i < req->count; ++i) {
+            if (bits)
+                req->bits[i] = (rsp[3 + i / 8] >> (i % 8)) & 1;
+            else
+                req->registers[i] = static_cast<std::uint16_t>(rsp[3 + 2 * i] << 8 | rsp[4 + 2 * i]);
+        }
+        return static_cast<int>(req->count);
+    });
+}
+
+int serial_write(Link* l, const fl_write_v2* req) {
+    std::uint8_t raw[7 + 2 * MODBUS_MAX_WRITE_REGISTERS] = {req->unit, 0, static_cast<std::uint8_t>(req->address >> 8),
+                                                            static_cast<std::uint8_t>(req->address & 0xFF)};
+    int len = 6;
+    const bool coil = req->area == FL_AREA_COIL;
+    if (req->count == 1) {  // FC 5 / 6: the answer echoes address and value
+        const unsigned v = coil ? (req->bits[0] ? 0xFF00u : 0u) : req->registers[0];
+        raw[1] = coil ? MODBUS_FC_WRITE_SINGLE_COIL : MODBUS_FC_WRITE_SINGLE_REGISTER;
+        raw[4] = static_cast<std::uint8_t>(v >> 8);
+        raw[5] = static_cast<std::uint8_t>(v & 0xFF);
+    } else {  // FC 15 / 16: the answer echoes address and quantity
+        const int limit = coil ? MODBUS_MAX_WRITE_BITS : MODBUS_MAX_WRITE_REGISTERS;
+        if (req->count > limit) {
+            errno = EMBMDATA;
+            return -1;
+        }
+        const int bytes = coil ? (req->count + 7) / 8 : 2 * req->count;
+        raw[1] = coil ? MODBUS_FC_WRITE_MULTIPLE_COILS : MODBUS_FC_WRITE_MULTIPLE_REGISTERS;
+        raw[4] = static_cast<std::uint8_t>(req->count >> 8);
+        raw[5] = static_cast<std::uint8_t>(req->count & 0xFF);
+        raw[6] = static_cast<std::uint8_t>(bytes);
+        for (int i = 0; i < req->count; ++i) {
+            if (coil && req->bits[i]) raw[7 + i / 8] = static_cast<std::uint8_t>(raw[7 + i / 8] | 1u << (i % 8));
+            if (!coil) {
+                raw[7 + 2 * i] = static_cast<std::uint8_t>(req->registers[i] >> 8);
+                raw[8 + 2 * i] = static_cast<std::uint8_t>(req->registers[i] & 0xFF);
+            }
+        }
+        len = 7 + bytes;
+    }
+    return transact(l, raw, len, [&](const std::uint8_t* rsp, int n) {
+        return n == 8 && std::memcmp(rsp + 2, raw + 2, 4) == 0 ? static_cast<int>(req->count) : -1;
+    });
+}
+
+int tcp_read(Link* l, fl_read_v2* req) {
+    switch (req->area) {
+        case FL_AREA_COIL:
+            return modbus_read_bits(l->ctx, req->address, req->count, req->bits);
+        case FL_AREA_DISCRETE:
+            return modbus_read_input_bits(l->ctx, req->address, req->count, req->bits);
+        case FL_AREA_INPUT:
+            return modbus_read_input_registers(l->ctx, req->address, req->count, req->registers);
+        default:
+            return modbus_read_registers(l->ctx, req->address, req->count, req->registers);
+    }
+}
+
+int tcp_write(Link* l, const fl_write_v2* req) {
+    if (req->area == FL_AREA_COIL) {
+        return req->count == 1 ? modbus_write_bit(l->ctx, req->address, req->bits[0])
+                               : modbus_write_bits(l->ctx, req->address, req->count, req->bits);
+    }
+    return req->count == 1 ? modbus_write_register(l->ctx, req->address, req->registers[0])
+                           : modbus_write_registers(l->ctx, req->address, req->count, req->registers);
 }
 
 fl_status mb_read(void* h, fl_read_v2* req, fl_error_v2* err) {
@@ -344,24 +528,16 @@ fl_status mb_read(void* h, fl_read_v2* req, fl_error_v2* err) {
         set_err(err, FL_ERRK_OTHER, 0, "unknown area%s", "");
         return FL_ERROR;
     }
-    const int rc = on_the_line(l, [&] {
-        switch (req->area) {
-            case FL_AREA_COIL:
-                return modbus_read_bits(l->ctx, req->address, req->count, req->bits);
-            case FL_AREA_DISCRETE:
-                return modbus_read_input_bits(l->ctx, req->address, req->count, req->bits);
-            case FL_AREA_INPUT:
-                return modbus_read_input_registers(l->ctx, req->address, req->count, req->registers);
-            default:
-                return modbus_read_registers(l->ctx, req->address, req->count, req->registers);
-        }
-    });
-    if (rc == req->count) return FL_OK;
-    if (rc >= 0) {
-        set_err(err, FL_ERRK_PROTOCOL, 0, "short response%s", "");
-        return FL_RETRY;
+    const auto sent = Clock::now();
+    const int rc = l->serial() ? serial_read(l, req) : tcp_read(l, req);
+    if (rc == req->count) {
+        settle(l);
+        return FL_OK;
     }
-    return classify(l, err);
+    const fl_status s = rc >= 0 ? FL_RETRY : classify(l, sent, err);
+    if (rc >= 0) set_err(err, FL_ERRK_PROTOCOL, 0, "short response%s", "");
+    settle(l);
+    return s;
 }
 
 fl_status mb_write(void* h, const fl_write_v2* req, fl_error_v2* err) {
@@ -371,16 +547,11 @@ fl_status mb_write(void* h, const fl_write_v2* req, fl_error_v2* err) {
         set_err(err, FL_ERRK_OTHER, 0, "area is read-only%s", "");
         return FL_ERROR;
     }
-    const int rc = on_the_line(l, [&] {
-        if (req->area == FL_AREA_COIL) {
-            return req->count == 1 ? modbus_write_bit(l->ctx, req->address, req->bits[0])
-                                   : modbus_write_bits(l->ctx, req->address, req->count, req->bits);
-        }
-        return req->count == 1 ? modbus_write_register(l->ctx, req->address, req->registers[0])
-                               : modbus_write_registers(l->ctx, req->address, req->count, req->registers);
-    });
-    if (rc >= 0) return FL_OK;
-    return classify(l, err);
+    const auto sent = Clock::now();
+    const int rc = l->serial() ? serial_write(l, req) : tcp_write(l, req);
+    const fl_status s = rc >= 0 ? FL_OK : classify(l, sent, err);
+    settle(l);
+    return s;
 }
 
 fl_status mb_create(const char* driver, const fl_kv_v2* opts, size_t n, const fl_host_v2* host, void** handle,
@@ -428,6 +599,16 @@ void mb_interrupt(void* h) {
     const int fd = l->fd.load();
     // A TCP socket can be woken at once; a serial read returns at the latest after the timeout.
     if (fd >= 0 && static_cast<Link*>(h)->mode != Mode::rtu) shutdown(fd, SHUT_RDWR);
+}
+
+std::size_t mb_counters(void* h, fl_counter_v2* out, std::size_t max) {
+    const auto* l = static_cast<const Link*>(h);
+    const fl_counter_v2 all[] = {{"late_replies", l->late_replies.load()},
+                                 {"mismatched_replies", l->mismatched_replies.load()},
+                                 {"discarded_bytes", l->discarded_bytes.load()}};
+    constexpr std::size_t n = sizeof all / sizeof all[0];
+    for (std::size_t i = 0; i < std::min(n, max); ++i) out[i] = all[i];
+    return n;
 }
 
 void mb_close(void* h) {
@@ -488,6 +669,7 @@ const fl_driver_v2 kTable = {sizeof(fl_driver_v2),
                              mb_close,
                              mb_destroy,
                              nullptr,
+                             mb_counters,
                              {}};
 
 }  // namespace

@@ -753,6 +753,7 @@ const fl_driver_v2 kTable = {sizeof(fl_driver_v2),
                              line_close,
                              line_destroy,
                              line_field_address,
+                             nullptr,
                              {}};
 
 }  // namespace

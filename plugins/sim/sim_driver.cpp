@@ -139,6 +139,7 @@ const fl_driver_v2 kTable = {sizeof(fl_driver_v2),
                              sim_close,
                              sim_destroy,
                              nullptr,
+                             nullptr,
                              {}};
 
 }  // namespace

@@ -18,7 +18,9 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.error
 import urllib.parse
+import urllib.request
 
 BIN = os.path.abspath(os.environ.get("FIELDLINK_BIN_DIR", "build/daemon"))
 PLUGINS = os.path.abspath(os.environ.get("FIELDLINK_PLUGIN_DIR", "build/plugins"))
@@ -49,6 +51,18 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def http_get(url, method="GET"):
+    """(status, body) of one request; (0, "") when nothing listens (yet)."""
+    req = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except urllib.error.URLError:
+        return 0, ""
 
 
 def wait_for(predicate, timeout=10.0, step=0.05, what="condition"):

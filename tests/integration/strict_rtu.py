@@ -3,11 +3,15 @@ than 3.5 characters after the line was last busy (its own answer, or the previou
 continuation of that frame, as a real device's receiver does, so such a request is lost
 (counted as a violation, not answered). Units 1 and 2 answer FC 3 with register = unit * 100 +
 address; with --stray N, every Nth answer is preceded by a well-formed answer from unit 7, as if
-another unit or master were on the line.
+another unit or master were on the line; with --late UNIT:ADDRESS:EVERY:MS, every EVERYth request
+to that unit and address is answered MS milliseconds late (a unit busy with something else); it
+still hears what comes meanwhile and answers it after the late answer, in order, as a real unit
+with a receive buffer does.
 
-Usage: strict_rtu.py DEVICE BAUD STATUS_FILE [--stray N]
-The status file holds "requests R answered A violations V" after every frame.
+Usage: strict_rtu.py DEVICE BAUD STATUS_FILE [--stray N] [--late UNIT:ADDRESS:EVERY:MS ...]
+The status file holds "requests R answered A violations V late L" after every frame.
 """
+import argparse
 import os
 import select
 import sys
@@ -36,8 +40,19 @@ def request_length(buf):
 
 
 def main():
-    dev, baud, status = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    stray = int(sys.argv[5]) if len(sys.argv) > 5 and sys.argv[4] == "--stray" else 0
+    ap = argparse.ArgumentParser()
+    ap.add_argument("device")
+    ap.add_argument("baud", type=int)
+    ap.add_argument("status")
+    ap.add_argument("--stray", type=int, default=0)
+    ap.add_argument("--late", action="append", default=[])
+    args = ap.parse_args()
+    dev, baud, status, stray = args.device, args.baud, args.status, args.stray
+    late_rules = {}  # (unit, address) -> [every, ms, requests seen]
+    for rule in args.late:
+        u, a, every, ms = (int(x) for x in rule.split(":"))
+        late_rules[(u, a)] = [every, ms, 0]
+    late = 0
     bits = 10  # 8N1
     silence = 0.00175 if baud > 19200 else 3.5 * bits / baud
     fd = os.open(dev, os.O_RDWR | os.O_NOCTTY)
@@ -50,14 +65,23 @@ def main():
 
     def report():
         with open(status + ".tmp", "w") as f:
-            f.write("requests %d answered %d violations %d\n" % (requests, answered, violations))
+            f.write("requests %d answered %d violations %d late %d\n" % (requests, answered, violations, late))
         os.replace(status + ".tmp", status)
+
+    outbox = []  # [due time, frame]: answers in order, the late one holding up those behind it
 
     report()
     while True:
-        r, _, _ = select.select([fd], [], [], 0.5)
+        while outbox and outbox[0][0] <= time.monotonic():
+            # The line is busy from the moment the answer goes (a pty carries it at once): taking
+            # the time after write() would count this process being preempted as line time.
+            busy_until = time.monotonic()
+            os.write(fd, outbox.pop(0)[1])
+        wait = max(0.0, outbox[0][0] - time.monotonic()) if outbox else 0.5
+        r, _, _ = select.select([fd], [], [], wait)
         if not r:
-            buf, lost = b"", False
+            if not outbox:
+                buf, lost = b"", False
             continue
         chunk = os.read(fd, 512)
         now = time.monotonic()
@@ -94,8 +118,16 @@ def main():
         if stray and requests % stray == 0:
             other = bytes([7, 3, 2, 0, 42])
             out = other + crc16(other) + out
-        os.write(fd, out)
-        busy_until = time.monotonic()
+        due = time.monotonic()
+        rule = late_rules.get((unit, addr)) if fc == 3 else None
+        if rule:
+            rule[2] += 1
+            if rule[2] % rule[0] == 0:
+                due += rule[1] / 1000.0
+                late += 1
+        if outbox:
+            due = max(due, outbox[-1][0])
+        outbox.append([due, out])
         answered += 1
         report()
 

@@ -16,25 +16,12 @@ import socket
 import subprocess
 import time
 import unittest
-import urllib.error
-import urllib.request
 
-from harness import BIN, PLUGINS, Broker, Daemon, Procs, Simulator, free_port, wait_for
+from harness import BIN, PLUGINS, Broker, Daemon, Procs, Simulator, free_port, http_get, wait_for
 
 BUILD = os.path.abspath(os.environ.get("FIELDLINK_BUILD_DIR", "build"))
 KEY = "c2VjcmV0LWtleS1tdXN0LW5vdC1sZWFrLTEyMzQ="
 PASSWORD = "pa55-must-not-leak"
-
-
-def get(url, method="GET"):
-    req = urllib.request.Request(url, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except urllib.error.URLError:
-        return 0, ""  # not listening (yet)
 
 
 def chromium():
@@ -83,25 +70,25 @@ devices:
         procs = Procs(self)
         daemon, base = self.start(procs)
         wait_for(lambda: "metrics, health and status page on" in daemon.log(), timeout=10, what="the HTTP server")
-        wait_for(lambda: get(base + "/api/status")[0] == 200 and
-                 all("value" in p for d in json.loads(get(base + "/api/status")[1])["devices"] for p in d["points"]),
+        wait_for(lambda: http_get(base + "/api/status")[0] == 200 and
+                 all("value" in p for d in json.loads(http_get(base + "/api/status")[1])["devices"] for p in d["points"]),
                  timeout=15, what="a status with every point's value")
 
-        code, body = get(base + "/healthz")
+        code, body = http_get(base + "/healthz")
         self.assertEqual((code, json.loads(body)), (200, {"healthy": True}))
-        code, metrics = get(base + "/metrics")
+        code, metrics = http_get(base + "/metrics")
         self.assertEqual(code, 200)
         for line in ('fieldlink_device_polls_total{device="boiler",bus="plc"}',
                      'fieldlink_device_up{device="meter",bus="tcp"} 1',
                      'fieldlink_session_connected{session="boiler"} 1', "fieldlink_store_queued_batches",
                      'fieldlink_writes_total{session="meter",result="ok"} 0', 'fieldlink_build_info{version="'):
             self.assertIn(line, metrics)
-        status = json.loads(get(base + "/api/status")[1])
+        status = json.loads(http_get(base + "/api/status")[1])
         devices = {d["name"]: d for d in status["devices"]}
         self.assertEqual(set(devices), {"boiler", "meter"})
         self.assertEqual([p["name"] for p in devices["boiler"]["points"]], ["temperature", "burner"])
         self.assertIn(devices["meter"]["points"][0]["quality"], ("fresh", "held"))
-        runtime = json.loads(get(base + "/api/runtime")[1])
+        runtime = json.loads(http_get(base + "/api/runtime")[1])
         buses = {b["name"]: b for b in runtime["buses"]}
         self.assertEqual(buses["tcp"]["driver"], "modbus-tcp")
         self.assertTrue(buses["plc"]["alive"])
@@ -118,14 +105,14 @@ devices:
                         p.stdout)
 
         for path in ("/", "/metrics", "/healthz", "/api/status", "/api/runtime"):
-            code, body = get(base + path)
+            code, body = http_get(base + path)
             self.assertEqual(code, 200, path)
             self.assertNotIn(KEY, body, path)
             self.assertNotIn(PASSWORD, body, path)
             for method in ("POST", "PUT", "DELETE", "PATCH"):
-                self.assertEqual(get(base + path, method)[0], 405, (method, path))
-        self.assertEqual(get(base + "/metrics", "HEAD")[0], 200)
-        self.assertEqual(get(base + "/nothing")[0], 404)
+                self.assertEqual(http_get(base + path, method)[0], 405, (method, path))
+        self.assertEqual(http_get(base + "/metrics", "HEAD")[0], 200)
+        self.assertEqual(http_get(base + "/nothing")[0], 404)
         self.assertEqual(daemon.stop()[0], 0)
 
     def test_an_address_that_cannot_be_bound_is_a_start_up_error(self):
@@ -163,7 +150,7 @@ devices:
         procs = Procs(self)
         daemon, base = self.start(procs)
         base += "/"
-        wait_for(lambda: get(base + "api/status")[0] == 200, timeout=15, what="the status")
+        wait_for(lambda: http_get(base + "api/status")[0] == 200, timeout=15, what="the status")
         time.sleep(1.5)
         profile = procs.path("chromium-profile")
         cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",

@@ -50,7 +50,7 @@ fl_status flaky_model(const char*, const fl_kv_v2*, size_t, fl_bus_model_v2* m, 
 }
 const fl_driver_v2 kFlaky = {
     sizeof(fl_driver_v2), FL_DRIVER_ABI_V2, "flaky", "1",     kNames,  nullptr, 0, flaky_model, flaky_create, nullptr,
-    flaky_read,           nullptr,          nullptr, nullptr, nullptr, nullptr, {}};
+    flaky_read,           nullptr,          nullptr, nullptr, nullptr, nullptr, nullptr, {}};
 
 // Every batch a worker hands over, taken under a lock.
 struct Collected {
@@ -172,6 +172,7 @@ const fl_driver_v2 kScriptDriver = {sizeof(fl_driver_v2),
                                     nullptr,
                                     nullptr,
                                     nullptr,
+                                    nullptr,
                                     {}};
 
 std::string names(const config::DeviceConfig& d, const core::SampleBatch& b) {
@@ -288,6 +289,7 @@ const fl_driver_v2 kBlocking = {sizeof(fl_driver_v2),
                                 blocking_read,
                                 nullptr,
                                 blocking_interrupt,
+                                nullptr,
                                 nullptr,
                                 nullptr,
                                 nullptr,

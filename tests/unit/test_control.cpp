@@ -545,6 +545,7 @@ const fl_driver_v2 kMemory = {sizeof(fl_driver_v2),
                               nullptr,
                               nullptr,
                               nullptr,
+                              nullptr,
                               {}};
 
 const char* const kWorker = R"(
