@@ -410,6 +410,7 @@ bool BusWorker::read_request(Device& d, const ReadRequest& r, core::SampleBatch&
     req.count = r.count;
     req.registers = regs_.data();
     req.bits = bits_.data();
+    req.taken_at_ns = &taken_at_ns_;
     const int attempts = d.failures > 0 ? 1 : 1 + bus_->retries;
     fl_error_v2 err{};
     fl_status st = FL_RETRY;
@@ -460,6 +461,7 @@ void BusWorker::poll(Device& d, std::vector<core::SampleBatch>& round) {
     batch.values.reserve(dc.points.size());
     bool answered = true;
     d.refused = false;
+    taken_at_ns_ = 0;
     for (const auto& r : d.plan) {
         run_writes(round);  // a device with many requests does not hold a write back
         if (!read_request(d, r, batch)) {
@@ -470,6 +472,11 @@ void BusWorker::poll(Device& d, std::vector<core::SampleBatch>& round) {
     }
     if (stop_.load()) return;
     const auto now = Clock::now();
+    if (answered && taken_at_ns_ > 0) {  // a frame that streamed in: stamped when it arrived
+        const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch() -
+                                                                               std::chrono::nanoseconds(taken_at_ns_));
+        batch.timestamp_ms = core::unix_ms_now() - std::max<std::int64_t>(age.count(), 0);
+    }
     if (!answered) {
         ++d.failures;
         if (d.failures == 1) {  // the unit stopped answering: the north side logs it out

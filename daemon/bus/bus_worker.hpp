@@ -134,6 +134,8 @@ class BusWorker {
     bool link_down_ = false;  // the bus itself (connection, serial port) is down: logged once per bus
     std::vector<std::uint16_t> regs_;
     std::vector<std::uint8_t> bits_;
+    // The poll's data as old as the driver says (fl_read_v2::taken_at_ns; 0: taken now).
+    std::int64_t taken_at_ns_ = 0;
 
     std::mutex mutex_;
     std::condition_variable cv_;

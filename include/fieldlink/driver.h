@@ -150,7 +150,12 @@ typedef struct fl_read_v2 {
     uint16_t reserved0;
     uint16_t* registers;
     uint8_t* bits;
-    void* reserved[2];
+    /* Where the driver may say when the data it returns was taken, as CLOCK_MONOTONIC nanoseconds,
+     * when that is not "now" (a sensor frame that streamed in before the poll asked for it). Set
+     * by the host (to a zeroed value) or NULL; leave it alone when the data is fresh. Added in 0.4
+     * in a pointer slot that was reserved (NULL). */
+    int64_t* taken_at_ns;
+    void* reserved[1];
 } fl_read_v2;
 
 typedef struct fl_write_v2 {

@@ -362,8 +362,9 @@ fl_status classify(Link* l, Clock::time_point sent, fl_error_v2* err) {
         case EMBBADCRC:
             set_err(err, FL_ERRK_CRC, e, "CRC error in response%s", "");
             // The rest of a damaged frame, if any, until the line is quiet.
-            if (l->mode == Mode::rtu) drain(l, std::max<Clock::duration>(l->silence, std::chrono::milliseconds(20)),
-                                            std::chrono::milliseconds(l->timeout_ms));
+            if (l->mode == Mode::rtu)
+                drain(l, std::max<Clock::duration>(l->silence, std::chrono::milliseconds(20)),
+                      std::chrono::milliseconds(l->timeout_ms));
             return FL_RETRY;
         case EMBBADDATA:
         case EMBBADEXC:

@@ -132,34 +132,45 @@ void Splitter::split(std::vector<Item>& out) {
         }
         if (spec_.length > 0) {
             if (buf_.size() < spec_.length) return;
-            out.push_back({buf_.substr(0, spec_.length), false});
+            out.push_back({buf_.substr(0, spec_.length), Drop::none});
             buf_.erase(0, spec_.length);
             in_frame_ = false;
             continue;
         }
         const auto end = buf_.find(spec_.terminator);
+        // A start sequence before the terminator: what came before it was broken off.
+        const auto again = spec_.start.empty() ? std::string::npos : buf_.find(spec_.start);
+        if (again != std::string::npos && (end == std::string::npos || again < end)) {
+            if (!discarding_) out.push_back({printable(buf_.substr(0, again)), Drop::broken_off});
+            discarding_ = false;
+            buf_.erase(0, again + spec_.start.size());
+            in_frame_ = true;
+            continue;
+        }
         if (end == std::string::npos) {
             if (buf_.size() > spec_.max_frame + spec_.terminator.size()) {
-                if (!discarding_) out.push_back({printable(buf_), true});
+                if (!discarding_) out.push_back({printable(buf_), Drop::too_long});
                 discarding_ = true;
-                buf_.erase(0, buf_.size() - (spec_.terminator.size() - 1));
+                // Keep what may be the beginning of a terminator or of a start sequence.
+                const std::size_t keep = std::max(spec_.terminator.size(), spec_.start.size()) - 1;
+                buf_.erase(0, buf_.size() - std::min(keep, buf_.size()));
             }
             return;
         }
         std::string frame = buf_.substr(0, end);
         buf_.erase(0, end + spec_.terminator.size());
         in_frame_ = false;
-        if (discarding_) {  // the tail of an overlong frame
+        if (discarding_) {  // the tail of a too long frame
             discarding_ = false;
             continue;
         }
         if (spec_.terminator == "\n" && !frame.empty() && frame.back() == '\r') frame.pop_back();
         if (frame.size() > spec_.max_frame) {
-            out.push_back({printable(frame), true});
+            out.push_back({printable(frame), Drop::too_long});
             continue;
         }
         if (frame.empty() && spec_.start.empty()) continue;  // blank lines between frames
-        out.push_back({std::move(frame), false});
+        out.push_back({std::move(frame), Drop::none});
     }
 }
 

@@ -25,14 +25,24 @@ struct FrameSpec {
     std::size_t max_frame = 256;   // a longer frame is dropped whole, up to its terminator
 };
 
-// Splits a byte stream into frames. A frame longer than max_frame is reported once (overlong) and
-// its bytes dropped up to the next terminator, so the frame after it is read intact.
+// Why the splitter dropped a frame (Item::drop).
+enum class Drop {
+    none,        // a frame
+    too_long,    // longer than max_frame: reported once, its bytes dropped up to its terminator
+    broken_off,  // a start sequence came before its terminator (sensor reset, lost CR/LF)
+};
+
+// Splits a byte stream into frames. A frame longer than max_frame is reported once (too_long) and
+// its bytes dropped up to the next terminator, so the frame after it is read intact. With a start
+// sequence, frames end at their terminator, a start seen before it drops what came since the
+// previous start (broken_off) and opens a new frame there: a sentence broken off never takes the
+// next one with it. (Fixed-length frames are binary: a start inside one is data.)
 class Splitter {
   public:
     explicit Splitter(FrameSpec spec) : spec_(std::move(spec)) {}
     struct Item {
-        std::string frame;  // without start and terminator
-        bool overlong = false;
+        std::string frame;  // without start and terminator; printable and shortened when dropped
+        Drop drop = Drop::none;
     };
     void feed(const char* data, std::size_t n, std::vector<Item>& out);
     void reset();
@@ -42,7 +52,7 @@ class Splitter {
     FrameSpec spec_;
     std::string buf_;
     bool in_frame_ = false;    // the start sequence was seen (always true without one)
-    bool discarding_ = false;  // inside an overlong frame, dropping up to its terminator
+    bool discarding_ = false;  // inside a too long frame, dropping up to its terminator
 };
 
 enum class Checksum { none, nmea, sum8, crc16 };

@@ -25,9 +25,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -40,6 +42,7 @@
 namespace {
 
 using fieldlink::serial::Checksum;
+using fieldlink::serial::Drop;
 using fieldlink::serial::FieldValue;
 using fieldlink::serial::FrameError;
 using fieldlink::serial::FrameSpec;
@@ -278,9 +281,13 @@ struct Line {
     std::vector<FieldValue> scratch;
     int last_unit = -1;
     int last_address = -1;
-    // Frames refused since the poll began: wrong checksum, no match, too long.
+    // Frames refused since the poll began: wrong checksum, no match, too long, broken off.
     unsigned bad_checksum = 0, bad_match = 0, bad_length = 0;
     std::string last_bad;
+    Clock::time_point frame_at{};  // when the poll's frame arrived (its last byte read)
+    // Every frame since the bus started, by what became of it (fl_driver_v2::counters).
+    std::atomic<std::uint64_t> frames_ok{0}, frames_bad_checksum{0}, frames_no_match{0}, frames_too_long{0},
+        frames_broken_off{0};
 };
 
 void close_port(Line* l) {
@@ -478,24 +485,37 @@ fl_status line_open(void* h, fl_error_v2* err) {
 }
 
 // A frame from the line: keep it when good, count it when not. True for a good frame.
-bool take(Line* l, const Splitter::Item& item) {
-    if (item.overlong) {
-        ++l->bad_length;
-        l->last_bad =
-            "frame longer than max_frame " + std::to_string(l->cfg.frame.max_frame) + ": '" + item.frame + "'";
-        return false;
+bool take(Line* l, const Splitter::Item& item, Clock::time_point arrived) {
+    switch (item.drop) {
+        case Drop::too_long:
+            ++l->bad_length;
+            ++l->frames_too_long;
+            l->last_bad =
+                "frame longer than max_frame " + std::to_string(l->cfg.frame.max_frame) + ": '" + item.frame + "'";
+            return false;
+        case Drop::broken_off:
+            ++l->bad_length;
+            ++l->frames_broken_off;
+            l->last_bad = "frame broken off by the next start sequence: '" + item.frame + "'";
+            return false;
+        case Drop::none:
+            break;
     }
     std::string detail;
     switch (l->cfg.parser->parse(item.frame, l->scratch, &detail)) {
         case FrameError::none:
             l->frame.swap(l->scratch);
             l->have_frame = true;
+            l->frame_at = arrived;
+            ++l->frames_ok;
             return true;
         case FrameError::checksum:
             ++l->bad_checksum;
+            ++l->frames_bad_checksum;
             break;
         case FrameError::no_match:
             ++l->bad_match;
+            ++l->frames_no_match;
             break;
     }
     l->last_bad = detail;
@@ -533,8 +553,9 @@ Got receive(Line* l, Clock::time_point deadline, std::string& error) {
             const ssize_t n = ::read(l->fd, buf, sizeof buf);
             if (n > 0) {
                 items.clear();
+                const auto arrived = Clock::now();
                 l->splitter.feed(buf, static_cast<std::size_t>(n), items);
-                for (const auto& it : items) got = take(l, it) || got;
+                for (const auto& it : items) got = take(l, it, arrived) || got;
                 continue;
             }
             if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
@@ -627,6 +648,11 @@ fl_status line_read(void* h, fl_read_v2* req, fl_error_v2* err) {
             return s;
         }
     }
+    // A streamed frame is as old as its arrival, not as the poll.
+    if (req->struct_size >= offsetof(fl_read_v2, taken_at_ns) + sizeof req->taken_at_ns && req->taken_at_ns) {
+        *req->taken_at_ns =
+            std::chrono::duration_cast<std::chrono::nanoseconds>(l->frame_at.time_since_epoch()).count();
+    }
     // Each register of the request from the float64 of the field it belongs to.
     for (unsigned i = 0; i < req->count; ++i) {
         const unsigned reg = req->address + i;
@@ -650,6 +676,18 @@ fl_status line_read(void* h, fl_read_v2* req, fl_error_v2* err) {
         req->registers[i] = static_cast<uint16_t>(bits >> (16 * (3 - reg % 4)));
     }
     return FL_OK;
+}
+
+std::size_t line_counters(void* h, fl_counter_v2* out, std::size_t max) {
+    const auto* l = static_cast<const Line*>(h);
+    const fl_counter_v2 all[] = {{"frames_ok", l->frames_ok.load()},
+                                 {"frames_bad_checksum", l->frames_bad_checksum.load()},
+                                 {"frames_no_match", l->frames_no_match.load()},
+                                 {"frames_too_long", l->frames_too_long.load()},
+                                 {"frames_broken_off", l->frames_broken_off.load()}};
+    constexpr std::size_t n = sizeof all / sizeof all[0];
+    for (std::size_t i = 0; i < std::min(n, max); ++i) out[i] = all[i];
+    return n;
 }
 
 fl_status line_write(void*, const fl_write_v2*, fl_error_v2* err) {
@@ -753,7 +791,7 @@ const fl_driver_v2 kTable = {sizeof(fl_driver_v2),
                              line_close,
                              line_destroy,
                              line_field_address,
-                             nullptr,
+                             line_counters,
                              {}};
 
 }  // namespace

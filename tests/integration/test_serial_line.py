@@ -5,6 +5,10 @@ fed and answered by this test, published per point to a plain broker.
   a corrupt frame, a frame with a wrong checksum, an over-long line and a line that does not match
   are dropped (their values never published) and the frames after them are read; a field the
   frames lack is bad alone;
+- a sentence broken off without its line end (sensor reset) is dropped and the sentence after it
+  read (issue 19, item 2); every dropped frame is counted by reason in the stop line and in
+  /metrics; a frame that streams in while a poll waits is stamped when it arrived, not when the
+  poll began;
 - the pty removed (socat killed) and recreated: the bus reports its link down once, reopens the
   port when it is back, and the values come again;
 - a polled sensor line (key=value answers with an 8-bit sum, two units asked with `{unit}` in the
@@ -15,12 +19,13 @@ fed and answered by this test, published per point to a plain broker.
   machine has one) is opened and configured through libserialport, not only ptys through termios."""
 import json
 import os
+import re
 import subprocess
 import threading
 import time
 import unittest
 
-from harness import BIN, PLUGINS, Broker, Daemon, Procs, Subscriber, pty_pair, run_cli, wait_for
+from harness import BIN, PLUGINS, Broker, Daemon, Procs, Subscriber, free_port, http_get, pty_pair, run_cli, wait_for
 
 
 def nmea(body):
@@ -179,6 +184,69 @@ devices:
         self.assertEqual(rc, 0)
         feeder.stop = True
         socat2.terminate()
+
+    def test_broken_off_sentences_counted_drops_and_arrival_stamps(self):
+        procs = Procs(self)
+        gw, dev = pty_pair(procs, "wx")
+        broker = Broker(procs)
+        sub = Subscriber(procs, broker, ["fl/#"])
+        http = free_port()
+        daemon = Daemon(procs, f"""
+gateway: {{ http: "127.0.0.1:{http}" }}
+clouds:
+  c: {{ platform: mqtt, host: 127.0.0.1, port: {broker.port}, topic: "fl/{{device}}/{{point}}", payload: "{{value}} {{ts_ms}}" }}
+buses:
+  wx:
+    driver: serial-line
+    device: {gw}
+    baud: 115200
+    start: "$"
+    terminator: "\\r\\n"
+    checksum: nmea
+    max_frame: 64
+    pattern: 'T=(?<temp>[-0-9.]+),H=(?<hum>\d+)'
+    timeout: 3s
+devices:
+  - {{ name: w1, cloud: c, bus: wx, interval: 100ms, points: [ {{ name: temp, field: temp }} ] }}
+""")
+        fd = os.open(dev, os.O_RDWR | os.O_NOCTTY)
+        self.addCleanup(os.close, fd)
+        sent = {}  # temperature -> when its frame's last byte was written (wall clock, ms)
+        # A slow weather station: a sentence every 1.2 s, so each poll waits for the next one.
+        # Before every third, a sentence broken off without its CR/LF (the station reset).
+        for i in range(12):
+            t = 21.0 + i / 10
+            if i % 3 == 1:
+                os.write(fd, b"$WX,T=99.9,H=4")
+            os.write(fd, nmea("WX,T=%.1f,H=45" % t).encode())
+            sent[round(t, 1)] = time.time() * 1000
+            if i == 5:  # and one with a wrong checksum, one that does not match, one too long
+                os.write(fd, b"$WX,T=55.5,H=42*00\r\n" + nmea("WX,no temperature").encode() + b"$" + b"X" * 100 + b"\r\n")
+            time.sleep(1.2)
+        wait_for(lambda: len(sub.messages()) >= 10, timeout=10, what="10 temperatures")
+        metrics = http_get(f"http://127.0.0.1:{http}/metrics")[1]
+        self.assertEqual(daemon.stop()[0], 0)
+        got = {}
+        for _, topic, payload in sub.messages():
+            value, ts = payload.split()
+            got[round(float(value), 1)] = int(ts)
+        self.assertNotIn(99.9, got)
+        self.assertNotIn(55.5, got)
+        # The sentence after each broken-off one is read (before: both were lost).
+        after_broken = [round(21.0 + i / 10, 1) for i in range(12) if i % 3 == 1 and i < 10]
+        for t in after_broken:
+            self.assertIn(t, got, "the sentence after a broken-off one was lost: %s" % sorted(got))
+        # Stamped when it arrived (the poll began up to 1.2 s before).
+        for t, ts in got.items():
+            self.assertLess(abs(ts - sent[t]), 400, "T=%s stamped %d ms from its arrival" % (t, ts - sent[t]))
+        log = daemon.log()
+        m = re.search(r"bus wx: (\d+) frames ok, (\d+) frames bad checksum, (\d+) frames no match, "
+                      r"(\d+) frames too long, (\d+) frames broken off", log)
+        self.assertTrue(m, log)
+        ok, checksum, no_match, too_long, broken = (int(x) for x in m.groups())
+        self.assertGreaterEqual(ok, 10)
+        self.assertEqual((checksum, no_match, too_long, broken), (1, 1, 1, 4), m.group(0))
+        self.assertIn('fieldlink_bus_driver_events_total{bus="wx",event="frames_broken_off"} 4', metrics)
 
     def test_polled_sensor_line_with_two_units(self):
         procs = Procs(self)

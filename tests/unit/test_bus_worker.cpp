@@ -48,9 +48,24 @@ fl_status flaky_model(const char*, const fl_kv_v2*, size_t, fl_bus_model_v2* m, 
     m->unit_max = 247;
     return FL_OK;
 }
-const fl_driver_v2 kFlaky = {
-    sizeof(fl_driver_v2), FL_DRIVER_ABI_V2, "flaky", "1",     kNames,  nullptr, 0, flaky_model, flaky_create, nullptr,
-    flaky_read,           nullptr,          nullptr, nullptr, nullptr, nullptr, nullptr, {}};
+const fl_driver_v2 kFlaky = {sizeof(fl_driver_v2),
+                             FL_DRIVER_ABI_V2,
+                             "flaky",
+                             "1",
+                             kNames,
+                             nullptr,
+                             0,
+                             flaky_model,
+                             flaky_create,
+                             nullptr,
+                             flaky_read,
+                             nullptr,
+                             nullptr,
+                             nullptr,
+                             nullptr,
+                             nullptr,
+                             nullptr,
+                             {}};
 
 // Every batch a worker hands over, taken under a lock.
 struct Collected {

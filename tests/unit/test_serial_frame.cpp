@@ -72,14 +72,54 @@ TEST_CASE("an over-long line is reported once and the frame after it is read int
     const std::string longline(100, 'X');
     auto items = split(spec, {longline.substr(0, 40), longline.substr(40), "\nT=5\n"});
     REQUIRE(items.size() == 2);
-    CHECK(items[0].overlong);
+    CHECK(items[0].drop == Drop::too_long);
     CHECK(items[1].frame == "T=5");
-    CHECK_FALSE(items[1].overlong);
+    CHECK(items[1].drop == Drop::none);
     // a long line that arrives whole
     items = split(spec, {longline + "\nT=6\n"});
     REQUIRE(items.size() == 2);
-    CHECK(items[0].overlong);
+    CHECK(items[0].drop == Drop::too_long);
     CHECK(items[1].frame == "T=6");
+}
+
+TEST_CASE("a sentence broken off before its terminator is dropped, and the next one is read intact") {
+    FrameSpec spec;
+    spec.start = "$";
+    spec.terminator = "\r\n";
+    // A sensor reset mid-sentence: no CR/LF, then the next sentence.
+    auto items = split(spec, {"$WIMDA,29.86,I,0.5", "$WIMDA,29.87,I,1.0*4A\r\n"});
+    REQUIRE(items.size() == 2);
+    CHECK(items[0].drop == Drop::broken_off);
+    CHECK(items[0].frame == "WIMDA,29.86,I,0.5");
+    CHECK(items[1].drop == Drop::none);
+    CHECK(items[1].frame == "WIMDA,29.87,I,1.0*4A");
+    // The same arriving in one piece, and two broken ones in a row.
+    items = split(spec, {"$A,1$B,2$C,3\r\n"});
+    REQUIRE(items.size() == 3);
+    CHECK(items[0].drop == Drop::broken_off);
+    CHECK(items[1].drop == Drop::broken_off);
+    CHECK(items[2].frame == "C,3");
+    // A start inside a too long frame ends the dropping there.
+    spec.max_frame = 8;
+    items = split(spec, {"$" + std::string(40, 'X'), "$T=5\r\n"});
+    REQUIRE(items.size() == 2);
+    CHECK(items[0].drop == Drop::too_long);
+    CHECK(items[1].drop == Drop::none);
+    CHECK(items[1].frame == "T=5");
+}
+
+TEST_CASE("a start sequence inside a fixed-length frame is data") {
+    FrameSpec fixed;
+    fixed.start = "\x02";
+    fixed.length = 4;
+    const auto items = split(fixed, {"\x02"
+                                     "a\x02"
+                                     "bc"});
+    REQUIRE(items.size() == 1);
+    CHECK(items[0].frame ==
+          "a\x02"
+          "bc");
+    CHECK(items[0].drop == Drop::none);
 }
 
 TEST_CASE("NMEA checksum: the published example sentence, and a wrong one") {
