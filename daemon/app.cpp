@@ -139,7 +139,7 @@ std::vector<std::pair<std::string, bus::BusWorker::Heartbeat>> heartbeats(const 
 // What the HTTP server serves besides the north side's files: the bus workers' view.
 WebSources web_sources(const config::Config& cfg, const Running& run) {
     WebSources src;
-    src.data_dir = cfg.gateway.data_dir;
+    src.data_dir = cfg.gateway.status_path();
     src.runtime_json = [&cfg, &run] {
         nlohmann::json buses = nlohmann::json::array();
         const auto now = steady_ms();
@@ -173,7 +173,9 @@ WebSources web_sources(const config::Config& cfg, const Running& run) {
         return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     };
     src.device_metrics = [&cfg, &run] {
-        std::string out;
+        // Live, not from metrics.prom: a disk that refuses writes leaves that file as it was.
+        const std::string disk = run.north->disk_problem();
+        std::string out = "fieldlink_disk_writable " + std::string(disk.empty() ? "1" : "0") + "\n";
         for (const auto& w : run.workers) {
             for (const auto& c : w->driver_counters()) {
                 out += "fieldlink_bus_driver_events_total{bus=" + nlohmann::json(w->bus_name()).dump() + ",event=\"" +
@@ -208,7 +210,7 @@ WebSources web_sources(const config::Config& cfg, const Running& run) {
         if (const auto quiet = quiet_worker(heartbeats(run), kWorkerAliveMs)) {
             return "bus " + quiet->first + ": its worker is stuck";
         }
-        if (!run.north->store_writable()) return "the store cannot be written (disk full or read-only?)";
+        if (std::string disk = run.north->disk_problem(); !disk.empty()) return disk;
         return {};
     };
     return src;

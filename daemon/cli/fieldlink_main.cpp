@@ -83,7 +83,8 @@ static int run(int argc, char** argv) {
 
     std::string status_config, status_dir;
     auto* status = app.add_subcommand("status", "show queues, rates and drops of the running gateway");
-    status->add_option("-c,--config", status_config, "configuration file (its gateway.data_dir is used)");
+    status->add_option("-c,--config", status_config,
+                       "configuration file (its gateway.status_dir, else data_dir, is used)");
     status->add_option("--data-dir", status_dir, "data directory (default: from --config, else /var/lib/fieldlink)");
     bool status_values = false;
     status->add_flag("--values", status_values, "also every point's latest value, quality and age");
@@ -118,7 +119,7 @@ static int run(int argc, char** argv) {
                           << " is not a valid configuration (run fieldlink check)\n";
                 return 2;
             }
-            status_dir = parsed.config.gateway.data_dir;
+            status_dir = parsed.config.gateway.status_path();
         }
         return fieldlink::cli::print_status(status_dir.empty() ? "/var/lib/fieldlink" : status_dir, status_values);
     }

@@ -33,6 +33,10 @@ struct Mark {
 
 struct GatewayConfig {
     std::string data_dir = "/var/lib/fieldlink";
+    // status.json and metrics.prom, rewritten every status period: empty means data_dir. A tmpfs
+    // (/run/fieldlink) spares an SD card those writes and keeps them going on a full data disk.
+    std::string status_dir;
+    const std::string& status_path() const { return status_dir.empty() ? data_dir : status_dir; }
     std::string log_level = "info";
     std::string plugin_dir;                        // empty: built-in default
     bool store_on_disk = true;                     // false: `store: memory` (no durability; for comparison)

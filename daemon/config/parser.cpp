@@ -77,6 +77,7 @@ void set_if(T& dst, const std::optional<V>& v) {
 // ---- gateway ----------------------------------------------------------------------------
 const Field<GatewayConfig> kGatewayFields[] = {
     {"data_dir", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) { set_if(g.data_dir, r.string(n)); }},
+    {"status_dir", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) { set_if(g.status_dir, r.string(n)); }},
     {"log_level", false,
      [](GatewayConfig& g, const YAML::Node& n, Reader& r) {
          set_if(g.log_level,

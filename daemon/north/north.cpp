@@ -160,8 +160,9 @@ bool North::start(std::string* error) {
         if (!store_) return false;
     } else {
         core::logger("store")->warn("store: memory: queued data is not durable and is lost on restart");
-        ::mkdir(cfg_->gateway.data_dir.c_str(), 0750);  // status.json and metrics.prom still go there
+        ::mkdir(cfg_->gateway.data_dir.c_str(), 0750);  // status.json and metrics.prom may still go there
     }
+    if (!cfg_->gateway.status_dir.empty()) ::mkdir(cfg_->gateway.status_dir.c_str(), 0750);
     auto infos = plan_sessions(*cfg_, profiles_);
     const auto logins =
         store_ ? store_->recent_logins(core::unix_ms_now() - 5000) : std::map<std::string, std::vector<std::int64_t>>{};
@@ -243,7 +244,7 @@ void North::drain_queue() {
             if (b.kind == core::SampleBatch::Kind::samples) ptrs.push_back(&b);
         }
         store_->append(ptrs);
-        store_writable_.store(store_->writable());
+        update_disk_problem();
     }
     for (const auto& b : batches) remember(b);
     for (auto& b : batches) {
@@ -284,8 +285,23 @@ void North::maintain(TimePoint now) {
         if (const std::int64_t dropped = store_->maintain(now)) {
             for (auto& s : sessions_) s->forget_through(dropped);
         }
+        update_disk_problem();
     }
     publish_totals();
+}
+
+void North::update_disk_problem() {
+    std::string p;
+    if (store_ && !store_->writable()) p = "the store cannot write: " + store_->problem();
+    if (!status_trouble_.empty()) p += (p.empty() ? "" : "; ") + status_trouble_;
+    store_writable_.store(!store_ || store_->writable());
+    const std::lock_guard<std::mutex> lock(disk_problem_mutex_);
+    disk_problem_ = std::move(p);
+}
+
+std::string North::disk_problem() const {
+    const std::lock_guard<std::mutex> lock(disk_problem_mutex_);
+    return disk_problem_;
 }
 
 North::Reloaded North::apply(const config::Config& next, std::vector<std::unique_ptr<Profile>> profiles,
@@ -443,6 +459,7 @@ void North::watchdog_tick(TimePoint) {
     }
     std::string status =
         fmt::format("STATUS={}/{} sessions up, {} queued, {} dropped", connected_, sessions_.size(), queued, dropped);
+    if (const std::string disk = disk_problem(); !disk.empty()) status += "; " + disk;
     const std::string stuck = stuck_ ? stuck_() : std::string();
     if (stuck.empty()) {
         if (!stuck_logged_.empty()) core::logger("north")->info("watchdog: every bus worker makes progress again");

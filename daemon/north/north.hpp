@@ -63,6 +63,9 @@ class North {
     bool first_attempts_done() const { return attempted_.load() >= sessions_.size(); }
     // Thread-safe: whether the store takes writes (always, for `store: memory`).
     bool store_writable() const { return store_writable_.load(); }
+    // What the disk refuses now (the store's writes, the status files), "" when nothing: for
+    // /healthz, /metrics and STATUS=. Thread-safe.
+    std::string disk_problem() const;
     // While running, from another thread: moves to `next` (aligned with the running configuration
     // by config::align_devices, with the same gateway settings; `profiles` serve next.clouds and
     // `stuck` replaces the watchdog's question). Sessions that would be made again unchanged
@@ -137,6 +140,11 @@ class North {
     std::string stuck_logged_;  // what the watchdog stopped for, logged once
     std::atomic<std::size_t> attempted_{0};
     std::atomic<bool> store_writable_{true};
+    void status_written(const std::string& why);
+    void update_disk_problem();
+    std::string status_trouble_;  // why the status files could not be written, "" when they were
+    mutable std::mutex disk_problem_mutex_;
+    std::string disk_problem_;
     TimePoint attempts_counted_{};
     class Once;  // a TimerHandler calling a member function once
     std::unique_ptr<Once> drain_timer_;

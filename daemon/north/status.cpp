@@ -5,36 +5,57 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <system_error>
 #include <type_traits>
 #include <variant>
 
+#include "core/log.hpp"
 #include "north/north.hpp"
 
 namespace fieldlink::north {
 namespace {
 
-// A file replaced atomically when complete (write to .tmp, then rename).
+// A file replaced atomically when complete (write to .tmp, then rename). A write that fails (a
+// full, failing or read-only disk) throws nothing: the file is left as it was, the .tmp removed
+// (it would hold the space the disk lacks), and finish() says why.
 class AtomicFile {
   public:
     explicit AtomicFile(std::string path)
-        : path_(std::move(path)), tmp_(path_ + ".tmp"), f_(std::fopen(tmp_.c_str(), "w")) {}
-    ~AtomicFile() {
-        if (!f_) return;
-        const bool ok = !std::ferror(f_);
-        if (std::fclose(f_) == 0 && ok) std::rename(tmp_.c_str(), path_.c_str());
+        : path_(std::move(path)), tmp_(path_ + ".tmp"), f_(std::fopen(tmp_.c_str(), "w")) {
+        if (!f_) error_ = errno;
     }
+    ~AtomicFile() { finish(); }
     AtomicFile(const AtomicFile&) = delete;
     AtomicFile& operator=(const AtomicFile&) = delete;
     template <typename... Args>
     void print(fmt::format_string<Args...> f, Args&&... args) {
-        if (f_) fmt::print(f_, f, std::forward<Args>(args)...);
+        if (!f_ || error_) return;
+        try {
+            fmt::print(f_, f, std::forward<Args>(args)...);
+        } catch (const std::system_error& e) {
+            error_ = e.code().value() ? e.code().value() : EIO;
+        }
+    }
+    // Closes and renames; "" when the file was replaced, else what went wrong.
+    std::string finish() {
+        if (f_) {
+            if (!error_ && std::ferror(f_)) error_ = errno ? errno : EIO;
+            if (std::fclose(f_) != 0 && !error_) error_ = errno ? errno : EIO;
+            f_ = nullptr;
+            if (!error_ && std::rename(tmp_.c_str(), path_.c_str()) != 0) error_ = errno;
+            if (error_) std::remove(tmp_.c_str());
+        }
+        return error_ ? "cannot write " + path_ + ": " + std::strerror(error_) : std::string();
     }
 
   private:
     std::string path_, tmp_;
     std::FILE* f_;
+    int error_ = 0;
 };
 
 std::string quoted(const std::string& s) {
@@ -76,8 +97,8 @@ void North::write_status(TimePoint now) {
     const auto& queues = store_ ? store_->per_device() : none;
     const std::int64_t now_ms = loop_.unix_ms();
     last_samples_sent_.resize(sessions_.size());
-    AtomicFile status(cfg_->gateway.data_dir + "/status.json");
-    AtomicFile prom(cfg_->gateway.data_dir + "/metrics.prom");
+    AtomicFile status(cfg_->gateway.status_path() + "/status.json");
+    AtomicFile prom(cfg_->gateway.status_path() + "/metrics.prom");
     status.print(R"({{"time_ms":{},"period_ms":{},"sessions_total":{},"sessions_connected":{},"sessions":[)", now_ms,
                  status_period_.count(), sessions_.size(), connected_);
     std::int64_t oldest_all = 0;
@@ -162,15 +183,35 @@ void North::write_status(TimePoint now) {
         status.print(
             ",\n\"store\":{{\"path\":{},\"queued_batches\":{},\"bytes_used\":{},\"oldest_queued_age_s\":{:.3f},"
             "\"appended\":{},\"acked\":{},\"dropped_budget\":{},\"dropped_unconfigured\":{},"
-            "\"dropped_unwritable\":{},\"corrupt\":{}}}",
+            "\"dropped_unwritable\":{},\"corrupt\":{},\"writable\":{},\"problem\":{}}}",
             quoted(store_->path()), st.records, st.bytes_used,
             oldest_all ? static_cast<double>(now_ms - oldest_all) / 1000.0 : 0.0, st.appended, st.acked,
-            st.dropped_budget, st.dropped_unknown, st.dropped_full, st.corrupt);
-        prom.print("fieldlink_store_bytes {}\nfieldlink_store_queued_batches {}\nfieldlink_store_corrupt_total {}\n",
-                   st.bytes_used, st.records, st.corrupt);
+            st.dropped_budget, st.dropped_unknown, st.dropped_full, st.corrupt, store_->writable(),
+            quoted(store_->problem()));
+        prom.print(
+            "fieldlink_store_bytes {}\nfieldlink_store_queued_batches {}\nfieldlink_store_corrupt_total {}\n"
+            "fieldlink_store_dropped_unwritable_total {}\n",
+            st.bytes_used, st.records, st.corrupt, st.dropped_full);
     }
     status.print("}}\n");
     prom.print("fieldlink_sessions {}\nfieldlink_sessions_connected {}\n", sessions_.size(), connected_);
+    std::string why = status.finish();
+    if (why.empty()) why = prom.finish();
+    status_written(why);
+}
+
+// One line when the status files cannot be written (a full or read-only disk), one when they can
+// again; the gateway goes on either way.
+void North::status_written(const std::string& why) {
+    if (why == status_trouble_) return;
+    if (why.empty()) {
+        core::logger("north")->info("status files are written again");
+    } else if (status_trouble_.empty()) {
+        core::logger("north")->error("{}; the status files keep their last content, retried every {} ms", why,
+                                     status_period_.count());
+    }
+    status_trouble_ = why;
+    update_disk_problem();
 }
 
 }  // namespace fieldlink::north

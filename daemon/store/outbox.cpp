@@ -1,10 +1,12 @@
 #include "outbox.hpp"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -150,9 +152,73 @@ Outbox::~Outbox() {
 bool Outbox::exec(const char* sql) {
     char* msg = nullptr;
     if (sqlite3_exec(db_, sql, nullptr, nullptr, &msg) == SQLITE_OK) return true;
-    log()->error("store {}: {} failed: {}", path_, std::string(sql).substr(0, 60), msg ? msg : "?");
+    trouble(std::string(sql).substr(0, 40), msg ? msg : sqlite3_errmsg(db_));
     sqlite3_free(msg);
     return false;
+}
+
+void Outbox::trouble(const std::string& doing, const char* what) {
+    if (!trouble_.empty()) return;  // one line per episode
+    trouble_ = std::string(what) + " (" + doing + ")";
+    trouble_since_ = std::chrono::steady_clock::now();
+    trouble_dropped_ = stats_.dropped_full;
+    log()->error(
+        "store {}: cannot write: {}; polling goes on and live data is still sent, what cannot be stored is dropped "
+        "and counted, and writing is tried again with every batch",
+        path_, trouble_);
+}
+
+void Outbox::resolved() {
+    if (trouble_.empty()) return;
+    const auto secs =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - trouble_since_).count();
+    log()->info("store {}: writable again after {} s; {} sample(s) could not be stored meanwhile (counted as dropped)",
+                path_, secs, stats_.dropped_full - trouble_dropped_);
+    trouble_.clear();
+}
+
+// COMMIT, or ROLLBACK when it fails (nothing of the transaction happened). True when committed.
+bool Outbox::commit_or_rollback(const char* doing) {
+    if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK) return true;
+    trouble(doing, sqlite3_errmsg(db_));
+    if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    return false;
+}
+
+// The reserve file is made when there is room for it (at start, and again after a full disk gave
+// it up), with its blocks allocated, so giving it up frees them for sure.
+void Outbox::keep_reserve() {
+    if (reserve_held_ || reserve_bytes_ == 0) return;
+    const int fd = ::open(reserve_path_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) return;
+    const int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(reserve_bytes_));
+    ::close(fd);
+    if (rc == 0) {
+        reserve_held_ = true;
+    } else {
+        ::unlink(reserve_path_.c_str());  // no room yet: tried again later
+    }
+}
+
+bool Outbox::release_reserve() {
+    if (!reserve_held_) return false;
+    reserve_held_ = false;
+    if (::unlink(reserve_path_.c_str()) != 0) return false;
+    log()->warn(
+        "store {}: the file system is full; the reserve ({} bytes) was given up so that acknowledged data "
+        "can still be deleted",
+        path_, reserve_bytes_);
+    return true;
+}
+
+std::uint64_t Outbox::wal_bytes() const {
+    struct stat st {};
+    return ::stat((path_ + "-wal").c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+}
+
+// What the store puts on disk: pages in use, the WAL and the reserve (free pages are reused).
+std::uint64_t Outbox::on_disk_bytes() {
+    return used_bytes() + wal_bytes() + (reserve_held_ ? reserve_bytes_ : 0);
 }
 
 bool Outbox::init(const config::Config& cfg, std::string* error) {
@@ -161,6 +227,11 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
     max_bytes_ = g.store_max_bytes;
     max_age_ms_ = g.store_max_age.count();
     sync_interval_ = g.store_sync;
+    // The reserve and the WAL take their share of the budget: an eighth each at most.
+    reserve_bytes_ = max_bytes_ > 0 ? std::clamp<std::uint64_t>(max_bytes_ / 8, 16 * 1024, 1024 * 1024) : 1024 * 1024;
+    const std::uint64_t wal_limit =
+        max_bytes_ > 0 ? std::clamp<std::uint64_t>(max_bytes_ / 8, 64 * 1024, 16 << 20) : 16 << 20;
+    wal_limit_frames_ = static_cast<int>(std::min<std::uint64_t>(wal_limit / 4096, kWalLimitFrames));
     // Missing parents are made too (a relative ./run/data on a fresh checkout); the directory
     // itself is private to the service's user and group.
     std::error_code ec;
@@ -218,7 +289,8 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
     // Up to 4 MiB of pages (taken only under load): deletes find the pages their rows were
     // appended to still cached instead of reading them back.
     exec("PRAGMA cache_size=-4096");
-    exec("PRAGMA journal_size_limit=16777216");  // a log that restarted is cut back to 16 MiB
+    // A log that restarted is cut back to its share of the budget.
+    exec(("PRAGMA journal_size_limit=" + std::to_string(wal_limit)).c_str());
     map_devices(cfg);
     drop_unknown_devices();
     sqlite3_stmt* st = nullptr;
@@ -230,6 +302,8 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
     sqlite3_prepare_v2(db_, "DELETE FROM outbox WHERE device = ?1 AND id = ?2", -1, &remove_, nullptr);
     count_queued();
     backlog_high_ = queued_;
+    reserve_path_ = g.data_dir + "/outbox.reserve";
+    keep_reserve();
     if (queued_ > 0) {
         std::int64_t oldest = 0;
         sqlite3_prepare_v2(db_, "SELECT ts FROM outbox ORDER BY id LIMIT 1", -1, &st, nullptr);
@@ -337,7 +411,7 @@ void Outbox::start_checkpoints() {
             // left (the loop may wait for that moment, and only then).
             int log_frames = 0, done = 0;
             sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done);
-            if (log_frames > kWalLimitFrames)
+            if (log_frames > wal_limit_frames_)
                 sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
             lock.lock();
         }
@@ -378,56 +452,45 @@ void Outbox::drop_unknown_devices() {
     exec(("DELETE FROM outbox WHERE " + where).c_str());
 }
 
+// Appends in one transaction. What cannot be stored (a full, failing or read-only disk) is counted
+// as dropped and goes on live without a record; nothing stored before is touched for it.
 void Outbox::append(std::vector<core::SampleBatch*>& batches) {
     if (batches.empty()) return;
-    std::string failure;
-    for (int attempt = 0; attempt < 2; ++attempt) {
-        exec("BEGIN");
-        bool ok = true;
-        std::int64_t id = next_id_;
-        for (auto* b : batches) {
-            const std::string blob = encode(*b, point_ids_[b->device_index]);
-            sqlite3_bind_int64(insert_, 1, device_ids_[b->device_index]);
-            sqlite3_bind_int64(insert_, 2, id);
-            sqlite3_bind_int64(insert_, 3, b->timestamp_ms);
-            sqlite3_bind_blob(insert_, 4, blob.data(), static_cast<int>(blob.size()),
-                              SQLITE_STATIC);  // lives until step()
-            const int rc = sqlite3_step(insert_);
-            sqlite3_reset(insert_);
-            if (rc != SQLITE_DONE) {
-                ok = false;
-                break;
-            }
-            b->record_id = id++;
+    bool ok = exec("BEGIN");
+    std::int64_t id = next_id_;
+    for (auto* b : batches) {
+        if (!ok) break;
+        const std::string blob = encode(*b, point_ids_[b->device_index]);
+        sqlite3_bind_int64(insert_, 1, device_ids_[b->device_index]);
+        sqlite3_bind_int64(insert_, 2, id);
+        sqlite3_bind_int64(insert_, 3, b->timestamp_ms);
+        sqlite3_bind_blob(insert_, 4, blob.data(), static_cast<int>(blob.size()),
+                          SQLITE_STATIC);  // lives until step()
+        const int rc = sqlite3_step(insert_);
+        sqlite3_reset(insert_);
+        if (rc != SQLITE_DONE) {
+            trouble("storing a batch", sqlite3_errmsg(db_));
+            ok = false;
+            break;
         }
-        if (ok) {
-            for (auto* b : batches) ++per_device_[b->device_index].queued;
-        }
-        if (!ok) failure = sqlite3_errmsg(db_);
-        if (ok && exec("COMMIT")) {
-            next_id_ = id;
-            stats_.appended += batches.size();
-            queued_ += batches.size();
-            backlog_high_ = std::max(backlog_high_, queued_);
-            full_logged_ = false;
-            return;
-        }
-        if (failure.empty()) failure = sqlite3_errmsg(db_);
-        if (!sqlite3_get_autocommit(db_)) exec("ROLLBACK");  // SQLITE_FULL already rolled back
-        for (auto* b : batches) {
-            if (b->record_id != 0) --per_device_[b->device_index].queued;
-            b->record_id = 0;
-        }
-        if (attempt == 0) drop_oldest(used_bytes() * 9 / 10);  // full disk: make room from the oldest
+        b->record_id = id++;
     }
+    if (ok && commit_or_rollback("storing batches")) {
+        for (auto* b : batches) ++per_device_[b->device_index].queued;
+        next_id_ = id;
+        stats_.appended += batches.size();
+        queued_ += batches.size();
+        backlog_high_ = std::max(backlog_high_, queued_);
+        resolved();
+        return;
+    }
+    if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     std::uint64_t samples = 0;
-    for (auto* b : batches) samples += b->values.size();
-    stats_.dropped_full += samples;
-    if (!full_logged_) {
-        log()->error("store {}: cannot write ({}); {} sample(s) dropped, counted; the gateway keeps polling", path_,
-                     failure, samples);
-        full_logged_ = true;
+    for (auto* b : batches) {
+        b->record_id = 0;
+        samples += b->values.size();
     }
+    stats_.dropped_full += samples;
 }
 
 std::uint64_t Outbox::used_bytes() {
@@ -443,8 +506,8 @@ std::uint64_t Outbox::used_bytes() {
     return static_cast<std::uint64_t>((pages - free_pages) * size);
 }
 
-// Deletes the rows matching `where` (at most `limit`, oldest first), counting their samples.
-// Returns how many rows went.
+// Deletes the rows matching `where` (at most `limit`, oldest first), counting their samples once
+// the delete is done. Returns how many rows went.
 std::uint64_t Outbox::drop_rows(const std::string& where, std::int64_t limit) {
     sqlite3_stmt* st = nullptr;
     sqlite3_prepare_v2(db_, ("SELECT id, payload, device FROM outbox WHERE " + where + " ORDER BY id LIMIT ?1").c_str(),
@@ -452,6 +515,7 @@ std::uint64_t Outbox::drop_rows(const std::string& where, std::int64_t limit) {
     sqlite3_bind_int64(st, 1, limit);
     std::int64_t newest = 0;
     std::uint64_t rows = 0, samples = 0;
+    std::map<std::uint32_t, std::pair<std::uint64_t, std::uint64_t>> per_device;  // config index -> (rows, samples)
     while (sqlite3_step(st) == SQLITE_ROW) {
         newest = sqlite3_column_int64(st, 0);
         std::vector<std::pair<std::uint32_t, core::Value>> values;
@@ -461,15 +525,26 @@ std::uint64_t Outbox::drop_rows(const std::string& where, std::int64_t limit) {
         samples += values.size();
         if (auto d = device_index_.find(static_cast<std::uint32_t>(sqlite3_column_int64(st, 2)));
             d != device_index_.end()) {
-            auto& q = per_device_[d->second];
-            q.dropped += values.size();
-            q.queued -= std::min<std::uint64_t>(q.queued, 1);
+            auto& n = per_device[d->second];
+            ++n.first;
+            n.second += values.size();
         }
         ++rows;
     }
     sqlite3_finalize(st);
     if (rows == 0) return 0;
-    exec(("DELETE FROM outbox WHERE (" + where + ") AND id <= " + std::to_string(newest)).c_str());
+    const std::string sql = "DELETE FROM outbox WHERE (" + where + ") AND id <= " + std::to_string(newest);
+    bool done = exec(sql.c_str());
+    if (!done && release_reserve()) {  // a full disk: the WAL needs room to delete
+        sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+        done = exec(sql.c_str());
+    }
+    if (!done) return 0;  // nothing went: nothing is counted
+    for (const auto& [d, n] : per_device) {
+        auto& q = per_device_[d];
+        q.dropped += n.second;
+        q.queued -= std::min(q.queued, n.first);
+    }
     stats_.dropped_budget += samples;
     queued_ -= std::min(queued_, rows);
     dropped_through_ = std::max(dropped_through_, newest);
@@ -484,34 +559,53 @@ void Outbox::drop_oldest(std::uint64_t target_bytes) {
     }
 }
 
-std::int64_t Outbox::maintain(std::chrono::steady_clock::time_point now) {
-    if (!acks_.empty() || !discard_.empty()) {
-        exec("BEGIN");
+// Deletes the acknowledged records (and corrupt ones) in one transaction. When the disk is full
+// the reserve is given up and it is tried once more; acks that could not be applied stay queued
+// for the next turn, so a record is never counted as acknowledged before it is gone.
+bool Outbox::apply_acks() {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        if (!exec("BEGIN")) return false;
+        bool ok = true;
         std::uint64_t removed = 0;
+        std::vector<std::uint32_t> removed_of;  // config device index of each acknowledged row gone
         for (const auto& r : acks_) {
             sqlite3_bind_int64(remove_, 1, device_ids_[r.device]);
             sqlite3_bind_int64(remove_, 2, r.id);
-            sqlite3_step(remove_);
+            ok = sqlite3_step(remove_) == SQLITE_DONE;
             sqlite3_reset(remove_);
+            if (!ok) break;
             // A record the budget dropped meanwhile is gone already: count only what went now.
-            if (sqlite3_changes(db_) == 1) {
-                ++removed;
-                auto& q = per_device_[r.device].queued;
+            if (sqlite3_changes(db_) == 1) removed_of.push_back(r.device);
+        }
+        for (std::size_t i = 0; ok && i < discard_.size(); ++i) {
+            sqlite3_bind_int64(remove_, 1, discard_[i].device);
+            sqlite3_bind_int64(remove_, 2, discard_[i].id);
+            ok = sqlite3_step(remove_) == SQLITE_DONE;
+            sqlite3_reset(remove_);
+            if (ok) removed += static_cast<std::uint64_t>(sqlite3_changes(db_));
+        }
+        if (!ok) trouble("deleting acknowledged batches", sqlite3_errmsg(db_));
+        if (ok && commit_or_rollback("deleting acknowledged batches")) {
+            for (auto d : removed_of) {
+                auto& q = per_device_[d].queued;
                 q -= std::min<std::uint64_t>(q, 1);
             }
+            removed += removed_of.size();
+            stats_.acked += acks_.size();
+            queued_ -= std::min<std::uint64_t>(queued_, removed);
+            acks_.clear();
+            discard_.clear();
+            return true;
         }
-        for (const auto& r : discard_) {
-            sqlite3_bind_int64(remove_, 1, r.device);
-            sqlite3_bind_int64(remove_, 2, r.id);
-            sqlite3_step(remove_);
-            sqlite3_reset(remove_);
-            removed += static_cast<std::uint64_t>(sqlite3_changes(db_));
-        }
-        exec("COMMIT");
-        stats_.acked += acks_.size();
-        queued_ -= std::min<std::uint64_t>(queued_, removed);
-        acks_.clear();
-        discard_.clear();
+        if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        if (attempt > 0 || !release_reserve()) break;
+        sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+    }
+    return false;
+}
+
+std::int64_t Outbox::maintain(std::chrono::steady_clock::time_point now) {
+    if ((!acks_.empty() || !discard_.empty()) && apply_acks()) {
         // Drained: back to what live data keeps queued (a small fraction of the backlog's peak).
         if (backlog_high_ >= 1000 && queued_ <= std::max<std::uint64_t>(100, backlog_high_ / 100)) {
             log()->info("store {}: drained: a backlog of {} batch(es) has been delivered ({} queued now)", path_,
@@ -522,9 +616,22 @@ std::int64_t Outbox::maintain(std::chrono::steady_clock::time_point now) {
     }
     if (now - last_budget_ >= std::chrono::seconds(1)) {
         last_budget_ = now;
+        keep_reserve();  // given up on a full disk: taken again once there is room
         const std::uint64_t before = stats_.dropped_budget;
         if (max_age_ms_ > 0) drop_rows("ts < " + std::to_string(core::unix_ms_now() - max_age_ms_), INT64_MAX);
-        if (max_bytes_ > 0 && used_bytes() > max_bytes_) drop_oldest(max_bytes_ * 9 / 10);
+        // The WAL past its share of the budget: copied back and cut now, not at the next turn of
+        // the checkpoint thread (under a steady stream of commits it may not catch up by itself).
+        if (max_bytes_ > 0 && wal_bytes() > max_bytes_ / 8)
+            sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+        if (max_bytes_ > 0 && on_disk_bytes() > max_bytes_) {
+            // The pages in use make room for the WAL (at most its share) and the reserve.
+            const std::uint64_t others =
+                std::min<std::uint64_t>(wal_bytes(), max_bytes_ / 8) + (reserve_held_ ? reserve_bytes_ : 0);
+            drop_oldest(max_bytes_ * 9 / 10 > others ? max_bytes_ * 9 / 10 - others : 0);
+            // The deletes went through the WAL too.
+            if (wal_bytes() > max_bytes_ / 8)
+                sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+        }
         // One warning per episode; the episode ends when the backlog has drained below half the budget.
         if (stats_.dropped_budget != before && !over_budget_logged_) {
             log()->warn("store {}: over its budget ({} bytes{}); dropping the oldest queued data (counted)", path_,
@@ -616,13 +723,18 @@ std::map<std::string, std::vector<std::int64_t>> Outbox::recent_logins(std::int6
     return out;
 }
 
-void Outbox::limit_pages_for_test(int pages) {
-    exec(("PRAGMA max_page_count = " + std::to_string(pages)).c_str());
+void Outbox::limit_pages_for_test(int extra_pages) {
+    std::int64_t pages = 0;
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(db_, "PRAGMA page_count", -1, &st, nullptr);
+    if (sqlite3_step(st) == SQLITE_ROW) pages = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    exec(("PRAGMA max_page_count = " + std::to_string(pages + extra_pages)).c_str());
 }
 
 StoreStats Outbox::stats() {
     stats_.records = queued_;
-    stats_.bytes_used = used_bytes();
+    stats_.bytes_used = on_disk_bytes();
     return stats_;
 }
 

@@ -27,7 +27,7 @@ struct RecordId {
 
 struct StoreStats {
     std::uint64_t records = 0;     // queued batches
-    std::uint64_t bytes_used = 0;  // database pages in use
+    std::uint64_t bytes_used = 0;  // on disk: database pages in use, the WAL and the reserve
     std::uint64_t appended = 0;
     std::uint64_t acked = 0;
     std::uint64_t dropped_budget = 0;   // samples dropped by the disk budget / max age
@@ -45,8 +45,10 @@ class Outbox {
     // A reload (same gateway settings): maps the devices of `cfg`, aligned with the running
     // configuration (config/diff.hpp), and drops the records of devices it no longer has.
     void remap(const config::Config& cfg);
-    // False while appends fail (a full or read-only disk); true again after one succeeds.
-    bool writable() const { return !full_logged_; }
+    // False while the store cannot write (a full, failing or read-only file system); true again
+    // after a write succeeds. problem() says what failed, "" when nothing does.
+    bool writable() const { return trouble_.empty(); }
+    const std::string& problem() const { return trouble_; }
     ~Outbox();
     Outbox(const Outbox&) = delete;
     Outbox& operator=(const Outbox&) = delete;
@@ -81,8 +83,9 @@ class Outbox {
     void flush_logins();
     // Every session's attempts since `since_unix_ms` (one query, at start).
     std::map<std::string, std::vector<std::int64_t>> recent_logins(std::int64_t since_unix_ms);
-    // Tests: caps the database size so writes fail with SQLITE_FULL, as on a full file system.
-    void limit_pages_for_test(int pages);
+    // Tests: caps the database at its size now plus `extra_pages`, so that writes needing more
+    // fail with SQLITE_FULL, as on a full file system (1 << 30: no cap).
+    void limit_pages_for_test(int extra_pages);
 
     // Encoding of a batch's values (exposed for tests and the fuzz target). Decoding returns false
     // for a malformed blob.
@@ -93,6 +96,18 @@ class Outbox {
     Outbox() = default;
     bool init(const config::Config& cfg, std::string* error);
     bool exec(const char* sql);
+    // A disk problem (full, I/O error, read-only): the first of an episode is logged; the
+    // episode ends with the next write that succeeds (resolved()).
+    void trouble(const std::string& doing, const char* what);
+    void resolved();
+    bool commit_or_rollback(const char* doing);
+    // The reserve: a file of reserve_bytes_ kept beside the store and given up when a full disk
+    // would otherwise stop acks and the budget's deletes (a WAL needs room to delete).
+    void keep_reserve();
+    bool release_reserve();
+    std::uint64_t wal_bytes() const;
+    std::uint64_t on_disk_bytes();
+    bool apply_acks();
     void map_devices(const config::Config& cfg);
     void drop_oldest(std::uint64_t target_bytes);
     std::uint64_t drop_rows(const std::string& where, std::int64_t limit);
@@ -125,7 +140,13 @@ class Outbox {
     std::uint64_t backlog_high_ = 0;  // largest queue since it was last empty
     bool over_budget_logged_ = false;
     std::uint64_t episode_start_dropped_ = 0;
-    bool full_logged_ = false;
+    std::string trouble_;  // the disk problem of the current episode, "" when none
+    std::chrono::steady_clock::time_point trouble_since_{};
+    std::uint64_t trouble_dropped_ = 0;  // dropped_full when the episode began
+    std::string reserve_path_;
+    std::uint64_t reserve_bytes_ = 0;
+    bool reserve_held_ = false;
+    int wal_limit_frames_ = 4096;
     StoreStats stats_;
     // WAL checkpoints (the file system syncs) run on their own thread and connection, so the
     // north loop never waits for the disk (except with store_sync: batch, which asks for it).

@@ -121,15 +121,7 @@ void Splitter::feed(const char* data, std::size_t n, std::vector<Item>& out) {
 
 void Splitter::split(std::vector<Item>& out) {
     for (;;) {
-        if (!spec_.start.empty() && !in_frame_ && !discarding_) {
-            const auto at = buf_.find(spec_.start);
-            if (at == std::string::npos) {  // keep what may be the beginning of a start sequence
-                if (buf_.size() >= spec_.start.size()) buf_.erase(0, buf_.size() - (spec_.start.size() - 1));
-                return;
-            }
-            buf_.erase(0, at + spec_.start.size());
-            in_frame_ = true;
-        }
+        if (!find_start()) return;
         if (spec_.length > 0) {
             if (buf_.size() < spec_.length) return;
             out.push_back({buf_.substr(0, spec_.length), Drop::none});
@@ -138,38 +130,64 @@ void Splitter::split(std::vector<Item>& out) {
             continue;
         }
         const auto end = buf_.find(spec_.terminator);
-        // A start sequence before the terminator: what came before it was broken off.
-        const auto again = spec_.start.empty() ? std::string::npos : buf_.find(spec_.start);
-        if (again != std::string::npos && (end == std::string::npos || again < end)) {
-            if (!discarding_) out.push_back({printable(buf_.substr(0, again)), Drop::broken_off});
-            discarding_ = false;
-            buf_.erase(0, again + spec_.start.size());
-            in_frame_ = true;
-            continue;
-        }
+        if (broken_off(end, out)) continue;
         if (end == std::string::npos) {
-            if (buf_.size() > spec_.max_frame + spec_.terminator.size()) {
-                if (!discarding_) out.push_back({printable(buf_), Drop::too_long});
-                discarding_ = true;
-                // Keep what may be the beginning of a terminator or of a start sequence.
-                const std::size_t keep = std::max(spec_.terminator.size(), spec_.start.size()) - 1;
-                buf_.erase(0, buf_.size() - std::min(keep, buf_.size()));
-            }
+            hold(out);
             return;
         }
-        std::string frame = buf_.substr(0, end);
-        buf_.erase(0, end + spec_.terminator.size());
-        in_frame_ = false;
-        if (discarding_) {  // the tail of a too long frame
-            discarding_ = false;
-            continue;
-        }
-        if (spec_.terminator == "\n" && !frame.empty() && frame.back() == '\r') frame.pop_back();
-        if (frame.size() > spec_.max_frame) {
-            out.push_back({printable(frame), Drop::too_long});
-            continue;
-        }
-        if (frame.empty() && spec_.start.empty()) continue;  // blank lines between frames
+        take(end, out);
+    }
+}
+
+// Drops what comes before a start sequence (none: every byte belongs to a frame). False while
+// no start sequence has come.
+bool Splitter::find_start() {
+    if (spec_.start.empty() || in_frame_ || discarding_) return true;
+    const auto at = buf_.find(spec_.start);
+    if (at == std::string::npos) {  // keep what may be the beginning of a start sequence
+        if (buf_.size() >= spec_.start.size()) buf_.erase(0, buf_.size() - (spec_.start.size() - 1));
+        return false;
+    }
+    buf_.erase(0, at + spec_.start.size());
+    in_frame_ = true;
+    return true;
+}
+
+// A start sequence before the terminator (at `end`): what came before it was broken off, and a
+// new frame opens there. True when that happened.
+bool Splitter::broken_off(std::size_t end, std::vector<Item>& out) {
+    const auto again = spec_.start.empty() ? std::string::npos : buf_.find(spec_.start);
+    if (again == std::string::npos || (end != std::string::npos && again > end)) return false;
+    if (!discarding_) out.push_back({printable(buf_.substr(0, again)), Drop::broken_off});
+    discarding_ = false;
+    buf_.erase(0, again + spec_.start.size());
+    in_frame_ = true;
+    return true;
+}
+
+// No terminator yet: a frame past max_frame is reported once and dropped as it comes.
+void Splitter::hold(std::vector<Item>& out) {
+    if (buf_.size() <= spec_.max_frame + spec_.terminator.size()) return;
+    if (!discarding_) out.push_back({printable(buf_), Drop::too_long});
+    discarding_ = true;
+    // Keep what may be the beginning of a terminator or of a start sequence.
+    const std::size_t keep = std::max(spec_.terminator.size(), spec_.start.size()) - 1;
+    buf_.erase(0, buf_.size() - std::min(keep, buf_.size()));
+}
+
+// The frame up to its terminator at `end`.
+void Splitter::take(std::size_t end, std::vector<Item>& out) {
+    std::string frame = buf_.substr(0, end);
+    buf_.erase(0, end + spec_.terminator.size());
+    in_frame_ = false;
+    if (discarding_) {  // the tail of a too long frame
+        discarding_ = false;
+        return;
+    }
+    if (spec_.terminator == "\n" && !frame.empty() && frame.back() == '\r') frame.pop_back();
+    if (frame.size() > spec_.max_frame) {
+        out.push_back({printable(frame), Drop::too_long});
+    } else if (!frame.empty() || !spec_.start.empty()) {  // blank lines between frames are skipped
         out.push_back({std::move(frame), Drop::none});
     }
 }

@@ -49,6 +49,10 @@ class Splitter {
 
   private:
     void split(std::vector<Item>& out);
+    bool find_start();
+    bool broken_off(std::size_t end, std::vector<Item>& out);
+    void hold(std::vector<Item>& out);
+    void take(std::size_t end, std::vector<Item>& out);
     FrameSpec spec_;
     std::string buf_;
     bool in_frame_ = false;    // the start sequence was seen (always true without one)

@@ -317,6 +317,8 @@ class Daemon:
         """Every daemon keeps its outbox in the test's scratch directory."""
         if "\ngateway:\n" in "\n" + config_text.lstrip("\n"):
             return config_text.replace("gateway:\n", "gateway:\n  data_dir: %s\n" % self.data_dir, 1)
+        if "\ngateway: {" in "\n" + config_text.lstrip("\n"):  # flow style: a second gateway key would win
+            return config_text.replace("gateway: {", "gateway: { data_dir: %s," % self.data_dir, 1)
         return "gateway:\n  data_dir: %s\n" % self.data_dir + config_text
 
     def rewrite_config(self, config_text):

@@ -104,7 +104,8 @@ devices:
         http = free_port()
         points = "[ { name: a, area: holding, address: 100 }, { name: b, area: holding, address: 300 } ]"
         daemon = Daemon(procs, f"""
-gateway: {{ http: "127.0.0.1:{http}" }}
+gateway:
+  http: "127.0.0.1:{http}"
 clouds:
   c: {{ platform: mqtt, host: 127.0.0.1, port: {broker.port} }}
 buses:

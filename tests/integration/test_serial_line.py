@@ -192,7 +192,8 @@ devices:
         sub = Subscriber(procs, broker, ["fl/#"])
         http = free_port()
         daemon = Daemon(procs, f"""
-gateway: {{ http: "127.0.0.1:{http}" }}
+gateway:
+  http: "127.0.0.1:{http}"
 clouds:
   c: {{ platform: mqtt, host: 127.0.0.1, port: {broker.port}, topic: "fl/{{device}}/{{point}}", payload: "{{value}} {{ts_ms}}" }}
 buses:

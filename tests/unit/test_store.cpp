@@ -167,7 +167,7 @@ TEST_CASE("the disk budget drops the oldest data and counts exactly what it drop
     CHECK(rest.back().record_id == 20000);
 }
 
-TEST_CASE("a full file system drops the oldest data to make room, then counts what it cannot store") {
+TEST_CASE("a full file system keeps what is stored, counts what it cannot store, and resumes by itself") {
     const auto dir = temp_dir();
     std::string err;
     auto o = store::Outbox::open(make_config(dir), &err);
@@ -175,18 +175,29 @@ TEST_CASE("a full file system drops the oldest data to make room, then counts wh
     std::vector<core::SampleBatch> first;
     for (int i = 0; i < 3000; ++i) first.push_back(batch(1, i, i));
     append(*o, first);
-    const auto pages = static_cast<int>(o->stats().bytes_used / 4096) + 2;
-    o->limit_pages_for_test(pages);  // the disk is now full
+    o->limit_pages_for_test(0);  // the disk is now full
     std::vector<core::SampleBatch> more;
     for (int i = 0; i < 500; ++i) more.push_back(batch(1, 10000 + i, i));
-    append(*o, more);  // room is made by dropping the oldest
-    CHECK(more.back().record_id != 0);
-    CHECK(o->stats().dropped_budget > 0);
-    std::vector<core::SampleBatch> lost{batch(1, 20000, 1)};
-    lost[0].values[0].value = std::string(1 << 20, 'x');  // larger than everything that could be freed
-    append(*o, lost);
-    CHECK(lost[0].record_id == 0);
-    CHECK(o->stats().dropped_full == 1);  // counted, and no crash
+    append(*o, more);
+    // Nothing stored before is touched to make room; what could not be stored is counted.
+    CHECK(more.back().record_id == 0);
+    CHECK(o->stats().dropped_full == 500);
+    CHECK(o->stats().dropped_budget == 0);
+    CHECK_FALSE(o->writable());
+    CHECK(o->problem().find("full") != std::string::npos);
+    CHECK(o->load({1}, 0, INT64_MAX, 100000).size() == 3000);
+    // Acknowledged records are still deleted on the full disk, and counted only once gone.
+    for (int i = 0; i < 100; ++i) o->ack(1, first[static_cast<std::size_t>(i)].record_id);
+    o->maintain(std::chrono::steady_clock::now());
+    CHECK(o->stats().records == 2900);
+    CHECK(o->stats().acked == 100);
+    // Space returns: the next batch is stored.
+    o->limit_pages_for_test(1 << 30);
+    std::vector<core::SampleBatch> later{batch(1, 20000, 1)};
+    append(*o, later);
+    CHECK(later[0].record_id != 0);
+    CHECK(o->writable());
+    CHECK(o->stats().records == 2901);
 }
 
 TEST_CASE("login attempts are remembered across restarts") {
