@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages fieldlink needs to build, test, benchmark and run the demo.
 # With --test, also what only the test command needs: the arm64 and armhf cross compilers,
-# qemu-user, debootstrap (the cross builds' target sysroots, scripts/sysroot.sh, and the container
+# libfaketime (the wall clock moved under the daemon), qemu-user, debootstrap (the cross builds' target sysroots, scripts/sysroot.sh, and the container
 # image's base) and podman with runc.
 # No foreign architecture is added to this machine: the cross builds take their target libraries
 # from a sysroot of the release suite (scripts/sysroot.sh), so nothing depends on this machine's
@@ -20,7 +20,7 @@ PACKAGES=(
   socat mbpoll systemd go-md2man chromium curl clang libclang-rt-14-dev clang-format clang-tidy libtsan2 libasan8 libubsan1 python3-dnspython
 )
 if $TEST_PACKAGES; then
-  PACKAGES+=(g++-aarch64-linux-gnu g++-arm-linux-gnueabihf qemu-user-static debootstrap wget podman runc)
+  PACKAGES+=(g++-aarch64-linux-gnu g++-arm-linux-gnueabihf qemu-user-static debootstrap wget podman runc faketime)
 fi
 
 SUDO=""

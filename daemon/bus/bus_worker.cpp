@@ -13,6 +13,7 @@
 
 #include "config/diff.hpp"
 #include "config/writes.hpp"
+#include "core/clock.hpp"
 #include "core/log.hpp"
 #include "mapping/decode.hpp"
 
@@ -256,6 +257,7 @@ core::SampleBatch presence(core::SampleBatch::Kind kind, const core::SampleBatch
     b.kind = kind;
     b.device_index = poll.device_index;
     b.timestamp_ms = poll.timestamp_ms;
+    b.boot_ms = poll.boot_ms;
     return b;
 }
 
@@ -458,6 +460,7 @@ void BusWorker::poll(Device& d, std::vector<core::SampleBatch>& round) {
     core::SampleBatch batch;
     batch.device_index = static_cast<std::uint32_t>(d.index);
     batch.timestamp_ms = core::unix_ms_now();
+    batch.boot_ms = core::boot_ms();
     batch.values.reserve(dc.points.size());
     bool answered = true;
     d.refused = false;
@@ -476,6 +479,7 @@ void BusWorker::poll(Device& d, std::vector<core::SampleBatch>& round) {
         const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch() -
                                                                                std::chrono::nanoseconds(taken_at_ns_));
         batch.timestamp_ms = core::unix_ms_now() - std::max<std::int64_t>(age.count(), 0);
+        batch.boot_ms = core::boot_ms() - std::max<std::int64_t>(age.count(), 0);
     }
     if (!answered) {
         ++d.failures;
@@ -659,6 +663,7 @@ void BusWorker::execute(core::WriteJob& job, std::vector<core::SampleBatch>& rou
         core::SampleBatch b;
         b.device_index = job.device;
         b.timestamp_ms = core::unix_ms_now();
+        b.boot_ms = core::boot_ms();
         b.values = job.read_back;
         for (const auto& pv : b.values) {  // a written value is news, whatever its deadband
             if (pv.point_index < d->sent.size()) d->sent[pv.point_index].reset();

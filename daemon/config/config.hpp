@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 
+#include "core/clock.hpp"
 #include "core/duration.hpp"
 #include "core/value.hpp"
 #include "types.hpp"
@@ -38,13 +39,15 @@ struct GatewayConfig {
     std::string status_dir;
     const std::string& status_path() const { return status_dir.empty() ? data_dir : status_dir; }
     std::string log_level = "info";
-    std::string plugin_dir;                        // empty: built-in default
-    bool store_on_disk = true;                     // false: `store: memory` (no durability; for comparison)
-    std::uint64_t store_max_bytes = 256ULL << 20;  // disk budget of the outbox
-    Duration store_max_age{0};                     // 0: no age limit
-    Duration store_sync{1000};                     // 0: fsync every batch; else WAL checkpoint interval
-    std::vector<std::string> dns_servers;          // "ip[:port]"; empty: the system's resolver configuration
-    Duration dns_timeout{5000};                    // per query try
+    std::string plugin_dir;
+    // When samples may be stamped with the wall clock (core/clock.hpp); before, they are held.
+    core::ClockPolicy clock = core::ClockPolicy::automatic;  // empty: built-in default
+    bool store_on_disk = true;                               // false: `store: memory` (no durability; for comparison)
+    std::uint64_t store_max_bytes = 256ULL << 20;            // disk budget of the outbox
+    Duration store_max_age{0};                               // 0: no age limit
+    Duration store_sync{1000};                               // 0: fsync every batch; else WAL checkpoint interval
+    std::vector<std::string> dns_servers;                    // "ip[:port]"; empty: the system's resolver configuration
+    Duration dns_timeout{5000};                              // per query try
     // Metrics, health and the status page over HTTP (`http: 9910` or `http: HOST:PORT`); port 0: off.
     std::string http_host = "127.0.0.1";
     int http_port = 0;

@@ -67,10 +67,10 @@ bool same_option(const DriverOption& a, const DriverOption& b) {
 
 bool same_gateway(const GatewayConfig& a, const GatewayConfig& b) {
     // log_level is left out: a reload applies it without restarting anything.
-    return std::tie(a.data_dir, a.status_dir, a.plugin_dir, a.store_on_disk, a.store_max_bytes, a.store_max_age,
-                    a.store_sync, a.dns_servers, a.dns_timeout, a.http_host, a.http_port) ==
-           std::tie(b.data_dir, b.status_dir, b.plugin_dir, b.store_on_disk, b.store_max_bytes, b.store_max_age,
-                    b.store_sync, b.dns_servers, b.dns_timeout, b.http_host, b.http_port);
+    return std::tie(a.data_dir, a.status_dir, a.plugin_dir, a.clock, a.store_on_disk, a.store_max_bytes,
+                    a.store_max_age, a.store_sync, a.dns_servers, a.dns_timeout, a.http_host, a.http_port) ==
+           std::tie(b.data_dir, b.status_dir, b.plugin_dir, b.clock, b.store_on_disk, b.store_max_bytes,
+                    b.store_max_age, b.store_sync, b.dns_servers, b.dns_timeout, b.http_host, b.http_port);
 }
 
 bool same_cloud(const CloudConfig& a, const CloudConfig& b) {

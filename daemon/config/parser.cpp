@@ -84,6 +84,18 @@ const Field<GatewayConfig> kGatewayFields[] = {
                 r.enumeration<std::string>(n, parse_log_level, "trace, debug, info, warn, error, critical, off"));
      }},
     {"plugin_dir", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) { set_if(g.plugin_dir, r.string(n)); }},
+    {"clock", false,
+     [](GatewayConfig& g, const YAML::Node& n, Reader& r) {
+         set_if(g.clock, r.enumeration<core::ClockPolicy>(
+                             n,
+                             [](std::string_view x) -> std::optional<core::ClockPolicy> {
+                                 if (x == "auto") return core::ClockPolicy::automatic;
+                                 if (x == "wait") return core::ClockPolicy::wait;
+                                 if (x == "off") return core::ClockPolicy::off;
+                                 return std::nullopt;
+                             },
+                             "auto, wait, off"));
+     }},
     {"store", false,
      [](GatewayConfig& g, const YAML::Node& n, Reader& r) {
          auto v = r.enumeration<std::string>(

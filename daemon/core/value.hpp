@@ -23,6 +23,7 @@ struct SampleBatch {
     Kind kind = Kind::samples;
     std::uint32_t device_index = 0;  // index into Config::devices
     std::int64_t timestamp_ms = 0;   // acquisition time, Unix ms
+    std::int64_t boot_ms = 0;        // acquisition time on the boot-time clock (0: unknown; core/clock.hpp)
     std::vector<PointValue> values;
     std::int64_t record_id = 0;  // outbox record (0: not stored)
 };

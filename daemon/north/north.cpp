@@ -163,6 +163,17 @@ bool North::start(std::string* error) {
         ::mkdir(cfg_->gateway.data_dir.c_str(), 0750);  // status.json and metrics.prom may still go there
     }
     if (!cfg_->gateway.status_dir.empty()) ::mkdir(cfg_->gateway.status_dir.c_str(), 0750);
+    // A wall clock before this build's date or the newest stored sample is not to be trusted
+    // with stamps until it is set (core/clock.hpp).
+    const std::int64_t floor =
+        std::max<std::int64_t>(std::int64_t{FIELDLINK_BUILD_EPOCH} * 1000, store_ ? store_->newest_timestamp_ms() : 0);
+    clock_ = std::make_unique<core::ClockWatch>(cfg_->gateway.clock, floor);
+    if (!clock_->trusted()) {
+        core::logger("north")->warn(
+            "the wall clock ({} ms) cannot be trusted yet: {}; samples are held in memory and stamped with their true "
+            "time once it can (gateway.clock)",
+            core::unix_ms_now(), clock_->why_not());
+    }
     auto infos = plan_sessions(*cfg_, profiles_);
     const auto logins =
         store_ ? store_->recent_logins(core::unix_ms_now() - 5000) : std::map<std::string, std::vector<std::int64_t>>{};
@@ -237,6 +248,16 @@ void North::drain_queue() {
     queue_.drain(batches);
     last_drain_ = loop_.now();
     if (batches.empty()) return;
+    if (!clock_->trusted()) {
+        hold(batches);
+        return;
+    }
+    deliver(batches);
+}
+
+// Stored (one transaction), remembered for the status, routed; each session that got data
+// flushes once.
+void North::deliver(std::deque<core::SampleBatch>& batches) {
     if (store_) {
         std::vector<core::SampleBatch*> ptrs;
         ptrs.reserve(batches.size());
@@ -263,6 +284,44 @@ void North::drain_queue() {
     touched_.clear();
 }
 
+// Held in memory, in order, until the wall clock can be trusted; past kMaxHeld the oldest go,
+// counted (a clock that is never set must not take the memory of the Pi).
+void North::hold(std::deque<core::SampleBatch>& batches) {
+    constexpr std::size_t kMaxHeld = 200'000;
+    for (auto& b : batches) held_.push_back(std::move(b));
+    if (held_.size() <= kMaxHeld) return;
+    const std::size_t over = held_.size() - kMaxHeld;
+    if (held_dropped_ == 0) {
+        core::logger("north")->error("{} batches held for the clock: the oldest are dropped from now on, counted",
+                                     kMaxHeld);
+    }
+    for (std::size_t i = 0; i < over; ++i) held_dropped_ += held_[i].values.size();
+    held_.erase(held_.begin(), held_.begin() + static_cast<std::ptrdiff_t>(over));
+}
+
+// Twice a second: a step of the wall clock (NTP answering, an operator's date -s) lets every
+// session waiting to log in try at once with fresh credentials; the first time the clock can be
+// trusted, what was held is stamped with its true time and goes out, oldest first.
+void North::watch_clock() {
+    const bool was = clock_->trusted();
+    if (const std::int64_t step = clock_->check(); step != 0) {
+        core::logger("north")->warn(
+            "the wall clock stepped by {:+.3f} s; sessions waiting to log in try again now, with fresh credentials",
+            static_cast<double>(step) / 1000.0);
+        for (auto& s : sessions_) s->clock_stepped();
+    }
+    if (was || !clock_->trusted()) return;
+    for (auto& b : held_) {
+        if (b.boot_ms != 0) b.timestamp_ms = clock_->unix_ms_at(b.boot_ms);
+    }
+    core::logger("north")->info(
+        "the wall clock can be trusted now: {} batch(es) held since start are stamped with their true time and sent",
+        held_.size());
+    std::deque<core::SampleBatch> batches;
+    batches.swap(held_);
+    if (!batches.empty()) deliver(batches);
+}
+
 void North::remember(const core::SampleBatch& b) {
     if (b.device_index >= latest_.size()) return;
     auto& l = latest_[b.device_index];
@@ -281,6 +340,7 @@ void North::remember(const core::SampleBatch& b) {
 
 // Acknowledged records are deleted, the budget enforced and the totals published twice a second.
 void North::maintain(TimePoint now) {
+    watch_clock();
     if (store_) {
         if (const std::int64_t dropped = store_->maintain(now)) {
             for (auto& s : sessions_) s->forget_through(dropped);
@@ -460,6 +520,8 @@ void North::watchdog_tick(TimePoint) {
     std::string status =
         fmt::format("STATUS={}/{} sessions up, {} queued, {} dropped", connected_, sessions_.size(), queued, dropped);
     if (const std::string disk = disk_problem(); !disk.empty()) status += "; " + disk;
+    if (!clock_->trusted())
+        status += fmt::format("; waiting for the wall clock to be set ({} batches held)", held_.size());
     const std::string stuck = stuck_ ? stuck_() : std::string();
     if (stuck.empty()) {
         if (!stuck_logged_.empty()) core::logger("north")->info("watchdog: every bus worker makes progress again");

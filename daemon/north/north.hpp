@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -15,6 +16,7 @@
 
 #include "config/config.hpp"
 #include "core/bounded_queue.hpp"
+#include "core/clock.hpp"
 #include "core/value.hpp"
 #include "core/write_job.hpp"
 #include "north/loop.hpp"
@@ -141,6 +143,14 @@ class North {
     std::atomic<std::size_t> attempted_{0};
     std::atomic<bool> store_writable_{true};
     void status_written(const std::string& why);
+    // The wall clock (core/clock.hpp): batches taken before it can be trusted are held in memory,
+    // in order, and stamped with their true time once it can.
+    void deliver(std::deque<core::SampleBatch>& batches);
+    void hold(std::deque<core::SampleBatch>& batches);
+    void watch_clock();
+    std::unique_ptr<core::ClockWatch> clock_;
+    std::deque<core::SampleBatch> held_;
+    std::uint64_t held_dropped_ = 0;
     void update_disk_problem();
     std::string status_trouble_;  // why the status files could not be written, "" when they were
     mutable std::mutex disk_problem_mutex_;

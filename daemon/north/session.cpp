@@ -230,6 +230,14 @@ void Session::lost(const char* why, int rc) {
     schedule_reconnect(env_.loop->now());
 }
 
+void Session::clock_stepped() {
+    if (credentials_ && credentials_->expires_s != 0) credentials_->expires_s = 1;  // made again when next needed
+    failures_ = 0;
+    if (state_ != State::waiting) return;
+    reconnect_at_ = env_.loop->now();
+    reschedule();
+}
+
 void Session::rebase(SessionInfo info, const Profile& profile) {
     info_ = std::move(info);
     cloud_ = info_.cloud;

@@ -101,6 +101,10 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     void rebase(SessionInfo info, const Profile& profile);
     // Disconnects cleanly and stays down (shutdown, reload).
     void stop();
+    // The wall clock stepped: credentials dated under the old clock are made again, and a session
+    // waiting to log in tries now (within the login-rate rule), without the backoff it earned
+    // while its tokens were dated wrong. A connected session stays connected.
+    void clock_stepped();
     // A write this session handed to a bus worker has finished (called on the loop's thread):
     // the platform gets its reply, unless the deadline already answered it.
     void write_done(const core::WriteJob& job);

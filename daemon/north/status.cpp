@@ -99,8 +99,9 @@ void North::write_status(TimePoint now) {
     last_samples_sent_.resize(sessions_.size());
     AtomicFile status(cfg_->gateway.status_path() + "/status.json");
     AtomicFile prom(cfg_->gateway.status_path() + "/metrics.prom");
-    status.print(R"({{"time_ms":{},"period_ms":{},"sessions_total":{},"sessions_connected":{},"sessions":[)", now_ms,
-                 status_period_.count(), sessions_.size(), connected_);
+    status.print(R"({{"time_ms":{},"period_ms":{},"clock_trusted":{},"held_for_clock":{},"sessions_total":{},)"
+                 R"("sessions_connected":{},"sessions":[)",
+                 now_ms, status_period_.count(), clock_->trusted(), held_.size(), sessions_.size(), connected_);
     std::int64_t oldest_all = 0;
     for (std::size_t i = 0; i < sessions_.size(); ++i) {
         const auto& s = *sessions_[i];

@@ -297,6 +297,9 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
     sqlite3_prepare_v2(db_, "SELECT COALESCE(MAX(id), 0) FROM outbox", -1, &st, nullptr);
     if (sqlite3_step(st) == SQLITE_ROW) next_id_ = sqlite3_column_int64(st, 0) + 1;
     sqlite3_finalize(st);
+    sqlite3_prepare_v2(db_, "SELECT COALESCE(MAX(ts), 0) FROM outbox", -1, &st, nullptr);
+    if (sqlite3_step(st) == SQLITE_ROW) newest_ts_ = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
     sqlite3_prepare_v2(db_, "INSERT INTO outbox(device, id, ts, payload) VALUES (?1, ?2, ?3, ?4)", -1, &insert_,
                        nullptr);
     sqlite3_prepare_v2(db_, "DELETE FROM outbox WHERE device = ?1 AND id = ?2", -1, &remove_, nullptr);

@@ -77,6 +77,9 @@ class Outbox {
     };
     const std::vector<DeviceQueue>& per_device() const { return per_device_; }
     const std::string& path() const { return path_; }
+    // The acquisition time of the newest record at open (0: none): a wall clock before it is
+    // not to be trusted.
+    std::int64_t newest_timestamp_ms() const { return newest_ts_; }
     // Connection attempts per session, kept across restarts (login-rate limit): recorded in
     // memory, written by flush_logins() in one transaction (the north loop calls it every turn).
     void record_login(const std::string& session, std::int64_t unix_ms) { logins_.emplace_back(session, unix_ms); }
@@ -131,6 +134,7 @@ class Outbox {
     std::vector<DeviceQueue> per_device_;
     std::vector<std::pair<std::string, std::int64_t>> logins_;
     std::int64_t next_id_ = 1;
+    std::int64_t newest_ts_ = 0;
     std::uint64_t max_bytes_ = 0;
     std::int64_t max_age_ms_ = 0;
     std::chrono::milliseconds sync_interval_{1000};

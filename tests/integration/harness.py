@@ -305,13 +305,13 @@ def tcp_to_pty(procs, port, name="conv"):
 
 
 class Daemon:
-    def __init__(self, procs, config_text, name="fieldlinkd.log", extra=(), data_dir=None):
+    def __init__(self, procs, config_text, name="fieldlinkd.log", extra=(), data_dir=None, env=None):
         self.procs = procs
         self.name = name
         self.data_dir = data_dir or procs.path("data")
         self.config = procs.write("config.yaml", self._with_data_dir(config_text))
         self.proc = procs.start(RUN_UNDER + [os.path.join(BIN, "fieldlinkd"), "--config", self.config,
-                                 "--plugin-dir", PLUGINS] + list(extra), name)
+                                 "--plugin-dir", PLUGINS] + list(extra), name, env=env)
 
     def _with_data_dir(self, config_text):
         """Every daemon keeps its outbox in the test's scratch directory."""

@@ -104,6 +104,28 @@ TEST_CASE("bad duration") {
           "h (e.g. 300ms, 5s, 1m)");
 }
 
+TEST_CASE("gateway.clock: auto, wait or off; the clock watch follows the policy and the floor") {
+    const auto with = [](const std::string& v) {
+        return replace(kBase, "  data_dir: /tmp/fl", "  data_dir: /tmp/fl\n  clock: " + v);
+    };
+    auto r = load_config_text(with("wait"), "gw.yaml", &test::drivers());
+    REQUIRE(r.ok());
+    CHECK(r.config.gateway.clock == core::ClockPolicy::wait);
+    CHECK(load_config_text(kBase, "gw.yaml", &test::drivers()).config.gateway.clock == core::ClockPolicy::automatic);
+    const auto e = only_error(with("ntp"));
+    CHECK(e.find("clock") != std::string::npos);
+    CHECK(e.find("auto, wait, off") != std::string::npos);
+    // off: trusted whatever the clock says; auto: a floor in the past is passed, one far in the
+    // future is not (unless the kernel says the clock is synchronised); no step without one.
+    CHECK(core::ClockWatch(core::ClockPolicy::off, INT64_MAX).trusted());
+    CHECK(core::ClockWatch(core::ClockPolicy::automatic, 0).trusted());
+    core::ClockWatch future(core::ClockPolicy::automatic, INT64_MAX);
+    CHECK(future.trusted() == core::kernel_clock_synced());
+    CHECK(future.check() == 0);
+    CHECK(future.unix_ms_at(core::boot_ms()) ==
+          doctest::Approx(static_cast<double>(core::unix_ms_now())).epsilon(1e-9));
+}
+
 TEST_CASE("resolver addresses are literal addresses with an optional port") {
     const auto with = [](const std::string& list) {
         return replace(kBase, "  data_dir: /tmp/fl", "  data_dir: /tmp/fl\n  dns_servers: " + list);
