@@ -19,6 +19,7 @@ shift $(($# < 2 ? $# : 2))
 "$PY" bench/throughput.py build-bench "$secs"
 ./build-bench/bench/store_bench
 "$PY" bench/replay.py build-bench 1000000
+"$PY" bench/wear.py build-bench 60
 "$PY" bench/footprint.py build-bench 5
 "$PY" bench/control.py build-bench 500
 "$PY" bench/deadband.py build-bench 30
