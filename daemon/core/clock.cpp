@@ -34,11 +34,11 @@ bool kernel_clock_synced() {
     return state != -1 && state != TIME_ERROR && (tx.status & STA_UNSYNC) == 0;
 }
 
-ClockWatch::ClockWatch(ClockPolicy policy, std::int64_t floor_unix_ms) : policy_(policy), floor_(floor_unix_ms) {
-    offset_ = wall_ms() - boot_ms();
-    trusted_ = policy_ == ClockPolicy::off || kernel_clock_synced() ||
-               (policy_ == ClockPolicy::automatic && wall_ms() >= floor_);
-}
+ClockWatch::ClockWatch(ClockPolicy policy, std::int64_t floor_unix_ms)
+    : policy_(policy),
+      offset_(wall_ms() - boot_ms()),
+      trusted_(policy == ClockPolicy::off || kernel_clock_synced() ||
+               (policy == ClockPolicy::automatic && wall_ms() >= floor_unix_ms)) {}
 
 std::int64_t ClockWatch::check() {
     const std::int64_t offset = wall_ms() - boot_ms();

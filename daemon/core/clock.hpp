@@ -38,7 +38,6 @@ class ClockWatch {
 
   private:
     ClockPolicy policy_;
-    std::int64_t floor_;
     std::int64_t offset_ = 0;  // wall - boot, ms, at the last look
     bool trusted_ = false;
 };

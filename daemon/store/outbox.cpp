@@ -228,9 +228,10 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
     max_age_ms_ = g.store_max_age.count();
     sync_interval_ = g.store_sync;
     // The reserve and the WAL take their share of the budget: an eighth each at most.
-    reserve_bytes_ = max_bytes_ > 0 ? std::clamp<std::uint64_t>(max_bytes_ / 8, 16 * 1024, 1024 * 1024) : 1024 * 1024;
+    constexpr std::uint64_t kKiB = 1024;
+    reserve_bytes_ = max_bytes_ > 0 ? std::clamp<std::uint64_t>(max_bytes_ / 8, 16 * kKiB, kKiB * kKiB) : kKiB * kKiB;
     const std::uint64_t wal_limit =
-        max_bytes_ > 0 ? std::clamp<std::uint64_t>(max_bytes_ / 8, 64 * 1024, 16 << 20) : 16 << 20;
+        max_bytes_ > 0 ? std::clamp<std::uint64_t>(max_bytes_ / 8, 64 * kKiB, 16 * kKiB * kKiB) : 16 * kKiB * kKiB;
     wal_limit_frames_ = static_cast<int>(std::min<std::uint64_t>(wal_limit / 4096, kWalLimitFrames));
     // Missing parents are made too (a relative ./run/data on a fresh checkout); the directory
     // itself is private to the service's user and group.
