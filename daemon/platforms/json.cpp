@@ -169,11 +169,38 @@ bool writes_of(const config::DeviceConfig& d, const Json& params, std::vector<co
     return true;
 }
 
+int json_depth(std::string_view text, int limit) {
+    int depth = 0, deepest = 0;
+    bool in_string = false;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (in_string) {
+            if (c == '\\') {
+                ++i;  // the escaped character, whatever it is
+            } else if (c == '"') {
+                in_string = false;
+            }
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            deepest = std::max(deepest, ++depth);
+            if (deepest > limit) return deepest;
+        } else if (c == ']' || c == '}') {
+            --depth;
+        }
+    }
+    return deepest;
+}
+
 bool plain_command(const config::DeviceConfig& d, const std::string& payload, std::vector<core::PointValue>& out,
                    std::string* id, std::string* why) {
     std::string text = payload;
     while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
-    const Json j = Json::parse(text, nullptr, false);
+    if (json_depth(text, kMaxJsonDepth) > kMaxJsonDepth) {
+        *why = "the command nests deeper than " + std::to_string(kMaxJsonDepth) + " levels";
+        return false;
+    }
+    const Json j = parse_json(text);
     if (!j.is_discarded() && j.is_object()) {
         Json params = j;
         const bool has_id_point =

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -50,9 +51,23 @@ void append_event_params(std::string& out, const config::DeviceConfig& d, const 
 
 using Json = nlohmann::json;
 
-// nullopt for anything that is not a JSON object.
+// Messages from outside nest at most this deep: no platform's command needs more than a few
+// levels, and a parsed value is copied and serialised recursively (100,000 levels of [[[...]]],
+// 200 KB, overflowed the north thread's stack).
+constexpr int kMaxJsonDepth = 32;
+// The deepest nesting of [ and { in a JSON text, outside strings (counting stops past `limit`).
+int json_depth(std::string_view text, int limit);
+// Parses a message from outside: discarded (is_discarded()) when it is not JSON or nests deeper
+// than kMaxJsonDepth.
+inline Json parse_json(const std::string& text) {
+    Json j(Json::value_t::discarded);
+    if (json_depth(text, kMaxJsonDepth) <= kMaxJsonDepth) j = Json::parse(text, nullptr, false);
+    return j;
+}
+
+// nullopt for anything that is not a JSON object (or nests too deep).
 inline std::optional<Json> parse_object(const std::string& payload) {
-    Json j = Json::parse(payload, nullptr, false);
+    Json j = parse_json(payload);
     if (j.is_discarded() || !j.is_object()) return std::nullopt;
     return j;
 }

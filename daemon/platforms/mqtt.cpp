@@ -78,7 +78,7 @@ class MqttTemplate : public north::Profile {
             ok = plain_command(d, payload, c.values, &c.id, &why);
         } else {
             Json one = Json::object();
-            const Json v = Json::parse(payload, nullptr, false);
+            const Json v = parse_json(payload);
             one[point] = v.is_discarded() ? Json(payload) : v;
             ok = writes_of(d, one, c.values, &why);
         }

@@ -3,7 +3,8 @@
 (functions in daemon/ and plugins/, from -print_coverage). The full log is printed when the
 fuzzer fails (a crash, a leak, a timeout); its reproducer is left in the working directory.
 
-Usage: run_fuzzer.py FUZZER SECONDS CORPUS_DIR [SEED_DIR ...]
+Usage: run_fuzzer.py FUZZER SECONDS CORPUS_DIR [SEED_DIR ...] [-flag=value ...]
+(arguments starting with - are passed to libFuzzer: -max_len, -dict)
 """
 import os
 import re
@@ -12,11 +13,13 @@ import sys
 
 
 def main():
-    fuzzer, seconds, corpus, seeds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+    fuzzer, seconds, corpus = sys.argv[1], sys.argv[2], sys.argv[3]
+    seeds = [a for a in sys.argv[4:] if not a.startswith("-")]
+    flags = [a for a in sys.argv[4:] if a.startswith("-")]
     os.makedirs(corpus, exist_ok=True)
     name = os.path.basename(fuzzer)
     p = subprocess.run([fuzzer, "-max_total_time=" + seconds, "-rss_limit_mb=2048", "-timeout=10", "-print_final_stats=1",
-                        "-print_coverage=1", corpus] + seeds, capture_output=True, text=True, errors="replace")
+                        "-print_coverage=1"] + flags + [corpus] + seeds, capture_output=True, text=True, errors="replace")
     log = p.stdout + p.stderr
     done = re.search(r"#(\d+)\s+DONE\s+cov: (\d+) ft: (\d+) corp: (\d+)/(\S+)", log)
     per_file = {}

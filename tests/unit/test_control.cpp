@@ -339,6 +339,37 @@ TEST_CASE("OneNET thing model: property set, service invoke, sub-device set and 
     CHECK(in.replies.empty());
 }
 
+TEST_CASE("a command nested 100,000 levels deep is refused on every platform's command topic, without a crash") {
+    // 100,000 nested arrays as a write's value (about 200 KB, under every payload limit): copied
+    // or serialised recursively, it overflowed the north thread's stack.
+    const std::string deep = std::string(100'000, '[') + "1" + std::string(100'000, ']');
+    const std::string in_params = R"({"id":"9","params":{"sp":)" + deep + "}}";
+    Platforms f;
+    const std::pair<const char*, std::string> asks[][1] = {
+        {{"gw", "$sys/PID/gw/thing/property/set"}},
+        {{"gw", "$sys/PID/gw/thing/sub/property/set"}},
+        {{"dpdev", "$sys/469948/dpdev/cmd/request/c-9"}},
+        {{"das1", "sys/pk/das1/thing/properties/set"}},
+        {{"mq1", "fl/mq1/set/sp"}},
+        {{"mq2", "fl/mq2/cmd"}},
+        {{"old", "$creq/9a1c-uuid"}},
+        {{"tb", "v1/gateway/rpc"}},
+        {{"tb", "v1/gateway/attributes"}},
+    };
+    for (const auto& a : asks) {
+        for (const std::string& payload : {in_params, R"({"sp":)" + deep + "}", deep}) {
+            CAPTURE(a[0].second);
+            const auto in = f.ask(a[0].first, a[0].second, payload);
+            CHECK_FALSE(in.write);
+        }
+    }
+    CHECK(platforms::json_depth(deep, platforms::kMaxJsonDepth) == platforms::kMaxJsonDepth + 1);
+    CHECK(platforms::parse_json(deep).is_discarded());
+    CHECK(platforms::parse_json(std::string(32, '[') + std::string(32, ']')).is_array());
+    CHECK(platforms::json_depth(R"({"a":"[[[[{{{{","b":[[1]]})", 32) == 3);  // brackets in strings do not count
+    CHECK(platforms::json_depth(R"({"a":"\"[[[["})", 32) == 1);
+}
+
 TEST_CASE("OneNET datapoints and legacy: plain commands, point=value and JSON objects") {
     Platforms f;
     auto in = f.ask("dpdev", "$sys/469948/dpdev/cmd/request/c-1", "on");
