@@ -354,7 +354,6 @@ void North::update_disk_problem() {
     std::string p;
     if (store_ && !store_->writable()) p = "the store cannot write: " + store_->problem();
     if (!status_trouble_.empty()) p += (p.empty() ? "" : "; ") + status_trouble_;
-    store_writable_.store(!store_ || store_->writable());
     const std::lock_guard<std::mutex> lock(disk_problem_mutex_);
     disk_problem_ = std::move(p);
 }

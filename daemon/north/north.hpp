@@ -64,7 +64,6 @@ class North {
     // True once every session has made its first connection attempt (connected or failed).
     bool first_attempts_done() const { return attempted_.load() >= sessions_.size(); }
     // Thread-safe: whether the store takes writes (always, for `store: memory`).
-    bool store_writable() const { return store_writable_.load(); }
     // What the disk refuses now (the store's writes, the status files), "" when nothing: for
     // /healthz, /metrics and STATUS=. Thread-safe.
     std::string disk_problem() const;
@@ -141,7 +140,6 @@ class North {
     std::function<std::string()> stuck_;
     std::string stuck_logged_;  // what the watchdog stopped for, logged once
     std::atomic<std::size_t> attempted_{0};
-    std::atomic<bool> store_writable_{true};
     void status_written(const std::string& why);
     // The wall clock (core/clock.hpp): batches taken before it can be trusted are held in memory,
     // in order, and stamped with their true time once it can.

@@ -200,6 +200,8 @@ void Outbox::keep_reserve() {
     }
 }
 
+// A full disk: the reserve goes and the WAL is cut back, so that a delete has room. False when
+// there was no reserve to give up (nothing changed: trying again is pointless).
 bool Outbox::release_reserve() {
     if (!reserve_held_) return false;
     reserve_held_ = false;
@@ -208,7 +210,15 @@ bool Outbox::release_reserve() {
         "store {}: the file system is full; the reserve ({} bytes) was given up so that acknowledged data "
         "can still be deleted",
         path_, reserve_bytes_);
+    sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
     return true;
+}
+
+// The WAL past its share of the budget is copied back and cut now, not at the next turn of the
+// checkpoint thread (under a steady stream of commits it may not catch up by itself).
+void Outbox::cut_wal_to_share() {
+    if (max_bytes_ > 0 && wal_bytes() > max_bytes_ / 8)
+        sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
 }
 
 std::uint64_t Outbox::wal_bytes() const {
@@ -298,9 +308,6 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
     sqlite3_prepare_v2(db_, "SELECT COALESCE(MAX(id), 0) FROM outbox", -1, &st, nullptr);
     if (sqlite3_step(st) == SQLITE_ROW) next_id_ = sqlite3_column_int64(st, 0) + 1;
     sqlite3_finalize(st);
-    sqlite3_prepare_v2(db_, "SELECT COALESCE(MAX(ts), 0) FROM outbox", -1, &st, nullptr);
-    if (sqlite3_step(st) == SQLITE_ROW) newest_ts_ = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
     sqlite3_prepare_v2(db_, "INSERT INTO outbox(device, id, ts, payload) VALUES (?1, ?2, ?3, ?4)", -1, &insert_,
                        nullptr);
     sqlite3_prepare_v2(db_, "DELETE FROM outbox WHERE device = ?1 AND id = ?2", -1, &remove_, nullptr);
@@ -377,14 +384,17 @@ void Outbox::remap(const config::Config& cfg) {
 }
 
 // Queued records per configured device, counted once at start and then kept exactly.
+// The same scan finds the newest acquisition time on disk.
 void Outbox::count_queued() {
     per_device_.assign(device_ids_.size(), DeviceQueue{});
     queued_ = 0;
+    newest_ts_ = 0;
     sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(db_, "SELECT device, COUNT(*) FROM outbox GROUP BY device", -1, &st, nullptr);
+    sqlite3_prepare_v2(db_, "SELECT device, COUNT(*), MAX(ts) FROM outbox GROUP BY device", -1, &st, nullptr);
     while (sqlite3_step(st) == SQLITE_ROW) {
         const auto n = static_cast<std::uint64_t>(sqlite3_column_int64(st, 1));
         queued_ += n;
+        newest_ts_ = std::max<std::int64_t>(newest_ts_, sqlite3_column_int64(st, 2));
         auto d = device_index_.find(static_cast<std::uint32_t>(sqlite3_column_int64(st, 0)));
         if (d != device_index_.end()) per_device_[d->second].queued += n;
     }
@@ -539,11 +549,8 @@ std::uint64_t Outbox::drop_rows(const std::string& where, std::int64_t limit) {
     if (rows == 0) return 0;
     const std::string sql = "DELETE FROM outbox WHERE (" + where + ") AND id <= " + std::to_string(newest);
     bool done = exec(sql.c_str());
-    if (!done && release_reserve()) {  // a full disk: the WAL needs room to delete
-        sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
-        done = exec(sql.c_str());
-    }
-    if (!done) return 0;  // nothing went: nothing is counted
+    if (!done && release_reserve()) done = exec(sql.c_str());  // a full disk: the WAL needs room to delete
+    if (!done) return 0;                                       // nothing went: nothing is counted
     for (const auto& [d, n] : per_device) {
         auto& q = per_device_[d];
         q.dropped += n.second;
@@ -603,7 +610,6 @@ bool Outbox::apply_acks() {
         }
         if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
         if (attempt > 0 || !release_reserve()) break;
-        sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
     }
     return false;
 }
@@ -623,18 +629,13 @@ std::int64_t Outbox::maintain(std::chrono::steady_clock::time_point now) {
         keep_reserve();  // given up on a full disk: taken again once there is room
         const std::uint64_t before = stats_.dropped_budget;
         if (max_age_ms_ > 0) drop_rows("ts < " + std::to_string(core::unix_ms_now() - max_age_ms_), INT64_MAX);
-        // The WAL past its share of the budget: copied back and cut now, not at the next turn of
-        // the checkpoint thread (under a steady stream of commits it may not catch up by itself).
-        if (max_bytes_ > 0 && wal_bytes() > max_bytes_ / 8)
-            sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+        cut_wal_to_share();
         if (max_bytes_ > 0 && on_disk_bytes() > max_bytes_) {
             // The pages in use make room for the WAL (at most its share) and the reserve.
             const std::uint64_t others =
                 std::min<std::uint64_t>(wal_bytes(), max_bytes_ / 8) + (reserve_held_ ? reserve_bytes_ : 0);
             drop_oldest(max_bytes_ * 9 / 10 > others ? max_bytes_ * 9 / 10 - others : 0);
-            // The deletes went through the WAL too.
-            if (wal_bytes() > max_bytes_ / 8)
-                sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+            cut_wal_to_share();  // the deletes went through the WAL too
         }
         // One warning per episode; the episode ends when the backlog has drained below half the budget.
         if (stats_.dropped_budget != before && !over_budget_logged_) {

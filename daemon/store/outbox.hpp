@@ -77,8 +77,8 @@ class Outbox {
     };
     const std::vector<DeviceQueue>& per_device() const { return per_device_; }
     const std::string& path() const { return path_; }
-    // The acquisition time of the newest record at open (0: none): a wall clock before it is
-    // not to be trusted.
+    // The acquisition time of the newest record at open or the last reload (0: none): a wall
+    // clock before it is not to be trusted.
     std::int64_t newest_timestamp_ms() const { return newest_ts_; }
     // Connection attempts per session, kept across restarts (login-rate limit): recorded in
     // memory, written by flush_logins() in one transaction (the north loop calls it every turn).
@@ -108,6 +108,7 @@ class Outbox {
     // would otherwise stop acks and the budget's deletes (a WAL needs room to delete).
     void keep_reserve();
     bool release_reserve();
+    void cut_wal_to_share();
     std::uint64_t wal_bytes() const;
     std::uint64_t on_disk_bytes();
     bool apply_acks();

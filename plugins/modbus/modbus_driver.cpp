@@ -535,8 +535,11 @@ fl_status mb_read(void* h, fl_read_v2* req, fl_error_v2* err) {
         settle(l);
         return FL_OK;
     }
-    const fl_status s = rc >= 0 ? FL_RETRY : classify(l, sent, err);
-    if (rc >= 0) set_err(err, FL_ERRK_PROTOCOL, 0, "short response%s", "");
+    fl_status s = FL_RETRY;
+    if (rc >= 0)
+        set_err(err, FL_ERRK_PROTOCOL, 0, "short response%s", "");
+    else
+        s = classify(l, sent, err);
     settle(l);
     return s;
 }
