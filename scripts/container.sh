@@ -35,9 +35,19 @@ CFG
     rm -rf "$root"
     trap - EXIT
 fi
+# A build that was killed (a CI job stopped at its time limit, ^C) leaves its buildah working
+# containers behind; they pin the build stage's images, which then cannot be pruned. Podman's own
+# containers are left alone: only build containers (state "Storage") go.
+while read -r id name state; do
+    if [[ $state == Storage && $name == *-working-container ]]; then
+        echo "container.sh: removing $name, left by an interrupted build"
+        "${PODMAN[@]}" rm -f --storage "$id" >/dev/null || true
+    fi
+done < <("${PODMAN[@]}" ps -a --external --format '{{.ID}} {{.Names}} {{.State}}')
 echo "container.sh: building $IMAGE on $BASE"
 "${PODMAN[@]}" build -q --format docker --network host "${LIMITS[@]}" --build-arg "BASE=$BASE" \
     -f deploy/container/Dockerfile -t "$IMAGE" . >/dev/null
-"${PODMAN[@]}" image prune -f >/dev/null  # the build stage's layers
+# The build stage's layers. Space only: an image something else still holds is not our failure.
+"${PODMAN[@]}" image prune -f >/dev/null || echo "container.sh: warning: podman image prune failed; image is built"
 size() { "${PODMAN[@]}" image inspect --format '{{.Size}}' "$1"; }
 echo "container.sh: base $BASE $(($(size "$BASE") / 1024)) KiB; image $IMAGE $(($(size "$IMAGE") / 1024)) KiB"
