@@ -582,10 +582,11 @@ void North::run() {
         store_->maintain(loop_.now());
         const auto st = store_->stats();
         log->info(
-            "store: {} batch(es) queued on disk ({} bytes), {} appended, {} acknowledged, {} samples dropped by the "
-            "budget, {} of unconfigured devices, {} unwritable; {} corrupt",
-            st.records, st.bytes_used, st.appended, st.acked, st.dropped_budget, st.dropped_unknown, st.dropped_full,
-            st.corrupt);
+            "store: {} batch(es) queued on disk ({} bytes), {} appended, {} acknowledged ({} while still in the "
+            "journal, {} moved into SQLite), {} samples dropped by the budget, {} of unconfigured devices, {} "
+            "unwritable; {} corrupt",
+            st.records, st.bytes_used, st.appended, st.acked, st.journaled, st.folded, st.dropped_budget,
+            st.dropped_unknown, st.dropped_full, st.corrupt);
     }
     publish_totals();
     const auto& t = sum_;

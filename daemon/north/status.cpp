@@ -183,16 +183,17 @@ void North::write_status(TimePoint now) {
         const auto st = store_->stats();
         status.print(
             ",\n\"store\":{{\"path\":{},\"queued_batches\":{},\"bytes_used\":{},\"oldest_queued_age_s\":{:.3f},"
-            "\"appended\":{},\"acked\":{},\"dropped_budget\":{},\"dropped_unconfigured\":{},"
-            "\"dropped_unwritable\":{},\"corrupt\":{},\"writable\":{},\"problem\":{}}}",
+            "\"appended\":{},\"acked\":{},\"journaled\":{},\"folded\":{},\"dropped_budget\":{},"
+            "\"dropped_unconfigured\":{},\"dropped_unwritable\":{},\"corrupt\":{},\"writable\":{},\"problem\":{}}}",
             quoted(store_->path()), st.records, st.bytes_used,
-            oldest_all ? static_cast<double>(now_ms - oldest_all) / 1000.0 : 0.0, st.appended, st.acked,
-            st.dropped_budget, st.dropped_unknown, st.dropped_full, st.corrupt, store_->writable(),
+            oldest_all ? static_cast<double>(now_ms - oldest_all) / 1000.0 : 0.0, st.appended, st.acked, st.journaled,
+            st.folded, st.dropped_budget, st.dropped_unknown, st.dropped_full, st.corrupt, store_->writable(),
             quoted(store_->problem()));
         prom.print(
             "fieldlink_store_bytes {}\nfieldlink_store_queued_batches {}\nfieldlink_store_corrupt_total {}\n"
-            "fieldlink_store_dropped_unwritable_total {}\n",
-            st.bytes_used, st.records, st.corrupt, st.dropped_full);
+            "fieldlink_store_dropped_unwritable_total {}\nfieldlink_store_journaled_total {}\n"
+            "fieldlink_store_folded_total {}\n",
+            st.bytes_used, st.records, st.corrupt, st.dropped_full, st.journaled, st.folded);
     }
     status.print("}}\n");
     prom.print("fieldlink_sessions {}\nfieldlink_sessions_connected {}\n", sessions_.size(), connected_);

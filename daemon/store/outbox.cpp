@@ -11,31 +11,15 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <iterator>
 
 #include "core/log.hpp"
+#include "store/varint.hpp"
 
 namespace fieldlink::store {
 namespace {
 
 enum Tag : std::uint8_t { kFalse = 0, kTrue = 1, kInt = 2, kUint = 3, kDouble = 4, kString = 5 };
-
-void put_varint(std::string& out, std::uint64_t v) {
-    while (v >= 0x80) {
-        out += static_cast<char>((v & 0x7F) | 0x80);
-        v >>= 7;
-    }
-    out += static_cast<char>(v);
-}
-
-bool get_varint(const std::string& in, std::size_t& pos, std::uint64_t& v) {
-    v = 0;
-    for (int shift = 0; shift < 64 && pos < in.size(); shift += 7) {
-        const auto b = static_cast<std::uint8_t>(in[pos++]);
-        v |= static_cast<std::uint64_t>(b & 0x7F) << shift;
-        if (!(b & 0x80)) return true;
-    }
-    return false;
-}
 
 const char* const kSchema = R"(
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -54,6 +38,9 @@ std::shared_ptr<spdlog::logger> log() {
 
 // The write-ahead log is checkpointed back to this size (4 KiB pages: 16 MiB) at the latest.
 constexpr int kWalLimitFrames = 4096;
+// A journaled batch not acknowledged for this long moves into SQLite; a journal with nothing
+// waiting starts over this often (well before the kernel writes dirty pages back, 30 s).
+constexpr std::chrono::seconds kFoldAfter{5};
 
 }  // namespace
 
@@ -69,7 +56,7 @@ std::string Outbox::encode(const core::SampleBatch& b, const std::vector<std::ui
                     out += static_cast<char>(v ? kTrue : kFalse);
                 } else if constexpr (std::is_same_v<T, std::int64_t>) {
                     out += static_cast<char>(kInt);
-                    put_varint(out, (static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63));
+                    put_varint(out, zigzag(v));
                 } else if constexpr (std::is_same_v<T, std::uint64_t>) {
                     out += static_cast<char>(kUint);
                     put_varint(out, v);
@@ -104,8 +91,7 @@ bool Outbox::decode(const std::string& blob, std::vector<std::pair<std::uint32_t
                 break;
             case kInt:
                 if (!get_varint(blob, pos, v)) return false;
-                out.emplace_back(static_cast<std::uint32_t>(point),
-                                 core::Value{static_cast<std::int64_t>((v >> 1) ^ (~(v & 1) + 1))});
+                out.emplace_back(static_cast<std::uint32_t>(point), core::Value{unzigzag(v)});
                 break;
             case kUint:
                 if (!get_varint(blob, pos, v)) return false;
@@ -143,7 +129,8 @@ Outbox::~Outbox() {
     stop_checkpoints();
     if (!db_) return;
     flush_logins();
-    if (!acks_.empty()) maintain(std::chrono::steady_clock::now());
+    maintain(std::chrono::steady_clock::now());
+    fold(std::chrono::steady_clock::now(), true);  // a clean stop leaves the journal empty
     sqlite3_finalize(insert_);
     sqlite3_finalize(remove_);
     sqlite3_close(db_);
@@ -157,9 +144,10 @@ bool Outbox::exec(const char* sql) {
     return false;
 }
 
-void Outbox::trouble(const std::string& doing, const char* what) {
+void Outbox::trouble(const std::string& doing, const char* what, bool journal) {
     if (!trouble_.empty()) return;  // one line per episode
     trouble_ = std::string(what) + " (" + doing + ")";
+    journal_trouble_ = journal;
     trouble_since_ = std::chrono::steady_clock::now();
     trouble_dropped_ = stats_.dropped_full;
     log()->error(
@@ -228,7 +216,7 @@ std::uint64_t Outbox::wal_bytes() const {
 
 // What the store puts on disk: pages in use, the WAL and the reserve (free pages are reused).
 std::uint64_t Outbox::on_disk_bytes() {
-    return used_bytes() + wal_bytes() + (reserve_held_ ? reserve_bytes_ : 0);
+    return used_bytes() + wal_bytes() + journal_.size() + (reserve_held_ ? reserve_bytes_ : 0);
 }
 
 bool Outbox::init(const config::Config& cfg, std::string* error) {
@@ -243,6 +231,7 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
     const std::uint64_t wal_limit =
         max_bytes_ > 0 ? std::clamp<std::uint64_t>(max_bytes_ / 8, 64 * kKiB, 16 * kKiB * kKiB) : 16 * kKiB * kKiB;
     wal_limit_frames_ = static_cast<int>(std::min<std::uint64_t>(wal_limit / 4096, kWalLimitFrames));
+    fold_bytes_ = max_bytes_ > 0 ? std::clamp<std::uint64_t>(max_bytes_ / 8, 16 * kKiB, kKiB * kKiB) : kKiB * kKiB;
     // Missing parents are made too (a relative ./run/data on a fresh checkout); the directory
     // itself is private to the service's user and group.
     std::error_code ec;
@@ -293,7 +282,9 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
         ++stats_.corrupt;
         log()->error("store: {} is not a valid store; moved aside to {} (its data is not replayed)", path_, aside);
     }
-    exec(sync_interval_.count() == 0 ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    // Every commit is synced: rows reach SQLite only when the journal gives them up (a fold) or
+    // are deleted, so commits are few, and the journal is cut only after its rows are safe.
+    exec("PRAGMA synchronous=FULL");
     // Checkpoints (and their fsyncs) belong to the checkpoint thread, except with store_sync:
     // batch, where every commit syncs anyway and SQLite's own checkpoints are kept.
     exec(sync_interval_.count() == 0 ? "PRAGMA wal_autocheckpoint=4000" : "PRAGMA wal_autocheckpoint=0");
@@ -302,14 +293,21 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
     exec("PRAGMA cache_size=-4096");
     // A log that restarted is cut back to its share of the budget.
     exec(("PRAGMA journal_size_limit=" + std::to_string(wal_limit)).c_str());
+    sqlite3_prepare_v2(db_, "INSERT OR IGNORE INTO outbox(device, id, ts, payload) VALUES (?1, ?2, ?3, ?4)", -1,
+                       &insert_, nullptr);
+    if (!replay_journal(error)) {
+        sqlite3_finalize(insert_);
+        insert_ = nullptr;
+        sqlite3_close(db_);
+        db_ = nullptr;
+        return false;
+    }
     map_devices(cfg);
     drop_unknown_devices();
     sqlite3_stmt* st = nullptr;
     sqlite3_prepare_v2(db_, "SELECT COALESCE(MAX(id), 0) FROM outbox", -1, &st, nullptr);
-    if (sqlite3_step(st) == SQLITE_ROW) next_id_ = sqlite3_column_int64(st, 0) + 1;
+    if (sqlite3_step(st) == SQLITE_ROW) next_id_ = std::max<std::int64_t>(next_id_, sqlite3_column_int64(st, 0) + 1);
     sqlite3_finalize(st);
-    sqlite3_prepare_v2(db_, "INSERT INTO outbox(device, id, ts, payload) VALUES (?1, ?2, ?3, ?4)", -1, &insert_,
-                       nullptr);
     sqlite3_prepare_v2(db_, "DELETE FROM outbox WHERE device = ?1 AND id = ?2", -1, &remove_, nullptr);
     count_queued();
     backlog_high_ = queued_;
@@ -325,6 +323,86 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
     }
     start_checkpoints();
     return true;
+}
+
+// What the journal holds that was not acknowledged (a kill -9, a power loss) goes into SQLite, in
+// one transaction, before anything else; then the journal starts over. A record cut short at the
+// end (a power loss during a write) is ignored and said so.
+bool Outbox::replay_journal(std::string* error) {
+    const std::string jpath = cfg_->gateway.data_dir + "/outbox.journal";
+    JournalContents jc;
+    if (!journal_.open(jpath, error) || !journal_.read(jc, error)) {
+        *error = "store: " + *error + " (expected a readable, writable file)";
+        return false;
+    }
+    next_id_ = std::max(next_id_, jc.max_id + 1);
+    if (jc.torn_bytes > 0) {
+        log()->warn(
+            "store {}: the last {} byte(s) of the journal are not a whole record (a write cut short) and are "
+            "ignored",
+            jpath, jc.torn_bytes);
+    }
+    std::vector<const JournalBatch*> rows;
+    rows.reserve(jc.batches.size());
+    for (const auto& b : jc.batches) rows.push_back(&b);
+    if (!rows.empty() && !insert_rows(rows)) {
+        *error = "store: cannot move the " + std::to_string(rows.size()) + " batch(es) of " + jpath +
+                 " into the store: " + trouble_ + " (expected free space and a writable file)";
+        return false;
+    }
+    if (!rows.empty())
+        log()->info("store {}: {} batch(es) the broker had not acknowledged were recovered from the journal", path_,
+                    rows.size());
+    if (!journal_.reset()) {
+        *error = "store: cannot truncate " + jpath + ": " + std::strerror(errno);
+        return false;
+    }
+    last_reset_ = std::chrono::steady_clock::now();
+    return true;
+}
+
+// The rows in one transaction (a row already there, from a fold cut short before the journal was
+// reset, is left as it is). False, rolled back, when SQLite refuses.
+bool Outbox::insert_rows(const std::vector<const JournalBatch*>& rows) {
+    if (!exec("BEGIN")) return false;
+    for (const auto* r : rows) {
+        sqlite3_bind_int64(insert_, 1, r->device);
+        sqlite3_bind_int64(insert_, 2, r->id);
+        sqlite3_bind_int64(insert_, 3, r->ts);
+        sqlite3_bind_blob(insert_, 4, r->payload.data(), static_cast<int>(r->payload.size()), SQLITE_STATIC);
+        const int rc = sqlite3_step(insert_);
+        sqlite3_reset(insert_);
+        if (rc != SQLITE_DONE) {
+            trouble("storing a batch", sqlite3_errmsg(db_));
+            sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+            return false;
+        }
+    }
+    return commit_or_rollback("storing batches");
+}
+
+// With nothing waiting, the journal just starts over (what it held was never needed on disk).
+// Batches waiting longer than kFoldAfter, or a journal past its size, move into SQLite.
+void Outbox::fold(std::chrono::steady_clock::time_point now, bool force) {
+    if (pending_.empty()) {
+        if (journal_.size() > 0 && (force || now - last_reset_ >= kFoldAfter || journal_.size() > fold_bytes_)) {
+            if (journal_.reset()) last_reset_ = now;
+        }
+        return;
+    }
+    bool due = force || journal_.size() > fold_bytes_;
+    for (auto it = pending_.begin(); !due && it != pending_.end(); ++it) due = now - it->second.at >= kFoldAfter;
+    if (!due) return;
+    std::vector<const JournalBatch*> rows;
+    rows.reserve(pending_.size());
+    for (const auto& [id, p] : pending_) rows.push_back(&p.record);
+    // (Not with the reserve: it is there for acks and the budget's deletes, not for more data.)
+    if (!insert_rows(rows)) return;  // still in the journal, which keeps them: tried again next turn
+    stats_.folded += rows.size();
+    pending_.clear();
+    journal_acks_.clear();
+    if (journal_.reset()) last_reset_ = now;
+    if (!journal_trouble_) resolved();
 }
 
 // Stable ids for devices and points, so records survive config edits and restarts: one
@@ -376,7 +454,8 @@ void Outbox::map_devices(const config::Config& cfg) {
 // Records of devices no longer configured are dropped, as at start. Acks still queued are
 // applied first, under the mapping they were made with.
 void Outbox::remap(const config::Config& cfg) {
-    if (!acks_.empty()) maintain(std::chrono::steady_clock::now());
+    maintain(std::chrono::steady_clock::now());
+    fold(std::chrono::steady_clock::now(), true);  // the journal's batches too, under the old mapping
     cfg_ = &cfg;
     map_devices(cfg);
     drop_unknown_devices();
@@ -419,6 +498,9 @@ void Outbox::start_checkpoints() {
         std::unique_lock<std::mutex> lock(checkpoint_mutex_);
         while (!checkpoint_cv_.wait_for(lock, sync_interval_, [this] { return checkpoint_stop_; })) {
             lock.unlock();
+            // Batches the broker had not acknowledged at the north loop's last turn: to the disk.
+            if (journal_sync_wanted_.exchange(false) && !journal_.sync())
+                log()->warn("store {}: cannot sync the journal: {}", path_, std::strerror(errno));
             // PASSIVE copies (and syncs) what it can without holding writers up. Under a steady
             // stream of commits it never catches up completely, so the log never restarts and
             // grows: past kWalLimitFrames one TRUNCATE takes the write lock for the few frames
@@ -466,45 +548,58 @@ void Outbox::drop_unknown_devices() {
     exec(("DELETE FROM outbox WHERE " + where).c_str());
 }
 
-// Appends in one transaction. What cannot be stored (a full, failing or read-only disk) is counted
-// as dropped and goes on live without a record; nothing stored before is touched for it.
+// Appends to the journal in one write(). What cannot be stored (a full, failing or read-only disk)
+// is counted as dropped and goes on live without a record; nothing stored before is touched for it.
 void Outbox::append(std::vector<core::SampleBatch*>& batches) {
     if (batches.empty()) return;
-    bool ok = exec("BEGIN");
+    std::vector<JournalBatch> records;
+    records.reserve(batches.size());
     std::int64_t id = next_id_;
     for (auto* b : batches) {
-        if (!ok) break;
-        const std::string blob = encode(*b, point_ids_[b->device_index]);
-        sqlite3_bind_int64(insert_, 1, device_ids_[b->device_index]);
-        sqlite3_bind_int64(insert_, 2, id);
-        sqlite3_bind_int64(insert_, 3, b->timestamp_ms);
-        sqlite3_bind_blob(insert_, 4, blob.data(), static_cast<int>(blob.size()),
-                          SQLITE_STATIC);  // lives until step()
-        const int rc = sqlite3_step(insert_);
-        sqlite3_reset(insert_);
-        if (rc != SQLITE_DONE) {
-            trouble("storing a batch", sqlite3_errmsg(db_));
-            ok = false;
-            break;
-        }
-        b->record_id = id++;
+        records.push_back(
+            {device_ids_[b->device_index], id++, b->timestamp_ms, encode(*b, point_ids_[b->device_index])});
     }
-    if (ok && commit_or_rollback("storing batches")) {
-        for (auto* b : batches) ++per_device_[b->device_index].queued;
-        next_id_ = id;
-        stats_.appended += batches.size();
-        queued_ += batches.size();
-        backlog_high_ = std::max(backlog_high_, queued_);
-        resolved();
+    if (!journal_.append(records)) {
+        trouble("journaling a batch", std::strerror(errno), true);
+        std::uint64_t samples = 0;
+        for (auto* b : batches) {
+            b->record_id = 0;
+            samples += b->values.size();
+        }
+        stats_.dropped_full += samples;
         return;
     }
-    if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    std::uint64_t samples = 0;
-    for (auto* b : batches) {
-        b->record_id = 0;
-        samples += b->values.size();
+    // store_sync: batch: on the disk before it goes out. (Should the sync fail, the batches are
+    // still in the file: a crash of the process does not lose them.)
+    const bool synced = sync_interval_.count() != 0 || journal_.sync();
+    if (!synced) trouble("syncing the journal", std::strerror(errno), true);
+    const auto now = std::chrono::steady_clock::now();
+    for (std::size_t i = 0; i < batches.size(); ++i) {
+        auto* b = batches[i];
+        b->record_id = records[i].id;
+        ++per_device_[b->device_index].queued;
+        pending_.emplace(records[i].id, Pending{b->device_index, now, std::move(records[i])});
     }
-    stats_.dropped_full += samples;
+    next_id_ = id;
+    stats_.appended += batches.size();
+    queued_ += batches.size();
+    backlog_high_ = std::max(backlog_high_, queued_);
+    if (synced && journal_trouble_) resolved();  // (SQLite's trouble ends with a fold that works)
+}
+
+void Outbox::ack(std::uint32_t device_index, std::int64_t id) {
+    auto it = pending_.find(id);
+    if (it == pending_.end() || it->second.device_index != device_index) {
+        acks_.push_back({device_index, id});  // in SQLite (or gone): deleted by maintain()
+        return;
+    }
+    journal_acks_.push_back({it->second.record.device, id});
+    pending_.erase(it);
+    auto& q = per_device_[device_index].queued;
+    q -= std::min<std::uint64_t>(q, 1);
+    queued_ -= std::min<std::uint64_t>(queued_, 1);
+    ++stats_.acked;
+    ++stats_.journaled;
 }
 
 std::uint64_t Outbox::used_bytes() {
@@ -606,6 +701,7 @@ bool Outbox::apply_acks() {
             queued_ -= std::min<std::uint64_t>(queued_, removed);
             acks_.clear();
             discard_.clear();
+            if (!journal_trouble_) resolved();
             return true;
         }
         if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -615,6 +711,18 @@ bool Outbox::apply_acks() {
 }
 
 std::int64_t Outbox::maintain(std::chrono::steady_clock::time_point now) {
+    // An ack that cannot be journaled (a full disk) costs nothing but a resend after a crash.
+    if (!journal_acks_.empty()) {
+        journal_.append(journal_acks_);
+        journal_acks_.clear();
+    }
+    fold(now, false);
+    // What is still waiting for the broker reaches the disk within the sync interval (power loss);
+    // what the broker acknowledged first never needs to.
+    if (sync_interval_.count() != 0 && !pending_.empty() && pending_.rbegin()->first > sync_asked_through_) {
+        sync_asked_through_ = pending_.rbegin()->first;
+        journal_sync_wanted_ = true;
+    }
     if ((!acks_.empty() || !discard_.empty()) && apply_acks()) {
         // Drained: back to what live data keeps queued (a small fraction of the backlog's peak).
         if (backlog_high_ >= 1000 && queued_ <= std::max<std::uint64_t>(100, backlog_high_ / 100)) {
@@ -654,6 +762,29 @@ std::int64_t Outbox::maintain(std::chrono::steady_clock::time_point now) {
     return dropped;
 }
 
+// A stored record as a batch of the running configuration: false (counted, queued for deletion)
+// when its device is unknown or its values cannot be decoded.
+bool Outbox::to_batch(std::uint32_t store_device, std::int64_t id, std::int64_t ts, const std::string& blob,
+                      core::SampleBatch& b) {
+    const auto dev = device_index_.find(store_device);
+    std::vector<std::pair<std::uint32_t, core::Value>> values;
+    b.record_id = id;
+    b.timestamp_ms = ts;
+    if (dev == device_index_.end() || !decode(blob, values)) {
+        ++stats_.corrupt;
+        discard_.push_back({store_device, id});  // out of the way
+        return false;
+    }
+    b.device_index = dev->second;
+    for (auto& [pid, v] : values) {
+        auto p = point_index_.find(pid);
+        if (p != point_index_.end() && p->second.first == dev->second)
+            b.values.push_back({p->second.second, std::move(v)});
+    }
+    return true;
+}
+
+// SQLite's rows and the journal's, merged in id order.
 std::vector<core::SampleBatch> Outbox::load(const std::vector<std::uint32_t>& devices, std::int64_t after,
                                             std::int64_t before, std::size_t limit) {
     std::vector<core::SampleBatch> out;
@@ -668,28 +799,30 @@ std::vector<core::SampleBatch> Outbox::load(const std::vector<std::uint32_t>& de
     sqlite3_bind_int64(st, 3, static_cast<std::int64_t>(limit));
     while (sqlite3_step(st) == SQLITE_ROW) {
         core::SampleBatch b;
-        const auto dev = device_index_.find(static_cast<std::uint32_t>(sqlite3_column_int64(st, 0)));
-        b.record_id = sqlite3_column_int64(st, 1);
-        b.timestamp_ms = sqlite3_column_int64(st, 2);
         const std::string blob(static_cast<const char*>(sqlite3_column_blob(st, 3)),
                                static_cast<std::size_t>(sqlite3_column_bytes(st, 3)));
-        std::vector<std::pair<std::uint32_t, core::Value>> values;
-        if (dev == device_index_.end() || !decode(blob, values)) {
-            ++stats_.corrupt;
-            discard_.push_back(
-                {static_cast<std::uint32_t>(sqlite3_column_int64(st, 0)), b.record_id});  // out of the way
-            continue;
-        }
-        b.device_index = dev->second;
-        for (auto& [pid, v] : values) {
-            auto p = point_index_.find(pid);
-            if (p != point_index_.end() && p->second.first == dev->second)
-                b.values.push_back({p->second.second, std::move(v)});
-        }
-        out.push_back(std::move(b));
+        if (to_batch(static_cast<std::uint32_t>(sqlite3_column_int64(st, 0)), sqlite3_column_int64(st, 1),
+                     sqlite3_column_int64(st, 2), blob, b))
+            out.push_back(std::move(b));
     }
     sqlite3_finalize(st);
-    return out;
+    std::vector<core::SampleBatch> journaled;
+    for (auto it = pending_.upper_bound(after); it != pending_.end() && it->first < before && journaled.size() < limit;
+         ++it) {
+        if (std::find(devices.begin(), devices.end(), it->second.device_index) == devices.end()) continue;
+        core::SampleBatch b;
+        const auto& r = it->second.record;
+        if (to_batch(r.device, r.id, r.ts, r.payload, b)) journaled.push_back(std::move(b));
+    }
+    if (journaled.empty()) return out;
+    std::vector<core::SampleBatch> merged;
+    merged.reserve(std::min(limit, out.size() + journaled.size()));
+    std::merge(std::make_move_iterator(out.begin()), std::make_move_iterator(out.end()),
+               std::make_move_iterator(journaled.begin()), std::make_move_iterator(journaled.end()),
+               std::back_inserter(merged),
+               [](const core::SampleBatch& a, const core::SampleBatch& b) { return a.record_id < b.record_id; });
+    if (merged.size() > limit) merged.resize(limit);
+    return merged;
 }
 
 // Login attempts survive crashes, so a daemon restarted in a loop still honours the platform's
@@ -735,6 +868,8 @@ void Outbox::limit_pages_for_test(int extra_pages) {
     if (sqlite3_step(st) == SQLITE_ROW) pages = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     exec(("PRAGMA max_page_count = " + std::to_string(pages + extra_pages)).c_str());
+    journal_.limit_for_test(
+        extra_pages >= (1 << 30) ? UINT64_MAX : journal_.size() + static_cast<std::uint64_t>(extra_pages) * 4096);
 }
 
 StoreStats Outbox::stats() {

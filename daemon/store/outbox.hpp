@@ -1,10 +1,12 @@
 // The durable outbox: every sample batch is appended here before it is handed to MQTT and deleted
-// only when the broker acknowledged it. SQLite in WAL mode; format in docs/STORE_FORMAT.md.
-// Used by the north thread only (not thread-safe).
+// only when the broker acknowledged it. An append-only journal takes every batch first; what the
+// broker has not acknowledged within a few seconds moves into SQLite (WAL mode), where backlogs
+// live. Format in docs/STORE_FORMAT.md. Used by the north thread only (not thread-safe).
 #pragma once
 
 #include <sqlite3.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -17,6 +19,7 @@
 
 #include "config/config.hpp"
 #include "core/value.hpp"
+#include "store/journal.hpp"
 
 namespace fieldlink::store {
 
@@ -27,13 +30,15 @@ struct RecordId {
 
 struct StoreStats {
     std::uint64_t records = 0;     // queued batches
-    std::uint64_t bytes_used = 0;  // on disk: database pages in use, the WAL and the reserve
+    std::uint64_t bytes_used = 0;  // on disk: database pages in use, the WAL, the journal and the reserve
     std::uint64_t appended = 0;
     std::uint64_t acked = 0;
     std::uint64_t dropped_budget = 0;   // samples dropped by the disk budget / max age
     std::uint64_t dropped_unknown = 0;  // samples of devices no longer configured
     std::uint64_t dropped_full = 0;     // samples that could not be written (full disk)
     std::uint64_t corrupt = 0;          // records or files found corrupt and moved aside
+    std::uint64_t journaled = 0;        // batches that went through the journal only (acknowledged in time)
+    std::uint64_t folded = 0;           // batches moved from the journal into SQLite (not acknowledged in time)
 };
 
 class Outbox {
@@ -53,13 +58,16 @@ class Outbox {
     Outbox(const Outbox&) = delete;
     Outbox& operator=(const Outbox&) = delete;
 
-    // Appends the batches in one transaction and sets their record ids; a batch that cannot be
-    // stored (full disk even after dropping the oldest data) is counted and its id left 0.
+    // Appends the batches to the journal in one write() (synced with store_sync: batch) and sets
+    // their record ids; a batch that cannot be stored (full or failing disk) is counted and its id
+    // left 0.
     void append(std::vector<core::SampleBatch*>& batches);
-    // Queues the delete of an acknowledged record (config device index, record id); deletes are
-    // applied in one transaction by maintain().
-    void ack(std::uint32_t device_index, std::int64_t id) { acks_.push_back({device_index, id}); }
-    // Applies acks, enforces the disk budget and age limit, syncs per the configured interval.
+    // An acknowledged record (config device index, record id): one still in the journal is done
+    // at once (its ack is journaled by maintain()); one in SQLite is deleted by maintain(), in one
+    // transaction with the others.
+    void ack(std::uint32_t device_index, std::int64_t id);
+    // Journals acks, moves batches not acknowledged in time from the journal into SQLite, applies
+    // acks, enforces the disk budget and age limit, asks for syncs per the configured interval.
     // Returns the newest record id dropped by the budget (0: none), so sessions can forget them.
     std::int64_t maintain(std::chrono::steady_clock::time_point now);
 
@@ -101,7 +109,9 @@ class Outbox {
     bool exec(const char* sql);
     // A disk problem (full, I/O error, read-only): the first of an episode is logged; the
     // episode ends with the next write that succeeds (resolved()).
-    void trouble(const std::string& doing, const char* what);
+    // `journal`: the journal failed (a journal write that works ends the episode), else SQLite
+    // (a commit that works ends it).
+    void trouble(const std::string& doing, const char* what, bool journal = false);
     void resolved();
     bool commit_or_rollback(const char* doing);
     // The reserve: a file of reserve_bytes_ kept beside the store and given up when a full disk
@@ -112,6 +122,13 @@ class Outbox {
     std::uint64_t wal_bytes() const;
     std::uint64_t on_disk_bytes();
     bool apply_acks();
+    bool replay_journal(std::string* error);
+    // Batches of the journal into SQLite (all of them, or none when SQLite refuses), then the
+    // journal starts over. `force`: now, whatever their age.
+    void fold(std::chrono::steady_clock::time_point now, bool force);
+    bool insert_rows(const std::vector<const JournalBatch*>& rows);
+    bool to_batch(std::uint32_t store_device, std::int64_t id, std::int64_t ts, const std::string& blob,
+                  core::SampleBatch& b);
     void map_devices(const config::Config& cfg);
     void drop_oldest(std::uint64_t target_bytes);
     std::uint64_t drop_rows(const std::string& where, std::int64_t limit);
@@ -146,6 +163,7 @@ class Outbox {
     bool over_budget_logged_ = false;
     std::uint64_t episode_start_dropped_ = 0;
     std::string trouble_;  // the disk problem of the current episode, "" when none
+    bool journal_trouble_ = false;
     std::chrono::steady_clock::time_point trouble_since_{};
     std::uint64_t trouble_dropped_ = 0;  // dropped_full when the episode began
     std::string reserve_path_;
@@ -153,6 +171,19 @@ class Outbox {
     bool reserve_held_ = false;
     int wal_limit_frames_ = 4096;
     StoreStats stats_;
+    // The journal and what of it is not yet acknowledged (by record id), with when it came.
+    struct Pending {
+        std::uint32_t device_index = 0;
+        std::chrono::steady_clock::time_point at{};
+        JournalBatch record;
+    };
+    Journal journal_;
+    std::map<std::int64_t, Pending> pending_;
+    std::vector<JournalAck> journal_acks_;  // to be journaled by maintain()
+    std::chrono::steady_clock::time_point last_reset_{};
+    std::uint64_t fold_bytes_ = 1U << 20;  // the journal is folded past this size
+    std::int64_t sync_asked_through_ = 0;  // the newest pending record a journal sync was asked for
+    std::atomic<bool> journal_sync_wanted_{false};
     // WAL checkpoints (the file system syncs) run on their own thread and connection, so the
     // north loop never waits for the disk (except with store_sync: batch, which asks for it).
     std::thread checkpointer_;

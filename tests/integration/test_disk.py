@@ -49,6 +49,9 @@ class DiskTest(unittest.TestCase):
         self.http = free_port()
 
     def start(self, broker_port):
+        # 40 more values a batch (~1 KB/s): the store needs new pages every few seconds, so a full
+        # disk shows soon (smaller batches fit for a while in pages and a log the store reuses).
+        more = "".join("      - {{ name: x{0}, area: holding, address: {0} }}\n".format(a) for a in range(10, 50))
         return Daemon(self.procs, f"""
 gateway:
   http: "127.0.0.1:{self.http}"
@@ -68,7 +71,7 @@ devices:
     points:
       - {{ name: counter, area: holding, address: 0, type: uint32 }}
       - {{ name: r5, area: holding, address: 5 }}
-""", data_dir=self.disk)
+{more}""", data_dir=self.disk)
 
     def health(self):
         return http_get("http://127.0.0.1:%d/healthz" % self.http)
@@ -90,7 +93,7 @@ devices:
                  what="batches stored while the broker is down")
         t_fill = time.time() * 1000
         fill(os.path.join(self.disk, "ballast"))
-        wait_for(lambda: "cannot write" in daemon.log(), timeout=10, what="the store saying it cannot write")
+        wait_for(lambda: "cannot write" in daemon.log(), timeout=20, what="the store saying it cannot write")
         wait_for(lambda: self.health()[0] == 503, timeout=10, what="/healthz saying so")
         self.assertIn("cannot write", self.health()[1])
         self.assertEqual(self.metric("fieldlink_disk_writable"), 0)
