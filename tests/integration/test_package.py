@@ -6,7 +6,8 @@ machine with dpkg (root only; CI runs as root):
   and the man pages; postinst creates the `fieldlink` user (in `dialout`) and its directories;
 - the installed `fieldlinkd --check` accepts the installed example, and loads the installed
   plugins (not the build tree's): a configuration naming every driver is accepted;
-- the installed daemon runs as `fieldlink` and writes its status into /var/lib/fieldlink;
+- the installed daemon runs as `fieldlink`, keeps its outbox in /var/lib/fieldlink and writes its
+  status files into /run/fieldlink (a tmpfs: no SD-card wear), where `fieldlink status` finds them;
 - `dpkg -r` then `dpkg -P` leave nothing of the package behind (files, /etc/fieldlink,
   /var/lib/fieldlink).
 Prints the package's size and its installed size."""
@@ -83,10 +84,15 @@ devices:
         self.assertIn("configuration OK", p.stdout + p.stderr)
 
         # The installed daemon as its own user: its data directory is writable to it.
-        status = "/var/lib/fieldlink/status.json"
+        status = "/run/fieldlink/status.json"
+        self.assertEqual(os.stat("/run/fieldlink").st_uid, int(sh("id", "-u", "fieldlink").stdout))
         d = procs.start(["setpriv", "--reuid=fieldlink", "--regid=fieldlink", "--init-groups", "/usr/bin/fieldlinkd", "--config",
                          "/etc/fieldlink/fieldlink.yaml"], "installed.log", env=installed)
         wait_for(lambda: os.path.exists(status), timeout=15, what="status.json written by the installed daemon")
+        self.assertTrue(os.path.exists("/var/lib/fieldlink/outbox.db"))
+        self.assertFalse(os.path.exists("/var/lib/fieldlink/status.json"), "status files go to the tmpfs")
+        p = sh("/usr/bin/fieldlink", "status", "--config", "/etc/fieldlink/fieldlink.yaml", env=installed)
+        self.assertIn("demo-device", p.stdout)
         d.send_signal(signal.SIGTERM)
         self.assertEqual(d.wait(15), 0, procs.read("installed.log"))
 
@@ -99,7 +105,7 @@ devices:
         self.assertEqual(left, [], "files of the package left after purge")
         left_dirs = [f for f in files if "fieldlink" in f and os.path.isdir(f)]
         self.assertEqual(left_dirs, [])
-        for path in ("/etc/fieldlink", "/var/lib/fieldlink"):
+        for path in ("/etc/fieldlink", "/var/lib/fieldlink", "/run/fieldlink"):
             self.assertFalse(os.path.exists(path), path)
 
 
