@@ -64,9 +64,10 @@ struct DescriptorBudget {
     std::size_t per_session = 1;
     std::size_t buses = 0;
     std::size_t reserved = 0;
+    std::size_t http = 0;  // the status server's connections at most, and its own two (listen, epoll)
     static constexpr std::size_t kPerBus = 2;
     static constexpr std::size_t kFixed = 64;
-    std::size_t needed() const { return sessions * per_session + buses * kPerBus + reserved + kFixed; }
+    std::size_t needed() const { return sessions * per_session + buses * kPerBus + reserved + http + kFixed; }
 };
 
 // Numbers below FD_SETSIZE for the buses' select()-based library: two per bus (a link and its
@@ -84,6 +85,7 @@ bool check_descriptors(const config::Config& cfg, const std::string& file) {
     b.per_session = static_cast<std::size_t>(north::descriptors_per_client());
     b.buses = cfg.buses.size();
     b.reserved = low_fds_wanted(cfg);
+    b.http = cfg.gateway.http_port > 0 ? WebServer::kMaxConnections + 2 : 0;
     rlimit rl{};
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return true;
     if (rl.rlim_cur < rl.rlim_max) {
@@ -93,8 +95,9 @@ bool check_descriptors(const config::Config& cfg, const std::string& file) {
     if (rl.rlim_max == RLIM_INFINITY || b.needed() <= rl.rlim_max) return true;
     std::cerr << file << ": this configuration needs about " << b.needed() << " file descriptors (" << b.sessions
               << " cloud session(s) x " << b.per_session << " + " << b.buses << " bus(es) x "
-              << DescriptorBudget::kPerBus << " + " << b.reserved << " reserved below FD_SETSIZE + "
-              << DescriptorBudget::kFixed << "), but the hard limit (RLIMIT_NOFILE) of this process is " << rl.rlim_max
+              << DescriptorBudget::kPerBus << " + " << b.reserved << " reserved below FD_SETSIZE + " << b.http
+              << " for HTTP + " << DescriptorBudget::kFixed
+              << "), but the hard limit (RLIMIT_NOFILE) of this process is " << rl.rlim_max
               << "; raise it with LimitNOFILE=" << b.needed() << " in the systemd unit (or ulimit -Hn " << b.needed()
               << " in the shell that starts fieldlinkd)\n";
     return false;
@@ -280,7 +283,9 @@ int start_all(const config::Config& cfg, const bus::PluginRegistry& plugins, Run
         return kExitRuntime;
     }
     for (auto& w : run.workers) w->start();
-    if (cfg.gateway.http_port > 0) {
+    if (cfg.gateway.http_port > 0 && run.web) {
+        run.web->resume(web_sources(cfg, run));  // kept across a restart by SIGHUP: same address
+    } else if (cfg.gateway.http_port > 0) {
         run.web = WebServer::start(cfg.gateway.http_host, cfg.gateway.http_port, web_sources(cfg, run), &err);
         if (!run.web) {
             log->error("{}", err);
@@ -293,8 +298,14 @@ int start_all(const config::Config& cfg, const bus::PluginRegistry& plugins, Run
     return kExitOk;
 }
 
-void stop_all(Running& run) {
-    run.web.reset();
+// `keep_web`: the HTTP server stays (paused: its handlers read the workers and north), for a
+// restart that leaves its address as it is.
+void stop_all(Running& run, bool keep_web = false) {
+    if (keep_web && run.web) {
+        run.web->pause();
+    } else {
+        run.web.reset();
+    }
     for (auto& w : run.workers) w->stop();  // first: no new samples
     {
         std::lock_guard<std::mutex> lock(run.mutex);
@@ -343,7 +354,7 @@ Reload reload_in_place(Running& run, std::unique_ptr<config::Config>& cfg, std::
     auto log = core::logger("core");
     if (!config::same_gateway(cfg->gateway, next->gateway)) return Reload::restart;
     if (!tls_files_load(*next)) return Reload::refused;
-    run.web.reset();  // its handlers read the workers; started again by the caller
+    if (run.web) run.web->pause();  // its handlers read the workers; resumed by the caller
     config::align_devices(*cfg, *next);
     const std::size_t low = core::LowFds::instance().reserve(low_fds_wanted(*next));
     if (low < next->buses.size()) log->warn("only {} descriptor numbers below FD_SETSIZE are reserved", low);
@@ -504,12 +515,7 @@ int serve(const std::string& file, std::unique_ptr<config::Config> cfg, const bu
         core::init_logging(next->gateway.log_level);
         const auto how = reload_in_place(run, cfg, next, plugins);
         if (how != Reload::restart) {
-            if (!run.web && cfg->gateway.http_port > 0) {
-                std::string err;
-                run.web =
-                    WebServer::start(cfg->gateway.http_host, cfg->gateway.http_port, web_sources(*cfg, run), &err);
-                if (!run.web) log->error("SIGHUP: {}", err);
-            }
+            if (run.web) run.web->resume(web_sources(*cfg, run));
             if (how == Reload::applied) notify_ready(run);
             continue;
         }
@@ -518,7 +524,9 @@ int serve(const std::string& file, std::unique_ptr<config::Config> cfg, const bu
             "SIGHUP: reloading {} (its gateway settings changed): everything restarts; queued data stays in the "
             "store and is replayed",
             file);
-        stop_all(run);
+        const bool same_http =
+            next->gateway.http_port == cfg->gateway.http_port && next->gateway.http_host == cfg->gateway.http_host;
+        stop_all(run, same_http);
         cfg = std::move(next);
         if (const int rc = start_all(*cfg, plugins, run); rc != kExitOk) {
             stop_all(run);

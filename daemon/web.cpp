@@ -1,14 +1,25 @@
 #include "web.hpp"
 
-#include <httplib.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <mutex>
+#include <shared_mutex>
 #include <sstream>
-#include <thread>
+
+#include "core/log.hpp"
 
 #ifndef FIELDLINK_VERSION
 #define FIELDLINK_VERSION "0.0.0"
@@ -70,76 +81,225 @@ refresh(); setInterval(refresh, 1000);
 }  // namespace
 
 struct WebServer::Impl {
-    httplib::Server server;
-    std::thread thread;
+    MHD_Daemon* daemon = nullptr;
+    std::string host;
+    int port = 0;
+    // The handlers hold it shared while they read the sources; pause() takes it exclusively.
+    std::shared_mutex mutex;
+    std::shared_ptr<const WebSources> sources;  // null while paused (a reload)
+    std::atomic<std::uint64_t> refused{0};
+    std::atomic<unsigned> open{0};
+    std::atomic<bool> out_of_fds{false};
+    std::atomic<bool> at_limit{false};
+    std::shared_ptr<spdlog::logger> log = core::logger("http");
 };
+
+namespace {
+
+struct Reply {
+    unsigned status = 200;
+    std::string body;
+    const char* type = "text/plain; charset=utf-8";
+    const char* allow = nullptr;
+};
+
+void answer(WebServer::Impl& impl, const std::string& url, Reply& r) {
+    std::shared_lock<std::shared_mutex> lock(impl.mutex);
+    const auto from = impl.sources;
+    if (!from) {
+        r.status = 503;
+        r.type = "application/json";
+        r.body = "{\"error\":\"reloading\"}\n";
+        return;
+    }
+    if (url == "/") {
+        r.type = "text/html; charset=utf-8";
+        r.body = kPage;
+    } else if (url == "/metrics") {
+        bool ok = false;
+        r.body = read_file(from->data_dir + "/metrics.prom", &ok);
+        if (from->device_metrics) r.body += from->device_metrics();
+        r.body += "fieldlink_http_connections " + std::to_string(impl.open.load()) + "\n";
+        r.body += "fieldlink_http_refused_total " + std::to_string(impl.refused.load()) + "\n";
+        r.body += "fieldlink_build_info{version=\"" FIELDLINK_VERSION "\"} 1\n";
+        r.type = "text/plain; version=0.0.4; charset=utf-8";
+    } else if (url == "/api/status") {
+        bool ok = false;
+        r.type = "application/json";
+        r.body = read_file(from->data_dir + "/status.json", &ok);
+        if (!ok) {
+            r.status = 503;
+            r.body = "{\"error\":\"no status yet\"}\n";
+        }
+    } else if (url == "/api/runtime") {
+        r.type = "application/json";
+        r.body = from->runtime_json ? from->runtime_json() : std::string("{}");
+    } else if (url == "/healthz") {
+        const std::string problem = from->unhealthy ? from->unhealthy() : std::string();
+        r.status = problem.empty() ? 200 : 503;
+        nlohmann::json body{{"healthy", problem.empty()}};
+        if (!problem.empty()) body["problem"] = problem;
+        r.type = "application/json";
+        r.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    } else {
+        r.status = 404;
+        r.body = "not found\n";
+    }
+}
+
+MHD_Result on_request(void* cls, MHD_Connection* c, const char* url, const char* method, const char*, const char*,
+                      std::size_t*, void**) {
+    auto& impl = *static_cast<WebServer::Impl*>(cls);
+    Reply r;
+    const std::string m = method ? method : "";
+    if (m != "GET" && m != "HEAD") {
+        // Read-only: refused before routing, on every path, without reading a body.
+        r.status = 405;
+        r.allow = "GET, HEAD";
+        r.body = "method not allowed: this server is read-only (GET, HEAD)\n";
+    } else {
+        answer(impl, url ? url : "", r);
+    }
+    MHD_Response* res =
+        MHD_create_response_from_buffer(r.body.size(), const_cast<char*>(r.body.data()), MHD_RESPMEM_MUST_COPY);
+    if (!res) return MHD_NO;
+    MHD_add_response_header(res, MHD_HTTP_HEADER_CONTENT_TYPE, r.type);
+    if (r.allow) MHD_add_response_header(res, MHD_HTTP_HEADER_ALLOW, r.allow);
+    const MHD_Result rc = MHD_queue_response(c, r.status, res);
+    MHD_destroy_response(res);
+    return rc;
+}
+
+void on_connection(void* cls, MHD_Connection*, void**, MHD_ConnectionNotificationCode what) {
+    auto& impl = *static_cast<WebServer::Impl*>(cls);
+    if (what == MHD_CONNECTION_NOTIFY_STARTED) {
+        static thread_local bool named = false;
+        if (!named) {
+            pthread_setname_np(pthread_self(), "fl-http");
+            named = true;
+        }
+        const unsigned now_open = ++impl.open;
+        if (impl.out_of_fds.exchange(false)) impl.log->info("HTTP: accepting connections again");
+        if (now_open < WebServer::kMaxConnections / 2 && impl.at_limit.exchange(false)) {
+            impl.log->info("HTTP: below the connection limit again; {} connection(s) refused so far",
+                           impl.refused.load());
+        }
+    } else {
+        --impl.open;
+    }
+}
+
+// libmicrohttpd's own messages: the two that matter become one line per episode and a counter.
+void on_message(void* cls, const char* fmt, va_list ap) {
+    auto& impl = *static_cast<WebServer::Impl*>(cls);
+    char text[512];
+    std::vsnprintf(text, sizeof text, fmt, ap);
+    if (std::strstr(text, "connection limit")) {
+        ++impl.refused;
+        if (!impl.at_limit.exchange(true)) {
+            impl.log->warn(
+                "HTTP: {} connections open (or {} from one address): further ones are refused and counted "
+                "(fieldlink_http_refused_total)",
+                WebServer::kMaxConnections, WebServer::kMaxPerIp);
+        }
+    } else if (std::strstr(text, "resource limit")) {
+        if (!impl.out_of_fds.exchange(true)) {
+            impl.log->error(
+                "HTTP: out of file descriptors at {} connection(s): new connections wait (the sessions "
+                "and buses keep theirs)",
+                impl.open.load());
+        }
+    } else {
+        std::string line(text);
+        while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+        impl.log->debug("HTTP: {}", line);
+    }
+}
+
+// The listening socket, made here so that a failure says why (address in use, not on this host).
+int listen_on(const std::string& host, int port, std::string* error) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    addrinfo* found = nullptr;
+    const std::string where = host + ":" + std::to_string(port);
+    if (const int rc =
+            ::getaddrinfo(host.empty() ? nullptr : host.c_str(), std::to_string(port).c_str(), &hints, &found);
+        rc != 0) {
+        *error = "gateway.http: cannot listen on " + where + ": " + ::gai_strerror(rc);
+        return -1;
+    }
+    int fd = -1, err = 0;
+    for (addrinfo* a = found; a && fd < 0; a = a->ai_next) {
+        fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        const int one = 1;
+        ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (::bind(fd, a->ai_addr, a->ai_addrlen) != 0 || ::listen(fd, 64) != 0) {
+            err = errno;
+            ::close(fd);
+            fd = -1;
+        }
+    }
+    ::freeaddrinfo(found);
+    if (fd < 0) *error = "gateway.http: cannot listen on " + where + ": " + std::strerror(err);
+    return fd;
+}
+
+}  // namespace
 
 WebServer::WebServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 WebServer::~WebServer() {
-    impl_->server.stop();
-    if (impl_->thread.joinable()) impl_->thread.join();
+    if (impl_->daemon) MHD_stop_daemon(impl_->daemon);  // joins its thread; closes every socket
+}
+
+void WebServer::pause() {
+    std::unique_lock<std::shared_mutex> lock(impl_->mutex);  // waits for the requests being answered
+    impl_->sources.reset();
+}
+
+void WebServer::resume(WebSources sources) {
+    auto next = std::make_shared<const WebSources>(std::move(sources));
+    std::unique_lock<std::shared_mutex> lock(impl_->mutex);
+    impl_->sources = std::move(next);
+}
+
+const std::string& WebServer::host() const {
+    return impl_->host;
+}
+
+int WebServer::port() const {
+    return impl_->port;
 }
 
 std::unique_ptr<WebServer> WebServer::start(const std::string& host, int port, WebSources sources, std::string* error) {
     auto impl = std::make_unique<Impl>();
-    auto& s = impl->server;
-    s.new_task_queue = [] { return new httplib::ThreadPool(2); };  // a status page, not a web farm
-    s.set_keep_alive_max_count(20);
-    s.set_read_timeout(5, 0);
-    s.set_write_timeout(5, 0);
-    // Read-only: anything but GET and HEAD is refused before routing, on every path.
-    s.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
-        if (req.method == "GET" || req.method == "HEAD") return httplib::Server::HandlerResponse::Unhandled;
-        res.status = 405;
-        res.set_header("Allow", "GET, HEAD");
-        res.set_content("method not allowed: this server is read-only (GET, HEAD)\n", "text/plain");
-        return httplib::Server::HandlerResponse::Handled;
-    });
-    auto from = std::make_shared<WebSources>(std::move(sources));
-    s.Get("/",
-          [](const httplib::Request&, httplib::Response& res) { res.set_content(kPage, "text/html; charset=utf-8"); });
-    s.Get("/metrics", [from](const httplib::Request&, httplib::Response& res) {
-        bool ok = false;
-        std::string text = read_file(from->data_dir + "/metrics.prom", &ok);
-        if (from->device_metrics) text += from->device_metrics();
-        text += "fieldlink_build_info{version=\"" FIELDLINK_VERSION "\"} 1\n";
-        res.set_content(text, "text/plain; version=0.0.4; charset=utf-8");
-    });
-    s.Get("/api/status", [from](const httplib::Request&, httplib::Response& res) {
-        bool ok = false;
-        std::string text = read_file(from->data_dir + "/status.json", &ok);
-        if (!ok) {
-            res.status = 503;
-            res.set_content("{\"error\":\"no status yet\"}\n", "application/json");
-            return;
-        }
-        res.set_content(text, "application/json");
-    });
-    s.Get("/api/runtime", [from](const httplib::Request&, httplib::Response& res) {
-        res.set_content(from->runtime_json ? from->runtime_json() : std::string("{}"), "application/json");
-    });
-    s.Get("/healthz", [from](const httplib::Request&, httplib::Response& res) {
-        const std::string problem = from->unhealthy ? from->unhealthy() : std::string();
-        res.status = problem.empty() ? 200 : 503;
-        nlohmann::json body{{"healthy", problem.empty()}};
-        if (!problem.empty()) body["problem"] = problem;
-        res.set_content(body.dump() + "\n", "application/json");
-    });
-    errno = 0;
-    if (!s.bind_to_port(host, port)) {
-        const int e = errno;
-        if (error) {
-            *error = "gateway.http: cannot listen on " + host + ":" + std::to_string(port) +
-                     (e ? std::string(": ") + std::strerror(e) : std::string(" (address in use or not on this host)"));
-        }
+    impl->host = host;
+    impl->port = port;
+    impl->sources = std::make_shared<const WebSources>(std::move(sources));
+    std::string err;
+    const int fd = listen_on(host, port, &err);
+    if (fd < 0) {
+        if (error) *error = err;
         return nullptr;
     }
-    auto* server = &impl->server;
-    impl->thread = std::thread([server] {
-        pthread_setname_np(pthread_self(), "fl-http");
-        server->listen_after_bind();
-    });
+    Impl* cls = impl.get();
+    impl->daemon =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, nullptr, nullptr,
+                         &on_request, cls, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, kMaxConnections,
+                         MHD_OPTION_PER_IP_CONNECTION_LIMIT, kMaxPerIp, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                         kHeaderBytes, MHD_OPTION_CONNECTION_TIMEOUT, kIdleSeconds, MHD_OPTION_NOTIFY_CONNECTION,
+                         &on_connection, cls, MHD_OPTION_EXTERNAL_LOGGER, &on_message, cls, MHD_OPTION_END);
+    if (!impl->daemon) {
+        ::close(fd);
+        if (error) *error = "gateway.http: cannot start the HTTP server on " + host + ":" + std::to_string(port);
+        return nullptr;
+    }
     return std::unique_ptr<WebServer>(new WebServer(std::move(impl)));
 }
 

@@ -1,0 +1,213 @@
+"""Hostile input and unlucky operators (issue 20), on the real binary against a real broker, all on
+loopback; bounded loops only (a few hundred connections, tens of megabytes at most):
+
+- HTTP (item 2): a request with 100,000 header lines of 1 KB is refused early (431 or the
+  connection closed) and the daemon does not grow; two slowloris connections do not hold up
+  /healthz and /metrics; 300 idle connections are bounded (refused past the limit, counted in
+  /metrics, logged once), closed when idle, and the gateway is reachable again at once after;
+  data keeps flowing to the broker throughout;
+- SIGTERM right after SIGHUP (item 3), ten times: the daemon exits 0 within its stop time, and a
+  reload keeps the HTTP server (its port never refuses a connection across reloads)."""
+import os
+import socket
+import threading
+import time
+import unittest
+
+from harness import Broker, Daemon, Procs, Subscriber, free_port, http_get, wait_for
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def config(broker_port, http_port, extra=""):
+    return f"""
+gateway:
+  http: 127.0.0.1:{http_port}
+{extra}
+clouds:
+  c: {{ platform: mqtt, host: 127.0.0.1, port: {broker_port}, topic: "fl/{{device}}" }}
+buses:
+  plc: {{ driver: sim }}
+devices:
+  - {{ name: meter, cloud: c, bus: plc, interval: 200ms,
+      points: [ {{ name: temperature, area: holding, address: 0 }} ] }}
+"""
+
+
+def metric(port, name):
+    code, body = http_get("http://127.0.0.1:%d/metrics" % port)
+    for line in body.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+class HostileHttpTest(unittest.TestCase):
+    def setUp(self):
+        self.procs = Procs(self)
+        self.broker = Broker(self.procs)
+        self.sub = Subscriber(self.procs, self.broker, ["fl/#"])
+        self.http = free_port()
+        self.daemon = Daemon(self.procs, config(self.broker.port, self.http))
+        wait_for(lambda: http_get("http://127.0.0.1:%d/healthz" % self.http)[0] == 200, timeout=15,
+                 what="the status server")
+
+    def flowing(self):
+        """Samples still arrive at the broker (a new one within 5 s)."""
+        n = len(self.sub.messages())
+        wait_for(lambda: len(self.sub.messages()) > n, timeout=5, what="data still flowing to the broker")
+
+    def test_a_header_bomb_is_refused_early_and_memory_stays(self):
+        before = rss_kib(self.daemon.proc.pid)
+        s = socket.create_connection(("127.0.0.1", self.http), timeout=10)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        line = b"X-Filler: " + b"a" * 1000 + b"\r\n"
+        sent = 0
+        try:
+            for _ in range(100_000):
+                s.sendall(line)
+                sent += len(line)
+        except OSError:
+            pass  # closed by the server: what we want
+        answer = b""
+        try:
+            s.settimeout(5)
+            answer = s.recv(4096)
+        except OSError:
+            pass
+        s.close()
+        self.assertLess(sent, 50 << 20, "the server read %d bytes of headers before refusing" % sent)
+        if answer:
+            self.assertRegex(answer.split(b"\r\n")[0], rb"HTTP/1\.[01] 4(31|13|00)")
+        after = rss_kib(self.daemon.proc.pid)
+        print("header bomb: refused after %d KB sent; RSS %d -> %d KiB" % (sent // 1024, before, after))
+        self.assertLess(after - before, 20 * 1024, "RSS grew by %d KiB" % (after - before))
+        self.assertEqual(http_get("http://127.0.0.1:%d/healthz" % self.http)[0], 200)
+        self.flowing()
+
+    def test_slowloris_does_not_hold_up_health_and_metrics(self):
+        stop = threading.Event()
+
+        def slow():
+            s = socket.create_connection(("127.0.0.1", self.http))
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            while not stop.is_set():
+                try:
+                    s.sendall(b"X-a: b\r\n")
+                except OSError:
+                    break
+                stop.wait(1)
+            s.close()
+
+        threads = [threading.Thread(target=slow) for _ in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(1)
+            for i in range(20):
+                t0 = time.monotonic()
+                path = "/healthz" if i % 2 else "/metrics"
+                code, _ = http_get("http://127.0.0.1:%d%s" % (self.http, path))
+                self.assertEqual(code, 200, "%s answered %d under slowloris" % (path, code))
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        self.flowing()
+
+    def test_idle_connections_are_bounded_counted_and_closed(self):
+        held = []
+        for _ in range(300):
+            try:
+                held.append(socket.create_connection(("127.0.0.1", self.http), timeout=5))
+            except OSError:
+                break
+        # Past the limit the server closes at once: a read sees the end.
+        time.sleep(1)
+        closed = 0
+        for s in held:
+            s.settimeout(0.01)
+            try:
+                if s.recv(1) == b"":
+                    closed += 1
+            except socket.timeout:
+                pass
+            except OSError:
+                closed += 1
+        self.assertGreaterEqual(closed, 300 - 64, "connections past the limit were not refused")
+        self.flowing()
+        # The idle ones are closed by the server after its idle time (10 s).
+        t0 = time.monotonic()
+        for s in held:
+            s.settimeout(20)
+            try:
+                s.recv(1)
+            except OSError:
+                pass
+        waited = time.monotonic() - t0
+        self.assertLess(waited, 25, "idle connections were kept")
+        for s in held:
+            s.close()
+        wait_for(lambda: http_get("http://127.0.0.1:%d/healthz" % self.http)[0] == 200, timeout=5,
+                 what="reachable again once they are gone")
+        self.assertGreaterEqual(metric(self.http, "fieldlink_http_refused_total"), 300 - 64)
+        log = self.daemon.log()
+        self.assertEqual(log.count("further ones are refused"), 1, log[-3000:])
+        print("idle connections: %d of 300 refused at once, the rest closed after %.1f s" % (closed, waited))
+
+
+class StopDuringReloadTest(unittest.TestCase):
+    def test_sigterm_right_after_sighup_stops_cleanly(self):
+        procs = Procs(self)
+        broker = Broker(procs)
+        for i in range(10):
+            http = free_port()
+            d = Daemon(procs, config(broker.port, http), name="d%d.log" % i)
+            wait_for(lambda: http_get("http://127.0.0.1:%d/healthz" % http)[0] == 200, timeout=15,
+                     what="the status server")
+            d.proc.send_signal(1)  # SIGHUP
+            rc, secs = d.stop()    # SIGTERM at once; waits at most 10 s
+            self.assertEqual(rc, 0, d.log()[-2000:])
+            self.assertLess(secs, 10)
+
+    def test_a_reload_keeps_the_http_server(self):
+        procs = Procs(self)
+        broker = Broker(procs)
+        http = free_port()
+        d = Daemon(procs, config(broker.port, http, "  store_max_bytes: 10MB"))
+        wait_for(lambda: http_get("http://127.0.0.1:%d/healthz" % http)[0] == 200, timeout=15, what="the status server")
+        codes = []
+        stop = threading.Event()
+
+        def poll():
+            while not stop.is_set():
+                codes.append(http_get("http://127.0.0.1:%d/healthz" % http)[0])
+
+        t = threading.Thread(target=poll)
+        t.start()
+        try:
+            for i in range(5):
+                # A change of the gateway settings (the store's budget) restarts everything but the
+                # server; a change of a device only what changed.
+                extra = "  store_max_bytes: %dMB" % (10 + i % 2) if i < 3 else "  store_max_bytes: 11MB"
+                text = config(broker.port, http, extra)
+                d.rewrite_config(text if i < 3 else text.replace("interval: 200ms", "interval: %d00ms" % i))
+                d.proc.send_signal(1)
+                time.sleep(1)
+        finally:
+            stop.set()
+            t.join()
+        self.assertNotIn(0, codes, "the port refused a connection during a reload")
+        self.assertTrue(set(codes) <= {200, 503}, codes)
+        self.assertIn("everything restarts", d.log())
+        self.assertEqual(d.stop()[0], 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
