@@ -27,6 +27,7 @@
 #include "bus/plan.hpp"
 #include "bus/plugin_host.hpp"
 #include "config/diff.hpp"
+#include "core/dir_lock.hpp"
 #include "core/log.hpp"
 #include "core/low_fds.hpp"
 #include "core/systemd.hpp"
@@ -105,6 +106,7 @@ bool check_descriptors(const config::Config& cfg, const std::string& file) {
 
 // Everything that runs for one configuration: the north loop and one worker per bus.
 struct Running {
+    std::unique_ptr<core::DirLock> data_dir_lock;  // one daemon per data_dir; released last
     std::unique_ptr<north::North> north;
     std::vector<std::unique_ptr<bus::BusWorker>> workers;  // in the order of cfg->buses
     std::unique_ptr<WebServer> web;                        // stopped first: its handlers read the workers and north
@@ -247,8 +249,14 @@ int start_all(const config::Config& cfg, const bus::PluginRegistry& plugins, Run
             "reconnects may have to wait for one (restart the daemon to reserve more)",
             low, cfg.buses.size());
     }
-    run.north = std::make_unique<north::North>(cfg, platforms::make_profiles(cfg));
     std::string err;
+    // (a previous instance may still be stopping: a restart by systemd)
+    run.data_dir_lock = core::DirLock::acquire(cfg.gateway.data_dir, std::chrono::seconds(5), &err);
+    if (!run.data_dir_lock) {
+        log->error("{}", err);
+        return kExitRuntime;
+    }
+    run.north = std::make_unique<north::North>(cfg, platforms::make_profiles(cfg));
     for (std::size_t b = 0; b < cfg.buses.size(); ++b) {
         auto driver = bus::DriverInstance::create(plugins.find(cfg.buses[b].driver), cfg.buses[b], &err);
         if (!driver) {
@@ -313,6 +321,7 @@ void stop_all(Running& run, bool keep_web = false) {
     }
     if (run.north) run.north->stop(std::chrono::milliseconds(500));  // what is left stays in the store
     run.north.reset();
+    run.data_dir_lock.reset();
 }
 
 std::size_t index_of_bus(const config::Config& cfg, const std::string& name) {

@@ -20,6 +20,13 @@ for arch in "$@"; do
     sysroot=$(bash scripts/sysroot.sh "$arch" | tail -1)
     # A foreign binary started without qemu (binfmt_misc) finds its loader and libraries there too.
     export QEMU_LD_PREFIX=$sysroot
+    # A tree configured against another sysroot (its package list changed) caches that one's paths.
+    stale=$( (grep -o "fieldlink-sysroot/$arch-[^/;: ]*" "build-$arch/CMakeCache.txt" 2>/dev/null || true) |
+        sort -u | grep -v "/$(basename "$sysroot")\$" || true)
+    if [ -n "$stale" ]; then
+        echo "cross.sh: build-$arch was configured for another sysroot; configuring it afresh"
+        rm -rf "build-$arch"
+    fi
     cmake -S . -B "build-$arch" -G Ninja -DCMAKE_TOOLCHAIN_FILE="cmake/toolchains/$triplet.cmake" \
         -DFIELDLINK_SYSROOT="$sysroot" \
         -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFIELDLINK_WERROR=ON -DFIELDLINK_BENCH=OFF \

@@ -42,6 +42,24 @@ constexpr int kWalLimitFrames = 4096;
 // waiting starts over this often (well before the kernel writes dirty pages back, 30 s).
 constexpr std::chrono::seconds kFoldAfter{5};
 
+// Who holds a lock on the file (SQLite's locks are POSIX record locks): "PID n", or "another
+// process" when the kernel does not say.
+std::string lock_holder(const std::string& path) {
+    for (const std::string& p : {path, path + "-shm"}) {
+        const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        struct flock fl {};
+        fl.l_type = F_WRLCK;
+        fl.l_whence = SEEK_SET;
+        fl.l_start = 0;
+        fl.l_len = 0;
+        const bool got = ::fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK && fl.l_pid > 0;
+        ::close(fd);
+        if (got) return "PID " + std::to_string(fl.l_pid);
+    }
+    return "another process";
+}
+
 }  // namespace
 
 std::string Outbox::encode(const core::SampleBatch& b, const std::vector<std::uint32_t>& point_ids) {
@@ -216,7 +234,7 @@ std::uint64_t Outbox::wal_bytes() const {
 
 // What the store puts on disk: pages in use, the WAL and the reserve (free pages are reused).
 std::uint64_t Outbox::on_disk_bytes() {
-    return used_bytes() + wal_bytes() + journal_.size() + (reserve_held_ ? reserve_bytes_ : 0);
+    return used_bytes() + wal_bytes() + journal_.size() + corrupt_bytes_ + (reserve_held_ ? reserve_bytes_ : 0);
 }
 
 bool Outbox::init(const config::Config& cfg, std::string* error) {
@@ -242,6 +260,11 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
         *error = "store: cannot create data_dir " + g.data_dir + ": " + std::strerror(errno);
         return false;
     }
+    if (struct stat st{}; ::stat(g.data_dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
+        *error =
+            "store: data_dir " + g.data_dir + " is not a directory (expected a directory the fieldlink user can write)";
+        return false;
+    }
     if (::access(g.data_dir.c_str(), W_OK | X_OK) != 0) {
         *error = "store: data_dir " + g.data_dir + " is not writable: " + std::strerror(errno) +
                  " (expected a directory the fieldlink user can write)";
@@ -249,26 +272,58 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
     }
     path_ = g.data_dir + "/outbox.db";
     for (int attempt = 0; attempt < 2; ++attempt) {
-        if (sqlite3_open(path_.c_str(), &db_) == SQLITE_OK) {
+        // Busy (another process holds the file locked) is waited for, then an error: only a
+        // file SQLite calls corrupt, or not a database, is moved aside.
+        int rc = SQLITE_OK;
+        std::string check;
+        const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        do {
+            sqlite3_close(db_);
+            db_ = nullptr;
+            check.clear();
+            rc = sqlite3_open(path_.c_str(), &db_);
+            if (rc != SQLITE_OK) break;
             sqlite3_busy_timeout(db_, 1000);
             sqlite3_stmt* st = nullptr;
-            std::string check;
-            if (sqlite3_prepare_v2(db_, "PRAGMA quick_check", -1, &st, nullptr) == SQLITE_OK &&
-                sqlite3_step(st) == SQLITE_ROW) {
+            rc = sqlite3_prepare_v2(db_, "PRAGMA quick_check", -1, &st, nullptr);
+            if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
                 check = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+                rc = SQLITE_OK;
             }
             sqlite3_finalize(st);
-            if (check == "ok") {
-                // A valid store that cannot be set up (full disk, read-only file) is an error, not
-                // corruption: its data must not be moved aside.
-                if (exec("PRAGMA journal_mode=WAL") && exec(kSchema)) break;
-                *error = "store: cannot initialise " + path_ + ": " + sqlite3_errmsg(db_) +
-                         " (expected free space and a writable file)";
-                sqlite3_close(db_);
-                db_ = nullptr;
-                return false;
-            }
+        } while (((rc & 0xFF) == SQLITE_BUSY || (rc & 0xFF) == SQLITE_LOCKED) &&
+                 std::chrono::steady_clock::now() < give_up);
+        if ((rc & 0xFF) == SQLITE_BUSY || (rc & 0xFF) == SQLITE_LOCKED) {
+            *error = "store: " + path_ + " is locked by " + lock_holder(path_) +
+                     " (waited 5 s); it is left as it is, not corrupt: stop that process, then start again";
+            sqlite3_close(db_);
+            db_ = nullptr;
+            return false;
         }
+        if (rc == SQLITE_OK && check == "ok") {
+            // A valid store that cannot be set up (full disk, read-only file) is an error, not
+            // corruption: its data must not be moved aside.
+            if (exec("PRAGMA journal_mode=WAL") && exec(kSchema)) break;
+            *error = "store: cannot initialise " + path_ + ": " + sqlite3_errmsg(db_) +
+                     " (expected free space and a writable file)";
+            sqlite3_close(db_);
+            db_ = nullptr;
+            return false;
+        }
+        if (rc != SQLITE_OK && (rc & 0xFF) != SQLITE_CORRUPT && (rc & 0xFF) != SQLITE_NOTADB) {
+            *error = "store: cannot read " + path_ + ": " + sqlite3_errstr(rc) +
+                     " (expected a store the fieldlink user can read and write)";
+            sqlite3_close(db_);
+            db_ = nullptr;
+            return false;
+        }
+        // What the file held, as far as it can still be read, for the log.
+        std::string held = "an unknown number of";
+        sqlite3_stmt* count = nullptr;
+        if (sqlite3_prepare_v2(db_, "SELECT COUNT(*) FROM outbox", -1, &count, nullptr) == SQLITE_OK &&
+            sqlite3_step(count) == SQLITE_ROW)
+            held = std::to_string(sqlite3_column_int64(count, 0));
+        sqlite3_finalize(count);
         sqlite3_close(db_);
         db_ = nullptr;
         if (attempt == 1) {
@@ -280,8 +335,12 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
         std::remove((path_ + "-wal").c_str());
         std::remove((path_ + "-shm").c_str());
         ++stats_.corrupt;
-        log()->error("store: {} is not a valid store; moved aside to {} (its data is not replayed)", path_, aside);
+        log()->error(
+            "store: {} is not a valid store ({}); moved aside to {} with {} queued batch(es), which are not "
+            "replayed; it counts against store_max_bytes until removed",
+            path_, check.empty() ? sqlite3_errstr(rc) : check.substr(0, 200), aside, held);
     }
+    count_corrupt_files();
     // Every commit is synced: rows reach SQLite only when the journal gives them up (a fold) or
     // are deleted, so commits are few, and the journal is cut only after its rows are safe.
     exec("PRAGMA synchronous=FULL");
@@ -657,9 +716,37 @@ std::uint64_t Outbox::drop_rows(const std::string& where, std::int64_t limit) {
     return rows;
 }
 
+// Files moved aside as corrupt (outbox.db.corrupt-<time>), oldest first: their bytes count against
+// the budget.
+std::vector<std::pair<std::string, std::uint64_t>> Outbox::corrupt_files() const {
+    std::vector<std::pair<std::string, std::uint64_t>> out;
+    std::error_code ec;
+    const auto prefix = std::filesystem::path(path_).filename().string() + ".corrupt-";
+    for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(path_).parent_path(), ec)) {
+        if (e.path().filename().string().rfind(prefix, 0) != 0) continue;
+        std::error_code size_ec;
+        const auto size = e.file_size(size_ec);
+        out.emplace_back(e.path().string(), size_ec ? 0 : size);
+    }
+    std::sort(out.begin(), out.end());  // the name ends with the time it was moved aside
+    return out;
+}
+
+void Outbox::count_corrupt_files() {
+    corrupt_bytes_ = 0;
+    for (const auto& f : corrupt_files()) corrupt_bytes_ += f.second;
+}
+
 // Deletes the oldest batches (global append order) until the store uses at most target_bytes.
+// Files moved aside as corrupt go first (nothing replays them).
 void Outbox::drop_oldest(std::uint64_t target_bytes) {
-    for (int round = 0; round < 64 && used_bytes() > target_bytes; ++round) {
+    for (const auto& [file, size] : corrupt_files()) {
+        if (used_bytes() + corrupt_bytes_ <= target_bytes) return;
+        if (std::remove(file.c_str()) != 0) continue;
+        corrupt_bytes_ -= std::min(corrupt_bytes_, size);
+        log()->warn("store: removed {} ({} bytes, moved aside as corrupt) to stay within store_max_bytes", file, size);
+    }
+    for (int round = 0; round < 64 && used_bytes() + corrupt_bytes_ > target_bytes; ++round) {
         const auto n = std::max<std::uint64_t>(1, queued_ / 20);  // 5% per round
         if (drop_rows("1", static_cast<std::int64_t>(n)) == 0) break;
     }

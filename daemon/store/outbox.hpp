@@ -131,6 +131,8 @@ class Outbox {
                   core::SampleBatch& b);
     void map_devices(const config::Config& cfg);
     void drop_oldest(std::uint64_t target_bytes);
+    std::vector<std::pair<std::string, std::uint64_t>> corrupt_files() const;
+    void count_corrupt_files();
     std::uint64_t drop_rows(const std::string& where, std::int64_t limit);
     void drop_unknown_devices();
     std::uint64_t used_bytes();
@@ -166,6 +168,7 @@ class Outbox {
     bool journal_trouble_ = false;
     std::chrono::steady_clock::time_point trouble_since_{};
     std::uint64_t trouble_dropped_ = 0;  // dropped_full when the episode began
+    std::uint64_t corrupt_bytes_ = 0;  // files moved aside as corrupt, beside the store
     std::string reserve_path_;
     std::uint64_t reserve_bytes_ = 0;
     bool reserve_held_ = false;

@@ -211,3 +211,53 @@ class StopDuringReloadTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class StoreLockTest(unittest.TestCase):
+    """Item 4: a second daemon on the same data_dir refuses to start; a store another process holds
+    locked is waited for, then refused, and never moved aside as corrupt."""
+
+    def test_a_second_daemon_on_the_same_data_dir_refuses_to_start(self):
+        procs = Procs(self)
+        broker = Broker(procs)
+        sub = Subscriber(procs, broker, ["fl/#"])
+        data = procs.path("shared-data")
+        first = Daemon(procs, config(broker.port, free_port()), name="first.log", data_dir=data)
+        wait_for(lambda: len(sub.messages()) >= 2, timeout=15, what="the first daemon publishing")
+        second = Daemon(procs, config(broker.port, free_port()), name="second.log", data_dir=data)
+        self.assertEqual(second.proc.wait(30), 1, second.log())
+        self.assertIn("in use by PID %d" % first.proc.pid, second.log())
+        self.assertIsNone(first.proc.poll())
+        n = len(sub.messages())
+        wait_for(lambda: len(sub.messages()) > n, timeout=5, what="the first daemon still publishing")
+        self.assertEqual(first.stop()[0], 0)
+
+    def test_a_locked_store_is_waited_for_and_refused_never_moved_aside(self):
+        import sqlite3
+        procs = Procs(self)
+        broker_port = free_port()  # no broker yet: batches queue in the store
+        data = procs.path("locked-data")
+        d = Daemon(procs, config(broker_port, free_port()), name="queue.log", data_dir=data)
+        time.sleep(3)
+        self.assertEqual(d.stop()[0], 0)
+        queued = int(__import__("re").search(r"store: (\d+) batch\(es\) queued on disk", d.log()).group(1))
+        self.assertGreater(queued, 5)
+
+        holder = sqlite3.connect(os.path.join(data, "outbox.db"), isolation_level=None)
+        holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        holder.execute("INSERT INTO meta VALUES ('held', 'by a test')")
+        locked = Daemon(procs, config(broker_port, free_port()), name="locked.log", data_dir=data)
+        self.assertEqual(locked.proc.wait(60), 1, locked.log())
+        self.assertIn("is locked by PID %d" % os.getpid(), locked.log())
+        self.assertEqual([f for f in os.listdir(data) if ".corrupt-" in f], [], "a busy store was moved aside")
+        holder.rollback()
+        holder.close()
+
+        broker = Broker(procs, port=broker_port)
+        sub = Subscriber(procs, broker, ["fl/#"])
+        again = Daemon(procs, config(broker_port, free_port()), name="again.log", data_dir=data)
+        wait_for(lambda: "queued batch(es) from before" in again.log(), timeout=15, what="the store replayed")
+        self.assertIn("%d queued batch(es) from before" % queued, again.log())
+        wait_for(lambda: len(sub.messages()) >= queued, timeout=30, what="the queued batches delivered")
+        self.assertEqual(again.stop()[0], 0)

@@ -364,3 +364,32 @@ TEST_CASE("the journal: acknowledged in time it starts over, not acknowledged it
     CHECK(l[0].timestamp_ms == 4);
     CHECK(l[1].timestamp_ms == 5);
 }
+
+TEST_CASE("files moved aside as corrupt count against the budget and go first") {
+    const auto dir = temp_dir();
+    {
+        std::ofstream f(dir + "/outbox.db.corrupt-1700000000", std::ios::binary);
+        f << std::string(300 * 1024, 'x');
+    }
+    std::string err;
+    auto o = store::Outbox::open(make_config(dir, "meter2", "  store_max_bytes: 256KB\n"), &err);
+    REQUIRE_MESSAGE(o, err);
+    std::vector<core::SampleBatch> bs{batch(0, 1, 1)};
+    append(*o, bs);
+    CHECK(o->stats().bytes_used > 300 * 1024);
+    o->maintain(std::chrono::steady_clock::now() + std::chrono::seconds(2));
+    struct stat st {};
+    CHECK(::stat((dir + "/outbox.db.corrupt-1700000000").c_str(), &st) != 0);  // removed, not the queued batch
+    CHECK(o->stats().records == 1);
+    CHECK(o->stats().dropped_budget == 0);
+    CHECK(o->stats().bytes_used <= 256 * 1024);
+}
+
+TEST_CASE("a data_dir that is a file is said to be one") {
+    const auto dir = temp_dir();
+    { std::ofstream f(dir + "/file"); }
+    std::string err;
+    auto o = store::Outbox::open(make_config(dir + "/file"), &err);
+    CHECK_FALSE(o);
+    CHECK(err.find("is not a directory") != std::string::npos);
+}
