@@ -5,8 +5,11 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <syslog.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <mutex>
+#include <string_view>
+#include <vector>
 
 #include "systemd.hpp"
 
@@ -46,11 +49,52 @@ class JournalSink final : public spdlog::sinks::base_sink<std::mutex> {
     void flush_() override {}
 };
 
+// Every line passes here first: text from outside (a command id, a topic, a device's answer, a
+// platform's message) may hold newlines, terminal escapes or invalid UTF-8, and may be huge. Control
+// characters become \n, \r, \t or \xNN, bytes that are not UTF-8 \xNN, and a line is cut at
+// kMaxLine bytes, saying how much was cut: one message can neither forge a line nor flood the log.
+class SafeSink final : public spdlog::sinks::base_sink<std::mutex> {
+  public:
+    explicit SafeSink(std::vector<spdlog::sink_ptr> sinks) : sinks_(std::move(sinks)) {}
+
+  protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override {
+        const std::string_view in(msg.payload.data(), msg.payload.size());
+        if (clean(in)) {
+            for (auto& s : sinks_) {
+                if (s->should_log(msg.level)) s->log(msg);
+            }
+            return;
+        }
+        const std::string text = printable(in, kMaxLine);
+        spdlog::details::log_msg copy(msg.time, msg.source, msg.logger_name, msg.level, text);
+        copy.thread_id = msg.thread_id;
+        for (auto& s : sinks_) {
+            if (s->should_log(copy.level)) s->log(copy);
+        }
+    }
+    void flush_() override {
+        for (auto& s : sinks_) s->flush();
+    }
+
+  private:
+    static bool clean(std::string_view in) {
+        if (in.size() > kMaxLine) return false;
+        for (const char c : in) {
+            const auto b = static_cast<unsigned char>(c);
+            if (b < 0x20 || b >= 0x7F) return false;  // (UTF-8 is checked on the slow path)
+        }
+        return true;
+    }
+    std::vector<spdlog::sink_ptr> sinks_;
+};
+
 // Process-wide logging state, guarded by g_mutex.
 // NOLINTBEGIN(cppcoreguidelines-avoid-non-const-global-variables)
 std::mutex g_mutex;
 spdlog::sink_ptr g_sink;
 std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> g_recent;
+spdlog::sink_ptr g_safe;
 spdlog::level::level_enum g_level = spdlog::level::info;
 // NOLINTEND(cppcoreguidelines-avoid-non-const-global-variables)
 
@@ -68,6 +112,53 @@ spdlog::sink_ptr sink() {
 
 }  // namespace
 
+std::string printable(std::string_view in, std::size_t cap) {
+    std::string out;
+    out.reserve(std::min(in.size(), cap) + 16);
+    std::size_t i = 0;
+    auto hex = [&out](unsigned char b) {
+        static const char* const digits = "0123456789abcdef";
+        out += "\\x";
+        out += digits[b >> 4];
+        out += digits[b & 0xF];
+    };
+    while (i < in.size() && out.size() < cap) {
+        const auto b = static_cast<unsigned char>(in[i]);
+        if (b == '\n') {
+            out += "\\n";
+        } else if (b == '\r') {
+            out += "\\r";
+        } else if (b == '\t') {
+            out += "\\t";
+        } else if (b < 0x20 || b == 0x7F) {
+            hex(b);
+        } else if (b < 0x80) {
+            out += static_cast<char>(b);
+        } else {
+            // A whole, shortest-form UTF-8 sequence passes; anything else byte by byte as \xNN.
+            const std::size_t n = b >= 0xF0 && b <= 0xF4 ? 4 : b >= 0xE0 ? 3 : b >= 0xC2 && b <= 0xDF ? 2 : 0;
+            bool ok = n > 0 && i + n <= in.size();
+            for (std::size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(in[i + k]) & 0xC0) == 0x80;
+            if (ok && n == 3) {
+                const auto b1 = static_cast<unsigned char>(in[i + 1]);
+                ok = !(b == 0xE0 && b1 < 0xA0) && !(b == 0xED && b1 >= 0xA0);  // overlong, surrogates
+            } else if (ok && n == 4) {
+                const auto b1 = static_cast<unsigned char>(in[i + 1]);
+                ok = !(b == 0xF0 && b1 < 0x90) && !(b == 0xF4 && b1 >= 0x90);
+            }
+            if (ok) {
+                out.append(in.data() + i, n);
+                i += n;
+                continue;
+            }
+            hex(b);
+        }
+        ++i;
+    }
+    if (i < in.size()) out += "... (" + std::to_string(in.size() - i) + " more bytes)";
+    return out;
+}
+
 void init_logging(const std::string& level) {
     std::lock_guard<std::mutex> lock(g_mutex);
     g_level = spdlog::level::from_str(level);
@@ -82,7 +173,8 @@ std::shared_ptr<spdlog::logger> logger(const std::string& component) {
         g_recent->set_level(spdlog::level::warn);
         g_recent->set_pattern("%Y-%m-%dT%H:%M:%S %l [%n] %v");
     }
-    auto l = std::make_shared<spdlog::logger>(component, spdlog::sinks_init_list{sink(), g_recent});
+    if (!g_safe) g_safe = std::make_shared<SafeSink>(std::vector<spdlog::sink_ptr>{sink(), g_recent});
+    auto l = std::make_shared<spdlog::logger>(component, g_safe);
     l->set_level(g_level);
     l->flush_on(spdlog::level::info);
     spdlog::register_logger(l);

@@ -645,8 +645,8 @@ void Session::handle(const std::string& topic, const std::string& payload) {
                            : in.refused     ? "refused"
                                             : "other";
     if (!in.problem.empty() && logged_kinds_.insert(in.kind + '|' + category).second) {
-        log_->warn("device {}: {} (topic {}; further ones like it are counted, not logged)", info_.name, in.problem,
-                   topic);
+        log_->warn("device {}: {} (topic {}; further ones like it are counted, not logged)", info_.name,
+                   core::printable(in.problem, 512), core::printable(topic, 256));
     }
     // Replies jump the queue but not the rate limit: sent as soon as the read call returns if a
     // token is there (on_io flushes), else first.
@@ -701,7 +701,9 @@ void Session::reply_write(const PendingWrite& w, CommandResult r) {
     count(r.ok ? &SessionCounters::writes_ok : &SessionCounters::writes_failed);
     const auto& d = info_.device(w.command.device);
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(env_.loop->now() - w.received).count();
-    const std::string asked = w.command.id.empty() ? w.command.kind : w.command.kind + " id " + w.command.id;
+    // (the id is the platform's text: capped and escaped for the log)
+    const std::string asked =
+        w.command.id.empty() ? w.command.kind : w.command.kind + " id " + core::printable(w.command.id, 64);
     if (r.ok) {
         log_->info("write from cloud {} ({}) to {}: {}: done, read back {} ({} ms)", cloud_->name, asked, d.name,
                    describe_values(d, w.command.values), describe_values(d, r.values), ms);

@@ -261,3 +261,40 @@ class StoreLockTest(unittest.TestCase):
         self.assertIn("%d queued batch(es) from before" % queued, again.log())
         wait_for(lambda: len(sub.messages()) >= queued, timeout=30, what="the queued batches delivered")
         self.assertEqual(again.stop()[0], 0)
+
+
+class LogInjectionTest(unittest.TestCase):
+    """Item 5: text from the cloud in the log: a command id with a newline cannot forge a line,
+    terminal escapes are escaped, and a 200 KB id does not make 200 KB of log per message."""
+
+    def test_a_command_id_cannot_forge_flood_or_colour_the_log(self):
+        import json
+        procs = Procs(self)
+        broker = Broker(procs)
+        d = Daemon(procs, f"""
+gateway:
+  log_level: info
+clouds:
+  c: {{ platform: mqtt, host: 127.0.0.1, port: {broker.port}, topic: "fl/{{device}}", command_topic: "fl/{{device}}/set" }}
+buses:
+  plc: {{ driver: sim }}
+devices:
+  - {{ name: meter, cloud: c, bus: plc, interval: 500ms,
+      points: [ {{ name: level, area: holding, address: 3, writable: true }} ] }}
+""")
+        wait_for(lambda: "connected to cloud c" in d.log(), timeout=15, what="the session")
+        sub = Subscriber(procs, broker, ["fl/meter/set/reply"])
+        forged = "x\n2026-12-06T00:00:00.000 critical [core] FORGED LINE \x1b[31mred\x1b[0m"
+        huge = "y" * 200_000
+        before = len(d.log())
+        for i in range(10):
+            broker.publish("fl/meter/set", json.dumps({"level": i, "id": forged if i % 2 else huge + str(i)}))
+        wait_for(lambda: len(sub.messages()) >= 10, timeout=30, what="every write answered")
+        log = d.log()[before:]
+        for line in log.splitlines():
+            self.assertNotIn("critical [core] FORGED", line[:60], "a forged line: " + line[:200])
+        self.assertIn("\\n2026-12-06T00:00:00.000 critical [core] FORGED LINE \\x1b[31m", log)
+        self.assertNotIn("\x1b", log)
+        self.assertLess(len(log), 10 * 4096 + 4000, "the log grew by %d bytes for 10 writes" % len(log))
+        self.assertIn("more bytes)", log)
+        self.assertEqual(d.stop()[0], 0)
