@@ -35,10 +35,13 @@ std::vector<config::Fragment> fragments_beside(const std::string& path, std::vec
     std::sort(names.begin(), names.end());
     for (const auto& n : names) {
         config::Fragment f{n.string(), {}};
-        if (!config::read_file(f.path, f.text)) {
+        std::string why;
+        if (!config::read_file(f.path, f.text, &why)) {
             config::Mark at;
             at.file = std::make_shared<const std::string>(f.path);
-            errors.push_back(config::ConfigError{at, "", "cannot open this part of the configuration"});
+            errors.push_back(config::ConfigError{
+                at, "",
+                why == "cannot open the configuration file" ? "cannot open this part of the configuration" : why});
             continue;
         }
         out.push_back(std::move(f));
@@ -49,11 +52,11 @@ std::vector<config::Fragment> fragments_beside(const std::string& path, std::vec
 }  // namespace
 
 Loaded load_config_file(const std::string& path, const bus::PluginRegistry* plugins) {
-    std::string text;
-    if (!config::read_file(path, text)) {
+    std::string text, why;
+    if (!config::read_file(path, text, &why)) {
         Loaded out;
         out.config.file = path;
-        out.errors.push_back(config::ConfigError{{}, "", "cannot open the configuration file"});
+        out.errors.push_back(config::ConfigError{{}, "", why});
         return out;
     }
     std::vector<config::ConfigError> unreadable;

@@ -258,6 +258,7 @@ void parse_bus(const YAML::Node& node, BusConfig& bus, Reader& r) {
     // Core keys go through the table; everything else is a driver option, checked later against
     // the options the driver plugin declares.
     YAML::Node core(YAML::NodeType::Map);
+    r.unique_keys(node);
     for (const auto& kv : node) {
         auto key = kv.first.as<std::string>("");
         bool is_core = false;
@@ -302,6 +303,7 @@ void parse_commands(PointConfig& p, const YAML::Node& n, Reader& r) {
         r.error(n, "expected a mapping of command names to values, like { on: 1, off: 0 }");
         return;
     }
+    r.unique_keys(n);
     for (const auto& kv : n) {
         const auto name = kv.first.as<std::string>("");
         Reader::Scope s(r, name);
@@ -540,6 +542,7 @@ void parse_named_map(const YAML::Node& n, Reader& r, std::vector<T>& out, Fn par
         r.error(n, "expected a mapping of names to definitions");
         return;
     }
+    r.unique_keys(n);
     for (const auto& kv : n) {
         T item;
         item.name = kv.first.as<std::string>("");
@@ -611,6 +614,15 @@ bool read_sections(const std::string& text, bool split, bool main, Config& into,
     YAML::Node root;
     try {
         root = YAML::Load(text);
+    } catch (const YAML::DeepRecursion& e) {
+        Mark at = Reader::mark_of(YAML::Node());
+        at.line = e.mark.line + 1;
+        at.column = e.mark.column + 1;
+        errors.push_back(
+            ConfigError{at, "",
+                        "invalid YAML: nested too deep here (" + std::to_string(e.depth()) +
+                            " levels of mappings or lists); a configuration needs a handful, expected far fewer"});
+        return false;
     } catch (const YAML::Exception& e) {
         Mark at = Reader::mark_of(YAML::Node());
         at.line = e.mark.line + 1;
@@ -645,6 +657,7 @@ ParseResult parse_text(const std::string& text, const std::string& file) {
 ParseResult parse_files(const std::string& text, const std::string& file, const std::vector<Fragment>& fragments) {
     ParseResult res;
     res.config.file = file;
+    Reader::set_main_file(file);
     const bool split = !fragments.empty();
     if (!read_sections(text, split, true, res.config, res.errors)) return res;
     for (const auto& f : fragments) {
@@ -682,9 +695,22 @@ ParseResult parse_files(const std::string& text, const std::string& file, const 
     return res;
 }
 
-bool read_file(const std::string& path, std::string& text) {
+bool read_file(const std::string& path, std::string& text, std::string* why) {
     std::ifstream in(path);
-    if (!in) return false;
+    if (!in) {
+        if (why) *why = "cannot open the configuration file";
+        return false;
+    }
+    in.seekg(0, std::ios::end);
+    const auto size = static_cast<std::uint64_t>(std::max<std::streamoff>(0, in.tellg()));
+    in.seekg(0, std::ios::beg);
+    if (size > kMaxConfigBytes) {
+        if (why) {
+            *why = "the file is " + std::to_string(size) + " bytes; a configuration is read up to " +
+                   std::to_string(kMaxConfigBytes / (1024 * 1024)) + " MiB (expected a configuration, not a data file)";
+        }
+        return false;
+    }
     std::stringstream ss;
     ss << in.rdbuf();
     text = ss.str();

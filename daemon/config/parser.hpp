@@ -30,6 +30,9 @@ ParseResult parse_files(const std::string& text, const std::string& file, const 
 // The generic rules: references, names, point shapes, storage (called by parse_text).
 void validate(Config& cfg, std::vector<ConfigError>& errors);
 // Reads a whole file; false when it cannot be opened.
-bool read_file(const std::string& path, std::string& text);
+// A configuration file is read up to this size; a larger one is refused (`why` says so).
+constexpr std::uint64_t kMaxConfigBytes = 4U << 20;
+// The file's text; false with `why` (cannot open, too large).
+bool read_file(const std::string& path, std::string& text, std::string* why = nullptr);
 
 }  // namespace fieldlink::config

@@ -1,11 +1,17 @@
 #include "reader.hpp"
 
+#include <sys/stat.h>
+
 #include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <unordered_map>
+
+#include "core/log.hpp"
 
 namespace fieldlink::config {
 
@@ -22,7 +28,13 @@ std::string format_error(const std::string& file, const ConfigError& e) {
 namespace {
 // The file being read, stamped on every mark (null: the main file).
 thread_local std::shared_ptr<const std::string> t_file;  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables)
+// The main file's directory (key files are checked against it).
+thread_local std::string t_main_dir;  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables)
 }  // namespace
+
+void Reader::set_main_file(const std::string& file) {
+    t_main_dir = std::filesystem::path(file).parent_path().string();
+}
 
 Reader::FileScope::FileScope(std::shared_ptr<const std::string> file) {
     t_file = std::move(file);
@@ -60,6 +72,25 @@ void Reader::unknown_key(const YAML::Node& key_node, const std::string& key, con
     errors_.push_back(ConfigError{mark_of(key_node), where, "unknown key '" + key + "'; expected one of: " + list});
 }
 
+bool Reader::unique_keys(const YAML::Node& map) {
+    if (!map.IsMap()) return true;
+    std::unordered_map<std::string, Mark> seen;
+    bool ok = true;
+    for (const auto& kv : map) {
+        if (!kv.first.IsScalar()) continue;
+        const Mark here = mark_of(kv.first);
+        const auto [it, fresh] = seen.emplace(kv.first.Scalar(), here);
+        if (fresh) continue;
+        ok = false;
+        const Mark& first = it->second;
+        errors_.push_back(ConfigError{here, path_,
+                                      "key '" + kv.first.Scalar() + "' given twice: here and at line " +
+                                          std::to_string(first.line) + ", column " + std::to_string(first.column) +
+                                          "; a key may appear once in a mapping"});
+    }
+    return ok;
+}
+
 void Reader::missing_key(const YAML::Node& map, const char* key) {
     error(map, std::string("missing required key '") + key + "'");
 }
@@ -71,9 +102,10 @@ std::optional<std::string> Reader::scalar(const YAML::Node& n, const char* expec
     }
     const std::string& raw = n.Scalar();
     std::string out;
+    if (raw.find("${") == std::string::npos) return raw;  // (one pass: a 50 MB scalar stays linear)
     for (std::size_t i = 0; i < raw.size(); ++i) {
-        const auto close = raw.find('}', i);
-        if (raw.compare(i, 2, "${") != 0 || close == std::string::npos) {
+        const auto close = raw.compare(i, 2, "${") == 0 ? raw.find('}', i) : std::string::npos;
+        if (close == std::string::npos) {
             out += raw[i];
             continue;
         }
@@ -178,6 +210,33 @@ std::optional<std::string> Reader::secret(const YAML::Node& n) {
     return scalar(n, "the secret");
 }
 
+// A key file others can read, or a symlink leading out of the configuration's directory, is
+// accepted with a warning (at --check and at every start): a key is a secret.
+void Reader::warn_key_file(const std::string& path) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const auto log = core::logger("config");
+    struct stat lst {};
+    if (::lstat(path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode)) {
+        const auto target = fs::canonical(path, ec);
+        const auto home = fs::canonical(fs::absolute(t_main_dir.empty() ? std::string(".") : t_main_dir), ec);
+        const auto rel = target.lexically_relative(home);
+        if (!ec && (rel.empty() || *rel.begin() == "..")) {
+            log->warn(
+                "key file '{}' is a symlink to '{}', outside the configuration's directory {}; keep keys beside "
+                "the configuration",
+                path, target.string(), home.string());
+        }
+    }
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && (st.st_mode & (S_IROTH | S_IWOTH)) != 0) {
+        log->warn(
+            "key file '{}' can be read by every user of this machine (mode {:04o}); chmod 0640 it (owner and the "
+            "fieldlink group)",
+            path, st.st_mode & 07777);
+    }
+}
+
 std::optional<std::string> Reader::secret_file(const YAML::Node& n) {
     auto path = string(n);
     if (!path) return std::nullopt;
@@ -186,6 +245,7 @@ std::optional<std::string> Reader::secret_file(const YAML::Node& n) {
         error(n, "cannot read key file '" + *path + "'; expected a readable file holding the key");
         return std::nullopt;
     }
+    warn_key_file(*path);
     std::string v;
     std::getline(in, v);
     while (!v.empty() && (v.back() == '\r' || v.back() == ' ')) v.pop_back();

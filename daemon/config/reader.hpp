@@ -2,6 +2,7 @@
 // parser); unknown keys, missing keys and wrong types become ConfigErrors with file positions.
 #pragma once
 
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <functional>
@@ -59,6 +60,9 @@ class Reader {
     // A secret: literal, or ${ENV_VAR} expanded from the environment.
     std::optional<std::string> secret(const YAML::Node& n);
     std::optional<std::string> secret_file(const YAML::Node& n);
+    void warn_key_file(const std::string& path);
+    // The configuration file being read (its directory is where key files should live).
+    static void set_main_file(const std::string& file);
 
     template <typename E>
     std::optional<E> enumeration(const YAML::Node& n, std::optional<E> (*parse)(std::string_view),
@@ -79,6 +83,7 @@ class Reader {
         }
         std::vector<const char*> keys;
         for (const auto& f : fields) keys.push_back(f.key);
+        unique_keys(node);
         for (const auto& kv : node) {
             auto key = kv.first.as<std::string>("");
             const Field<T>* match = nullptr;
@@ -106,6 +111,10 @@ class Reader {
         FileScope& operator=(const FileScope&) = delete;
     };
 
+    // A key given twice in one mapping is an error at the second, naming the first (YAML readers
+    // differ on which one wins: `address: 0, address: 5` must not quietly read register 5).
+    // False when there was one.
+    bool unique_keys(const YAML::Node& map);
     void unknown_key(const YAML::Node& key_node, const std::string& key, const std::vector<const char*>& expected);
     void missing_key(const YAML::Node& map, const char* key);
 

@@ -5,6 +5,7 @@
 
 #include "config/writes.hpp"
 #include "core/crypto.hpp"
+#include "core/log.hpp"
 #include "core/value.hpp"
 #include "platforms/aiot.hpp"
 #include "platforms/json.hpp"
@@ -224,6 +225,14 @@ class AiotPlatform : public Platform {
     void check_device(const config::Config& cfg, std::size_t index, config::Checker& check) const override {
         Platform::check_device(cfg, index, check);
         const auto& d = cfg.devices[index];
+        // The name is a level of /sys/{product}/{device}/... and part of the client id.
+        if (d.name.size() > 64 ||
+            d.name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                                     "_-.@:") != std::string::npos) {
+            check.fail(d.mark, config::device_path(index) + ".name",
+                       "DaShi device names are 1..64 characters of A-Z a-z 0-9 _ - . @ :; got '" +
+                           core::printable(d.name, 64) + "'");
+        }
         if (d.key.empty()) {
             check.fail(d.mark, config::device_path(index),
                        "device '" + d.name + "' needs 'key' (its deviceSecret) to sign the DaShi login");

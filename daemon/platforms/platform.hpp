@@ -21,6 +21,8 @@ class Platform {
     // Checks one device of a cloud of this platform (its keys, names, point names, topology).
     // The default refuses gateway topology, which only some platforms have.
     virtual void check_device(const config::Config& cfg, std::size_t index, config::Checker& check) const;
+    // Why `name` cannot be an MQTT topic level or client id ("" when it can).
+    static std::string mqtt_name_problem(const std::string& name);
     virtual std::unique_ptr<north::Profile> make_profile(const config::CloudConfig& cloud) const = 0;
 
   protected:

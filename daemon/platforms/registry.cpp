@@ -1,6 +1,7 @@
 // The platform registry: adding a platform is its own file and one entry in FL_PLATFORMS.
 #include <algorithm>
 
+#include "core/log.hpp"
 #include "platforms/platform.hpp"
 
 // An X-macro, so that registering a platform is exactly one word on this line.
@@ -27,8 +28,33 @@ const Platform* find(const std::string& name) {
     return nullptr;
 }
 
+// A name that goes into MQTT topics, client ids, JSON and metric labels: not empty, UTF-8 without
+// control characters (MQTT strings must be UTF-8 and may not hold U+0000), and no '+' or '#'
+// (a device named '+' would subscribe to every other device's commands). Empty when it is fine,
+// else why not.
+std::string Platform::mqtt_name_problem(const std::string& name) {
+    if (name.empty()) return "is empty";
+    if (core::printable(name, name.size() + 1) != name)
+        return "holds control characters or bytes that are not UTF-8 (MQTT topics and client ids are UTF-8 text)";
+    if (name.find_first_of("+#") != std::string::npos)
+        return "holds '+' or '#', the MQTT wildcards (its topics would match other devices' messages)";
+    return {};
+}
+
 void Platform::check_device(const config::Config& cfg, std::size_t index, config::Checker& check) const {
     const auto& d = cfg.devices[index];
+    if (const auto why = mqtt_name_problem(d.name); !why.empty()) {
+        check.fail(d.mark, config::device_path(index) + ".name",
+                   "device name '" + core::printable(d.name, 64) + "' " + why +
+                       "; expected a name usable as an MQTT "
+                       "topic level");
+    }
+    for (const auto& p : d.points) {
+        if (const auto why = mqtt_name_problem(p.name); !why.empty()) {
+            check.fail(p.mark, config::device_path(index) + ".points",
+                       "point name '" + core::printable(p.name, 64) + "' " + why);
+        }
+    }
     if (d.gateway) {
         check.fail(d.mark, config::device_path(index) + ".gateway",
                    "gateway devices need a cloud with platform onenet and protocol thing-model");

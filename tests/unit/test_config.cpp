@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdlib>
+#include <fstream>
 
 #include "config/parser.hpp"
 #include "helpers.hpp"
@@ -393,4 +394,48 @@ devices:
     REQUIRE_FALSE(r.errors.empty());
     CHECK(fieldlink::config::format_error("/etc/fieldlink/fieldlink.yaml", r.errors[0])
               .rfind("/etc/fieldlink/conf.d/50-x.yaml:2:5: devices[0]: missing required key", 0) == 0);
+}
+
+TEST_CASE("a key given twice is an error with both positions, never 'the last one wins'") {
+    const auto e = only_error(replace(kBase, "        address: 10\n", "        address: 10\n        address: 5\n"));
+    CHECK(e.find("key 'address' given twice") != std::string::npos);
+    CHECK(e.rfind("gw.yaml:25:9: devices[0].points[0]: key 'address' given twice: here and at line 24, column 9", 0) ==
+          0);
+    CHECK(only_error(replace(kBase, "    baud: 9600\n", "    baud: 9600\n    baud: 19200\n"))
+              .find("'baud' given twice") != std::string::npos);
+}
+
+TEST_CASE("YAML nested too deep says so, and where") {
+    const std::string deep = "x: " + std::string(5000, '[') + std::string(5000, ']') + "\n";
+    const auto e = only_error(deep);
+    CHECK(e.find("nested too deep") != std::string::npos);
+    CHECK(e.rfind("gw.yaml:1:", 0) == 0);
+}
+
+TEST_CASE("a long scalar is read in linear time; a file over the size limit is refused with its size") {
+    // (a quadratic search in the reader took minutes on one 50 MB scalar)
+    const auto e = only_error(replace(kBase, "    baud: 9600\n", "    baud: \"" + std::string(2 << 20, '9') + "\"\n"));
+    CHECK(e.find("baud") != std::string::npos);
+    const auto dir = test::temp_dir("fl-config-size");
+    {
+        std::ofstream f(dir + "/big.yaml");
+        f << kBase << "# " << std::string(fieldlink::config::kMaxConfigBytes, 'x') << "\n";
+    }
+    std::string text, why;
+    CHECK_FALSE(fieldlink::config::read_file(dir + "/big.yaml", text, &why));
+    CHECK(why.find("bytes; a configuration is read up to 4 MiB") != std::string::npos);
+}
+
+TEST_CASE("names that cannot be an MQTT topic level or client id are refused, per platform") {
+    const std::string mqtt =
+        replace(replace(kBase, "    platform: onenet\n    protocol: datapoints\n", "    platform: mqtt\n"),
+                "    key: rs2FaE5BuygJZkWKDA5okKt1RFpwOx53hbu6hwyCS4U=\n", "");
+    CHECK(errors_of(mqtt).empty());
+    CHECK(only_error(replace(mqtt, "name: Chic_D", "name: \"+\"")).find("MQTT wildcards") != std::string::npos);
+    CHECK(only_error(replace(mqtt, "name: Chic_D", "name: \"a#\"")).find("MQTT wildcards") != std::string::npos);
+    CHECK(only_error(replace(mqtt, "name: Chic_D", "name: \"a\\x01b\"")).find("not UTF-8") != std::string::npos);
+    CHECK(only_error(replace(mqtt, "name: temperature", "name: \"t\\x7f\"")).find("point name") != std::string::npos);
+    CHECK(errors_of(replace(mqtt, "name: Chic_D", "name: \"site/boiler 1\"")).empty());  // a topic path is fine
+    CHECK(only_error(replace(kBase, "name: Chic_D", "name: \"Chic.D\"")).find("OneNET device names") !=
+          std::string::npos);
 }
