@@ -105,7 +105,14 @@ std::optional<core::Value> accept_whole(const PointConfig& p, const core::Value&
         out = *i;
     } else {
         const double d = to_double(n);
-        fits = d >= lo && d <= hi;
+        if (std::isfinite(d) && d != std::trunc(d)) {
+            *why = "not a whole number: " + describe(n) + " given, point " + p.name + " (" + to_string(p.type) +
+                   ") takes whole numbers";
+            return std::nullopt;
+        }
+        // (a number past 64 bits arrives as a double: 2^64 would convert to nothing sensible)
+        constexpr double kTwo63 = 9223372036854775808.0;
+        fits = std::isfinite(d) && d >= lo && d <= hi && d >= -kTwo63 && d < 2 * kTwo63;
         if (fits) {
             out = d < 0 ? core::Value(static_cast<std::int64_t>(d)) : core::Value(static_cast<std::uint64_t>(d));
         }
@@ -206,7 +213,12 @@ std::optional<core::Value> accept_write(const PointConfig& p, const core::Value&
             *why = "type mismatch: " + describe(*v) + " given, point " + p.name + " takes text";
             return std::nullopt;
         }
-        if (s->size() > static_cast<std::size_t>(p.length) * 2 || s->find('\0') != std::string::npos) {
+        if (s->find('\0') != std::string::npos) {
+            *why = "text with a NUL character given, point " + p.name +
+                   " takes text without NUL (the registers are padded with NUL: it would cut the text short)";
+            return std::nullopt;
+        }
+        if (s->size() > static_cast<std::size_t>(p.length) * 2) {
             *why = "out of range: text of " + std::to_string(s->size()) + " bytes given, point " + p.name +
                    " holds at most " + std::to_string(p.length * 2);
             return std::nullopt;

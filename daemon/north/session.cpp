@@ -28,7 +28,13 @@ constexpr std::chrono::seconds kRetryCap{60};
 // Answer ids kept after their answer, so that a late duplicate is not taken for a stranger.
 constexpr std::size_t kFinishedAnswersKept = 64;
 
-const char* connack_text(int rc) {
+// What a refused CONNACK means, with what to check on this platform.
+std::string connack_text(int rc, const std::string& platform) {
+    const bool token = platform == "onenet" || platform == "onenet-legacy";
+    const char* check = token                       ? " (check the product id, device name, key and token method)"
+                        : platform == "aiot"        ? " (check the product key, device name and device secret)"
+                        : platform == "thingsboard" ? " (check the access token, or the user name and password)"
+                                                    : " (check the user name, password and client id)";
     switch (rc) {
         case 1:
             return "unacceptable protocol version";
@@ -37,9 +43,9 @@ const char* connack_text(int rc) {
         case 3:
             return "server unavailable";
         case 4:
-            return "bad user name or password (check the product id, device name, key and token method)";
+            return std::string("bad user name or password") + check;
         case 5:
-            return "not authorised (check the product id, device name, key and token method)";
+            return std::string("not authorised") + check;
         default:
             return "refused";
     }
@@ -383,8 +389,13 @@ void Session::reschedule() {
 void Session::on_connack(int rc) {
     if (state_ != State::connecting) return;
     if (rc != 0) {
-        log_->error("device {}: cloud {} refused the connection: {} (CONNACK {})", info_.name, cloud_->name,
-                    connack_text(rc), rc);
+        // Once per streak of failures, as other connection failures: the backoff retries quietly.
+        if (failures_ == 0) {
+            log_->error(
+                "device {}: cloud {} refused the connection: {} (CONNACK {}); retried with backoff, logged "
+                "again once connected",
+                info_.name, cloud_->name, connack_text(rc, cloud_->platform), rc);
+        }
         lost("connack", rc);
         return;
     }

@@ -145,6 +145,9 @@ class OnenetTcpTest(unittest.TestCase):
         self.assertTrue(all(v.startswith("Bad_D: auth refused: 1106 sign mismatch") for v in violations), violations)
         self.assertTrue(violations, "the wrong key must be refused by the broker")
         self.assertIn("device Bad_D: cloud onenet refused the connection: not authorised (check the product id, device name, key and token method) (CONNACK 5)", daemon.log())
+        # Refused on every attempt (the broker saw several), logged once for the streak.
+        self.assertGreater(len(violations), 1, violations)
+        self.assertEqual(daemon.log().count("device Bad_D: cloud onenet refused the connection"), 1)
         self.assertNotIn(WRONG_KEY, daemon.log(), "secrets never appear in logs")
         self.assertNotIn(DEVICE_KEY, daemon.log(), "secrets never appear in logs")
 

@@ -76,6 +76,12 @@ TEST_CASE("accept_write: writable only, the point's type, its raw range through 
     CHECK(accept(big, std::uint64_t{18446744073709551615ULL}) == core::Value(std::uint64_t{18446744073709551615ULL}));
     auto sbig = point("sbig", DataType::int64);
     CHECK(accept(sbig, std::int64_t{-9223372036854775807LL}) == core::Value(std::int64_t{-9223372036854775807LL}));
+    // A JSON number past 64 bits arrives as a double: refused, never rounded into the register.
+    CHECK_FALSE(accept(big, 18446744073709551616.0, &why));
+    CHECK(why.rfind("out of range", 0) == 0);
+    CHECK_FALSE(accept(sbig, 9223372036854775808.0, &why));
+    CHECK(why.rfind("out of range", 0) == 0);
+    CHECK(accept(big, 1e19) == core::Value(std::uint64_t{10000000000000000000ULL}));  // whole and in range
 
     auto scaled = point("level", DataType::uint16);
     scaled.scale = 0.1;
@@ -98,6 +104,8 @@ TEST_CASE("accept_write: writable only, the point's type, its raw range through 
     CHECK_FALSE(accept(s, std::string("abcde"), &why));
     CHECK(why.rfind("out of range", 0) == 0);
     CHECK_FALSE(accept(s, std::int64_t{5}));
+    CHECK_FALSE(accept(s, std::string("a\0b", 3), &why));
+    CHECK(why.find("NUL") != std::string::npos);
 
     CHECK(config::value_from_text("true") == core::Value(true));
     CHECK(config::value_from_text("-3") == core::Value(std::int64_t{-3}));
