@@ -256,6 +256,8 @@ int start_all(const config::Config& cfg, const bus::PluginRegistry& plugins, Run
         log->error("{}", err);
         return kExitRuntime;
     }
+    if (!err.empty()) log->warn("{}", err);
+    err.clear();
     run.north = std::make_unique<north::North>(cfg, platforms::make_profiles(cfg));
     for (std::size_t b = 0; b < cfg.buses.size(); ++b) {
         auto driver = bus::DriverInstance::create(plugins.find(cfg.buses[b].driver), cfg.buses[b], &err);

@@ -27,6 +27,12 @@ std::unique_ptr<DirLock> DirLock::acquire(const std::string& dir, std::chrono::m
     }
     const std::string path = dir + "/fieldlinkd.lock";
     const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0 && errno == EROFS) {
+        // A read-only file system (a failing card): nothing can be written there by a second
+        // daemon either; the caller runs on and says so.
+        *error = "cannot lock " + path + ": " + std::strerror(errno) + " (not guarded against a second daemon)";
+        return std::unique_ptr<DirLock>(new DirLock(-1));
+    }
     if (fd < 0) {
         *error =
             "cannot open " + path + ": " + std::strerror(errno) + " (expected a data_dir the fieldlink user can write)";
@@ -59,7 +65,7 @@ std::unique_ptr<DirLock> DirLock::acquire(const std::string& dir, std::chrono::m
 }
 
 DirLock::~DirLock() {
-    ::close(fd_);  // releases the lock
+    if (fd_ >= 0) ::close(fd_);  // releases the lock
 }
 
 }  // namespace fieldlink::core

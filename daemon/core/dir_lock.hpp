@@ -12,7 +12,8 @@ namespace fieldlink::core {
 class DirLock {
   public:
     // Takes the lock, waiting up to `wait` for a holder to let go (a previous instance still
-    // stopping). nullptr with `error` naming the holder's PID, or what else failed.
+    // stopping). nullptr with `error` naming the holder's PID, or what else failed. On a
+    // read-only file system: a lock that holds nothing, and `error` says so (a warning).
     static std::unique_ptr<DirLock> acquire(const std::string& dir, std::chrono::milliseconds wait, std::string* error);
     ~DirLock();
     DirLock(const DirLock&) = delete;

@@ -156,8 +156,20 @@ bool North::start(std::string* error) {
     resolver_ = make_cares_resolver(loop_, ro, error);
     if (!resolver_) return false;
     if (cfg_->gateway.store_on_disk) {
-        store_ = store::Outbox::open(*cfg_, error);
-        if (!store_) return false;
+        bool disk = false;
+        store_ = store::Outbox::open(*cfg_, error, &disk);
+        if (!store_ && !disk) return false;
+        if (!store_) {
+            // A full or read-only card at boot must not keep the gateway down (systemd would
+            // restart it into the same wall): live data goes on, without durability, and says so.
+            store_unavailable_ = *error;
+            error->clear();
+            core::logger("store")->error(
+                "{}; running WITHOUT the durable store until restarted with room: live data "
+                "is still sent, what the broker does not take is lost",
+                store_unavailable_);
+            update_disk_problem();
+        }
     } else {
         core::logger("store")->warn("store: memory: queued data is not durable and is lost on restart");
         ::mkdir(cfg_->gateway.data_dir.c_str(), 0750);  // status.json and metrics.prom may still go there
@@ -353,6 +365,7 @@ void North::maintain(TimePoint now) {
 void North::update_disk_problem() {
     std::string p;
     if (store_ && !store_->writable()) p = "the store cannot write: " + store_->problem();
+    if (!store_unavailable_.empty()) p = "the store could not be opened: " + store_unavailable_;
     if (!status_trouble_.empty()) p += (p.empty() ? "" : "; ") + status_trouble_;
     const std::lock_guard<std::mutex> lock(disk_problem_mutex_);
     disk_problem_ = std::move(p);

@@ -150,7 +150,8 @@ class North {
     std::deque<core::SampleBatch> held_;
     std::uint64_t held_dropped_ = 0;
     void update_disk_problem();
-    std::string status_trouble_;  // why the status files could not be written, "" when they were
+    std::string store_unavailable_;  // why the store could not be opened at start (running without it)
+    std::string status_trouble_;     // why the status files could not be written, "" when they were
     mutable std::mutex disk_problem_mutex_;
     std::string disk_problem_;
     TimePoint attempts_counted_{};

@@ -42,6 +42,11 @@ constexpr int kWalLimitFrames = 4096;
 // waiting starts over this often (well before the kernel writes dirty pages back, 30 s).
 constexpr std::chrono::seconds kFoldAfter{5};
 
+// The file system's refusals, as opposed to a wrong path or permissions.
+bool disk_errno(int e) {
+    return e == ENOSPC || e == EROFS || e == EIO || e == EDQUOT;
+}
+
 // Who holds a lock on the file (SQLite's locks are POSIX record locks): "PID n", or "another
 // process" when the kernel does not say.
 std::string lock_holder(const std::string& path) {
@@ -137,9 +142,12 @@ bool Outbox::decode(const std::string& blob, std::vector<std::pair<std::uint32_t
     return true;
 }
 
-std::unique_ptr<Outbox> Outbox::open(const config::Config& cfg, std::string* error) {
+std::unique_ptr<Outbox> Outbox::open(const config::Config& cfg, std::string* error, bool* disk) {
     std::unique_ptr<Outbox> o(new Outbox());
-    if (!o->init(cfg, error)) return nullptr;
+    if (!o->init(cfg, error)) {
+        if (disk) *disk = o->disk_failed_;
+        return nullptr;
+    }
     return o;
 }
 
@@ -266,6 +274,7 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
         return false;
     }
     if (::access(g.data_dir.c_str(), W_OK | X_OK) != 0) {
+        disk_failed_ = disk_errno(errno);
         *error = "store: data_dir " + g.data_dir + " is not writable: " + std::strerror(errno) +
                  " (expected a directory the fieldlink user can write)";
         return false;
@@ -306,6 +315,7 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
             if (exec("PRAGMA journal_mode=WAL") && exec(kSchema)) break;
             *error = "store: cannot initialise " + path_ + ": " + sqlite3_errmsg(db_) +
                      " (expected free space and a writable file)";
+            disk_failed_ = true;
             sqlite3_close(db_);
             db_ = nullptr;
             return false;
@@ -313,6 +323,7 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
         if (rc != SQLITE_OK && (rc & 0xFF) != SQLITE_CORRUPT && (rc & 0xFF) != SQLITE_NOTADB) {
             *error = "store: cannot read " + path_ + ": " + sqlite3_errstr(rc) +
                      " (expected a store the fieldlink user can read and write)";
+            disk_failed_ = disk_errno(db_ ? sqlite3_system_errno(db_) : 0);
             sqlite3_close(db_);
             db_ = nullptr;
             return false;
@@ -391,6 +402,7 @@ bool Outbox::replay_journal(std::string* error) {
     const std::string jpath = cfg_->gateway.data_dir + "/outbox.journal";
     JournalContents jc;
     if (!journal_.open(jpath, error) || !journal_.read(jc, error)) {
+        disk_failed_ = disk_errno(errno);
         *error = "store: " + *error + " (expected a readable, writable file)";
         return false;
     }
@@ -407,6 +419,7 @@ bool Outbox::replay_journal(std::string* error) {
     if (!rows.empty() && !insert_rows(rows)) {
         *error = "store: cannot move the " + std::to_string(rows.size()) + " batch(es) of " + jpath +
                  " into the store: " + trouble_ + " (expected free space and a writable file)";
+        disk_failed_ = true;
         return false;
     }
     if (!rows.empty())
@@ -414,6 +427,7 @@ bool Outbox::replay_journal(std::string* error) {
                     rows.size());
     if (!journal_.reset()) {
         *error = "store: cannot truncate " + jpath + ": " + std::strerror(errno);
+        disk_failed_ = true;
         return false;
     }
     last_reset_ = std::chrono::steady_clock::now();

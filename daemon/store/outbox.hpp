@@ -46,7 +46,9 @@ class Outbox {
     // Opens (or creates) <data_dir>/outbox.db. A file that is not a valid store is moved aside
     // (outbox.db.corrupt-<time>) and counted. Returns nullptr with `error` when the directory
     // cannot be used.
-    static std::unique_ptr<Outbox> open(const config::Config& cfg, std::string* error);
+    // `disk`: set when the failure is the disk's (full, read-only, failing), so that the gateway
+    // can run on without durability rather than not at all.
+    static std::unique_ptr<Outbox> open(const config::Config& cfg, std::string* error, bool* disk = nullptr);
     // A reload (same gateway settings): maps the devices of `cfg`, aligned with the running
     // configuration (config/diff.hpp), and drops the records of devices it no longer has.
     void remap(const config::Config& cfg);
@@ -106,6 +108,7 @@ class Outbox {
   private:
     Outbox() = default;
     bool init(const config::Config& cfg, std::string* error);
+    bool disk_failed_ = false;  // init failed for want of a writable disk
     bool exec(const char* sql);
     // A disk problem (full, I/O error, read-only): the first of an episode is logged; the
     // episode ends with the next write that succeeds (resolved()).

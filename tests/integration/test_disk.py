@@ -187,5 +187,40 @@ devices:
         self.assertIn("cannot write", daemon.log())
         self.assertEqual(daemon.stop()[0], 0, daemon.log())
 
+    def test_started_on_a_read_only_file_system(self):
+        """A card that turned read-only before the daemon starts (a reboot after the failure): the
+        gateway runs on without its durable store, live data flows, and it says why."""
+        image = self.procs.path("ro.img")
+        subprocess.run(["truncate", "-s", "32M", image], check=True)
+        subprocess.run(["mkfs.ext4", "-q", image], check=True)
+        disk = self.procs.path("ro")
+        os.makedirs(disk)
+        if subprocess.run(["mount", "-o", "loop", image, disk]).returncode != 0:
+            self.skipTest("no loop device to mount an ext4 image on")
+        self.addCleanup(subprocess.run, ["umount", "-l", disk])
+        self.disk = disk
+        port = free_port()
+        daemon = self.start(port)  # no broker: batches queue in the store
+        wait_for(lambda: self.status().get("store", {}).get("queued_batches", 0) >= 20, timeout=20,
+                 what="batches stored")
+        self.assertEqual(daemon.stop()[0], 0)
+        subprocess.run(["mount", "-o", "remount,ro", disk], check=True)
+        broker = Broker(self.procs, port=port)
+        sub = Subscriber(self.procs, broker, ["fl/#"])
+        again = self.start(port)
+        t0 = time.time() * 1000
+        wait_for(lambda: len([ts for ts in delivered_ts(sub) if ts > t0]) >= 20, timeout=20,
+                 what="live data without the store")
+        self.assertIsNone(again.proc.poll(), again.log())
+        code, body = self.health()
+        self.assertEqual(code, 503)
+        self.assertIn("could not be opened", body)
+        self.assertIn("WITHOUT the durable store", again.log())
+        self.assertEqual(again.stop()[0], 0, again.log())
+        # The stored batches are still there for a start on a writable card.
+        subprocess.run(["mount", "-o", "remount,rw", disk], check=True)
+        self.assertTrue(os.path.getsize(os.path.join(disk, "outbox.db")) > 0)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -158,14 +158,14 @@ class StoreTest(unittest.TestCase):
         daemon = Daemon(self.procs, config(self.broker.port, self.modbus_port), data_dir=data_dir)
         wait_for(lambda: len(samples(self.sub)) >= 3, timeout=30, what="data despite the corrupt file")
         self.assertEqual(daemon.stop()[0], 0)
-        self.assertIn("is not a valid store; moved aside", daemon.log())
+        self.assertRegex(daemon.log(), r"is not a valid store \(.*\); moved aside to .* with .* queued batch\(es\)")
         self.assertTrue(any(n.startswith("outbox.db.corrupt-") for n in os.listdir(data_dir)))
         self.assertRegex(daemon.log(), r"; 1 corrupt")
 
     def test_unusable_data_dir_is_a_clear_error(self):
         daemon = Daemon(self.procs, config(self.broker.port, self.modbus_port), data_dir="/dev/null/fieldlink")
         self.assertEqual(daemon.proc.wait(10), 1)
-        self.assertIn("store: cannot create data_dir /dev/null/fieldlink: Not a directory", daemon.log())
+        self.assertIn("cannot create data_dir /dev/null/fieldlink: Not a directory", daemon.log())
 
 
 if __name__ == "__main__":
