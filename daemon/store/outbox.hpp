@@ -171,7 +171,7 @@ class Outbox {
     bool journal_trouble_ = false;
     std::chrono::steady_clock::time_point trouble_since_{};
     std::uint64_t trouble_dropped_ = 0;  // dropped_full when the episode began
-    std::uint64_t corrupt_bytes_ = 0;  // files moved aside as corrupt, beside the store
+    std::uint64_t corrupt_bytes_ = 0;    // files moved aside as corrupt, beside the store
     std::string reserve_path_;
     std::uint64_t reserve_bytes_ = 0;
     bool reserve_held_ = false;
