@@ -365,7 +365,6 @@ Reload reload_in_place(Running& run, std::unique_ptr<config::Config>& cfg, std::
     auto log = core::logger("core");
     if (!config::same_gateway(cfg->gateway, next->gateway)) return Reload::restart;
     if (!tls_files_load(*next)) return Reload::refused;
-    if (run.web) run.web->pause();  // its handlers read the workers; resumed by the caller
     config::align_devices(*cfg, *next);
     const std::size_t low = core::LowFds::instance().reserve(low_fds_wanted(*next));
     if (low < next->buses.size()) log->warn("only {} descriptor numbers below FD_SETSIZE are reserved", low);
@@ -524,6 +523,7 @@ int serve(const std::string& file, std::unique_ptr<config::Config> cfg, const bu
             continue;
         }
         core::init_logging(next->gateway.log_level);
+        if (run.web) run.web->pause();  // its handlers read the workers and the configuration
         const auto how = reload_in_place(run, cfg, next, plugins);
         if (how != Reload::restart) {
             if (run.web) run.web->resume(web_sources(*cfg, run));

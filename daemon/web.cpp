@@ -160,8 +160,7 @@ MHD_Result on_request(void* cls, MHD_Connection* c, const char* url, const char*
     } else {
         answer(impl, url ? url : "", r);
     }
-    MHD_Response* res =
-        MHD_create_response_from_buffer(r.body.size(), const_cast<char*>(r.body.data()), MHD_RESPMEM_MUST_COPY);
+    MHD_Response* res = MHD_create_response_from_buffer(r.body.size(), r.body.data(), MHD_RESPMEM_MUST_COPY);
     if (!res) return MHD_NO;
     MHD_add_response_header(res, MHD_HTTP_HEADER_CONTENT_TYPE, r.type);
     if (r.allow) MHD_add_response_header(res, MHD_HTTP_HEADER_ALLOW, r.allow);

@@ -38,7 +38,7 @@ class WebServer {
   public:
     static constexpr unsigned kMaxConnections = 64;
     static constexpr unsigned kMaxPerIp = 32;
-    static constexpr std::size_t kHeaderBytes = 16 * 1024;
+    static constexpr std::size_t kHeaderBytes = std::size_t{16} * 1024;
     static constexpr unsigned kIdleSeconds = 10;
 
     // Listens on host:port and serves from a thread of its own; nullptr with `error` when the

@@ -707,7 +707,8 @@ bool read_file(const std::string& path, std::string& text, std::string* why) {
     if (size > kMaxConfigBytes) {
         if (why) {
             *why = "the file is " + std::to_string(size) + " bytes; a configuration is read up to " +
-                   std::to_string(kMaxConfigBytes / (1024 * 1024)) + " MiB (expected a configuration, not a data file)";
+                   std::to_string(kMaxConfigBytes / (std::uint64_t{1024} * 1024)) +
+                   " MiB (expected a configuration, not a data file)";
         }
         return false;
     }

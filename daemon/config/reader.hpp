@@ -60,7 +60,7 @@ class Reader {
     // A secret: literal, or ${ENV_VAR} expanded from the environment.
     std::optional<std::string> secret(const YAML::Node& n);
     std::optional<std::string> secret_file(const YAML::Node& n);
-    void warn_key_file(const std::string& path);
+    static void warn_key_file(const std::string& path);
     // The configuration file being read (its directory is where key files should live).
     static void set_main_file(const std::string& file);
 

@@ -50,8 +50,9 @@ std::unique_ptr<DirLock> DirLock::acquire(const std::string& dir, std::chrono::m
             const ssize_t n = ::pread(fd, pid, sizeof pid - 1, 0);
             std::string holder = n > 0 ? std::string(pid, static_cast<std::size_t>(n)) : std::string();
             while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
-            *error = "data_dir " + dir + " in use by PID " + (holder.empty() ? std::string("?") : holder) +
-                     " (another fieldlinkd; " + path + "): stop it, or give this one a data_dir of its own";
+            *error = "data_dir " + dir + " in use by PID ";
+            *error += holder.empty() ? std::string("?") : holder;
+            *error += " (another fieldlinkd; " + path + "): stop it, or give this one a data_dir of its own";
             ::close(fd);
             return nullptr;
         }

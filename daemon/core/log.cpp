@@ -79,12 +79,11 @@ class SafeSink final : public spdlog::sinks::base_sink<std::mutex> {
 
   private:
     static bool clean(std::string_view in) {
-        if (in.size() > kMaxLine) return false;
-        for (const char c : in) {
-            const auto b = static_cast<unsigned char>(c);
-            if (b < 0x20 || b >= 0x7F) return false;  // (UTF-8 is checked on the slow path)
-        }
-        return true;
+        // (UTF-8 is checked on the slow path)
+        return in.size() <= kMaxLine && std::all_of(in.begin(), in.end(), [](char c) {
+                   const auto b = static_cast<unsigned char>(c);
+                   return b >= 0x20 && b < 0x7F;
+               });
     }
     std::vector<spdlog::sink_ptr> sinks_;
 };
@@ -112,46 +111,44 @@ spdlog::sink_ptr sink() {
 
 }  // namespace
 
+namespace {
+
+// The length of the whole, shortest-form UTF-8 sequence at in[i] (not a surrogate, at most
+// U+10FFFF), or 0.
+std::size_t utf8_length(std::string_view in, std::size_t i) {
+    const auto b = static_cast<unsigned char>(in[i]);
+    const std::size_t n = b >= 0xF0 && b <= 0xF4 ? 4 : b >= 0xE0 ? 3 : b >= 0xC2 && b <= 0xDF ? 2 : 0;
+    if (n == 0 || i + n > in.size()) return 0;
+    for (std::size_t k = 1; k < n; ++k) {
+        if ((static_cast<unsigned char>(in[i + k]) & 0xC0) != 0x80) return 0;
+    }
+    const auto b1 = static_cast<unsigned char>(in[i + 1]);
+    if ((b == 0xE0 && b1 < 0xA0) || (b == 0xED && b1 >= 0xA0)) return 0;  // overlong, surrogates
+    if ((b == 0xF0 && b1 < 0x90) || (b == 0xF4 && b1 >= 0x90)) return 0;  // overlong, past U+10FFFF
+    return n;
+}
+
+}  // namespace
+
 std::string printable(std::string_view in, std::size_t cap) {
+    static const char* const digits = "0123456789abcdef";
     std::string out;
     out.reserve(std::min(in.size(), cap) + 16);
     std::size_t i = 0;
-    auto hex = [&out](unsigned char b) {
-        static const char* const digits = "0123456789abcdef";
-        out += "\\x";
-        out += digits[b >> 4];
-        out += digits[b & 0xF];
-    };
     while (i < in.size() && out.size() < cap) {
         const auto b = static_cast<unsigned char>(in[i]);
-        if (b == '\n') {
-            out += "\\n";
-        } else if (b == '\r') {
-            out += "\\r";
-        } else if (b == '\t') {
-            out += "\\t";
-        } else if (b < 0x20 || b == 0x7F) {
-            hex(b);
-        } else if (b < 0x80) {
+        if (b >= 0x20 && b < 0x7F) {
             out += static_cast<char>(b);
+        } else if (b == '\n' || b == '\r' || b == '\t') {
+            out += b == '\n' ? "\\n" : b == '\r' ? "\\r" : "\\t";
+        } else if (const std::size_t n = b >= 0x80 ? utf8_length(in, i) : 0; n > 0) {
+            out.append(in.data() + i, n);
+            i += n;
+            continue;
         } else {
-            // A whole, shortest-form UTF-8 sequence passes; anything else byte by byte as \xNN.
-            const std::size_t n = b >= 0xF0 && b <= 0xF4 ? 4 : b >= 0xE0 ? 3 : b >= 0xC2 && b <= 0xDF ? 2 : 0;
-            bool ok = n > 0 && i + n <= in.size();
-            for (std::size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(in[i + k]) & 0xC0) == 0x80;
-            if (ok && n == 3) {
-                const auto b1 = static_cast<unsigned char>(in[i + 1]);
-                ok = !(b == 0xE0 && b1 < 0xA0) && !(b == 0xED && b1 >= 0xA0);  // overlong, surrogates
-            } else if (ok && n == 4) {
-                const auto b1 = static_cast<unsigned char>(in[i + 1]);
-                ok = !(b == 0xF0 && b1 < 0x90) && !(b == 0xF4 && b1 >= 0x90);
-            }
-            if (ok) {
-                out.append(in.data() + i, n);
-                i += n;
-                continue;
-            }
-            hex(b);
+            out += "\\x";
+            out += digits[b >> 4];
+            out += digits[b & 0xF];
         }
         ++i;
     }

@@ -21,6 +21,6 @@ std::vector<std::string> recent_problems();
 // are not UTF-8 as \xNN, cut at about `cap` bytes (saying how many more there were). Every line
 // passes through it (cut at kMaxLine); call it for a piece of outside text to cap it smaller.
 constexpr std::size_t kMaxLine = 4096;
-std::string printable(std::string_view text, std::size_t cap = 256);
+std::string printable(std::string_view in, std::size_t cap = 256);
 
 }  // namespace fieldlink::core

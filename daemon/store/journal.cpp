@@ -190,7 +190,7 @@ bool Journal::append(const std::vector<JournalAck>& acks) {
     return write_all(bytes);
 }
 
-bool Journal::sync() {
+bool Journal::sync() const {
     return ::fdatasync(fd_) == 0;
 }
 

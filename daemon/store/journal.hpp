@@ -53,7 +53,7 @@ class Journal {
     bool append(const std::vector<JournalBatch>& batches);
     bool append(const std::vector<JournalAck>& acks);
     // fdatasync: false (errno set) on failure.
-    bool sync();
+    bool sync() const;
     // Starts over: the file is cut to nothing (pages not yet written back are never written).
     bool reset();
     std::uint64_t size() const { return size_; }

@@ -245,41 +245,9 @@ std::uint64_t Outbox::on_disk_bytes() {
     return used_bytes() + wal_bytes() + journal_.size() + corrupt_bytes_ + (reserve_held_ ? reserve_bytes_ : 0);
 }
 
-bool Outbox::init(const config::Config& cfg, std::string* error) {
-    cfg_ = &cfg;
-    const auto& g = cfg.gateway;
-    max_bytes_ = g.store_max_bytes;
-    max_age_ms_ = g.store_max_age.count();
-    sync_interval_ = g.store_sync;
-    // The reserve and the WAL take their share of the budget: an eighth each at most.
-    constexpr std::uint64_t kKiB = 1024;
-    reserve_bytes_ = max_bytes_ > 0 ? std::clamp<std::uint64_t>(max_bytes_ / 8, 16 * kKiB, kKiB * kKiB) : kKiB * kKiB;
-    const std::uint64_t wal_limit =
-        max_bytes_ > 0 ? std::clamp<std::uint64_t>(max_bytes_ / 8, 64 * kKiB, 16 * kKiB * kKiB) : 16 * kKiB * kKiB;
-    wal_limit_frames_ = static_cast<int>(std::min<std::uint64_t>(wal_limit / 4096, kWalLimitFrames));
-    fold_bytes_ = max_bytes_ > 0 ? std::clamp<std::uint64_t>(max_bytes_ / 8, 16 * kKiB, kKiB * kKiB) : kKiB * kKiB;
-    // Missing parents are made too (a relative ./run/data on a fresh checkout); the directory
-    // itself is private to the service's user and group.
-    std::error_code ec;
-    if (const auto parent = std::filesystem::path(g.data_dir).parent_path(); !parent.empty()) {
-        std::filesystem::create_directories(parent, ec);
-    }
-    if (::mkdir(g.data_dir.c_str(), 0750) != 0 && errno != EEXIST) {
-        *error = "store: cannot create data_dir " + g.data_dir + ": " + std::strerror(errno);
-        return false;
-    }
-    if (struct stat st{}; ::stat(g.data_dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
-        *error =
-            "store: data_dir " + g.data_dir + " is not a directory (expected a directory the fieldlink user can write)";
-        return false;
-    }
-    if (::access(g.data_dir.c_str(), W_OK | X_OK) != 0) {
-        disk_failed_ = disk_errno(errno);
-        *error = "store: data_dir " + g.data_dir + " is not writable: " + std::strerror(errno) +
-                 " (expected a directory the fieldlink user can write)";
-        return false;
-    }
-    path_ = g.data_dir + "/outbox.db";
+// Opens outbox.db, checked: a file SQLite calls corrupt (or not a database) is moved aside and a
+// fresh one made; a busy one is waited for, then refused; any other failure is an error.
+bool Outbox::open_database(std::string* error) {
     for (int attempt = 0; attempt < 2; ++attempt) {
         // Busy (another process holds the file locked) is waited for, then an error: only a
         // file SQLite calls corrupt, or not a database, is moved aside.
@@ -351,6 +319,45 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
             "replayed; it counts against store_max_bytes until removed",
             path_, check.empty() ? sqlite3_errstr(rc) : check.substr(0, 200), aside, held);
     }
+    return true;
+}
+
+bool Outbox::init(const config::Config& cfg, std::string* error) {
+    cfg_ = &cfg;
+    const auto& g = cfg.gateway;
+    max_bytes_ = g.store_max_bytes;
+    max_age_ms_ = g.store_max_age.count();
+    sync_interval_ = g.store_sync;
+    // The reserve and the WAL take their share of the budget: an eighth each at most.
+    constexpr std::uint64_t kKiB = 1024;
+    reserve_bytes_ = max_bytes_ > 0 ? std::clamp<std::uint64_t>(max_bytes_ / 8, 16 * kKiB, kKiB * kKiB) : kKiB * kKiB;
+    const std::uint64_t wal_limit =
+        max_bytes_ > 0 ? std::clamp<std::uint64_t>(max_bytes_ / 8, 64 * kKiB, 16 * kKiB * kKiB) : 16 * kKiB * kKiB;
+    wal_limit_frames_ = static_cast<int>(std::min<std::uint64_t>(wal_limit / 4096, kWalLimitFrames));
+    fold_bytes_ = max_bytes_ > 0 ? std::clamp<std::uint64_t>(max_bytes_ / 8, 16 * kKiB, kKiB * kKiB) : kKiB * kKiB;
+    // Missing parents are made too (a relative ./run/data on a fresh checkout); the directory
+    // itself is private to the service's user and group.
+    std::error_code ec;
+    if (const auto parent = std::filesystem::path(g.data_dir).parent_path(); !parent.empty()) {
+        std::filesystem::create_directories(parent, ec);
+    }
+    if (::mkdir(g.data_dir.c_str(), 0750) != 0 && errno != EEXIST) {
+        *error = "store: cannot create data_dir " + g.data_dir + ": " + std::strerror(errno);
+        return false;
+    }
+    if (struct stat st{}; ::stat(g.data_dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
+        *error =
+            "store: data_dir " + g.data_dir + " is not a directory (expected a directory the fieldlink user can write)";
+        return false;
+    }
+    if (::access(g.data_dir.c_str(), W_OK | X_OK) != 0) {
+        disk_failed_ = disk_errno(errno);
+        *error = "store: data_dir " + g.data_dir + " is not writable: " + std::strerror(errno) +
+                 " (expected a directory the fieldlink user can write)";
+        return false;
+    }
+    path_ = g.data_dir + "/outbox.db";
+    if (!open_database(error)) return false;
     count_corrupt_files();
     // Every commit is synced: rows reach SQLite only when the journal gives them up (a fold) or
     // are deleted, so commits are few, and the journal is cut only after its rows are safe.

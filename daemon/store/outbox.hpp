@@ -108,7 +108,7 @@ class Outbox {
   private:
     Outbox() = default;
     bool init(const config::Config& cfg, std::string* error);
-    bool disk_failed_ = false;  // init failed for want of a writable disk
+    bool open_database(std::string* error);
     bool exec(const char* sql);
     // A disk problem (full, I/O error, read-only): the first of an episode is logged; the
     // episode ends with the next write that succeeds (resolved()).
@@ -165,17 +165,13 @@ class Outbox {
     std::int64_t dropped_through_ = 0;
     std::uint64_t queued_ = 0;        // records on disk, tracked without COUNT(*)
     std::uint64_t backlog_high_ = 0;  // largest queue since it was last empty
-    bool over_budget_logged_ = false;
     std::uint64_t episode_start_dropped_ = 0;
     std::string trouble_;  // the disk problem of the current episode, "" when none
-    bool journal_trouble_ = false;
     std::chrono::steady_clock::time_point trouble_since_{};
     std::uint64_t trouble_dropped_ = 0;  // dropped_full when the episode began
     std::uint64_t corrupt_bytes_ = 0;    // files moved aside as corrupt, beside the store
     std::string reserve_path_;
     std::uint64_t reserve_bytes_ = 0;
-    bool reserve_held_ = false;
-    int wal_limit_frames_ = 4096;
     StoreStats stats_;
     // The journal and what of it is not yet acknowledged (by record id), with when it came.
     struct Pending {
@@ -189,13 +185,18 @@ class Outbox {
     std::chrono::steady_clock::time_point last_reset_{};
     std::uint64_t fold_bytes_ = 1U << 20;  // the journal is folded past this size
     std::int64_t sync_asked_through_ = 0;  // the newest pending record a journal sync was asked for
-    std::atomic<bool> journal_sync_wanted_{false};
     // WAL checkpoints (the file system syncs) run on their own thread and connection, so the
     // north loop never waits for the disk (except with store_sync: batch, which asks for it).
     std::thread checkpointer_;
     std::mutex checkpoint_mutex_;
     std::condition_variable checkpoint_cv_;
+    int wal_limit_frames_ = 4096;
+    std::atomic<bool> journal_sync_wanted_{false};
     bool checkpoint_stop_ = false;
+    bool over_budget_logged_ = false;
+    bool reserve_held_ = false;
+    bool journal_trouble_ = false;
+    bool disk_failed_ = false;  // init failed for want of a writable disk
 };
 
 }  // namespace fieldlink::store
