@@ -298,3 +298,59 @@ devices:
         self.assertLess(len(log), 10 * 4096 + 4000, "the log grew by %d bytes for 10 writes" % len(log))
         self.assertIn("more bytes)", log)
         self.assertEqual(d.stop()[0], 0)
+
+
+class ConfigurationTest(unittest.TestCase):
+    """Item 6: what the daemon cannot honour is refused by --check (duplicate keys, names that are
+    no MQTT topic level, an oversized file), and a key file others can read is warned about."""
+
+    def check(self, procs, text, name="c.yaml"):
+        import subprocess
+        from harness import BIN, PLUGINS
+        path = procs.write(name, text)
+        p = subprocess.run([os.path.join(BIN, "fieldlinkd"), "--check", "--config", path, "--plugin-dir", PLUGINS],
+                           capture_output=True, text=True, timeout=60)
+        return p.returncode, p.stdout + p.stderr
+
+    def test_check_refuses_and_warns(self):
+        procs = Procs(self)
+        base = """
+clouds:
+  c: {{ platform: onenet, host: 127.0.0.1, product_id: "469948" }}
+buses:
+  b: {{ driver: sim }}
+devices:
+  - {{ name: {name}, cloud: c, bus: b, {key}, points: [ {{ name: p, area: holding, address: 0{extra} }} ] }}
+"""
+        key = procs.write("device.key", "c2VjcmV0LWtleS1tdXN0LW5vdC1sZWFrLTEyMzQ=\n")
+        os.chmod(key, 0o644)
+        rc, out = self.check(procs, base.format(name="d1", key="key_file: " + key, extra=""))
+        self.assertEqual(rc, 0, out)
+        self.assertIn("can be read by every user of this machine (mode 0644)", out)
+        os.chmod(key, 0o640)
+        rc, out = self.check(procs, base.format(name="d1", key="key_file: " + key, extra=""))
+        self.assertNotIn("can be read by every user", out)
+        self.assertNotIn("outside the configuration's directory", out)
+        import tempfile
+        elsewhere = tempfile.mkdtemp(prefix="fl-keys-")
+        self.addCleanup(__import__("shutil").rmtree, elsewhere, True)
+        outside = os.path.join(elsewhere, "device.key")
+        with open(outside, "w") as f:
+            f.write("c2VjcmV0LWtleS1tdXN0LW5vdC1sZWFrLTEyMzQ=\n")
+        os.chmod(outside, 0o600)
+        linked = procs.path("linked.key")
+        os.symlink(outside, linked)
+        rc, out = self.check(procs, base.format(name="d1", key="key_file: " + linked, extra=""))
+        self.assertEqual(rc, 0, out)
+        self.assertIn("is a symlink to '%s', outside the configuration's directory" % outside, out)
+        rc, out = self.check(procs, base.format(name="d1", key="key_file: " + key, extra=", address: 5"))
+        self.assertEqual(rc, 2, out)
+        self.assertIn("key 'address' given twice", out)
+        mqtt = base.replace('platform: onenet, host: 127.0.0.1, product_id: "469948"', "platform: mqtt, host: 127.0.0.1")
+        rc, out = self.check(procs, mqtt.format(name='"+"', key="unit: 1", extra=""))
+        self.assertEqual(rc, 2, out)
+        self.assertIn("MQTT wildcards", out)
+        rc, out = self.check(procs, "x: " + "a" * (5 << 20) + "\n")
+        self.assertEqual(rc, 2, out)
+        self.assertIn("a configuration is read up to 4 MiB", out)
+        self.assertNotIn("c2VjcmV0LWtleS1tdXN0LW5vdC1sZWFr", out, "secrets never appear in the output")
