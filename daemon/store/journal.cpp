@@ -6,6 +6,7 @@
 #include <zlib.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <unordered_map>
 
@@ -67,7 +68,11 @@ bool Journal::open(const std::string& path, std::string* error) {
 }
 
 bool Journal::read(JournalContents& out, std::string* error) {
-    std::string data(size_, '\0');
+    if (size_ > SIZE_MAX / 2) {  // (a 32-bit target: no journal of the budget's size is near this)
+        *error = "cannot read " + path_ + ": " + std::to_string(size_) + " bytes is more than this system can hold";
+        return false;
+    }
+    std::string data(static_cast<std::size_t>(size_), '\0');
     std::size_t got = 0;
     while (got < data.size()) {
         const ssize_t n = ::pread(fd_, data.data() + got, data.size() - got, static_cast<off_t>(got));
