@@ -12,19 +12,24 @@
 
 namespace fieldlink::core {
 
-std::unique_ptr<DirLock> DirLock::acquire(const std::string& dir, std::chrono::milliseconds wait, std::string* error) {
+bool make_data_dir(const std::string& dir, std::string* error) {
     std::error_code ec;
     if (const auto parent = std::filesystem::path(dir).parent_path(); !parent.empty())
         std::filesystem::create_directories(parent, ec);
     if (::mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST) {
         *error = "cannot create data_dir " + dir + ": " + std::strerror(errno);
-        return nullptr;
+        return false;
     }
     struct stat st {};
     if (::stat(dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
         *error = "data_dir " + dir + " is not a directory (expected a directory the fieldlink user can write)";
-        return nullptr;
+        return false;
     }
+    return true;
+}
+
+std::unique_ptr<DirLock> DirLock::acquire(const std::string& dir, std::chrono::milliseconds wait, std::string* error) {
+    if (!make_data_dir(dir, error)) return nullptr;
     const std::string path = dir + "/fieldlinkd.lock";
     const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
     if (fd < 0 && errno == EROFS) {

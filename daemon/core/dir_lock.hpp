@@ -9,6 +9,10 @@
 
 namespace fieldlink::core {
 
+// Makes data_dir (0750, its missing parents too); false with `error` when it cannot be made or is
+// not a directory.
+bool make_data_dir(const std::string& dir, std::string* error);
+
 class DirLock {
   public:
     // Takes the lock, waiting up to `wait` for a holder to let go (a previous instance still

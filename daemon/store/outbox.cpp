@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <iterator>
 
+#include "core/dir_lock.hpp"
 #include "core/log.hpp"
 #include "store/varint.hpp"
 
@@ -337,17 +338,8 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
     fold_bytes_ = max_bytes_ > 0 ? std::clamp<std::uint64_t>(max_bytes_ / 8, 16 * kKiB, kKiB * kKiB) : kKiB * kKiB;
     // Missing parents are made too (a relative ./run/data on a fresh checkout); the directory
     // itself is private to the service's user and group.
-    std::error_code ec;
-    if (const auto parent = std::filesystem::path(g.data_dir).parent_path(); !parent.empty()) {
-        std::filesystem::create_directories(parent, ec);
-    }
-    if (::mkdir(g.data_dir.c_str(), 0750) != 0 && errno != EEXIST) {
-        *error = "store: cannot create data_dir " + g.data_dir + ": " + std::strerror(errno);
-        return false;
-    }
-    if (struct stat st{}; ::stat(g.data_dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
-        *error =
-            "store: data_dir " + g.data_dir + " is not a directory (expected a directory the fieldlink user can write)";
+    if (std::string why; !core::make_data_dir(g.data_dir, &why)) {
+        *error = "store: " + why;
         return false;
     }
     if (::access(g.data_dir.c_str(), W_OK | X_OK) != 0) {
@@ -470,9 +462,8 @@ void Outbox::fold(std::chrono::steady_clock::time_point now, bool force) {
         }
         return;
     }
-    bool due = force || journal_.size() > fold_bytes_;
-    for (auto it = pending_.begin(); !due && it != pending_.end(); ++it) due = now - it->second.at >= kFoldAfter;
-    if (!due) return;
+    // Ids grow with time: the first waiting batch is the oldest.
+    if (!force && journal_.size() <= fold_bytes_ && now - pending_.begin()->second.at < kFoldAfter) return;
     std::vector<const JournalBatch*> rows;
     rows.reserve(pending_.size());
     for (const auto& [id, p] : pending_) rows.push_back(&p.record);
