@@ -73,6 +73,18 @@ devices:
       - {{ name: r5, area: holding, address: 5 }}
 {more}""", data_dir=self.disk)
 
+    def ext4(self, name, options):
+        """A fresh 32 MB ext4 on a loop device, mounted with `options`; skips without loop devices."""
+        image = self.procs.path(name + ".img")
+        subprocess.run(["truncate", "-s", "32M", image], check=True)
+        subprocess.run(["mkfs.ext4", "-q", image], check=True)
+        disk = self.procs.path(name)
+        os.makedirs(disk)
+        if subprocess.run(["mount", "-o", options, image, disk]).returncode != 0:
+            self.skipTest("no loop device to mount an ext4 image on")
+        self.addCleanup(subprocess.run, ["umount", "-l", disk])
+        return disk
+
     def health(self):
         return http_get("http://127.0.0.1:%d/healthz" % self.http)
 
@@ -157,14 +169,7 @@ devices:
         """ext4 on a loop device with errors=remount-ro, and an error triggered through ext4's own
         sysfs switch: the file system turns read-only under the running daemon, as a failing SD
         card's does (a plain remount,ro is refused while files are open for writing)."""
-        image = self.procs.path("ext4.img")
-        subprocess.run(["truncate", "-s", "32M", image], check=True)
-        subprocess.run(["mkfs.ext4", "-q", image], check=True)
-        disk = self.procs.path("ext4")
-        os.makedirs(disk)
-        if subprocess.run(["mount", "-o", "loop,errors=remount-ro", image, disk]).returncode != 0:
-            self.skipTest("no loop device to mount an ext4 image on")
-        self.addCleanup(subprocess.run, ["umount", "-l", disk])
+        disk = self.ext4("ext4", "loop,errors=remount-ro")
         dev = os.path.basename(subprocess.run(["findmnt", "-n", "-o", "SOURCE", disk], capture_output=True,
                                               text=True).stdout.strip())
         trigger = "/sys/fs/ext4/%s/trigger_fs_error" % dev
@@ -190,14 +195,7 @@ devices:
     def test_started_on_a_read_only_file_system(self):
         """A card that turned read-only before the daemon starts (a reboot after the failure): the
         gateway runs on without its durable store, live data flows, and it says why."""
-        image = self.procs.path("ro.img")
-        subprocess.run(["truncate", "-s", "32M", image], check=True)
-        subprocess.run(["mkfs.ext4", "-q", image], check=True)
-        disk = self.procs.path("ro")
-        os.makedirs(disk)
-        if subprocess.run(["mount", "-o", "loop", image, disk]).returncode != 0:
-            self.skipTest("no loop device to mount an ext4 image on")
-        self.addCleanup(subprocess.run, ["umount", "-l", disk])
+        disk = self.ext4("ro", "loop")
         self.disk = disk
         port = free_port()
         daemon = self.start(port)  # no broker: batches queue in the store
