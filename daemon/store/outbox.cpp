@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -42,6 +43,8 @@ constexpr int kWalLimitFrames = 4096;
 // A journaled batch not acknowledged for this long moves into SQLite; a journal with nothing
 // waiting starts over this often (well before the kernel writes dirty pages back, 30 s).
 constexpr std::chrono::seconds kFoldAfter{5};
+// A full file system counts as having room again with this much free (or the reserve's size).
+constexpr std::uint64_t kRoomAgainBytes = std::uint64_t{256} * 1024;
 
 // The file system's refusals, as opposed to a wrong path or permissions.
 bool disk_errno(int e) {
@@ -173,6 +176,8 @@ bool Outbox::exec(const char* sql) {
 
 void Outbox::trouble(const std::string& doing, const char* what, bool journal) {
     if (!trouble_.empty()) return;  // one line per episode
+    // (Asked first: errno, and SQLite's last code, are what the caller just failed with.)
+    trouble_full_ = journal ? (errno == ENOSPC || errno == EDQUOT) : sqlite3_errcode(db_) == SQLITE_FULL;
     trouble_ = std::string(what) + " (" + doing + ")";
     journal_trouble_ = journal;
     trouble_since_ = std::chrono::steady_clock::now();
@@ -183,8 +188,19 @@ void Outbox::trouble(const std::string& doing, const char* what, bool journal) {
         path_, trouble_);
 }
 
+// A full disk's episode ends when there is room again, not with the first write that fits: a
+// journal cut back, or an ack's delete, frees a few pages that the next batches fill again, and
+// every such turn would be two more lines in the log (every 5 s on a disk that stays full).
+bool Outbox::room_again() const {
+    struct statvfs fs {};
+    if (::statvfs(path_.c_str(), &fs) != 0) return true;  // cannot tell: the write that worked says so
+    const std::uint64_t free_bytes = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+    return free_bytes >= std::max<std::uint64_t>(reserve_bytes_, kRoomAgainBytes);
+}
+
 void Outbox::resolved() {
     if (trouble_.empty()) return;
+    if (trouble_full_ && !room_again()) return;
     const auto secs =
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - trouble_since_).count();
     log()->info("store {}: writable again after {} s; {} sample(s) could not be stored meanwhile (counted as dropped)",

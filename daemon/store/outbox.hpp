@@ -111,11 +111,13 @@ class Outbox {
     bool open_database(std::string* error);
     bool exec(const char* sql);
     // A disk problem (full, I/O error, read-only): the first of an episode is logged; the
-    // episode ends with the next write that succeeds (resolved()).
+    // episode ends with the next write that succeeds (resolved()), and for a full file system
+    // only once it has room again (room_again(): the reserve's size free, at least 256 KiB).
     // `journal`: the journal failed (a journal write that works ends the episode), else SQLite
     // (a commit that works ends it).
     void trouble(const std::string& doing, const char* what, bool journal = false);
     void resolved();
+    bool room_again() const;
     bool commit_or_rollback(const char* doing);
     // The reserve: a file of reserve_bytes_ kept beside the store and given up when a full disk
     // would otherwise stop acks and the budget's deletes (a WAL needs room to delete).
@@ -196,7 +198,8 @@ class Outbox {
     bool over_budget_logged_ = false;
     bool reserve_held_ = false;
     bool journal_trouble_ = false;
-    bool disk_failed_ = false;  // init failed for want of a writable disk
+    bool trouble_full_ = false;  // the episode is a full file system (ends when there is room again)
+    bool disk_failed_ = false;   // init failed for want of a writable disk
 };
 
 }  // namespace fieldlink::store

@@ -126,6 +126,14 @@ devices:
         # polled every 50 ms: no hole in what was stored before the disk filled
         gaps = [b - a for a, b in zip(before, before[1:]) if b - a > 1000]
         self.assertEqual(gaps, [], "stored data lost before %d" % t_fill)
+        # Live data on the still full disk for longer than the journal's 5 s turn: the few pages an
+        # emptied journal gives back do not end the episode (they are full again at once), else
+        # the log would say "writable again" and "cannot write" every few seconds.
+        time.sleep(7)
+        log = daemon.log()
+        self.assertNotIn("writable again", log)
+        self.assertEqual(log.count("cannot write: "), 1, "one line per episode:\n" + log)
+        self.assertEqual(self.health()[0], 503)
 
         os.unlink(os.path.join(self.disk, "ballast"))
         wait_for(lambda: "writable again" in daemon.log(), timeout=20, what="the store writable again")
