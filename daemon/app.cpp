@@ -28,6 +28,7 @@
 #include "bus/plugin_host.hpp"
 #include "config/diff.hpp"
 #include "core/dir_lock.hpp"
+#include "core/figures.hpp"
 #include "core/log.hpp"
 #include "core/low_fds.hpp"
 #include "core/systemd.hpp"
@@ -141,6 +142,57 @@ std::vector<std::pair<std::string, bus::BusWorker::Heartbeat>> heartbeats(const 
     return beats;
 }
 
+// One device of /api/runtime: its state and figures (bus::figures::kDevice).
+nlohmann::json device_json(const config::Config& cfg, const bus::BusWorker& w, std::size_t i) {
+    const auto& c = w.counters(i);
+    const auto& dc = cfg.devices[w.device_index(i)];
+    nlohmann::json dev{{"name", dc.name}, {"unit", dc.unit}, {"state", bus::device_state_name(c.state.load())}};
+    for (const auto& f : bus::figures::kDevice) {
+        if (!f.status.empty()) dev[std::string(f.status)] = core::figure_value(c.*(f.field));
+    }
+    dev["errors"] = c.crc_errors.load() + c.exceptions.load() + c.protocol_errors.load() + c.link_errors.load();
+    return dev;
+}
+
+// The bus side of /metrics, live (not from metrics.prom: a disk that refuses writes leaves that
+// file as it was): each family's header, then its lines for every bus or device.
+std::string device_metrics(const config::Config& cfg, const Running& run) {
+    std::string out =
+        core::metric_header("fieldlink_disk_writable", core::MetricType::gauge,
+                            "1 when the disk takes the store's and the status files' writes.") +
+        core::metric_line("fieldlink_disk_writable", "", std::uint64_t{run.north->disk_problem().empty()});
+    out += core::metric_header("fieldlink_bus_driver_events_total", core::MetricType::counter,
+                               "Events the bus driver counts (late replies, discarded bytes, ...), by event.");
+    for (const auto& w : run.workers) {
+        for (const auto& c : w->driver_counters()) {
+            out += core::metric_line(
+                "fieldlink_bus_driver_events_total",
+                "bus=" + core::metric_label(w->bus_name()) + ",event=" + core::metric_label(c.name), c.value);
+        }
+    }
+    std::vector<std::pair<const bus::DeviceCounters*, std::string>> devices;  // with their labels
+    for (const auto& w : run.workers) {
+        for (std::size_t i = 0; i < w->device_count(); ++i) {
+            devices.emplace_back(&w->counters(i), "device=" + core::metric_label(cfg.devices[w->device_index(i)].name) +
+                                                      ",bus=" + core::metric_label(w->bus_name()));
+        }
+    }
+    const auto& table = bus::figures::kDevice;
+    for (std::size_t f = 0; f < table.size(); ++f) {
+        if (table[f].metric.empty()) continue;
+        if (core::opens_family(table, f)) out += core::metric_header(table[f].metric, table[f].type, table[f].help);
+        for (const auto& [c, labels] : devices) {
+            const std::string l = table[f].label.empty() ? labels : labels + "," + std::string(table[f].label);
+            out += core::metric_line(table[f].metric, l, core::figure_value(c->*(table[f].field)));
+        }
+    }
+    out += core::metric_header("fieldlink_device_up", core::MetricType::gauge, "1 when the device's unit answers.");
+    for (const auto& [c, labels] : devices) {
+        out += core::metric_line("fieldlink_device_up", labels, std::uint64_t{c->state.load() == 1});
+    }
+    return out;
+}
+
 // What the HTTP server serves besides the north side's files: the bus workers' view.
 WebSources web_sources(const config::Config& cfg, const Running& run) {
     WebSources src;
@@ -152,20 +204,7 @@ WebSources web_sources(const config::Config& cfg, const Running& run) {
             const auto& bc = std::find_if(cfg.buses.begin(), cfg.buses.end(),
                                           [&w](const config::BusConfig& b) { return b.name == w->bus_name(); });
             nlohmann::json devices = nlohmann::json::array();
-            for (std::size_t i = 0; i < w->device_count(); ++i) {
-                const auto& c = w->counters(i);
-                const auto& dc = cfg.devices[w->device_index(i)];
-                devices.push_back({{"name", dc.name},
-                                   {"unit", dc.unit},
-                                   {"state", bus::device_state_name(c.state.load())},
-                                   {"polls", c.polls.load()},
-                                   {"ok", c.ok.load()},
-                                   {"timeouts", c.timeouts.load()},
-                                   {"errors", c.crc_errors.load() + c.exceptions.load() + c.protocol_errors.load() +
-                                                  c.link_errors.load()},
-                                   {"writes_ok", c.writes.load()},
-                                   {"writes_failed", c.write_errors.load()}});
-            }
+            for (std::size_t i = 0; i < w->device_count(); ++i) devices.push_back(device_json(cfg, *w, i));
             nlohmann::json driver_counters = nlohmann::json::object();
             for (const auto& c : w->driver_counters()) driver_counters[c.name] = c.value;
             buses.push_back({{"name", w->bus_name()},
@@ -177,39 +216,7 @@ WebSources web_sources(const config::Config& cfg, const Running& run) {
         const nlohmann::json doc{{"buses", std::move(buses)}, {"problems", core::recent_problems()}};
         return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     };
-    src.device_metrics = [&cfg, &run] {
-        // Live, not from metrics.prom: a disk that refuses writes leaves that file as it was.
-        const std::string disk = run.north->disk_problem();
-        std::string out = "fieldlink_disk_writable " + std::string(disk.empty() ? "1" : "0") + "\n";
-        for (const auto& w : run.workers) {
-            for (const auto& c : w->driver_counters()) {
-                out += "fieldlink_bus_driver_events_total{bus=" + nlohmann::json(w->bus_name()).dump() + ",event=\"" +
-                       c.name + "\"} " + std::to_string(c.value) + "\n";
-            }
-            for (std::size_t i = 0; i < w->device_count(); ++i) {
-                const auto& c = w->counters(i);
-                const std::string labels = "{device=" + nlohmann::json(cfg.devices[w->device_index(i)].name).dump() +
-                                           ",bus=" + nlohmann::json(w->bus_name()).dump();
-                const std::pair<const char*, std::uint64_t> counts[] = {{"polls", c.polls.load()},
-                                                                        {"timeouts", c.timeouts.load()},
-                                                                        {"crc_errors", c.crc_errors.load()},
-                                                                        {"exceptions", c.exceptions.load()},
-                                                                        {"malformed", c.protocol_errors.load()},
-                                                                        {"link_errors", c.link_errors.load()},
-                                                                        {"skipped", c.skipped.load()}};
-                for (const auto& [name, n] : counts) {
-                    out +=
-                        "fieldlink_device_" + std::string(name) + "_total" + labels + "} " + std::to_string(n) + "\n";
-                }
-                out += "fieldlink_device_writes_total" + labels + ",result=\"ok\"} " + std::to_string(c.writes.load()) +
-                       "\n";
-                out += "fieldlink_device_writes_total" + labels + ",result=\"failed\"} " +
-                       std::to_string(c.write_errors.load()) + "\n";
-                out += "fieldlink_device_up" + labels + "} " + (c.state.load() == 1 ? "1" : "0") + "\n";
-            }
-        }
-        return out;
-    };
+    src.device_metrics = [&cfg, &run] { return device_metrics(cfg, run); };
     src.unhealthy = [&run]() -> std::string {
         if (!run.north->first_attempts_done()) return "starting: sessions are making their first connection attempts";
         if (const auto quiet = quiet_worker(heartbeats(run), kWorkerAliveMs)) {

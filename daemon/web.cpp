@@ -19,6 +19,7 @@
 #include <shared_mutex>
 #include <sstream>
 
+#include "core/figures.hpp"
 #include "core/log.hpp"
 
 #ifndef FIELDLINK_VERSION
@@ -119,9 +120,14 @@ void answer(WebServer::Impl& impl, const std::string& url, Reply& r) {
         bool ok = false;
         r.body = read_file(from->data_dir + "/metrics.prom", &ok);
         if (from->device_metrics) r.body += from->device_metrics();
-        r.body += "fieldlink_http_connections " + std::to_string(impl.open.load()) + "\n";
-        r.body += "fieldlink_http_refused_total " + std::to_string(impl.refused.load()) + "\n";
-        r.body += "fieldlink_build_info{version=\"" FIELDLINK_VERSION "\"} 1\n";
+        r.body += core::metric_header("fieldlink_http_connections", core::MetricType::gauge,
+                                      "Connections open to this HTTP server.") +
+                  core::metric_line("fieldlink_http_connections", "", std::uint64_t{impl.open.load()});
+        r.body += core::metric_header("fieldlink_http_refused_total", core::MetricType::counter,
+                                      "Connections refused: past the server's or one address's limit.") +
+                  core::metric_line("fieldlink_http_refused_total", "", std::uint64_t{impl.refused.load()});
+        r.body += core::metric_header("fieldlink_build_info", core::MetricType::gauge, "The gateway's version.") +
+                  core::metric_line("fieldlink_build_info", "version=\"" FIELDLINK_VERSION "\"", std::uint64_t{1});
         r.type = "text/plain; version=0.0.4; charset=utf-8";
     } else if (url == "/api/status") {
         bool ok = false;

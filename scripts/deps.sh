@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages fieldlink needs to build, test, benchmark and run the demo.
 # With --test, also what only the test command needs: the arm64 and armhf cross compilers,
 # libfaketime (the wall clock moved under the daemon), qemu-user, debootstrap (the cross builds' target sysroots, scripts/sysroot.sh, and the container
-# image's base) and podman with runc.
+# image's base), podman with runc, and promtool (taken from the prometheus package).
 # No foreign architecture is added to this machine: the cross builds take their target libraries
 # from a sysroot of the release suite (scripts/sysroot.sh), so nothing depends on this machine's
 # package versions matching the foreign architectures' indexes.
@@ -46,18 +46,23 @@ for arch in arm64 armhf; do
   fi
 done
 
+# promtool (`promtool check metrics` in the tests) comes from Debian's prometheus package, taken
+# from the .deb into a cache rather than installed: installing it would start a Prometheus server.
+PROMTOOL_DIR=/var/cache/fieldlink-test
+want_promtool() { $TEST_PACKAGES && ! command -v promtool >/dev/null && [ ! -x "$PROMTOOL_DIR/promtool" ]; }
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-echo "deps.sh: installing ${missing[*]}"
+[ ${#missing[@]} -eq 0 ] && ! want_promtool && exit 0
 
 # apt-get update, up to three times: a mirror in the middle of a sync serves an index whose size
 # does not match its Release file for a while. What still fails is named, and the install goes on
 # with what could be read: it fails by itself, naming the package, if something is really missing.
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+tmp=$(mktemp -d)
+trap 'rm -rf "$log" "$tmp"' EXIT
 for try in 1 2 3; do
   if as_root apt-get update -qq >"$log" 2>&1; then
     break
@@ -67,6 +72,18 @@ for try in 1 2 3; do
   [ "$try" -lt 3 ] && sleep $((try * 10))
 done
 
+if want_promtool; then
+  echo "deps.sh: taking promtool from the prometheus package into $PROMTOOL_DIR"
+  if ! (cd "$tmp" && apt-get download prometheus >"$log" 2>&1 &&
+    dpkg-deb --fsys-tarfile prometheus_*.deb | tar -x ./usr/bin/promtool); then
+    echo "deps.sh: could not download the prometheus package for promtool:" >&2
+    cat "$log" >&2
+    exit 1
+  fi
+  as_root install -D -m 0755 "$tmp/usr/bin/promtool" "$PROMTOOL_DIR/promtool"
+fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "deps.sh: installing ${missing[*]}"
 if ! as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$log" 2>&1; then
   echo "deps.sh: apt-get install failed for: ${missing[*]}" >&2
   cat "$log" >&2

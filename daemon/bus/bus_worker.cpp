@@ -158,12 +158,7 @@ void BusWorker::stop() {
     driver_->interrupt();
     thread_.join();
     for (const auto& d : devices_) {
-        const auto& c = *d.counters;
-        log_->info(
-            "device {}: {} polls, {} ok, {} timeouts, {} CRC errors, {} exceptions, {} malformed, {} link errors, {} "
-            "skipped",
-            cfg_->devices[d.index].name, c.polls.load(), c.ok.load(), c.timeouts.load(), c.crc_errors.load(),
-            c.exceptions.load(), c.protocol_errors.load(), c.link_errors.load(), c.skipped.load());
+        log_->info("device {}: {}", cfg_->devices[d.index].name, core::figure_words(figures::kDevice, *d.counters));
     }
     // "bus line1: 3 late replies, 0 mismatched replies, 21 discarded bytes"
     std::string line;

@@ -2,6 +2,7 @@
 // strictly one request at a time, decodes the responses and hands SampleBatches to the sink.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -18,6 +19,7 @@
 #include "bus/plugin_host.hpp"
 #include "config/config.hpp"
 #include "core/backoff.hpp"
+#include "core/figures.hpp"
 #include "core/value.hpp"
 #include "core/write_job.hpp"
 
@@ -41,6 +43,32 @@ struct DeviceCounters {
     std::atomic<std::uint64_t> write_errors{0};  // ... that failed on the bus or read back otherwise
     std::atomic<int> state{0};                   // BusWorker::State, for the status page
 };
+
+namespace figures {
+using D = DeviceCounters;
+using Row = core::Figure<DeviceCounters, std::atomic<std::uint64_t>>;
+constexpr auto kCounter = core::MetricType::counter;
+// A device's figures: /api/runtime's keys, the fieldlink_device_* families of /metrics, the
+// worker's stop line.
+inline constexpr std::array<Row, 10> kDevice = {{
+    {&D::polls, "polls", "fieldlink_device_polls_total", "", kCounter, "Poll cycles of the device.", "polls"},
+    {&D::ok, "ok", "", "", kCounter, "", "ok"},
+    {&D::timeouts, "timeouts", "fieldlink_device_timeouts_total", "", kCounter,
+     "Requests the unit did not answer in time.", "timeouts"},
+    {&D::crc_errors, "", "fieldlink_device_crc_errors_total", "", kCounter, "Answers with a wrong checksum.",
+     "CRC errors"},
+    {&D::exceptions, "", "fieldlink_device_exceptions_total", "", kCounter, "Modbus exception answers.", "exceptions"},
+    {&D::protocol_errors, "", "fieldlink_device_malformed_total", "", kCounter,
+     "Answers that did not match the request (unit, function, length).", "malformed"},
+    {&D::link_errors, "", "fieldlink_device_link_errors_total", "", kCounter,
+     "Requests that failed on the link (connection lost, serial port error).", "link errors"},
+    {&D::skipped, "", "fieldlink_device_skipped_total", "", kCounter,
+     "Cycles dropped because the hand-off to the north side was full.", "skipped"},
+    {&D::writes, "writes_ok", "fieldlink_device_writes_total", "result=\"ok\"", kCounter,
+     "Writes from the platform on the bus, by result (ok: confirmed by read-back).", ""},
+    {&D::write_errors, "writes_failed", "fieldlink_device_writes_total", "result=\"failed\"", kCounter, "", ""},
+}};
+}  // namespace figures
 
 // The words for a DeviceCounters::state ("ok", "no response (timeout)", ...).
 const char* device_state_name(int state);

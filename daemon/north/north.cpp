@@ -187,14 +187,10 @@ bool North::start(std::string* error) {
             core::unix_ms_now(), clock_->why_not());
     }
     auto infos = plan_sessions(*cfg_, profiles_);
-    const auto logins =
-        store_ ? store_->recent_logins(core::unix_ms_now() - 5000) : std::map<std::string, std::vector<std::int64_t>>{};
+    const auto logins = store_ ? store_->recent_logins(core::unix_ms_now() - 5000)
+                               : std::map<std::string, std::vector<std::int64_t>>{};
     route_.assign(cfg_->devices.size(), nullptr);
-    latest_.assign(cfg_->devices.size(), Latest{});
-    for (std::size_t d = 0; d < cfg_->devices.size(); ++d) {
-        latest_[d].values.resize(cfg_->devices[d].points.size());
-        latest_[d].at.resize(cfg_->devices[d].points.size(), 0);
-    }
+    status_writer_.reset(*cfg_);
     for (auto& info : infos) {
         auto it = logins.find(info.name);
         auto session =
@@ -279,7 +275,7 @@ void North::deliver(std::deque<core::SampleBatch>& batches) {
         store_->append(ptrs);
         update_disk_problem();
     }
-    for (const auto& b : batches) remember(b);
+    for (const auto& b : batches) status_writer_.remember(b);
     for (auto& b : batches) {
         Session* s = b.device_index < route_.size() ? route_[b.device_index] : nullptr;
         if (!s) continue;
@@ -332,22 +328,6 @@ void North::watch_clock() {
     std::deque<core::SampleBatch> batches;
     batches.swap(held_);
     if (!batches.empty()) deliver(batches);
-}
-
-void North::remember(const core::SampleBatch& b) {
-    if (b.device_index >= latest_.size()) return;
-    auto& l = latest_[b.device_index];
-    if (b.kind != core::SampleBatch::Kind::samples) {
-        l.up = b.kind == core::SampleBatch::Kind::device_up;
-        return;
-    }
-    l.up = true;
-    l.time_ms = b.timestamp_ms;
-    for (const auto& pv : b.values) {
-        if (pv.point_index >= l.values.size()) continue;
-        l.values[pv.point_index] = pv.value;
-        l.at[pv.point_index] = b.timestamp_ms;
-    }
 }
 
 // Acknowledged records are deleted, the budget enforced and the totals published twice a second.
@@ -482,15 +462,7 @@ North::Reloaded North::apply_now(const config::Config& next, std::vector<std::un
     for (auto& s : sessions_) {
         for (auto d : s->info().devices) route_[d] = s.get();
     }
-    // The latest values of unchanged devices stay; a changed device starts without any.
-    latest_.resize(next.devices.size());
-    for (std::size_t d = 0; d < next.devices.size(); ++d) {
-        if (d < old_cfg->devices.size() && config::same_device(old_cfg->devices[d], next.devices[d])) continue;
-        latest_[d] = Latest{};
-        latest_[d].values.resize(next.devices[d].points.size());
-        latest_[d].at.resize(next.devices[d].points.size(), 0);
-    }
-    last_samples_sent_.clear();
+    status_writer_.realign(*old_cfg, next);
     all_connected_logged_ = false;
     started_ = loop_.now();
     reloaded_ = true;
@@ -565,7 +537,7 @@ void North::run() {
     auto log = core::logger("north");
     log->info("event loop started: {} session(s)", sessions_.size());
     started_ = loop_.now();
-    last_status_ = started_;
+    status_writer_.started(started_);
     for (auto& s : sessions_) s->start();
     maintenance_->start();
     status_->start();
@@ -593,24 +565,30 @@ void North::run() {
     for (auto& s : sessions_) s->stop();
     if (store_) {
         store_->maintain(loop_.now());
-        const auto st = store_->stats();
-        log->info(
-            "store: {} batch(es) queued on disk ({} bytes), {} appended, {} acknowledged ({} while still in the "
-            "journal, {} moved into SQLite), {} samples dropped by the budget, {} of unconfigured devices, {} "
-            "unwritable; {} corrupt",
-            st.records, st.bytes_used, st.appended, st.acked, st.journaled, st.folded, st.dropped_budget,
-            st.dropped_unknown, st.dropped_full, st.corrupt);
+        log->info("store: {}", core::figure_words(store::figures::kStore, store_->stats()));
     }
     publish_totals();
-    const auto& t = sum_;
-    log->info(
-        "event loop stopped: {} messages sent, {} acknowledged, {} samples sent, {} dropped; "
-        "{} platform requests answered ({} refused), {} malformed, {} error replies, {} unexpected; "
-        "{} messages sent again, {} records refused by the platform, {} answers to unknown requests, {} answers "
-        "missing; {} values superseded within their second; {} writes done, {} failed",
-        t.messages_sent, t.messages_acked, t.samples_sent, t.samples_dropped, t.commands, t.commands_refused,
-        t.malformed, t.error_replies, t.unexpected, t.answers_retried, t.records_rejected, t.answers_unknown,
-        t.answers_missing, t.values_superseded, t.writes_ok, t.writes_failed);
+    log->info("event loop stopped: {}", core::figure_words(figures::kSession, sum_));
+}
+
+void North::write_status(TimePoint now) {
+    const StatusView view{*cfg_,        sessions_,  store_.get(),    clock_->trusted(),
+                          held_.size(), connected_, loop_.unix_ms(), status_period_};
+    status_written(status_writer_.write(view, now));
+}
+
+// One line when the status files cannot be written (a full or read-only disk), one when they can
+// again; the gateway goes on either way.
+void North::status_written(const std::string& why) {
+    if (why == status_trouble_) return;
+    if (why.empty()) {
+        core::logger("north")->info("status files are written again");
+    } else if (status_trouble_.empty()) {
+        core::logger("north")->error("{}; the status files keep their last content, retried every {} ms", why,
+                                     status_period_.count());
+    }
+    status_trouble_ = why;
+    update_disk_problem();
 }
 
 }  // namespace fieldlink::north

@@ -24,6 +24,7 @@
 #include "north/profile.hpp"
 #include "north/resolver.hpp"
 #include "north/session.hpp"
+#include "north/status.hpp"
 #include "store/outbox.hpp"
 
 namespace fieldlink::north {
@@ -123,15 +124,6 @@ class North {
     std::mutex reload_mutex_;
     std::function<void()> reload_;  // guarded by reload_mutex_; run by the north thread
     std::vector<Session*> touched_;
-    // The latest value of every point (for status.json and the status page), and when it came.
-    struct Latest {
-        std::int64_t time_ms = 0;  // the device's last batch
-        bool up = true;            // its unit answers
-        std::vector<std::optional<core::Value>> values;
-        std::vector<std::int64_t> at;
-    };
-    std::vector<Latest> latest_;
-    void remember(const core::SampleBatch& b);
     SessionCounters sum_;
     std::size_t connected_ = 0;
     std::unique_ptr<Watch> queue_watch_, stop_watch_;
@@ -170,9 +162,8 @@ class North {
     TimePoint started_{};
     bool all_connected_logged_ = false;
     bool reloaded_ = false;  // the configuration was reloaded since start (for the log)
-    TimePoint last_status_{};
     std::chrono::milliseconds status_period_{1000};
-    std::vector<std::uint64_t> last_samples_sent_;  // per session, for the send rate
+    StatusWriter status_writer_;  // status.json, metrics.prom and the latest values they show
     std::thread thread_;
     mutable std::mutex totals_mutex_;
     NorthTotals totals_;

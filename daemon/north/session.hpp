@@ -25,6 +25,7 @@
 #include "core/value.hpp"
 #include "core/write_job.hpp"
 #include "north/connect_window.hpp"
+#include "north/counters.hpp"
 #include "north/loop.hpp"
 #include "north/profile.hpp"
 #include "north/resolver.hpp"
@@ -36,28 +37,6 @@ class logger;
 }
 
 namespace fieldlink::north {
-
-struct SessionCounters {
-    std::uint64_t commands = 0;          // platform requests answered
-    std::uint64_t commands_refused = 0;  // ... with a failure code
-    std::uint64_t malformed = 0;         // unreadable platform messages
-    std::uint64_t error_replies = 0;     // our requests answered with an error code
-    std::uint64_t unexpected = 0;        // messages on topics the profile does not use
-    std::uint64_t messages_sent = 0;
-    std::uint64_t messages_acked = 0;
-    std::uint64_t samples_sent = 0;
-    std::uint64_t samples_dropped = 0;  // not stored and pushed out of memory
-    std::uint64_t connects = 0;
-    std::uint64_t connect_failures = 0;
-    std::uint64_t resolve_failures = 0;
-    std::uint64_t answers_retried = 0;    // messages sent again: a transient answer, or none in time
-    std::uint64_t records_rejected = 0;   // records the platform refused for good (dropped, counted)
-    std::uint64_t answers_unknown = 0;    // answers naming no request of ours (never finish anything)
-    std::uint64_t answers_missing = 0;    // messages whose answer did not come in time
-    std::uint64_t values_superseded = 0;  // left out: the platform keeps one value per stream and second
-    std::uint64_t writes_ok = 0;          // writes from the platform written and read back
-    std::uint64_t writes_failed = 0;      // ... that failed on the bus, read back otherwise or timed out
-};
 
 class Session;
 

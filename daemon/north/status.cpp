@@ -1,10 +1,12 @@
-// status.json (for `fieldlink status`) and metrics.prom (Prometheus text format, e.g. for
-// node_exporter's textfile collector), rewritten atomically every status period. Both are
-// streamed session by session: no document of all sessions is built in memory (10,000 sessions
-// would make a transient 20 MB that malloc keeps).
+// The status files (north/status.hpp). Both are streamed session by session: no document of all
+// sessions is built in memory (10,000 sessions would make a transient 20 MB that malloc keeps);
+// the sessions' figures are kept as numbers (about 200 bytes a session) so that each metric
+// family's lines come together, as the text format requires.
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -13,11 +15,12 @@
 #include <type_traits>
 #include <variant>
 
+#include "config/diff.hpp"
+#include "core/figures.hpp"
 #include "core/log.hpp"
-#include "north/north.hpp"
+#include "north/status.hpp"
 
 namespace fieldlink::north {
-namespace {
 
 // A file replaced atomically when complete (write to .tmp, then rename). A write that fails (a
 // full, failing or read-only disk) throws nothing: the file is left as it was, the .tmp removed
@@ -58,6 +61,8 @@ class AtomicFile {
     int error_ = 0;
 };
 
+namespace {
+
 std::string quoted(const std::string& s) {
     return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
@@ -88,84 +93,176 @@ nlohmann::json point_json(const std::string& name, const std::optional<core::Val
     return pt;
 }
 
+// What status.json and /metrics show of one session: its counters with the store's part filled
+// in, and its gauges.
+struct SessionRow {
+    SessionCounters c;
+    bool connected = false;
+    std::uint64_t queued = 0;  // batches of its devices in the store
+    std::size_t in_memory = 0, in_flight = 0;
+    double age_s = 0, rate = 0;
+};
+
+// A session's gauges in /metrics (its counters come from figures::kSession).
+struct SessionGauge {
+    std::string_view metric;
+    std::string_view help;
+    double (*value)(const SessionRow&);
+};
+constexpr std::array<SessionGauge, 4> kSessionGauges = {{
+    {"fieldlink_session_connected", "1 when the session is connected to its platform.",
+     [](const SessionRow& r) { return r.connected ? 1.0 : 0.0; }},
+    {"fieldlink_queued_batches", "Batches of the session's devices waiting in the store.",
+     [](const SessionRow& r) { return static_cast<double>(r.queued); }},
+    {"fieldlink_oldest_queued_age_seconds", "Age of the oldest sample the session still has to deliver.",
+     [](const SessionRow& r) { return r.age_s; }},
+    {"fieldlink_send_rate_samples_per_second", "Samples sent per second over the last status period.",
+     [](const SessionRow& r) { return r.rate; }},
+}};
+
+std::uint64_t figure_value(const SessionFigure& f, const SessionCounters& c) {
+    return c.*(f.field) + (f.plus ? c.*(f.plus) : 0);
+}
+
+// The per-session families, each with its header, the sessions' lines grouped under it.
+void print_session_metrics(AtomicFile& prom, const std::vector<std::unique_ptr<Session>>& sessions,
+                           const std::vector<SessionRow>& rows) {
+    std::vector<std::string> labels;
+    labels.reserve(sessions.size());
+    for (const auto& s : sessions) labels.push_back("session=" + core::metric_label(s->name()));
+    for (const auto& g : kSessionGauges) {
+        prom.print("{}", core::metric_header(g.metric, core::MetricType::gauge, g.help));
+        for (std::size_t i = 0; i < rows.size(); ++i) {
+            const double v = g.value(rows[i]);
+            prom.print("{}", v == std::floor(v) && v < 1e15
+                                 ? core::metric_line(g.metric, labels[i], static_cast<std::uint64_t>(v))
+                                 : core::metric_line(g.metric, labels[i], v));
+        }
+    }
+    const auto& table = figures::kSession;
+    for (std::size_t f = 0; f < table.size(); ++f) {
+        if (table[f].metric.empty()) continue;
+        if (core::opens_family(table, f))
+            prom.print("{}", core::metric_header(table[f].metric, table[f].type, table[f].help));
+        for (std::size_t i = 0; i < rows.size(); ++i) {
+            const std::string l = table[f].label.empty() ? labels[i] : labels[i] + "," + std::string(table[f].label);
+            prom.print("{}", core::metric_line(table[f].metric, l, figure_value(table[f], rows[i].c)));
+        }
+    }
+}
+
+// A stats struct's figures as JSON members: ,"key":n for every row with a status key.
+template <typename Stats, typename Table>
+void print_status_figures(AtomicFile& out, const Table& table, const Stats& s) {
+    for (const auto& f : table) {
+        if (!f.status.empty()) out.print(R"(,"{}":{})", f.status, s.*(f.field));
+    }
+}
+
+SessionRow session_row(const StatusView& v, std::size_t i, const std::vector<store::Outbox::DeviceQueue>& queues,
+                       double dt, std::uint64_t& last_sent) {
+    const auto& s = *v.sessions[i];
+    SessionRow r;
+    r.c = s.counters();
+    for (auto d : s.info().devices) {
+        if (d >= queues.size()) continue;
+        r.queued += queues[d].queued;
+        r.c.samples_dropped_budget += queues[d].dropped;
+    }
+    r.connected = s.connected();
+    r.in_memory = s.queued_in_memory();
+    r.in_flight = s.in_flight();
+    const std::int64_t oldest = s.oldest_waiting_ms();
+    r.age_s = oldest ? static_cast<double>(v.now_ms - oldest) / 1000.0 : 0;
+    r.rate = dt > 0 ? static_cast<double>(r.c.samples_sent - last_sent) / dt : 0;
+    last_sent = r.c.samples_sent;
+    return r;
+}
+
+void print_session_status(AtomicFile& status, const StatusView& v, std::size_t i, const SessionRow& r) {
+    const auto& s = *v.sessions[i];
+    status.print(
+        "{}\n{{\"name\":{},\"cloud\":{},\"connected\":{},\"queued_on_disk\":{},\"queued_in_memory\":{},"
+        "\"in_flight\":{},\"oldest_queued_age_s\":{:.3f},\"samples_sent_per_s\":{:.3f}",
+        i ? "," : "", quoted(s.name()), quoted(s.info().cloud->name), r.connected, r.queued, r.in_memory, r.in_flight,
+        r.age_s, r.rate);
+    print_status_figures(status, figures::kSession, r.c);
+    // What the platform refused for good: records per device and the platform's reason.
+    status.print(",\"rejected\":[");
+    bool first = true;
+    for (const auto& [key, n] : s.rejected()) {
+        status.print(R"({}{{"device":{},"reason":{},"records":{}}})", first ? "" : ",",
+                     quoted(v.cfg.devices[key.first].name), quoted(key.second), n);
+        first = false;
+    }
+    status.print("]}}");
+}
+
+void print_store(AtomicFile& status, AtomicFile& prom, store::Outbox& store, double oldest_age_s) {
+    const auto st = store.stats();
+    status.print(",\n\"store\":{{\"path\":{},\"oldest_queued_age_s\":{:.3f},\"writable\":{},\"problem\":{}",
+                 quoted(store.path()), oldest_age_s, store.writable(), quoted(store.problem()));
+    print_status_figures(status, store::figures::kStore, st);
+    status.print("}}");
+    const auto& table = store::figures::kStore;
+    for (std::size_t f = 0; f < table.size(); ++f) {
+        if (table[f].metric.empty()) continue;
+        if (core::opens_family(table, f)) {
+            prom.print("{}", core::metric_header(table[f].metric, table[f].type, table[f].help));
+        }
+        prom.print("{}", core::metric_line(table[f].metric, table[f].label, st.*(table[f].field)));
+    }
+}
+
+void print_gauge(AtomicFile& prom, std::string_view name, std::string_view help, std::uint64_t value) {
+    prom.print("{}{}", core::metric_header(name, core::MetricType::gauge, help), core::metric_line(name, "", value));
+}
+
 }  // namespace
 
-void North::write_status(TimePoint now) {
-    const double dt = std::chrono::duration<double>(now - last_status_).count();
-    last_status_ = now;
-    const std::vector<store::Outbox::DeviceQueue> none;
-    const auto& queues = store_ ? store_->per_device() : none;
-    const std::int64_t now_ms = loop_.unix_ms();
-    last_samples_sent_.resize(sessions_.size());
-    AtomicFile status(cfg_->gateway.status_path() + "/status.json");
-    AtomicFile prom(cfg_->gateway.status_path() + "/metrics.prom");
-    status.print(R"({{"time_ms":{},"period_ms":{},"clock_trusted":{},"held_for_clock":{},"sessions_total":{},)"
-                 R"("sessions_connected":{},"sessions":[)",
-                 now_ms, status_period_.count(), clock_->trusted(), held_.size(), sessions_.size(), connected_);
-    std::int64_t oldest_all = 0;
-    for (std::size_t i = 0; i < sessions_.size(); ++i) {
-        const auto& s = *sessions_[i];
-        const auto& c = s.counters();
-        std::uint64_t queued = 0, dropped = 0;
-        for (auto d : s.info().devices) {
-            if (d >= queues.size()) continue;
-            queued += queues[d].queued;
-            dropped += queues[d].dropped;
-        }
-        const std::int64_t oldest = s.oldest_waiting_ms();
-        if (oldest && (!oldest_all || oldest < oldest_all)) oldest_all = oldest;
-        const double rate = dt > 0 ? static_cast<double>(c.samples_sent - last_samples_sent_[i]) / dt : 0;
-        last_samples_sent_[i] = c.samples_sent;
-        const double age_s = oldest ? static_cast<double>(now_ms - oldest) / 1000.0 : 0;
-        const std::string name = quoted(s.name());
-        status.print(
-            "{}\n{{\"name\":{},\"cloud\":{},\"connected\":{},\"queued_on_disk\":{},\"queued_in_memory\":{},"
-            "\"in_flight\":{},\"oldest_queued_age_s\":{:.3f},\"samples_sent_per_s\":{:.3f},\"samples_sent\":{},"
-            "\"messages_acked\":{},\"samples_dropped_budget\":{},\"samples_dropped_memory\":{},\"commands\":{},"
-            "\"malformed\":{},\"error_replies\":{},\"connect_failures\":{},\"resolve_failures\":{},"
-            "\"answers_retried\":{},\"answers_missing\":{},\"answers_unknown\":{},\"records_rejected\":{},"
-            "\"values_superseded\":{},\"commands_refused\":{},\"writes_ok\":{},\"writes_failed\":{},"
-            "\"rejected\":[",
-            i ? "," : "", name, quoted(s.info().cloud->name), s.connected(), queued, s.queued_in_memory(),
-            s.in_flight(), age_s, rate, c.samples_sent, c.messages_acked, dropped, c.samples_dropped, c.commands,
-            c.malformed, c.error_replies, c.connect_failures, c.resolve_failures, c.answers_retried, c.answers_missing,
-            c.answers_unknown, c.records_rejected, c.values_superseded, c.commands_refused, c.writes_ok,
-            c.writes_failed);
-        // What the platform refused for good: records per device and the platform's reason.
-        bool first = true;
-        for (const auto& [key, n] : s.rejected()) {
-            status.print(R"({}{{"device":{},"reason":{},"records":{}}})", first ? "" : ",",
-                         quoted(cfg_->devices[key.first].name), quoted(key.second), n);
-            first = false;
-        }
-        status.print("]}}");
-        prom.print(
-            "fieldlink_session_connected{{session={}}} {}\n"
-            "fieldlink_queued_batches{{session={}}} {}\n"
-            "fieldlink_oldest_queued_age_seconds{{session={}}} {:.3f}\n"
-            "fieldlink_samples_sent_total{{session={}}} {}\n"
-            "fieldlink_samples_dropped_total{{session={}}} {}\n"
-            "fieldlink_send_rate_samples_per_second{{session={}}} {:.3f}\n"
-            "fieldlink_platform_requests_total{{session={}}} {}\n"
-            "fieldlink_malformed_messages_total{{session={}}} {}\n"
-            "fieldlink_messages_retried_total{{session={}}} {}\n"
-            "fieldlink_records_rejected_total{{session={}}} {}\n"
-            "fieldlink_values_superseded_total{{session={}}} {}\n"
-            "fieldlink_commands_refused_total{{session={}}} {}\n"
-            "fieldlink_writes_total{{session={},result=\"ok\"}} {}\n"
-            "fieldlink_writes_total{{session={},result=\"failed\"}} {}\n",
-            name, s.connected() ? 1 : 0, name, queued, name, age_s, name, c.samples_sent, name,
-            dropped + c.samples_dropped, name, rate, name, c.commands, name, c.malformed, name, c.answers_retried, name,
-            c.records_rejected, name, c.values_superseded, name, c.commands_refused, name, c.writes_ok, name,
-            c.writes_failed);
+void StatusWriter::reset(const config::Config& cfg) {
+    latest_.assign(cfg.devices.size(), Latest{});
+    for (std::size_t d = 0; d < cfg.devices.size(); ++d) {
+        latest_[d].values.resize(cfg.devices[d].points.size());
+        latest_[d].at.resize(cfg.devices[d].points.size(), 0);
     }
-    status.print("]");
-    // Devices with the latest value of each point: "fresh" when it came with the device's last
-    // batch, else "held" (unchanged under report by exception, or not read since) with its age.
+    last_samples_sent_.clear();
+}
+
+void StatusWriter::realign(const config::Config& old_cfg, const config::Config& next) {
+    latest_.resize(next.devices.size());
+    for (std::size_t d = 0; d < next.devices.size(); ++d) {
+        if (d < old_cfg.devices.size() && config::same_device(old_cfg.devices[d], next.devices[d])) continue;
+        latest_[d] = Latest{};
+        latest_[d].values.resize(next.devices[d].points.size());
+        latest_[d].at.resize(next.devices[d].points.size(), 0);
+    }
+    last_samples_sent_.clear();
+}
+
+void StatusWriter::remember(const core::SampleBatch& b) {
+    if (b.device_index >= latest_.size()) return;
+    auto& l = latest_[b.device_index];
+    if (b.kind != core::SampleBatch::Kind::samples) {
+        l.up = b.kind == core::SampleBatch::Kind::device_up;
+        return;
+    }
+    l.up = true;
+    l.time_ms = b.timestamp_ms;
+    for (const auto& pv : b.values) {
+        if (pv.point_index >= l.values.size()) continue;
+        l.values[pv.point_index] = pv.value;
+        l.at[pv.point_index] = b.timestamp_ms;
+    }
+}
+
+// Devices with the latest value of each point: "fresh" when it came with the device's last
+// batch, else "held" (unchanged under report by exception, or not read since) with its age.
+void StatusWriter::print_devices(AtomicFile& status, const config::Config& cfg, std::int64_t now_ms) const {
     status.print(",\n\"devices\":[");
     bool first = true;
-    for (std::size_t d = 0; d < latest_.size() && d < cfg_->devices.size(); ++d) {
-        const auto& dc = cfg_->devices[d];
+    for (std::size_t d = 0; d < latest_.size() && d < cfg.devices.size(); ++d) {
+        const auto& dc = cfg.devices[d];
         if (dc.retired) continue;
         const auto& l = latest_[d];
         nlohmann::json points = nlohmann::json::array();
@@ -179,41 +276,36 @@ void North::write_status(TimePoint now) {
         first = false;
     }
     status.print("]");
-    if (store_) {
-        const auto st = store_->stats();
-        status.print(
-            ",\n\"store\":{{\"path\":{},\"queued_batches\":{},\"bytes_used\":{},\"oldest_queued_age_s\":{:.3f},"
-            "\"appended\":{},\"acked\":{},\"journaled\":{},\"folded\":{},\"dropped_budget\":{},"
-            "\"dropped_unconfigured\":{},\"dropped_unwritable\":{},\"corrupt\":{},\"writable\":{},\"problem\":{}}}",
-            quoted(store_->path()), st.records, st.bytes_used,
-            oldest_all ? static_cast<double>(now_ms - oldest_all) / 1000.0 : 0.0, st.appended, st.acked, st.journaled,
-            st.folded, st.dropped_budget, st.dropped_unknown, st.dropped_full, st.corrupt, store_->writable(),
-            quoted(store_->problem()));
-        prom.print(
-            "fieldlink_store_bytes {}\nfieldlink_store_queued_batches {}\nfieldlink_store_corrupt_total {}\n"
-            "fieldlink_store_dropped_unwritable_total {}\nfieldlink_store_journaled_total {}\n"
-            "fieldlink_store_folded_total {}\n",
-            st.bytes_used, st.records, st.corrupt, st.dropped_full, st.journaled, st.folded);
-    }
-    status.print("}}\n");
-    prom.print("fieldlink_sessions {}\nfieldlink_sessions_connected {}\n", sessions_.size(), connected_);
-    std::string why = status.finish();
-    if (why.empty()) why = prom.finish();
-    status_written(why);
 }
 
-// One line when the status files cannot be written (a full or read-only disk), one when they can
-// again; the gateway goes on either way.
-void North::status_written(const std::string& why) {
-    if (why == status_trouble_) return;
-    if (why.empty()) {
-        core::logger("north")->info("status files are written again");
-    } else if (status_trouble_.empty()) {
-        core::logger("north")->error("{}; the status files keep their last content, retried every {} ms", why,
-                                     status_period_.count());
+std::string StatusWriter::write(const StatusView& v, TimePoint now) {
+    const double dt = std::chrono::duration<double>(now - last_).count();
+    last_ = now;
+    const std::vector<store::Outbox::DeviceQueue> none;
+    const auto& queues = v.store ? v.store->per_device() : none;
+    last_samples_sent_.resize(v.sessions.size());
+    AtomicFile status(v.cfg.gateway.status_path() + "/status.json");
+    AtomicFile prom(v.cfg.gateway.status_path() + "/metrics.prom");
+    status.print(R"({{"time_ms":{},"period_ms":{},"clock_trusted":{},"held_for_clock":{},"sessions_total":{},)"
+                 R"("sessions_connected":{},"sessions":[)",
+                 v.now_ms, v.period.count(), v.clock_trusted, v.held, v.sessions.size(), v.connected);
+    std::vector<SessionRow> rows;
+    rows.reserve(v.sessions.size());
+    double oldest_age_s = 0;
+    for (std::size_t i = 0; i < v.sessions.size(); ++i) {
+        rows.push_back(session_row(v, i, queues, dt, last_samples_sent_[i]));
+        oldest_age_s = std::max(oldest_age_s, rows.back().age_s);
+        print_session_status(status, v, i, rows.back());
     }
-    status_trouble_ = why;
-    update_disk_problem();
+    status.print("]");
+    print_session_metrics(prom, v.sessions, rows);
+    print_devices(status, v.cfg, v.now_ms);
+    if (v.store) print_store(status, prom, *v.store, oldest_age_s);
+    status.print("}}\n");
+    print_gauge(prom, "fieldlink_sessions", "Sessions configured.", v.sessions.size());
+    print_gauge(prom, "fieldlink_sessions_connected", "Sessions connected to their platform now.", v.connected);
+    std::string why = status.finish();
+    return why.empty() ? prom.finish() : why;
 }
 
 }  // namespace fieldlink::north

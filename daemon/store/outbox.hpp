@@ -20,25 +20,13 @@
 #include "config/config.hpp"
 #include "core/value.hpp"
 #include "store/journal.hpp"
+#include "store/stats.hpp"
 
 namespace fieldlink::store {
 
 struct RecordId {
     std::uint32_t device = 0;  // store device id (stable across restarts and config edits)
     std::int64_t id = 0;       // global append order
-};
-
-struct StoreStats {
-    std::uint64_t records = 0;     // queued batches
-    std::uint64_t bytes_used = 0;  // on disk: database pages in use, the WAL, the journal and the reserve
-    std::uint64_t appended = 0;
-    std::uint64_t acked = 0;
-    std::uint64_t dropped_budget = 0;   // samples dropped by the disk budget / max age
-    std::uint64_t dropped_unknown = 0;  // samples of devices no longer configured
-    std::uint64_t dropped_full = 0;     // samples that could not be written (full disk)
-    std::uint64_t corrupt = 0;          // records or files found corrupt and moved aside
-    std::uint64_t journaled = 0;        // batches that went through the journal only (acknowledged in time)
-    std::uint64_t folded = 0;           // batches moved from the journal into SQLite (not acknowledged in time)
 };
 
 class Outbox {

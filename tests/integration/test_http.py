@@ -66,6 +66,39 @@ devices:
       - {{ name: counter, area: holding, address: 0, type: uint32 }}
 """), "http://127.0.0.1:%d" % http_port
 
+    def test_metrics_pass_promtool(self):
+        """/metrics as Prometheus's own checker reads it: `promtool check metrics` (from Debian's
+        prometheus package) finds nothing, and, checked here too, every family has # HELP and
+        # TYPE and its lines come together (two sessions, two buses, the store, the HTTP server)."""
+        promtool = shutil.which("promtool") or "/var/cache/fieldlink-test/promtool"
+        if not os.access(promtool, os.X_OK):
+            self.skipTest("promtool is not installed (scripts/deps.sh --test takes it from the prometheus package)")
+        procs = Procs(self)
+        daemon, base = self.start(procs)
+        wait_for(lambda: "fieldlink_session_connected" in http_get(base + "/metrics")[1], timeout=15,
+                 what="the sessions in /metrics")
+        metrics = http_get(base + "/metrics")[1]
+        p = subprocess.run([promtool, "check", "metrics"], input=metrics, capture_output=True, text=True, timeout=60)
+        self.assertEqual((p.returncode, p.stdout + p.stderr), (0, ""), metrics)
+        typed, helped, seen, current = set(), set(), [], None
+        for line in metrics.splitlines():
+            if line.startswith("# TYPE "):
+                typed.add(line.split()[2])
+            elif line.startswith("# HELP "):
+                helped.add(line.split()[2])
+            elif line:
+                family = line.split("{")[0].split()[0]
+                if family != current:
+                    self.assertNotIn(family, seen, "the lines of %s are not together" % family)
+                    seen.append(family)
+                    current = family
+        self.assertEqual(set(seen) - typed, set())
+        self.assertEqual(set(seen) - helped, set())
+        for family in ("fieldlink_samples_sent_total", "fieldlink_device_polls_total", "fieldlink_store_bytes",
+                       "fieldlink_writes_total", "fieldlink_http_connections", "fieldlink_disk_writable"):
+            self.assertIn(family, seen)
+        self.assertEqual(daemon.stop()[0], 0, daemon.log())
+
     def test_endpoints_secrets_and_methods(self):
         procs = Procs(self)
         daemon, base = self.start(procs)

@@ -160,7 +160,7 @@ class StoreTest(unittest.TestCase):
         self.assertEqual(daemon.stop()[0], 0)
         self.assertRegex(daemon.log(), r"is not a valid store \(.*\); moved aside to .* with .* queued batch\(es\)")
         self.assertTrue(any(n.startswith("outbox.db.corrupt-") for n in os.listdir(data_dir)))
-        self.assertRegex(daemon.log(), r"; 1 corrupt")
+        self.assertRegex(daemon.log(), r"store: .*[,;] 1 corrupt")
 
     def test_unusable_data_dir_is_a_clear_error(self):
         daemon = Daemon(self.procs, config(self.broker.port, self.modbus_port), data_dir="/dev/null/fieldlink")
