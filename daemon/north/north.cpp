@@ -24,6 +24,16 @@ namespace fieldlink::north {
 
 namespace {
 
+// How far back logins count (for the login-rate rule across restarts and reloads): the longest
+// window of the configured platforms' rules.
+std::int64_t login_memory(const std::vector<std::unique_ptr<Profile>>& profiles) {
+    std::int64_t ms = 0;
+    for (const auto& p : profiles) {
+        if (p) ms = std::max<std::int64_t>(ms, p->login_limit().window.count());
+    }
+    return ms;
+}
+
 constexpr std::chrono::milliseconds kMaintenance{500};  // store acks, budget, totals
 // Newest batches kept in memory per session while they wait: 100,000 in all, 16..2000 each.
 constexpr std::size_t kMemoryBatches = 100'000;
@@ -187,7 +197,7 @@ bool North::start(std::string* error) {
             core::unix_ms_now(), clock_->why_not());
     }
     auto infos = plan_sessions(*cfg_, profiles_);
-    const auto logins = store_ ? store_->recent_logins(core::unix_ms_now() - 5000)
+    const auto logins = store_ ? store_->recent_logins(core::unix_ms_now() - login_memory(profiles_))
                                : std::map<std::string, std::vector<std::int64_t>>{};
     route_.assign(cfg_->devices.size(), nullptr);
     status_writer_.reset(*cfg_);
@@ -444,7 +454,7 @@ North::Reloaded North::apply_now(const config::Config& next, std::vector<std::un
     std::map<std::string, std::vector<std::int64_t>> logins;
     if (store_ && !to_make.empty()) {
         store_->flush_logins();
-        logins = store_->recent_logins(core::unix_ms_now() - 5000);
+        logins = store_->recent_logins(core::unix_ms_now() - login_memory(profiles_));
     }
     std::size_t pending = 0;
     for (auto& s : fresh) {

@@ -139,6 +139,13 @@ struct Inbound {
     std::optional<Command> write;
 };
 
+// How often a device may log in: at most `logins` connection attempts within `window` (a platform
+// that kicks or bans a device logging in more often).
+struct LoginLimit {
+    std::size_t logins = 3;
+    std::chrono::milliseconds window{5000};
+};
+
 class Profile {
   public:
     explicit Profile(const config::CloudConfig& cloud) : cloud_(cloud) {}
@@ -194,6 +201,8 @@ class Profile {
     virtual std::chrono::milliseconds command_deadline() const { return std::chrono::milliseconds(5000); }
     virtual int qos() const { return 1; }
     virtual int downlink_qos() const { return 0; }
+    // The platform's login-rate rule, honoured across restarts (the store keeps recent logins).
+    virtual LoginLimit login_limit() const = 0;
     // First reconnect delay (doubling, full jitter, capped at 60 s).
     virtual std::chrono::milliseconds reconnect_base() const { return std::chrono::milliseconds(1000); }
 

@@ -66,8 +66,9 @@ Session::Session(SessionInfo info, const Profile& profile, SessionEnv env)
       backlog_on_disk_(env_.store != nullptr) {
     const TimePoint now = env_.loop->now();
     const std::int64_t now_ms = env_.loop->unix_ms();
+    const std::int64_t window_ms = profile.login_limit().window.count();
     for (auto at : env_.earlier_logins) {
-        if (at > now_ms - 5000) logins_.push_back(now - std::chrono::milliseconds(now_ms - at));
+        if (at > now_ms - window_ms) logins_.push_back(now - std::chrono::milliseconds(now_ms - at));
     }
 }
 
@@ -83,13 +84,13 @@ void Session::start() {
     connect(env_.loop->now());
 }
 
-// OneNET kicks a device that logs in more than 3 times in 5 s; every platform gets the same
-// courtesy. Backoff alone is not enough: it resets after a successful login that is then kicked.
+// The platform's login-rate rule (Profile::login_limit; OneNET kicks a device that logs in more
+// than 3 times in 5 s). Backoff alone is not enough: it resets after a successful login that is
+// then kicked.
 TimePoint Session::login_allowed_at(TimePoint now) {
-    constexpr std::size_t kMaxLogins = 3;
-    constexpr auto kWindow = std::chrono::seconds(5);
-    while (!logins_.empty() && logins_.front() <= now - kWindow) logins_.pop_front();
-    return logins_.size() < kMaxLogins ? now : logins_.front() + kWindow + std::chrono::milliseconds(50);
+    const LoginLimit limit = profile_->login_limit();
+    while (!logins_.empty() && logins_.front() <= now - limit.window) logins_.pop_front();
+    return logins_.size() < limit.logins ? now : logins_.front() + limit.window + std::chrono::milliseconds(50);
 }
 
 bool Session::refresh_credentials(std::int64_t now_s) {

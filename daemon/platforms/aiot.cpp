@@ -44,6 +44,8 @@ north::Answer::Outcome classify(std::optional<long long> code) {
 class Aiot : public north::Profile {
   public:
     using north::Profile::Profile;
+    // DaShi publishes no login rule: OneNET's (3 in 5 s), as a courtesy to a platform of the same family.
+    north::LoginLimit login_limit() const override { return {3, std::chrono::milliseconds(5000)}; }
 
     std::optional<north::Credentials> credentials(const north::SessionInfo& s, std::int64_t,
                                                   std::string* error) const override {
@@ -216,7 +218,6 @@ class AiotPlatform : public Platform {
 
     void check_cloud(config::CloudConfig& c, config::Checker& check) const override {
         require(check, c, c.product_id, "product_id");
-        no_variants(check, c);
         if (c.token_method.empty()) c.token_method = "sha1";
         payload_limit(check, c, std::uint64_t{256} * 1024, std::uint64_t{256} << 20,
                       "the MQTT maximum");  // DaShi publishes no limit

@@ -49,6 +49,8 @@ class MqttTemplate : public north::Profile {
     }
 
     int qos() const override { return cloud_.qos; }
+    // A broker has no login rule; 3 in 5 s keeps a crash loop from hammering it.
+    north::LoginLimit login_limit() const override { return {3, std::chrono::milliseconds(5000)}; }
 
     std::vector<std::string> subscriptions(const north::SessionInfo& s) const override {
         if (cloud_.command_topic.empty()) return {};
@@ -134,8 +136,11 @@ class MqttTemplate : public north::Profile {
 class MqttPlatform : public Platform {
   public:
     const char* name() const override { return "mqtt"; }
+    std::vector<OwnKey> own_keys() const override {
+        return {{"command_topic", "the generic MQTT command topic; other platforms have their own"},
+                {"reply_topic", "the generic MQTT reply topic; other platforms have their own"}};
+    }
     void check_cloud(config::CloudConfig& c, config::Checker& check) const override {
-        no_variants(check, c);
         payload_limit(check, c, std::uint64_t{256} * 1024, std::uint64_t{256} << 20, "the MQTT maximum");
         for (const auto* t : {&c.command_topic, &c.reply_topic}) {
             if (t->find_first_of("+#") != std::string::npos) {

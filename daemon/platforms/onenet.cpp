@@ -141,6 +141,7 @@ bool stream_name_ok(const std::string& s) {
 class Onenet : public Platform {
   public:
     const char* name() const override { return "onenet"; }
+    std::vector<OwnKey> own_keys() const override { return {{"protocol", "datapoints | thing-model"}}; }
 
     void check_cloud(config::CloudConfig& c, config::Checker& check) const override {
         require(check, c, c.product_id, "product_id");

@@ -40,6 +40,8 @@ class OnenetProfile : public north::Profile {
     std::optional<north::Credentials> credentials(const north::SessionInfo& s, std::int64_t now_s,
                                                   std::string* error) const override;
     std::chrono::milliseconds reconnect_base() const override { return std::chrono::milliseconds(2000); }
+    // OneNET kicks a device that logs in more than 3 times in 5 s (protocols.md, platform limits).
+    north::LoginLimit login_limit() const override { return {3, std::chrono::milliseconds(5000)}; }
 
   protected:
     // "$sys/{pid}/{device}/"

@@ -140,6 +140,8 @@ class Type1 {
 class OnenetLegacy : public north::Profile {
   public:
     using north::Profile::Profile;
+    // OneNET's rule for every device login: at most 3 in 5 s, else kicked.
+    north::LoginLimit login_limit() const override { return {3, std::chrono::milliseconds(5000)}; }
 
     std::optional<north::Credentials> credentials(const north::SessionInfo& s, std::int64_t,
                                                   std::string*) const override {
@@ -252,7 +254,6 @@ class OnenetLegacyPlatform : public Platform {
 
     void check_cloud(config::CloudConfig& c, config::Checker& check) const override {
         require(check, c, c.product_id, "product_id");
-        no_variants(check, c);
         if (c.keepalive < config::Duration{120'000}) {
             check.fail(c.mark_of("keepalive"), config::cloud_path(c) + ".keepalive",
                        "OneNET legacy MQTT expects a keepalive of at least 120s");

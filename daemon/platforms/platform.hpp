@@ -12,10 +12,20 @@
 
 namespace fieldlink::platforms {
 
+// A cloud key that only some platforms take, with what its values are (for the error message a
+// cloud of another platform gets when it gives the key).
+struct OwnKey {
+    const char* key;
+    const char* values;
+};
+
 class Platform {
   public:
     virtual ~Platform() = default;
     virtual const char* name() const = 0;
+    // The cloud keys this platform takes that others refuse (the registry checks them: a cloud
+    // giving a key its platform does not own is told which platforms take it).
+    virtual std::vector<OwnKey> own_keys() const { return {}; }
     // Checks a cloud of this platform and fills in the platform's defaults.
     virtual void check_cloud(config::CloudConfig& cloud, config::Checker& check) const = 0;
     // Checks one device of a cloud of this platform (its keys, names, point names, topology).
@@ -26,10 +36,9 @@ class Platform {
     virtual std::unique_ptr<north::Profile> make_profile(const config::CloudConfig& cloud) const = 0;
 
   protected:
-    // Shared rules: a required key, and 'protocol' where the platform has no variants.
+    // A key the platform requires.
     static void require(config::Checker& check, const config::CloudConfig& c, const std::string& value,
                         const char* key);
-    static void no_variants(config::Checker& check, const config::CloudConfig& c);
     // The message size limit: `dflt` when not given; above `max` (the platform's own) refused.
     static void payload_limit(config::Checker& check, config::CloudConfig& c, std::uint64_t dflt, std::uint64_t max,
                               const char* why);

@@ -1,4 +1,6 @@
 // The platform registry: adding a platform is its own file and one entry in FL_PLATFORMS.
+#include <fmt/format.h>
+
 #include <algorithm>
 
 #include "core/log.hpp"
@@ -73,13 +75,6 @@ void Platform::require(config::Checker& check, const config::CloudConfig& c, con
     }
 }
 
-void Platform::no_variants(config::Checker& check, const config::CloudConfig& c) {
-    if (c.has("protocol")) {
-        check.fail(c.mark_of("protocol"), config::cloud_path(c) + ".protocol",
-                   "'protocol' applies to platform onenet only (datapoints | thing-model)");
-    }
-}
-
 void Platform::payload_limit(config::Checker& check, config::CloudConfig& c, std::uint64_t dflt, std::uint64_t max,
                              const char* why) {
     if (c.max_payload_size == 0) c.max_payload_size = dflt;
@@ -89,6 +84,32 @@ void Platform::payload_limit(config::Checker& check, config::CloudConfig& c, std
                        std::to_string(max) + " (" + why + ")");
     }
 }
+
+namespace {
+
+// A key that other platforms own and this cloud's platform does not is refused, naming its owners.
+void check_own_keys(const Platform& mine, const config::CloudConfig& c, config::Checker& check) {
+    const auto owns = [](const Platform& p, const std::string& key) {
+        const auto keys = p.own_keys();
+        return std::any_of(keys.begin(), keys.end(), [&key](const OwnKey& k) { return key == k.key; });
+    };
+    for (const auto& [key, mark] : c.given) {
+        if (owns(mine, key)) continue;
+        std::string owners, values;
+        for (const auto* p : all()) {
+            for (const auto& k : p->own_keys()) {
+                if (key != k.key) continue;
+                owners += (owners.empty() ? "" : ", ") + std::string(p->name());
+                values = k.values;
+            }
+        }
+        if (owners.empty()) continue;
+        check.fail(mark, config::cloud_path(c) + "." + key,
+                   fmt::format("'{}' applies to platform {} only ({})", key, owners, values));
+    }
+}
+
+}  // namespace
 
 void validate(config::Config& cfg, std::vector<config::ConfigError>& errors) {
     config::Checker check(errors);
@@ -104,13 +125,7 @@ void validate(config::Config& cfg, std::vector<config::ConfigError>& errors) {
             continue;
         }
         of_cloud[i]->check_cloud(c, check);
-        for (const char* key : {"command_topic", "reply_topic"}) {
-            if (c.has(key) && c.platform != "mqtt") {
-                check.fail(c.mark_of(key), config::cloud_path(c) + "." + key,
-                           std::string("'") + key + "' applies to platform mqtt; platform " + c.platform +
-                               " has its own command topics");
-            }
-        }
+        check_own_keys(*of_cloud[i], c, check);
         if (c.port == 0) c.port = c.tls ? 8883 : 1883;
     }
     for (std::size_t i = 0; i < cfg.devices.size(); ++i) {

@@ -17,6 +17,8 @@ namespace {
 class ThingsBoard : public north::Profile {
   public:
     using north::Profile::Profile;
+    // ThingsBoard has no login rule of its own; 3 in 5 s keeps a crash loop from hammering it.
+    north::LoginLimit login_limit() const override { return {3, std::chrono::milliseconds(5000)}; }
 
     // One session for the whole cloud: the gateway device's token carries every device.
     std::vector<north::SessionInfo> sessions(const config::Config& cfg, std::size_t cloud_index) const override {
@@ -413,7 +415,6 @@ class ThingsBoardPlatform : public Platform {
 
     void check_cloud(config::CloudConfig& c, config::Checker& check) const override {
         require(check, c, c.username, "username");  // the gateway device's access token
-        no_variants(check, c);
         if (c.client_id == "{device}") c.client_id = "fieldlink-gateway";
         // ThingsBoard's MQTT transport refuses payloads over its max_payload_size (64 KB unless
         // the server was configured otherwise: then set the same here).

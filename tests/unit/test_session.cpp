@@ -262,6 +262,52 @@ TEST_CASE("session: reconnects back off and never log in more than 3 times in 5 
     }
 }
 
+namespace {
+
+// A platform's profile with another login rule: the session asks the profile, it knows no rule
+// of its own.
+class StricterLogins : public north::Profile {
+  public:
+    explicit StricterLogins(const north::Profile& inner) : north::Profile(inner.cloud()), inner_(inner) {}
+    north::LoginLimit login_limit() const override { return {1, 10s}; }
+    std::optional<north::Credentials> credentials(const north::SessionInfo& s, std::int64_t now_s,
+                                                  std::string* error) const override {
+        return inner_.credentials(s, now_s, error);
+    }
+    std::vector<north::Packet> build(const north::SessionInfo& s, std::deque<core::SampleBatch>& pending,
+                                     std::size_t max_packets, std::uint32_t& next_id) const override {
+        return inner_.build(s, pending, max_packets, next_id);
+    }
+
+  private:
+    const north::Profile& inner_;
+};
+
+}  // namespace
+
+TEST_CASE("session: the login rule is the platform's (Profile::login_limit)") {
+    Rig r(kPerPoint);
+    StricterLogins strict(*r.profiles[0]);
+    north::SessionEnv env;
+    env.loop = &r.loop;
+    env.resolver = &r.resolver;
+    env.make_transport = r.transports.factory();
+    auto infos = north::plan_sessions(r.cfg, r.profiles);
+    north::Session s(std::move(infos.at(0)), strict, std::move(env));
+    s.start();
+    auto& t = r.transport();
+    for (int i = 0; i < 400; ++i) {  // accepted and kicked at once, for two minutes
+        if (t.open && !s.connected()) {
+            t.connack();
+            t.drop();
+        }
+        r.loop.advance(300ms);
+    }
+    REQUIRE(t.connect_times.size() >= 5);
+    for (std::size_t i = 1; i < t.connect_times.size(); ++i) CHECK(t.connect_times[i] - t.connect_times[i - 1] >= 10s);
+    CHECK(r.profiles[0]->login_limit().logins == 3);  // the generic MQTT platform's courtesy
+}
+
 TEST_CASE("session: a name that does not resolve is retried with backoff, then used when it resolves") {
     Rig r(kOnenet);
     r.resolver.address_of.erase("broker.test");
