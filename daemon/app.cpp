@@ -247,6 +247,37 @@ std::function<std::string()> stuck_check(const Running& run) {
     };
 }
 
+// Writes from the platforms go to the worker owning the device's bus.
+void route_write(Running& run, core::WriteJobPtr job) {
+    std::unique_lock<std::mutex> lock(run.mutex);
+    const auto bus =
+        job->device < run.cfg->devices.size() ? run.cfg->devices[job->device].bus_index : config::kUnresolved;
+    if (!run.reloading && bus < run.workers.size()) {
+        run.workers[bus]->submit(std::move(job));
+        return;
+    }
+    lock.unlock();
+    core::refuse(job, "the gateway is reloading its configuration; try again");
+}
+
+// The status server: kept across a restart by SIGHUP (same address), else started.
+bool start_web(const config::Config& cfg, Running& run) {
+    if (cfg.gateway.http_port == 0) return true;
+    if (run.web) {
+        run.web->resume(web_sources(cfg, run));
+        return true;
+    }
+    std::string err;
+    run.web = WebServer::start(cfg.gateway.http_host, cfg.gateway.http_port, web_sources(cfg, run), &err);
+    if (!run.web) {
+        core::logger("core")->error("{}", err);
+        return false;
+    }
+    core::logger("core")->info("metrics, health and status page on http://{}:{}/", cfg.gateway.http_host,
+                               cfg.gateway.http_port);
+    return true;
+}
+
 int start_all(const config::Config& cfg, const bus::PluginRegistry& plugins, Running& run) {
     auto log = core::logger("core");
     const std::size_t low = core::LowFds::instance().reserve(low_fds_wanted(cfg));
@@ -281,18 +312,7 @@ int start_all(const config::Config& cfg, const bus::PluginRegistry& plugins, Run
         run.cfg = &cfg;
         run.reloading = false;
     }
-    // Writes from the platforms go to the worker owning the device's bus.
-    run.north->set_writer([&run](core::WriteJobPtr job) {
-        std::unique_lock<std::mutex> lock(run.mutex);
-        const auto bus =
-            job->device < run.cfg->devices.size() ? run.cfg->devices[job->device].bus_index : config::kUnresolved;
-        if (!run.reloading && bus < run.workers.size()) {
-            run.workers[bus]->submit(std::move(job));
-            return;
-        }
-        lock.unlock();
-        core::refuse(job, "the gateway is reloading its configuration; try again");
-    });
+    run.north->set_writer([&run](core::WriteJobPtr job) { route_write(run, std::move(job)); });
     // The service manager's watchdog: pinged from the north loop while every bus worker beats.
     if (const auto period = watchdog_period(); period.count() > 0) run.north->set_watchdog(period, stuck_check(run));
     if (!run.north->start(&err)) {
@@ -300,16 +320,7 @@ int start_all(const config::Config& cfg, const bus::PluginRegistry& plugins, Run
         return kExitRuntime;
     }
     for (auto& w : run.workers) w->start();
-    if (cfg.gateway.http_port > 0 && run.web) {
-        run.web->resume(web_sources(cfg, run));  // kept across a restart by SIGHUP: same address
-    } else if (cfg.gateway.http_port > 0) {
-        run.web = WebServer::start(cfg.gateway.http_host, cfg.gateway.http_port, web_sources(cfg, run), &err);
-        if (!run.web) {
-            log->error("{}", err);
-            return kExitRuntime;
-        }
-        log->info("metrics, health and status page on http://{}:{}/", cfg.gateway.http_host, cfg.gateway.http_port);
-    }
+    if (!start_web(cfg, run)) return kExitRuntime;
     log->info("fieldlinkd running: {} bus(es), {} device(s), {} point(s)", cfg.buses.size(), cfg.devices.size(),
               point_count(cfg));
     return kExitOk;
@@ -361,6 +372,119 @@ std::size_t unchanged_bus(const config::Config& cfg, const config::Config& next,
     return config::same_bus(cfg.buses[was], next.buses[b]) ? b : config::kUnresolved;
 }
 
+// The bus side of a reload. Workers for new and changed buses are made first (a driver refusing
+// its options changes nothing); workers of unchanged buses wait between two requests (one stuck
+// in its driver for 5 s is replaced instead). Nothing stops before commit(); a refusal gives the
+// old workers back, running.
+class BusSwap {
+  public:
+    BusSwap(Running& run, const config::Config& cfg, const config::Config& next, const bus::PluginRegistry& plugins)
+        : run_(run),
+          cfg_(cfg),
+          next_(next),
+          plugins_(plugins),
+          workers_(next.buses.size()),
+          kept_(next.buses.size(), false),
+          origin_(next.buses.size(), 0) {}
+
+    bool prepare() {
+        {
+            std::lock_guard<std::mutex> lock(run_.mutex);
+            old_ = std::move(run_.workers);
+            run_.workers.clear();
+        }
+        for (const auto& w : old_) {
+            if (const std::size_t b = unchanged_bus(cfg_, next_, w->bus_name()); b != config::kUnresolved) {
+                kept_[b] = true;
+            }
+        }
+        for (std::size_t b = 0; b < next_.buses.size(); ++b) {
+            if (!kept_[b] && !make_worker(b)) return give_back();
+        }
+        return pause_kept();
+    }
+    // Replaced and removed buses stop; the new set is installed (not started).
+    void commit() {
+        for (auto& w : old_) {
+            if (w) w->stop();
+        }
+        old_.clear();
+        std::lock_guard<std::mutex> lock(run_.mutex);
+        run_.workers = std::move(workers_);
+        run_.cfg = &next_;
+        run_.reloading = true;
+    }
+    // Kept workers move to the new configuration and resume; new ones start. Returns how many were kept.
+    std::size_t start() {
+        std::size_t kept = 0;
+        for (std::size_t b = 0; b < next_.buses.size(); ++b) {
+            auto& w = *run_.workers[b];
+            if (kept_[b]) {
+                w.rebase(next_, b);
+                w.resume();
+                ++kept;
+            } else {
+                w.start();
+            }
+        }
+        return kept;
+    }
+
+  private:
+    bool make_worker(std::size_t b) {
+        std::string err;
+        auto driver = bus::DriverInstance::create(plugins_.find(next_.buses[b].driver), next_.buses[b], &err);
+        if (!driver) {
+            core::logger("core")->error(
+                "SIGHUP: bus {}: driver {} refused its options: {}; still running the previous configuration",
+                next_.buses[b].name, next_.buses[b].driver, err);
+            return false;
+        }
+        auto* north = run_.north.get();
+        workers_[b] = std::make_unique<bus::BusWorker>(
+            next_, b, std::move(driver), [north](std::vector<core::SampleBatch>& batches) { north->push(batches); });
+        return true;
+    }
+    bool pause_kept() {
+        for (std::size_t i = 0; i < old_.size(); ++i) {
+            auto& w = old_[i];
+            const std::size_t b = index_of_bus(next_, w->bus_name());
+            if (b == config::kUnresolved || !kept_[b]) continue;
+            if (w->pause(std::chrono::seconds(5))) {
+                origin_[b] = i;
+                workers_[b] = std::move(w);
+                continue;
+            }
+            core::logger("core")->warn("SIGHUP: bus {}: its worker did not pause within 5 s; it is replaced",
+                                       next_.buses[b].name);
+            kept_[b] = false;
+            if (make_worker(b)) continue;
+            for (std::size_t k = 0; k < workers_.size(); ++k) {
+                if (kept_[k]) old_[origin_[k]] = std::move(workers_[k]);
+            }
+            return give_back();
+        }
+        return true;
+    }
+    bool give_back() {
+        for (auto& w : old_) {
+            if (w) w->resume();
+        }
+        std::lock_guard<std::mutex> lock(run_.mutex);
+        run_.workers = std::move(old_);
+        return false;
+    }
+
+    Running& run_;
+    const config::Config& cfg_;
+    const config::Config& next_;
+    const bus::PluginRegistry& plugins_;
+    std::vector<std::unique_ptr<bus::BusWorker>> workers_;  // by bus index of next_
+    std::vector<bool> kept_;
+    std::vector<std::size_t> origin_;  // a kept worker's place in old_
+    std::vector<std::unique_ptr<bus::BusWorker>> old_;
+};
+
 // A reload that restarts only what changed. `next` is aligned with `cfg` here, so every device
 // keeps its index. Bus workers whose bus settings are unchanged are paused between two requests,
 // moved to the new configuration (their unchanged devices keep state, counters and schedule)
@@ -375,78 +499,10 @@ Reload reload_in_place(Running& run, std::unique_ptr<config::Config>& cfg, std::
     config::align_devices(*cfg, *next);
     const std::size_t low = core::LowFds::instance().reserve(low_fds_wanted(*next));
     if (low < next->buses.size()) log->warn("only {} descriptor numbers below FD_SETSIZE are reserved", low);
-    // New workers for new and changed buses are made first: a driver refusing its options
-    // changes nothing.
-    std::vector<std::unique_ptr<bus::BusWorker>> workers(next->buses.size());
-    std::vector<bool> kept(next->buses.size(), false);
-    auto* north = run.north.get();
-    const auto make_worker = [&](std::size_t b) {
-        std::string err;
-        auto driver = bus::DriverInstance::create(plugins.find(next->buses[b].driver), next->buses[b], &err);
-        if (!driver) {
-            log->error("SIGHUP: bus {}: driver {} refused its options: {}; still running the previous configuration",
-                       next->buses[b].name, next->buses[b].driver, err);
-            return false;
-        }
-        workers[b] = std::make_unique<bus::BusWorker>(
-            *next, b, std::move(driver), [north](std::vector<core::SampleBatch>& batches) { north->push(batches); });
-        return true;
-    };
-    std::vector<std::unique_ptr<bus::BusWorker>> old;
-    {
-        std::lock_guard<std::mutex> lock(run.mutex);
-        old = std::move(run.workers);
-        run.workers.clear();
-    }
-    const auto give_back = [&] {
-        for (auto& w : old) {
-            if (w) w->resume();
-        }
-        std::lock_guard<std::mutex> lock(run.mutex);
-        run.workers = std::move(old);
-    };
-    for (const auto& w : old) {
-        if (const std::size_t b = unchanged_bus(*cfg, *next, w->bus_name()); b != config::kUnresolved) kept[b] = true;
-    }
-    for (std::size_t b = 0; b < next->buses.size(); ++b) {
-        if (!kept[b] && !make_worker(b)) {
-            give_back();
-            return Reload::refused;
-        }
-    }
-    // Kept buses: their workers wait between two requests (a worker stuck in its driver for 5 s
-    // is replaced instead).
-    std::vector<std::size_t> origin(next->buses.size(), 0);  // a kept worker's place in `old`
-    for (std::size_t i = 0; i < old.size(); ++i) {
-        auto& w = old[i];
-        const std::size_t b = index_of_bus(*next, w->bus_name());
-        if (b == config::kUnresolved || !kept[b]) continue;
-        if (w->pause(std::chrono::seconds(5))) {
-            origin[b] = i;
-            workers[b] = std::move(w);
-            continue;
-        }
-        log->warn("SIGHUP: bus {}: its worker did not pause within 5 s; it is replaced", next->buses[b].name);
-        kept[b] = false;
-        if (!make_worker(b)) {
-            for (std::size_t k = 0; k < workers.size(); ++k) {
-                if (kept[k]) old[origin[k]] = std::move(workers[k]);
-            }
-            give_back();
-            return Reload::refused;
-        }
-    }
+    BusSwap buses(run, *cfg, *next, plugins);
+    if (!buses.prepare()) return Reload::refused;
     core::systemd::notify("RELOADING=1");
-    for (auto& w : old) {  // changed and removed buses
-        if (w) w->stop();
-    }
-    old.clear();
-    {
-        std::lock_guard<std::mutex> lock(run.mutex);
-        run.workers = std::move(workers);
-        run.cfg = next.get();
-        run.reloading = true;
-    }
+    buses.commit();
     const auto result = run.north->apply(*next, platforms::make_profiles(*next), stuck_check(run));
     if (!result.ok) {  // a TLS file changed since the check above
         log->error("SIGHUP: {}", result.error);
@@ -454,17 +510,7 @@ Reload reload_in_place(Running& run, std::unique_ptr<config::Config>& cfg, std::
         run.reloading = false;
         return Reload::restart;  // as at start: a cloud whose files cannot be loaded stops the daemon
     }
-    std::size_t buses_kept = 0;
-    for (std::size_t b = 0; b < next->buses.size(); ++b) {
-        auto& w = *run.workers[b];
-        if (kept[b]) {
-            w.rebase(*next, b);
-            w.resume();
-            ++buses_kept;
-        } else {
-            w.start();
-        }
-    }
+    const std::size_t buses_kept = buses.start();
     {
         std::lock_guard<std::mutex> lock(run.mutex);
         run.reloading = false;

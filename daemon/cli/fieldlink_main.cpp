@@ -55,6 +55,29 @@ int run_token(const TokenOptions& o) {
     return 0;
 }
 
+int run_simulate(fieldlink::cli::SimulatorOptions sim, const std::string& tick) {
+    auto d = fieldlink::core::parse_duration(tick);
+    if (!d || d->count() <= 0) {
+        std::cerr << "fieldlink simulate: --tick expects a duration like 100ms\n";
+        return 2;
+    }
+    sim.tick_ms = static_cast<long>(d->count());
+    return fieldlink::cli::run_simulator(sim);
+}
+
+// The status files' directory: --data-dir, else the configuration's status_dir or data_dir.
+int run_status(const std::string& config, std::string dir, bool values) {
+    if (dir.empty() && !config.empty()) {
+        auto parsed = fieldlink::load_config_file(config, nullptr);
+        if (!parsed.ok()) {
+            std::cerr << "fieldlink status: " << config << " is not a valid configuration (run fieldlink check)\n";
+            return 2;
+        }
+        dir = parsed.config.gateway.status_path();
+    }
+    return fieldlink::cli::print_status(dir.empty() ? "/var/lib/fieldlink" : dir, values);
+}
+
 }  // namespace
 
 static int run(int argc, char** argv) {
@@ -102,27 +125,8 @@ static int run(int argc, char** argv) {
     if (auto rc = fieldlink::cli::parse(app, argc, argv)) return *rc;
     if (*ports) return fieldlink::cli::print_ports(ports_json);
     if (*token) return run_token(tok);
-    if (*simulate) {
-        auto d = fieldlink::core::parse_duration(tick);
-        if (!d || d->count() <= 0) {
-            std::cerr << "fieldlink simulate: --tick expects a duration like 100ms\n";
-            return 2;
-        }
-        sim.tick_ms = static_cast<long>(d->count());
-        return fieldlink::cli::run_simulator(sim);
-    }
-    if (*status) {
-        if (status_dir.empty() && !status_config.empty()) {
-            auto parsed = fieldlink::load_config_file(status_config, nullptr);
-            if (!parsed.ok()) {
-                std::cerr << "fieldlink status: " << status_config
-                          << " is not a valid configuration (run fieldlink check)\n";
-                return 2;
-            }
-            status_dir = parsed.config.gateway.status_path();
-        }
-        return fieldlink::cli::print_status(status_dir.empty() ? "/var/lib/fieldlink" : status_dir, status_values);
-    }
+    if (*simulate) return run_simulate(sim, tick);
+    if (*status) return run_status(status_config, status_dir, status_values);
     check.check = true;
     return fieldlink::run_daemon(check);
 }

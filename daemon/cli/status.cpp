@@ -11,6 +11,47 @@
 
 namespace fieldlink::cli {
 
+namespace {
+
+// Per session: records the platform refused for good (per device and the platform's reason),
+// writes from the cloud, values left out.
+void print_notes(const nlohmann::json& s) {
+    for (const auto& x : s.value("sessions", nlohmann::json::array())) {
+        for (const auto& r : x.value("rejected", nlohmann::json::array())) {
+            std::cout << fmt::format("refused by cloud {}: device {}: {} record(s): {}\n", x.value("cloud", "?"),
+                                     r.value("device", "?"), r.value("records", 0ULL), r.value("reason", "?"));
+        }
+        const auto ok = x.value("writes_ok", 0ULL), failed = x.value("writes_failed", 0ULL);
+        const auto refused = x.value("commands_refused", 0ULL);
+        if (ok + failed + refused > 0) {
+            std::cout << fmt::format(
+                "session {}: writes from the cloud: {} done, {} failed on the bus, {} request(s) refused\n",
+                x.value("name", "?"), ok, failed, refused);
+        }
+        if (const auto n = x.value("values_superseded", 0ULL)) {
+            std::cout << fmt::format(
+                "session {}: {} value(s) left out: a newer value of the same stream had the same second (the "
+                "platform's times are whole seconds)\n",
+                x.value("name", "?"), n);
+        }
+    }
+}
+
+// Every point's latest value, quality and age.
+void print_values(const nlohmann::json& s) {
+    std::cout << fmt::format("{:<24} {:<24} {:>16} {:<8} {:>7}\n", "DEVICE", "POINT", "VALUE", "QUALITY", "AGE s");
+    for (const auto& d : s.value("devices", nlohmann::json::array())) {
+        for (const auto& p : d.value("points", nlohmann::json::array())) {
+            const auto v = p.value("value", nlohmann::json());
+            std::cout << fmt::format("{:<24} {:<24} {:>16} {:<8} {:>7}\n", d.value("name", "?"), p.value("name", "?"),
+                                     v.is_string() ? v.get<std::string>() : v.dump(), p.value("quality", "?"),
+                                     p.contains("age_s") ? fmt::format("{:.1f}", p.value("age_s", 0.0)) : "-");
+        }
+    }
+}
+
+}  // namespace
+
 int print_status(const std::string& data_dir, bool values) {
     const std::string path = data_dir + "/status.json";
     std::ifstream in(path);
@@ -35,38 +76,8 @@ int print_status(const std::string& data_dir, bool values) {
                                  x.value("samples_sent_per_s", 0.0), x.value("samples_sent", 0ULL),
                                  x.value("samples_dropped_budget", 0ULL) + x.value("samples_dropped_memory", 0ULL));
     }
-    // Records the platform refused for good, per device and the platform's reason.
-    for (const auto& x : s.value("sessions", nlohmann::json::array())) {
-        for (const auto& r : x.value("rejected", nlohmann::json::array())) {
-            std::cout << fmt::format("refused by cloud {}: device {}: {} record(s): {}\n", x.value("cloud", "?"),
-                                     r.value("device", "?"), r.value("records", 0ULL), r.value("reason", "?"));
-        }
-        const auto ok = x.value("writes_ok", 0ULL), failed = x.value("writes_failed", 0ULL);
-        const auto refused = x.value("commands_refused", 0ULL);
-        if (ok + failed + refused > 0) {
-            std::cout << fmt::format(
-                "session {}: writes from the cloud: {} done, {} failed on the bus, {} request(s) refused\n",
-                x.value("name", "?"), ok, failed, refused);
-        }
-        if (const auto n = x.value("values_superseded", 0ULL)) {
-            std::cout << fmt::format(
-                "session {}: {} value(s) left out: a newer value of the same stream had the same second (the "
-                "platform's times are whole seconds)\n",
-                x.value("name", "?"), n);
-        }
-    }
-    if (values) {
-        std::cout << fmt::format("{:<24} {:<24} {:>16} {:<8} {:>7}\n", "DEVICE", "POINT", "VALUE", "QUALITY", "AGE s");
-        for (const auto& d : s.value("devices", nlohmann::json::array())) {
-            for (const auto& p : d.value("points", nlohmann::json::array())) {
-                const auto v = p.value("value", nlohmann::json());
-                std::cout << fmt::format("{:<24} {:<24} {:>16} {:<8} {:>7}\n", d.value("name", "?"),
-                                         p.value("name", "?"), v.is_string() ? v.get<std::string>() : v.dump(),
-                                         p.value("quality", "?"),
-                                         p.contains("age_s") ? fmt::format("{:.1f}", p.value("age_s", 0.0)) : "-");
-            }
-        }
-    }
+    print_notes(s);
+    if (values) print_values(s);
     if (s.contains("store")) {
         const auto& st = s["store"];
         std::cout << fmt::format(

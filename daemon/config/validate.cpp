@@ -118,9 +118,9 @@ void check_point(Checker& c, const std::string& path, PointConfig& p) {
     }
 }
 
-void check_device(Checker& c, Config& cfg, std::size_t index) {
+// The device's cloud, bus and gateway by name.
+void resolve_names(Checker& c, Config& cfg, std::size_t index, const std::string& path) {
     DeviceConfig& d = cfg.devices[index];
-    const std::string path = device_path(index);
     if (auto ci = find_named(cfg.clouds, d.cloud)) {
         d.cloud_index = *ci;
     } else {
@@ -139,9 +139,11 @@ void check_device(Checker& c, Config& cfg, std::size_t index) {
             c.fail(d.mark, path + ".via", "'" + d.via + "' is not a device with 'gateway: true'");
         }
     }
-    if (d.points.empty()) {
-        c.fail(d.mark, path + ".points", "expected at least one point ('points:', or a 'template:' with points)");
-    }
+}
+
+// Point names unique, plain command names unique within the device, each point checked.
+// Returns the points by name.
+std::map<std::string, const PointConfig*> check_points(Checker& c, DeviceConfig& d, const std::string& path) {
     std::map<std::string, const PointConfig*> seen;
     std::map<std::string, const PointConfig::Command*> commands;
     for (auto& p : d.points) {
@@ -163,6 +165,12 @@ void check_device(Checker& c, Config& cfg, std::size_t index) {
         }
         check_point(c, path, p);
     }
+    return seen;
+}
+
+// Heartbeats no shorter than the interval; an event made only of points that never fire would
+// never be sent.
+void check_reporting(Checker& c, const DeviceConfig& d, const std::string& path) {
     for (const auto& p : d.points) {
         if (p.heartbeat.count() > 0 && p.heartbeat < d.interval) {
             c.fail(p.mark, path + ".points." + p.name + ".heartbeat",
@@ -170,7 +178,6 @@ void check_device(Checker& c, Config& cfg, std::size_t index) {
                        core::format_duration(d.interval) + "; the value is read only once per interval");
         }
     }
-    // An event made only of points that never fire would never be sent.
     std::map<std::string, bool> fires;
     for (const auto& p : d.points) {
         if (p.report == Report::event) fires[p.event_name()] |= p.trigger != Trigger::none;
@@ -181,25 +188,38 @@ void check_device(Checker& c, Config& cfg, std::size_t index) {
                    "event '" + name + "' has only points with 'trigger: none'; at least one must trigger it");
         }
     }
-    if (!d.link_event.empty()) {
-        // The link state is a point of its own (never read from the bus), reported as an event
-        // with one parameter, online: false when the unit stops answering, true when it answers.
-        if (seen.count(kLinkPoint)) {
-            c.fail(d.mark, path + ".link_event",
-                   std::string("the link event's parameter is named '") + kLinkPoint +
-                       "', and the device already has a point of that name; rename the point");
-        } else {
-            PointConfig link;
-            link.name = kLinkPoint;
-            link.mark = d.mark;
-            link.area = Area::coil;
-            link.type = DataType::boolean;
-            link.report = Report::event;
-            link.event = d.link_event;
-            link.link = true;
-            d.points.push_back(std::move(link));
-        }
+}
+
+// The link state is a point of its own (never read from the bus), reported as an event with one
+// parameter, online: false when the unit stops answering, true when it answers.
+void add_link_point(Checker& c, DeviceConfig& d, const std::string& path, bool name_taken) {
+    if (name_taken) {
+        c.fail(d.mark, path + ".link_event",
+               std::string("the link event's parameter is named '") + kLinkPoint +
+                   "', and the device already has a point of that name; rename the point");
+        return;
     }
+    PointConfig link;
+    link.name = kLinkPoint;
+    link.mark = d.mark;
+    link.area = Area::coil;
+    link.type = DataType::boolean;
+    link.report = Report::event;
+    link.event = d.link_event;
+    link.link = true;
+    d.points.push_back(std::move(link));
+}
+
+void check_device(Checker& c, Config& cfg, std::size_t index) {
+    DeviceConfig& d = cfg.devices[index];
+    const std::string path = device_path(index);
+    resolve_names(c, cfg, index, path);
+    if (d.points.empty()) {
+        c.fail(d.mark, path + ".points", "expected at least one point ('points:', or a 'template:' with points)");
+    }
+    const bool link_name_taken = check_points(c, d, path).count(kLinkPoint) != 0;
+    check_reporting(c, d, path);
+    if (!d.link_event.empty()) add_link_point(c, d, path, link_name_taken);
 }
 
 void check_cloud(Checker& c, const Config& cfg, const CloudConfig& cl) {

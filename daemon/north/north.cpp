@@ -152,26 +152,15 @@ std::unique_ptr<Session> North::make_session(SessionInfo info, std::size_t sessi
     return s;
 }
 
-bool North::start(std::string* error) {
-    stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    writes_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (!loop_.ok() || stop_fd_ < 0 || writes_fd_ < 0) {
-        if (error) *error = std::string("cannot create the event loop: ") + std::strerror(errno);
-        return false;
-    }
-    if (!tls_.load(*cfg_, error)) return false;
-    ResolverOptions ro;
-    ro.servers = cfg_->gateway.dns_servers;
-    ro.timeout = cfg_->gateway.dns_timeout;
-    resolver_ = make_cares_resolver(loop_, ro, error);
-    if (!resolver_) return false;
+// The durable store, or none: `store: memory`, or a disk that refuses it at start (a full or
+// read-only card must not keep the gateway down: systemd would restart it into the same wall).
+// False only for errors that are not the disk's.
+bool North::open_store(std::string* error) {
     if (cfg_->gateway.store_on_disk) {
         bool disk = false;
         store_ = store::Outbox::open(*cfg_, error, &disk);
         if (!store_ && !disk) return false;
         if (!store_) {
-            // A full or read-only card at boot must not keep the gateway down (systemd would
-            // restart it into the same wall): live data goes on, without durability, and says so.
             store_unavailable_ = *error;
             error->clear();
             core::logger("store")->error(
@@ -185,8 +174,12 @@ bool North::start(std::string* error) {
         ::mkdir(cfg_->gateway.data_dir.c_str(), 0750);  // status.json and metrics.prom may still go there
     }
     if (!cfg_->gateway.status_dir.empty()) ::mkdir(cfg_->gateway.status_dir.c_str(), 0750);
-    // A wall clock before this build's date or the newest stored sample is not to be trusted
-    // with stamps until it is set (core/clock.hpp).
+    return true;
+}
+
+// A wall clock before this build's date or the newest stored sample is not to be trusted with
+// stamps until it is set (core/clock.hpp).
+void North::watch_clock_at_start() {
     const std::int64_t floor =
         std::max<std::int64_t>(std::int64_t{FIELDLINK_BUILD_EPOCH} * 1000, store_ ? store_->newest_timestamp_ms() : 0);
     clock_ = std::make_unique<core::ClockWatch>(cfg_->gateway.clock, floor);
@@ -196,18 +189,10 @@ bool North::start(std::string* error) {
             "time once it can (gateway.clock)",
             core::unix_ms_now(), clock_->why_not());
     }
-    auto infos = plan_sessions(*cfg_, profiles_);
-    const auto logins = store_ ? store_->recent_logins(core::unix_ms_now() - login_memory(profiles_))
-                               : std::map<std::string, std::vector<std::int64_t>>{};
-    route_.assign(cfg_->devices.size(), nullptr);
-    status_writer_.reset(*cfg_);
-    for (auto& info : infos) {
-        auto it = logins.find(info.name);
-        auto session =
-            make_session(std::move(info), infos.size(), it != logins.end() ? it->second : std::vector<std::int64_t>{});
-        for (auto d : session->info().devices) route_[d] = session.get();
-        sessions_.push_back(std::move(session));
-    }
+}
+
+// The loop's descriptors (the bus workers' queue, stop, finished writes) and periodic work.
+void North::arm_loop() {
     queue_watch_ = std::make_unique<Watch>(this, &North::on_queue);
     drain_timer_ = std::make_unique<Once>(this, &North::drain_due);
     stop_watch_ = std::make_unique<Watch>(this, &North::on_stop_fd);  // wakes the loop; run() sees the flag
@@ -223,6 +208,36 @@ bool North::start(std::string* error) {
     const auto ping = watchdog_period_.count() > 0 ? std::max(std::chrono::milliseconds(50), watchdog_period_ / 2)
                                                    : std::chrono::milliseconds(1000);
     watchdog_ = std::make_unique<Every>(this, &North::watchdog_tick, std::min(ping, std::chrono::milliseconds(1000)));
+}
+
+bool North::start(std::string* error) {
+    stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    writes_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (!loop_.ok() || stop_fd_ < 0 || writes_fd_ < 0) {
+        if (error) *error = std::string("cannot create the event loop: ") + std::strerror(errno);
+        return false;
+    }
+    if (!tls_.load(*cfg_, error)) return false;
+    ResolverOptions ro;
+    ro.servers = cfg_->gateway.dns_servers;
+    ro.timeout = cfg_->gateway.dns_timeout;
+    resolver_ = make_cares_resolver(loop_, ro, error);
+    if (!resolver_) return false;
+    if (!open_store(error)) return false;
+    watch_clock_at_start();
+    auto infos = plan_sessions(*cfg_, profiles_);
+    const auto logins = store_ ? store_->recent_logins(core::unix_ms_now() - login_memory(profiles_))
+                               : std::map<std::string, std::vector<std::int64_t>>{};
+    route_.assign(cfg_->devices.size(), nullptr);
+    status_writer_.reset(*cfg_);
+    for (auto& info : infos) {
+        auto it = logins.find(info.name);
+        auto session =
+            make_session(std::move(info), infos.size(), it != logins.end() ? it->second : std::vector<std::int64_t>{});
+        for (auto d : session->info().devices) route_[d] = session.get();
+        sessions_.push_back(std::move(session));
+    }
+    arm_loop();
     thread_ = std::thread([this] {
         pthread_setname_np(pthread_self(), "fl-north");  // for top -H, ps -L, perf
         run();
@@ -412,20 +427,15 @@ bool same_session(const SessionInfo& a, const SessionInfo& b) {
 // configuration and are taken first; then the store maps the new devices, sessions that would
 // be made again unchanged are kept (connected, with their queues) and the others stopped and
 // replaced.
-North::Reloaded North::apply_now(const config::Config& next, std::vector<std::unique_ptr<Profile>> profiles,
-                                 std::function<std::string()> stuck) {
-    Reloaded r;
-    if (!tls_.reload(*cfg_, next, &r.error)) return r;
-    drain_queue();
-    maintain(loop_.now());
-    if (store_) store_->remap(next);
-    auto infos = plan_sessions(next, profiles);
+// Sessions that would be made again unchanged are kept (rebased on the new configuration and
+// profiles), the others stopped. `fresh` gets, in plan order, a kept session or null for one to
+// make from `to_make`.
+void North::keep_unchanged(std::vector<SessionInfo>& infos, const config::Config& next,
+                           const std::vector<std::unique_ptr<Profile>>& profiles, Reloaded& r,
+                           std::vector<std::unique_ptr<Session>>& fresh, std::vector<SessionInfo>& to_make) {
     std::map<std::string, std::unique_ptr<Session>> running;
     for (auto& s : sessions_) running[s->name()] = std::move(s);
     sessions_.clear();
-    std::vector<Session*> started;
-    std::vector<std::unique_ptr<Session>> fresh;
-    std::vector<SessionInfo> to_make;
     for (auto& info : infos) {
         auto it = running.find(info.name);
         if (it != running.end() && same_session(it->second->info(), info)) {
@@ -436,7 +446,7 @@ North::Reloaded North::apply_now(const config::Config& next, std::vector<std::un
             ++r.kept;
             continue;
         }
-        fresh.push_back(nullptr);  // made below, once the profiles and configuration are the new ones
+        fresh.push_back(nullptr);  // made later, once the profiles and configuration are the new ones
         to_make.push_back(std::move(info));
     }
     for (auto& [name, s] : running) {  // changed or no longer configured
@@ -445,28 +455,47 @@ North::Reloaded North::apply_now(const config::Config& next, std::vector<std::un
         ++r.stopped;
     }
     loop_.drop_cancelled();  // no timer entry may point at a session destroyed here
-    running.clear();
-    const auto* const old_cfg = cfg_;
-    cfg_ = &next;
-    profiles_ = std::move(profiles);
-    stuck_ = std::move(stuck);
-    // Replaced sessions' recent logins count for their successors (the login-rate rule).
+}
+
+// The sessions `fresh` lacks (its nulls), made from `to_make` in order; replaced sessions' recent
+// logins count for their successors (the login-rate rule). Returns the new ones.
+std::vector<Session*> North::make_missing(std::vector<std::unique_ptr<Session>>& fresh,
+                                          std::vector<SessionInfo>& to_make, std::size_t total) {
     std::map<std::string, std::vector<std::int64_t>> logins;
     if (store_ && !to_make.empty()) {
         store_->flush_logins();
         logins = store_->recent_logins(core::unix_ms_now() - login_memory(profiles_));
     }
-    std::size_t pending = 0;
+    std::vector<Session*> made;
+    std::size_t next = 0;
     for (auto& s : fresh) {
-        if (!s) {
-            auto& info = to_make[pending++];
-            auto it = logins.find(info.name);
-            s = make_session(std::move(info), infos.size(),
-                             it != logins.end() ? std::move(it->second) : std::vector<std::int64_t>{});
-            started.push_back(s.get());
-            ++r.started;
-        }
+        if (s) continue;
+        auto& info = to_make[next++];
+        auto it = logins.find(info.name);
+        s = make_session(std::move(info), total,
+                         it != logins.end() ? std::move(it->second) : std::vector<std::int64_t>{});
+        made.push_back(s.get());
     }
+    return made;
+}
+
+North::Reloaded North::apply_now(const config::Config& next, std::vector<std::unique_ptr<Profile>> profiles,
+                                 std::function<std::string()> stuck) {
+    Reloaded r;
+    if (!tls_.reload(*cfg_, next, &r.error)) return r;
+    drain_queue();
+    maintain(loop_.now());
+    if (store_) store_->remap(next);
+    auto infos = plan_sessions(next, profiles);
+    std::vector<std::unique_ptr<Session>> fresh;
+    std::vector<SessionInfo> to_make;
+    keep_unchanged(infos, next, profiles, r, fresh, to_make);
+    const auto* const old_cfg = cfg_;
+    cfg_ = &next;
+    profiles_ = std::move(profiles);
+    stuck_ = std::move(stuck);
+    const std::vector<Session*> started = make_missing(fresh, to_make, infos.size());
+    r.started = started.size();
     sessions_ = std::move(fresh);
     route_.assign(next.devices.size(), nullptr);
     for (auto& s : sessions_) {

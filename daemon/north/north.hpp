@@ -91,6 +91,9 @@ class North {
     class Every;  // a TimerHandler calling a member function periodically
 
     void run();
+    bool open_store(std::string* error);
+    void watch_clock_at_start();
+    void arm_loop();
     void on_queue();
     void drain_queue();
     void drain_due(TimePoint now);
@@ -108,6 +111,11 @@ class North {
     Reloaded apply_now(const config::Config& next, std::vector<std::unique_ptr<Profile>> profiles,
                        std::function<std::string()> stuck);
     void on_write_results();
+    void keep_unchanged(std::vector<SessionInfo>& infos, const config::Config& next,
+                        const std::vector<std::unique_ptr<Profile>>& profiles, Reloaded& r,
+                        std::vector<std::unique_ptr<Session>>& fresh, std::vector<SessionInfo>& to_make);
+    std::vector<Session*> make_missing(std::vector<std::unique_ptr<Session>>& fresh, std::vector<SessionInfo>& to_make,
+                                       std::size_t total);
 
     const config::Config* cfg_;  // a pointer: apply() moves it to the next configuration
     core::BoundedQueue<core::SampleBatch> queue_;

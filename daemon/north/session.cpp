@@ -485,69 +485,88 @@ void Session::finish_message(std::size_t packet) {
 // The platform's answer to one of our requests. Only an answer finishes a message that expects
 // one: accepted, or refused for good (its records dropped and counted per device and reason); a
 // transient failure sends it again later. An answer naming no request of ours finishes nothing.
+// An answer naming no request of ours: counted (and logged once per kind), unless it is a second
+// answer to a request sent twice.
+void Session::unknown_answer(const Answer& a, const std::string& kind, const std::string& topic) {
+    if (std::find(finished_answers_.begin(), finished_answers_.end(), a.id) != finished_answers_.end()) {
+        return;  // the first one counted
+    }
+    count(&SessionCounters::answers_unknown);
+    if (logged_kinds_.insert(kind + "|unknown id").second) {
+        log_->warn(
+            "device {}: answer on {} names request '{}', which awaits no answer; nothing is finished "
+            "(further ones like it are counted, not logged)",
+            info_.name, topic, a.id);
+    }
+}
+
+// An on-connect request (topology, login) answered: what follows depends on it.
+void Session::control_answered(const Answer& a, Answer::Outcome outcome, const std::string& kind, const Awaiting& w) {
+    if (outcome != Answer::Outcome::accepted) {
+        count(&SessionCounters::error_replies);
+        if (logged_kinds_.insert(kind + "|error reply|" + a.reason).second) {
+            log_->warn("device {}: request {} on {} failed: {} (further ones like it are counted, not logged)",
+                       info_.name, a.id, w.message.topic, a.reason);
+        }
+    }
+    std::vector<Message> next = outcome == Answer::Outcome::accepted ? w.message.then : w.message.otherwise;
+    if (outcome == Answer::Outcome::accepted) next.insert(next.end(), a.follow_ups.begin(), a.follow_ups.end());
+    forget_request(a.id, false);
+    for (auto& m : next) control_.push_back(std::move(m));
+}
+
+// A transient refusal: the message goes again later (doubling delay, capped).
+void Session::retry_later(const Answer& a, const std::string& kind, Awaiting& w) {
+    const auto delay =
+        std::min<std::chrono::seconds>(kRetryCap, std::chrono::seconds(std::int64_t{1} << std::min(w.attempts - 1, 6)));
+    w.retry = true;
+    w.delivered = false;
+    w.due = env_.loop->now() + delay;
+    plan_answer_check(w.due);
+    if (logged_kinds_.insert(kind + "|transient|" + a.reason).second) {
+        log_->warn(
+            "device {}: the platform answered message {} on {} with {}; it is sent again (further "
+            "ones like it are counted, not logged)",
+            info_.name, a.id, w.message.topic, a.reason);
+    }
+}
+
+// A permanent refusal: the packet's records are dropped, counted per device and reason (once per
+// packet, however many of its messages were refused).
+void Session::refused_for_good(const Answer& a, const std::string& kind, const Awaiting& w) {
+    auto p = packets_.find(w.packet);
+    if (p == packets_.end() || p->second.rejected) return;
+    p->second.rejected = true;
+    for (const auto& r : p->second.records) ++rejected_[{r.device, a.reason}];
+    count(&SessionCounters::records_rejected, p->second.records.size());
+    if (logged_kinds_.insert(kind + "|rejected|" + a.reason).second) {
+        log_->error(
+            "device {}: the platform refused message {} on {}: {}; its {} record(s) are dropped, "
+            "counted per device and reason in status.json (further ones like it are counted, not "
+            "logged)",
+            info_.name, a.id, w.message.topic, a.reason, p->second.records.size());
+    }
+}
+
 void Session::on_answer(const Answer& a, const std::string& kind, const std::string& topic) {
     auto it = awaiting_.find(a.id);
     if (it == awaiting_.end()) {
-        if (std::find(finished_answers_.begin(), finished_answers_.end(), a.id) != finished_answers_.end()) {
-            return;  // a second answer to a request sent twice: the first one counted
-        }
-        count(&SessionCounters::answers_unknown);
-        if (logged_kinds_.insert(kind + "|unknown id").second) {
-            log_->warn(
-                "device {}: answer on {} names request '{}', which awaits no answer; nothing is finished "
-                "(further ones like it are counted, not logged)",
-                info_.name, topic, a.id);
-        }
+        unknown_answer(a, kind, topic);
         return;
     }
     Awaiting& w = it->second;
     using O = Answer::Outcome;
     O outcome = a.outcome;
     if (outcome == O::unknown) outcome = w.attempts >= kMaxAttempts ? O::permanent : O::transient;
-    if (w.packet == 0) {  // an on-connect request (topology, login): what follows depends on it
-        if (outcome != O::accepted) {
-            count(&SessionCounters::error_replies);
-            if (logged_kinds_.insert(kind + "|error reply|" + a.reason).second) {
-                log_->warn("device {}: request {} on {} failed: {} (further ones like it are counted, not logged)",
-                           info_.name, a.id, w.message.topic, a.reason);
-            }
-        }
-        std::vector<Message> next = outcome == O::accepted ? w.message.then : w.message.otherwise;
-        if (outcome == O::accepted) next.insert(next.end(), a.follow_ups.begin(), a.follow_ups.end());
-        forget_request(a.id, false);
-        for (auto& m : next) control_.push_back(std::move(m));
+    if (w.packet == 0) {
+        control_answered(a, outcome, kind, w);
         return;
     }
     if (outcome == O::transient) {
-        const auto delay = std::min<std::chrono::seconds>(
-            kRetryCap, std::chrono::seconds(std::int64_t{1} << std::min(w.attempts - 1, 6)));
-        w.retry = true;
-        w.delivered = false;
-        w.due = env_.loop->now() + delay;
-        plan_answer_check(w.due);
-        if (logged_kinds_.insert(kind + "|transient|" + a.reason).second) {
-            log_->warn(
-                "device {}: the platform answered message {} on {} with {}; it is sent again (further "
-                "ones like it are counted, not logged)",
-                info_.name, a.id, w.message.topic, a.reason);
-        }
+        retry_later(a, kind, w);
         return;
     }
-    if (outcome == O::permanent) {
-        auto p = packets_.find(w.packet);
-        if (p != packets_.end() && !p->second.rejected) {
-            p->second.rejected = true;
-            for (const auto& r : p->second.records) ++rejected_[{r.device, a.reason}];
-            count(&SessionCounters::records_rejected, p->second.records.size());
-            if (logged_kinds_.insert(kind + "|rejected|" + a.reason).second) {
-                log_->error(
-                    "device {}: the platform refused message {} on {}: {}; its {} record(s) are dropped, "
-                    "counted per device and reason in status.json (further ones like it are counted, not "
-                    "logged)",
-                    info_.name, a.id, w.message.topic, a.reason, p->second.records.size());
-            }
-        }
-    }
+    if (outcome == O::permanent) refused_for_good(a, kind, w);
     const std::size_t packet = w.packet;
     awaiting_.erase(it);
     --awaiting_data_;

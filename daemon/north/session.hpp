@@ -159,6 +159,10 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     bool publish_data(std::deque<core::SampleBatch>& queue);
     void finish_message(std::size_t packet);
     void on_answer(const Answer& a, const std::string& kind, const std::string& topic);
+    void unknown_answer(const Answer& a, const std::string& kind, const std::string& topic);
+    void control_answered(const Answer& a, Answer::Outcome outcome, const std::string& kind, const Awaiting& w);
+    void retry_later(const Answer& a, const std::string& kind, Awaiting& w);
+    void refused_for_good(const Answer& a, const std::string& kind, const Awaiting& w);
     void answer_deadlines(TimePoint now);
     bool send_retry(TimePoint now);
     void forget_request(const std::string& id, bool fallback);

@@ -346,6 +346,43 @@ class OnenetThingModel : public OnenetProfile {
         return m;
     }
 
+    // The platform answering one of our requests. The topology it keeps (sub/topo/get): what is
+    // missing is added, what is there logged in, and the sync result reported as the protocol asks.
+    north::Answer answer(const north::SessionInfo& s, const Json& j, const std::string& id, const std::string& suffix,
+                         std::uint32_t& next_id) const {
+        north::Answer a = make_answer(id, j, classify(int_of(j, "code")), "code", "msg");
+        if (a.outcome == north::Answer::Outcome::accepted && suffix == "sub/topo/get/reply") {
+            a.follow_ups.emplace_back(prefix(s) + "thing/sub/topo/get/result", onenet_reply(id, kCodeOk, "success"), 0);
+            auto rest = reconcile(s, j.contains("data") ? j["data"] : Json(), true, next_id, nullptr);
+            for (auto& m : rest) a.follow_ups.push_back(std::move(m));
+        }
+        return a;
+    }
+
+    // subList is the whole topology after the change: configured sub-devices it lacks are added
+    // again (the configuration says they belong to this gateway).
+    north::Inbound topo_change(const north::SessionInfo& s, const Json& j, const std::string& id,
+                               const std::string& answer_topic, std::uint32_t& next_id, north::Inbound in) const {
+        const Json* params = j.contains("params") ? &j["params"] : nullptr;
+        const Json list = params && params->is_object() && params->contains("subList") ? (*params)["subList"] : Json();
+        if (!list.is_array()) {
+            in.malformed = true;
+            in.problem = "topo/change without a subList array";
+            in.replies.emplace_back(answer_topic, onenet_reply(id, kCodeFailed, in.problem), 0);
+            return in;
+        }
+        in.replies.emplace_back(answer_topic, onenet_reply(id, kCodeOk, "success"), 0);
+        std::vector<std::string> added;
+        for (auto& m : reconcile(s, list, false, next_id, &added)) in.replies.push_back(std::move(m));
+        if (!added.empty()) {
+            in.problem = fmt::format(
+                "the platform's topology no longer lists sub-device(s) {}; added again as "
+                "configured",
+                fmt::join(added, ", "));
+        }
+        return in;
+    }
+
     north::Inbound on_message(const north::SessionInfo& s, const std::string& topic, const std::string& payload,
                               const north::LatestValues& latest, std::uint32_t& next_id) const override {
         north::Inbound in;
@@ -369,15 +406,7 @@ class OnenetThingModel : public OnenetProfile {
             return in;
         }
         if (ends_with(suffix, "/reply")) {  // the platform answering one of our requests
-            north::Answer a = make_answer(*id, *j, classify(int_of(*j, "code")), "code", "msg");
-            if (a.outcome == north::Answer::Outcome::accepted && suffix == "sub/topo/get/reply") {
-                // The topology the platform keeps: add what is missing, log in what is there,
-                // and report the sync result as the protocol asks.
-                a.follow_ups.emplace_back(p + "sub/topo/get/result", onenet_reply(*id, kCodeOk, "success"), 0);
-                auto rest = reconcile(s, j->contains("data") ? (*j)["data"] : Json(), true, next_id, nullptr);
-                for (auto& m : rest) a.follow_ups.push_back(std::move(m));
-            }
-            in.answer = std::move(a);
+            in.answer = answer(s, *j, *id, suffix, next_id);
             return in;
         }
         const std::string answer_topic = p + suffix + "_reply";
@@ -385,29 +414,7 @@ class OnenetThingModel : public OnenetProfile {
         if (suffix == "property/get" || suffix == "sub/property/get") {
             return property_get(s, *j, *id, suffix == "sub/property/get", answer_topic, latest, std::move(in));
         }
-        if (suffix == "sub/topo/change") {
-            // subList is the whole topology after the change: configured sub-devices it lacks are
-            // added again (the configuration says they belong to this gateway).
-            const Json* params = j->contains("params") ? &(*j)["params"] : nullptr;
-            const Json list =
-                params && params->is_object() && params->contains("subList") ? (*params)["subList"] : Json();
-            if (!list.is_array()) {
-                in.malformed = true;
-                in.problem = "topo/change without a subList array";
-                in.replies.emplace_back(answer_topic, onenet_reply(*id, kCodeFailed, in.problem), 0);
-                return in;
-            }
-            in.replies.emplace_back(answer_topic, onenet_reply(*id, kCodeOk, "success"), 0);
-            std::vector<std::string> added;
-            for (auto& m : reconcile(s, list, false, next_id, &added)) in.replies.push_back(std::move(m));
-            if (!added.empty()) {
-                in.problem = fmt::format(
-                    "the platform's topology no longer lists sub-device(s) {}; added again as "
-                    "configured",
-                    fmt::join(added, ", "));
-            }
-            return in;
-        }
+        if (suffix == "sub/topo/change") return topo_change(s, *j, *id, answer_topic, next_id, std::move(in));
         if (suffix == "property/set" || suffix == "sub/property/set" || suffix == "sub/service/invoke" ||
             (suffix.rfind("service/", 0) == 0 && ends_with(suffix, "/invoke"))) {
             return write_request(s, *j, *id, suffix, answer_topic, std::move(in));

@@ -264,29 +264,58 @@ std::uint64_t Outbox::on_disk_bytes() {
 
 // Opens outbox.db, checked: a file SQLite calls corrupt (or not a database) is moved aside and a
 // fresh one made; a busy one is waited for, then refused; any other failure is an error.
+// Opens the file and runs SQLite's quick check on it ("ok" in `check` when it is sound). Busy
+// (another process holds the file locked) is waited for, 5 s at most. Returns SQLite's code.
+int Outbox::open_and_check(std::string& check) {
+    int rc = SQLITE_OK;
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    do {
+        sqlite3_close(db_);
+        db_ = nullptr;
+        check.clear();
+        rc = sqlite3_open(path_.c_str(), &db_);
+        if (rc != SQLITE_OK) break;
+        sqlite3_busy_timeout(db_, 1000);
+        sqlite3_stmt* st = nullptr;
+        rc = sqlite3_prepare_v2(db_, "PRAGMA quick_check", -1, &st, nullptr);
+        if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+            check = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+            rc = SQLITE_OK;
+        }
+        sqlite3_finalize(st);
+    } while (((rc & 0xFF) == SQLITE_BUSY || (rc & 0xFF) == SQLITE_LOCKED) &&
+             std::chrono::steady_clock::now() < give_up);
+    return rc;
+}
+
+// A file SQLite calls corrupt, or not a database, is moved aside (with what it held, as far as
+// it can still be read, in the log) and counted.
+void Outbox::move_aside(int rc, const std::string& check) {
+    std::string held = "an unknown number of";
+    sqlite3_stmt* count = nullptr;
+    if (sqlite3_prepare_v2(db_, "SELECT COUNT(*) FROM outbox", -1, &count, nullptr) == SQLITE_OK &&
+        sqlite3_step(count) == SQLITE_ROW)
+        held = std::to_string(sqlite3_column_int64(count, 0));
+    sqlite3_finalize(count);
+    sqlite3_close(db_);
+    db_ = nullptr;
+    const std::string aside = path_ + ".corrupt-" + std::to_string(std::time(nullptr));
+    std::rename(path_.c_str(), aside.c_str());
+    std::remove((path_ + "-wal").c_str());
+    std::remove((path_ + "-shm").c_str());
+    ++stats_.corrupt;
+    log()->error(
+        "store: {} is not a valid store ({}); moved aside to {} with {} queued batch(es), which are not "
+        "replayed; it counts against store_max_bytes until removed",
+        path_, check.empty() ? sqlite3_errstr(rc) : check.substr(0, 200), aside, held);
+}
+
 bool Outbox::open_database(std::string* error) {
     for (int attempt = 0; attempt < 2; ++attempt) {
-        // Busy (another process holds the file locked) is waited for, then an error: only a
-        // file SQLite calls corrupt, or not a database, is moved aside.
-        int rc = SQLITE_OK;
+        // Busy is waited for, then an error: only a file SQLite calls corrupt, or not a
+        // database, is moved aside.
         std::string check;
-        const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-        do {
-            sqlite3_close(db_);
-            db_ = nullptr;
-            check.clear();
-            rc = sqlite3_open(path_.c_str(), &db_);
-            if (rc != SQLITE_OK) break;
-            sqlite3_busy_timeout(db_, 1000);
-            sqlite3_stmt* st = nullptr;
-            rc = sqlite3_prepare_v2(db_, "PRAGMA quick_check", -1, &st, nullptr);
-            if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-                check = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
-                rc = SQLITE_OK;
-            }
-            sqlite3_finalize(st);
-        } while (((rc & 0xFF) == SQLITE_BUSY || (rc & 0xFF) == SQLITE_LOCKED) &&
-                 std::chrono::steady_clock::now() < give_up);
+        const int rc = open_and_check(check);
         if ((rc & 0xFF) == SQLITE_BUSY || (rc & 0xFF) == SQLITE_LOCKED) {
             *error = "store: " + path_ + " is locked by " + lock_holder(path_) +
                      " (waited 5 s); it is left as it is, not corrupt: stop that process, then start again";
@@ -313,28 +342,13 @@ bool Outbox::open_database(std::string* error) {
             db_ = nullptr;
             return false;
         }
-        // What the file held, as far as it can still be read, for the log.
-        std::string held = "an unknown number of";
-        sqlite3_stmt* count = nullptr;
-        if (sqlite3_prepare_v2(db_, "SELECT COUNT(*) FROM outbox", -1, &count, nullptr) == SQLITE_OK &&
-            sqlite3_step(count) == SQLITE_ROW)
-            held = std::to_string(sqlite3_column_int64(count, 0));
-        sqlite3_finalize(count);
-        sqlite3_close(db_);
-        db_ = nullptr;
         if (attempt == 1) {
+            sqlite3_close(db_);
+            db_ = nullptr;
             *error = "store: cannot open " + path_ + " even after moving the old file aside";
             return false;
         }
-        const std::string aside = path_ + ".corrupt-" + std::to_string(std::time(nullptr));
-        std::rename(path_.c_str(), aside.c_str());
-        std::remove((path_ + "-wal").c_str());
-        std::remove((path_ + "-shm").c_str());
-        ++stats_.corrupt;
-        log()->error(
-            "store: {} is not a valid store ({}); moved aside to {} with {} queued batch(es), which are not "
-            "replayed; it counts against store_max_bytes until removed",
-            path_, check.empty() ? sqlite3_errstr(rc) : check.substr(0, 200), aside, held);
+        move_aside(rc, check);
     }
     return true;
 }
@@ -345,13 +359,7 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
     max_bytes_ = g.store_max_bytes;
     max_age_ms_ = g.store_max_age.count();
     sync_interval_ = g.store_sync;
-    // The reserve and the WAL take their share of the budget: an eighth each at most.
-    constexpr std::uint64_t kKiB = 1024;
-    reserve_bytes_ = max_bytes_ > 0 ? std::clamp<std::uint64_t>(max_bytes_ / 8, 16 * kKiB, kKiB * kKiB) : kKiB * kKiB;
-    const std::uint64_t wal_limit =
-        max_bytes_ > 0 ? std::clamp<std::uint64_t>(max_bytes_ / 8, 64 * kKiB, 16 * kKiB * kKiB) : 16 * kKiB * kKiB;
-    wal_limit_frames_ = static_cast<int>(std::min<std::uint64_t>(wal_limit / 4096, kWalLimitFrames));
-    fold_bytes_ = max_bytes_ > 0 ? std::clamp<std::uint64_t>(max_bytes_ / 8, 16 * kKiB, kKiB * kKiB) : kKiB * kKiB;
+    const std::uint64_t wal_limit = share_budget();
     // Missing parents are made too (a relative ./run/data on a fresh checkout); the directory
     // itself is private to the service's user and group.
     if (std::string why; !core::make_data_dir(g.data_dir, &why)) {
@@ -367,17 +375,7 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
     path_ = g.data_dir + "/outbox.db";
     if (!open_database(error)) return false;
     count_corrupt_files();
-    // Every commit is synced: rows reach SQLite only when the journal gives them up (a fold) or
-    // are deleted, so commits are few, and the journal is cut only after its rows are safe.
-    exec("PRAGMA synchronous=FULL");
-    // Checkpoints (and their fsyncs) belong to the checkpoint thread, except with store_sync:
-    // batch, where every commit syncs anyway and SQLite's own checkpoints are kept.
-    exec(sync_interval_.count() == 0 ? "PRAGMA wal_autocheckpoint=4000" : "PRAGMA wal_autocheckpoint=0");
-    // Up to 4 MiB of pages (taken only under load): deletes find the pages their rows were
-    // appended to still cached instead of reading them back.
-    exec("PRAGMA cache_size=-4096");
-    // A log that restarted is cut back to its share of the budget.
-    exec(("PRAGMA journal_size_limit=" + std::to_string(wal_limit)).c_str());
+    tune(wal_limit);
     sqlite3_prepare_v2(db_, "INSERT OR IGNORE INTO outbox(device, id, ts, payload) VALUES (?1, ?2, ?3, ?4)", -1,
                        &insert_, nullptr);
     if (!replay_journal(error)) {
@@ -398,16 +396,45 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
     backlog_high_ = queued_;
     reserve_path_ = g.data_dir + "/outbox.reserve";
     keep_reserve();
-    if (queued_ > 0) {
-        std::int64_t oldest = 0;
-        sqlite3_prepare_v2(db_, "SELECT ts FROM outbox ORDER BY id LIMIT 1", -1, &st, nullptr);
-        if (sqlite3_step(st) == SQLITE_ROW) oldest = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-        log()->info("store {}: {} queued batch(es) from before, oldest from {} ms ago, will be replayed in order",
-                    path_, queued_, core::unix_ms_now() - oldest);
-    }
+    if (queued_ > 0) log_backlog();
     start_checkpoints();
     return true;
+}
+
+// The reserve, the WAL and the journal take their share of the budget: an eighth each at most.
+// Returns the WAL's limit in bytes.
+std::uint64_t Outbox::share_budget() {
+    constexpr std::uint64_t kKiB = 1024;
+    reserve_bytes_ = max_bytes_ > 0 ? std::clamp<std::uint64_t>(max_bytes_ / 8, 16 * kKiB, kKiB * kKiB) : kKiB * kKiB;
+    const std::uint64_t wal_limit =
+        max_bytes_ > 0 ? std::clamp<std::uint64_t>(max_bytes_ / 8, 64 * kKiB, 16 * kKiB * kKiB) : 16 * kKiB * kKiB;
+    wal_limit_frames_ = static_cast<int>(std::min<std::uint64_t>(wal_limit / 4096, kWalLimitFrames));
+    fold_bytes_ = max_bytes_ > 0 ? std::clamp<std::uint64_t>(max_bytes_ / 8, 16 * kKiB, kKiB * kKiB) : kKiB * kKiB;
+    return wal_limit;
+}
+
+void Outbox::tune(std::uint64_t wal_limit) {
+    // Every commit is synced: rows reach SQLite only when the journal gives them up (a fold) or
+    // are deleted, so commits are few, and the journal is cut only after its rows are safe.
+    exec("PRAGMA synchronous=FULL");
+    // Checkpoints (and their fsyncs) belong to the checkpoint thread, except with store_sync:
+    // batch, where every commit syncs anyway and SQLite's own checkpoints are kept.
+    exec(sync_interval_.count() == 0 ? "PRAGMA wal_autocheckpoint=4000" : "PRAGMA wal_autocheckpoint=0");
+    // Up to 4 MiB of pages (taken only under load): deletes find the pages their rows were
+    // appended to still cached instead of reading them back.
+    exec("PRAGMA cache_size=-4096");
+    // A log that restarted is cut back to its share of the budget.
+    exec(("PRAGMA journal_size_limit=" + std::to_string(wal_limit)).c_str());
+}
+
+void Outbox::log_backlog() {
+    std::int64_t oldest = 0;
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(db_, "SELECT ts FROM outbox ORDER BY id LIMIT 1", -1, &st, nullptr);
+    if (sqlite3_step(st) == SQLITE_ROW) oldest = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    log()->info("store {}: {} queued batch(es) from before, oldest from {} ms ago, will be replayed in order", path_,
+                queued_, core::unix_ms_now() - oldest);
 }
 
 // What the journal holds that was not acknowledged (a kill -9, a power loss) goes into SQLite, in

@@ -97,6 +97,11 @@ class Outbox {
     Outbox() = default;
     bool init(const config::Config& cfg, std::string* error);
     bool open_database(std::string* error);
+    int open_and_check(std::string& check);
+    void move_aside(int rc, const std::string& check);
+    std::uint64_t share_budget();
+    void tune(std::uint64_t wal_limit);
+    void log_backlog();
     bool exec(const char* sql);
     // A disk problem (full, I/O error, read-only): the first of an episode is logged; the
     // episode ends with the next write that succeeds (resolved()), and for a full file system

@@ -237,37 +237,40 @@ struct Parser::Regex {
 
 Parser::~Parser() = default;
 
+// format kv: the keys to read, separated by spaces or commas.
+bool Parser::take_keys(const std::string& keys, std::string* error) {
+    std::string key;
+    for (std::size_t i = 0; i <= keys.size(); ++i) {
+        const char c = i < keys.size() ? keys[i] : ' ';
+        if (c == ' ' || c == ',') {
+            if (!key.empty()) {
+                if (index_of(key) >= 0) {
+                    *error = "keys: '" + key + "' is listed twice";
+                    return false;
+                }
+                fields_.push_back(key);
+            }
+            key.clear();
+        } else if (c == '=' || std::iscntrl(static_cast<unsigned char>(c))) {
+            *error = "keys: a key may not contain '=' or control characters";
+            return false;
+        } else {
+            key += c;
+        }
+    }
+    if (fields_.empty()) {
+        *error = "keys: required with format kv; expected the keys to read, like \"T H P\"";
+        return false;
+    }
+    return true;
+}
+
 std::unique_ptr<Parser> Parser::make(Format format, const std::string& pattern, const std::string& keys,
                                      Checksum checksum, std::string* error) {
     std::unique_ptr<Parser> p(new Parser());
     p->format_ = format;
     p->checksum_ = checksum;
-    if (format == Format::kv) {
-        std::string key;
-        for (std::size_t i = 0; i <= keys.size(); ++i) {
-            const char c = i < keys.size() ? keys[i] : ' ';
-            if (c == ' ' || c == ',') {
-                if (!key.empty()) {
-                    if (p->index_of(key) >= 0) {
-                        *error = "keys: '" + key + "' is listed twice";
-                        return nullptr;
-                    }
-                    p->fields_.push_back(key);
-                }
-                key.clear();
-            } else if (c == '=' || std::iscntrl(static_cast<unsigned char>(c))) {
-                *error = "keys: a key may not contain '=' or control characters";
-                return nullptr;
-            } else {
-                key += c;
-            }
-        }
-        if (p->fields_.empty()) {
-            *error = "keys: required with format kv; expected the keys to read, like \"T H P\"";
-            return nullptr;
-        }
-        return p;
-    }
+    if (format == Format::kv) return p->take_keys(keys, error) ? std::move(p) : nullptr;
     if (pattern.empty()) {
         *error =
             "pattern: required with format regex; expected a regular expression with named groups, like "

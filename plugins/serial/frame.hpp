@@ -95,6 +95,7 @@ class Parser {
   private:
     Parser() = default;
     bool verify(std::string_view frame, std::string_view& body, std::string* detail) const;
+    bool take_keys(const std::string& keys, std::string* error);
     Format format_ = Format::regex;
     Checksum checksum_ = Checksum::none;
     std::vector<std::string> fields_;
