@@ -59,13 +59,9 @@ BusWorker::Device BusWorker::make_device(std::size_t index, Clock::time_point no
     d.plan = plan_reads(dc.points, cost_model_for(*bus_, dc.max_gap));
     d.next_due = now;
     d.counters = std::make_unique<DeviceCounters>();
+    d.filter = mapping::ReportFilter(dc);
     for (std::size_t p = 0; p < dc.points.size(); ++p) {
-        if (dc.points[p].on_trigger()) d.seen.resize(dc.points.size());
         if (dc.points[p].link) d.link_point = static_cast<std::int64_t>(p);
-        if (dc.points[p].by_exception()) {
-            d.sent.resize(dc.points.size());
-            d.sent_at.resize(dc.points.size());
-        }
     }
     return d;
 }
@@ -235,10 +231,7 @@ void BusWorker::hand_over(std::vector<core::SampleBatch>& round) {
             ++d.counters->skipped;
             // An event, attribute or value reported by exception not handed over is reported
             // again by the next poll.
-            for (const auto& pv : b.values) {
-                if (pv.point_index < d.seen.size()) d.seen[pv.point_index].reset();
-                if (pv.point_index < d.sent.size()) d.sent[pv.point_index].reset();
-            }
+            for (const auto& pv : b.values) d.filter.forget(pv.point_index);
         }
     }
     round.clear();
@@ -256,96 +249,7 @@ core::SampleBatch presence(core::SampleBatch::Kind kind, const core::SampleBatch
     return b;
 }
 
-bool truthy(const core::Value& v) {
-    return std::visit(
-        [](const auto& x) {
-            using T = std::decay_t<decltype(x)>;
-            if constexpr (std::is_same_v<T, std::string>) {
-                return !x.empty();
-            } else {
-                return x != T{};
-            }
-        },
-        v);
-}
-
 }  // namespace
-
-namespace {
-
-double as_double(const core::Value& v) {
-    if (const auto* i = std::get_if<std::int64_t>(&v)) return static_cast<double>(*i);
-    if (const auto* u = std::get_if<std::uint64_t>(&v)) return static_cast<double>(*u);
-    if (const auto* f = std::get_if<double>(&v)) return *f;
-    return 0.0;
-}
-
-}  // namespace
-
-// A property reported by exception goes with its first reading, when it moved past its deadband
-// from the value last sent (any change with on_change), or when its heartbeat is due.
-bool BusWorker::report_now(Device& d, const config::PointConfig& p, std::uint32_t index, const core::Value& v,
-                           Clock::time_point now) {
-    auto& last = d.sent[index];
-    bool send = !last || (p.heartbeat.count() > 0 && now - d.sent_at[index] >= p.heartbeat);
-    if (!send && p.deadband > 0.0) {
-        const double delta = std::fabs(as_double(v) - as_double(*last));
-        const double band = p.deadband_percent ? std::fabs(as_double(*last)) * p.deadband / 100.0 : p.deadband;
-        send = delta > band || (band == 0.0 && delta > 0.0) || std::isnan(delta);
-    } else if (!send) {
-        send = v != *last;
-    }
-    if (send) {
-        last = v;
-        d.sent_at[index] = now;
-    }
-    return send;
-}
-
-// Events and attributes leave the batch unless their trigger fires: on a change (and the first
-// reading), or when the value becomes true / non-zero. When one point of an event fires, the
-// event's other points go along with it (they are its parameters). Properties reported by
-// exception leave it unless report_now says otherwise.
-void BusWorker::apply_triggers(Device& d, core::SampleBatch& batch) const {
-    if (d.seen.empty() && d.sent.empty()) return;
-    const auto& dc = cfg_->devices[d.index];
-    const auto now = Clock::now();
-    std::vector<bool> keep(batch.values.size(), true);
-    std::vector<const std::string*> fired;
-    for (std::size_t i = 0; i < batch.values.size(); ++i) {
-        const auto& pv = batch.values[i];
-        const auto& p = dc.points[pv.point_index];
-        if (p.by_exception()) keep[i] = report_now(d, p, pv.point_index, pv.value, now);
-        if (!p.on_trigger()) continue;
-        auto& last = d.seen[pv.point_index];
-        bool fire = false;
-        switch (p.trigger) {
-            case config::Trigger::change:
-                fire = !last || *last != pv.value;
-                break;
-            case config::Trigger::rising:
-                fire = truthy(pv.value) && (!last || !truthy(*last));
-                break;
-            case config::Trigger::none:
-                break;
-        }
-        last = pv.value;
-        keep[i] = fire;
-        if (fire && p.report == config::Report::event) fired.push_back(&p.event_name());
-    }
-    std::size_t out = 0;
-    for (std::size_t i = 0; i < batch.values.size(); ++i) {
-        const auto& p = dc.points[batch.values[i].point_index];
-        const bool carried =
-            !keep[i] && p.report == config::Report::event &&
-            std::any_of(fired.begin(), fired.end(), [&](const auto* e) { return *e == p.event_name(); });
-        if (keep[i] || carried) {
-            if (out != i) batch.values[out] = std::move(batch.values[i]);
-            ++out;
-        }
-    }
-    batch.values.resize(out);
-}
 
 void BusWorker::count_error(Device& d, unsigned kind) {
     auto& c = *d.counters;
@@ -484,7 +388,7 @@ void BusWorker::poll(Device& d, std::vector<core::SampleBatch>& round) {
         if (d.link_point >= 0) {  // the link event, when the device has one
             batch.values.clear();
             batch.values.push_back({static_cast<std::uint32_t>(d.link_point), core::Value(false)});
-            apply_triggers(d, batch);
+            d.filter.apply(cfg_->devices[d.index], batch, Clock::now());
             if (!batch.values.empty()) round.push_back(std::move(batch));
         }
         const auto delay = backoff_.next(d.failures);
@@ -503,7 +407,7 @@ void BusWorker::poll(Device& d, std::vector<core::SampleBatch>& round) {
     }
     d.failures = 0;
     if (d.link_point >= 0) batch.values.push_back({static_cast<std::uint32_t>(d.link_point), core::Value(true)});
-    apply_triggers(d, batch);
+    d.filter.apply(cfg_->devices[d.index], batch, Clock::now());
     ++d.counters->ok;
     d.next_due += dc.interval;
     if (d.next_due <= now) d.next_due = now + dc.interval;  // overrun: skip missed cycles, keep going
@@ -563,6 +467,25 @@ core::WriteJob::Failure failure_of(unsigned kind) {
 // One point: FC05/FC15 for a coil, FC06 for one register, FC16 for anything wider (so a 32-bit
 // value or a float changes at once); then the point is read back, and the write stands only if
 // the device holds exactly the image written.
+// Reads back what `w` wrote into regs_ / bits_, with the bus's retries.
+bool BusWorker::read_back(const fl_write_v2& w, fl_error_v2& err) {
+    fl_read_v2 r{};
+    r.struct_size = sizeof r;
+    r.unit = w.unit;
+    r.area = w.area;
+    r.address = w.address;
+    r.count = w.count;
+    r.registers = regs_.data();
+    r.bits = bits_.data();
+    fl_status st = FL_RETRY;
+    for (int a = 0; a <= bus_->retries && st == FL_RETRY && !stop_.load(); ++a) {
+        err = fl_error_v2{};
+        err.struct_size = sizeof err;
+        st = driver_->read(&r, &err);
+    }
+    return st == FL_OK;
+}
+
 bool BusWorker::write_point(const config::PointConfig& p, int unit, const core::Value& v, core::WriteJob& job) {
     std::uint16_t regs[125] = {};
     std::uint8_t bit = 0;
@@ -598,21 +521,7 @@ bool BusWorker::write_point(const config::PointConfig& p, int unit, const core::
         return false;
     }
     ++job.written;
-    fl_read_v2 r{};
-    r.struct_size = sizeof r;
-    r.unit = w.unit;
-    r.area = w.area;
-    r.address = w.address;
-    r.count = w.count;
-    r.registers = regs_.data();
-    r.bits = bits_.data();
-    fl_status st = FL_RETRY;
-    for (int a = 0; a <= bus_->retries && st == FL_RETRY && !stop_.load(); ++a) {
-        err = fl_error_v2{};
-        err.struct_size = sizeof err;
-        st = driver_->read(&r, &err);
-    }
-    if (st != FL_OK) {
+    if (!read_back(w, err)) {
         job.failure = failure_of(err.kind);
         job.reason = fmt::format("{} was written to unit {} but could not be read back: {}", p.name, unit, err.message);
         return false;
@@ -660,10 +569,8 @@ void BusWorker::execute(core::WriteJob& job, std::vector<core::SampleBatch>& rou
         b.timestamp_ms = core::unix_ms_now();
         b.boot_ms = core::boot_ms();
         b.values = job.read_back;
-        for (const auto& pv : b.values) {  // a written value is news, whatever its deadband
-            if (pv.point_index < d->sent.size()) d->sent[pv.point_index].reset();
-        }
-        apply_triggers(*d, b);
+        for (const auto& pv : b.values) d->filter.forget_sent(pv.point_index);  // news, whatever its deadband
+        d->filter.apply(cfg_->devices[d->index], b, Clock::now());
         if (!b.values.empty()) round.push_back(std::move(b));
         hand_over(round);  // the new value is published now, not after the round
     }

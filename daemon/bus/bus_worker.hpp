@@ -22,6 +22,7 @@
 #include "core/figures.hpp"
 #include "core/value.hpp"
 #include "core/write_job.hpp"
+#include "mapping/report.hpp"
 
 namespace spdlog {
 class logger;
@@ -122,14 +123,8 @@ class BusWorker {
         int state_code = 0;
         bool refused = false;  // this poll: a request answered with an error (exception, bad field)
         std::unique_ptr<DeviceCounters> counters;
-        // Events and attributes: the last value of each point reported only when its trigger
-        // fires (empty: none); `link_point` is the device's link state point, or -1.
-        std::vector<std::optional<core::Value>> seen;
-        std::int64_t link_point = -1;
-        // Report by exception: the value each such property was last sent with, and when
-        // (empty: the device has none).
-        std::vector<std::optional<core::Value>> sent;
-        std::vector<std::chrono::steady_clock::time_point> sent_at;
+        mapping::ReportFilter filter;  // what of a batch goes north (deadband, triggers)
+        std::int64_t link_point = -1;  // the device's link state point, or -1
     };
 
     void run();
@@ -141,11 +136,9 @@ class BusWorker {
     void set_state(Device& d, State s, int code, const char* detail);
     void set_link(bool up, const char* detail);
     static void count_error(Device& d, unsigned kind);
-    void apply_triggers(Device& d, core::SampleBatch& batch) const;
-    static bool report_now(Device& d, const config::PointConfig& p, std::uint32_t index, const core::Value& v,
-                           std::chrono::steady_clock::time_point now);
     void run_writes(std::vector<core::SampleBatch>& round);
     void execute(core::WriteJob& job, std::vector<core::SampleBatch>& round);
+    bool read_back(const fl_write_v2& w, fl_error_v2& err);
     bool write_point(const config::PointConfig& p, int unit, const core::Value& v, core::WriteJob& job);
 
     const config::Config* cfg_;  // pointers: rebase() moves the worker to the next configuration

@@ -53,19 +53,6 @@ std::optional<core::Value> as_number(const core::Value& v) {
     return v;
 }
 
-double to_double(const core::Value& v) {
-    return std::visit(
-        [](const auto& x) -> double {
-            using T = std::decay_t<decltype(x)>;
-            if constexpr (std::is_same_v<T, std::string>) {
-                return 0.0;
-            } else {
-                return static_cast<double>(x);
-            }
-        },
-        v);
-}
-
 std::string fmt_number(double d) {
     char buf[32];
     auto res = std::to_chars(buf, buf + sizeof buf, d);
@@ -78,7 +65,7 @@ std::optional<core::Value> accept_bool(const core::Value& v, std::string* why) {
         if (*s == "true" || *s == "1") return true;
         if (*s == "false" || *s == "0") return false;
     } else if (!std::holds_alternative<double>(v)) {
-        const double d = to_double(v);
+        const double d = core::number_of(v);
         if (d == 0.0 || d == 1.0) return d == 1.0;
     }
     *why = "type mismatch: " + describe(v) + " given, expected true or false (or 1 / 0)";
@@ -104,7 +91,7 @@ std::optional<core::Value> accept_whole(const PointConfig& p, const core::Value&
         fits = p.type == DataType::int64 || (static_cast<double>(*i) >= lo && static_cast<double>(*i) <= hi);
         out = *i;
     } else {
-        const double d = to_double(n);
+        const double d = core::number_of(n);
         if (std::isfinite(d) && d != std::trunc(d)) {
             *why = "not a whole number: " + describe(n) + " given, point " + p.name + " (" + to_string(p.type) +
                    ") takes whole numbers";
@@ -130,7 +117,7 @@ std::optional<core::Value> accept_whole(const PointConfig& p, const core::Value&
             out = static_cast<std::int64_t>(*u);
         }
     }
-    const double x = to_double(out);
+    const double x = core::number_of(out);
     if (!fits || (p.min && x < *p.min) || (p.max && x > *p.max)) {
         const auto [rlo, rhi] = write_range(p);
         *why = "out of range: " + describe(n) + " given, point " + p.name + " takes " + fmt_number(rlo) + ".." +
@@ -232,7 +219,7 @@ std::optional<core::Value> accept_write(const PointConfig& p, const core::Value&
         return std::nullopt;
     }
     if (is_integer_type(p.type) && p.scale == 1.0 && p.offset == 0.0) return accept_whole(p, *n, why);
-    const double d = to_double(*n);
+    const double d = core::number_of(*n);
     const auto [lo, hi] = write_range(p);
     if (!std::isfinite(d) || d < lo || d > hi) {
         *why = "out of range: " + describe(*n) + " given, point " + p.name + " takes " + fmt_number(lo) + ".." +

@@ -28,6 +28,16 @@ struct SampleBatch {
     std::int64_t record_id = 0;  // outbox record (0: not stored)
 };
 
+// A value as a number, the one conversion used everywhere (deadbands, range checks, encoding):
+// true 1 and false 0, integers and doubles as they are, text 0 (it is not a number).
+inline double number_of(const Value& v) {
+    if (const auto* i = std::get_if<std::int64_t>(&v)) return static_cast<double>(*i);
+    if (const auto* u = std::get_if<std::uint64_t>(&v)) return static_cast<double>(*u);
+    if (const auto* d = std::get_if<double>(&v)) return *d;
+    if (const auto* b = std::get_if<bool>(&v)) return *b ? 1.0 : 0.0;
+    return 0.0;
+}
+
 inline std::int64_t unix_ms_now() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
         .count();

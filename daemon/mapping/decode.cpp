@@ -156,13 +156,7 @@ void bytes_to_registers(const std::uint8_t* bytes, int words, WordOrder order, s
 
 namespace {
 
-double number_of(const Value& v) {
-    if (const auto* i = std::get_if<std::int64_t>(&v)) return static_cast<double>(*i);
-    if (const auto* u = std::get_if<std::uint64_t>(&v)) return static_cast<double>(*u);
-    if (const auto* d = std::get_if<double>(&v)) return *d;
-    if (const auto* b = std::get_if<bool>(&v)) return *b ? 1.0 : 0.0;
-    return 0.0;
-}
+using core::number_of;
 
 // The raw whole number a value stands for: exact for unscaled whole values, else rounded after
 // reversing scale and offset. False when it lies outside [lo, hi].
@@ -189,6 +183,55 @@ bool raw_whole(const PointCodec& c, const Value& v, std::int64_t lo, std::uint64
 
 }  // namespace
 
+namespace {
+
+// A value as the raw bits of a numeric point type, after scale and offset; false when it does
+// not fit.
+bool raw_of(const PointCodec& c, const Value& v, std::uint64_t* raw) {
+    switch (c.type) {
+        case DataType::boolean:
+            *raw = number_of(v) != 0.0 ? 1 : 0;
+            return true;
+        case DataType::int16:
+            return raw_whole(c, v, INT16_MIN, INT16_MAX, raw);
+        case DataType::uint16:
+            return raw_whole(c, v, 0, UINT16_MAX, raw);
+        case DataType::int32:
+            return raw_whole(c, v, INT32_MIN, INT32_MAX, raw);
+        case DataType::uint32:
+            return raw_whole(c, v, 0, UINT32_MAX, raw);
+        case DataType::int64:
+            return raw_whole(c, v, INT64_MIN, INT64_MAX, raw);
+        case DataType::uint64:
+            return raw_whole(c, v, 0, UINT64_MAX, raw);
+        case DataType::bcd: {
+            std::uint64_t n = 0;
+            const bool ok = raw_whole(c, v, 0, 9999, &n);
+            for (int shift = 0; shift < 16; shift += 4, n /= 10) *raw |= (n % 10) << shift;
+            return ok;
+        }
+        case DataType::float32: {
+            const double d = (number_of(v) - c.offset) / c.scale;
+            const bool ok = std::isfinite(d) && std::fabs(d) <= static_cast<double>(std::numeric_limits<float>::max());
+            const auto f = ok ? static_cast<float>(d) : 0.0f;
+            std::uint32_t u = 0;
+            std::memcpy(&u, &f, sizeof u);
+            *raw = u;
+            return ok;
+        }
+        case DataType::float64: {
+            const double d = (number_of(v) - c.offset) / c.scale;
+            std::memcpy(raw, &d, sizeof *raw);
+            return std::isfinite(d);
+        }
+        case DataType::string:
+            break;
+    }
+    return true;
+}
+
+}  // namespace
+
 bool encode_registers(const PointCodec& c, const Value& v, std::uint16_t* regs, std::string* error) {
     const int words = register_count(c.type, c.string_length);
     std::uint8_t b[250] = {};
@@ -203,54 +246,7 @@ bool encode_registers(const PointCodec& c, const Value& v, std::uint16_t* regs, 
         return true;
     }
     std::uint64_t raw = 0;
-    bool ok = true;
-    switch (c.type) {
-        case DataType::boolean:
-            raw = number_of(v) != 0.0 ? 1 : 0;
-            break;
-        case DataType::int16:
-            ok = raw_whole(c, v, INT16_MIN, INT16_MAX, &raw);
-            break;
-        case DataType::uint16:
-            ok = raw_whole(c, v, 0, UINT16_MAX, &raw);
-            break;
-        case DataType::int32:
-            ok = raw_whole(c, v, INT32_MIN, INT32_MAX, &raw);
-            break;
-        case DataType::uint32:
-            ok = raw_whole(c, v, 0, UINT32_MAX, &raw);
-            break;
-        case DataType::int64:
-            ok = raw_whole(c, v, INT64_MIN, INT64_MAX, &raw);
-            break;
-        case DataType::uint64:
-            ok = raw_whole(c, v, 0, UINT64_MAX, &raw);
-            break;
-        case DataType::bcd: {
-            std::uint64_t n = 0;
-            ok = raw_whole(c, v, 0, 9999, &n);
-            for (int shift = 0; shift < 16; shift += 4, n /= 10) raw |= (n % 10) << shift;
-            break;
-        }
-        case DataType::float32: {
-            const double d = (number_of(v) - c.offset) / c.scale;
-            ok = std::isfinite(d) && std::fabs(d) <= static_cast<double>(std::numeric_limits<float>::max());
-            const auto f = ok ? static_cast<float>(d) : 0.0f;
-            std::uint32_t u = 0;
-            std::memcpy(&u, &f, sizeof u);
-            raw = u;
-            break;
-        }
-        case DataType::float64: {
-            const double d = (number_of(v) - c.offset) / c.scale;
-            ok = std::isfinite(d);
-            std::memcpy(&raw, &d, sizeof raw);
-            break;
-        }
-        case DataType::string:
-            break;
-    }
-    if (!ok) {
+    if (!raw_of(c, v, &raw)) {
         if (error) *error = "value does not fit the point's raw type after scale and offset";
         return false;
     }

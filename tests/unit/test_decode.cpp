@@ -3,7 +3,9 @@
 #include <cmath>
 #include <cstring>
 
+#include "helpers.hpp"
 #include "mapping/decode.hpp"
+#include "mapping/report.hpp"
 
 using namespace fieldlink::mapping;
 using fieldlink::config::DataType;
@@ -123,4 +125,59 @@ TEST_CASE("short register image is an error, not a read past the end") {
     std::string err;
     CHECK_FALSE(decode_registers(c, r, 2, &err).has_value());
     CHECK(err == "register image shorter than the type needs");
+}
+
+TEST_CASE("values: one conversion to a number, the same everywhere (true is 1, text is not a number)") {
+    using fieldlink::core::number_of;
+    using fieldlink::core::Value;
+    CHECK(number_of(Value{true}) == 1.0);
+    CHECK(number_of(Value{false}) == 0.0);
+    CHECK(number_of(Value{std::int64_t{-7}}) == -7.0);
+    CHECK(number_of(Value{std::uint64_t{18446744073709551615ULL}}) == 18446744073709551615.0);
+    CHECK(number_of(Value{2.5}) == 2.5);
+    CHECK(number_of(Value{std::string("12")}) == 0.0);
+}
+
+TEST_CASE("report filter: deadband and heartbeat for properties, triggers for events with their parameters") {
+    const auto cfg = fieldlink::test::load_ok(R"(
+clouds:
+  c: { platform: mqtt, host: 127.0.0.1 }
+buses:
+  b: { driver: sim }
+devices:
+  - name: m
+    cloud: c
+    bus: b
+    interval: 1s
+    points:
+      - { name: t, area: holding, address: 0, deadband: 2, heartbeat: 1m }
+      - { name: alarm, area: holding, address: 1, report: event, event: over, trigger: rising }
+      - { name: level, area: holding, address: 2, report: event, event: over, trigger: none }
+      - { name: plain, area: holding, address: 3 }
+)");
+    const auto& dc = cfg.devices[0];
+    fieldlink::mapping::ReportFilter f(dc);
+    using fieldlink::core::Value;
+    const auto t0 = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
+    const auto run = [&](double t, std::int64_t alarm, std::int64_t level, std::chrono::seconds at) {
+        fieldlink::core::SampleBatch b;
+        b.values = {{0, Value{t}}, {1, Value{alarm}}, {2, Value{level}}, {3, Value{std::int64_t{7}}}};
+        f.apply(dc, b, t0 + at);
+        std::vector<std::uint32_t> kept;
+        for (const auto& pv : b.values) kept.push_back(pv.point_index);
+        return kept;
+    };
+    // First reading: the property, the rising alarm with its parameter, the plain point.
+    CHECK(run(20.0, 1, 5, std::chrono::seconds(0)) == std::vector<std::uint32_t>{0, 1, 2, 3});
+    // Within the deadband, the alarm still high: only the plain point.
+    CHECK(run(21.5, 1, 6, std::chrono::seconds(1)) == std::vector<std::uint32_t>{3});
+    // Past the deadband (from the value last sent, 20): sent.
+    CHECK(run(22.5, 0, 6, std::chrono::seconds(2)) == std::vector<std::uint32_t>{0, 3});
+    // The alarm rises again: the event goes with its parameter.
+    CHECK(run(22.5, 1, 9, std::chrono::seconds(3)) == std::vector<std::uint32_t>{1, 2, 3});
+    // The heartbeat is due: sent although unchanged.
+    CHECK(run(22.5, 1, 9, std::chrono::seconds(70)) == std::vector<std::uint32_t>{0, 3});
+    // A value written from the platform is news, whatever its deadband.
+    f.forget_sent(0);
+    CHECK(run(22.5, 1, 9, std::chrono::seconds(71)) == std::vector<std::uint32_t>{0, 3});
 }
