@@ -260,11 +260,13 @@ void Session::stop() {
     state_ = State::stopped;  // before disconnect: its callback must not reconnect
     ++resolve_generation_;
     env_.loop->cancel(this);
+    // The socket leaves the loop before the client closes it: once closed, its number may be
+    // taken by another thread's descriptor (the HTTP server's accept), which the loop must not touch.
+    unwatch();
     if (transport_ && was_connected) {
         transport_->disconnect();
         if (env_.connected) --*env_.connected;
     }
-    unwatch();
 }
 
 // ---- loop callbacks --------------------------------------------------------------------------
