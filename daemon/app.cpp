@@ -170,25 +170,22 @@ std::string device_metrics(const config::Config& cfg, const Running& run) {
                 "bus=" + core::metric_label(w->bus_name()) + ",event=" + core::metric_label(c.name), c.value);
         }
     }
-    std::vector<std::pair<const bus::DeviceCounters*, std::string>> devices;  // with their labels
+    std::vector<const bus::DeviceCounters*> devices;
+    std::vector<std::string> labels;
     for (const auto& w : run.workers) {
         for (std::size_t i = 0; i < w->device_count(); ++i) {
-            devices.emplace_back(&w->counters(i), "device=" + core::metric_label(cfg.devices[w->device_index(i)].name) +
-                                                      ",bus=" + core::metric_label(w->bus_name()));
+            devices.push_back(&w->counters(i));
+            labels.push_back("device=" + core::metric_label(cfg.devices[w->device_index(i)].name) +
+                             ",bus=" + core::metric_label(w->bus_name()));
         }
     }
-    const auto& table = bus::figures::kDevice;
-    for (std::size_t f = 0; f < table.size(); ++f) {
-        if (table[f].metric.empty()) continue;
-        if (core::opens_family(table, f)) out += core::metric_header(table[f].metric, table[f].type, table[f].help);
-        for (const auto& [c, labels] : devices) {
-            const std::string l = table[f].label.empty() ? labels : labels + "," + std::string(table[f].label);
-            out += core::metric_line(table[f].metric, l, core::figure_value(c->*(table[f].field)));
-        }
-    }
+    core::print_families(
+        bus::figures::kDevice, labels,
+        [&devices](const auto& f, std::size_t i) { return core::figure_value(devices[i]->*(f.field)); },
+        [&out](const std::string& text) { out += text; });
     out += core::metric_header("fieldlink_device_up", core::MetricType::gauge, "1 when the device's unit answers.");
-    for (const auto& [c, labels] : devices) {
-        out += core::metric_line("fieldlink_device_up", labels, std::uint64_t{c->state.load() == 1});
+    for (std::size_t i = 0; i < devices.size(); ++i) {
+        out += core::metric_line("fieldlink_device_up", labels[i], std::uint64_t{devices[i]->state.load() == 1});
     }
     return out;
 }

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace fieldlink::core {
 
@@ -62,6 +63,23 @@ bool opens_family(const Table& table, std::size_t row) {
         if (table[i].metric == table[row].metric) return false;
     }
     return true;
+}
+
+// A table's families in the text format: each family's header, then one line per subject with
+// the subject's labels (and the row's own label) and `value(row, subject)`, every piece handed to
+// `out`. A single subject without labels: `labels` is {""}.
+template <typename Table, typename Value, typename Out>
+void print_families(const Table& table, const std::vector<std::string>& labels, const Value& value, const Out& out) {
+    for (std::size_t f = 0; f < table.size(); ++f) {
+        const auto& row = table[f];
+        if (row.metric.empty()) continue;
+        if (opens_family(table, f)) out(metric_header(row.metric, row.type, row.help));
+        for (std::size_t i = 0; i < labels.size(); ++i) {
+            std::string l = labels[i];
+            if (!row.label.empty()) l += (l.empty() ? "" : ",") + std::string(row.label);
+            out(metric_line(row.metric, l, value(row, i)));
+        }
+    }
 }
 
 }  // namespace fieldlink::core

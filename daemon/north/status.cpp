@@ -139,16 +139,10 @@ void print_session_metrics(AtomicFile& prom, const std::vector<std::unique_ptr<S
                                  : core::metric_line(g.metric, labels[i], v));
         }
     }
-    const auto& table = figures::kSession;
-    for (std::size_t f = 0; f < table.size(); ++f) {
-        if (table[f].metric.empty()) continue;
-        if (core::opens_family(table, f))
-            prom.print("{}", core::metric_header(table[f].metric, table[f].type, table[f].help));
-        for (std::size_t i = 0; i < rows.size(); ++i) {
-            const std::string l = table[f].label.empty() ? labels[i] : labels[i] + "," + std::string(table[f].label);
-            prom.print("{}", core::metric_line(table[f].metric, l, figure_value(table[f], rows[i].c)));
-        }
-    }
+    core::print_families(
+        figures::kSession, labels,
+        [&rows](const SessionFigure& f, std::size_t i) { return figure_value(f, rows[i].c); },
+        [&prom](const std::string& text) { prom.print("{}", text); });
 }
 
 // A stats struct's figures as JSON members: ,"key":n for every row with a status key.
@@ -204,14 +198,9 @@ void print_store(AtomicFile& status, AtomicFile& prom, store::Outbox& store, dou
                  quoted(store.path()), oldest_age_s, store.writable(), quoted(store.problem()));
     print_status_figures(status, store::figures::kStore, st);
     status.print("}}");
-    const auto& table = store::figures::kStore;
-    for (std::size_t f = 0; f < table.size(); ++f) {
-        if (table[f].metric.empty()) continue;
-        if (core::opens_family(table, f)) {
-            prom.print("{}", core::metric_header(table[f].metric, table[f].type, table[f].help));
-        }
-        prom.print("{}", core::metric_line(table[f].metric, table[f].label, st.*(table[f].field)));
-    }
+    core::print_families(
+        store::figures::kStore, {""}, [&st](const auto& f, std::size_t) { return st.*(f.field); },
+        [&prom](const std::string& text) { prom.print("{}", text); });
 }
 
 void print_gauge(AtomicFile& prom, std::string_view name, std::string_view help, std::uint64_t value) {
