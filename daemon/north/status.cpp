@@ -209,12 +209,16 @@ void print_gauge(AtomicFile& prom, std::string_view name, std::string_view help,
 
 }  // namespace
 
+StatusWriter::Latest StatusWriter::none_yet(const config::DeviceConfig& dc) {
+    Latest l;
+    l.values.resize(dc.points.size());
+    l.at.resize(dc.points.size(), 0);
+    return l;
+}
+
 void StatusWriter::reset(const config::Config& cfg) {
-    latest_.assign(cfg.devices.size(), Latest{});
-    for (std::size_t d = 0; d < cfg.devices.size(); ++d) {
-        latest_[d].values.resize(cfg.devices[d].points.size());
-        latest_[d].at.resize(cfg.devices[d].points.size(), 0);
-    }
+    latest_.clear();
+    for (const auto& dc : cfg.devices) latest_.push_back(none_yet(dc));
     last_samples_sent_.clear();
 }
 
@@ -222,9 +226,7 @@ void StatusWriter::realign(const config::Config& old_cfg, const config::Config& 
     latest_.resize(next.devices.size());
     for (std::size_t d = 0; d < next.devices.size(); ++d) {
         if (d < old_cfg.devices.size() && config::same_device(old_cfg.devices[d], next.devices[d])) continue;
-        latest_[d] = Latest{};
-        latest_[d].values.resize(next.devices[d].points.size());
-        latest_[d].at.resize(next.devices[d].points.size(), 0);
+        latest_[d] = none_yet(next.devices[d]);
     }
     last_samples_sent_.clear();
 }

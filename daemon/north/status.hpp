@@ -54,6 +54,8 @@ class StatusWriter {
         std::vector<std::optional<core::Value>> values;
         std::vector<std::int64_t> at;
     };
+    // A device without any value yet.
+    static Latest none_yet(const config::DeviceConfig& dc);
     void print_devices(AtomicFile& status, const config::Config& cfg, std::int64_t now_ms) const;
 
     std::vector<Latest> latest_;
