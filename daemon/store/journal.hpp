@@ -14,7 +14,7 @@
 namespace fieldlink::store {
 
 // One batch as journaled: store ids (stable across restarts), the acquisition time and the values
-// encoded as in the outbox table (Outbox::encode).
+// encoded as in the outbox table (store/record.hpp).
 struct JournalBatch {
     std::uint32_t device = 0;
     std::int64_t id = 0;

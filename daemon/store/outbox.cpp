@@ -16,12 +16,11 @@
 
 #include "core/dir_lock.hpp"
 #include "core/log.hpp"
-#include "store/varint.hpp"
+#include "store/record.hpp"
+#include "store/sqlite.hpp"
 
 namespace fieldlink::store {
 namespace {
-
-enum Tag : std::uint8_t { kFalse = 0, kTrue = 1, kInt = 2, kUint = 3, kDouble = 4, kString = 5 };
 
 const char* const kSchema = R"(
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -71,81 +70,6 @@ std::string lock_holder(const std::string& path) {
 
 }  // namespace
 
-std::string Outbox::encode(const core::SampleBatch& b, const std::vector<std::uint32_t>& point_ids) {
-    std::string out;
-    out.reserve(b.values.size() * 11);  // point id, tag, 8-byte double: rarely more
-    for (const auto& pv : b.values) {
-        put_varint(out, point_ids[pv.point_index]);
-        std::visit(
-            [&out](const auto& v) {
-                using T = std::decay_t<decltype(v)>;
-                if constexpr (std::is_same_v<T, bool>) {
-                    out += static_cast<char>(v ? kTrue : kFalse);
-                } else if constexpr (std::is_same_v<T, std::int64_t>) {
-                    out += static_cast<char>(kInt);
-                    put_varint(out, zigzag(v));
-                } else if constexpr (std::is_same_v<T, std::uint64_t>) {
-                    out += static_cast<char>(kUint);
-                    put_varint(out, v);
-                } else if constexpr (std::is_same_v<T, double>) {
-                    out += static_cast<char>(kDouble);
-                    char raw[8];
-                    std::memcpy(raw, &v, 8);
-                    out.append(raw, 8);
-                } else {
-                    out += static_cast<char>(kString);
-                    put_varint(out, v.size());
-                    out += v;
-                }
-            },
-            pv.value);
-    }
-    return out;
-}
-
-bool Outbox::decode(const std::string& blob, std::vector<std::pair<std::uint32_t, core::Value>>& out) {
-    std::size_t pos = 0;
-    while (pos < blob.size()) {
-        std::uint64_t point = 0, v = 0;
-        if (!get_varint(blob, pos, point) || point > UINT32_MAX || pos >= blob.size()) return false;
-        const auto tag = static_cast<std::uint8_t>(blob[pos++]);
-        switch (tag) {
-            case kFalse:
-                out.emplace_back(static_cast<std::uint32_t>(point), core::Value{false});
-                break;
-            case kTrue:
-                out.emplace_back(static_cast<std::uint32_t>(point), core::Value{true});
-                break;
-            case kInt:
-                if (!get_varint(blob, pos, v)) return false;
-                out.emplace_back(static_cast<std::uint32_t>(point), core::Value{unzigzag(v)});
-                break;
-            case kUint:
-                if (!get_varint(blob, pos, v)) return false;
-                out.emplace_back(static_cast<std::uint32_t>(point), core::Value{v});
-                break;
-            case kDouble: {
-                if (blob.size() - pos < 8) return false;
-                double d = 0;
-                std::memcpy(&d, blob.data() + pos, 8);
-                pos += 8;
-                out.emplace_back(static_cast<std::uint32_t>(point), core::Value{d});
-                break;
-            }
-            case kString:
-                if (!get_varint(blob, pos, v) || v > blob.size() - pos) return false;
-                // v fits size_t now, on 32-bit targets too (armhf): it is at most what is left.
-                out.emplace_back(static_cast<std::uint32_t>(point),
-                                 core::Value{blob.substr(pos, static_cast<std::size_t>(v))});
-                pos += static_cast<std::size_t>(v);
-                break;
-            default:
-                return false;
-        }
-    }
-    return true;
-}
-
 std::unique_ptr<Outbox> Outbox::open(const config::Config& cfg, std::string* error, bool* disk) {
     std::unique_ptr<Outbox> o(new Outbox());
     if (!o->init(cfg, error)) {
@@ -161,8 +85,8 @@ Outbox::~Outbox() {
     flush_logins();
     maintain(std::chrono::steady_clock::now());
     fold(std::chrono::steady_clock::now(), true);  // a clean stop leaves the journal empty
-    sqlite3_finalize(insert_);
-    sqlite3_finalize(remove_);
+    insert_ = sql::Statement();
+    remove_ = sql::Statement();
     sqlite3_close(db_);
 }
 
@@ -276,13 +200,15 @@ int Outbox::open_and_check(std::string& check) {
         rc = sqlite3_open(path_.c_str(), &db_);
         if (rc != SQLITE_OK) break;
         sqlite3_busy_timeout(db_, 1000);
-        sqlite3_stmt* st = nullptr;
-        rc = sqlite3_prepare_v2(db_, "PRAGMA quick_check", -1, &st, nullptr);
-        if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-            check = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+        sql::Statement st(db_, "PRAGMA quick_check");
+        if (st.next()) {
+            check = st.text(0);
+            st.reset();
             rc = SQLITE_OK;
+        } else {
+            rc = sqlite3_extended_errcode(db_);        // what the prepare or the step failed with
+            if (rc == SQLITE_OK) rc = SQLITE_CORRUPT;  // no answer at all: not a sound file
         }
-        sqlite3_finalize(st);
     } while (((rc & 0xFF) == SQLITE_BUSY || (rc & 0xFF) == SQLITE_LOCKED) &&
              std::chrono::steady_clock::now() < give_up);
     return rc;
@@ -291,12 +217,8 @@ int Outbox::open_and_check(std::string& check) {
 // A file SQLite calls corrupt, or not a database, is moved aside (with what it held, as far as
 // it can still be read, in the log) and counted.
 void Outbox::move_aside(int rc, const std::string& check) {
-    std::string held = "an unknown number of";
-    sqlite3_stmt* count = nullptr;
-    if (sqlite3_prepare_v2(db_, "SELECT COUNT(*) FROM outbox", -1, &count, nullptr) == SQLITE_OK &&
-        sqlite3_step(count) == SQLITE_ROW)
-        held = std::to_string(sqlite3_column_int64(count, 0));
-    sqlite3_finalize(count);
+    const std::int64_t rows = sql::query_int(db_, "SELECT COUNT(*) FROM outbox", -1);
+    const std::string held = rows >= 0 ? std::to_string(rows) : "an unknown number of";
     sqlite3_close(db_);
     db_ = nullptr;
     const std::string aside = path_ + ".corrupt-" + std::to_string(std::time(nullptr));
@@ -376,22 +298,26 @@ bool Outbox::init(const config::Config& cfg, std::string* error) {
     if (!open_database(error)) return false;
     count_corrupt_files();
     tune(wal_limit);
-    sqlite3_prepare_v2(db_, "INSERT OR IGNORE INTO outbox(device, id, ts, payload) VALUES (?1, ?2, ?3, ?4)", -1,
-                       &insert_, nullptr);
+    insert_ = sql::Statement(db_, "INSERT OR IGNORE INTO outbox(device, id, ts, payload) VALUES (?1, ?2, ?3, ?4)");
+    remove_ = sql::Statement(db_, "DELETE FROM outbox WHERE device = ?1 AND id = ?2");
+    if (!insert_.ok() || !remove_.ok()) {
+        *error = "store: " + path_ + ": " + (insert_.ok() ? remove_.error() : insert_.error());
+        insert_ = sql::Statement();
+        remove_ = sql::Statement();
+        sqlite3_close(db_);
+        db_ = nullptr;
+        return false;
+    }
     if (!replay_journal(error)) {
-        sqlite3_finalize(insert_);
-        insert_ = nullptr;
+        insert_ = sql::Statement();
+        remove_ = sql::Statement();
         sqlite3_close(db_);
         db_ = nullptr;
         return false;
     }
     map_devices(cfg);
     drop_unknown_devices();
-    sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(db_, "SELECT COALESCE(MAX(id), 0) FROM outbox", -1, &st, nullptr);
-    if (sqlite3_step(st) == SQLITE_ROW) next_id_ = std::max<std::int64_t>(next_id_, sqlite3_column_int64(st, 0) + 1);
-    sqlite3_finalize(st);
-    sqlite3_prepare_v2(db_, "DELETE FROM outbox WHERE device = ?1 AND id = ?2", -1, &remove_, nullptr);
+    next_id_ = std::max<std::int64_t>(next_id_, sql::query_int(db_, "SELECT COALESCE(MAX(id), 0) FROM outbox") + 1);
     count_queued();
     backlog_high_ = queued_;
     reserve_path_ = g.data_dir + "/outbox.reserve";
@@ -428,11 +354,7 @@ void Outbox::tune(std::uint64_t wal_limit) {
 }
 
 void Outbox::log_backlog() {
-    std::int64_t oldest = 0;
-    sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(db_, "SELECT ts FROM outbox ORDER BY id LIMIT 1", -1, &st, nullptr);
-    if (sqlite3_step(st) == SQLITE_ROW) oldest = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    const std::int64_t oldest = sql::query_int(db_, "SELECT ts FROM outbox ORDER BY id LIMIT 1");
     log()->info("store {}: {} queued batch(es) from before, oldest from {} ms ago, will be replayed in order", path_,
                 queued_, core::unix_ms_now() - oldest);
 }
@@ -481,14 +403,8 @@ bool Outbox::replay_journal(std::string* error) {
 bool Outbox::insert_rows(const std::vector<const JournalBatch*>& rows) {
     if (!exec("BEGIN")) return false;
     for (const auto* r : rows) {
-        sqlite3_bind_int64(insert_, 1, r->device);
-        sqlite3_bind_int64(insert_, 2, r->id);
-        sqlite3_bind_int64(insert_, 3, r->ts);
-        sqlite3_bind_blob(insert_, 4, r->payload.data(), static_cast<int>(r->payload.size()), SQLITE_STATIC);
-        const int rc = sqlite3_step(insert_);
-        sqlite3_reset(insert_);
-        if (rc != SQLITE_DONE) {
-            trouble("storing a batch", sqlite3_errmsg(db_));
+        if (!insert_.bind(1, r->device).bind(2, r->id).bind(3, r->ts).bind_blob(4, r->payload).run()) {
+            trouble("storing a batch", insert_.error().c_str());
             sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
             return false;
         }
@@ -526,42 +442,35 @@ void Outbox::map_devices(const config::Config& cfg) {
     point_ids_.assign(cfg.devices.size(), {});
     device_index_.clear();
     point_index_.clear();
-    sqlite3_stmt* add_device = nullptr;
-    sqlite3_stmt* get_device = nullptr;
-    sqlite3_stmt* add_point = nullptr;
-    sqlite3_stmt* get_point = nullptr;
-    sqlite3_prepare_v2(db_, "INSERT OR IGNORE INTO devices(name) VALUES (?1)", -1, &add_device, nullptr);
-    sqlite3_prepare_v2(db_, "SELECT id FROM devices WHERE name = ?1", -1, &get_device, nullptr);
-    sqlite3_prepare_v2(db_, "INSERT OR IGNORE INTO points(device, name) VALUES (?1, ?2)", -1, &add_point, nullptr);
-    sqlite3_prepare_v2(db_, "SELECT id FROM points WHERE device = ?1 AND name = ?2", -1, &get_point, nullptr);
-    auto id_of = [](sqlite3_stmt* add, sqlite3_stmt* get) {
-        sqlite3_step(add);
-        sqlite3_reset(add);
+    sql::Statement add_device(db_, "INSERT OR IGNORE INTO devices(name) VALUES (?1)");
+    sql::Statement get_device(db_, "SELECT id FROM devices WHERE name = ?1");
+    sql::Statement add_point(db_, "INSERT OR IGNORE INTO points(device, name) VALUES (?1, ?2)");
+    sql::Statement get_point(db_, "SELECT id FROM points WHERE device = ?1 AND name = ?2");
+    // (A name that cannot be added, on a full disk, may still be there from before: the lookup says.)
+    auto id_of = [this](sql::Statement& add, sql::Statement& get) {
+        if (!add.run()) trouble("mapping a device's names", add.error().c_str());
         std::uint32_t id = 0;
-        if (sqlite3_step(get) == SQLITE_ROW) id = static_cast<std::uint32_t>(sqlite3_column_int64(get, 0));
-        sqlite3_reset(get);
+        if (get.next()) id = static_cast<std::uint32_t>(get.int64(0));
+        get.reset();
         return id;
     };
     exec("BEGIN");
     for (std::uint32_t d = 0; d < cfg.devices.size(); ++d) {
         const auto& dev = cfg.devices[d];
         if (dev.retired) continue;  // a removed device's index, kept by a reload
-        sqlite3_bind_text(add_device, 1, dev.name.c_str(), -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(get_device, 1, dev.name.c_str(), -1, SQLITE_TRANSIENT);
+        add_device.bind(1, dev.name);
+        get_device.bind(1, dev.name);
         device_ids_[d] = id_of(add_device, get_device);
         device_index_[device_ids_[d]] = d;
         for (std::uint32_t p = 0; p < dev.points.size(); ++p) {
-            for (auto* st : {add_point, get_point}) {
-                sqlite3_bind_int64(st, 1, device_ids_[d]);
-                sqlite3_bind_text(st, 2, dev.points[p].name.c_str(), -1, SQLITE_TRANSIENT);
-            }
+            add_point.bind(1, std::int64_t{device_ids_[d]}).bind(2, dev.points[p].name);
+            get_point.bind(1, std::int64_t{device_ids_[d]}).bind(2, dev.points[p].name);
             const std::uint32_t pid = id_of(add_point, get_point);
             point_ids_[d].push_back(pid);
             point_index_[pid] = {d, p};
         }
     }
-    exec("COMMIT");
-    for (auto* st : {add_device, get_device, add_point, get_point}) sqlite3_finalize(st);
+    commit_or_rollback("mapping device and point names");
 }
 
 // A reload: the same store, the new configuration's devices (aligned: a device keeps its index).
@@ -582,16 +491,15 @@ void Outbox::count_queued() {
     per_device_.assign(device_ids_.size(), DeviceQueue{});
     queued_ = 0;
     newest_ts_ = 0;
-    sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(db_, "SELECT device, COUNT(*), MAX(ts) FROM outbox GROUP BY device", -1, &st, nullptr);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        const auto n = static_cast<std::uint64_t>(sqlite3_column_int64(st, 1));
+    sql::Statement st(db_, "SELECT device, COUNT(*), MAX(ts) FROM outbox GROUP BY device");
+    while (st.next()) {
+        const auto n = static_cast<std::uint64_t>(st.int64(1));
         queued_ += n;
-        newest_ts_ = std::max<std::int64_t>(newest_ts_, sqlite3_column_int64(st, 2));
-        auto d = device_index_.find(static_cast<std::uint32_t>(sqlite3_column_int64(st, 0)));
+        newest_ts_ = std::max<std::int64_t>(newest_ts_, st.int64(2));
+        auto d = device_index_.find(static_cast<std::uint32_t>(st.int64(0)));
         if (d != device_index_.end()) per_device_[d->second].queued += n;
     }
-    sqlite3_finalize(st);
+    if (!st.ok()) log()->warn("store {}: cannot count the queued batches: {}", path_, st.error());
 }
 
 void Outbox::start_checkpoints() {
@@ -646,20 +554,17 @@ void Outbox::drop_unknown_devices() {
     std::string known;
     for (auto id : device_ids_) known += (known.empty() ? "" : ",") + std::to_string(id);
     const std::string where = "device NOT IN (" + (known.empty() ? std::string("-1") : known) + ")";
-    sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(db_,
-                       ("SELECT d.name, COUNT(*) FROM outbox o JOIN devices d ON d.id = o.device WHERE o." + where +
-                        " GROUP BY d.name")
-                           .c_str(),
-                       -1, &st, nullptr);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        const auto n = static_cast<std::uint64_t>(sqlite3_column_int64(st, 1));
+    sql::Statement st(db_, "SELECT d.name, COUNT(*) FROM outbox o JOIN devices d ON d.id = o.device WHERE o." + where +
+                               " GROUP BY d.name");
+    std::uint64_t dropped = 0;
+    while (st.next()) {
+        const auto n = static_cast<std::uint64_t>(st.int64(1));
         log()->warn("store: {} queued batch(es) of device '{}', which is no longer configured, are dropped", n,
-                    reinterpret_cast<const char*>(sqlite3_column_text(st, 0)));
-        stats_.dropped_unknown += n;
+                    st.text(0));
+        dropped += n;
     }
-    sqlite3_finalize(st);
-    exec(("DELETE FROM outbox WHERE " + where).c_str());
+    // Counted once they are gone (a full disk may refuse the delete: they are tried at the next start).
+    if (st.ok() && exec(("DELETE FROM outbox WHERE " + where).c_str())) stats_.dropped_unknown += dropped;
 }
 
 // Appends to the journal in one write(). What cannot be stored (a full, failing or read-only disk)
@@ -671,7 +576,7 @@ void Outbox::append(std::vector<core::SampleBatch*>& batches) {
     std::int64_t id = next_id_;
     for (auto* b : batches) {
         records.push_back(
-            {device_ids_[b->device_index], id++, b->timestamp_ms, encode(*b, point_ids_[b->device_index])});
+            {device_ids_[b->device_index], id++, b->timestamp_ms, encode_record(*b, point_ids_[b->device_index])});
     }
     if (!journal_.append(records)) {
         trouble("journaling a batch", std::strerror(errno), true);
@@ -717,44 +622,33 @@ void Outbox::ack(std::uint32_t device_index, std::int64_t id) {
 }
 
 std::uint64_t Outbox::used_bytes() {
-    std::int64_t pages = 0, free_pages = 0, size = 0;
-    for (auto [sql, out] : {std::pair{"PRAGMA page_count", &pages},
-                            {"PRAGMA freelist_count", &free_pages},
-                            {"PRAGMA page_size", &size}}) {
-        sqlite3_stmt* st = nullptr;
-        sqlite3_prepare_v2(db_, sql, -1, &st, nullptr);
-        if (sqlite3_step(st) == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-    }
+    const std::int64_t pages = sql::query_int(db_, "PRAGMA page_count");
+    const std::int64_t free_pages = sql::query_int(db_, "PRAGMA freelist_count");
+    const std::int64_t size = sql::query_int(db_, "PRAGMA page_size");
     return static_cast<std::uint64_t>((pages - free_pages) * size);
 }
 
 // Deletes the rows matching `where` (at most `limit`, oldest first), counting their samples once
 // the delete is done. Returns how many rows went.
 std::uint64_t Outbox::drop_rows(const std::string& where, std::int64_t limit) {
-    sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(db_, ("SELECT id, payload, device FROM outbox WHERE " + where + " ORDER BY id LIMIT ?1").c_str(),
-                       -1, &st, nullptr);
-    sqlite3_bind_int64(st, 1, limit);
+    sql::Statement st(db_, "SELECT id, payload, device FROM outbox WHERE " + where + " ORDER BY id LIMIT ?1");
+    st.bind(1, limit);
     std::int64_t newest = 0;
     std::uint64_t rows = 0, samples = 0;
     std::map<std::uint32_t, std::pair<std::uint64_t, std::uint64_t>> per_device;  // config index -> (rows, samples)
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        newest = sqlite3_column_int64(st, 0);
+    while (st.next()) {
+        newest = st.int64(0);
         std::vector<std::pair<std::uint32_t, core::Value>> values;
-        const std::string blob(static_cast<const char*>(sqlite3_column_blob(st, 1)),
-                               static_cast<std::size_t>(sqlite3_column_bytes(st, 1)));
-        decode(blob, values);
+        decode_record(st.blob(1), values);
         samples += values.size();
-        if (auto d = device_index_.find(static_cast<std::uint32_t>(sqlite3_column_int64(st, 2)));
-            d != device_index_.end()) {
+        if (auto d = device_index_.find(static_cast<std::uint32_t>(st.int64(2))); d != device_index_.end()) {
             auto& n = per_device[d->second];
             ++n.first;
             n.second += values.size();
         }
         ++rows;
     }
-    sqlite3_finalize(st);
+    if (!st.ok()) trouble("choosing the oldest batches to drop", st.error().c_str());
     if (rows == 0) return 0;
     const std::string sql = "DELETE FROM outbox WHERE (" + where + ") AND id <= " + std::to_string(newest);
     bool done = exec(sql.c_str());
@@ -817,22 +711,16 @@ bool Outbox::apply_acks() {
         std::uint64_t removed = 0;
         std::vector<std::uint32_t> removed_of;  // config device index of each acknowledged row gone
         for (const auto& r : acks_) {
-            sqlite3_bind_int64(remove_, 1, device_ids_[r.device]);
-            sqlite3_bind_int64(remove_, 2, r.id);
-            ok = sqlite3_step(remove_) == SQLITE_DONE;
-            sqlite3_reset(remove_);
+            ok = remove_.bind(1, std::int64_t{device_ids_[r.device]}).bind(2, r.id).run();
             if (!ok) break;
             // A record the budget dropped meanwhile is gone already: count only what went now.
             if (sqlite3_changes(db_) == 1) removed_of.push_back(r.device);
         }
         for (std::size_t i = 0; ok && i < discard_.size(); ++i) {
-            sqlite3_bind_int64(remove_, 1, discard_[i].device);
-            sqlite3_bind_int64(remove_, 2, discard_[i].id);
-            ok = sqlite3_step(remove_) == SQLITE_DONE;
-            sqlite3_reset(remove_);
+            ok = remove_.bind(1, std::int64_t{discard_[i].device}).bind(2, discard_[i].id).run();
             if (ok) removed += static_cast<std::uint64_t>(sqlite3_changes(db_));
         }
-        if (!ok) trouble("deleting acknowledged batches", sqlite3_errmsg(db_));
+        if (!ok) trouble("deleting acknowledged batches", remove_.error().c_str());
         if (ok && commit_or_rollback("deleting acknowledged batches")) {
             for (auto d : removed_of) {
                 auto& q = per_device_[d].queued;
@@ -912,7 +800,7 @@ bool Outbox::to_batch(std::uint32_t store_device, std::int64_t id, std::int64_t 
     std::vector<std::pair<std::uint32_t, core::Value>> values;
     b.record_id = id;
     b.timestamp_ms = ts;
-    if (dev == device_index_.end() || !decode(blob, values)) {
+    if (dev == device_index_.end() || !decode_record(blob, values)) {
         ++stats_.corrupt;
         discard_.push_back({store_device, id});  // out of the way
         return false;
@@ -932,22 +820,16 @@ std::vector<core::SampleBatch> Outbox::load(const std::vector<std::uint32_t>& de
     std::vector<core::SampleBatch> out;
     std::string ids;
     for (auto d : devices) ids += (ids.empty() ? "" : ",") + std::to_string(device_ids_[d]);
-    sqlite3_stmt* st = nullptr;
-    const std::string sql = "SELECT device, id, ts, payload FROM outbox WHERE device IN (" + ids +
-                            ") AND id > ?1 AND id < ?2 ORDER BY id LIMIT ?3";
-    sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr);
-    sqlite3_bind_int64(st, 1, after);
-    sqlite3_bind_int64(st, 2, before);
-    sqlite3_bind_int64(st, 3, static_cast<std::int64_t>(limit));
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    sql::Statement st(db_, "SELECT device, id, ts, payload FROM outbox WHERE device IN (" + ids +
+                               ") AND id > ?1 AND id < ?2 ORDER BY id LIMIT ?3");
+    st.bind(1, after).bind(2, before).bind(3, static_cast<std::int64_t>(limit));
+    while (st.next()) {
         core::SampleBatch b;
-        const std::string blob(static_cast<const char*>(sqlite3_column_blob(st, 3)),
-                               static_cast<std::size_t>(sqlite3_column_bytes(st, 3)));
-        if (to_batch(static_cast<std::uint32_t>(sqlite3_column_int64(st, 0)), sqlite3_column_int64(st, 1),
-                     sqlite3_column_int64(st, 2), blob, b))
+        if (to_batch(static_cast<std::uint32_t>(st.int64(0)), st.int64(1), st.int64(2), st.blob(3), b))
             out.push_back(std::move(b));
     }
-    sqlite3_finalize(st);
+    // (The journal's part below is still offered; the rest is read again at the next turn.)
+    if (!st.ok()) log()->warn("store {}: cannot read the backlog: {}", path_, st.error());
     std::vector<core::SampleBatch> journaled;
     for (auto it = pending_.upper_bound(after); it != pending_.end() && it->first < before && journaled.size() < limit;
          ++it) {
@@ -970,45 +852,15 @@ std::vector<core::SampleBatch> Outbox::load(const std::vector<std::uint32_t>& de
 // Login attempts survive crashes, so a daemon restarted in a loop still honours the platform's
 // login-rate rule. Written in one small transaction per loop turn that had attempts.
 void Outbox::flush_logins() {
-    if (logins_.empty()) return;
-    exec("BEGIN");
-    sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(db_, "INSERT INTO logins(session, at) VALUES (?1, ?2)", -1, &st, nullptr);
-    std::int64_t newest = 0;
-    for (const auto& [session, at] : logins_) {
-        sqlite3_bind_text(st, 1, session.c_str(), -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st, 2, at);
-        sqlite3_step(st);
-        sqlite3_reset(st);
-        newest = std::max(newest, at);
-    }
-    sqlite3_finalize(st);
-    sqlite3_prepare_v2(db_, "DELETE FROM logins WHERE at < ?1", -1, &st, nullptr);
-    sqlite3_bind_int64(st, 1, newest - 60'000);
-    sqlite3_step(st);
-    sqlite3_finalize(st);
-    exec("COMMIT");
-    logins_.clear();
+    if (std::string why; !logins_.flush(db_, &why)) trouble("recording login attempts", why.c_str());
 }
 
 std::map<std::string, std::vector<std::int64_t>> Outbox::recent_logins(std::int64_t since_unix_ms) {
-    std::map<std::string, std::vector<std::int64_t>> out;
-    sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(db_, "SELECT session, at FROM logins WHERE at >= ?1 ORDER BY at", -1, &st, nullptr);
-    sqlite3_bind_int64(st, 1, since_unix_ms);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        out[reinterpret_cast<const char*>(sqlite3_column_text(st, 0))].push_back(sqlite3_column_int64(st, 1));
-    }
-    sqlite3_finalize(st);
-    return out;
+    return LoginLog::recent(db_, since_unix_ms);
 }
 
 void Outbox::limit_pages_for_test(int extra_pages) {
-    std::int64_t pages = 0;
-    sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(db_, "PRAGMA page_count", -1, &st, nullptr);
-    if (sqlite3_step(st) == SQLITE_ROW) pages = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    const std::int64_t pages = sql::query_int(db_, "PRAGMA page_count");
     exec(("PRAGMA max_page_count = " + std::to_string(pages + extra_pages)).c_str());
     journal_.limit_for_test(
         extra_pages >= (1 << 30) ? UINT64_MAX : journal_.size() + static_cast<std::uint64_t>(extra_pages) * 4096);

@@ -20,6 +20,8 @@
 #include "config/config.hpp"
 #include "core/value.hpp"
 #include "store/journal.hpp"
+#include "store/logins.hpp"
+#include "store/sqlite.hpp"
 #include "store/stats.hpp"
 
 namespace fieldlink::store {
@@ -80,18 +82,13 @@ class Outbox {
     std::int64_t newest_timestamp_ms() const { return newest_ts_; }
     // Connection attempts per session, kept across restarts (login-rate limit): recorded in
     // memory, written by flush_logins() in one transaction (the north loop calls it every turn).
-    void record_login(const std::string& session, std::int64_t unix_ms) { logins_.emplace_back(session, unix_ms); }
+    void record_login(const std::string& session, std::int64_t unix_ms) { logins_.record(session, unix_ms); }
     void flush_logins();
     // Every session's attempts since `since_unix_ms` (one query, at start).
     std::map<std::string, std::vector<std::int64_t>> recent_logins(std::int64_t since_unix_ms);
     // Tests: caps the database at its size now plus `extra_pages`, so that writes needing more
     // fail with SQLITE_FULL, as on a full file system (1 << 30: no cap).
     void limit_pages_for_test(int extra_pages);
-
-    // Encoding of a batch's values (exposed for tests and the fuzz target). Decoding returns false
-    // for a malformed blob.
-    static std::string encode(const core::SampleBatch& b, const std::vector<std::uint32_t>& point_ids);
-    static bool decode(const std::string& blob, std::vector<std::pair<std::uint32_t, core::Value>>& out);
 
   private:
     Outbox() = default;
@@ -141,8 +138,8 @@ class Outbox {
     const config::Config* cfg_ = nullptr;
     std::string path_;
     sqlite3* db_ = nullptr;
-    sqlite3_stmt* insert_ = nullptr;
-    sqlite3_stmt* remove_ = nullptr;
+    sql::Statement insert_;
+    sql::Statement remove_;
     std::vector<std::uint32_t> device_ids_;                // config index -> store device id
     std::map<std::uint32_t, std::uint32_t> device_index_;  // store device id -> config index
     std::vector<std::vector<std::uint32_t>> point_ids_;    // config [device][point] -> store point id
@@ -150,7 +147,7 @@ class Outbox {
     std::vector<RecordId> acks_;                                                    // (config device index, record id)
     std::vector<RecordId> discard_;  // corrupt records to delete: (store device id, record id)
     std::vector<DeviceQueue> per_device_;
-    std::vector<std::pair<std::string, std::int64_t>> logins_;
+    LoginLog logins_;
     std::int64_t next_id_ = 1;
     std::int64_t newest_ts_ = 0;
     std::uint64_t max_bytes_ = 0;

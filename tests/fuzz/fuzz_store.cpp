@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "store/journal.hpp"
-#include "store/outbox.hpp"
+#include "store/record.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     using namespace fieldlink;
@@ -16,10 +16,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (c.valid_bytes + c.torn_bytes != size) __builtin_trap();
     for (const auto& b : c.batches) {
         std::vector<std::pair<std::uint32_t, core::Value>> values;
-        store::Outbox::decode(b.payload, values);
+        store::decode_record(b.payload, values);
     }
     // The bytes as a payload too (an outbox row damaged on disk).
     std::vector<std::pair<std::uint32_t, core::Value>> values;
-    store::Outbox::decode(bytes, values);
+    store::decode_record(bytes, values);
     return 0;
 }

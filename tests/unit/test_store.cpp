@@ -11,6 +11,8 @@
 #include "helpers.hpp"
 #include "store/journal.hpp"
 #include "store/outbox.hpp"
+#include "store/record.hpp"
+#include "store/sqlite.hpp"
 
 using namespace fieldlink;
 
@@ -60,9 +62,9 @@ TEST_CASE("store encoding round-trips every value type; malformed blobs are refu
                 {4, 21.5},
                 {5, std::string("PUMP-7")},
                 {6, std::int64_t{0}}};
-    const std::string blob = store::Outbox::encode(b, {10, 11, 12, 13, 14, 15, 300});
+    const std::string blob = store::encode_record(b, {10, 11, 12, 13, 14, 15, 300});
     std::vector<std::pair<std::uint32_t, core::Value>> out;
-    REQUIRE(store::Outbox::decode(blob, out));
+    REQUIRE(store::decode_record(blob, out));
     REQUIRE(out.size() == 7);
     CHECK(out[0] == std::pair<std::uint32_t, core::Value>{10, true});
     CHECK(out[2].second == core::Value{std::int64_t{-123456789}});
@@ -73,13 +75,13 @@ TEST_CASE("store encoding round-trips every value type; malformed blobs are refu
     for (std::size_t cut = 1; cut < blob.size(); ++cut) {
         std::vector<std::pair<std::uint32_t, core::Value>> partial;
         // Every truncation either decodes a prefix cleanly or is refused; never reads past the end.
-        (void)store::Outbox::decode(blob.substr(0, cut), partial);
+        (void)store::decode_record(blob.substr(0, cut), partial);
     }
-    CHECK_FALSE(store::Outbox::decode(std::string("\x01\x09", 2), out));  // unknown tag
-    CHECK_FALSE(store::Outbox::decode(std::string("\x01\x05\x7f"
-                                                  "ab",
-                                                  5),
-                                      out));  // string longer than the blob
+    CHECK_FALSE(store::decode_record(std::string("\x01\x09", 2), out));  // unknown tag
+    CHECK_FALSE(store::decode_record(std::string("\x01\x05\x7f"
+                                                 "ab",
+                                                 5),
+                                     out));  // string longer than the blob
 }
 
 TEST_CASE("append, load oldest first, ack, and survive a restart") {
@@ -392,4 +394,43 @@ TEST_CASE("a data_dir that is a file is said to be one") {
     auto o = store::Outbox::open(make_config(dir + "/file"), &err);
     CHECK_FALSE(o);
     CHECK(err.find("is not a directory") != std::string::npos);
+}
+
+TEST_CASE("every SQLite call of a statement is checked, and a failed statement is usable again") {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(":memory:", &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db, "CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL)", nullptr, nullptr, nullptr) ==
+            SQLITE_OK);
+    {
+        store::sql::Statement bad(db, "SELECT x FROM nowhere");
+        CHECK_FALSE(bad.ok());
+        INFO(bad.error());
+        CHECK(bad.error().find("preparing: no such table: nowhere") != std::string::npos);
+        CHECK_FALSE(bad.next());
+        CHECK_FALSE(bad.run());  // never prepared: says so every time
+        CHECK_FALSE(bad.ok());
+
+        store::sql::Statement add(db, "INSERT INTO t(k, v) VALUES (?1, ?2)");
+        REQUIRE(add.ok());
+        CHECK(add.bind(1, std::int64_t{1}).bind(2, std::string("one")).run());
+        // A parameter that does not exist: the statement is not run with the others half bound.
+        CHECK_FALSE(add.bind(1, std::int64_t{2}).bind(3, std::string("x")).run());
+        CHECK(add.error().find("binding a text") != std::string::npos);
+        CHECK(store::sql::query_int(db, "SELECT COUNT(*) FROM t") == 1);
+        // A constraint failing (the same key again) is an error naming the statement...
+        CHECK_FALSE(add.bind(1, std::int64_t{1}).bind(2, std::string("again")).run());
+        CHECK(add.error().find("UNIQUE constraint failed") != std::string::npos);
+        CHECK(add.error().find("INSERT INTO t") != std::string::npos);
+        // ...and the next use starts clean.
+        CHECK(add.bind(1, std::int64_t{2}).bind(2, std::string("two")).run());
+        CHECK(add.ok());
+
+        store::sql::Statement all(db, "SELECT k, v FROM t ORDER BY k");
+        std::vector<std::string> seen;
+        while (all.next()) seen.push_back(std::to_string(all.int64(0)) + "=" + all.text(1));
+        CHECK(all.ok());
+        CHECK(seen == std::vector<std::string>{"1=one", "2=two"});
+        CHECK(store::sql::query_int(db, "SELECT v FROM nowhere", -7) == -7);
+    }
+    sqlite3_close(db);
 }
