@@ -59,11 +59,19 @@ struct TlsConfig {
     std::string key_file;
 };
 
+// A cloud key that is not one every platform shares: the cloud's platform declares it
+// (Platform::own_keys in daemon/platforms/platform.hpp), checks its value and reads it.
+struct CloudOption {
+    std::string key;
+    std::string value;  // the text as written
+    Mark mark;
+    bool operator==(const CloudOption& o) const { return key == o.key && value == o.value; }
+};
+
 struct CloudConfig {
     std::string name;
     Mark mark;
     std::string platform;  // a registered platform name (daemon/platforms/registry.cpp)
-    std::string protocol;  // a platform's variant (OneNET: datapoints | thing-model); empty: its default
     std::string host;
     int port = 0;  // 0 = platform default
     std::optional<TlsConfig> tls;
@@ -76,19 +84,25 @@ struct CloudConfig {
     std::string username;
     std::string password;  // secret
     std::string client_id = "{device}";
-    std::string topic = "fieldlink/{device}";
-    std::string payload = R"({"ts":{ts_ms},"values":{values}})";
-    // Generic MQTT commands: subscribed per device ({device}; a {point} level takes the point's
-    // name and the payload its value); replies go to reply_topic (default: command topic + /reply).
-    std::string command_topic;
-    std::string reply_topic;
     int qos = 1;
     double max_rate = 0;  // messages per second per session; 0 = unlimited
     int max_inflight = 20;
     std::uint64_t max_payload_size = 0;  // bytes per message; 0 until the platform sets its default
     std::map<std::string, Mark> given;   // keys written in the file, with their positions
+    // The platform's own keys (protocol, topic, group_id...), in the order written.
+    std::vector<CloudOption> options;
 
     bool has(const std::string& key) const { return given.count(key) != 0; }
+    const CloudOption* option(const std::string& key) const {
+        for (const auto& o : options) {
+            if (o.key == key) return &o;
+        }
+        return nullptr;
+    }
+    std::string option_or(const std::string& key, const std::string& fallback) const {
+        const auto* o = option(key);
+        return o ? o->value : fallback;
+    }
     Mark mark_of(const std::string& key) const {
         auto it = given.find(key);
         return it == given.end() ? mark : it->second;

@@ -176,10 +176,6 @@ const Field<CloudConfig> kCloudFields[] = {
      [](CloudConfig& c, const YAML::Node& n, Reader& r) {
          set_if(c.platform, r.string(n));  // the platform registry checks the name
      }},
-    {"protocol", false,
-     [](CloudConfig& c, const YAML::Node& n, Reader& r) {
-         set_if(c.protocol, r.string(n));  // the platform checks its own variants
-     }},
     {"host", true, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.host, r.string(n)); }},
     {"port", false,
      [](CloudConfig& c, const YAML::Node& n, Reader& r) {
@@ -211,11 +207,6 @@ const Field<CloudConfig> kCloudFields[] = {
     {"username", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.username, r.string(n)); }},
     {"password", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.password, r.secret(n)); }},
     {"client_id", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.client_id, r.string(n)); }},
-    {"topic", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.topic, r.string(n)); }},
-    {"payload", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.payload, r.string(n)); }},
-    {"command_topic", false,
-     [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.command_topic, r.string(n)); }},
-    {"reply_topic", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.reply_topic, r.string(n)); }},
     {"qos", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.qos, r.integer(n, 0, 1, "0 or 1")); }},
     {"max_rate", false,
      [](CloudConfig& c, const YAML::Node& n, Reader& r) {
@@ -232,6 +223,41 @@ const Field<CloudConfig> kCloudFields[] = {
          set_if(c.max_inflight, r.integer(n, 1, 1000, "1..1000 messages"));
      }},
 };
+
+}  // namespace
+
+std::vector<const char*> cloud_keys() {
+    std::vector<const char*> keys;
+    for (const auto& f : kCloudFields) keys.push_back(f.key);
+    return keys;
+}
+
+namespace {
+
+// Keys of the cloud table go through it; everything else is the platform's own key, checked by
+// the platform (daemon/platforms/registry.cpp) against the keys it declares.
+void parse_cloud(const YAML::Node& node, CloudConfig& c, Reader& r) {
+    if (!node.IsMap()) {
+        r.error(node, "expected a mapping with 'platform:', 'host:' and the platform's keys");
+        return;
+    }
+    r.unique_keys(node);
+    for (const auto& kv : node) {
+        const auto key = kv.first.as<std::string>("");
+        Reader::Scope s(r, key);
+        c.given[key] = Reader::mark_of(kv.first);
+        const auto* f = std::find_if(std::begin(kCloudFields), std::end(kCloudFields),
+                                     [&key](const Field<CloudConfig>& field) { return key == field.key; });
+        if (f != std::end(kCloudFields)) {
+            f->parse(c, kv.second, r);
+        } else if (auto v = r.scalar(kv.second, "a single value for a platform's key")) {
+            c.options.push_back(CloudOption{key, *v, Reader::mark_of(kv.first)});
+        }
+    }
+    for (const auto& f : kCloudFields) {
+        if (f.required && !node[f.key]) r.missing_key(node, f.key);
+    }
+}
 
 // ---- buses ------------------------------------------------------------------------------
 const Field<BusConfig> kBusCoreFields[] = {
@@ -565,12 +591,7 @@ const Field<TopLevel> kTopFields[] = {
                          [](const YAML::Node& v, TemplateConfig& tc, Reader& rr) { rr.map(v, kTemplateFields, tc); });
      }},
     {"clouds", true,
-     [](TopLevel& t, const YAML::Node& n, Reader& r) {
-         parse_named_map(n, r, t.cfg->clouds, [](const YAML::Node& v, CloudConfig& c, Reader& rr) {
-             if (!rr.map(v, kCloudFields, c)) return;
-             for (const auto& kv : v) c.given[kv.first.as<std::string>("")] = Reader::mark_of(kv.first);
-         });
-     }},
+     [](TopLevel& t, const YAML::Node& n, Reader& r) { parse_named_map(n, r, t.cfg->clouds, parse_cloud); }},
     {"buses", true,
      [](TopLevel& t, const YAML::Node& n, Reader& r) { parse_named_map(n, r, t.cfg->buses, parse_bus); }},
     {"devices", true,

@@ -27,6 +27,8 @@ struct Fragment {
     std::string text;
 };
 ParseResult parse_files(const std::string& text, const std::string& file, const std::vector<Fragment>& fragments);
+// The keys every cloud takes, whatever its platform (the rest are the platforms' own keys).
+std::vector<const char*> cloud_keys();
 // The generic rules: references, names, point shapes, storage (called by parse_text).
 void validate(Config& cfg, std::vector<ConfigError>& errors);
 // Reads a whole file; false when it cannot be opened.

@@ -5,10 +5,19 @@
 namespace fieldlink::platforms {
 namespace {
 
+// The platform's own keys and their defaults.
+const char* const kTopic = "fieldlink/{device}";
+const char* const kPayload = R"({"ts":{ts_ms},"values":{values}})";
+
 class MqttTemplate : public north::Profile {
   public:
     explicit MqttTemplate(const config::CloudConfig& c)
-        : north::Profile(c), per_point_(c.topic.find("{point}") != std::string::npos) {}
+        : north::Profile(c),
+          topic_(c.option_or("topic", kTopic)),
+          payload_(c.option_or("payload", kPayload)),
+          command_topic_(c.option_or("command_topic", "")),
+          reply_topic_(c.option_or("reply_topic", "")),
+          per_point_(topic_.find("{point}") != std::string::npos) {}
 
     std::optional<north::Credentials> credentials(const north::SessionInfo& s, std::int64_t,
                                                   std::string*) const override {
@@ -27,19 +36,18 @@ class MqttTemplate : public north::Profile {
             const auto& d = s.device(b.device_index);
             if (per_point_) {
                 for (const auto& pv : b.values) {
-                    p.messages.emplace_back(expand_template(cloud_.topic, d, b, &pv),
-                                            expand_template(cloud_.payload, d, b, &pv), 1);
+                    p.messages.emplace_back(expand_template(topic_, d, b, &pv), expand_template(payload_, d, b, &pv),
+                                            1);
                 }
-            } else if (std::string payload = expand_template(cloud_.payload, d, b, nullptr);
+            } else if (std::string payload = expand_template(payload_, d, b, nullptr);
                        payload.size() <= max_payload()) {
-                p.messages.emplace_back(expand_template(cloud_.topic, d, b, nullptr), std::move(payload),
-                                        b.values.size());
+                p.messages.emplace_back(expand_template(topic_, d, b, nullptr), std::move(payload), b.values.size());
             } else {  // one sample set larger than a message: its values over several
                 const auto render = [&](const core::SampleBatch& part) {
-                    return expand_template(cloud_.payload, d, part, nullptr);
+                    return expand_template(payload_, d, part, nullptr);
                 };
                 for (const auto& part : north::split_values(b, max_payload(), render)) {
-                    p.messages.emplace_back(expand_template(cloud_.topic, d, part, nullptr), render(part),
+                    p.messages.emplace_back(expand_template(topic_, d, part, nullptr), render(part),
                                             part.values.size());
                 }
             }
@@ -53,7 +61,7 @@ class MqttTemplate : public north::Profile {
     north::LoginLimit login_limit() const override { return {3, std::chrono::milliseconds(5000)}; }
 
     std::vector<std::string> subscriptions(const north::SessionInfo& s) const override {
-        if (cloud_.command_topic.empty()) return {};
+        if (command_topic_.empty()) return {};
         return {command_topic(*s.identity, "+")};
     }
 
@@ -64,7 +72,7 @@ class MqttTemplate : public north::Profile {
         north::Inbound in;
         const auto& d = *s.identity;
         std::string point;
-        if (cloud_.command_topic.empty() || !matches(d, topic, &point)) {
+        if (command_topic_.empty() || !matches(d, topic, &point)) {
             in.kind = "unexpected";
             in.problem = "message on a topic this gateway does not use";
             return in;
@@ -105,14 +113,14 @@ class MqttTemplate : public north::Profile {
   private:
     std::string command_topic(const config::DeviceConfig& d, const std::string& point) const {
         core::SampleBatch empty;
-        std::string t = expand_template(cloud_.command_topic, d, empty, nullptr);
+        std::string t = expand_template(command_topic_, d, empty, nullptr);
         if (auto at = t.find("{point}"); at != std::string::npos) t.replace(at, 7, point);
         return t;
     }
     std::string reply_topic(const config::DeviceConfig& d, const std::string& point) const {
-        if (cloud_.reply_topic.empty()) return command_topic(d, point) + "/reply";
+        if (reply_topic_.empty()) return command_topic(d, point) + "/reply";
         core::SampleBatch empty;
-        std::string t = expand_template(cloud_.reply_topic, d, empty, nullptr);
+        std::string t = expand_template(reply_topic_, d, empty, nullptr);
         if (auto at = t.find("{point}"); at != std::string::npos) t.replace(at, 7, point);
         return t;
     }
@@ -130,6 +138,10 @@ class MqttTemplate : public north::Profile {
         return point->find('/') == std::string::npos;
     }
 
+    std::string topic_, payload_;
+    // Commands: subscribed per device ({device}; a {point} level takes the point's name and the
+    // payload its value); replies go to reply_topic (default: the command topic + /reply).
+    std::string command_topic_, reply_topic_;
     bool per_point_;
 };
 
@@ -137,23 +149,25 @@ class MqttPlatform : public Platform {
   public:
     const char* name() const override { return "mqtt"; }
     std::vector<OwnKey> own_keys() const override {
-        return {{"command_topic", "the generic MQTT command topic; other platforms have their own"},
+        return {{"topic", "the generic MQTT data topic; other platforms have their own"},
+                {"payload", "the generic MQTT payload template; other platforms have their own"},
+                {"command_topic", "the generic MQTT command topic; other platforms have their own"},
                 {"reply_topic", "the generic MQTT reply topic; other platforms have their own"}};
     }
     void check_cloud(config::CloudConfig& c, config::Checker& check) const override {
         payload_limit(check, c, std::uint64_t{256} * 1024, std::uint64_t{256} << 20, "the MQTT maximum");
-        for (const auto* t : {&c.command_topic, &c.reply_topic}) {
-            if (t->find_first_of("+#") != std::string::npos) {
-                const char* key = t == &c.command_topic ? "command_topic" : "reply_topic";
+        for (const char* key : {"command_topic", "reply_topic"}) {
+            if (c.option_or(key, "").find_first_of("+#") != std::string::npos) {
                 check.fail(c.mark_of(key), config::cloud_path(c) + "." + key,
                            "no MQTT wildcards (+ #) here: {device} and {point} stand for the device's and the "
                            "point's name");
             }
         }
-        if (const auto at = c.command_topic.find("{point}"); at != std::string::npos) {
-            const bool level = (at == 0 || c.command_topic[at - 1] == '/') &&
-                               (at + 7 == c.command_topic.size() || c.command_topic[at + 7] == '/');
-            if (!level || c.command_topic.find("{point}", at + 1) != std::string::npos) {
+        const std::string command_topic = c.option_or("command_topic", "");
+        if (const auto at = command_topic.find("{point}"); at != std::string::npos) {
+            const bool level = (at == 0 || command_topic[at - 1] == '/') &&
+                               (at + 7 == command_topic.size() || command_topic[at + 7] == '/');
+            if (!level || command_topic.find("{point}", at + 1) != std::string::npos) {
                 check.fail(c.mark_of("command_topic"), config::cloud_path(c) + ".command_topic",
                            "{point} may appear once, as a whole topic level (like fieldlink/{device}/set/{point})");
             }

@@ -145,10 +145,9 @@ class Onenet : public Platform {
 
     void check_cloud(config::CloudConfig& c, config::Checker& check) const override {
         require(check, c, c.product_id, "product_id");
-        if (c.protocol.empty()) c.protocol = "datapoints";
-        if (c.protocol != "datapoints" && c.protocol != "thing-model") {
+        if (const auto protocol = protocol_of(c); protocol != "datapoints" && protocol != "thing-model") {
             check.fail(c.mark_of("protocol"), config::cloud_path(c) + ".protocol",
-                       "unknown value '" + c.protocol + "'; expected one of: datapoints, thing-model");
+                       "unknown value '" + protocol + "'; expected one of: datapoints, thing-model");
         }
         if (c.keepalive < config::Duration{10'000} || c.keepalive > config::Duration{1'800'000}) {
             check.fail(c.mark_of("keepalive"), config::cloud_path(c) + ".keepalive",
@@ -184,7 +183,7 @@ class Onenet : public Platform {
                            "OneNET datastream names are 1..30 characters of A-Z a-z 0-9 _ .; got '" + p.name + "'");
             }
         }
-        if (cloud.protocol == "thing-model") {
+        if (protocol_of(cloud) == "thing-model") {
             check_thing_model(cfg, index, check);
         } else {
             Platform::check_device(cfg, index, check);
@@ -192,10 +191,12 @@ class Onenet : public Platform {
     }
 
     std::unique_ptr<north::Profile> make_profile(const config::CloudConfig& c) const override {
-        return c.protocol == "thing-model" ? make_onenet_thing_model(c) : make_onenet_datapoints(c);
+        return protocol_of(c) == "thing-model" ? make_onenet_thing_model(c) : make_onenet_datapoints(c);
     }
 
   private:
+    static std::string protocol_of(const config::CloudConfig& c) { return c.option_or("protocol", "datapoints"); }
+
     // Thing model: at most 100 properties per device in a message; gateway topology (a
     // sub-device names a gateway device of the same cloud; gateways are not nested).
     static void check_thing_model(const config::Config& cfg, std::size_t index, config::Checker& check) {

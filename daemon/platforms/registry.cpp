@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "config/parser.hpp"
 #include "core/log.hpp"
 #include "platforms/platform.hpp"
 
@@ -87,13 +88,16 @@ void Platform::payload_limit(config::Checker& check, config::CloudConfig& c, std
 
 namespace {
 
-// A key that other platforms own and this cloud's platform does not is refused, naming its owners.
-void check_own_keys(const Platform& mine, const config::CloudConfig& c, config::Checker& check) {
+// The keys of a cloud beyond the shared ones: the platform's own are its to check; one that other
+// platforms own is refused naming them; any other is unknown, with the keys this platform takes.
+void check_options(const Platform& mine, const config::CloudConfig& c, config::Checker& check) {
     const auto owns = [](const Platform& p, const std::string& key) {
         const auto keys = p.own_keys();
         return std::any_of(keys.begin(), keys.end(), [&key](const OwnKey& k) { return key == k.key; });
     };
-    for (const auto& [key, mark] : c.given) {
+    for (const auto& o : c.options) {
+        const std::string& key = o.key;
+        const config::Mark& mark = o.mark;
         if (owns(mine, key)) continue;
         std::string owners, values;
         for (const auto* p : all()) {
@@ -103,9 +107,16 @@ void check_own_keys(const Platform& mine, const config::CloudConfig& c, config::
                 values = k.values;
             }
         }
-        if (owners.empty()) continue;
-        check.fail(mark, config::cloud_path(c) + "." + key,
-                   fmt::format("'{}' applies to platform {} only ({})", key, owners, values));
+        if (!owners.empty()) {
+            check.fail(mark, config::cloud_path(c) + "." + key,
+                       fmt::format("'{}' applies to platform {} only ({})", key, owners, values));
+            continue;
+        }
+        std::string expected;
+        for (const char* k : config::cloud_keys()) expected += (expected.empty() ? "" : ", ") + std::string(k);
+        for (const auto& k : mine.own_keys()) expected += ", " + std::string(k.key);
+        check.fail(mark, config::cloud_path(c),
+                   fmt::format("unknown key '{}' for platform {}; expected one of: {}", key, mine.name(), expected));
     }
 }
 
@@ -125,7 +136,7 @@ void validate(config::Config& cfg, std::vector<config::ConfigError>& errors) {
             continue;
         }
         of_cloud[i]->check_cloud(c, check);
-        check_own_keys(*of_cloud[i], c, check);
+        check_options(*of_cloud[i], c, check);
         if (c.port == 0) c.port = c.tls ? 8883 : 1883;
     }
     for (std::size_t i = 0; i < cfg.devices.size(); ++i) {

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "config/diff.hpp"
 #include "config/parser.hpp"
 #include "helpers.hpp"
 
@@ -238,6 +239,33 @@ TEST_CASE("platform rules: gateways, legacy device ids, DaShi secrets, ThingsBoa
     CHECK(only_error(
               replace(tb, "    host: 127.0.0.1", "    host: 127.0.0.1\n    username: T\n    protocol: thing-model")) ==
           "gw.yaml:8:5: clouds.onenet.protocol: 'protocol' applies to platform onenet only (datapoints | thing-model)");
+    // Keys no platform owns: unknown, with the keys this cloud's platform takes (shared, then its own).
+    const std::string typo = only_error(replace(kBase, "protocol: datapoints", "protocl: datapoints"));
+    CHECK(
+        typo.rfind("gw.yaml:6:5: clouds.onenet: unknown key 'protocl' for platform onenet; expected one of: platform, "
+                   "host, ",
+                   0) == 0);
+    CHECK(typo.find(", max_inflight, protocol") != std::string::npos);
+    CHECK(only_error(replace(kBase, "protocol: datapoints", "protocol: datapoints\n    topic: a/b")) ==
+          "gw.yaml:7:5: clouds.onenet.topic: 'topic' applies to platform mqtt only (the generic MQTT data topic; other "
+          "platforms have their own)");
+    CHECK(only_error(replace(kBase, "protocol: datapoints", "protocol: [datapoints]")) ==
+          "gw.yaml:6:15: clouds.onenet.protocol: expected a single value for a platform's key");
+}
+
+TEST_CASE("a platform's own key changed is a change of that cloud on reload") {
+    const std::string mqtt =
+        "clouds:\n  c: { platform: mqtt, host: h, topic: 'a/{device}' }\nbuses:\n  s: { driver: sim }\n"
+        "devices:\n  - { name: d, cloud: c, bus: s, points: [ { name: a, area: holding, address: 0 } ] }\n";
+    auto a = config::parse_text(mqtt, "gw.yaml");
+    auto b = config::parse_text(replace(mqtt, "a/{device}", "b/{device}"), "gw.yaml");
+    auto c = config::parse_text(mqtt, "gw.yaml");
+    REQUIRE(a.errors.empty());
+    REQUIRE(b.errors.empty());
+    REQUIRE(a.config.clouds[0].option("topic") != nullptr);
+    CHECK(a.config.clouds[0].option_or("topic", "") == "a/{device}");
+    CHECK_FALSE(config::same_cloud(a.config.clouds[0], b.config.clouds[0]));
+    CHECK(config::same_cloud(a.config.clouds[0], c.config.clouds[0]));
 }
 
 TEST_CASE("qos 0 cannot carry stored data") {

@@ -482,7 +482,7 @@ TEST_CASE("a backlog of a device with many points is packed by bytes up to OneNE
     cfg.devices.push_back(d);
     config::CloudConfig cloud;
     cloud.platform = "onenet";
-    cloud.protocol = "datapoints";
+    cloud.options.push_back({"protocol", "datapoints", {}});
     cloud.product_id = "1";
     cloud.max_payload_size = 256 * 1024;  // the platform's default, as validation sets it
     cfg.clouds.push_back(cloud);
