@@ -19,14 +19,6 @@ constexpr std::chrono::seconds kReconnectCap{60};
 constexpr std::size_t kMaxInboundBytes = std::size_t{256} * 1024;
 // Credentials are computed again this long before they expire.
 constexpr std::int64_t kRenewMarginS = 300;
-// A message the platform answers: how long its answer may take after PUBACK, how often it is
-// sent in all (a missing answer or a code the documents do not classify), and how far apart
-// (doubling from 1 s) transient failures are sent again.
-constexpr std::chrono::seconds kAnswerTimeout{30};
-constexpr int kMaxAttempts = 3;
-constexpr std::chrono::seconds kRetryCap{60};
-// Answer ids kept after their answer, so that a late duplicate is not taken for a stranger.
-constexpr std::size_t kFinishedAnswersKept = 64;
 
 // What a refused CONNACK means, with what to check on this platform.
 std::string connack_text(int rc, const std::string& platform) {
@@ -63,7 +55,7 @@ Session::Session(SessionInfo info, const Profile& profile, SessionEnv env)
       // libmosquitto checks its keepalive in whole seconds; four looks per period keep a PINGREQ
       // well inside the broker's 1.5 x keepalive.
       misc_period_(std::max<std::chrono::milliseconds>(std::chrono::milliseconds(250), cloud_->keepalive / 4)),
-      backlog_on_disk_(env_.store != nullptr) {
+      outflow_(env_.store != nullptr) {
     const TimePoint now = env_.loop->now();
     const std::int64_t now_ms = env_.loop->unix_ms();
     const std::int64_t window_ms = profile.login_limit().window.count();
@@ -107,16 +99,8 @@ bool Session::refresh_credentials(std::int64_t now_s) {
         transport_.reset();
         packets_.clear();
         inflight_.clear();
-        awaiting_.clear();
-        awaiting_data_ = 0;
-        awaiting_gates_ = 0;
-        next_answer_check_ = TimePoint::max();
-        if (env_.store) {
-            live_.clear();
-            backlog_.clear();
-            disk_after_ = 0;
-            backlog_on_disk_ = true;
-        }
+        answers_.clear();
+        if (env_.store) outflow_.reread_from_store();
     }
     credentials_ = std::move(c);
     return true;
@@ -222,7 +206,7 @@ void Session::lost(const char* why, int rc) {
                                                  : "?";
     if (state_ == State::connected) {
         log_->warn("device {}: connection to cloud {} lost ({}: {}); {} batches waiting in memory, reconnecting",
-                   info_.name, cloud_->name, why, reason, live_.size() + backlog_.size());
+                   info_.name, cloud_->name, why, reason, outflow_.in_memory());
         if (env_.connected) --*env_.connected;
     } else {
         ++address_index_;  // the next attempt tries the name's next address
@@ -231,9 +215,7 @@ void Session::lost(const char* why, int rc) {
         }
     }
     unwatch();
-    // Writes not yet started are withdrawn: their reply could not go, and the platform gives up.
-    for (auto& [id, w] : writes_) w.job->expire();
-    writes_.clear();
+    downlink_.withdraw_all();
     schedule_reconnect(env_.loop->now());
 }
 
@@ -255,8 +237,7 @@ void Session::stop() {
     if (state_ == State::queued && env_.window) env_.window->withdraw(this);
     leave_window();
     const bool was_connected = state_ == State::connected;
-    for (auto& [id, w] : writes_) w.job->expire();
-    writes_.clear();
+    downlink_.withdraw_all();
     state_ = State::stopped;  // before disconnect: its callback must not reconnect
     ++resolve_generation_;
     env_.loop->cancel(this);
@@ -336,8 +317,10 @@ void Session::on_timer(TimePoint now) {
                     return;
                 }
             }
-            if (state_ == State::connected && now >= next_answer_check_) answer_deadlines(now);
-            if (state_ == State::connected && !writes_.empty()) write_deadlines(now);
+            if (state_ == State::connected && now >= answers_.next_check()) answer_deadlines(now);
+            if (state_ == State::connected) {
+                for (auto& a : downlink_.expired(now)) reply_write(a);
+            }
             if (state_ == State::connected) flush();
             break;
         default:
@@ -361,14 +344,10 @@ void Session::reschedule() {
             next = connect_deadline_;
             break;
         case State::connected: {
-            next = std::min({next_misc_, next_answer_check_, next_write_check()});
-            const bool waiting =
-                !control_.empty() || !live_.empty() || !backlog_.empty() || backlog_on_disk_ || retry_ready_;
-            if (waiting && cloud_->max_rate > 0 && tokens_ < 1.0 && sendable() == 0 &&
-                static_cast<int>(inflight_.size()) < cloud_->max_inflight) {
-                const auto need = std::chrono::duration<double>((1.0 - tokens_) / cloud_->max_rate);
-                next = std::min(next, last_refill_ + std::chrono::duration_cast<Clock::duration>(need) +
-                                          std::chrono::microseconds(1));
+            next = std::min({next_misc_, answers_.next_check(), downlink_.next_check()});
+            const bool waiting = !control_.empty() || outflow_.waiting() || answers_.retry_ready();
+            if (waiting && sendable() == 0 && static_cast<int>(inflight_.size()) < cloud_->max_inflight) {
+                next = std::min(next, rate_.next_token(cloud_->max_rate));  // waits for its token
             }
             break;
         }
@@ -414,7 +393,7 @@ void Session::on_connack(int rc) {
     state_ = State::connected;
     if (env_.connected) ++*env_.connected;
     const TimePoint now = env_.loop->now();
-    last_refill_ = now;
+    rate_.start(now);
     next_misc_ = now + misc_period_;
     subscribe_pending_ = true;  // after the read call returns: libmosquitto holds its locks in callbacks
 }
@@ -434,21 +413,7 @@ void Session::after_connack() {
     // Answers to what was delivered before the connection dropped may be lost with it: those
     // messages go again (what was not yet PUBACKed, libmosquitto sends again itself). On-connect
     // requests are all sent anew.
-    const TimePoint now = env_.loop->now();
-    awaiting_gates_ = 0;
-    for (auto it = awaiting_.begin(); it != awaiting_.end();) {
-        if (it->second.packet == 0) {
-            it = awaiting_.erase(it);
-            continue;
-        }
-        if (it->second.delivered) {
-            it->second.delivered = false;
-            it->second.retry = true;
-            it->second.due = now;
-            retry_ready_ = true;
-        }
-        ++it;
-    }
+    answers_.reconnected(env_.loop->now());
 }
 
 void Session::on_disconnect(int rc) {
@@ -467,11 +432,7 @@ void Session::on_puback(int mid) {
         return;
     }
     // The platform's answer finishes it (or already has); from now on that answer is awaited.
-    auto a = awaiting_.find(m.answer_id);
-    if (a == awaiting_.end() || a->second.retry || a->second.packet != m.packet) return;
-    a->second.delivered = true;
-    a->second.due = env_.loop->now() + kAnswerTimeout;
-    plan_answer_check(a->second.due);
+    answers_.acknowledged(m.answer_id, m.packet, env_.loop->now());
 }
 
 // One message of `packet` is done; the packet's records are deleted once all of them are.
@@ -490,9 +451,7 @@ void Session::finish_message(std::size_t packet) {
 // An answer naming no request of ours: counted (and logged once per kind), unless it is a second
 // answer to a request sent twice.
 void Session::unknown_answer(const Answer& a, const std::string& kind, const std::string& topic) {
-    if (std::find(finished_answers_.begin(), finished_answers_.end(), a.id) != finished_answers_.end()) {
-        return;  // the first one counted
-    }
+    if (answers_.answered_lately(a.id)) return;  // the first one counted
     count(&SessionCounters::answers_unknown);
     if (logged_kinds_.insert(kind + "|unknown id").second) {
         log_->warn(
@@ -519,12 +478,7 @@ void Session::control_answered(const Answer& a, Answer::Outcome outcome, const s
 
 // A transient refusal: the message goes again later (doubling delay, capped).
 void Session::retry_later(const Answer& a, const std::string& kind, Awaiting& w) {
-    const auto delay =
-        std::min<std::chrono::seconds>(kRetryCap, std::chrono::seconds(std::int64_t{1} << std::min(w.attempts - 1, 6)));
-    w.retry = true;
-    w.delivered = false;
-    w.due = env_.loop->now() + delay;
-    plan_answer_check(w.due);
+    answers_.again_later(w, env_.loop->now());
     if (logged_kinds_.insert(kind + "|transient|" + a.reason).second) {
         log_->warn(
             "device {}: the platform answered message {} on {} with {}; it is sent again (further "
@@ -551,12 +505,12 @@ void Session::refused_for_good(const Answer& a, const std::string& kind, const A
 }
 
 void Session::on_answer(const Answer& a, const std::string& kind, const std::string& topic) {
-    auto it = awaiting_.find(a.id);
-    if (it == awaiting_.end()) {
+    Awaiting* found = answers_.find(a.id);
+    if (found == nullptr) {
         unknown_answer(a, kind, topic);
         return;
     }
-    Awaiting& w = it->second;
+    Awaiting& w = *found;
     using O = Answer::Outcome;
     O outcome = a.outcome;
     if (outcome == O::unknown) outcome = w.attempts >= kMaxAttempts ? O::permanent : O::transient;
@@ -569,47 +523,29 @@ void Session::on_answer(const Answer& a, const std::string& kind, const std::str
         return;
     }
     if (outcome == O::permanent) refused_for_good(a, kind, w);
-    const std::size_t packet = w.packet;
-    awaiting_.erase(it);
-    --awaiting_data_;
-    finished_answers_.push_back(a.id);
-    if (finished_answers_.size() > kFinishedAnswersKept) finished_answers_.pop_front();
-    finish_message(packet);
+    finish_message(answers_.finish(a.id));
 }
 
 // Drops an on-connect request from the awaited ones; `fallback`: its `otherwise` messages go.
 void Session::forget_request(const std::string& id, bool fallback) {
-    auto it = awaiting_.find(id);
-    if (it == awaiting_.end()) return;
-    if (it->second.message.gate) --awaiting_gates_;
+    Message m = answers_.forget(id);
     if (fallback) {
-        for (const auto& m : it->second.message.otherwise) control_.push_back(m);
+        for (auto& next : m.otherwise) control_.push_back(std::move(next));
     }
-    awaiting_.erase(it);
 }
 
 // Retries that are due, answers that are overdue: a missing answer sends the message again, at
 // most kMaxAttempts times in all; after that its PUBACK stands for delivery (counted, logged).
 void Session::answer_deadlines(TimePoint now) {
-    next_answer_check_ = TimePoint::max();
-    std::vector<std::string> done;
-    for (auto& [id, w] : awaiting_) {
-        if (w.retry) {  // sent by send_retries once due
-            if (w.due <= now) {
-                retry_ready_ = true;
-            } else {
-                plan_answer_check(w.due);
-            }
+    for (const auto& id : answers_.overdue(now)) {
+        Awaiting& w = *answers_.find(id);
+        if (w.packet == 0) {  // an on-connect request nobody answered: its fallback goes
+            forget_request(id, true);
             continue;
         }
-        if (!w.delivered) continue;
-        if (w.due > now) {
-            plan_answer_check(w.due);
-            continue;
-        }
-        if (w.packet != 0) count(&SessionCounters::answers_missing);
-        const bool again = w.packet != 0 && w.attempts < kMaxAttempts;
-        if (w.packet != 0 && logged_kinds_.insert(again ? "answer|missing" : "answer|never").second) {
+        count(&SessionCounters::answers_missing);
+        const bool again = w.attempts < kMaxAttempts;
+        if (logged_kinds_.insert(again ? "answer|missing" : "answer|never").second) {
             log_->warn(again ? "device {}: no answer to message {} on {} within {} s; it is sent again (further ones "
                                "like it are counted, not logged)"
                              : "device {}: no answer to message {} on {} within {} s after every attempt; its PUBACK "
@@ -617,38 +553,21 @@ void Session::answer_deadlines(TimePoint now) {
                        info_.name, id, w.message.topic, kAnswerTimeout.count());
         }
         if (again) {
-            w.delivered = false;
-            w.retry = true;
-            w.due = now;
-            retry_ready_ = true;
+            answers_.again_now(w, now);
         } else {
-            done.push_back(id);
+            finish_message(answers_.finish(id));
         }
-    }
-    for (const auto& id : done) {
-        auto it = awaiting_.find(id);
-        const std::size_t packet = it->second.packet;
-        if (packet == 0) {  // an on-connect request nobody answered: its fallback goes
-            forget_request(id, true);
-            continue;
-        }
-        awaiting_.erase(it);
-        --awaiting_data_;
-        finish_message(packet);
     }
 }
 
 // Sends one message due to go again; false (and no longer ready) when none is due.
 bool Session::send_retry(TimePoint now) {
-    for (auto& [id, w] : awaiting_) {
-        if (!w.retry || w.due > now) continue;
-        ++w.attempts;
-        count(&SessionCounters::answers_retried);
-        publish(w.message, w.packet);  // a failure schedules it again
-        return true;
-    }
-    retry_ready_ = false;
-    return false;
+    Awaiting* w = answers_.next_retry(now);
+    if (w == nullptr) return false;
+    ++w->attempts;
+    count(&SessionCounters::answers_retried);
+    publish(w->message, w->packet);  // a failure schedules it again
+    return true;
 }
 
 void Session::on_message(const std::string& topic, const std::string& payload) {
@@ -702,92 +621,47 @@ std::string describe_values(const config::DeviceConfig& d, const std::vector<cor
 
 }  // namespace
 
-// The job may wait behind the request in progress on its bus (a unit timing out holds a serial
-// line for its response timeout): if the bus has not started it by 60% of the platform's
-// deadline it is withdrawn and refused, never written late; one started and not confirmed just
-// before the deadline is answered as unconfirmed.
+// A write goes to the bus worker of its device (see downlink.hpp for its deadlines).
 void Session::start_write(Command&& c) {
     const TimePoint now = env_.loop->now();
-    const auto deadline = profile_->command_deadline();
-    PendingWrite w;
-    w.received = now;
-    w.give_up = now + deadline * 6 / 10;
-    w.hard = now + deadline - std::min<Clock::duration>(deadline / 10, std::chrono::milliseconds(300));
-    w.job = std::make_shared<core::WriteJob>();
-    w.job->device = c.device;
-    w.job->values = c.values;
-    w.job->id = next_write_++;
-    w.job->session = env_.index;
-    w.job->deadline = std::chrono::steady_clock::now() + (w.give_up - now);
-    w.command = std::move(c);
     if (!env_.submit_write) {
-        reply_write(w, CommandResult{false, "this gateway runs no bus for the device", {}});
+        reply_write(Downlink::refuse(std::move(c), now, "this gateway runs no bus for the device"));
         return;
     }
-    auto job = w.job;
-    writes_.emplace(job->id, std::move(w));
-    env_.submit_write(std::move(job));
+    env_.submit_write(downlink_.start(std::move(c), now, profile_->command_deadline(), env_.index));
     reschedule();
 }
 
-void Session::reply_write(const PendingWrite& w, CommandResult r) {
+// Logged, counted and answered to the platform in its own shape (when it wants an answer).
+void Session::reply_write(const Downlink::Answer& a) {
+    const auto& r = a.result;
     count(r.ok ? &SessionCounters::writes_ok : &SessionCounters::writes_failed);
-    const auto& d = info_.device(w.command.device);
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(env_.loop->now() - w.received).count();
+    const auto& d = info_.device(a.command.device);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(env_.loop->now() - a.received).count();
     // (the id is the platform's text: capped and escaped for the log)
     const std::string asked =
-        w.command.id.empty() ? w.command.kind : w.command.kind + " id " + core::printable(w.command.id, 64);
+        a.command.id.empty() ? a.command.kind : a.command.kind + " id " + core::printable(a.command.id, 64);
     if (r.ok) {
         log_->info("write from cloud {} ({}) to {}: {}: done, read back {} ({} ms)", cloud_->name, asked, d.name,
-                   describe_values(d, w.command.values), describe_values(d, r.values), ms);
+                   describe_values(d, a.command.values), describe_values(d, r.values), ms);
     } else {
         log_->warn("write from cloud {} ({}) to {}: {}: failed: {} ({} ms)", cloud_->name, asked, d.name,
-                   describe_values(d, w.command.values), r.reason, ms);
+                   describe_values(d, a.command.values), r.reason, ms);
     }
-    Message m = profile_->command_reply(info_, w.command, r);
+    Message m = profile_->command_reply(info_, a.command, r);
     if (!m.topic.empty()) control_.push_front(std::move(m));
 }
 
 void Session::write_done(const core::WriteJob& job) {
-    auto it = writes_.find(job.id);
-    if (it == writes_.end()) {  // answered by its deadline already
+    auto answer = downlink_.done(job);
+    if (!answer) {  // answered by its deadline already
         log_->warn("device {}: a write answered as unconfirmed finished later: {}", info_.name,
                    job.ok ? "it was written and read back" : job.reason);
         return;
     }
-    reply_write(it->second, CommandResult{job.ok, job.reason, job.read_back});
-    writes_.erase(it);
+    reply_write(*answer);
     flush();
     reschedule();
-}
-
-void Session::write_deadlines(TimePoint now) {
-    for (auto it = writes_.begin(); it != writes_.end();) {
-        auto& w = it->second;
-        if (now >= w.give_up && w.job->expire()) {
-            reply_write(w, CommandResult{false,
-                                         "timeout: the bus did not reach the write in time (busy, or "
-                                         "waiting for a unit that does not answer); nothing was written",
-                                         {}});
-        } else if (now >= w.hard) {
-            reply_write(w, CommandResult{false,
-                                         "timeout: the device did not confirm the write in time; it may "
-                                         "have been applied",
-                                         {}});
-        } else {
-            ++it;
-            continue;
-        }
-        it = writes_.erase(it);
-    }
-}
-
-TimePoint Session::next_write_check() const {
-    TimePoint next = TimePoint::max();
-    for (const auto& [id, w] : writes_) {
-        next = std::min(next, w.job->state.load() == core::WriteJob::queued ? w.give_up : w.hard);
-    }
-    return next;
 }
 
 // ---- data ------------------------------------------------------------------------------------
@@ -801,20 +675,12 @@ void Session::enqueue(core::SampleBatch&& batch) {
     auto& latest = latest_[batch.device_index];
     if (latest.empty()) latest.resize(info_.device(batch.device_index).points.size());
     for (const auto& pv : batch.values) latest[pv.point_index] = pv.value;
-    if (live_.size() >= env_.memory_window) {
-        if (live_.front().record_id != 0 && env_.store) {
-            backlog_on_disk_ = true;  // still on disk: it comes back through the backlog, in order
-        } else {
-            count(&SessionCounters::samples_dropped, live_.front().values.size());  // nothing else holds it
-            if (!dropping_) {
-                log_->warn("device {}: {} batches waiting in memory and no store; dropping the oldest (counted)",
-                           info_.name, env_.memory_window);
-            }
-            dropping_ = true;
-        }
-        live_.pop_front();
+    const auto pushed = outflow_.push(std::move(batch), env_.memory_window, env_.store != nullptr);
+    if (pushed.samples_dropped > 0) count(&SessionCounters::samples_dropped, pushed.samples_dropped);
+    if (pushed.first_drop) {
+        log_->warn("device {}: {} batches waiting in memory and no store; dropping the oldest (counted)", info_.name,
+                   env_.memory_window);
     }
-    live_.push_back(std::move(batch));
 }
 
 // Only a device logged in during this connection is logged out, and only one logged out (or
@@ -829,23 +695,7 @@ void Session::presence(std::uint32_t device, bool online) {
 }
 
 void Session::forget_through(std::int64_t id) {
-    auto drop = [id](std::deque<core::SampleBatch>& q) {
-        while (!q.empty() && q.front().record_id != 0 && q.front().record_id <= id) q.pop_front();
-    };
-    drop(backlog_);
-    drop(live_);
-    disk_after_ = std::max(disk_after_, id);
-}
-
-void Session::refill_backlog() {
-    if (!env_.store || !backlog_on_disk_ || backlog_.size() >= env_.backlog_chunk / 2) return;
-    const std::int64_t before = live_.empty() || live_.front().record_id == 0 ? INT64_MAX : live_.front().record_id;
-    auto loaded = env_.store->load(info_.devices, disk_after_, before, env_.backlog_chunk);
-    if (loaded.size() < env_.backlog_chunk) backlog_on_disk_ = false;
-    for (auto& b : loaded) {
-        disk_after_ = std::max(disk_after_, b.record_id);
-        backlog_.push_back(std::move(b));
-    }
+    outflow_.forget_through(id);
 }
 
 std::int64_t Session::oldest_waiting_ms() const {
@@ -854,49 +704,26 @@ std::int64_t Session::oldest_waiting_ms() const {
         if (t && (!oldest || t < oldest)) oldest = t;
     };
     for (const auto& [id, p] : packets_) consider(p.oldest_ms);
-    if (!backlog_.empty()) consider(backlog_.front().timestamp_ms);
-    if (!live_.empty()) consider(live_.front().timestamp_ms);
+    consider(outflow_.oldest_ms());
     return oldest;
-}
-
-void Session::refill_tokens(TimePoint now) {
-    if (cloud_->max_rate <= 0) return;
-    const double dt = std::chrono::duration<double>(now - last_refill_).count();
-    // Capacity 1: no bursts, so no window of any length ever sees more than rate x length + 1.
-    tokens_ = std::min(1.0, tokens_ + dt * cloud_->max_rate);
-    last_refill_ = now;
 }
 
 // Messages that may go now: room in flight, and a token when the cloud has a rate.
 std::size_t Session::sendable() const {
     const int room = std::max(0, cloud_->max_inflight - static_cast<int>(inflight_.size()));
-    const auto r = static_cast<std::size_t>(room);
-    return cloud_->max_rate > 0 ? std::min(r, static_cast<std::size_t>(std::max(0.0, tokens_))) : r;
+    return std::min(static_cast<std::size_t>(room), rate_.available(cloud_->max_rate));
 }
 
 bool Session::publish(const Message& m, std::size_t packet) {
     int mid = 0;
     const int rc = transport_->publish(m.topic, m.payload, profile_->qos(), &mid);
     const TimePoint now = env_.loop->now();
-    Awaiting* w = nullptr;
-    if (!m.answer_id.empty()) {  // kept until its answer comes, to be sent again if need be
-        auto [it, fresh] = awaiting_.try_emplace(m.answer_id);
-        w = &it->second;
-        if (fresh) {
-            w->packet = packet;
-            w->message = m;
-            if (packet) ++awaiting_data_;
-            if (!packet && m.gate) ++awaiting_gates_;
-        }
-        w->delivered = false;
-        w->retry = false;
-    }
+    // Kept until its answer comes, to be sent again if need be.
+    Awaiting* w = m.answer_id.empty() ? nullptr : &answers_.sending(m, packet);
     if (rc != 0) {
         log_->warn("device {}: publish to {} failed: {}", info_.name, m.topic, transport_->error_text(rc));
         if (w && packet) {  // it goes again
-            w->retry = true;
-            w->due = now + std::chrono::seconds(1);
-            plan_answer_check(w->due);
+            answers_.again_at(*w, now + std::chrono::seconds(1));
         } else if (w) {
             forget_request(m.answer_id, false);
         }
@@ -906,15 +733,11 @@ bool Session::publish(const Message& m, std::size_t packet) {
         inflight_[mid] = Mid{packet, m.answer_id};
     } else {
         count(&SessionCounters::messages_acked);
-        if (w) {
-            w->delivered = true;
-            w->due = now + kAnswerTimeout;
-            plan_answer_check(w->due);
-        }
+        if (w) answers_.delivered(*w, now);
     }
     count(&SessionCounters::messages_sent);
     count(&SessionCounters::samples_sent, m.samples);
-    if (cloud_->max_rate > 0) tokens_ -= 1.0;
+    rate_.take(cloud_->max_rate);
     return true;
 }
 
@@ -942,13 +765,13 @@ bool Session::publish_data(std::deque<core::SampleBatch>& queue) {
 void Session::flush() {
     if (state_ != State::connected) return;
     const TimePoint now = env_.loop->now();
-    refill_tokens(now);
+    rate_.refill(now, cloud_->max_rate);
     const std::size_t most_awaiting = std::size_t{4} * static_cast<std::size_t>(cloud_->max_inflight);
     while (sendable() > 0) {
-        const bool gated = awaiting_gates_ > 0 ||
+        const bool gated = answers_.gates() > 0 ||
                            std::any_of(control_.begin(), control_.end(), [](const Message& m) { return m.gate; });
-        const bool data_waiting = !gated && awaiting_data_ < most_awaiting &&
-                                  (retry_ready_ || !live_.empty() || !backlog_.empty() || backlog_on_disk_);
+        const bool data_waiting =
+            !gated && answers_.data() < most_awaiting && (answers_.retry_ready() || outflow_.waiting());
         if (!control_.empty() && (control_turn_ || !data_waiting)) {
             const std::int64_t logs_in = control_.front().logs_in;
             if (logs_in >= 0 && offline_.count(static_cast<std::uint32_t>(logs_in))) {
@@ -964,13 +787,10 @@ void Session::flush() {
         }
         if (!data_waiting) break;
         control_turn_ = true;
-        if (retry_ready_ && send_retry(now)) continue;
-        refill_backlog();
-        const bool use_backlog = !backlog_.empty() && (prefer_backlog_ || live_.empty());
-        auto& queue = use_backlog ? backlog_ : live_;
-        if (queue.empty()) break;
-        prefer_backlog_ = !use_backlog;
-        if (!publish_data(queue)) break;
+        if (answers_.retry_ready() && send_retry(now)) continue;
+        if (env_.store) outflow_.refill(*env_.store, info_.devices, env_.backlog_chunk);
+        auto* queue = outflow_.next();
+        if (queue == nullptr || !publish_data(*queue)) break;
     }
     sync_watch();
     reschedule();

@@ -24,9 +24,12 @@
 #include "core/backoff.hpp"
 #include "core/value.hpp"
 #include "core/write_job.hpp"
+#include "north/answers.hpp"
 #include "north/connect_window.hpp"
 #include "north/counters.hpp"
+#include "north/downlink.hpp"
 #include "north/loop.hpp"
+#include "north/outflow.hpp"
 #include "north/profile.hpp"
 #include "north/resolver.hpp"
 #include "north/transport.hpp"
@@ -87,19 +90,17 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     // A write this session handed to a bus worker has finished (called on the loop's thread):
     // the platform gets its reply, unless the deadline already answered it.
     void write_done(const core::WriteJob& job);
-    std::size_t writes_pending() const { return writes_.size(); }
+    std::size_t writes_pending() const { return downlink_.pending(); }
     // Forgets queued batches the store dropped (record ids up to `id`), unless in flight.
     void forget_through(std::int64_t id);
 
-    bool idle() const {
-        return live_.empty() && backlog_.empty() && !backlog_on_disk_ && inflight_.empty() && awaiting_data_ == 0;
-    }
+    bool idle() const { return !outflow_.waiting() && inflight_.empty() && answers_.data() == 0; }
     // Records the platform refused for good, per (device index, the platform's reason).
     const std::map<std::pair<std::uint32_t, std::string>, std::uint64_t>& rejected() const { return rejected_; }
     bool connected() const { return state_ == State::connected; }
     // The first connection attempt is over: connected once, or failed at least once.
     bool attempted() const { return counters_.connects > 0 || failures_ > 0; }
-    std::size_t queued_in_memory() const { return live_.size() + backlog_.size(); }
+    std::size_t queued_in_memory() const { return outflow_.in_memory(); }
     std::size_t in_flight() const { return inflight_.size(); }
     // Acquisition time of the oldest sample this session still has to deliver (0: none known).
     std::int64_t oldest_waiting_ms() const;
@@ -125,15 +126,7 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
         std::int64_t oldest_ms = 0;
         bool rejected = false;  // counted once, however many of its messages were refused
     };
-    // A message finished by the platform's answer, kept until then so that it can go again.
-    struct Awaiting {
-        std::size_t packet = 0;  // 0: an on-connect request (no records; never sent again)
-        Message message;
-        int attempts = 1;
-        bool delivered = false;  // PUBACKed: from now on its answer is awaited until `due`
-        bool retry = false;      // to be sent again at `due`
-        TimePoint due{};
-    };
+    using Awaiting = AnswerBook::Awaiting;
     struct Mid {
         std::size_t packet = 0;
         std::string answer_id;
@@ -153,7 +146,6 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     void unwatch();
     void reschedule();
 
-    void refill_tokens(TimePoint now);
     std::size_t sendable() const;
     bool publish(const Message& m, std::size_t packet);
     bool publish_data(std::deque<core::SampleBatch>& queue);
@@ -166,21 +158,9 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     void answer_deadlines(TimePoint now);
     bool send_retry(TimePoint now);
     void forget_request(const std::string& id, bool fallback);
-    void plan_answer_check(TimePoint at) { next_answer_check_ = std::min(next_answer_check_, at); }
-    void refill_backlog();
     void handle(const std::string& topic, const std::string& payload);
-    // A write on its way to the bus, answered by its result or by the deadline, whichever first.
-    struct PendingWrite {
-        Command command;
-        core::WriteJobPtr job;
-        TimePoint received{};
-        TimePoint give_up{};  // not started by the bus by then: refused, never written
-        TimePoint hard{};     // started but unconfirmed by then: failure replied before the platform's deadline
-    };
     void start_write(Command&& c);
-    void reply_write(const PendingWrite& w, CommandResult r);
-    void write_deadlines(TimePoint now);
-    TimePoint next_write_check() const;
+    void reply_write(const Downlink::Answer& a);
     void count(std::uint64_t SessionCounters::*field, std::uint64_t n = 1);
 
     SessionInfo info_;
@@ -205,40 +185,24 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     TimePoint connect_deadline_{};
     TimePoint next_misc_{};
     std::chrono::milliseconds misc_period_;
-    // Empty at start: a process restarted at once (kill -9, crash, upgrade) cannot know when the
-    // previous one last published, so its first message waits one interval like any other.
-    double tokens_ = 0.0;
-    TimePoint last_refill_{};
+    TokenBucket rate_;
     std::deque<TimePoint> logins_;  // recent connection attempts, for the login-rate limit
 
-    // Data waiting: the newest batches in memory (a bounded window) and older ones loaded from
-    // the store in chunks, oldest first. Messages alternate between the two.
-    std::deque<core::SampleBatch> live_;
-    std::deque<core::SampleBatch> backlog_;
-    bool backlog_on_disk_ = false;  // the store may hold older batches not yet loaded
-    std::int64_t disk_after_ = 0;   // newest record id loaded into backlog_
-    bool prefer_backlog_ = false;
+    Outflow outflow_;  // data waiting to go
     std::unordered_map<std::size_t, InFlight> packets_;
-    std::unordered_map<int, Mid> inflight_;               // QoS 1 mid awaiting PUBACK -> its packet (0: none)
-    std::unordered_map<std::string, Awaiting> awaiting_;  // answer id -> message awaiting its answer
-    std::size_t awaiting_data_ = 0;                       // ... of which carry records
-    std::size_t awaiting_gates_ = 0;                      // ... of which hold data back (topology)
-    std::deque<std::string> finished_answers_;            // recent ids: a late duplicate answer is quiet
-    TimePoint next_answer_check_ = TimePoint::max();      // the next retry or answer deadline to come
-    bool retry_ready_ = false;                            // messages due to go again wait for room
-    bool control_turn_ = true;                            // control and data messages take turns
-    std::set<std::uint32_t> offline_;                     // devices whose unit does not answer
-    std::set<std::uint32_t> logged_in_;                   // ... logged in during this connection
-    std::set<std::uint32_t> needs_login_;                 // ... logged out, or their login held back
+    std::unordered_map<int, Mid> inflight_;  // QoS 1 mid awaiting PUBACK -> its packet (0: none)
+    AnswerBook answers_;                     // messages awaiting the platform's answer
+    bool control_turn_ = true;               // control and data messages take turns
+    std::set<std::uint32_t> offline_;        // devices whose unit does not answer
+    std::set<std::uint32_t> logged_in_;      // ... logged in during this connection
+    std::set<std::uint32_t> needs_login_;    // ... logged out, or their login held back
     std::map<std::pair<std::uint32_t, std::string>, std::uint64_t> rejected_;
     std::size_t next_packet_ = 1;
     std::deque<Message> control_;  // on-connect messages and replies, sent before data
     LatestValues latest_;
     std::set<std::string> logged_kinds_;  // inbound problems are logged once per kind
-    std::map<std::uint64_t, PendingWrite> writes_;
-    std::uint64_t next_write_ = 1;
+    Downlink downlink_;                   // writes from the platform on their way to the bus
     std::uint32_t next_id_ = 1;
-    bool dropping_ = false;
     SessionCounters counters_;
     // Expires with the session: callbacks that may outlive it (the resolver's) hold a weak_ptr.
     std::shared_ptr<Session*> self_ = std::make_shared<Session*>(this);
