@@ -9,104 +9,28 @@
 
 #include "bus/bus_worker.hpp"
 #include "config/diff.hpp"
+#include "fake_driver.hpp"
 #include "helpers.hpp"
 
 using namespace fieldlink;
 
 namespace {
 
-// A driver whose unit 2 never answers (timeout) and whose unit 3 answers with exception 2.
-std::atomic<int> g_reads_unit2{0};
-const char* const kNames[] = {"flaky", nullptr};
-fl_status flaky_create(const char*, const fl_kv_v2*, size_t, const fl_host_v2*, void** h, fl_error_v2*) {
-    static int dummy;
-    *h = &dummy;
-    return FL_OK;
-}
-fl_status flaky_read(void*, fl_read_v2* r, fl_error_v2* e) {
-    if (r->unit == 2) {
-        ++g_reads_unit2;
-        e->kind = FL_ERRK_TIMEOUT;
-        return FL_RETRY;
-    }
-    if (r->unit == 3) {
-        e->kind = FL_ERRK_EXCEPTION;
-        e->code = 2;
-        return FL_ERROR;
-    }
-    for (unsigned i = 0; i < r->count; ++i) r->registers[i] = static_cast<uint16_t>(r->address + i);
-    return FL_OK;
-}
-fl_status flaky_model(const char*, const fl_kv_v2*, size_t, fl_bus_model_v2* m, fl_error_v2*) {
-    m->flags = FL_BUS_SHARED_LINE;
-    m->request_overhead_us = 20000;
-    m->register_us = 2000;
-    m->bit_us = 250;
-    m->max_registers = 125;
-    m->max_bits = 2000;
-    m->unit_min = 1;
-    m->unit_max = 247;
-    return FL_OK;
-}
-const fl_driver_v2 kFlaky = {sizeof(fl_driver_v2),
-                             FL_DRIVER_ABI_V2,
-                             "flaky",
-                             "1",
-                             kNames,
-                             nullptr,
-                             0,
-                             flaky_model,
-                             flaky_create,
-                             nullptr,
-                             flaky_read,
-                             nullptr,
-                             nullptr,
-                             nullptr,
-                             nullptr,
-                             nullptr,
-                             nullptr,
-                             {}};
+using Rig = test::WorkerRig;
 
-// Every batch a worker hands over, taken under a lock.
-struct Collected {
-    std::mutex m;
-    std::vector<core::SampleBatch> got;
-    bus::SampleSink sink() {
-        return [this](std::vector<core::SampleBatch>& round) {
-            std::lock_guard<std::mutex> lock(m);
-            for (auto& b : round) got.push_back(std::move(b));
-            round.clear();
-        };
-    }
-};
-
-// A configuration for one driver (its errors fail the test) and a worker on its first bus,
-// handing its batches to `c`.
-struct Rig {
-    bus::PluginRegistry reg;
-    config::Config cfg;
-    Collected c;
-    std::unique_ptr<bus::BusWorker> worker;
-    Rig(const fl_driver_v2* driver, const std::string& text) {
-        REQUIRE(reg.add_static(driver));
-        cfg = load(text);
-        std::string err;
-        auto drv = bus::DriverInstance::create(driver, cfg.buses[0], &err);
-        REQUIRE_MESSAGE(drv, err);
-        worker = std::make_unique<bus::BusWorker>(cfg, 0, std::move(drv), c.sink());
-    }
-    config::Config load(const std::string& text) {
-        auto parsed = load_config_text(text, "t.yaml", &reg);
-        for (const auto& e : parsed.errors) FAIL(config::format_error("t.yaml", e));
-        return std::move(parsed.config);
-    }
-};
+// Unit 2 never answers (timeout) and unit 3 answers with exception 2; unit 1 reads its addresses.
+void flaky_units() {
+    auto& l = test::fake_line();
+    std::lock_guard<std::mutex> lock(l.m);
+    l.dead_units = {2};
+    l.exception_units = {{3, 2}};
+}
 
 const char* kConfig = R"(
 clouds:
   c: { platform: mqtt, host: 127.0.0.1 }
 buses:
-  b: { driver: flaky }
+  b: { driver: fake }
 devices:
   - { name: good, cloud: c, bus: b, unit: 1, interval: 20ms, points: [ { name: x, area: holding, address: 5, type: uint16 } ] }
   - { name: dead, cloud: c, bus: b, unit: 2, interval: 20ms, points: [ { name: x, area: holding, address: 5 } ] }
@@ -116,9 +40,10 @@ devices:
 }  // namespace
 
 TEST_CASE("a dead unit is backed off while its neighbour keeps polling; exceptions are counted") {
-    Rig rig(&kFlaky, kConfig);
+    Rig rig(kConfig);
+    flaky_units();
     auto& w = *rig.worker;
-    auto& c = rig.c;
+    auto& c = rig;
     w.start();
     std::this_thread::sleep_for(std::chrono::milliseconds(700));
     w.stop();
@@ -129,8 +54,8 @@ TEST_CASE("a dead unit is backed off while its neighbour keeps polling; exceptio
     // 700 ms at 20 ms is ~35 cycles; the dead unit gets 2 tries (1 + 1 retry), then one probe
     // per backoff period (>= 500 ms): a handful, however slow the machine.
     CHECK(good.ok.load() >= 5);
-    CHECK(g_reads_unit2.load() <= 4);
-    CHECK(dead.timeouts.load() == static_cast<std::uint64_t>(g_reads_unit2.load()));
+    CHECK(test::fake_line().reads_of(2) <= 4);
+    CHECK(dead.timeouts.load() == static_cast<std::uint64_t>(test::fake_line().reads_of(2)));
     CHECK(dead.ok.load() == 0);
     CHECK(refuses.exceptions.load() >= 5);
     std::lock_guard<std::mutex> lock(c.m);
@@ -153,42 +78,11 @@ TEST_CASE("a dead unit is backed off while its neighbour keeps polling; exceptio
 
 namespace {
 
-// A driver playing one unit through a script, one step per poll: registers 0..3 are alarm, state,
-// Ua and temp; a step of -1 does not answer.
-std::atomic<int> g_step{0};
-const int kScript[][4] = {{0, 5, 230, 20}, {0, 5, 231, 21}, {1, 5, 251, 22}, {1, 6, 252, 23},
-                          {0, 6, 229, 24}, {-1, 0, 0, 0},   {0, 6, 230, 25}};
-constexpr int kSteps = sizeof kScript / sizeof kScript[0];
-fl_status script_read(void*, fl_read_v2* r, fl_error_v2* e) {
-    const int step = std::min(g_step.load(), kSteps - 1);  // the last step holds
-    if (kScript[step][0] < 0) {
-        ++g_step;
-        e->kind = FL_ERRK_TIMEOUT;
-        return FL_RETRY;
-    }
-    for (unsigned i = 0; i < r->count; ++i) r->registers[i] = static_cast<uint16_t>(kScript[step][r->address + i]);
-    ++g_step;
-    return FL_OK;
-}
-const char* const kScriptNames[] = {"script", nullptr};
-const fl_driver_v2 kScriptDriver = {sizeof(fl_driver_v2),
-                                    FL_DRIVER_ABI_V2,
-                                    "script",
-                                    "1",
-                                    kScriptNames,
-                                    nullptr,
-                                    0,
-                                    flaky_model,
-                                    flaky_create,
-                                    nullptr,
-                                    script_read,
-                                    nullptr,
-                                    nullptr,
-                                    nullptr,
-                                    nullptr,
-                                    nullptr,
-                                    nullptr,
-                                    {}};
+// One unit played through a script, one step per poll: registers 0..3 are alarm, state, Ua and
+// temp; a step of -1 does not answer.
+const std::vector<std::vector<int>> kScript = {
+    {0, 5, 230, 20}, {0, 5, 231, 21}, {1, 5, 251, 22}, {1, 6, 252, 23}, {0, 6, 229, 24}, {-1}, {0, 6, 230, 25}};
+const int kSteps = static_cast<int>(kScript.size());
 
 std::string names(const config::DeviceConfig& d, const core::SampleBatch& b) {
     std::string out;
@@ -199,11 +93,11 @@ std::string names(const config::DeviceConfig& d, const core::SampleBatch& b) {
 }  // namespace
 
 TEST_CASE("events and attributes go when their trigger fires; the link event when the unit stops and answers") {
-    Rig rig(&kScriptDriver, R"(
+    Rig rig(R"(
 clouds:
   c: { platform: mqtt, host: 127.0.0.1 }
 buses:
-  b: { driver: script, retries: 0 }
+  b: { driver: fake, retries: 0 }
 devices:
   - name: m
     cloud: c
@@ -222,12 +116,17 @@ devices:
     CHECK(dev.points[4].name == "online");
     CHECK(dev.points[4].link);
     CHECK(dev.points[4].event_name() == "link");
+    {
+        std::lock_guard<std::mutex> lock(test::fake_line().m);
+        test::fake_line().script = kScript;
+    }
     auto& w = *rig.worker;
-    auto& c = rig.c;
+    auto& c = rig;
     w.start();
-    for (int i = 0; i < 500 && g_step.load() < kSteps; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    for (int i = 0; i < 500 && test::fake_line().step.load() < kSteps; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
     w.stop();
-    REQUIRE(g_step.load() == kSteps);
+    REQUIRE(test::fake_line().step.load() == kSteps);
     std::vector<std::string> seen;
     std::lock_guard<std::mutex> lock(c.m);
     for (const auto& b : c.got) {
@@ -270,70 +169,32 @@ TEST_CASE("backoff: capped, equal jitter in [b/2, b], full jitter in [0, b]") {
     }
 }
 
-namespace {
-
-// A driver whose read blocks until the host interrupts it, then fails as a real one does when its
-// link is shut under it.
-std::mutex g_block_m;
-std::condition_variable g_block_cv;
-bool g_interrupted = false;
-std::atomic<int> g_blocked_reads{0};
-const char* const kBlockingNames[] = {"blocking", nullptr};
-fl_status blocking_read(void*, fl_read_v2*, fl_error_v2* e) {
-    std::unique_lock<std::mutex> lock(g_block_m);
-    ++g_blocked_reads;
-    g_block_cv.wait(lock, [] { return g_interrupted; });
-    e->kind = FL_ERRK_LINK;
-    return FL_RETRY;
-}
-void blocking_interrupt(void*) {
-    std::lock_guard<std::mutex> lock(g_block_m);
-    g_interrupted = true;
-    g_block_cv.notify_all();
-}
-const fl_driver_v2 kBlocking = {sizeof(fl_driver_v2),
-                                FL_DRIVER_ABI_V2,
-                                "blocking",
-                                "1",
-                                kBlockingNames,
-                                nullptr,
-                                0,
-                                flaky_model,
-                                flaky_create,
-                                nullptr,
-                                blocking_read,
-                                nullptr,
-                                blocking_interrupt,
-                                nullptr,
-                                nullptr,
-                                nullptr,
-                                nullptr,
-                                {}};
-
-}  // namespace
-
 TEST_CASE("a read that stop() interrupts is not counted against the device") {
-    Rig rig(&kBlocking, R"(
+    Rig rig(R"(
 clouds:
   c: { platform: mqtt, host: 127.0.0.1 }
 buses:
-  b: { driver: blocking, retries: 2 }
+  b: { driver: fake, retries: 2 }
 devices:
   - { name: d, cloud: c, bus: b, unit: 1, interval: 20ms, points: [ { name: x, area: holding, address: 5 } ] }
 )");
+    {
+        std::lock_guard<std::mutex> lock(test::fake_line().m);
+        test::fake_line().block_reads = true;  // until the host interrupts the read
+    }
     auto& w = *rig.worker;
     w.start();
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (g_blocked_reads.load() == 0 && std::chrono::steady_clock::now() < until) {
+    while (test::fake_line().blocked_reads.load() == 0 && std::chrono::steady_clock::now() < until) {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    REQUIRE(g_blocked_reads.load() == 1);
+    REQUIRE(test::fake_line().blocked_reads.load() == 1);
     w.stop();  // the shutdown summary must not blame the device (or the link) for it
     const auto& d = w.counters(0);
     CHECK(d.polls.load() <= 1);
     CHECK(d.link_errors.load() == 0);
     CHECK(d.timeouts.load() == 0);
-    CHECK(g_blocked_reads.load() == 1);  // no retry once stopping
+    CHECK(test::fake_line().blocked_reads.load() == 1);  // no retry once stopping
 }
 
 TEST_CASE("a reload moves a paused worker to the new configuration: unchanged devices keep counting") {
@@ -341,14 +202,14 @@ TEST_CASE("a reload moves a paused worker to the new configuration: unchanged de
 clouds:
   c: { platform: mqtt, host: 127.0.0.1 }
 buses:
-  b: { driver: flaky }
+  b: { driver: fake }
 devices:
   - { name: keep, cloud: c, bus: b, unit: 1, interval: 20ms, points: [ { name: x, area: holding, address: 5 } ] }
   - { name: change, cloud: c, bus: b, unit: 1, interval: 20ms, points: [ { name: x, area: holding, address: 6, writable: true } ] }
 )";
-    Rig rig(&kFlaky, before);
+    Rig rig(before);
     auto& w = *rig.worker;
-    auto& c = rig.c;
+    auto& c = rig;
     w.start();
     while (w.counters(0).ok.load() < 3 || w.counters(1).ok.load() < 3) {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -397,7 +258,7 @@ devices:
     for (const auto& b : c.got) {
         if (b.kind != core::SampleBatch::Kind::samples) continue;
         REQUIRE(b.values.size() == 1);
-        // The flaky driver answers a register with its address: each device's new layout.
+        // The fake line answers a register with its address: each device's new layout.
         const std::uint64_t expected[] = {5, 7, 8};
         REQUIRE(b.device_index < 3);
         CHECK(std::get<std::uint64_t>(b.values[0].value) == expected[b.device_index]);

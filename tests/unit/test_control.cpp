@@ -14,6 +14,7 @@
 
 #include "bus/bus_worker.hpp"
 #include "config/writes.hpp"
+#include "fake_driver.hpp"
 #include "helpers.hpp"
 #include "mapping/decode.hpp"
 #include "north/north.hpp"
@@ -503,95 +504,16 @@ TEST_CASE("generic MQTT: command topics per device, a {point} level, replies on 
 
 namespace {
 
-// A Modbus-like device in memory: writes land in `regs`/`bits` unless the address is refused
-// (exception 2) or the device is `stubborn` (it acknowledges and keeps its old value).
-struct Memory {
-    std::mutex m;
-    std::map<int, std::uint16_t> regs;
-    std::map<int, std::uint8_t> bits;
-    std::vector<std::pair<int, int>> writes;  // (address, count) in order
-    std::atomic<bool> stubborn{false};
-    std::atomic<bool> dead{false};
-};
-Memory g_mem;
-const char* const kMemNames[] = {"memory", nullptr};
-fl_status mem_create(const char*, const fl_kv_v2*, size_t, const fl_host_v2*, void** h, fl_error_v2*) {
-    *h = &g_mem;
-    return FL_OK;
-}
-fl_status mem_read(void*, fl_read_v2* r, fl_error_v2* e) {
-    std::lock_guard<std::mutex> lock(g_mem.m);
-    if (g_mem.dead) {
-        e->kind = FL_ERRK_TIMEOUT;
-        std::snprintf(e->message, sizeof e->message, "no response within the timeout");
-        return FL_RETRY;
-    }
-    for (unsigned i = 0; i < r->count; ++i) {
-        if (r->area == FL_AREA_COIL) {
-            r->bits[i] = g_mem.bits[r->address + static_cast<int>(i)];
-        } else {
-            r->registers[i] = g_mem.regs[r->address + static_cast<int>(i)];
-        }
-    }
-    return FL_OK;
-}
-fl_status mem_write(void*, const fl_write_v2* w, fl_error_v2* e) {
-    std::lock_guard<std::mutex> lock(g_mem.m);
-    if (g_mem.dead) {
-        e->kind = FL_ERRK_TIMEOUT;
-        std::snprintf(e->message, sizeof e->message, "no response within the timeout");
-        return FL_RETRY;
-    }
-    if (w->address == 99) {
-        e->kind = FL_ERRK_EXCEPTION;
-        e->code = 2;
-        return FL_ERROR;
-    }
-    g_mem.writes.emplace_back(w->address, w->count);
-    if (g_mem.stubborn) return FL_OK;
-    for (unsigned i = 0; i < w->count; ++i) {
-        if (w->area == FL_AREA_COIL) {
-            g_mem.bits[w->address + static_cast<int>(i)] = w->bits[i];
-        } else {
-            g_mem.regs[w->address + static_cast<int>(i)] = w->registers[i];
-        }
-    }
-    return FL_OK;
-}
-fl_status mem_model(const char*, const fl_kv_v2*, size_t, fl_bus_model_v2* m, fl_error_v2*) {
-    m->request_overhead_us = 20;
-    m->register_us = 2;
-    m->bit_us = 1;
-    m->max_registers = 125;
-    m->max_bits = 2000;
-    m->unit_min = 0;
-    m->unit_max = 255;
-    return FL_OK;
-}
-const fl_driver_v2 kMemory = {sizeof(fl_driver_v2),
-                              FL_DRIVER_ABI_V2,
-                              "memory",
-                              "1",
-                              kMemNames,
-                              nullptr,
-                              0,
-                              mem_model,
-                              mem_create,
-                              nullptr,
-                              mem_read,
-                              mem_write,
-                              nullptr,
-                              nullptr,
-                              nullptr,
-                              nullptr,
-                              nullptr,
-                              {}};
+// The fake line as a device in memory: writes land in its registers unless the address is
+// refused (exception 2, address 99) or the device is stubborn (it acknowledges and keeps its old
+// value).
+test::FakeLine& g_mem = test::fake_line();
 
 const char* const kWorker = R"(
 clouds:
   c: { platform: mqtt, host: 127.0.0.1 }
 buses:
-  b: { driver: memory }
+  b: { driver: fake }
 devices:
   - name: d
     cloud: c
@@ -605,46 +527,14 @@ devices:
 )";
 
 // Runs jobs through a started worker and waits for each to finish.
-struct Rig {
-    config::Config cfg;
-    std::unique_ptr<bus::BusWorker> worker;
-    std::mutex m;
-    std::condition_variable cv;
-    std::vector<core::SampleBatch> published;
-    int finished = 0;
-
-    Rig() {
-        bus::PluginRegistry reg;
-        reg.add_static(&kMemory);
-        auto parsed = load_config_text(kWorker, "t.yaml", &reg);
-        for (const auto& e : parsed.errors) FAIL(config::format_error("t.yaml", e));
-        cfg = std::move(parsed.config);
-        std::string err;
-        worker = std::make_unique<bus::BusWorker>(cfg, 0, bus::DriverInstance::create(&kMemory, cfg.buses[0], &err),
-                                                  [this](std::vector<core::SampleBatch>& round) {
-                                                      std::lock_guard<std::mutex> lock(m);
-                                                      for (auto& b : round) published.push_back(std::move(b));
-                                                      round.clear();
-                                                  });
+struct Rig : test::WorkerRig {
+    Rig() : WorkerRig(kWorker, test::FakeLine::Timing::fast) {
+        {
+            std::lock_guard<std::mutex> lock(g_mem.m);
+            g_mem.unset_reads_address = false;
+            g_mem.refused_writes = {{99, 2}};
+        }
         worker->start();
-    }
-    core::WriteJobPtr run(std::vector<core::PointValue> values,
-                          std::chrono::milliseconds deadline = std::chrono::seconds(5)) {
-        auto job = std::make_shared<core::WriteJob>();
-        job->values = std::move(values);
-        job->deadline = std::chrono::steady_clock::now() + deadline;
-        job->done = [this](const core::WriteJobPtr&) {
-            std::lock_guard<std::mutex> lock(m);
-            ++finished;
-            cv.notify_all();
-        };
-        std::unique_lock<std::mutex> lock(m);
-        const int before = finished;
-        lock.unlock();
-        worker->submit(job);
-        lock.lock();
-        cv.wait_for(lock, std::chrono::seconds(10), [&] { return finished > before; });
-        return job;
     }
 };
 
@@ -667,7 +557,7 @@ TEST_CASE("bus worker: writes ahead of polls, FC16 for wide values, read back, f
     std::size_t published_before = 0;
     {
         std::lock_guard<std::mutex> lock(rig.m);
-        published_before = rig.published.size();
+        published_before = rig.got.size();
     }
     job = rig.run({{0, core::Value(true)}, {2, core::Value(12.3)}});
     CHECK(job->ok);
@@ -680,13 +570,13 @@ TEST_CASE("bus worker: writes ahead of polls, FC16 for wide values, read back, f
     {  // the values read back are published at once, as the device's data (a poll may come
        // after them on a slow machine: look among what was published since the write)
         std::lock_guard<std::mutex> lock(rig.m);
-        const auto read_back = std::find_if(rig.published.begin() + static_cast<std::ptrdiff_t>(published_before),
-                                            rig.published.end(), [](const core::SampleBatch& b) {
+        const auto read_back = std::find_if(rig.got.begin() + static_cast<std::ptrdiff_t>(published_before),
+                                            rig.got.end(), [](const core::SampleBatch& b) {
                                                 return b.values.size() == 2 &&
                                                        b.values[0].point_index + b.values[1].point_index == 2 &&
                                                        b.values[0].point_index != 1;
                                             });
-        CHECK(read_back != rig.published.end());
+        CHECK(read_back != rig.got.end());
     }
 
     job = rig.run({{3, core::Value(std::uint64_t{1})}});
