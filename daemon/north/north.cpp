@@ -80,28 +80,14 @@ class North::Once final : public TimerHandler {
     void (North::*fn_)(TimePoint);
 };
 
-// On the north thread: the job goes to its bus worker, and comes back through writes_fd_.
+// On the north thread: the job goes to its bus worker, and comes back through write_returns_.
 void North::submit_write(core::WriteJobPtr job) {
-    job->done = [this](core::WriteJobPtr j) {
-        {
-            std::lock_guard<std::mutex> lock(writes_mutex_);
-            finished_writes_.push_back(std::move(j));
-        }
-        const std::uint64_t one = 1;
-        (void)!write(writes_fd_, &one, sizeof one);
-    };
+    job->done = [this](core::WriteJobPtr j) { write_returns_.hand_back(std::move(j)); };
     writer_(std::move(job));
 }
 
 void North::on_write_results() {
-    std::uint64_t n = 0;
-    (void)!read(writes_fd_, &n, sizeof n);
-    std::vector<core::WriteJobPtr> done;
-    {
-        std::lock_guard<std::mutex> lock(writes_mutex_);
-        done.swap(finished_writes_);
-    }
-    for (const auto& job : done) {
+    for (const auto& job : write_returns_.take()) {
         // A session a reload replaced is gone; its platform request was answered by its deadline.
         if (auto it = by_serial_.find(job->session); it != by_serial_.end()) it->second->write_done(*job);
     }
@@ -127,7 +113,6 @@ North::~North() {
     sessions_.clear();
     resolver_.reset();
     if (stop_fd_ >= 0) close(stop_fd_);
-    if (writes_fd_ >= 0) close(writes_fd_);
     mosquitto_lib_cleanup();
 }
 
@@ -182,12 +167,12 @@ bool North::open_store(std::string* error) {
 void North::watch_clock_at_start() {
     const std::int64_t floor =
         std::max<std::int64_t>(std::int64_t{FIELDLINK_BUILD_EPOCH} * 1000, store_ ? store_->newest_timestamp_ms() : 0);
-    clock_ = std::make_unique<core::ClockWatch>(cfg_->gateway.clock, floor);
+    clock_ = std::make_unique<ClockHold>(cfg_->gateway.clock, floor);
     if (!clock_->trusted()) {
         core::logger("north")->warn(
             "the wall clock ({} ms) cannot be trusted yet: {}; samples are held in memory and stamped with their true "
             "time once it can (gateway.clock)",
-            core::unix_ms_now(), clock_->why_not());
+            core::unix_ms_now(), clock_->clock().why_not());
     }
 }
 
@@ -199,7 +184,7 @@ void North::arm_loop() {
     loop_.watch(queue_.fd(), EPOLLIN, queue_watch_.get());
     loop_.watch(stop_fd_, EPOLLIN, stop_watch_.get());
     writes_watch_ = std::make_unique<Watch>(this, &North::on_write_results);
-    loop_.watch(writes_fd_, EPOLLIN, writes_watch_.get());
+    loop_.watch(write_returns_.fd(), EPOLLIN, writes_watch_.get());
     maintenance_ = std::make_unique<Every>(this, &North::maintain, kMaintenance);
     // Status files cost O(sessions): every second up to 500 sessions, then less often (30 s at most).
     status_period_ = std::chrono::milliseconds(std::clamp<std::size_t>(sessions_.size() * 2, 1000, 30'000));
@@ -212,8 +197,7 @@ void North::arm_loop() {
 
 bool North::start(std::string* error) {
     stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    writes_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (!loop_.ok() || stop_fd_ < 0 || writes_fd_ < 0) {
+    if (!loop_.ok() || stop_fd_ < 0 || !write_returns_.open()) {
         if (error) *error = std::string("cannot create the event loop: ") + std::strerror(errno);
         return false;
     }
@@ -282,7 +266,7 @@ void North::drain_queue() {
     last_drain_ = loop_.now();
     if (batches.empty()) return;
     if (!clock_->trusted()) {
-        hold(batches);
+        clock_->hold(batches);
         return;
     }
     deliver(batches);
@@ -317,21 +301,6 @@ void North::deliver(std::deque<core::SampleBatch>& batches) {
     touched_.clear();
 }
 
-// Held in memory, in order, until the wall clock can be trusted; past kMaxHeld the oldest go,
-// counted (a clock that is never set must not take the memory of the Pi).
-void North::hold(std::deque<core::SampleBatch>& batches) {
-    constexpr std::size_t kMaxHeld = 200'000;
-    for (auto& b : batches) held_.push_back(std::move(b));
-    if (held_.size() <= kMaxHeld) return;
-    const std::size_t over = held_.size() - kMaxHeld;
-    if (held_dropped_ == 0) {
-        core::logger("north")->error("{} batches held for the clock: the oldest are dropped from now on, counted",
-                                     kMaxHeld);
-    }
-    for (std::size_t i = 0; i < over; ++i) held_dropped_ += held_[i].values.size();
-    held_.erase(held_.begin(), held_.begin() + static_cast<std::ptrdiff_t>(over));
-}
-
 // Twice a second: a step of the wall clock (NTP answering, an operator's date -s) lets every
 // session waiting to log in try at once with fresh credentials; the first time the clock can be
 // trusted, what was held is stamped with its true time and goes out, oldest first.
@@ -344,14 +313,10 @@ void North::watch_clock() {
         for (auto& s : sessions_) s->clock_stepped();
     }
     if (was || !clock_->trusted()) return;
-    for (auto& b : held_) {
-        if (b.boot_ms != 0) b.timestamp_ms = clock_->unix_ms_at(b.boot_ms);
-    }
+    std::deque<core::SampleBatch> batches = clock_->release();
     core::logger("north")->info(
         "the wall clock can be trusted now: {} batch(es) held since start are stamped with their true time and sent",
-        held_.size());
-    std::deque<core::SampleBatch> batches;
-    batches.swap(held_);
+        batches.size());
     if (!batches.empty()) deliver(batches);
 }
 
@@ -544,7 +509,7 @@ void North::watchdog_tick(TimePoint) {
         fmt::format("STATUS={}/{} sessions up, {} queued, {} dropped", connected_, sessions_.size(), queued, dropped);
     if (const std::string disk = disk_problem(); !disk.empty()) status += "; " + disk;
     if (!clock_->trusted())
-        status += fmt::format("; waiting for the wall clock to be set ({} batches held)", held_.size());
+        status += fmt::format("; waiting for the wall clock to be set ({} batches held)", clock_->held());
     const std::string stuck = stuck_ ? stuck_() : std::string();
     if (stuck.empty()) {
         if (!stuck_logged_.empty()) core::logger("north")->info("watchdog: every bus worker makes progress again");
@@ -611,8 +576,8 @@ void North::run() {
 }
 
 void North::write_status(TimePoint now) {
-    const StatusView view{*cfg_,        sessions_,  store_.get(),    clock_->trusted(),
-                          held_.size(), connected_, loop_.unix_ms(), status_period_};
+    const StatusView view{*cfg_,          sessions_,  store_.get(),    clock_->trusted(),
+                          clock_->held(), connected_, loop_.unix_ms(), status_period_};
     status_written(status_writer_.write(view, now));
 }
 

@@ -16,15 +16,16 @@
 
 #include "config/config.hpp"
 #include "core/bounded_queue.hpp"
-#include "core/clock.hpp"
 #include "core/value.hpp"
 #include "core/write_job.hpp"
+#include "north/clock_hold.hpp"
 #include "north/loop.hpp"
 #include "north/mosquitto_transport.hpp"
 #include "north/profile.hpp"
 #include "north/resolver.hpp"
 #include "north/session.hpp"
 #include "north/status.hpp"
+#include "north/write_returns.hpp"
 #include "store/outbox.hpp"
 
 namespace fieldlink::north {
@@ -142,13 +143,10 @@ class North {
     std::atomic<std::size_t> attempted_{0};
     void status_written(const std::string& why);
     // The wall clock (core/clock.hpp): batches taken before it can be trusted are held in memory,
-    // in order, and stamped with their true time once it can.
+    // in order, and stamped with their true time once it can (clock_hold.hpp).
     void deliver(std::deque<core::SampleBatch>& batches);
-    void hold(std::deque<core::SampleBatch>& batches);
     void watch_clock();
-    std::unique_ptr<core::ClockWatch> clock_;
-    std::deque<core::SampleBatch> held_;
-    std::uint64_t held_dropped_ = 0;
+    std::unique_ptr<ClockHold> clock_;
     void update_disk_problem();
     std::string store_unavailable_;  // why the store could not be opened at start (running without it)
     std::string status_trouble_;     // why the status files could not be written, "" when they were
@@ -160,9 +158,7 @@ class North {
     TimePoint last_drain_{};
     int stop_fd_ = -1;
     std::function<void(core::WriteJobPtr)> writer_;
-    int writes_fd_ = -1;  // bus workers signal finished writes
-    std::mutex writes_mutex_;
-    std::vector<core::WriteJobPtr> finished_writes_;  // guarded by writes_mutex_
+    WriteReturns write_returns_;  // bus workers hand finished writes back
     std::unique_ptr<Watch> writes_watch_;
     std::atomic<bool> stop_requested_{false};
     std::atomic<bool> reload_pending_{false};  // apply() waits for the north thread
