@@ -4,6 +4,8 @@
 // sessions with a fake loop and a fake clock.
 #pragma once
 
+#include <sys/epoll.h>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -51,6 +53,32 @@ class Loop {
 
 // The timer heap shared by the real and the fake loop: lazy deletion (a re-armed timer leaves
 // its old entry behind, skipped when it surfaces), compacted when stale entries dominate.
+// A handler's watch on one descriptor kept in step with what it wants (the descriptor may change,
+// as an MQTT client's socket does on reconnect), without a system call when nothing changed.
+class SocketWatch {
+  public:
+    // Watches `fd` (for writing too when `want_write`); -1: no socket, no watch.
+    void sync(Loop& loop, IoHandler* handler, int fd, bool want_write) {
+        if (fd != fd_) clear(loop);
+        if (fd < 0) return;
+        const std::uint32_t want = EPOLLIN | (want_write ? static_cast<std::uint32_t>(EPOLLOUT) : 0U);
+        if (fd == fd_ && want == events_) return;
+        loop.watch(fd, want, handler);
+        fd_ = fd;
+        events_ = want;
+    }
+    // Out of the loop before the descriptor is closed (its number may be reused at once).
+    void clear(Loop& loop) {
+        if (fd_ >= 0) loop.unwatch(fd_);
+        fd_ = -1;
+        events_ = 0;
+    }
+
+  private:
+    int fd_ = -1;
+    std::uint32_t events_ = 0;
+};
+
 class TimerHeap {
   public:
     void schedule(TimerHandler* t, TimePoint when);

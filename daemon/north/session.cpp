@@ -14,7 +14,6 @@ namespace fieldlink::north {
 namespace {
 
 constexpr int kErrTimeout = -1;  // our own code: no answer in time (not a transport code)
-constexpr std::chrono::seconds kReconnectCap{60};
 // Platform commands are small (OneNET: 20 KB); anything near the MQTT limits is hostile.
 constexpr std::size_t kMaxInboundBytes = std::size_t{256} * 1024;
 // Credentials are computed again this long before they expire.
@@ -51,17 +50,12 @@ Session::Session(SessionInfo info, const Profile& profile, SessionEnv env)
       profile_(&profile),
       env_(std::move(env)),
       log_(core::logger("north")),
-      backoff_(profile.reconnect_base(), kReconnectCap, core::Backoff::Jitter::full),
+      pacer_(profile.reconnect_base()),
       // libmosquitto checks its keepalive in whole seconds; four looks per period keep a PINGREQ
       // well inside the broker's 1.5 x keepalive.
       misc_period_(std::max<std::chrono::milliseconds>(std::chrono::milliseconds(250), cloud_->keepalive / 4)),
       outflow_(env_.store != nullptr) {
-    const TimePoint now = env_.loop->now();
-    const std::int64_t now_ms = env_.loop->unix_ms();
-    const std::int64_t window_ms = profile.login_limit().window.count();
-    for (auto at : env_.earlier_logins) {
-        if (at > now_ms - window_ms) logins_.push_back(now - std::chrono::milliseconds(now_ms - at));
-    }
+    pacer_.restore(env_.earlier_logins, profile.login_limit(), env_.loop->now(), env_.loop->unix_ms());
 }
 
 Session::~Session() {
@@ -76,15 +70,6 @@ void Session::start() {
     connect(env_.loop->now());
 }
 
-// The platform's login-rate rule (Profile::login_limit; OneNET kicks a device that logs in more
-// than 3 times in 5 s). Backoff alone is not enough: it resets after a successful login that is
-// then kicked.
-TimePoint Session::login_allowed_at(TimePoint now) {
-    const LoginLimit limit = profile_->login_limit();
-    while (!logins_.empty() && logins_.front() <= now - limit.window) logins_.pop_front();
-    return logins_.size() < limit.logins ? now : logins_.front() + limit.window + std::chrono::milliseconds(50);
-}
-
 bool Session::refresh_credentials(std::int64_t now_s) {
     if (credentials_ && (credentials_->expires_s == 0 || now_s < credentials_->expires_s - kRenewMarginS)) return true;
     std::string err;
@@ -97,8 +82,7 @@ bool Session::refresh_credentials(std::int64_t now_s) {
         // A new client id needs a new client; what was in flight is sent again from the store.
         unwatch();
         transport_.reset();
-        packets_.clear();
-        inflight_.clear();
+        in_flight_.clear();
         answers_.clear();
         if (env_.store) outflow_.reread_from_store();
     }
@@ -107,7 +91,7 @@ bool Session::refresh_credentials(std::int64_t now_s) {
 }
 
 void Session::connect(TimePoint now) {
-    if (const TimePoint at = login_allowed_at(now); at > now) {
+    if (const TimePoint at = pacer_.allowed_at(now, profile_->login_limit()); at > now) {
         state_ = State::waiting;
         reconnect_at_ = at;
         reschedule();
@@ -166,15 +150,15 @@ void Session::on_resolved(const Resolution& r, std::uint64_t generation) {
         schedule_reconnect(now);
         return;
     }
-    const std::string& address = r.addresses[address_index_ % r.addresses.size()];
-    logins_.push_back(now);
+    const std::string& address = pacer_.address(r.addresses);
+    pacer_.attempt(now);
     if (env_.store) env_.store->record_login(info_.name, env_.loop->unix_ms());
     unwatch();  // the client closes any old socket; a new one may reuse its number
     const int keepalive = static_cast<int>(cloud_->keepalive.count() / 1000);
     const int rc = transport_->connect(*credentials_, address, cloud_->port, keepalive);
     if (rc != 0) {
-        if (failures_ == 0) log_connect_failure(address, transport_->error_text(rc));
-        ++address_index_;
+        if (pacer_.failures() == 0) log_connect_failure(address, transport_->error_text(rc));
+        pacer_.next_address();
         schedule_reconnect(now);
         return;
     }
@@ -187,10 +171,10 @@ void Session::on_resolved(const Resolution& r, std::uint64_t generation) {
 
 void Session::schedule_reconnect(TimePoint now) {
     leave_window();
-    ++failures_;
+    const auto delay = pacer_.failed();
     count(&SessionCounters::connect_failures);
     state_ = State::waiting;
-    reconnect_at_ = now + backoff_.next(failures_);
+    reconnect_at_ = now + delay;
     reschedule();
 }
 
@@ -209,8 +193,8 @@ void Session::lost(const char* why, int rc) {
                    info_.name, cloud_->name, why, reason, outflow_.in_memory());
         if (env_.connected) --*env_.connected;
     } else {
-        ++address_index_;  // the next attempt tries the name's next address
-        if (state_ == State::connecting && failures_ == 0 && std::strcmp(why, "connack") != 0) {
+        pacer_.next_address();  // the next attempt tries the name's next address
+        if (state_ == State::connecting && pacer_.failures() == 0 && std::strcmp(why, "connack") != 0) {
             log_connect_failure(cloud_->host, std::string(why) + ": " + reason);  // the backoff retries quietly
         }
     }
@@ -221,7 +205,7 @@ void Session::lost(const char* why, int rc) {
 
 void Session::clock_stepped() {
     if (credentials_ && credentials_->expires_s != 0) credentials_->expires_s = 1;  // made again when next needed
-    failures_ = 0;
+    pacer_.forgive();
     if (state_ != State::waiting) return;
     reconnect_at_ = env_.loop->now();
     reschedule();
@@ -255,19 +239,11 @@ void Session::stop() {
 // Keeps the loop's watch in step with the client's socket and its wish to write.
 void Session::sync_watch() {
     const int fd = transport_ ? transport_->socket() : -1;
-    if (fd != watched_fd_) unwatch();
-    if (fd < 0) return;
-    const std::uint32_t want = EPOLLIN | (transport_->want_write() ? EPOLLOUT : 0u);
-    if (fd == watched_fd_ && want == watched_events_) return;
-    env_.loop->watch(fd, want, this);
-    watched_fd_ = fd;
-    watched_events_ = want;
+    watch_.sync(*env_.loop, this, fd, fd >= 0 && transport_->want_write());
 }
 
 void Session::unwatch() {
-    if (watched_fd_ >= 0) env_.loop->unwatch(watched_fd_);
-    watched_fd_ = -1;
-    watched_events_ = 0;
+    watch_.clear(*env_.loop);
 }
 
 void Session::on_io(std::uint32_t events) {
@@ -346,7 +322,7 @@ void Session::reschedule() {
         case State::connected: {
             next = std::min({next_misc_, answers_.next_check(), downlink_.next_check()});
             const bool waiting = !control_.empty() || outflow_.waiting() || answers_.retry_ready();
-            if (waiting && sendable() == 0 && static_cast<int>(inflight_.size()) < cloud_->max_inflight) {
+            if (waiting && sendable() == 0 && static_cast<int>(in_flight_.messages()) < cloud_->max_inflight) {
                 next = std::min(next, rate_.next_token(cloud_->max_rate));  // waits for its token
             }
             break;
@@ -372,7 +348,7 @@ void Session::on_connack(int rc) {
     if (state_ != State::connecting) return;
     if (rc != 0) {
         // Once per streak of failures, as other connection failures: the backoff retries quietly.
-        if (failures_ == 0) {
+        if (pacer_.failures() == 0) {
             log_->error(
                 "device {}: cloud {} refused the connection: {} (CONNACK {}); retried with backoff, logged "
                 "again once connected",
@@ -383,13 +359,13 @@ void Session::on_connack(int rc) {
     }
     leave_window();
     count(&SessionCounters::connects);
-    if (failures_ > 0 || counters_.connects > 1) {
+    if (pacer_.failures() > 0 || counters_.connects > 1) {
         log_->info("device {}: connected to cloud {} again after {} failed attempt(s)", info_.name, cloud_->name,
-                   failures_);
+                   pacer_.failures());
     } else {
         log_->info("device {}: connected to cloud {} ({}:{})", info_.name, cloud_->name, cloud_->host, cloud_->port);
     }
-    failures_ = 0;
+    pacer_.succeeded();
     state_ = State::connected;
     if (env_.connected) ++*env_.connected;
     const TimePoint now = env_.loop->now();
@@ -407,8 +383,7 @@ void Session::after_connack() {
         }
     }
     control_.clear();
-    logged_in_.clear();
-    needs_login_.clear();
+    presence_.new_connection();
     for (auto& m : profile_->on_connect(info_, next_id_)) control_.push_back(std::move(m));
     // Answers to what was delivered before the connection dropped may be lost with it: those
     // messages go again (what was not yet PUBACKed, libmosquitto sends again itself). On-connect
@@ -422,27 +397,23 @@ void Session::on_disconnect(int rc) {
 }
 
 void Session::on_puback(int mid) {
-    auto it = inflight_.find(mid);
-    if (it == inflight_.end()) return;
-    const Mid m = std::move(it->second);
-    inflight_.erase(it);
+    const auto m = in_flight_.acknowledged(mid);
+    if (!m) return;
     count(&SessionCounters::messages_acked);
-    if (m.answer_id.empty()) {
-        finish_message(m.packet);
+    if (m->answer_id.empty()) {
+        finish_message(m->packet);
         return;
     }
     // The platform's answer finishes it (or already has); from now on that answer is awaited.
-    answers_.acknowledged(m.answer_id, m.packet, env_.loop->now());
+    answers_.acknowledged(m->answer_id, m->packet, env_.loop->now());
 }
 
 // One message of `packet` is done; the packet's records are deleted once all of them are.
 void Session::finish_message(std::size_t packet) {
-    auto p = packets_.find(packet);
-    if (p == packets_.end() || --p->second.messages > 0) return;
+    const auto records = in_flight_.finish_message(packet);
     if (env_.store) {
-        for (const auto& r : p->second.records) env_.store->ack(r.device, r.id);
+        for (const auto& r : records) env_.store->ack(r.device, r.id);
     }
-    packets_.erase(p);
 }
 
 // The platform's answer to one of our requests. Only an answer finishes a message that expects
@@ -490,17 +461,15 @@ void Session::retry_later(const Answer& a, const std::string& kind, Awaiting& w)
 // A permanent refusal: the packet's records are dropped, counted per device and reason (once per
 // packet, however many of its messages were refused).
 void Session::refused_for_good(const Answer& a, const std::string& kind, const Awaiting& w) {
-    auto p = packets_.find(w.packet);
-    if (p == packets_.end() || p->second.rejected) return;
-    p->second.rejected = true;
-    for (const auto& r : p->second.records) ++rejected_[{r.device, a.reason}];
-    count(&SessionCounters::records_rejected, p->second.records.size());
+    const std::size_t records = in_flight_.reject(w.packet, a.reason);
+    if (records == 0) return;  // counted once per packet
+    count(&SessionCounters::records_rejected, records);
     if (logged_kinds_.insert(kind + "|rejected|" + a.reason).second) {
         log_->error(
             "device {}: the platform refused message {} on {}: {}; its {} record(s) are dropped, "
             "counted per device and reason in status.json (further ones like it are counted, not "
             "logged)",
-            info_.name, a.id, w.message.topic, a.reason, p->second.records.size());
+            info_.name, a.id, w.message.topic, a.reason, records);
     }
 }
 
@@ -683,14 +652,9 @@ void Session::enqueue(core::SampleBatch&& batch) {
     }
 }
 
-// Only a device logged in during this connection is logged out, and only one logged out (or
-// whose login was held back while its unit did not answer) is logged in again; a login still on
-// its way (after its topo/add reply) simply goes, or waits, as the unit's state says.
+// The platform is told where it shows device state (presence.hpp says when).
 void Session::presence(std::uint32_t device, bool online) {
-    if (online ? offline_.erase(device) == 0 : !offline_.insert(device).second) return;
-    if (state_ != State::connected) return;  // on connect, offline devices are not logged in
-    if (online ? needs_login_.erase(device) == 0 : logged_in_.erase(device) == 0) return;
-    if (!online) needs_login_.insert(device);
+    if (!presence_.change(device, online, state_ == State::connected)) return;
     for (auto& m : profile_->presence(info_, device, online, next_id_)) control_.push_back(std::move(m));
 }
 
@@ -703,14 +667,14 @@ std::int64_t Session::oldest_waiting_ms() const {
     auto consider = [&oldest](std::int64_t t) {
         if (t && (!oldest || t < oldest)) oldest = t;
     };
-    for (const auto& [id, p] : packets_) consider(p.oldest_ms);
+    consider(in_flight_.oldest_ms());
     consider(outflow_.oldest_ms());
     return oldest;
 }
 
 // Messages that may go now: room in flight, and a token when the cloud has a rate.
 std::size_t Session::sendable() const {
-    const int room = std::max(0, cloud_->max_inflight - static_cast<int>(inflight_.size()));
+    const int room = std::max(0, cloud_->max_inflight - static_cast<int>(in_flight_.messages()));
     return std::min(static_cast<std::size_t>(room), rate_.available(cloud_->max_rate));
 }
 
@@ -730,7 +694,7 @@ bool Session::publish(const Message& m, std::size_t packet) {
         return false;
     }
     if (profile_->qos() > 0) {
-        inflight_[mid] = Mid{packet, m.answer_id};
+        in_flight_.sent(mid, packet, m.answer_id);
     } else {
         count(&SessionCounters::messages_acked);
         if (w) answers_.delivered(*w, now);
@@ -749,8 +713,9 @@ bool Session::publish_data(std::deque<core::SampleBatch>& queue) {
     auto& p = packets.front();
     if (p.superseded) count(&SessionCounters::values_superseded, p.superseded);
     // (QoS 0 never carries stored data: the configuration refuses qos 0 with the disk store.)
-    const std::size_t id = p.records.empty() || profile_->qos() == 0 ? 0 : next_packet_++;
-    if (id) packets_[id] = InFlight{p.messages.size(), std::move(p.records), p.oldest_ms};
+    const std::size_t id = p.records.empty() || profile_->qos() == 0
+                               ? 0
+                               : in_flight_.add_packet(p.messages.size(), std::move(p.records), p.oldest_ms);
     for (const auto& m : p.messages) {
         if (!publish(m, id)) return false;
     }
@@ -774,13 +739,12 @@ void Session::flush() {
             !gated && answers_.data() < most_awaiting && (answers_.retry_ready() || outflow_.waiting());
         if (!control_.empty() && (control_turn_ || !data_waiting)) {
             const std::int64_t logs_in = control_.front().logs_in;
-            if (logs_in >= 0 && offline_.count(static_cast<std::uint32_t>(logs_in))) {
-                needs_login_.insert(static_cast<std::uint32_t>(logs_in));  // logs in when its unit answers
+            if (logs_in >= 0 && presence_.hold_login(static_cast<std::uint32_t>(logs_in))) {
                 control_.pop_front();
                 continue;
             }
             if (!publish(control_.front(), 0)) break;
-            if (logs_in >= 0) logged_in_.insert(static_cast<std::uint32_t>(logs_in));
+            if (logs_in >= 0) presence_.logged_in(static_cast<std::uint32_t>(logs_in));
             control_.pop_front();
             control_turn_ = false;
             continue;

@@ -28,8 +28,11 @@
 #include "north/connect_window.hpp"
 #include "north/counters.hpp"
 #include "north/downlink.hpp"
+#include "north/in_flight.hpp"
+#include "north/login_pacer.hpp"
 #include "north/loop.hpp"
 #include "north/outflow.hpp"
+#include "north/presence.hpp"
 #include "north/profile.hpp"
 #include "north/resolver.hpp"
 #include "north/transport.hpp"
@@ -94,14 +97,14 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     // Forgets queued batches the store dropped (record ids up to `id`), unless in flight.
     void forget_through(std::int64_t id);
 
-    bool idle() const { return !outflow_.waiting() && inflight_.empty() && answers_.data() == 0; }
+    bool idle() const { return !outflow_.waiting() && in_flight_.messages() == 0 && answers_.data() == 0; }
     // Records the platform refused for good, per (device index, the platform's reason).
-    const std::map<std::pair<std::uint32_t, std::string>, std::uint64_t>& rejected() const { return rejected_; }
+    const InFlightBook::Rejected& rejected() const { return in_flight_.rejected(); }
     bool connected() const { return state_ == State::connected; }
     // The first connection attempt is over: connected once, or failed at least once.
-    bool attempted() const { return counters_.connects > 0 || failures_ > 0; }
+    bool attempted() const { return counters_.connects > 0 || pacer_.failures() > 0; }
     std::size_t queued_in_memory() const { return outflow_.in_memory(); }
-    std::size_t in_flight() const { return inflight_.size(); }
+    std::size_t in_flight() const { return in_flight_.messages(); }
     // Acquisition time of the oldest sample this session still has to deliver (0: none known).
     std::int64_t oldest_waiting_ms() const;
     const SessionCounters& counters() const { return counters_; }
@@ -120,17 +123,7 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
 
   private:
     enum class State { idle, waiting, queued, resolving, connecting, connected, stopped };
-    struct InFlight {
-        std::size_t messages = 0;  // messages of this packet not yet finished
-        std::vector<RecordRef> records;
-        std::int64_t oldest_ms = 0;
-        bool rejected = false;  // counted once, however many of its messages were refused
-    };
     using Awaiting = AnswerBook::Awaiting;
-    struct Mid {
-        std::size_t packet = 0;
-        std::string answer_id;
-    };
 
     void connect(TimePoint now);
     void after_connack();
@@ -138,7 +131,6 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     void leave_window();
     void on_resolved(const Resolution& r, std::uint64_t generation);
     bool refresh_credentials(std::int64_t now_s);
-    TimePoint login_allowed_at(TimePoint now);
     void schedule_reconnect(TimePoint now);
     void lost(const char* why, int rc);
     void log_connect_failure(const std::string& address, const std::string& reason);
@@ -172,32 +164,23 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     State state_ = State::idle;
     std::unique_ptr<Transport> transport_;
     std::optional<Credentials> credentials_;
-    int watched_fd_ = -1;
-    std::uint32_t watched_events_ = 0;
+    SocketWatch watch_;  // the client's socket in the loop
     std::uint64_t resolve_generation_ = 0;
     bool in_window_ = false;
     bool subscribe_pending_ = false;
     bool admitted_ = false;
-    std::size_t address_index_ = 0;  // rotates through a name's addresses on failures
-    int failures_ = 0;
-    core::Backoff backoff_;
+    LoginPacer pacer_;  // when to try again: login-rate rule, backoff, next address
     TimePoint reconnect_at_{};
     TimePoint connect_deadline_{};
     TimePoint next_misc_{};
     std::chrono::milliseconds misc_period_;
     TokenBucket rate_;
-    std::deque<TimePoint> logins_;  // recent connection attempts, for the login-rate limit
 
-    Outflow outflow_;  // data waiting to go
-    std::unordered_map<std::size_t, InFlight> packets_;
-    std::unordered_map<int, Mid> inflight_;  // QoS 1 mid awaiting PUBACK -> its packet (0: none)
-    AnswerBook answers_;                     // messages awaiting the platform's answer
-    bool control_turn_ = true;               // control and data messages take turns
-    std::set<std::uint32_t> offline_;        // devices whose unit does not answer
-    std::set<std::uint32_t> logged_in_;      // ... logged in during this connection
-    std::set<std::uint32_t> needs_login_;    // ... logged out, or their login held back
-    std::map<std::pair<std::uint32_t, std::string>, std::uint64_t> rejected_;
-    std::size_t next_packet_ = 1;
+    Outflow outflow_;              // data waiting to go
+    InFlightBook in_flight_;       // packets sent and messages awaiting PUBACK
+    AnswerBook answers_;           // messages awaiting the platform's answer
+    bool control_turn_ = true;     // control and data messages take turns
+    PresenceBook presence_;        // units not answering, devices logged in on the platform
     std::deque<Message> control_;  // on-connect messages and replies, sent before data
     LatestValues latest_;
     std::set<std::string> logged_kinds_;  // inbound problems are logged once per kind
