@@ -59,14 +59,16 @@ struct TlsConfig {
     std::string key_file;
 };
 
-// A cloud key that is not one every platform shares: the cloud's platform declares it
-// (Platform::own_keys in daemon/platforms/platform.hpp), checks its value and reads it.
-struct CloudOption {
+// A key of a section that is not one of the section's own, kept as written for what owns it:
+// a bus's driver options (checked against what the driver plugin declares) and a cloud's
+// platform keys (Platform::own_keys in daemon/platforms/platform.hpp).
+struct Option {
     std::string key;
-    std::string value;  // the text as written
+    std::string value;  // the text as written (a driver option: canonical text, see fl_option_type)
     Mark mark;
-    bool operator==(const CloudOption& o) const { return key == o.key && value == o.value; }
 };
+using DriverOption = Option;
+using CloudOption = Option;
 
 struct CloudConfig {
     std::string name;
@@ -107,12 +109,6 @@ struct CloudConfig {
         auto it = given.find(key);
         return it == given.end() ? mark : it->second;
     }
-};
-
-struct DriverOption {
-    std::string key;
-    std::string value;  // canonical text (see fl_option_type)
-    Mark mark;
 };
 
 struct BusConfig {

@@ -234,29 +234,42 @@ std::vector<const char*> cloud_keys() {
 
 namespace {
 
-// Keys of the cloud table go through it; everything else is the platform's own key, checked by
-// the platform (daemon/platforms/registry.cpp) against the keys it declares.
-void parse_cloud(const YAML::Node& node, CloudConfig& c, Reader& r) {
+// A section whose own keys go through `fields` and whose other keys (single values) belong to
+// something else, checked later by it: a bus's driver, a cloud's platform. False when `node` is
+// not a mapping (`expected` says what it should have been).
+template <typename T, std::size_t N>
+bool parse_with_options(const YAML::Node& node, const Field<T> (&fields)[N], T& out, std::vector<Option>& options,
+                        Reader& r, const char* expected, const char* option_is) {
     if (!node.IsMap()) {
-        r.error(node, "expected a mapping with 'platform:', 'host:' and the platform's keys");
-        return;
+        r.error(node, expected);
+        return false;
     }
     r.unique_keys(node);
     for (const auto& kv : node) {
         const auto key = kv.first.as<std::string>("");
         Reader::Scope s(r, key);
-        c.given[key] = Reader::mark_of(kv.first);
-        const auto* f = std::find_if(std::begin(kCloudFields), std::end(kCloudFields),
-                                     [&key](const Field<CloudConfig>& field) { return key == field.key; });
-        if (f != std::end(kCloudFields)) {
-            f->parse(c, kv.second, r);
-        } else if (auto v = r.scalar(kv.second, "a single value for a platform's key")) {
-            c.options.push_back(CloudOption{key, *v, Reader::mark_of(kv.first)});
+        const auto* f = std::find_if(std::begin(fields), std::end(fields),
+                                     [&key](const Field<T>& field) { return key == field.key; });
+        if (f != std::end(fields)) {
+            f->parse(out, kv.second, r);
+        } else if (auto v = r.scalar(kv.second, option_is)) {
+            options.push_back(Option{key, *v, Reader::mark_of(kv.first)});
         }
     }
-    for (const auto& f : kCloudFields) {
+    for (const auto& f : fields) {
         if (f.required && !node[f.key]) r.missing_key(node, f.key);
     }
+    return true;
+}
+
+// Keys of the cloud table go through it; everything else is the platform's own key, checked by
+// the platform (daemon/platforms/registry.cpp) against the keys it declares.
+void parse_cloud(const YAML::Node& node, CloudConfig& c, Reader& r) {
+    if (!parse_with_options(node, kCloudFields, c, c.options, r,
+                            "expected a mapping with 'platform:', 'host:' and the platform's keys",
+                            "a single value for a platform's key"))
+        return;
+    for (const auto& kv : node) c.given[kv.first.as<std::string>("")] = Reader::mark_of(kv.first);
 }
 
 // ---- buses ------------------------------------------------------------------------------
@@ -276,32 +289,12 @@ const Field<BusConfig> kBusCoreFields[] = {
      }},
 };
 
+// Core keys go through the table; everything else is a driver option, checked later against
+// the options the driver plugin declares.
 void parse_bus(const YAML::Node& node, BusConfig& bus, Reader& r) {
-    if (!node.IsMap()) {
-        r.error(node, "expected a mapping with 'driver:' and the driver's options");
-        return;
-    }
-    // Core keys go through the table; everything else is a driver option, checked later against
-    // the options the driver plugin declares.
-    YAML::Node core(YAML::NodeType::Map);
-    r.unique_keys(node);
-    for (const auto& kv : node) {
-        auto key = kv.first.as<std::string>("");
-        bool is_core = false;
-        for (const auto& f : kBusCoreFields) is_core = is_core || key == f.key;
-        if (is_core) {
-            Reader::Scope s(r, key);
-            for (const auto& f : kBusCoreFields) {
-                if (key == f.key) f.parse(bus, kv.second, r);
-            }
-        } else {
-            Reader::Scope s(r, key);
-            if (auto v = r.scalar(kv.second, "a single value for a driver option")) {
-                bus.options.push_back(DriverOption{key, *v, Reader::mark_of(kv.first)});
-            }
-        }
-    }
-    if (!node["driver"]) r.missing_key(node, "driver");
+    parse_with_options(node, kBusCoreFields, bus, bus.options, r,
+                       "expected a mapping with 'driver:' and the driver's options",
+                       "a single value for a driver option");
 }
 
 // ---- devices and points -----------------------------------------------------------------
