@@ -6,28 +6,19 @@
 
 namespace fieldlink::store {
 
-bool LoginLog::flush(sqlite3* db, std::string* error) {
-    if (pending_.empty()) return true;
-    if (sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) {
-        *error = sqlite3_errmsg(db);
-        return false;
-    }
+bool LoginLog::write(sqlite3* db, std::string* error) const {
     sql::Statement add(db, "INSERT INTO logins(session, at) VALUES (?1, ?2)");
     std::int64_t newest = 0;
-    bool ok = true;
     for (const auto& [session, at] : pending_) {
-        ok = add.bind(1, session).bind(2, at).run();
-        if (!ok) break;
+        if (!add.bind(1, session).bind(2, at).run()) {
+            *error = add.error();
+            return false;
+        }
         newest = std::max(newest, at);
     }
     sql::Statement forget(db, "DELETE FROM logins WHERE at < ?1");
-    if (ok) ok = forget.bind(1, newest - 60'000).run();
-    if (ok && sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK) {
-        pending_.clear();
-        return true;
-    }
-    *error = !add.ok() ? add.error() : !forget.ok() ? forget.error() : sqlite3_errmsg(db);
-    if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+    if (forget.bind(1, newest - 60'000).run()) return true;
+    *error = forget.error();
     return false;
 }
 

@@ -852,7 +852,13 @@ std::vector<core::SampleBatch> Outbox::load(const std::vector<std::uint32_t>& de
 // Login attempts survive crashes, so a daemon restarted in a loop still honours the platform's
 // login-rate rule. Written in one small transaction per loop turn that had attempts.
 void Outbox::flush_logins() {
-    if (std::string why; !logins_.flush(db_, &why)) trouble("recording login attempts", why.c_str());
+    if (logins_.empty() || !exec("BEGIN")) return;
+    if (std::string why; !logins_.write(db_, &why)) {
+        trouble("recording login attempts", why.c_str());
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        return;
+    }
+    if (commit_or_rollback("recording login attempts")) logins_.written();
 }
 
 std::map<std::string, std::vector<std::int64_t>> Outbox::recent_logins(std::int64_t since_unix_ms) {

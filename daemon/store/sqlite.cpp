@@ -47,27 +47,29 @@ void Statement::begin_use() {
     finished_ = false;
 }
 
-Statement& Statement::bind(int index, std::int64_t value) {
+// Every bind: the use begins, and SQLite's answer is checked (`bind` calls sqlite3_bind_*).
+template <typename Bind>
+Statement& Statement::checked_bind(const char* what, Bind bind) {
     begin_use();
     if (st_ == nullptr) return *this;
-    if (const int rc = sqlite3_bind_int64(st_, index, value); rc != SQLITE_OK) fail("binding a number", rc);
+    if (const int rc = bind(st_); rc != SQLITE_OK) fail(what, rc);
     return *this;
+}
+
+Statement& Statement::bind(int index, std::int64_t value) {
+    return checked_bind("binding a number", [&](sqlite3_stmt* st) { return sqlite3_bind_int64(st, index, value); });
 }
 
 Statement& Statement::bind(int index, const std::string& text) {
-    begin_use();
-    if (st_ == nullptr) return *this;
-    const int rc = sqlite3_bind_text(st_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
-    if (rc != SQLITE_OK) fail("binding a text", rc);
-    return *this;
+    return checked_bind("binding a text", [&](sqlite3_stmt* st) {
+        return sqlite3_bind_text(st, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+    });
 }
 
 Statement& Statement::bind_blob(int index, const std::string& bytes) {
-    begin_use();
-    if (st_ == nullptr) return *this;
-    const int rc = sqlite3_bind_blob(st_, index, bytes.data(), static_cast<int>(bytes.size()), SQLITE_STATIC);
-    if (rc != SQLITE_OK) fail("binding a blob", rc);
-    return *this;
+    return checked_bind("binding a blob", [&](sqlite3_stmt* st) {
+        return sqlite3_bind_blob(st, index, bytes.data(), static_cast<int>(bytes.size()), SQLITE_STATIC);
+    });
 }
 
 bool Statement::next() {

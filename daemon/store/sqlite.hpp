@@ -46,6 +46,8 @@ class Statement {
   private:
     void fail(const char* doing, int rc);
     void begin_use();
+    template <typename Bind>
+    Statement& checked_bind(const char* what, Bind bind);
 
     sqlite3* db_ = nullptr;
     sqlite3_stmt* st_ = nullptr;
