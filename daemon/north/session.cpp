@@ -1,10 +1,8 @@
 #include "session.hpp"
 
 #include <spdlog/spdlog.h>
-#include <sys/epoll.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "config/writes.hpp"
 #include "core/log.hpp"
@@ -13,34 +11,8 @@ namespace fieldlink::north {
 
 namespace {
 
-constexpr int kErrTimeout = -1;  // our own code: no answer in time (not a transport code)
 // Platform commands are small (OneNET: 20 KB); anything near the MQTT limits is hostile.
 constexpr std::size_t kMaxInboundBytes = std::size_t{256} * 1024;
-// Credentials are computed again this long before they expire.
-constexpr std::int64_t kRenewMarginS = 300;
-
-// What a refused CONNACK means, with what to check on this platform.
-std::string connack_text(int rc, const std::string& platform) {
-    const bool token = platform == "onenet" || platform == "onenet-legacy";
-    const char* check = token                       ? " (check the product id, device name, key and token method)"
-                        : platform == "aiot"        ? " (check the product key, device name and device secret)"
-                        : platform == "thingsboard" ? " (check the access token, or the user name and password)"
-                                                    : " (check the user name, password and client id)";
-    switch (rc) {
-        case 1:
-            return "unacceptable protocol version";
-        case 2:
-            return "client id rejected";
-        case 3:
-            return "server unavailable";
-        case 4:
-            return std::string("bad user name or password") + check;
-        case 5:
-            return std::string("not authorised") + check;
-        default:
-            return "refused";
-    }
-}
 
 }  // namespace
 
@@ -50,336 +22,61 @@ Session::Session(SessionInfo info, const Profile& profile, SessionEnv env)
       profile_(&profile),
       env_(std::move(env)),
       log_(core::logger("north")),
-      pacer_(profile.reconnect_base()),
-      // libmosquitto checks its keepalive in whole seconds; four looks per period keep a PINGREQ
-      // well inside the broker's 1.5 x keepalive.
-      misc_period_(std::max<std::chrono::milliseconds>(std::chrono::milliseconds(250), cloud_->keepalive / 4)),
-      outflow_(env_.store != nullptr) {
-    pacer_.restore(env_.earlier_logins, profile.login_limit(), env_.loop->now(), env_.loop->unix_ms());
-}
+      outflow_(env_.store != nullptr),
+      conn_(*this, info_, profile, env_) {}
 
-Session::~Session() {
-    env_.loop->cancel(this);
-    unwatch();
-}
-
-// ---- connection ------------------------------------------------------------------------------
+// ---- the connection --------------------------------------------------------------------------
 
 void Session::start() {
-    if (state_ != State::idle) return;
-    connect(env_.loop->now());
-}
-
-bool Session::refresh_credentials(std::int64_t now_s) {
-    if (credentials_ && (credentials_->expires_s == 0 || now_s < credentials_->expires_s - kRenewMarginS)) return true;
-    std::string err;
-    auto c = profile_->credentials(info_, now_s, &err);
-    if (!c) {
-        log_->error("device {}: cannot compute credentials for cloud {}: {}", info_.name, cloud_->name, err);
-        return false;
-    }
-    if (transport_ && credentials_ && c->client_id != credentials_->client_id) {
-        // A new client id needs a new client; what was in flight is sent again from the store.
-        unwatch();
-        transport_.reset();
-        in_flight_.clear();
-        answers_.clear();
-        if (env_.store) outflow_.reread_from_store();
-    }
-    credentials_ = std::move(c);
-    return true;
-}
-
-void Session::connect(TimePoint now) {
-    if (const TimePoint at = pacer_.allowed_at(now, profile_->login_limit()); at > now) {
-        state_ = State::waiting;
-        reconnect_at_ = at;
-        reschedule();
-        return;
-    }
-    if (!refresh_credentials(env_.loop->unix_ms() / 1000)) {
-        schedule_reconnect(now);
-        return;
-    }
-    if (!transport_) {
-        transport_ = env_.make_transport(*this, *cloud_, credentials_->client_id);
-        if (!transport_) {
-            log_->error("device {}: cannot create an MQTT client", info_.name);
-            schedule_reconnect(now);
-            return;
-        }
-    }
-    if (env_.window && !in_window_) {
-        if (!env_.window->enter(this)) {
-            state_ = State::queued;  // admitted() when a place is free
-            env_.loop->cancel(this);
-            return;
-        }
-        in_window_ = true;
-    }
-    resolve();
-}
-
-void Session::admitted() {
-    in_window_ = true;
-    admitted_ = true;
-    env_.loop->schedule(this, env_.loop->now());  // continue from the loop, not inside someone else's callback
-}
-
-void Session::leave_window() {
-    if (!in_window_ || !env_.window) return;
-    in_window_ = false;
-    env_.window->leave();
-}
-
-void Session::resolve() {
-    state_ = State::resolving;
-    env_.loop->cancel(this);
-    const std::uint64_t generation = ++resolve_generation_;
-    // The answer may come after a reload destroyed this session: the callback checks first.
-    env_.resolver->resolve(cloud_->host, [self = std::weak_ptr<Session*>(self_), generation](const Resolution& r) {
-        if (auto s = self.lock()) (*s)->on_resolved(r, generation);
-    });
-}
-
-void Session::on_resolved(const Resolution& r, std::uint64_t generation) {
-    if (generation != resolve_generation_ || state_ != State::resolving) return;  // stopped meanwhile
-    const TimePoint now = env_.loop->now();
-    if (r.addresses.empty()) {  // the resolver logs each name once per streak
-        count(&SessionCounters::resolve_failures);
-        schedule_reconnect(now);
-        return;
-    }
-    const std::string& address = pacer_.address(r.addresses);
-    pacer_.attempt(now);
-    if (env_.store) env_.store->record_login(info_.name, env_.loop->unix_ms());
-    unwatch();  // the client closes any old socket; a new one may reuse its number
-    const int keepalive = static_cast<int>(cloud_->keepalive.count() / 1000);
-    const int rc = transport_->connect(*credentials_, address, cloud_->port, keepalive);
-    if (rc != 0) {
-        if (pacer_.failures() == 0) log_connect_failure(address, transport_->error_text(rc));
-        pacer_.next_address();
-        schedule_reconnect(now);
-        return;
-    }
-    state_ = State::connecting;
-    connect_deadline_ = now + std::clamp<std::chrono::milliseconds>(cloud_->keepalive, std::chrono::seconds(5),
-                                                                    std::chrono::seconds(30));
-    sync_watch();
-    reschedule();
-}
-
-void Session::schedule_reconnect(TimePoint now) {
-    leave_window();
-    const auto delay = pacer_.failed();
-    count(&SessionCounters::connect_failures);
-    state_ = State::waiting;
-    reconnect_at_ = now + delay;
-    reschedule();
-}
-
-void Session::log_connect_failure(const std::string& address, const std::string& reason) {
-    const std::string where = address == cloud_->host ? cloud_->host : cloud_->host + " (" + address + ")";
-    log_->warn("device {}: cannot connect to cloud {} at {}:{}: {}", info_.name, cloud_->name, where, cloud_->port,
-               reason);
-}
-
-void Session::lost(const char* why, int rc) {
-    const std::string reason = rc == kErrTimeout ? std::string("timed out")
-                               : transport_      ? transport_->error_text(rc)
-                                                 : "?";
-    if (state_ == State::connected) {
-        log_->warn("device {}: connection to cloud {} lost ({}: {}); {} batches waiting in memory, reconnecting",
-                   info_.name, cloud_->name, why, reason, outflow_.in_memory());
-        if (env_.connected) --*env_.connected;
-    } else {
-        pacer_.next_address();  // the next attempt tries the name's next address
-        if (state_ == State::connecting && pacer_.failures() == 0 && std::strcmp(why, "connack") != 0) {
-            log_connect_failure(cloud_->host, std::string(why) + ": " + reason);  // the backoff retries quietly
-        }
-    }
-    unwatch();
-    downlink_.withdraw_all();
-    schedule_reconnect(env_.loop->now());
+    conn_.start();
 }
 
 void Session::clock_stepped() {
-    if (credentials_ && credentials_->expires_s != 0) credentials_->expires_s = 1;  // made again when next needed
-    pacer_.forgive();
-    if (state_ != State::waiting) return;
-    reconnect_at_ = env_.loop->now();
-    reschedule();
+    conn_.clock_stepped();
+}
+
+// A new client id: what was in flight is sent again from the store.
+void Session::new_client() {
+    in_flight_.clear();
+    answers_.clear();
+    if (env_.store) outflow_.reread_from_store();
 }
 
 void Session::rebase(SessionInfo info, const Profile& profile) {
     info_ = std::move(info);
     cloud_ = info_.cloud;
     profile_ = &profile;
+    conn_.rebase(profile);
 }
 
 void Session::stop() {
-    if (state_ == State::queued && env_.window) env_.window->withdraw(this);
-    leave_window();
-    const bool was_connected = state_ == State::connected;
     downlink_.withdraw_all();
-    state_ = State::stopped;  // before disconnect: its callback must not reconnect
-    ++resolve_generation_;
-    env_.loop->cancel(this);
-    // The socket leaves the loop before the client closes it: once closed, its number may be
-    // taken by another thread's descriptor (the HTTP server's accept), which the loop must not touch.
-    unwatch();
-    if (transport_ && was_connected) {
-        transport_->disconnect();
-        if (env_.connected) --*env_.connected;
-    }
+    conn_.stop();
 }
 
-// ---- loop callbacks --------------------------------------------------------------------------
-
-// Keeps the loop's watch in step with the client's socket and its wish to write.
-void Session::sync_watch() {
-    const int fd = transport_ ? transport_->socket() : -1;
-    watch_.sync(*env_.loop, this, fd, fd >= 0 && transport_->want_write());
+// While connected, the connection's timer serves the session's deadlines too.
+void Session::turn(TimePoint now) {
+    if (now >= answers_.next_check()) answer_deadlines(now);
+    for (auto& a : downlink_.expired(now)) reply_write(a);
+    flush();
 }
 
-void Session::unwatch() {
-    watch_.clear(*env_.loop);
-}
-
-void Session::on_io(std::uint32_t events) {
-    if (!transport_ || (state_ != State::connecting && state_ != State::connected)) return;
-    int rc = 0;
-    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) rc = transport_->on_readable();
-    if (rc == 0 && (events & EPOLLOUT) && (state_ == State::connecting || state_ == State::connected)) {
-        rc = transport_->on_writable();
+TimePoint Session::next_due() const {
+    TimePoint next = std::min(answers_.next_check(), downlink_.next_check());
+    const bool waiting = !control_.empty() || outflow_.waiting() || answers_.retry_ready();
+    if (waiting && sendable() == 0 && static_cast<int>(in_flight_.messages()) < cloud_->max_inflight) {
+        next = std::min(next, rate_.next_token(cloud_->max_rate));  // waits for its token
     }
-    if (rc != 0 && (state_ == State::connecting || state_ == State::connected)) {
-        lost("socket", rc);
-        return;
-    }
-    // Callbacks only recorded what happened; acting on it (subscribing, publishing) waits until
-    // libmosquitto's call has returned and released its locks.
-    if (state_ == State::connected && subscribe_pending_) after_connack();
-    if (state_ == State::connected) flush();
-    sync_watch();
-}
-
-void Session::on_timer(TimePoint now) {
-    switch (state_) {
-        case State::waiting:
-            if (now >= reconnect_at_) {
-                connect(now);
-                return;
-            }
-            break;
-        case State::queued:
-            if (admitted_) {
-                admitted_ = false;
-                resolve();
-                return;
-            }
-            break;
-        case State::connecting:
-            if (now >= connect_deadline_) {
-                lost("no answer to CONNECT", kErrTimeout);
-                return;
-            }
-            break;
-        case State::connected:
-            if (now >= next_misc_) {
-                next_misc_ = now + misc_period_;
-                if (const int rc = transport_->on_timer(); rc != 0 && state_ == State::connected) {
-                    lost("keepalive", rc);
-                    return;
-                }
-            }
-            if (state_ == State::connected && now >= answers_.next_check()) answer_deadlines(now);
-            if (state_ == State::connected) {
-                for (auto& a : downlink_.expired(now)) reply_write(a);
-            }
-            if (state_ == State::connected) flush();
-            break;
-        default:
-            break;
-    }
-    if (credentials_ && credentials_->expires_s &&
-        env_.loop->unix_ms() / 1000 >= credentials_->expires_s - kRenewMarginS) {
-        refresh_credentials(env_.loop->unix_ms() / 1000);  // ready before the next reconnect needs them
-    }
-    reschedule();
-}
-
-// The session's one timer: whichever of its deadlines comes first.
-void Session::reschedule() {
-    TimePoint next = TimePoint::max();
-    switch (state_) {
-        case State::waiting:
-            next = reconnect_at_;
-            break;
-        case State::connecting:
-            next = connect_deadline_;
-            break;
-        case State::connected: {
-            next = std::min({next_misc_, answers_.next_check(), downlink_.next_check()});
-            const bool waiting = !control_.empty() || outflow_.waiting() || answers_.retry_ready();
-            if (waiting && sendable() == 0 && static_cast<int>(in_flight_.messages()) < cloud_->max_inflight) {
-                next = std::min(next, rate_.next_token(cloud_->max_rate));  // waits for its token
-            }
-            break;
-        }
-        default:
-            break;
-    }
-    if (credentials_ && credentials_->expires_s && state_ != State::stopped) {
-        const auto renew_in = std::chrono::seconds(
-            std::max<std::int64_t>(0, credentials_->expires_s - kRenewMarginS - env_.loop->unix_ms() / 1000));
-        next = std::min(next, env_.loop->now() + renew_in);
-    }
-    if (next == TimePoint::max()) {
-        env_.loop->cancel(this);
-    } else {
-        env_.loop->schedule(this, next);
-    }
-}
-
-// ---- transport callbacks ---------------------------------------------------------------------
-
-void Session::on_connack(int rc) {
-    if (state_ != State::connecting) return;
-    if (rc != 0) {
-        // Once per streak of failures, as other connection failures: the backoff retries quietly.
-        if (pacer_.failures() == 0) {
-            log_->error(
-                "device {}: cloud {} refused the connection: {} (CONNACK {}); retried with backoff, logged "
-                "again once connected",
-                info_.name, cloud_->name, connack_text(rc, cloud_->platform), rc);
-        }
-        lost("connack", rc);
-        return;
-    }
-    leave_window();
-    count(&SessionCounters::connects);
-    if (pacer_.failures() > 0 || counters_.connects > 1) {
-        log_->info("device {}: connected to cloud {} again after {} failed attempt(s)", info_.name, cloud_->name,
-                   pacer_.failures());
-    } else {
-        log_->info("device {}: connected to cloud {} ({}:{})", info_.name, cloud_->name, cloud_->host, cloud_->port);
-    }
-    pacer_.succeeded();
-    state_ = State::connected;
-    if (env_.connected) ++*env_.connected;
-    const TimePoint now = env_.loop->now();
-    rate_.start(now);
-    next_misc_ = now + misc_period_;
-    subscribe_pending_ = true;  // after the read call returns: libmosquitto holds its locks in callbacks
+    return next;
 }
 
 // Right after CONNACK, outside libmosquitto's callback: subscriptions and on-connect messages.
-void Session::after_connack() {
-    subscribe_pending_ = false;
+void Session::up() {
+    rate_.start(env_.loop->now());
+    Transport& client = conn_.client();
     for (const auto& topic : profile_->subscriptions(info_)) {
-        if (const int sub = transport_->subscribe(topic, profile_->downlink_qos()); sub != 0) {
-            log_->warn("device {}: cannot subscribe to {}: {}", info_.name, topic, transport_->error_text(sub));
+        if (const int sub = client.subscribe(topic, profile_->downlink_qos()); sub != 0) {
+            log_->warn("device {}: cannot subscribe to {}: {}", info_.name, topic, client.error_text(sub));
         }
     }
     control_.clear();
@@ -391,12 +88,7 @@ void Session::after_connack() {
     answers_.reconnected(env_.loop->now());
 }
 
-void Session::on_disconnect(int rc) {
-    if (state_ != State::connecting && state_ != State::connected) return;
-    lost("disconnected", rc);
-}
-
-void Session::on_puback(int mid) {
+void Session::puback(int mid) {
     const auto m = in_flight_.acknowledged(mid);
     if (!m) return;
     count(&SessionCounters::messages_acked);
@@ -539,7 +231,7 @@ bool Session::send_retry(TimePoint now) {
     return true;
 }
 
-void Session::on_message(const std::string& topic, const std::string& payload) {
+void Session::message(const std::string& topic, const std::string& payload) {
     handle(topic, payload);
 }
 
@@ -598,7 +290,7 @@ void Session::start_write(Command&& c) {
         return;
     }
     env_.submit_write(downlink_.start(std::move(c), now, profile_->command_deadline(), env_.index));
-    reschedule();
+    conn_.sync();
 }
 
 // Logged, counted and answered to the platform in its own shape (when it wants an answer).
@@ -630,7 +322,7 @@ void Session::write_done(const core::WriteJob& job) {
     }
     reply_write(*answer);
     flush();
-    reschedule();
+    conn_.sync();
 }
 
 // ---- data ------------------------------------------------------------------------------------
@@ -654,7 +346,7 @@ void Session::enqueue(core::SampleBatch&& batch) {
 
 // The platform is told where it shows device state (presence.hpp says when).
 void Session::presence(std::uint32_t device, bool online) {
-    if (!presence_.change(device, online, state_ == State::connected)) return;
+    if (!presence_.change(device, online, conn_.up())) return;
     for (auto& m : profile_->presence(info_, device, online, next_id_)) control_.push_back(std::move(m));
 }
 
@@ -680,12 +372,13 @@ std::size_t Session::sendable() const {
 
 bool Session::publish(const Message& m, std::size_t packet) {
     int mid = 0;
-    const int rc = transport_->publish(m.topic, m.payload, profile_->qos(), &mid);
+    Transport& client = conn_.client();
+    const int rc = client.publish(m.topic, m.payload, profile_->qos(), &mid);
     const TimePoint now = env_.loop->now();
     // Kept until its answer comes, to be sent again if need be.
     Awaiting* w = m.answer_id.empty() ? nullptr : &answers_.sending(m, packet);
     if (rc != 0) {
-        log_->warn("device {}: publish to {} failed: {}", info_.name, m.topic, transport_->error_text(rc));
+        log_->warn("device {}: publish to {} failed: {}", info_.name, m.topic, client.error_text(rc));
         if (w && packet) {  // it goes again
             answers_.again_at(*w, now + std::chrono::seconds(1));
         } else if (w) {
@@ -728,7 +421,7 @@ bool Session::publish_data(std::deque<core::SampleBatch>& queue) {
 // turns, so a long backlog never starves live data. Messages awaiting the platform's answer are
 // bounded: a platform that stops answering pauses data.
 void Session::flush() {
-    if (state_ != State::connected) return;
+    if (!conn_.up()) return;
     const TimePoint now = env_.loop->now();
     rate_.refill(now, cloud_->max_rate);
     const std::size_t most_awaiting = std::size_t{4} * static_cast<std::size_t>(cloud_->max_inflight);
@@ -756,8 +449,7 @@ void Session::flush() {
         auto* queue = outflow_.next();
         if (queue == nullptr || !publish_data(*queue)) break;
     }
-    sync_watch();
-    reschedule();
+    conn_.sync();
 }
 
 }  // namespace fieldlink::north

@@ -1,42 +1,35 @@
-// One MQTT session of one device (or of a gateway carrying several): a state machine driven by
-// the north loop through three seams, so unit tests can run it on a fake clock:
+// One MQTT session of one device (or of a gateway carrying several), driven by the north loop
+// through three seams, so unit tests can run it on a fake clock:
 //   Loop      descriptors and one timer per session (keepalive, reconnect, rate, renewal)
 //   Resolver  the cloud's host name, off the loop's critical path
 //   Transport the MQTT client (libmosquitto in the daemon)
-// It keeps samples waiting while offline or rate-limited (the newest in memory, older ones in
-// the store), publishes them in the platform's message shape at QoS 1, deletes exactly the
-// records a packet carried when all its messages are acknowledged, and reconnects with capped,
-// jittered backoff within the platform's login-rate rule.
+// Its Connection (connection.hpp) logs in and stays connected, within the platform's login-rate
+// rule. The session itself keeps samples waiting while offline or rate-limited (the newest in
+// memory, older ones in the store), publishes them in the platform's message shape at QoS 1,
+// deletes exactly the records a packet carried when all its messages are acknowledged, answers
+// the platform's requests and carries its writes to the bus.
 #pragma once
 
-#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <deque>
-#include <functional>
-#include <map>
 #include <memory>
-#include <optional>
 #include <set>
 #include <string>
-#include <unordered_map>
 
 #include "config/config.hpp"
-#include "core/backoff.hpp"
 #include "core/value.hpp"
 #include "core/write_job.hpp"
 #include "north/answers.hpp"
-#include "north/connect_window.hpp"
+#include "north/connection.hpp"
 #include "north/counters.hpp"
 #include "north/downlink.hpp"
 #include "north/in_flight.hpp"
-#include "north/login_pacer.hpp"
 #include "north/loop.hpp"
 #include "north/outflow.hpp"
 #include "north/presence.hpp"
 #include "north/profile.hpp"
-#include "north/resolver.hpp"
-#include "north/transport.hpp"
-#include "store/outbox.hpp"
+#include "north/session_env.hpp"
 
 namespace spdlog {
 class logger;
@@ -44,31 +37,10 @@ class logger;
 
 namespace fieldlink::north {
 
-class Session;
-
-// What a session uses of its surroundings (the north loop, or a test's fakes).
-struct SessionEnv {
-    Loop* loop = nullptr;
-    Resolver* resolver = nullptr;
-    TransportFactory make_transport;
-    store::Outbox* store = nullptr;     // null: samples are not durable (store: memory, tests)
-    SessionCounters* totals = nullptr;  // sums over all sessions (optional)
-    std::size_t* connected = nullptr;   // sessions connected now (optional)
-    ConnectWindow* window = nullptr;    // at most so many connecting at once (optional)
-    std::size_t memory_window = 2000;   // newest batches kept in memory while they wait
-    std::size_t backlog_chunk = 500;    // older batches loaded from the store at a time
-    // Login attempts of a previous process, Unix ms (crash loops must still honour the rule).
-    std::vector<std::int64_t> earlier_logins;
-    // Hands a write to the bus worker owning its device; the result comes back through
-    // Session::write_done on the loop's thread. Unset: writes are answered as impossible.
-    std::function<void(core::WriteJobPtr)> submit_write;
-    std::size_t index = 0;  // this session's number (never reused), carried by its write jobs
-};
-
-class Session final : public IoHandler, public TimerHandler, public TransportEvents, public ConnectWindow::Member {
+class Session final : private Connection::User {
   public:
     Session(SessionInfo info, const Profile& profile, SessionEnv env);
-    ~Session() override;
+    ~Session() override = default;
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
 
@@ -100,9 +72,9 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     bool idle() const { return !outflow_.waiting() && in_flight_.messages() == 0 && answers_.data() == 0; }
     // Records the platform refused for good, per (device index, the platform's reason).
     const InFlightBook::Rejected& rejected() const { return in_flight_.rejected(); }
-    bool connected() const { return state_ == State::connected; }
+    bool connected() const { return conn_.up(); }
     // The first connection attempt is over: connected once, or failed at least once.
-    bool attempted() const { return counters_.connects > 0 || pacer_.failures() > 0; }
+    bool attempted() const { return conn_.attempted(); }
     std::size_t queued_in_memory() const { return outflow_.in_memory(); }
     std::size_t in_flight() const { return in_flight_.messages(); }
     // Acquisition time of the oldest sample this session still has to deliver (0: none known).
@@ -112,31 +84,20 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     std::size_t serial() const { return env_.index; }
     const SessionInfo& info() const { return info_; }
 
-    // Loop and transport callbacks.
-    void on_io(std::uint32_t events) override;
-    void on_timer(TimePoint now) override;
-    void on_connack(int rc) override;
-    void on_disconnect(int rc) override;
-    void on_puback(int mid) override;
-    void on_message(const std::string& topic, const std::string& payload) override;
-    void admitted() override;
-
   private:
-    enum class State { idle, waiting, queued, resolving, connecting, connected, stopped };
     using Awaiting = AnswerBook::Awaiting;
 
-    void connect(TimePoint now);
-    void after_connack();
-    void resolve();
-    void leave_window();
-    void on_resolved(const Resolution& r, std::uint64_t generation);
-    bool refresh_credentials(std::int64_t now_s);
-    void schedule_reconnect(TimePoint now);
-    void lost(const char* why, int rc);
-    void log_connect_failure(const std::string& address, const std::string& reason);
-    void sync_watch();
-    void unwatch();
-    void reschedule();
+    // What the connection tells the session (connection.hpp).
+    void up() override;
+    void down() override { downlink_.withdraw_all(); }
+    void ready() override { flush(); }
+    void turn(TimePoint now) override;
+    TimePoint next_due() const override;
+    void new_client() override;
+    void puback(int mid) override;
+    void message(const std::string& topic, const std::string& payload) override;
+    void count(std::uint64_t SessionCounters::*field, std::uint64_t n) override;
+    std::size_t batches_in_memory() const override { return outflow_.in_memory(); }
 
     std::size_t sendable() const;
     bool publish(const Message& m, std::size_t packet);
@@ -153,7 +114,7 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     void handle(const std::string& topic, const std::string& payload);
     void start_write(Command&& c);
     void reply_write(const Downlink::Answer& a);
-    void count(std::uint64_t SessionCounters::*field, std::uint64_t n = 1);
+    void count(std::uint64_t SessionCounters::*field) { count(field, 1); }
 
     SessionInfo info_;
     const config::CloudConfig* cloud_;  // pointers: a reload moves a kept session to the new configuration
@@ -161,19 +122,6 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     SessionEnv env_;
     std::shared_ptr<spdlog::logger> log_;
 
-    State state_ = State::idle;
-    std::unique_ptr<Transport> transport_;
-    std::optional<Credentials> credentials_;
-    SocketWatch watch_;  // the client's socket in the loop
-    std::uint64_t resolve_generation_ = 0;
-    bool in_window_ = false;
-    bool subscribe_pending_ = false;
-    bool admitted_ = false;
-    LoginPacer pacer_;  // when to try again: login-rate rule, backoff, next address
-    TimePoint reconnect_at_{};
-    TimePoint connect_deadline_{};
-    TimePoint next_misc_{};
-    std::chrono::milliseconds misc_period_;
     TokenBucket rate_;
 
     Outflow outflow_;              // data waiting to go
@@ -187,8 +135,7 @@ class Session final : public IoHandler, public TimerHandler, public TransportEve
     Downlink downlink_;                   // writes from the platform on their way to the bus
     std::uint32_t next_id_ = 1;
     SessionCounters counters_;
-    // Expires with the session: callbacks that may outlive it (the resolver's) hold a weak_ptr.
-    std::shared_ptr<Session*> self_ = std::make_shared<Session*>(this);
+    Connection conn_;  // last: it goes first, with the client, before what its callbacks touch
 };
 
 }  // namespace fieldlink::north
