@@ -710,3 +710,105 @@ TEST_CASE("timers: a cancelled handler may be destroyed once drop_cancelled ran"
     CHECK(heap.armed() == 0);
     CHECK(heap.next() == north::TimePoint::max());
 }
+
+namespace {
+
+// Records what a Connection tells its user; its own deadline is `due`.
+struct RecordingUser final : north::Connection::User {
+    std::vector<std::string> calls;
+    north::TimePoint due = north::TimePoint::max();
+    std::vector<north::TimePoint> turns;
+    north::SessionCounters counters;
+    north::Connection* conn = nullptr;
+
+    void up() override {
+        calls.emplace_back("up");
+        conn->client().subscribe("cmd/#", 1);  // the client is there to use once up
+    }
+    void down() override { calls.emplace_back("down"); }
+    void ready() override { calls.emplace_back("ready"); }
+    void turn(north::TimePoint now) override {
+        turns.push_back(now);
+        due = north::TimePoint::max();
+    }
+    north::TimePoint next_due() const override { return due; }
+    void new_client() override { calls.emplace_back("new client"); }
+    void puback(int mid) override { calls.push_back("puback " + std::to_string(mid)); }
+    void message(const std::string& topic, const std::string&) override { calls.push_back("message " + topic); }
+    void count(std::uint64_t north::SessionCounters::*field, std::uint64_t n) override { counters.*field += n; }
+    std::size_t batches_in_memory() const override { return 0; }
+};
+
+}  // namespace
+
+TEST_CASE("connection: up after the read call, the user's deadline served, down and back with backoff, stop stays") {
+    Rig r(kPerPoint);
+    const auto plan = north::plan_sessions(r.cfg, r.profiles);
+    const north::SessionInfo& info = plan.at(0);
+    north::SessionEnv env;
+    env.loop = &r.loop;
+    env.resolver = &r.resolver;
+    env.make_transport = r.transports.factory();
+    std::size_t connected = 0;
+    env.connected = &connected;
+    RecordingUser user;
+    north::Connection conn(user, info, *r.profiles[0], env);
+    user.conn = &conn;
+    CHECK_FALSE(conn.attempted());
+
+    conn.start();
+    // (the Rig's sessions made no transport: they were never started)
+    REQUIRE(r.transports.made.size() == 1);
+    auto& t = *r.transports.made[0];
+    REQUIRE(t.connects.size() == 1);
+    CHECK(t.connects[0].second == "127.0.0.1");
+    CHECK_FALSE(conn.up());
+
+    t.connack();
+    CHECK(conn.up());
+    CHECK(connected == 1);
+    CHECK(user.counters.connects == 1);
+    // Subscribing happens once the read call has returned, then the user may send.
+    CHECK(user.calls == std::vector<std::string>{"up", "ready"});
+    CHECK(t.subscriptions == std::vector<std::string>{"cmd/#"});
+
+    // The user's own deadline comes through the connection's one timer.
+    const north::TimePoint due = r.loop.now() + 1500ms;
+    user.due = due;
+    conn.sync();
+    r.loop.advance(1400ms);
+    CHECK(user.turns.empty());
+    r.loop.advance(200ms);
+    REQUIRE(user.turns.size() == 1);
+    CHECK(user.turns[0] == due);  // at its time, not at the next keepalive look
+
+    t.puback(7);
+    t.message("cmd/x", "1");
+    CHECK(user.calls.at(2) == "puback 7");
+    CHECK(user.calls.at(4) == "message cmd/x");
+
+    user.calls.clear();
+    t.drop();
+    CHECK_FALSE(conn.up());
+    CHECK(connected == 0);
+    CHECK(user.calls == std::vector<std::string>{"down"});
+    CHECK(user.counters.connect_failures == 1);
+    until_connects(r.loop, t, 2);
+    CHECK(conn.attempted());
+
+    // A refused CONNACK is a failure: down again, counted, retried later.
+    t.connack(5);
+    CHECK_FALSE(conn.up());
+    CHECK(user.counters.connect_failures == 2);
+    until_connects(r.loop, t, 3);
+    t.connack();
+    CHECK(conn.up());
+    CHECK(user.counters.connects == 2);
+
+    conn.stop();
+    CHECK_FALSE(conn.up());
+    CHECK(connected == 0);
+    CHECK_FALSE(t.open);
+    r.loop.advance(120s);
+    CHECK(t.connects.size() == 3);  // stopped stays stopped
+}
