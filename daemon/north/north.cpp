@@ -146,12 +146,12 @@ bool North::open_store(std::string* error) {
         store_ = store::Outbox::open(*cfg_, error, &disk);
         if (!store_ && !disk) return false;
         if (!store_) {
-            store_unavailable_ = *error;
-            error->clear();
+            disk_.store_unopened(*error);
             core::logger("store")->error(
                 "{}; running WITHOUT the durable store until restarted with room: live data "
                 "is still sent, what the broker does not take is lost",
-                store_unavailable_);
+                *error);
+            error->clear();
             update_disk_problem();
         }
     } else {
@@ -190,9 +190,7 @@ void North::arm_loop() {
     status_period_ = std::chrono::milliseconds(std::clamp<std::size_t>(sessions_.size() * 2, 1000, 30'000));
     status_ = std::make_unique<Every>(this, &North::write_status, status_period_);
     // STATUS= every second under systemd; WATCHDOG=1 every half period when it asks for one.
-    const auto ping = watchdog_period_.count() > 0 ? std::max(std::chrono::milliseconds(50), watchdog_period_ / 2)
-                                                   : std::chrono::milliseconds(1000);
-    watchdog_ = std::make_unique<Every>(this, &North::watchdog_tick, std::min(ping, std::chrono::milliseconds(1000)));
+    notify_ = std::make_unique<Every>(this, &North::watchdog_tick, watchdog_.tick_period());
 }
 
 bool North::start(std::string* error) {
@@ -333,41 +331,17 @@ void North::maintain(TimePoint now) {
 }
 
 void North::update_disk_problem() {
-    std::string p;
-    if (store_ && !store_->writable()) p = "the store cannot write: " + store_->problem();
-    if (!store_unavailable_.empty()) p = "the store could not be opened: " + store_unavailable_;
-    if (!status_trouble_.empty()) p += (p.empty() ? "" : "; ") + status_trouble_;
-    const std::lock_guard<std::mutex> lock(disk_problem_mutex_);
-    disk_problem_ = std::move(p);
-}
-
-std::string North::disk_problem() const {
-    const std::lock_guard<std::mutex> lock(disk_problem_mutex_);
-    return disk_problem_;
+    disk_.update(store_ && !store_->writable() ? store_->problem() : std::string());
 }
 
 North::Reloaded North::apply(const config::Config& next, std::vector<std::unique_ptr<Profile>> profiles,
                              std::function<std::string()> stuck) {
     std::promise<Reloaded> done;
     auto result = done.get_future();
-    {
-        std::lock_guard<std::mutex> lock(reload_mutex_);
-        reload_ = [&] { done.set_value(apply_now(next, std::move(profiles), std::move(stuck))); };
-        reload_pending_.store(true);
-    }
+    reload_.post([&] { done.set_value(apply_now(next, std::move(profiles), std::move(stuck))); });
     const std::uint64_t one = 1;
     (void)!write(stop_fd_, &one, sizeof one);
     return result.get();
-}
-
-void North::run_reload() {
-    std::function<void()> task;
-    {
-        std::lock_guard<std::mutex> lock(reload_mutex_);
-        task.swap(reload_);
-        reload_pending_.store(false);
-    }
-    if (task) task();
 }
 
 namespace {
@@ -458,7 +432,7 @@ North::Reloaded North::apply_now(const config::Config& next, std::vector<std::un
     const auto* const old_cfg = cfg_;
     cfg_ = &next;
     profiles_ = std::move(profiles);
-    stuck_ = std::move(stuck);
+    watchdog_.ask(std::move(stuck));
     const std::vector<Session*> started = make_missing(fresh, to_make, infos.size());
     r.started = started.size();
     sessions_ = std::move(fresh);
@@ -510,18 +484,7 @@ void North::watchdog_tick(TimePoint) {
     if (const std::string disk = disk_problem(); !disk.empty()) status += "; " + disk;
     if (!clock_->trusted())
         status += fmt::format("; waiting for the wall clock to be set ({} batches held)", clock_->held());
-    const std::string stuck = stuck_ ? stuck_() : std::string();
-    if (stuck.empty()) {
-        if (!stuck_logged_.empty()) core::logger("north")->info("watchdog: every bus worker makes progress again");
-        stuck_logged_.clear();
-        if (watchdog_period_.count() > 0) status += "\nWATCHDOG=1";
-    } else {
-        if (stuck_logged_.empty()) {  // once per stretch (the message counts the seconds)
-            core::logger("north")->error("watchdog: {}; no more keep-alive pings to the service manager", stuck);
-        }
-        stuck_logged_ = stuck;
-        status += "; " + stuck;
-    }
+    status = watchdog_.notification(std::move(status));
     core::systemd::notify(status.c_str());
 }
 
@@ -545,12 +508,12 @@ void North::run() {
     for (auto& s : sessions_) s->start();
     maintenance_->start();
     status_->start();
-    if (core::systemd::available()) watchdog_->start();
+    if (core::systemd::available()) notify_->start();
     bool stopping = false;
     TimePoint deadline{};
     for (;;) {
         loop_.run_once(stopping ? std::chrono::milliseconds(20) : std::chrono::milliseconds(1000));
-        if (reload_pending_.load()) run_reload();
+        if (reload_.pending()) reload_.run();
         if (store_) store_->flush_logins();  // one transaction per loop turn, however many logins
         if (attempted_.load() < sessions_.size()) count_attempts();
         if (!all_connected_logged_ && !sessions_.empty() && connected_ == sessions_.size()) {
@@ -584,14 +547,14 @@ void North::write_status(TimePoint now) {
 // One line when the status files cannot be written (a full or read-only disk), one when they can
 // again; the gateway goes on either way.
 void North::status_written(const std::string& why) {
-    if (why == status_trouble_) return;
+    const bool was_written = disk_.status_files().empty();
+    if (!disk_.status_files(why)) return;
     if (why.empty()) {
         core::logger("north")->info("status files are written again");
-    } else if (status_trouble_.empty()) {
+    } else if (was_written) {
         core::logger("north")->error("{}; the status files keep their last content, retried every {} ms", why,
                                      status_period_.count());
     }
-    status_trouble_ = why;
     update_disk_problem();
 }
 

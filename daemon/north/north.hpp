@@ -19,12 +19,15 @@
 #include "core/value.hpp"
 #include "core/write_job.hpp"
 #include "north/clock_hold.hpp"
+#include "north/disk_trouble.hpp"
+#include "north/handoff.hpp"
 #include "north/loop.hpp"
 #include "north/mosquitto_transport.hpp"
 #include "north/profile.hpp"
 #include "north/resolver.hpp"
 #include "north/session.hpp"
 #include "north/status.hpp"
+#include "north/watchdog.hpp"
 #include "north/write_returns.hpp"
 #include "store/outbox.hpp"
 
@@ -60,15 +63,13 @@ class North {
     // unless `stuck` names a part that made no progress (a bus worker stuck in its driver): then
     // the pings stop and systemd restarts the daemon. Without a watchdog `period` is 0.
     void set_watchdog(std::chrono::milliseconds period, std::function<std::string()> stuck) {
-        watchdog_period_ = period;
-        stuck_ = std::move(stuck);
+        watchdog_.set(period, std::move(stuck));
     }
     // True once every session has made its first connection attempt (connected or failed).
     bool first_attempts_done() const { return attempted_.load() >= sessions_.size(); }
-    // Thread-safe: whether the store takes writes (always, for `store: memory`).
     // What the disk refuses now (the store's writes, the status files), "" when nothing: for
     // /healthz, /metrics and STATUS=. Thread-safe.
-    std::string disk_problem() const;
+    std::string disk_problem() const { return disk_.text(); }
     // While running, from another thread: moves to `next` (aligned with the running configuration
     // by config::align_devices, with the same gateway settings; `profiles` serve next.clouds and
     // `stuck` replaces the watchdog's question). Sessions that would be made again unchanged
@@ -108,7 +109,6 @@ class North {
     void submit_write(core::WriteJobPtr job);
     std::unique_ptr<Session> make_session(SessionInfo info, std::size_t sessions,
                                           std::vector<std::int64_t> earlier_logins);
-    void run_reload();
     Reloaded apply_now(const config::Config& next, std::vector<std::unique_ptr<Profile>> profiles,
                        std::function<std::string()> stuck);
     void on_write_results();
@@ -130,16 +130,13 @@ class North {
     std::vector<Session*> route_;                          // device index -> its session
     std::unordered_map<std::size_t, Session*> by_serial_;  // Session::serial() -> session (write results)
     std::size_t next_serial_ = 0;
-    std::mutex reload_mutex_;
-    std::function<void()> reload_;  // guarded by reload_mutex_; run by the north thread
+    Handoff reload_;  // apply() hands the reload to the north thread
     std::vector<Session*> touched_;
     SessionCounters sum_;
     std::size_t connected_ = 0;
     std::unique_ptr<Watch> queue_watch_, stop_watch_;
-    std::unique_ptr<Every> maintenance_, status_, watchdog_;
-    std::chrono::milliseconds watchdog_period_{0};
-    std::function<std::string()> stuck_;
-    std::string stuck_logged_;  // what the watchdog stopped for, logged once
+    std::unique_ptr<Every> maintenance_, status_, notify_;
+    Watchdog watchdog_;
     std::atomic<std::size_t> attempted_{0};
     void status_written(const std::string& why);
     // The wall clock (core/clock.hpp): batches taken before it can be trusted are held in memory,
@@ -148,10 +145,7 @@ class North {
     void watch_clock();
     std::unique_ptr<ClockHold> clock_;
     void update_disk_problem();
-    std::string store_unavailable_;  // why the store could not be opened at start (running without it)
-    std::string status_trouble_;     // why the status files could not be written, "" when they were
-    mutable std::mutex disk_problem_mutex_;
-    std::string disk_problem_;
+    DiskTrouble disk_;  // what the disk refuses now
     TimePoint attempts_counted_{};
     class Once;  // a TimerHandler calling a member function once
     std::unique_ptr<Once> drain_timer_;
@@ -161,7 +155,6 @@ class North {
     WriteReturns write_returns_;  // bus workers hand finished writes back
     std::unique_ptr<Watch> writes_watch_;
     std::atomic<bool> stop_requested_{false};
-    std::atomic<bool> reload_pending_{false};  // apply() waits for the north thread
     std::chrono::milliseconds drain_{0};
     TimePoint started_{};
     bool all_connected_logged_ = false;

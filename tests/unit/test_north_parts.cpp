@@ -1,13 +1,19 @@
-// The session's parts on their own (north/outflow, in_flight, answers, downlink, presence,
-// login_pacer): the rules each one keeps, without a session around it.
+// The north side's parts on their own (the session's outflow, in_flight, answers, downlink,
+// presence, login_pacer; North's watchdog, disk trouble and hand-off): the rules each one keeps,
+// without a session or a loop around it.
 #include <doctest/doctest.h>
 
+#include <thread>
+
 #include "north/answers.hpp"
+#include "north/disk_trouble.hpp"
 #include "north/downlink.hpp"
+#include "north/handoff.hpp"
 #include "north/in_flight.hpp"
 #include "north/login_pacer.hpp"
 #include "north/outflow.hpp"
 #include "north/presence.hpp"
+#include "north/watchdog.hpp"
 
 using namespace fieldlink;
 using namespace std::chrono_literals;
@@ -197,4 +203,59 @@ TEST_CASE("presence and login pacing") {
     CHECK(pacer.address(addresses) == "a");
     pacer.next_address();
     CHECK(pacer.address(addresses) == "b");
+}
+
+TEST_CASE("watchdog: pings only while nothing is stuck, and only when systemd asked; ticks at most every second") {
+    north::Watchdog none;
+    CHECK(none.tick_period() == 1000ms);
+    CHECK(none.notification("STATUS=x") == "STATUS=x");
+
+    std::string stuck;
+    north::Watchdog w;
+    w.set(10s, [&stuck] { return stuck; });
+    CHECK(w.tick_period() == 1000ms);
+    CHECK(w.notification("STATUS=x") == "STATUS=x\nWATCHDOG=1");
+    stuck = "bus b: no progress for 30 s";
+    CHECK(w.notification("STATUS=x") == "STATUS=x; bus b: no progress for 30 s");
+    stuck.clear();
+    CHECK(w.notification("STATUS=x") == "STATUS=x\nWATCHDOG=1");
+
+    w.set(400ms, {});
+    CHECK(w.tick_period() == 200ms);
+    w.set(60ms, {});
+    CHECK(w.tick_period() == 50ms);
+    w.ask([] { return std::string("reloaded bus stuck"); });
+    CHECK(w.notification("S") == "S; reloaded bus stuck");
+}
+
+TEST_CASE("disk trouble: one line of what the disk refuses; an unopened store outranks its writes") {
+    north::DiskTrouble d;
+    d.update("");
+    CHECK(d.text().empty());
+    d.update("database or disk is full");
+    CHECK(d.text() == "the store cannot write: database or disk is full");
+    CHECK(d.status_files("cannot write /var/lib/fieldlink/status.json: No space left on device"));
+    CHECK_FALSE(d.status_files("cannot write /var/lib/fieldlink/status.json: No space left on device"));
+    d.update("database or disk is full");
+    CHECK(d.text() ==
+          "the store cannot write: database or disk is full; cannot write /var/lib/fieldlink/status.json: No space "
+          "left on device");
+    d.store_unopened("cannot open /data/outbox.db: read-only file system");
+    CHECK(d.status_files(""));
+    d.update("");
+    CHECK(d.text() == "the store could not be opened: cannot open /data/outbox.db: read-only file system");
+}
+
+TEST_CASE("hand-off: a task posted from another thread runs once, on the thread that runs it") {
+    north::Handoff h;
+    CHECK_FALSE(h.pending());
+    h.run();  // nothing posted: nothing happens
+    int runs = 0;
+    std::thread poster([&] { h.post([&runs] { ++runs; }); });
+    poster.join();
+    CHECK(h.pending());
+    h.run();
+    CHECK_FALSE(h.pending());
+    h.run();
+    CHECK(runs == 1);
 }
