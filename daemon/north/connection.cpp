@@ -16,13 +16,8 @@ constexpr int kErrTimeout = -1;  // our own code: no answer in time (not a trans
 // Credentials are computed again this long before they expire.
 constexpr std::int64_t kRenewMarginS = 300;
 
-// What a refused CONNACK means, with what to check on this platform.
-std::string connack_text(int rc, const std::string& platform) {
-    const bool token = platform == "onenet" || platform == "onenet-legacy";
-    const char* check = token                       ? " (check the product id, device name, key and token method)"
-                        : platform == "aiot"        ? " (check the product key, device name and device secret)"
-                        : platform == "thingsboard" ? " (check the access token, or the user name and password)"
-                                                    : " (check the user name, password and client id)";
+// What a refused CONNACK means (with what to check on this platform, for refused credentials).
+std::string connack_text(int rc, const Profile& profile) {
     switch (rc) {
         case 1:
             return "unacceptable protocol version";
@@ -31,9 +26,9 @@ std::string connack_text(int rc, const std::string& platform) {
         case 3:
             return "server unavailable";
         case 4:
-            return std::string("bad user name or password") + check;
+            return std::string("bad user name or password (check ") + profile.credentials_hint() + ")";
         case 5:
-            return std::string("not authorised") + check;
+            return std::string("not authorised (check ") + profile.credentials_hint() + ")";
         default:
             return "refused";
     }
@@ -332,7 +327,7 @@ void Connection::on_connack(int rc) {
             log_->error(
                 "device {}: cloud {} refused the connection: {} (CONNACK {}); retried with backoff, logged "
                 "again once connected",
-                info_->name, cloud().name, connack_text(rc, cloud().platform), rc);
+                info_->name, cloud().name, connack_text(rc, *profile_), rc);
         }
         lost("connack", rc);
         return;

@@ -203,6 +203,9 @@ class Profile {
     virtual int downlink_qos() const { return 0; }
     // The platform's login-rate rule, honoured across restarts (the store keeps recent logins).
     virtual LoginLimit login_limit() const = 0;
+    // What to check when the broker refuses this platform's credentials (CONNACK 4 or 5), for
+    // the log line.
+    virtual const char* credentials_hint() const { return "the user name, password and client id"; }
     // First reconnect delay (doubling, full jitter, capped at 60 s).
     virtual std::chrono::milliseconds reconnect_base() const { return std::chrono::milliseconds(1000); }
 

@@ -46,6 +46,7 @@ class Aiot : public north::Profile {
     using north::Profile::Profile;
     // DaShi publishes no login rule: OneNET's (3 in 5 s), as a courtesy to a platform of the same family.
     north::LoginLimit login_limit() const override { return {3, std::chrono::milliseconds(5000)}; }
+    const char* credentials_hint() const override { return "the product key, device name and device secret"; }
 
     std::optional<north::Credentials> credentials(const north::SessionInfo& s, std::int64_t,
                                                   std::string* error) const override {

@@ -42,6 +42,7 @@ class OnenetProfile : public north::Profile {
     std::chrono::milliseconds reconnect_base() const override { return std::chrono::milliseconds(2000); }
     // OneNET kicks a device that logs in more than 3 times in 5 s (protocols.md, platform limits).
     north::LoginLimit login_limit() const override { return {3, std::chrono::milliseconds(5000)}; }
+    const char* credentials_hint() const override { return "the product id, device name, key and token method"; }
 
   protected:
     // "$sys/{pid}/{device}/"

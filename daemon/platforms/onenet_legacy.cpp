@@ -142,6 +142,7 @@ class OnenetLegacy : public north::Profile {
     using north::Profile::Profile;
     // OneNET's rule for every device login: at most 3 in 5 s, else kicked.
     north::LoginLimit login_limit() const override { return {3, std::chrono::milliseconds(5000)}; }
+    const char* credentials_hint() const override { return "the product id, device name, key and token method"; }
 
     std::optional<north::Credentials> credentials(const north::SessionInfo& s, std::int64_t,
                                                   std::string*) const override {

@@ -19,6 +19,7 @@ class ThingsBoard : public north::Profile {
     using north::Profile::Profile;
     // ThingsBoard has no login rule of its own; 3 in 5 s keeps a crash loop from hammering it.
     north::LoginLimit login_limit() const override { return {3, std::chrono::milliseconds(5000)}; }
+    const char* credentials_hint() const override { return "the access token, or the user name and password"; }
 
     // One session for the whole cloud: the gateway device's token carries every device.
     std::vector<north::SessionInfo> sessions(const config::Config& cfg, std::size_t cloud_index) const override {
