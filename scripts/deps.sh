@@ -2,7 +2,8 @@
 # Installs the Debian 12 packages fieldlink needs to build, test, benchmark and run the demo.
 # With --test, also what only the test command needs: the arm64 and armhf cross compilers,
 # libfaketime (the wall clock moved under the daemon), qemu-user, debootstrap (the cross builds' target sysroots, scripts/sysroot.sh, and the container
-# image's base), podman with runc, and promtool (taken from the prometheus package).
+# image's base), podman with runc, promtool (taken from the prometheus package), and node with
+# Eclipse Tahu's sparkplug-payload from npm (the Sparkplug B tests' independent decoder).
 # No foreign architecture is added to this machine: the cross builds take their target libraries
 # from a sysroot of the release suite (scripts/sysroot.sh), so nothing depends on this machine's
 # package versions matching the foreign architectures' indexes.
@@ -22,6 +23,10 @@ PACKAGES=(
 )
 if $TEST_PACKAGES; then
   PACKAGES+=(g++-aarch64-linux-gnu g++-arm-linux-gnueabihf qemu-user-static debootstrap wget podman runc faketime)
+  # node and npm run Eclipse Tahu's Sparkplug B decoder (the tests' independent oracle): Debian's,
+  # unless the machine has its own node (whose npm would conflict with Debian's package).
+  command -v node >/dev/null || PACKAGES+=(nodejs)
+  command -v npm >/dev/null || PACKAGES+=(npm)
 fi
 
 SUDO=""
@@ -52,11 +57,27 @@ done
 PROMTOOL_DIR=/var/cache/fieldlink-test
 want_promtool() { $TEST_PACKAGES && ! command -v promtool >/dev/null && [ ! -x "$PROMTOOL_DIR/promtool" ]; }
 
+# Eclipse Tahu's sparkplug-payload from the npm registry, into the same cache (NODE_PATH of the
+# Sparkplug B oracle test), pinned to one version.
+TAHU=sparkplug-payload@1.0.3
+want_tahu() { $TEST_PACKAGES && [ ! -f "$PROMTOOL_DIR/node_modules/sparkplug-payload/package.json" ]; }
+install_tahu() {
+  for try in 1 2 3; do
+    if as_root npm install --no-audit --no-fund --silent --prefix "$PROMTOOL_DIR" "$TAHU" >"$log" 2>&1; then
+      return 0
+    fi
+    echo "deps.sh: npm install $TAHU failed (try $try of 3):" >&2
+    tail -5 "$log" | sed 's/^/  /' >&2
+    [ "$try" -lt 3 ] && sleep $((try * 10))
+  done
+  exit 1
+}
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && ! want_promtool && exit 0
+[ ${#missing[@]} -eq 0 ] && ! want_promtool && ! want_tahu && exit 0
 
 # apt-get update, up to three times: a mirror in the middle of a sync serves an index whose size
 # does not match its Release file for a while. What still fails is named, and the install goes on
@@ -83,7 +104,10 @@ if want_promtool; then
   fi
   as_root install -D -m 0755 "$tmp/usr/bin/promtool" "$PROMTOOL_DIR/promtool"
 fi
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 0 ]; then
+  want_tahu && install_tahu
+  exit 0
+fi
 echo "deps.sh: installing ${missing[*]}"
 if ! as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$log" 2>&1; then
   echo "deps.sh: apt-get install failed for: ${missing[*]}" >&2
@@ -94,3 +118,5 @@ if ! as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$l
   done
   exit 1
 fi
+want_tahu && install_tahu
+exit 0

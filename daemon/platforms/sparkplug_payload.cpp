@@ -67,6 +67,10 @@ bool is_number(const core::Value& v) {
            std::holds_alternative<double>(v);
 }
 
+// protobuf-c gives a oneof as a C union tagged by value_case: set_value and from_wire write and
+// read only the member the tag names.
+// NOLINTBEGIN(cppcoreguidelines-pro-type-union-access)
+
 // Puts `v` in the field its datatype uses; false when it does not fit.
 bool set_value(PbMetric& pm, DataType t, const core::Value& v) {
     if (const auto r = whole_range(t)) {
@@ -152,6 +156,8 @@ Metric from_wire(const PbMetric& pm) {
     }
     return m;
 }
+
+// NOLINTEND(cppcoreguidelines-pro-type-union-access)
 
 }  // namespace
 
