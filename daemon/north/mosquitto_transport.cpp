@@ -142,6 +142,15 @@ class MosquittoTransport final : public Transport {
     int connect(const Credentials& c, const std::string& address, int port, int keepalive_s) override {
         mosquitto_username_pw_set(m_, c.username.empty() ? nullptr : c.username.c_str(),
                                   c.password.empty() ? nullptr : c.password.c_str());
+        // The will goes with each CONNECT as it is now (Sparkplug's NDEATH carries the bdSeq of
+        // this connection); a client that had one and no longer should is cleared.
+        if (c.will) {
+            const int rc = mosquitto_will_set(m_, c.will->topic.c_str(), static_cast<int>(c.will->payload.size()),
+                                              c.will->payload.data(), c.will->qos, c.will->retain);
+            if (rc != MOSQ_ERR_SUCCESS) return rc;
+        } else {
+            mosquitto_will_clear(m_);
+        }
         return mosquitto_connect_async(m_, address.c_str(), port, keepalive_s);
     }
     int publish(const std::string& topic, const std::string& payload, int qos, int* mid) override {

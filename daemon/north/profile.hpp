@@ -20,11 +20,21 @@
 
 namespace fieldlink::north {
 
+// The message the broker publishes for a client that goes away without DISCONNECT (Sparkplug's
+// NDEATH). Platforms that forbid a will (OneNET) leave it unset.
+struct Will {
+    std::string topic;
+    std::string payload;
+    int qos = 1;
+    bool retain = false;
+};
+
 struct Credentials {
     std::string client_id;
     std::string username;        // empty: none
     std::string password;        // secret: never logged
     std::int64_t expires_s = 0;  // Unix seconds after which they must be computed again; 0: never
+    std::optional<Will> will;    // set again (or cleared) on every CONNECT
 };
 
 struct Message {

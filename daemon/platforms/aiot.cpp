@@ -61,7 +61,7 @@ class Aiot : public north::Profile {
         }
         const std::string client_id = cid + "|securemode=" + (cloud_.tls ? "2" : "3") + ",signmethod=hmac" +
                                       cloud_.token_method + ",timestamp=" + ts + "|";
-        return north::Credentials{client_id, did(d) + "&" + cloud_.product_id, *sign, 0};
+        return north::Credentials{client_id, did(d) + "&" + cloud_.product_id, *sign, 0, std::nullopt};
     }
 
     std::vector<std::string> subscriptions(const north::SessionInfo& s) const override {

@@ -23,7 +23,7 @@ class MqttTemplate : public north::Profile {
                                                   std::string*) const override {
         core::SampleBatch empty;
         return north::Credentials{expand_template(cloud_.client_id, *s.identity, empty, nullptr), cloud_.username,
-                                  cloud_.password, 0};
+                                  cloud_.password, 0, std::nullopt};
     }
 
     // One packet per batch: one message, or one per point with a {point} topic.

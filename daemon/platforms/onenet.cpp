@@ -117,7 +117,8 @@ std::optional<north::Credentials> OnenetProfile::credentials(const north::Sessio
     std::int64_t expiry = 0;
     auto token = token_for(*s.identity, now_s, &expiry, error);
     if (!token) return std::nullopt;
-    return north::Credentials{s.identity->name, cloud_.product_id, *token, expiry};
+    return north::Credentials{s.identity->name, cloud_.product_id, *token, expiry,
+                              std::nullopt};  // (OneNET refuses a will)
 }
 
 namespace {

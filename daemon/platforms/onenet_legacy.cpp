@@ -147,7 +147,7 @@ class OnenetLegacy : public north::Profile {
     std::optional<north::Credentials> credentials(const north::SessionInfo& s, std::int64_t,
                                                   std::string*) const override {
         return north::Credentials{s.identity->device_id, cloud_.product_id,
-                                  s.identity->key.empty() ? cloud_.password : s.identity->key, 0};
+                                  s.identity->key.empty() ? cloud_.password : s.identity->key, 0, std::nullopt};
     }
 
     // Messages are packed up to the frame's 2-byte length (65,535 bytes of body), in bytes: a

@@ -33,7 +33,7 @@ class ThingsBoard : public north::Profile {
 
     std::optional<north::Credentials> credentials(const north::SessionInfo&, std::int64_t,
                                                   std::string*) const override {
-        return north::Credentials{cloud_.client_id, cloud_.username, cloud_.password, 0};
+        return north::Credentials{cloud_.client_id, cloud_.username, cloud_.password, 0, std::nullopt};
     }
 
     std::vector<std::string> subscriptions(const north::SessionInfo&) const override {

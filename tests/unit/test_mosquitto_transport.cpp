@@ -10,6 +10,8 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "config/config.hpp"
@@ -74,7 +76,7 @@ void drive(north::Transport& t, Done done) {
     }
 }
 
-int accept_connect(int listener, north::Transport& t) {
+int accept_connect(int listener, north::Transport& t, std::string* connect_packet = nullptr) {
     int peer = -1;
     drive(t, [&] {
         if (peer < 0 && wait_readable(listener, 10)) peer = accept(listener, nullptr, nullptr);
@@ -86,7 +88,8 @@ int accept_connect(int listener, north::Transport& t) {
     connect = read_packet(peer);
     REQUIRE(!connect.empty());
     CHECK(static_cast<unsigned char>(connect[0]) == 0x10);  // CONNECT
-    send_bytes(peer, std::string("\x20\x02\x00\x00", 4));   // CONNACK, accepted
+    if (connect_packet) *connect_packet = connect;
+    send_bytes(peer, std::string("\x20\x02\x00\x00", 4));  // CONNACK, accepted
     return peer;
 }
 
@@ -111,7 +114,7 @@ TEST_CASE("mosquitto transport: a QoS 1 message published into a reset connectio
     Events ev;
     auto t = factory(ev, cloud, "meter-1");
     REQUIRE(t);
-    const north::Credentials creds{"meter-1", "", "", 0};
+    const north::Credentials creds{"meter-1", "", "", 0, std::nullopt};
 
     REQUIRE(t->connect(creds, "127.0.0.1", port, 60) == 0);
     int peer = accept_connect(listener, *t);
@@ -145,6 +148,96 @@ TEST_CASE("mosquitto transport: a QoS 1 message published into a reset connectio
     CHECK(ev.pubacks == std::vector<int>{mid});
     drive(*t, [&] { return wait_readable(peer, 10); });
     CHECK(!wait_readable(peer, 200));  // nothing more: no second copy
+
+    t.reset();
+    close(peer);
+    close(listener);
+}
+
+namespace {
+
+// The strings of a CONNECT's payload after the client id: will topic and message when the will
+// flag is set (MQTT 3.1.1, 3.1.3), as (flags, [topic, message]).
+std::pair<unsigned, std::vector<std::string>> connect_will(const std::string& c) {
+    // fixed header (2 bytes here), "\0\4MQTT", level, flags, keepalive (2)
+    const unsigned flags = static_cast<unsigned char>(c.at(9));
+    std::size_t at = 12;
+    auto field = [&c, &at] {
+        const std::size_t n = static_cast<unsigned char>(c.at(at)) << 8 | static_cast<unsigned char>(c.at(at + 1));
+        std::string s = c.substr(at + 2, n);
+        at += 2 + n;
+        return s;
+    };
+    field();  // client id
+    std::vector<std::string> will;
+    if (flags & 0x04) {
+        will.push_back(field());
+        will.push_back(field());
+    }
+    return {flags, will};
+}
+
+}  // namespace
+
+TEST_CASE("mosquitto transport: the will goes with each CONNECT as the credentials have it, and is cleared") {
+    const int listener = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(listener >= 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(listen(listener, 4) == 0);
+    socklen_t len = sizeof a;
+    REQUIRE(getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    const int port = ntohs(a.sin_port);
+
+    north::TlsContexts tls;
+    auto factory = north::mosquitto_transports(tls);
+    fieldlink::config::CloudConfig cloud;
+    cloud.name = "c";
+    Events ev;
+    auto t = factory(ev, cloud, "node-1");
+    REQUIRE(t);
+    north::Credentials creds{"node-1", "", "", 0, std::nullopt};
+    creds.will = north::Will{"spBv1.0/plant/NDEATH/node-1",
+                             std::string("\x12\x00"
+                                         "bd0",
+                                         5),
+                             1, false};
+
+    std::string connect;
+    REQUIRE(t->connect(creds, "127.0.0.1", port, 60) == 0);
+    int peer = accept_connect(listener, *t, &connect);
+    auto [flags, will] = connect_will(connect);
+    CHECK((flags & 0x04) != 0);     // will
+    CHECK((flags & 0x18) == 0x08);  // will QoS 1
+    CHECK((flags & 0x20) == 0);     // not retained
+    REQUIRE(will.size() == 2);
+    CHECK(will[0] == "spBv1.0/plant/NDEATH/node-1");
+    CHECK(will[1] == std::string("\x12\x00"
+                                 "bd0",
+                                 5));  // binary, NUL included
+    close(peer);
+    drive(*t, [&] { return !ev.disconnects.empty(); });
+
+    // The next CONNECT carries the will as it is now (the next bdSeq).
+    creds.will->payload = "bd1";
+    REQUIRE(t->connect(creds, "127.0.0.1", port, 60) == 0);
+    peer = accept_connect(listener, *t, &connect);
+    std::tie(flags, will) = connect_will(connect);
+    REQUIRE(will.size() == 2);
+    CHECK(will[1] == "bd1");
+    close(peer);
+    ev.disconnects.clear();
+    drive(*t, [&] { return !ev.disconnects.empty(); });
+
+    // Credentials without a will: none is sent.
+    creds.will.reset();
+    REQUIRE(t->connect(creds, "127.0.0.1", port, 60) == 0);
+    peer = accept_connect(listener, *t, &connect);
+    std::tie(flags, will) = connect_will(connect);
+    CHECK((flags & 0x04) == 0);
+    CHECK(will.empty());
 
     t.reset();
     close(peer);
