@@ -148,6 +148,7 @@ void Connection::on_resolved(const Resolution& r, std::uint64_t generation) {
     if (env_->store) env_->store->record_login(info_->name, env_->loop->unix_ms());
     unwatch();  // the client closes any old socket; a new one may reuse its number
     const int keepalive = static_cast<int>(cloud().keepalive.count() / 1000);
+    credentials_->will = profile_->will(*info_);  // (a new one for each CONNECT)
     const int rc = transport_->connect(*credentials_, address, cloud().port, keepalive);
     if (rc != 0) {
         if (pacer_.failures() == 0) log_connect_failure(address, transport_->error_text(rc));

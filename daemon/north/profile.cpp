@@ -33,7 +33,7 @@ std::vector<SessionInfo> Profile::sessions(const config::Config& cfg, std::size_
     std::vector<SessionInfo> out;
     for (std::uint32_t i = 0; i < cfg.devices.size(); ++i) {
         const auto& d = cfg.devices[i];
-        if (d.cloud_index == cloud_index) out.push_back(SessionInfo{&cfg, &cloud_, &d, {i}, d.name});
+        if (d.cloud_index == cloud_index) out.push_back(SessionInfo{&cfg, &cloud_, &d, {i}, d.name, make_state()});
     }
     return out;
 }

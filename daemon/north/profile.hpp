@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -100,6 +101,12 @@ core::SampleBatch take_front(std::deque<core::SampleBatch>& pending, Packet& p);
 // Moves the batches at `indices` (ascending) into `p`, keeping the others in order.
 void take_at(std::deque<core::SampleBatch>& pending, const std::vector<std::size_t>& indices, Packet& p);
 
+// What a platform keeps per session from one message to the next (Sparkplug's seq and bdSeq):
+// made by the profile with the session's plan, kept when a reload keeps the session.
+struct PlatformState {
+    virtual ~PlatformState() = default;
+};
+
 // What a profile knows about the session it serves.
 struct SessionInfo {
     const config::Config* cfg = nullptr;
@@ -109,6 +116,9 @@ struct SessionInfo {
     const config::DeviceConfig* identity = nullptr;
     std::vector<std::uint32_t> devices;  // every device whose data this session carries
     std::string name;                    // for logs
+    // The platform's own state of this session (null: it keeps none). A pointer to something
+    // mutable: the profile's calls take the SessionInfo as const and change only this.
+    std::shared_ptr<PlatformState> state;
 
     const config::DeviceConfig& device(std::uint32_t index) const { return cfg->devices[index]; }
 };
@@ -172,6 +182,8 @@ class Profile {
     // The sessions this cloud needs and the devices each carries (`cloud_index` is this cloud's
     // index in cfg.clouds). Default: one session per device, logging in as that device.
     virtual std::vector<SessionInfo> sessions(const config::Config& cfg, std::size_t cloud_index) const;
+    // A new session's PlatformState (null: the platform keeps none).
+    virtual std::shared_ptr<PlatformState> make_state() const { return nullptr; }
     // Fresh credentials, computed before a connect when the previous ones expired.
     virtual std::optional<Credentials> credentials(const SessionInfo& s, std::int64_t now_s,
                                                    std::string* error) const = 0;
@@ -213,6 +225,12 @@ class Profile {
     virtual int downlink_qos() const { return 0; }
     // The platform's login-rate rule, honoured across restarts (the store keeps recent logins).
     virtual LoginLimit login_limit() const = 0;
+    // The will of the next CONNECT, asked before each one (Sparkplug's NDEATH, whose bdSeq counts
+    // the connections). None by default.
+    virtual std::optional<Will> will(const SessionInfo&) const { return std::nullopt; }
+    // The payload `m` goes with, numbered in sending order (Sparkplug's seq): false to send it as
+    // it is. Asked for every message just before it is handed to the client.
+    virtual bool stamp(const SessionInfo&, const Message& /*m*/, std::string* /*payload*/) const { return false; }
     // What to check when the broker refuses this platform's credentials (CONNACK 4 or 5), for
     // the log line.
     virtual const char* credentials_hint() const { return "the user name, password and client id"; }

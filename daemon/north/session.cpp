@@ -43,6 +43,7 @@ void Session::new_client() {
 }
 
 void Session::rebase(SessionInfo info, const Profile& profile) {
+    info.state = info_.state;  // the same session goes on: its seq, bdSeq, ...
     info_ = std::move(info);
     cloud_ = info_.cloud;
     profile_ = &profile;
@@ -373,7 +374,9 @@ std::size_t Session::sendable() const {
 bool Session::publish(const Message& m, std::size_t packet) {
     int mid = 0;
     Transport& client = conn_.client();
-    const int rc = client.publish(m.topic, m.payload, profile_->qos(), &mid);
+    std::string stamped;
+    const bool restamped = profile_->stamp(info_, m, &stamped);
+    const int rc = client.publish(m.topic, restamped ? stamped : m.payload, profile_->qos(), &mid);
     const TimePoint now = env_.loop->now();
     // Kept until its answer comes, to be sent again if need be.
     Awaiting* w = m.answer_id.empty() ? nullptr : &answers_.sending(m, packet);

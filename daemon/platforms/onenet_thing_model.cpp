@@ -159,7 +159,7 @@ class OnenetThingModel : public OnenetProfile {
             const auto& d = cfg.devices[i];
             if (d.cloud_index != cloud_index || d.via_index) continue;
             session_of[i] = static_cast<std::ptrdiff_t>(out.size());
-            out.push_back(north::SessionInfo{&cfg, &cloud_, &d, {i}, d.name});
+            out.push_back(north::SessionInfo{&cfg, &cloud_, &d, {i}, d.name, nullptr});
         }
         for (std::uint32_t i = 0; i < cfg.devices.size(); ++i) {
             const auto& d = cfg.devices[i];

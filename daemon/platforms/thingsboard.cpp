@@ -23,7 +23,7 @@ class ThingsBoard : public north::Profile {
 
     // One session for the whole cloud: the gateway device's token carries every device.
     std::vector<north::SessionInfo> sessions(const config::Config& cfg, std::size_t cloud_index) const override {
-        north::SessionInfo s{&cfg, &cloud_, nullptr, {}, cloud_.name};
+        north::SessionInfo s{&cfg, &cloud_, nullptr, {}, cloud_.name, nullptr};
         for (std::uint32_t i = 0; i < cfg.devices.size(); ++i) {
             if (cfg.devices[i].cloud_index == cloud_index) s.devices.push_back(i);
         }

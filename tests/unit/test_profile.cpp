@@ -486,7 +486,7 @@ TEST_CASE("a backlog of a device with many points is packed by bytes up to OneNE
     cloud.product_id = "1";
     cloud.max_payload_size = 256 * 1024;  // the platform's default, as validation sets it
     cfg.clouds.push_back(cloud);
-    north::SessionInfo s{&cfg, &cfg.clouds[0], &cfg.devices[0], {0}, "big"};
+    north::SessionInfo s{&cfg, &cfg.clouds[0], &cfg.devices[0], {0}, "big", nullptr};
     std::deque<core::SampleBatch> q;
     for (int b = 0; b < 100; ++b) {
         std::vector<core::PointValue> values;

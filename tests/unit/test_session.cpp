@@ -812,3 +812,79 @@ TEST_CASE("connection: up after the read call, the user's deadline served, down 
     r.loop.advance(120s);
     CHECK(t.connects.size() == 3);  // stopped stays stopped
 }
+
+namespace {
+
+// A platform that keeps per-session state: it counts CONNECTs into its will (as Sparkplug's
+// bdSeq) and numbers messages in sending order (as Sparkplug's seq).
+struct CountingState final : north::PlatformState {
+    std::uint64_t connects = 0;
+    std::uint64_t sent = 0;
+};
+
+class CountingProfile final : public north::Profile {
+  public:
+    using north::Profile::Profile;
+    std::shared_ptr<north::PlatformState> make_state() const override { return std::make_shared<CountingState>(); }
+    std::optional<north::Credentials> credentials(const north::SessionInfo& s, std::int64_t,
+                                                  std::string*) const override {
+        return north::Credentials{s.name, "", "", 0, std::nullopt};
+    }
+    std::vector<north::Packet> build(const north::SessionInfo& s, std::deque<core::SampleBatch>& pending, std::size_t,
+                                     std::uint32_t&) const override {
+        north::Packet p;
+        north::take_front(pending, p);
+        p.messages.emplace_back("data/" + s.name, "v", 1);
+        return {p};
+    }
+    north::LoginLimit login_limit() const override { return {100, std::chrono::milliseconds(1000)}; }
+    std::optional<north::Will> will(const north::SessionInfo& s) const override {
+        auto& st = state(s);
+        ++st.connects;
+        return north::Will{"death/" + s.name, std::to_string(st.connects), 1, false};
+    }
+    bool stamp(const north::SessionInfo& s, const north::Message& m, std::string* payload) const override {
+        *payload = m.payload + "#" + std::to_string(state(s).sent++);
+        return true;
+    }
+
+  private:
+    static CountingState& state(const north::SessionInfo& s) { return static_cast<CountingState&>(*s.state); }
+};
+
+}  // namespace
+
+TEST_CASE("session: a platform's own state numbers wills per CONNECT and messages in sending order, across a reload") {
+    Rig r(kPerPoint);
+    CountingProfile profile(r.cfg.clouds[0]);
+    auto plan = profile.sessions(r.cfg, 0);
+    REQUIRE(plan.size() == 1);
+    REQUIRE(plan[0].state);
+    north::SessionEnv env;
+    env.loop = &r.loop;
+    env.resolver = &r.resolver;
+    env.make_transport = r.transports.factory();
+    north::Session s(plan[0], profile, std::move(env));
+    s.start();
+    auto& t = *r.transports.made.at(0);
+    REQUIRE(t.connects.size() == 1);
+    REQUIRE(t.connects[0].first.will);
+    CHECK(t.connects[0].first.will->topic == "death/m1");
+    CHECK(t.connects[0].first.will->payload == "1");
+    t.connack();
+    r.feed(s, 0, 1.0);
+    r.feed(s, 0, 2.0);
+    REQUIRE(t.published.size() == 2);
+    CHECK(t.published[0].payload == "v#0");
+    CHECK(t.published[1].payload == "v#1");
+
+    // A reload keeps the session: a fresh plan (with a fresh state) does not start the counts over.
+    s.rebase(profile.sessions(r.cfg, 0).at(0), profile);
+    t.drop();
+    until_connects(r.loop, t, 2);
+    CHECK(t.connects[1].first.will->payload == "2");  // the next CONNECT's own will
+    t.connack();
+    r.feed(s, 0, 3.0);
+    REQUIRE(t.published.size() >= 3);
+    CHECK(t.published.back().payload == "v#" + std::to_string(t.published.size() - 1));
+}
