@@ -222,6 +222,19 @@ void Connection::stop() {
     }
 }
 
+void Connection::restart(const char* why) {
+    if (state_ != State::connected) return;
+    log_->info("device {}: ending the connection to cloud {} and connecting again: {}", info_->name, cloud().name, why);
+    state_ = State::waiting;  // before disconnect: its callback is not a loss
+    if (env_->connected) --*env_->connected;
+    unwatch();
+    transport_->disconnect();
+    user_.down();
+    leave_window();
+    reconnect_at_ = env_->loop->now() + profile_->reconnect_base();  // not a failure: no backoff
+    reschedule();
+}
+
 // ---- the loop's calls ------------------------------------------------------------------------
 
 // Keeps the loop's watch in step with the client's socket and its wish to write.

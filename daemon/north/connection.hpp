@@ -46,6 +46,7 @@ class Connection final : public IoHandler, public TimerHandler, public Transport
         virtual TimePoint next_due() const = 0;  // while connected: when turn() is wanted next
         virtual void new_client() = 0;           // the client id changed: what was in flight goes again
         virtual void puback(int mid) = 0;        // (inside the client's callback)
+        virtual void barrier(int /*mid*/) {}     // the broker answered a barrier (ditto)
         virtual void message(const std::string& topic, const std::string& payload) = 0;  // (ditto)
         virtual void count(std::uint64_t SessionCounters::*field, std::uint64_t n) = 0;
         virtual std::size_t batches_in_memory() const = 0;  // for the log line of a lost connection
@@ -61,6 +62,9 @@ class Connection final : public IoHandler, public TimerHandler, public Transport
     void start();
     // Disconnects cleanly and stays down (shutdown, reload).
     void stop();
+    // Disconnects cleanly and connects again (the platform asked for a new session); `why` is
+    // logged. Outside the client's callbacks.
+    void restart(const char* why);
     // A reload kept the session: `info` (the same object) now refers to the new configuration.
     void rebase(const Profile& profile) { profile_ = &profile; }
     // Credentials dated under the old clock are made again; a wait for the next attempt ends now
@@ -83,6 +87,7 @@ class Connection final : public IoHandler, public TimerHandler, public Transport
     void on_connack(int rc) override;
     void on_disconnect(int rc) override;
     void on_puback(int mid) override { user_.puback(mid); }
+    void on_barrier(int mid) override { user_.barrier(mid); }
     void on_message(const std::string& topic, const std::string& payload) override { user_.message(topic, payload); }
     void admitted() override;
 

@@ -133,6 +133,7 @@ class MosquittoTransport final : public Transport {
         mosquitto_disconnect_callback_set(m_, on_disconnect);
         mosquitto_publish_callback_set(m_, on_publish);
         mosquitto_message_callback_set(m_, on_message);
+        mosquitto_unsubscribe_callback_set(m_, on_unsubscribe);
         mosquitto_will_clear(m_);  // OneNET refuses wills; no platform here needs one
     }
     ~MosquittoTransport() override { mosquitto_destroy(m_); }
@@ -168,6 +169,9 @@ class MosquittoTransport final : public Transport {
     int subscribe(const std::string& topic, int qos) override {
         return mosquitto_subscribe(m_, nullptr, topic.c_str(), qos);
     }
+    // An UNSUBSCRIBE of a filter nobody subscribes to: it changes nothing, and its UNSUBACK
+    // comes after the broker handled every earlier packet of this connection.
+    int barrier(int* mid) override { return mosquitto_unsubscribe(m_, mid, "fieldlink/barrier"); }
     void disconnect() override {
         mosquitto_disconnect(m_);
         mosquitto_loop_write(m_, 1);
@@ -188,6 +192,7 @@ class MosquittoTransport final : public Transport {
     static void on_connect(mosquitto*, void* self, int rc) { events(self).on_connack(rc); }
     static void on_disconnect(mosquitto*, void* self, int rc) { events(self).on_disconnect(rc); }
     static void on_publish(mosquitto*, void* self, int mid) { events(self).on_puback(mid); }
+    static void on_unsubscribe(mosquitto*, void* self, int mid) { events(self).on_barrier(mid); }
     static void on_message(mosquitto*, void* self, const mosquitto_message* msg) {
         const std::string topic = msg->topic ? msg->topic : "";
         const std::string payload(static_cast<const char*>(msg->payload),

@@ -157,6 +157,9 @@ struct Inbound {
     std::optional<Answer> answer;
     // A write to carry out before replying (the reply comes from command_reply).
     std::optional<Command> write;
+    // The session is to end its connection (after the platform's farewell) and make a new one
+    // (Sparkplug: the primary host went offline).
+    bool restart = false;
 };
 
 // How often a device may log in: at most `logins` connection attempts within `window` (a platform
@@ -188,8 +191,12 @@ class Profile {
     virtual std::optional<Credentials> credentials(const SessionInfo& s, std::int64_t now_s,
                                                    std::string* error) const = 0;
     virtual std::vector<std::string> subscriptions(const SessionInfo&) const { return {}; }
-    // Messages to send right after CONNACK, before any data (sub-device login, topology, ...).
-    virtual std::vector<Message> on_connect(const SessionInfo&, std::uint32_t& /*next_id*/) const { return {}; }
+    // Messages to send right after CONNACK, before any data (sub-device login, topology, births
+    // carrying the latest values, ...).
+    virtual std::vector<Message> on_connect(const SessionInfo&, const LatestValues& /*latest*/,
+                                            std::uint32_t& /*next_id*/) const {
+        return {};
+    }
     // Builds at most `max_packets` packets from the oldest waiting batches, taking (with
     // take_front) exactly the batches each packet carries.
     virtual std::vector<Packet> build(const SessionInfo& s, std::deque<core::SampleBatch>& pending,
@@ -231,6 +238,16 @@ class Profile {
     // The payload `m` goes with, numbered in sending order (Sparkplug's seq): false to send it as
     // it is. Asked for every message just before it is handed to the client.
     virtual bool stamp(const SessionInfo&, const Message& /*m*/, std::string* /*payload*/) const { return false; }
+    // Published just before a clean disconnect (Sparkplug's NDEATH: a stop or a restart). None
+    // by default.
+    virtual std::optional<Will> farewell(const SessionInfo&) const { return std::nullopt; }
+    // True while data must wait in the outbox (Sparkplug: the primary host is offline, or the
+    // births have not gone yet).
+    virtual bool holds_data(const SessionInfo&) const { return false; }
+    // With qos() 0: stored data is confirmed by a round trip the broker answers after it (an
+    // UNSUBSCRIBE's UNSUBACK: a server handles one client's packets in order), and what the
+    // connection loses unconfirmed goes again. Sparkplug sends data at QoS 0 and loses none.
+    virtual bool confirms_qos0() const { return false; }
     // What to check when the broker refuses this platform's credentials (CONNACK 4 or 5), for
     // the log line.
     virtual const char* credentials_hint() const { return "the user name, password and client id"; }

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "config/writes.hpp"
 #include "core/log.hpp"
@@ -52,7 +53,39 @@ void Session::rebase(SessionInfo info, const Profile& profile) {
 
 void Session::stop() {
     downlink_.withdraw_all();
+    say_farewell();
     conn_.stop();
+}
+
+// The platform's last message before a clean disconnect (Sparkplug's NDEATH), while connected.
+void Session::say_farewell() {
+    if (!conn_.up()) return;
+    const auto bye = profile_->farewell(info_);
+    if (!bye) return;
+    int mid = 0;
+    if (const int rc = conn_.client().publish(bye->topic, bye->payload, bye->qos, &mid); rc != 0) {
+        log_->warn("device {}: cannot publish {} before disconnecting: {}", info_.name, bye->topic,
+                   conn_.client().error_text(rc));
+    }
+}
+
+void Session::down() {
+    downlink_.withdraw_all();
+    if (!profile_->confirms_qos0()) return;
+    // QoS 0 messages the broker did not confirm are lost with the connection: everything in
+    // flight goes again from the store (what was confirmed is deleted from it already).
+    barrier_ = {};
+    new_client();
+}
+
+void Session::ready() {
+    if (restart_wanted_ && conn_.up()) {
+        restart_wanted_ = false;
+        say_farewell();
+        conn_.restart("the platform asked for a new session");
+        return;
+    }
+    flush();
 }
 
 // While connected, the connection's timer serves the session's deadlines too.
@@ -82,7 +115,8 @@ void Session::up() {
     }
     control_.clear();
     presence_.new_connection();
-    for (auto& m : profile_->on_connect(info_, next_id_)) control_.push_back(std::move(m));
+    restart_wanted_ = false;
+    for (auto& m : profile_->on_connect(info_, latest_, next_id_)) control_.push_back(std::move(m));
     // Answers to what was delivered before the connection dropped may be lost with it: those
     // messages go again (what was not yet PUBACKed, libmosquitto sends again itself). On-connect
     // requests are all sent anew.
@@ -90,6 +124,7 @@ void Session::up() {
 }
 
 void Session::puback(int mid) {
+    if (profile_->confirms_qos0()) return;  // the client reports QoS 0 as written: not a confirmation
     const auto m = in_flight_.acknowledged(mid);
     if (!m) return;
     count(&SessionCounters::messages_acked);
@@ -99,6 +134,32 @@ void Session::puback(int mid) {
     }
     // The platform's answer finishes it (or already has); from now on that answer is awaited.
     answers_.acknowledged(m->answer_id, m->packet, env_.loop->now());
+}
+
+// The broker handled every message the barrier covers: each counts as acknowledged.
+void Session::barrier(int mid) {
+    if (mid == 0 || mid != barrier_.mid) return;
+    barrier_.mid = 0;
+    for (const int m : std::exchange(barrier_.covered, {})) {
+        if (const auto done = in_flight_.acknowledged(m)) {
+            count(&SessionCounters::messages_acked);
+            finish_message(done->packet);
+        }
+    }
+}
+
+// QoS 0 data sent since the last barrier gets one, unless one is still on its way.
+void Session::confirm_sent() {
+    if (barrier_.sent.empty() || barrier_.mid != 0) return;
+    Transport& client = conn_.client();
+    int mid = 0;
+    if (const int rc = client.barrier(&mid); rc != 0) {
+        log_->warn("device {}: cannot confirm {} message(s) sent at QoS 0: {}; they go again after a reconnect",
+                   info_.name, barrier_.sent.size(), rc < 0 ? std::string("no barrier") : client.error_text(rc));
+        return;
+    }
+    barrier_.mid = mid;
+    barrier_.covered = std::exchange(barrier_.sent, {});
 }
 
 // One message of `packet` is done; the packet's records are deleted once all of them are.
@@ -266,6 +327,7 @@ void Session::handle(const std::string& topic, const std::string& payload) {
     // token is there (on_io flushes), else first.
     for (auto it = in.replies.rbegin(); it != in.replies.rend(); ++it) control_.push_front(*it);
     if (in.write) start_write(std::move(*in.write));
+    if (in.restart) restart_wanted_ = true;  // after the client's read call (ready())
 }
 
 // ---- writes from the platform -----------------------------------------------------------------
@@ -391,6 +453,9 @@ bool Session::publish(const Message& m, std::size_t packet) {
     }
     if (profile_->qos() > 0) {
         in_flight_.sent(mid, packet, m.answer_id);
+    } else if (packet != 0 && profile_->confirms_qos0()) {
+        in_flight_.sent(mid, packet, m.answer_id);
+        barrier_.sent.push_back(mid);
     } else {
         count(&SessionCounters::messages_acked);
         if (w) answers_.delivered(*w, now);
@@ -409,9 +474,9 @@ bool Session::publish_data(std::deque<core::SampleBatch>& queue) {
     auto& p = packets.front();
     if (p.superseded) count(&SessionCounters::values_superseded, p.superseded);
     // (QoS 0 never carries stored data: the configuration refuses qos 0 with the disk store.)
-    const std::size_t id = p.records.empty() || profile_->qos() == 0
-                               ? 0
-                               : in_flight_.add_packet(p.messages.size(), std::move(p.records), p.oldest_ms);
+    const bool acked = profile_->qos() > 0 || profile_->confirms_qos0();
+    const std::size_t id =
+        p.records.empty() || !acked ? 0 : in_flight_.add_packet(p.messages.size(), std::move(p.records), p.oldest_ms);
     for (const auto& m : p.messages) {
         if (!publish(m, id)) return false;
     }
@@ -431,8 +496,8 @@ void Session::flush() {
     while (sendable() > 0) {
         const bool gated = answers_.gates() > 0 ||
                            std::any_of(control_.begin(), control_.end(), [](const Message& m) { return m.gate; });
-        const bool data_waiting =
-            !gated && answers_.data() < most_awaiting && (answers_.retry_ready() || outflow_.waiting());
+        const bool data_waiting = !gated && !profile_->holds_data(info_) && answers_.data() < most_awaiting &&
+                                  (answers_.retry_ready() || outflow_.waiting());
         if (!control_.empty() && (control_turn_ || !data_waiting)) {
             const std::int64_t logs_in = control_.front().logs_in;
             if (logs_in >= 0 && presence_.hold_login(static_cast<std::uint32_t>(logs_in))) {
@@ -452,6 +517,7 @@ void Session::flush() {
         auto* queue = outflow_.next();
         if (queue == nullptr || !publish_data(*queue)) break;
     }
+    if (profile_->confirms_qos0()) confirm_sent();
     conn_.sync();
 }
 

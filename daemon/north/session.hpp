@@ -89,12 +89,13 @@ class Session final : private Connection::User {
 
     // What the connection tells the session (connection.hpp).
     void up() override;
-    void down() override { downlink_.withdraw_all(); }
-    void ready() override { flush(); }
+    void down() override;
+    void ready() override;
     void turn(TimePoint now) override;
     TimePoint next_due() const override;
     void new_client() override;
     void puback(int mid) override;
+    void barrier(int mid) override;
     void message(const std::string& topic, const std::string& payload) override;
     void count(std::uint64_t SessionCounters::*field, std::uint64_t n) override;
     std::size_t batches_in_memory() const override { return outflow_.in_memory(); }
@@ -115,6 +116,8 @@ class Session final : private Connection::User {
     void start_write(Command&& c);
     void reply_write(const Downlink::Answer& a);
     void count(std::uint64_t SessionCounters::*field) { count(field, 1); }
+    void confirm_sent();
+    void say_farewell();
 
     SessionInfo info_;
     const config::CloudConfig* cloud_;  // pointers: a reload moves a kept session to the new configuration
@@ -134,6 +137,14 @@ class Session final : private Connection::User {
     std::set<std::string> logged_kinds_;  // inbound problems are logged once per kind
     Downlink downlink_;                   // writes from the platform on their way to the bus
     std::uint32_t next_id_ = 1;
+    // QoS 0 data confirmed by barriers (Profile::confirms_qos0): the messages sent since the last
+    // barrier, and the barrier in flight with those it confirms.
+    struct Barrier {
+        std::vector<int> sent;
+        int mid = 0;
+        std::vector<int> covered;
+    } barrier_;
+    bool restart_wanted_ = false;  // the platform asked for a new connection (Inbound::restart)
     SessionCounters counters_;
     Connection conn_;  // last: it goes first, with the client, before what its callbacks touch
 };

@@ -19,6 +19,8 @@ class TransportEvents {
     virtual void on_disconnect(int rc) = 0;
     virtual void on_puback(int mid) = 0;
     virtual void on_message(const std::string& topic, const std::string& payload) = 0;
+    // The broker answered barrier() `mid`: it has handled every packet sent before it.
+    virtual void on_barrier(int /*mid*/) {}
 };
 
 class Transport {
@@ -31,6 +33,9 @@ class Transport {
     // (QoS > 0: its PUBACK comes under *mid either way); an error means it will never go.
     virtual int publish(const std::string& topic, const std::string& payload, int qos, int* mid) = 0;
     virtual int subscribe(const std::string& topic, int qos) = 0;
+    // A round trip the broker answers (on_barrier) only after handling what was sent before it:
+    // what confirms QoS 0 messages. 0 or an error code; -1 where the transport has none.
+    virtual int barrier(int* /*mid*/) { return -1; }
     virtual void disconnect() = 0;
     virtual int socket() const = 0;  // -1 while there is none
     virtual bool want_write() const = 0;

@@ -177,7 +177,8 @@ class OnenetThingModel : public OnenetProfile {
     // A gateway reads its topology first (topo/get, data waits for the answer) and adds only the
     // sub-devices missing from it; each sub-device logs in once it is in the topology (after the
     // topo/add reply). Without an answer, every sub-device is added as if none were there.
-    std::vector<north::Message> on_connect(const north::SessionInfo& s, std::uint32_t& next_id) const override {
+    std::vector<north::Message> on_connect(const north::SessionInfo& s, const north::LatestValues&,
+                                           std::uint32_t& next_id) const override {
         std::vector<std::uint32_t> subs;
         for (auto index : s.devices) {
             if (&s.device(index) != s.identity) subs.push_back(index);

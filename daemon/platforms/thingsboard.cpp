@@ -43,7 +43,8 @@ class ThingsBoard : public north::Profile {
     // Every device is announced; a device with client attributes asks for the values the platform
     // holds, and those that differ from the latest readings are sent again (attributes go only
     // when they change, so a platform that lost or changed them would otherwise keep them wrong).
-    std::vector<north::Message> on_connect(const north::SessionInfo& s, std::uint32_t& next_id) const override {
+    std::vector<north::Message> on_connect(const north::SessionInfo& s, const north::LatestValues&,
+                                           std::uint32_t& next_id) const override {
         std::vector<north::Message> out;
         for (auto index : s.devices) out.push_back(connect(s, index, true));
         for (auto index : s.devices) {

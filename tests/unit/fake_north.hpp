@@ -107,6 +107,7 @@ class FakeTransport final : public north::Transport {
     std::vector<north::TimePoint> connect_times;
     std::vector<std::string> subscriptions;
     std::vector<Publish> published;
+    std::vector<int> barriers;  // mids of barrier() calls, in order
     int misc_calls = 0;
     int refuse_connect = 0;  // a MOSQ_ERR_* to return from connect()
     bool open = false;
@@ -129,6 +130,11 @@ class FakeTransport final : public north::Transport {
     }
     int subscribe(const std::string& topic, int) override {
         subscriptions.push_back(topic);
+        return 0;
+    }
+    int barrier(int* mid) override {
+        *mid = next_mid++;
+        barriers.push_back(*mid);
         return 0;
     }
     void disconnect() override { open = false; }
@@ -160,6 +166,14 @@ class FakeTransport final : public north::Transport {
     void puback(int mid) {
         inbox_.push_back([this, mid] {
             events->on_puback(mid);
+            return true;
+        });
+        deliver();
+    }
+    // The broker's answer to a barrier (UNSUBACK).
+    void unsuback(int mid) {
+        inbox_.push_back([this, mid] {
+            events->on_barrier(mid);
             return true;
         });
         deliver();

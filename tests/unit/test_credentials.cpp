@@ -139,7 +139,7 @@ std::map<std::string, std::string> sas_tokens(const std::string& text) {
     for (const auto& s : sessions) {
         std::uint32_t id = 1;
         // On connect a gateway asks for its topology; without an answer it adds every sub-device.
-        const auto get = profiles[0]->on_connect(s, id);
+        const auto get = profiles[0]->on_connect(s, {}, id);
         for (const auto& m : get.empty() ? get : get.front().otherwise) {
             if (m.topic.find("sub/topo/add") == std::string::npos) continue;
             const auto j = nlohmann::json::parse(m.payload);

@@ -174,7 +174,7 @@ TEST_CASE("OneNET gateway: topology and login on connect, pack/post with identit
     std::uint32_t id = 129;
     // On connect: the topology first (data waits for it); without an answer, every sub-device is
     // added, each logging in after its topo/add reply.
-    auto ctl = p.on_connect(s, id);
+    auto ctl = p.on_connect(s, {}, id);
     REQUIRE(ctl.size() == 1);
     CHECK(ctl[0].topic == "$sys/IHL2T99b8k/gw01/thing/sub/topo/get");
     CHECK(json::parse(ctl[0].payload) == json::parse(R"({"id":"129","version":"1.0"})"));
@@ -399,7 +399,7 @@ TEST_CASE("ThingsBoard gateway API: connect, telemetry for several devices, RPC 
     CHECK(creds->username == "TOKEN123");
     CHECK(creds->client_id == "fieldlink-gateway");
     std::uint32_t id = 1;
-    auto ctl = p.on_connect(s, id);
+    auto ctl = p.on_connect(s, {}, id);
     REQUIRE(ctl.size() == 2);
     CHECK(ctl[0].topic == "v1/gateway/connect");
     CHECK(json::parse(ctl[0].payload) == json::parse(R"({"device":"Device A"})"));
@@ -643,7 +643,7 @@ devices:
         CHECK(json::parse(msgs[1].payload) == json::parse(R"({"A":{"fw":8}})"));  // the newest value
         CHECK(packets[0].records.size() == 0);                                    // (batches from no store)
 
-        auto ctl = p.on_connect(s, id);
+        auto ctl = p.on_connect(s, {}, id);
         REQUIRE(ctl.size() == 2);
         CHECK(ctl[1].topic == "v1/gateway/attributes/request");
         const auto req = json::parse(ctl[1].payload);
