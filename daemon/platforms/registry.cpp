@@ -9,7 +9,7 @@
 
 // An X-macro, so that registering a platform is exactly one word on this line.
 // NOLINTNEXTLINE(cppcoreguidelines-macro-usage)
-#define FL_PLATFORMS(X) X(onenet) X(onenet_legacy) X(aiot) X(thingsboard) X(mqtt)
+#define FL_PLATFORMS(X) X(onenet) X(onenet_legacy) X(aiot) X(thingsboard) X(mqtt) X(sparkplug)
 
 namespace fieldlink::platforms {
 

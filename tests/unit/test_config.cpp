@@ -233,7 +233,7 @@ TEST_CASE("platform rules: gateways, legacy device ids, DaShi secrets, ThingsBoa
     CHECK(only_error(tb) == "gw.yaml:4:3: clouds.onenet: missing required key 'username' for platform thingsboard");
     CHECK(only_error(replace(kBase, "platform: onenet", "platform: aliyun")) ==
           "gw.yaml:5:5: clouds.onenet.platform: unknown value 'aliyun'; expected one of: onenet, onenet-legacy, aiot, "
-          "thingsboard, mqtt");
+          "thingsboard, mqtt, sparkplug");
     CHECK(only_error(replace(kBase, "protocol: datapoints", "protocol: onejson")) ==
           "gw.yaml:6:5: clouds.onenet.protocol: unknown value 'onejson'; expected one of: datapoints, thing-model");
     CHECK(only_error(

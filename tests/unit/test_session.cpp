@@ -17,6 +17,7 @@
 #include "north/north.hpp"
 #include "north/session.hpp"
 #include "platforms/platform.hpp"
+#include "platforms/sparkplug_payload.hpp"
 #include "store/outbox.hpp"
 
 using namespace fieldlink;
@@ -887,4 +888,105 @@ TEST_CASE("session: a platform's own state numbers wills per CONNECT and message
     r.feed(s, 0, 3.0);
     REQUIRE(t.published.size() >= 3);
     CHECK(t.published.back().payload == "v#" + std::to_string(t.published.size() - 1));
+}
+
+namespace {
+
+const char* kSparkplug = R"(
+clouds:
+  c: { platform: sparkplug, host: broker.test, group_id: G, edge_node_id: N }
+buses:
+  s: { driver: sim }
+devices:
+  - { name: d1, cloud: c, bus: s, points: [ { name: v, area: holding, address: 0, type: float64 } ] }
+)";
+
+platforms::sparkplug::Payload decoded(const std::string& bytes) {
+    std::string error;
+    auto p = platforms::sparkplug::decode(bytes, &error);
+    REQUIRE_MESSAGE(p, error);
+    return *p;
+}
+
+std::int64_t bd_seq_of(const std::string& bytes) {
+    for (const auto& m : decoded(bytes).metrics) {
+        if (m.name == "bdSeq") return static_cast<std::int64_t>(std::get<std::uint64_t>(*m.value));
+    }
+    FAIL("no bdSeq");
+    return -1;
+}
+
+}  // namespace
+
+TEST_CASE("session sparkplug: births numbered from 0 after each CONNECT with the will's bdSeq, then data by seq") {
+    Rig r(kSparkplug, true);
+    auto& s = r.session();
+    s.start();
+    auto& t = r.transport();
+    REQUIRE(t.connects.size() == 1);
+    REQUIRE(t.connects[0].first.will);
+    CHECK(t.connects[0].first.will->topic == "spBv1.0/G/NDEATH/N");
+    CHECK(t.connects[0].first.will->qos == 1);
+    const auto bd = bd_seq_of(t.connects[0].first.will->payload);
+    t.connack();
+    REQUIRE(t.published.size() == 2);
+    CHECK(t.published[0].topic == "spBv1.0/G/NBIRTH/N");
+    CHECK(bd_seq_of(t.published[0].payload) == bd);
+    CHECK(t.published[1].topic == "spBv1.0/G/DBIRTH/N/d1");
+    r.feed(s, 0, 2.5);
+    REQUIRE(t.published.size() == 3);
+    CHECK(t.published[2].topic == "spBv1.0/G/DDATA/N/d1");
+    for (std::size_t i = 0; i < 3; ++i) CHECK(decoded(t.published[i].payload).seq == i);
+    const auto data = decoded(t.published[2].payload);
+    REQUIRE(data.metrics.size() == 1);
+    CHECK(data.metrics[0].name.empty());  // by alias
+    CHECK(data.metrics[0].alias == 2u);
+    // A reconnect: the next bdSeq in the will and the births, seq from 0 again.
+    t.drop();
+    until_connects(r.loop, t, 2);
+    CHECK(bd_seq_of(t.connects[1].first.will->payload) == (bd + 1) % 256);
+    t.connack();
+    CHECK(decoded(t.published[3].payload).seq == 0u);
+    CHECK(bd_seq_of(t.published[3].payload) == (bd + 1) % 256);
+}
+
+TEST_CASE("session sparkplug: QoS 0 data is deleted from the store only once a barrier after it is answered") {
+    Rig r(kSparkplug, true);
+    auto& s = r.session();
+    s.start();
+    auto& t = r.transport();
+    t.connack();
+    const auto records = [&] {
+        r.store->maintain(r.loop.now());
+        return r.store->stats().records;
+    };
+    r.feed(s, 0, 1.0);
+    REQUIRE(t.published.size() == 3);
+    t.puback(t.published[2].mid);  // libmosquitto reports a QoS 0 message once written: not a confirmation
+    CHECK(records() == 1);
+    REQUIRE(t.barriers.size() == 1);
+    t.unsuback(t.barriers[0]);
+    CHECK(records() == 0);
+    // Sent, then the connection drops before the barrier's answer: it goes again, as history.
+    r.loop.advance(1000ms);
+    r.feed(s, 0, 2.0);
+    REQUIRE(t.published.size() == 4);
+    REQUIRE(t.barriers.size() == 2);
+    t.drop();
+    CHECK(records() == 1);
+    until_connects(r.loop, t, 2);
+    t.connack();
+    REQUIRE(t.published.size() == 7);  // NBIRTH, DBIRTH, the DDATA again
+    CHECK(t.published[6].topic == "spBv1.0/G/DDATA/N/d1");
+    const auto again = decoded(t.published[6].payload);
+    CHECK(again.metrics.at(0).historical);
+    CHECK(std::get<double>(*again.metrics.at(0).value) == 2.0);
+    t.unsuback(t.barriers[0]);  // a stale barrier answer confirms nothing
+    CHECK(records() == 1);
+    t.unsuback(t.barriers.back());
+    CHECK(records() == 0);
+    // A clean stop says NDEATH with the connection's bdSeq before disconnecting.
+    s.stop();
+    CHECK(t.published.back().topic == "spBv1.0/G/NDEATH/N");
+    CHECK(bd_seq_of(t.published.back().payload) == bd_seq_of(t.connects.back().first.will->payload));
 }
