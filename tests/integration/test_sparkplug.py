@@ -94,6 +94,12 @@ def metric(message, name=None, alias=None):
     return None
 
 
+# The value field of each datatype (the specification's table).
+FIELD = dict({t: "intValue" for t in ("Int8", "Int16", "Int32", "UInt8", "UInt16", "UInt32")},
+             Int64="longValue", UInt64="longValue", Float="floatValue", Double="doubleValue",
+             Boolean="booleanValue", String="stringValue")
+
+
 def check_rules(test, messages, same_process=True):
     """The specification's rules over everything the node published, in order."""
     seq, bd_seq, born, aliases, alive = None, None, False, {}, set()
@@ -142,7 +148,10 @@ def check_rules(test, messages, same_process=True):
                 for m in p["metrics"]:
                     test.assertEqual(m["name"], "", "data goes by alias")
                     test.assertIn(m["alias"], aliases[device])
+                    test.assertIsNotNone(m["ts"], "every metric of DDATA has its timestamp")
                     test.assertEqual(m["type"], aliases[device][m["alias"]]["type"])
+                    test.assertEqual(m["field"], FIELD[aliases[device][m["alias"]]["type"]],
+                                     "the value is in the field of the datatype its birth gave")
             else:
                 test.fail("unexpected message kind " + kind)
 
