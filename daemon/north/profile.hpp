@@ -213,8 +213,9 @@ class Profile {
     // Messages telling the platform that a device's unit stopped answering (online = false) or
     // answers again, where the platform shows device state (a gateway's sub-devices). Default:
     // none.
+    // `latest` holds the values read before (Sparkplug's DBIRTH carries them).
     virtual std::vector<Message> presence(const SessionInfo&, std::uint32_t /*device*/, bool /*online*/,
-                                          std::uint32_t& /*next_id*/) const {
+                                          const LatestValues& /*latest*/, std::uint32_t& /*next_id*/) const {
         return {};
     }
     // Ends a platform's write request: when `ok`, `c` goes to `device`'s bus worker

@@ -410,7 +410,7 @@ void Session::enqueue(core::SampleBatch&& batch) {
 // The platform is told where it shows device state (presence.hpp says when).
 void Session::presence(std::uint32_t device, bool online) {
     if (!presence_.change(device, online, conn_.up())) return;
-    for (auto& m : profile_->presence(info_, device, online, next_id_)) control_.push_back(std::move(m));
+    for (auto& m : profile_->presence(info_, device, online, latest_, next_id_)) control_.push_back(std::move(m));
 }
 
 void Session::forget_through(std::int64_t id) {

@@ -191,9 +191,12 @@ class Sparkplug : public north::Profile {
 
     // A unit that stops answering is a DDEATH; one that answers again is born again.
     std::vector<north::Message> presence(const north::SessionInfo& s, std::uint32_t device, bool online,
-                                         std::uint32_t&) const override {
+                                         const north::LatestValues& latest, std::uint32_t&) const override {
         if (!state_of(s).birthed) return {};  // the births to come say it
-        if (online) return {device_birth(s, device, {}, core::unix_ms_now())};
+        if (online) {
+            const auto it = latest.find(device);
+            return {device_birth(s, device, it == latest.end() ? nullptr : &it->second, core::unix_ms_now())};
+        }
         sp::Payload p{static_cast<std::uint64_t>(core::unix_ms_now()), std::nullopt, {}};
         return {north::Message(topic("DDEATH", s.device(device).name), encode(p), 0)};
     }

@@ -110,7 +110,7 @@ class ThingsBoard : public north::Profile {
     // A device whose unit stops answering is disconnected on the platform, connected again when
     // it answers (ThingsBoard then shows its real activity).
     std::vector<north::Message> presence(const north::SessionInfo& s, std::uint32_t device, bool online,
-                                         std::uint32_t&) const override {
+                                         const north::LatestValues&, std::uint32_t&) const override {
         return {connect(s, device, online)};
     }
 

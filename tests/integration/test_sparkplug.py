@@ -268,7 +268,9 @@ class SparkplugTest(unittest.TestCase):
         sim.cmd("off 2")
         host.wait("DDEATH", 1, "meter")
         sim.cmd("on 2")
-        host.wait("DBIRTH", births + 1, "meter")
+        reborn = host.wait("DBIRTH", births + 1, "meter")[-1]
+        self.assertFalse(metric(reborn, "energy")["null"], "a device born again carries the values read before")
+        self.assertAlmostEqual(float(metric(reborn, "energy")["value"]), 100.0)
 
         # The host goes offline: NDEATH, a new connection, nothing born until it is back.
         ndeaths = len(host.of("NDEATH"))
