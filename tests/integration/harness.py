@@ -54,14 +54,16 @@ def free_port():
 
 
 def http_get(url, method="GET"):
-    """(status, body) of one request; (0, "") when nothing listens (yet)."""
+    """(status, body) of one request; (0, "") when nothing listens (yet) or the connection is reset."""
     req = urllib.request.Request(url, method=method)
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
-    except urllib.error.URLError:
+    except (urllib.error.URLError, ConnectionError):
+        # (a connection reset while the server is at its connection limit, as after a flood of
+        # idle ones it has not finished closing: not reachable yet)
         return 0, ""
 
 
