@@ -38,6 +38,15 @@ std::vector<SessionInfo> Profile::sessions(const config::Config& cfg, std::size_
     return out;
 }
 
+std::vector<SessionInfo> Profile::one_session(const config::Config& cfg, std::size_t cloud_index) const {
+    SessionInfo s{&cfg, &cloud_, nullptr, {}, cloud_.name, make_state()};
+    for (std::uint32_t i = 0; i < cfg.devices.size(); ++i) {
+        if (cfg.devices[i].cloud_index == cloud_index) s.devices.push_back(i);
+    }
+    if (s.devices.empty()) return {};
+    return {std::move(s)};
+}
+
 Inbound Profile::write_or_refuse(const SessionInfo& s, Inbound in, Command c, const config::DeviceConfig* device,
                                  bool ok, const std::string& what, const std::string& why) const {
     if (!ok || !device || c.values.empty()) {

@@ -256,6 +256,13 @@ class Profile {
     virtual std::chrono::milliseconds reconnect_base() const { return std::chrono::milliseconds(1000); }
 
   protected:
+    // One session for the whole cloud, carrying every device of it and logging in with the
+    // cloud's own credentials (ThingsBoard's gateway, a Sparkplug edge node); none without devices.
+    std::vector<SessionInfo> one_session(const config::Config& cfg, std::size_t cloud_index) const;
+    Credentials cloud_credentials() const {
+        return Credentials{cloud_.client_id, cloud_.username, cloud_.password, 0, std::nullopt};
+    }
+
     const config::CloudConfig& cloud_;
 };
 

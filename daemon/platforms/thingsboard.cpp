@@ -23,17 +23,12 @@ class ThingsBoard : public north::Profile {
 
     // One session for the whole cloud: the gateway device's token carries every device.
     std::vector<north::SessionInfo> sessions(const config::Config& cfg, std::size_t cloud_index) const override {
-        north::SessionInfo s{&cfg, &cloud_, nullptr, {}, cloud_.name, nullptr};
-        for (std::uint32_t i = 0; i < cfg.devices.size(); ++i) {
-            if (cfg.devices[i].cloud_index == cloud_index) s.devices.push_back(i);
-        }
-        if (s.devices.empty()) return {};
-        return {std::move(s)};
+        return one_session(cfg, cloud_index);
     }
 
     std::optional<north::Credentials> credentials(const north::SessionInfo&, std::int64_t,
                                                   std::string*) const override {
-        return north::Credentials{cloud_.client_id, cloud_.username, cloud_.password, 0, std::nullopt};
+        return cloud_credentials();
     }
 
     std::vector<std::string> subscriptions(const north::SessionInfo&) const override {
