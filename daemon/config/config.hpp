@@ -32,6 +32,32 @@ struct Mark {
     std::shared_ptr<const std::string> file;
 };
 
+// One point served by the local Modbus TCP server (gateway.modbus_server.map): where a client
+// reads it; its type, word order and scale are the point's own, reversed as for a write.
+struct ServedPoint {
+    Mark mark;
+    std::string device;  // names, as written
+    std::string point;
+    std::uint32_t device_index = 0;  // resolved by validation
+    std::uint32_t point_index = 0;
+    int unit = 1;
+    Area area = Area::holding;
+    std::uint16_t address = 0;
+};
+
+// The local Modbus TCP server for a site's HMI or SCADA: the latest value of chosen points, from
+// the same cache the cloud gets, even while the cloud is down.
+struct ModbusServerConfig {
+    Mark mark;
+    std::string host = "127.0.0.1";
+    int port = 0;  // 0: off
+    int max_clients = 16;
+    Duration idle_timeout{60'000};  // a client that sends nothing this long is closed
+    Duration stale_after{0};        // 0: three times the device's interval
+    int stale_exception = 11;       // 4 (server device failure) or 11 (gateway target failed to respond)
+    std::vector<ServedPoint> map;
+};
+
 struct GatewayConfig {
     std::string data_dir = "/var/lib/fieldlink";
     // status.json and metrics.prom, rewritten every status period: empty means data_dir. A tmpfs
@@ -51,6 +77,7 @@ struct GatewayConfig {
     // Metrics, health and the status page over HTTP (`http: 9910` or `http: HOST:PORT`); port 0: off.
     std::string http_host = "127.0.0.1";
     int http_port = 0;
+    ModbusServerConfig modbus_server;
 };
 
 struct TlsConfig {

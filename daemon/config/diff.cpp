@@ -9,7 +9,9 @@ namespace fieldlink::config {
 // A field added to one of these structs must be compared below: the sizes are checked where
 // they are known (x86-64 with libstdc++, the build every change goes through first).
 #if defined(__x86_64__) && defined(__GLIBCXX__)
-static_assert(sizeof(GatewayConfig) == 232, "GatewayConfig changed: update same_gateway");
+static_assert(sizeof(GatewayConfig) == 344, "GatewayConfig changed: update same_gateway");
+static_assert(sizeof(ModbusServerConfig) == 112, "ModbusServerConfig changed: update same_modbus_server");
+static_assert(sizeof(ServedPoint) == 104, "ServedPoint changed: update same_served");
 static_assert(sizeof(TlsConfig) == 96, "TlsConfig changed: update same_cloud");
 static_assert(sizeof(CloudConfig) == 552, "CloudConfig changed: update same_cloud");
 static_assert(sizeof(Option) == 88, "Option changed: update same_option");
@@ -65,12 +67,24 @@ bool same_option(const DriverOption& a, const DriverOption& b) {
 
 }  // namespace
 
+bool same_served(const ServedPoint& a, const ServedPoint& b) {
+    return std::tie(a.device, a.point, a.device_index, a.point_index, a.unit, a.area, a.address) ==
+           std::tie(b.device, b.point, b.device_index, b.point_index, b.unit, b.area, b.address);
+}
+
+bool same_modbus_server(const ModbusServerConfig& a, const ModbusServerConfig& b) {
+    return std::tie(a.host, a.port, a.max_clients, a.idle_timeout, a.stale_after, a.stale_exception) ==
+               std::tie(b.host, b.port, b.max_clients, b.idle_timeout, b.stale_after, b.stale_exception) &&
+           same_list(a.map, b.map, same_served);
+}
+
 bool same_gateway(const GatewayConfig& a, const GatewayConfig& b) {
     // log_level is left out: a reload applies it without restarting anything.
     return std::tie(a.data_dir, a.status_dir, a.plugin_dir, a.clock, a.store_on_disk, a.store_max_bytes,
                     a.store_max_age, a.store_sync, a.dns_servers, a.dns_timeout, a.http_host, a.http_port) ==
-           std::tie(b.data_dir, b.status_dir, b.plugin_dir, b.clock, b.store_on_disk, b.store_max_bytes,
-                    b.store_max_age, b.store_sync, b.dns_servers, b.dns_timeout, b.http_host, b.http_port);
+               std::tie(b.data_dir, b.status_dir, b.plugin_dir, b.clock, b.store_on_disk, b.store_max_bytes,
+                        b.store_max_age, b.store_sync, b.dns_servers, b.dns_timeout, b.http_host, b.http_port) &&
+           same_modbus_server(a.modbus_server, b.modbus_server);
 }
 
 bool same_cloud(const CloudConfig& a, const CloudConfig& b) {

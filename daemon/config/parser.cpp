@@ -9,6 +9,8 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <tuple>
+#include <utility>
 
 #include "reader.hpp"
 
@@ -74,6 +76,91 @@ void set_if(T& dst, const std::optional<V>& v) {
     if (v) dst = static_cast<T>(*v);
 }
 
+// A listen address: PORT (on 127.0.0.1) or HOST:PORT ([::1]:PORT); none (and an error) when bad.
+std::optional<std::pair<std::string, int>> listen_address(const YAML::Node& n, Reader& r, const char* what,
+                                                          const char* example) {
+    auto text = r.scalar(n, what);
+    if (!text) return std::nullopt;
+    std::string host = "127.0.0.1", port = *text;
+    if (const auto colon = text->rfind(':'); colon != std::string::npos) {
+        host = text->substr(0, colon);
+        port = text->substr(colon + 1);
+        if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    }
+    char* end = nullptr;
+    const long p = std::strtol(port.c_str(), &end, 10);
+    if (port.empty() || *end != '\0' || p < 1 || p > 65535 || host.empty()) {
+        r.error(n, "'" + *text +
+                       "' is not a listen address; expected a port 1..65535 (on 127.0.0.1) or HOST:PORT, like " +
+                       example);
+        return std::nullopt;
+    }
+    return std::make_pair(host, static_cast<int>(p));
+}
+
+// ---- gateway.modbus_server ----------------------------------------------------------------
+const Field<ServedPoint> kServedFields[] = {
+    {"device", true, [](ServedPoint& p, const YAML::Node& n, Reader& r) { set_if(p.device, r.string(n)); }},
+    {"point", true, [](ServedPoint& p, const YAML::Node& n, Reader& r) { set_if(p.point, r.string(n)); }},
+    {"unit", false,
+     [](ServedPoint& p, const YAML::Node& n, Reader& r) {
+         set_if(p.unit, r.integer(n, 0, 255, "the unit id clients address, 0..255"));
+     }},
+    {"area", false,
+     [](ServedPoint& p, const YAML::Node& n, Reader& r) {
+         set_if(p.area, r.enumeration<Area>(n, parse_area, "coil, discrete, input, holding"));
+     }},
+    {"address", true,
+     [](ServedPoint& p, const YAML::Node& n, Reader& r) {
+         set_if(p.address, r.integer(n, 0, kMaxAddress, "a 0-based protocol address 0..65535"));
+     }},
+};
+
+const Field<ModbusServerConfig> kModbusServerFields[] = {
+    {"listen", true,
+     [](ModbusServerConfig& m, const YAML::Node& n, Reader& r) {
+         if (auto at = listen_address(n, r, "a port (5020, on 127.0.0.1) or HOST:PORT (0.0.0.0:502)", "0.0.0.0:502")) {
+             std::tie(m.host, m.port) = *at;
+         }
+     }},
+    {"max_clients", false,
+     [](ModbusServerConfig& m, const YAML::Node& n, Reader& r) {
+         set_if(m.max_clients, r.integer(n, 1, 1000, "clients served at once, 1..1000"));
+     }},
+    {"idle_timeout", false,
+     [](ModbusServerConfig& m, const YAML::Node& n, Reader& r) {
+         set_if(m.idle_timeout, r.duration(n, Duration{1000}, Duration{86'400'000}));
+     }},
+    {"stale_after", false,
+     [](ModbusServerConfig& m, const YAML::Node& n, Reader& r) {
+         set_if(m.stale_after, r.duration(n, Duration{0}, Duration{86'400'000}));
+     }},
+    {"stale_exception", false,
+     [](ModbusServerConfig& m, const YAML::Node& n, Reader& r) {
+         auto v = r.integer(n, 1, 11,
+                            "a Modbus exception code: 4 (server device failure) or 11 (gateway target "
+                            "device failed to respond)");
+         if (v && *v != 4 && *v != 11) {
+             r.error(n, std::to_string(*v) + " is not an exception for a stale value; expected 4 or 11");
+             return;
+         }
+         set_if(m.stale_exception, v);
+     }},
+    {"map", true,
+     [](ModbusServerConfig& m, const YAML::Node& n, Reader& r) {
+         if (!n.IsSequence()) {
+             r.error(n, "expected a list of { device, point, unit, area, address }");
+             return;
+         }
+         for (std::size_t i = 0; i < n.size(); ++i) {
+             Reader::Scope s(r, "[" + std::to_string(i) + "]");
+             ServedPoint p;
+             p.mark = Reader::mark_of(n[i]);
+             if (r.map(n[i], kServedFields, p)) m.map.push_back(std::move(p));
+         }
+     }},
+};
+
 // ---- gateway ----------------------------------------------------------------------------
 const Field<GatewayConfig> kGatewayFields[] = {
     {"data_dir", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) { set_if(g.data_dir, r.string(n)); }},
@@ -132,24 +219,15 @@ const Field<GatewayConfig> kGatewayFields[] = {
      }},
     {"http", false,
      [](GatewayConfig& g, const YAML::Node& n, Reader& r) {
-         auto text = r.scalar(n, "a port (9910, on 127.0.0.1) or HOST:PORT ([::1]:9910, 0.0.0.0:9910)");
-         if (!text) return;
-         std::string host = "127.0.0.1", port = *text;
-         if (const auto colon = text->rfind(':'); colon != std::string::npos) {
-             host = text->substr(0, colon);
-             port = text->substr(colon + 1);
-             if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+         if (auto at = listen_address(n, r, "a port (9910, on 127.0.0.1) or HOST:PORT ([::1]:9910, 0.0.0.0:9910)",
+                                      "127.0.0.1:9910 or [::1]:9910")) {
+             std::tie(g.http_host, g.http_port) = *at;
          }
-         char* end = nullptr;
-         const long p = std::strtol(port.c_str(), &end, 10);
-         if (port.empty() || *end != '\0' || p < 1 || p > 65535 || host.empty()) {
-             r.error(n, "'" + *text +
-                            "' is not a listen address; expected a port 1..65535 (on 127.0.0.1) or "
-                            "HOST:PORT, like 127.0.0.1:9910 or [::1]:9910");
-             return;
-         }
-         g.http_host = host;
-         g.http_port = static_cast<int>(p);
+     }},
+    {"modbus_server", false,
+     [](GatewayConfig& g, const YAML::Node& n, Reader& r) {
+         g.modbus_server.mark = Reader::mark_of(n);
+         r.map(n, kModbusServerFields, g.modbus_server);
      }},
     {"dns_timeout", false,
      [](GatewayConfig& g, const YAML::Node& n, Reader& r) {

@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "config/writes.hpp"
@@ -233,11 +234,67 @@ void check_cloud(Checker& c, const Config& cfg, const CloudConfig& cl) {
     }
 }
 
+// One served point: its device and point exist, and the area suits the value (bits in coils and
+// discrete inputs, registers in holding and input registers). Returns the registers (or bits) it
+// takes, 0 when it is refused.
+int check_served(Checker& c, const Config& cfg, ServedPoint& sp, const std::string& path) {
+    const auto d = std::find_if(cfg.devices.begin(), cfg.devices.end(),
+                                [&sp](const DeviceConfig& x) { return x.name == sp.device; });
+    if (d == cfg.devices.end()) {
+        c.fail(sp.mark, path + ".device", "no device named '" + sp.device + "'; expected one of the devices: section");
+        return 0;
+    }
+    const auto p =
+        std::find_if(d->points.begin(), d->points.end(), [&sp](const PointConfig& x) { return x.name == sp.point; });
+    if (p == d->points.end()) {
+        c.fail(sp.mark, path + ".point", "device " + d->name + " has no point named '" + sp.point + "'");
+        return 0;
+    }
+    sp.device_index = static_cast<std::uint32_t>(d - cfg.devices.begin());
+    sp.point_index = static_cast<std::uint32_t>(p - d->points.begin());
+    const bool bit = p->type == DataType::boolean && p->bit < 0;
+    if (is_bit_area(sp.area) != bit) {
+        c.fail(sp.mark, path + ".area",
+               bit ? "point " + sp.point + " is a boolean: serve it in coil or discrete"
+                   : "point " + sp.point + " is not a plain boolean: serve it in holding or input registers");
+        return 0;
+    }
+    const int n = bit ? 1 : register_count(p->type, p->length);
+    if (sp.address + n - 1 > 65535) {
+        c.fail(sp.mark, path + ".address", "the point's " + std::to_string(n) + " registers run past address 65535");
+        return 0;
+    }
+    return n;
+}
+
+// gateway.modbus_server: every served point checked, and no two overlap at the same unit and area.
+void check_modbus_server(Checker& c, Config& cfg) {
+    auto& m = cfg.gateway.modbus_server;
+    if (m.port == 0) return;
+    if (m.map.empty()) c.fail(m.mark, "gateway.modbus_server.map", "no point to serve; expected at least one");
+    std::map<std::tuple<int, Area, int>, std::size_t> taken;  // (unit, area, address) -> entry
+    for (std::size_t i = 0; i < m.map.size(); ++i) {
+        auto& sp = m.map[i];
+        const std::string path = "gateway.modbus_server.map[" + std::to_string(i) + "]";
+        const int n = check_served(c, cfg, sp, path);
+        for (int a = 0; a < n; ++a) {
+            const auto [it, fresh] = taken.emplace(std::make_tuple(sp.unit, sp.area, sp.address + a), i);
+            if (fresh) continue;
+            c.fail(sp.mark, path + ".address",
+                   "address " + std::to_string(sp.address + a) + " of unit " + std::to_string(sp.unit) +
+                       " is taken by map[" + std::to_string(it->second) + "] (" + m.map[it->second].device + "." +
+                       m.map[it->second].point + ")");
+            break;
+        }
+    }
+}
+
 }  // namespace
 
 void validate(Config& cfg, std::vector<ConfigError>& errors) {
     Checker c(errors);
     for (const auto& cl : cfg.clouds) check_cloud(c, cfg, cl);
+    check_modbus_server(c, cfg);
     std::map<std::string, std::size_t> names;
     for (std::size_t i = 0; i < cfg.devices.size(); ++i) {
         const auto& d = cfg.devices[i];

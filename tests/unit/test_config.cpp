@@ -467,3 +467,53 @@ TEST_CASE("names that cannot be an MQTT topic level or client id are refused, pe
     CHECK(only_error(replace(kBase, "name: Chic_D", "name: \"Chic.D\"")).find("OneNET device names") !=
           std::string::npos);
 }
+
+TEST_CASE("gateway.modbus_server: points served by name, checked for area, range and overlap") {
+    const std::string served = replace(kBase, "gateway:\n  data_dir: /tmp/fl\n", R"(gateway:
+  data_dir: /tmp/fl
+  modbus_server:
+    listen: 0.0.0.0:5020
+    max_clients: 50
+    stale_exception: 4
+    map:
+      - { device: Chic_D, point: temperature, area: input, address: 0 }
+      - { device: Chic_D, point: relay, unit: 2, area: coil, address: 7 }
+)");
+    auto r = load_config_text(served, "gw.yaml", &test::drivers());
+    REQUIRE(r.ok());
+    const auto& m = r.config.gateway.modbus_server;
+    CHECK(m.host == "0.0.0.0");
+    CHECK(m.port == 5020);
+    CHECK(m.max_clients == 50);
+    CHECK(m.stale_exception == 4);
+    REQUIRE(m.map.size() == 2);
+    CHECK(m.map[0].device_index == 0);
+    CHECK(m.map[0].point_index == 0);
+    CHECK(m.map[1].point_index == 1);
+    CHECK(m.map[1].unit == 2);
+    CHECK(m.map[1].area == config::Area::coil);
+
+    CHECK(only_error(replace(served, "point: temperature", "point: temprature")) ==
+          "gw.yaml:8:9: gateway.modbus_server.map[0].point: device Chic_D has no point named 'temprature'");
+    CHECK(only_error(replace(served, "device: Chic_D, point: relay", "device: Chic, point: relay")) ==
+          "gw.yaml:9:9: gateway.modbus_server.map[1].device: no device named 'Chic'; expected one of the devices: "
+          "section");
+    CHECK(only_error(replace(served, "area: input, address: 0", "area: coil, address: 0")) ==
+          "gw.yaml:8:9: gateway.modbus_server.map[0].area: point temperature is not a plain boolean: serve it in "
+          "holding or input registers");
+    CHECK(only_error(replace(served, "unit: 2, area: coil", "unit: 2, area: holding")) ==
+          "gw.yaml:9:9: gateway.modbus_server.map[1].area: point relay is a boolean: serve it in coil or discrete");
+    // A float32 takes two registers: another point at its second one overlaps.
+    CHECK(only_error(replace(served, "point: relay, unit: 2, area: coil, address: 7",
+                             "point: temperature, area: input, address: 1")) ==
+          "gw.yaml:9:9: gateway.modbus_server.map[1].address: address 1 of unit 1 is taken by map[0] "
+          "(Chic_D.temperature)");
+    CHECK(only_error(replace(served, "address: 0 }", "address: 65535 }")) ==
+          "gw.yaml:8:9: gateway.modbus_server.map[0].address: the point's 2 registers run past address 65535");
+    CHECK(only_error(replace(served, "stale_exception: 4", "stale_exception: 5")) ==
+          "gw.yaml:6:22: gateway.modbus_server.stale_exception: 5 is not an exception for a stale value; expected 4 "
+          "or 11");
+    CHECK(only_error(replace(served, "listen: 0.0.0.0:5020", "listen: 0.0.0.0:99999")) ==
+          "gw.yaml:4:13: gateway.modbus_server.listen: '0.0.0.0:99999' is not a listen address; expected a port "
+          "1..65535 (on 127.0.0.1) or HOST:PORT, like 0.0.0.0:502");
+}
