@@ -18,6 +18,7 @@ ALLOWED = {
     "store": {"core", "config", "store"},
     "north": {"core", "config", "store", "north"},
     "platforms": {"core", "config", "north", "platforms"},
+    "serve": {"core", "config", "mapping", "serve"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
