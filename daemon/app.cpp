@@ -35,6 +35,7 @@
 #include "load.hpp"
 #include "north/north.hpp"
 #include "platforms/platform.hpp"
+#include "serve/server.hpp"
 #include "web.hpp"
 
 namespace fieldlink {
@@ -111,6 +112,10 @@ struct Running {
     std::unique_ptr<north::North> north;
     std::vector<std::unique_ptr<bus::BusWorker>> workers;  // in the order of cfg->buses
     std::unique_ptr<WebServer> web;                        // stopped first: its handlers read the workers and north
+    // The local Modbus TCP server and the latest values it serves; the workers' sinks fill the
+    // cache (std::atomic_load: a reload replaces it while they run).
+    std::shared_ptr<serve::Cache> cache;
+    std::unique_ptr<serve::Server> modbus;
     // The writer (on the north thread) reads these while a reload replaces them.
     std::mutex mutex;
     const config::Config* cfg = nullptr;  // guarded by mutex
@@ -257,6 +262,42 @@ void route_write(Running& run, core::WriteJobPtr job) {
     core::refuse(job, "the gateway is reloading its configuration; try again");
 }
 
+// What a bus worker hands over: to the north side, and to the Modbus server's cache (a unit that
+// stops answering makes its points' values not current).
+bus::SampleSink sink_of(Running& run) {
+    auto* north = run.north.get();
+    return [north, &run](std::vector<core::SampleBatch>& batches) {
+        if (const auto cache = std::atomic_load(&run.cache)) {
+            for (const auto& b : batches) {
+                if (b.kind == core::SampleBatch::Kind::samples) cache->put(b);
+                if (b.kind == core::SampleBatch::Kind::device_down) cache->down(b.device_index);
+            }
+        }
+        north->push(batches);
+    };
+}
+
+// The Modbus server for `cfg` (none when it has no gateway.modbus_server), replacing the one
+// running; a reload's `previous` configuration hands its values over.
+bool start_modbus_server(const config::Config& cfg, Running& run, const config::Config* previous) {
+    run.modbus.reset();
+    std::shared_ptr<serve::Cache> cache;
+    if (cfg.gateway.modbus_server.port != 0) {
+        const auto old = std::atomic_load(&run.cache);
+        cache = old && previous ? std::make_shared<serve::Cache>(cfg, *old, *previous)
+                                : std::make_shared<serve::Cache>(cfg);
+    }
+    std::atomic_store(&run.cache, cache);
+    if (!cache) return true;
+    run.modbus = std::make_unique<serve::Server>(cfg, cache,
+                                                 [&run](core::WriteJobPtr job) { route_write(run, std::move(job)); });
+    std::string err;
+    if (run.modbus->start(&err)) return true;
+    core::logger("core")->error("{}", err);
+    run.modbus.reset();
+    return false;
+}
+
 // The status server: kept across a restart by SIGHUP (same address), else started.
 bool start_web(const config::Config& cfg, Running& run) {
     if (cfg.gateway.http_port == 0) return true;
@@ -300,9 +341,7 @@ int start_all(const config::Config& cfg, const bus::PluginRegistry& plugins, Run
             log->error("bus {}: driver {} refused its options: {}", cfg.buses[b].name, cfg.buses[b].driver, err);
             return kExitConfig;
         }
-        auto* north = run.north.get();
-        run.workers.push_back(std::make_unique<bus::BusWorker>(
-            cfg, b, std::move(driver), [north](std::vector<core::SampleBatch>& batches) { north->push(batches); }));
+        run.workers.push_back(std::make_unique<bus::BusWorker>(cfg, b, std::move(driver), sink_of(run)));
     }
     {
         std::lock_guard<std::mutex> lock(run.mutex);
@@ -316,6 +355,7 @@ int start_all(const config::Config& cfg, const bus::PluginRegistry& plugins, Run
         log->error("{}", err);
         return kExitRuntime;
     }
+    if (!start_modbus_server(cfg, run, nullptr)) return kExitRuntime;
     for (auto& w : run.workers) w->start();
     if (!start_web(cfg, run)) return kExitRuntime;
     log->info("fieldlinkd running: {} bus(es), {} device(s), {} point(s)", cfg.buses.size(), cfg.devices.size(),
@@ -331,6 +371,7 @@ void stop_all(Running& run, bool keep_web = false) {
     } else {
         run.web.reset();
     }
+    run.modbus.reset();                     // its clients' writes are refused from now on
     for (auto& w : run.workers) w->stop();  // first: no new samples
     {
         std::lock_guard<std::mutex> lock(run.mutex);
@@ -437,9 +478,7 @@ class BusSwap {
                 next_.buses[b].name, next_.buses[b].driver, err);
             return false;
         }
-        auto* north = run_.north.get();
-        workers_[b] = std::make_unique<bus::BusWorker>(
-            next_, b, std::move(driver), [north](std::vector<core::SampleBatch>& batches) { north->push(batches); });
+        workers_[b] = std::make_unique<bus::BusWorker>(next_, b, std::move(driver), sink_of(run_));
         return true;
     }
     bool pause_kept() {
@@ -507,6 +546,9 @@ Reload reload_in_place(Running& run, std::unique_ptr<config::Config>& cfg, std::
         run.reloading = false;
         return Reload::restart;  // as at start: a cloud whose files cannot be loaded stops the daemon
     }
+    // (the server moves to the new configuration before the old one goes; a bind failure cannot
+    // happen: the address is the same, same_gateway said so)
+    start_modbus_server(*next, run, cfg.get());
     const std::size_t buses_kept = buses.start();
     {
         std::lock_guard<std::mutex> lock(run.mutex);
@@ -541,7 +583,8 @@ void notify_ready(const Running& run) {
 }
 
 // Runs until SIGTERM/SIGINT; SIGHUP reloads the configuration file. Returns the exit status.
-int serve(const std::string& file, std::unique_ptr<config::Config> cfg, const bus::PluginRegistry& plugins) {
+int run_until_stopped(const std::string& file, std::unique_ptr<config::Config> cfg,
+                      const bus::PluginRegistry& plugins) {
     auto log = core::logger("core");
     sigset_t mask;
     sigemptyset(&mask);
@@ -643,7 +686,7 @@ int run_daemon(const DaemonOptions& opts) {
         return kExitOk;
     }
     if (opts.plan) return kExitOk;
-    return serve(opts.config_file, std::move(cfg), plugins);
+    return run_until_stopped(opts.config_file, std::move(cfg), plugins);
 }
 
 }  // namespace fieldlink

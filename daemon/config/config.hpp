@@ -53,7 +53,7 @@ struct ModbusServerConfig {
     int port = 0;  // 0: off
     int max_clients = 16;
     Duration idle_timeout{60'000};  // a client that sends nothing this long is closed
-    Duration stale_after{0};        // 0: three times the device's interval
+    Duration stale_after{0};        // 0: no age limit (served while the unit answers)
     int stale_exception = 11;       // 4 (server device failure) or 11 (gateway target failed to respond)
     std::vector<ServedPoint> map;
 };

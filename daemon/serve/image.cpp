@@ -11,6 +11,25 @@ Cache::Cache(const config::Config& cfg) {
     for (std::size_t d = 0; d < cfg.devices.size(); ++d) values_[d].resize(cfg.devices[d].points.size());
 }
 
+Cache::Cache(const config::Config& cfg, const Cache& previous, const config::Config& previous_cfg) : Cache(cfg) {
+    const std::lock_guard<std::mutex> lock(previous.mu_);
+    for (std::size_t d = 0; d < cfg.devices.size(); ++d) {
+        const auto& nd = cfg.devices[d];
+        const auto od = std::find_if(previous_cfg.devices.begin(), previous_cfg.devices.end(),
+                                     [&nd](const config::DeviceConfig& x) { return x.name == nd.name; });
+        if (od == previous_cfg.devices.end()) continue;
+        const auto oi = static_cast<std::size_t>(od - previous_cfg.devices.begin());
+        for (std::size_t p = 0; p < nd.points.size(); ++p) {
+            for (std::size_t q = 0; q < od->points.size(); ++q) {
+                if (od->points[q].name == nd.points[p].name && oi < previous.values_.size() &&
+                    q < previous.values_[oi].size()) {
+                    values_[d][p] = previous.values_[oi][q];
+                }
+            }
+        }
+    }
+}
+
 void Cache::put(const core::SampleBatch& b) {
     const std::lock_guard<std::mutex> lock(mu_);
     if (b.device_index >= values_.size()) return;
@@ -48,12 +67,12 @@ namespace {
 
 constexpr int kIllegalAddress = 2;
 
-// Modbus exception of a point whose value is missing, stale or from a unit that stopped answering.
-bool current(const Cache::Entry& e, const config::ModbusServerConfig& m, const config::DeviceConfig& d,
-             std::int64_t now_ms) {
+// Whether a point's value may be served: read, its unit still answering, and (with stale_after)
+// not older than that. Report by exception sends only what changed, so an age limit needs a
+// heartbeat shorter than it; without one, a value stays current while its unit answers.
+bool current(const Cache::Entry& e, const config::ModbusServerConfig& m, std::int64_t now_ms) {
     if (!e.value || e.down) return false;
-    const std::int64_t limit = m.stale_after.count() > 0 ? m.stale_after.count() : 3 * d.interval.count();
-    return now_ms - e.at_ms <= limit;
+    return m.stale_after.count() == 0 || now_ms - e.at_ms <= m.stale_after.count();
 }
 
 }  // namespace
@@ -68,11 +87,10 @@ ReadResult Image::read(const Cache& cache, int unit, config::Area area, int addr
         const auto it = slots_.find({unit, area, a});
         if (it == slots_.end()) return ReadResult{kIllegalAddress, {}, {}};
         const auto& sp = m.map[it->second.entry];
-        const auto& d = cfg_.devices[sp.device_index];
-        const auto& p = d.points[sp.point_index];
+        const auto& p = cfg_.devices[sp.device_index].points[sp.point_index];
         if (it->second.entry != last_entry) {
             const auto e = cache.get(sp.device_index, sp.point_index);
-            if (!current(e, m, d, now_ms)) return ReadResult{m.stale_exception, {}, {}};
+            if (!current(e, m, now_ms)) return ReadResult{m.stale_exception, {}, {}};
             last_entry = it->second.entry;
             if (config::is_bit_area(area)) {
                 r.bits.push_back(core::number_of(*e.value) != 0 ? 1 : 0);

@@ -22,6 +22,9 @@ namespace fieldlink::serve {
 class Cache {
   public:
     explicit Cache(const config::Config& cfg);
+    // A reload's cache: the values of devices and points that keep their names carry over (report
+    // by exception would not send an unchanged value again).
+    Cache(const config::Config& cfg, const Cache& previous, const config::Config& previous_cfg);
     void put(const core::SampleBatch& b);
     void down(std::uint32_t device);  // its unit stopped answering: its values are not current
     struct Entry {
@@ -48,6 +51,16 @@ class Image {
     explicit Image(const config::Config& cfg);
     // A read of `count` registers or bits of `area` at `address` for `unit`, at `now_ms`.
     ReadResult read(const Cache& cache, int unit, config::Area area, int address, int count, std::int64_t now_ms) const;
+    // The served point at an address: its map entry, and which of its registers it is.
+    struct Where {
+        std::size_t entry;
+        int offset;
+    };
+    std::optional<Where> at(int unit, config::Area area, int address) const {
+        const auto it = slots_.find({unit, area, address});
+        if (it == slots_.end()) return std::nullopt;
+        return Where{it->second.entry, it->second.offset};
+    }
 
   private:
     struct Slot {

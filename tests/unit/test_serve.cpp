@@ -17,6 +17,7 @@ gateway:
   modbus_server:
     listen: 5020
     stale_exception: 11
+    stale_after: 3s
     map:
       - { device: m, point: u16, area: holding, address: 0 }
       - { device: m, point: i16, area: holding, address: 1 }
@@ -116,7 +117,7 @@ TEST_CASE("serve: unmapped addresses are illegal; missing, stale and down values
     CHECK(image.read(cache, 1, A::holding, 0, 7, now).exception == 2);  // address 6 is not served
     CHECK(image.read(cache, 3, A::holding, 0, 1, now).exception == 2);  // nor unit 3
     CHECK(image.read(cache, 1, A::input, 0, 1, now).exception == 0);
-    CHECK(image.read(cache, 1, A::holding, 0, 6, now + 3000).exception == 0);  // 3 intervals: still current
+    CHECK(image.read(cache, 1, A::holding, 0, 6, now + 3000).exception == 0);  // 3 s: still current
     CHECK(image.read(cache, 1, A::holding, 0, 6, now + 3001).exception == 11);
     cache.down(0);
     CHECK(image.read(cache, 1, A::holding, 0, 1, now).exception == 11);
