@@ -1,0 +1,138 @@
+"""gateway.modbus_server against mbpoll (Debian's, a Modbus client nobody on the project wrote):
+the real fieldlinkd polls the bundled simulator over Modbus TCP and serves what it read; mbpoll
+reads every mapped type and word order and gets the values the device holds, writes a writable
+point (written on the device through the checked write path, and read back), is refused for a
+read-only point, a value out of range and an unmapped address; 50 clients read at once; a client
+that connects and sends nothing is closed after idle_timeout and holds nobody up; a unit that
+stops answering is served as an exception, not as its old value."""
+import socket
+import subprocess
+import time
+import unittest
+
+from harness import Broker, Daemon, Procs, Simulator, free_port, wait_for
+
+
+def mbpoll(port, *args):
+    out = subprocess.run(["mbpoll", "-m", "tcp", "-p", str(port), "-0", "-1", "-o", "2"] + list(args) + ["127.0.0.1"],
+                         capture_output=True, text=True, timeout=30)
+    return out.returncode, out.stdout + out.stderr
+
+
+def mbpoll_write(port, *args):
+    out = subprocess.run(["mbpoll", "-m", "tcp", "-p", str(port), "-0", "-o", "2"] + list(args),
+                         capture_output=True, text=True, timeout=30)
+    return out.returncode, out.stdout + out.stderr
+
+
+def values(text):
+    """The '[address]: value' lines mbpoll prints."""
+    out = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("[") and "]:" in line:
+            addr, value = line[1:].split("]:", 1)
+            out[int(addr)] = value.strip()
+    return out
+
+
+class ModbusServerTest(unittest.TestCase):
+    def setUp(self):
+        self.procs = Procs(self)
+        self.broker = Broker(self.procs)
+        modbus = free_port()
+        self.sim = Simulator(self.procs, tcp_port=modbus, units=(1,))
+        # The device's registers: 1234; -2; 21.5 (abcd); -1.25 (cdab); 123456789 (abcd int32).
+        self.sim.cmd("set 1 holding 20 1234 65534 16812 0 0 49056 1883 52501")
+        self.sim.cmd("set 1 holding 30 50")
+        self.port = free_port()
+        self.daemon = Daemon(self.procs, """
+gateway:
+  modbus_server:
+    listen: 127.0.0.1:%d
+    max_clients: 60
+    idle_timeout: 2s
+    map:
+      - { device: plc, point: u16, area: holding, address: 0 }
+      - { device: plc, point: i16, area: holding, address: 1 }
+      - { device: plc, point: f32, area: holding, address: 2 }
+      - { device: plc, point: f32le, area: holding, address: 4 }
+      - { device: plc, point: i32, area: input, address: 0 }
+      - { device: plc, point: setpoint, area: holding, address: 10 }
+clouds:
+  local: { platform: mqtt, host: 127.0.0.1, port: %d }
+buses:
+  line: { driver: modbus-tcp, host: 127.0.0.1, port: %d, timeout: 300ms, retries: 0, backoff_max: 1s }
+devices:
+  - name: plc
+    cloud: local
+    bus: line
+    unit: 1
+    interval: 200ms
+    points:
+      - { name: u16, area: holding, address: 20 }
+      - { name: i16, area: holding, address: 21, type: int16 }
+      - { name: f32, area: holding, address: 22, type: float32 }
+      - { name: f32le, area: holding, address: 24, type: float32, order: cdab }
+      - { name: i32, area: holding, address: 26, type: int32 }
+      - { name: setpoint, area: holding, address: 30, writable: true, min: 0, max: 1000 }
+""" % (self.port, self.broker.port, modbus))
+        wait_for(lambda: "Modbus TCP server on" in self.daemon.log(), what="the Modbus server")
+        wait_for(lambda: mbpoll(self.port, "-a", "1", "-r", "0", "-c", "1", "-t", "4")[0] == 0, what="a first value")
+
+    def test_every_type_and_order_reads_as_the_device_holds_it(self):
+        rc, out = mbpoll(self.port, "-a", "1", "-r", "0", "-c", "2", "-t", "4")
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(values(out), {0: "1234", 1: "65534 (-2)"})  # mbpoll shows both readings
+        rc, out = mbpoll(self.port, "-a", "1", "-r", "2", "-c", "1", "-t", "4:float", "-B")  # abcd
+        self.assertEqual(values(out), {2: "21.5"}, out)
+        rc, out = mbpoll(self.port, "-a", "1", "-r", "4", "-c", "1", "-t", "4:float")  # mbpoll's default: cdab
+        self.assertEqual(values(out), {4: "-1.25"}, out)
+        rc, out = mbpoll(self.port, "-a", "1", "-r", "0", "-c", "1", "-t", "3:int", "-B")
+        self.assertEqual(values(out), {0: "123456789"}, out)
+
+    def test_writes_go_through_the_write_path_and_refusals_touch_nothing(self):
+        rc, out = mbpoll_write(self.port, "-a", "1", "-r", "10", "-t", "4", "127.0.0.1", "321")
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(self.sim.get(1, "holding", 30), [321])
+        wait_for(lambda: values(mbpoll(self.port, "-a", "1", "-r", "10", "-c", "1", "-t", "4")[1]) == {10: "321"},
+                 what="the value read back served")
+        rc, out = mbpoll_write(self.port, "-a", "1", "-r", "10", "-t", "4", "127.0.0.1", "5000")
+        self.assertIn("Illegal data value", out)
+        rc, out = mbpoll_write(self.port, "-a", "1", "-r", "0", "-t", "4", "127.0.0.1", "7")
+        self.assertIn("Illegal data address", out)  # read-only
+        rc, out = mbpoll(self.port, "-a", "1", "-r", "40", "-c", "1", "-t", "4")
+        self.assertIn("Illegal data address", out)  # not mapped
+        self.assertEqual(self.sim.get(1, "holding", 30), [321])
+        self.assertEqual(self.sim.get(1, "holding", 20), [1234])
+
+    def test_fifty_clients_at_once_and_an_idle_one(self):
+        idle = socket.create_connection(("127.0.0.1", self.port))
+        clients = [subprocess.Popen(["mbpoll", "-m", "tcp", "-p", str(self.port), "-0", "-a", "1", "-r", "0", "-c",
+                                     "2", "-t", "4", "-l", "10", "-o", "2", "127.0.0.1"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                   for _ in range(50)]
+        time.sleep(3)
+        outputs = []
+        for c in clients:
+            c.terminate()
+            outputs.append(c.communicate(timeout=10)[0])
+        for out in outputs:
+            self.assertNotIn("failed", out)
+            self.assertIn("[0]: \t1234", out)
+        # The idle client was closed after idle_timeout (2 s) and held nobody up.
+        idle.settimeout(5)
+        self.assertEqual(idle.recv(1), b"")
+        idle.close()
+
+    def test_a_unit_that_stops_answering_is_served_as_an_exception(self):
+        self.sim.cmd("off 1")
+        wait_for(lambda: "failed to respond" in mbpoll(self.port, "-a", "1", "-r", "0", "-c", "1", "-t", "4")[1],
+                 what="the exception")
+        self.sim.cmd("on 1")
+        wait_for(lambda: values(mbpoll(self.port, "-a", "1", "-r", "0", "-c", "1", "-t", "4")[1]) == {0: "1234"},
+                 timeout=15, what="the value once it answers")
+
+
+if __name__ == "__main__":
+    unittest.main()
