@@ -13,20 +13,11 @@
 #include <cerrno>
 #include <cstring>
 
-#include "config/writes.hpp"
 #include "core/log.hpp"
-#include "mapping/decode.hpp"
 
 namespace fieldlink::serve {
 
 namespace {
-
-constexpr int kIllegalFunction = 1;
-constexpr int kIllegalAddress = 2;
-constexpr int kIllegalValue = 3;
-constexpr int kDeviceFailure = 4;
-constexpr int kTargetFailed = 11;
-constexpr std::size_t kHeader = 7;  // MBAP: transaction, protocol, length, unit
 
 std::int64_t steady_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -39,21 +30,6 @@ int word_at(const std::vector<std::uint8_t>& adu, std::size_t at) {
 
 modbus_t* ctx_of(void* p) {
     return static_cast<modbus_t*>(p);
-}
-
-// The exception a finished write gets, from how the bus worker says it failed.
-int exception_of(const core::WriteJob& job) {
-    using F = core::WriteJob::Failure;
-    if (job.ok) return 0;
-    switch (job.failure) {
-        case F::refused:
-            return kIllegalValue;
-        case F::exception:
-        case F::mismatch:
-            return kDeviceFailure;
-        default:  // timeout, link, expired
-            return kTargetFailed;
-    }
 }
 
 }  // namespace
@@ -184,47 +160,28 @@ void Server::accept_clients() {
 // Every whole request in the client's buffer, in order; a write parks the client until it is
 // done. False when the stream is not Modbus TCP (the connection is closed).
 bool Server::serve(Client& c) {
-    while (!c.waiting && c.in.size() >= kHeader + 1) {
-        const auto length = static_cast<std::size_t>(word_at(c.in, 4));
-        if (word_at(c.in, 2) != 0 || length < 2 || length > 254) return false;
-        if (c.in.size() < 6 + length) return true;
-        const std::vector<std::uint8_t> adu(c.in.begin(), c.in.begin() + static_cast<std::ptrdiff_t>(6 + length));
-        c.in.erase(c.in.begin(), c.in.begin() + static_cast<std::ptrdiff_t>(6 + length));
+    while (!c.waiting) {
+        const long n = next_request(c.in);
+        if (n <= 0) return n == 0;
+        const std::vector<std::uint8_t> adu(c.in.begin(), c.in.begin() + n);
+        c.in.erase(c.in.begin(), c.in.begin() + n);
         ++counters_.requests;
-        const int fc = adu[7];
-        if (fc == MODBUS_FC_WRITE_SINGLE_COIL || fc == MODBUS_FC_WRITE_SINGLE_REGISTER ||
-            fc == MODBUS_FC_WRITE_MULTIPLE_COILS || fc == MODBUS_FC_WRITE_MULTIPLE_REGISTERS) {
-            c.waiting = start_write(c, adu);
-            continue;
+        auto a = answer_request(cfg_, image_, *cache_, adu, core::unix_ms_now());
+        if (a.exception != 0) {
+            reply_exception(c.fd, adu, a.exception);
+        } else if (a.write) {
+            c.waiting = start_write(c, adu, std::move(a.write));
+        } else {
+            reply_read(c.fd, adu, a);
         }
-        answer(c.fd, adu);
     }
     return true;
 }
 
-// A read, from the image.
-void Server::answer(int fd, const std::vector<std::uint8_t>& adu) {
-    const int fc = adu[7];
-    if (fc < MODBUS_FC_READ_COILS || fc > MODBUS_FC_READ_INPUT_REGISTERS || adu.size() < 12) {
-        reply_exception(fd, adu, kIllegalFunction);
-        return;
-    }
-    const int address = word_at(adu, 8), count = word_at(adu, 10);
-    const bool bits = fc <= MODBUS_FC_READ_DISCRETE_INPUTS;
-    if (count < 1 || count > (bits ? MODBUS_MAX_READ_BITS : MODBUS_MAX_READ_REGISTERS) || address + count > 65536) {
-        reply_exception(fd, adu, kIllegalValue);
-        return;
-    }
-    const config::Area area = fc == MODBUS_FC_READ_COILS               ? config::Area::coil
-                              : fc == MODBUS_FC_READ_DISCRETE_INPUTS   ? config::Area::discrete
-                              : fc == MODBUS_FC_READ_HOLDING_REGISTERS ? config::Area::holding
-                                                                       : config::Area::input;
-    const auto r = image_.read(*cache_, adu[6], area, address, count, core::unix_ms_now());
-    if (r.exception != 0) {
-        reply_exception(fd, adu, r.exception);
-        return;
-    }
-    const int n = count;
+// A read, from the image: libmodbus's reply, from a mapping holding just the range asked.
+void Server::reply_read(int fd, const std::vector<std::uint8_t>& adu, const Answer& a) {
+    const auto area = a.area;
+    const int address = a.address, n = a.count;
     modbus_mapping_t* map = modbus_mapping_new_start_address(
         area == config::Area::coil ? address : 0, area == config::Area::coil ? n : 0,
         area == config::Area::discrete ? address : 0, area == config::Area::discrete ? n : 0,
@@ -234,6 +191,7 @@ void Server::answer(int fd, const std::vector<std::uint8_t>& adu) {
         reply_exception(fd, adu, kDeviceFailure);
         return;
     }
+    const auto& r = a.read;
     if (area == config::Area::coil) std::copy(r.bits.begin(), r.bits.end(), map->tab_bits);
     if (area == config::Area::discrete) std::copy(r.bits.begin(), r.bits.end(), map->tab_input_bits);
     if (area == config::Area::holding) std::copy(r.words.begin(), r.words.end(), map->tab_registers);
@@ -251,78 +209,8 @@ void Server::reply_exception(int fd, const std::vector<std::uint8_t>& adu, int c
     modbus_reply_exception(ctx_of(reply_ctx_), adu.data(), static_cast<unsigned>(code));
 }
 
-// A write request: what it writes, by address (bits as 0/1); false when malformed.
-bool written_values(const std::vector<std::uint8_t>& adu, config::Area& area, int& address,
-                    std::vector<std::uint16_t>& values) {
-    const int fc = adu[7];
-    if (adu.size() < 12) return false;
-    address = word_at(adu, 8);
-    area = fc == MODBUS_FC_WRITE_SINGLE_COIL || fc == MODBUS_FC_WRITE_MULTIPLE_COILS ? config::Area::coil
-                                                                                     : config::Area::holding;
-    if (fc == MODBUS_FC_WRITE_SINGLE_COIL) {
-        const int v = word_at(adu, 10);
-        if (v != 0xFF00 && v != 0) return false;
-        values = {static_cast<std::uint16_t>(v != 0)};
-        return true;
-    }
-    if (fc == MODBUS_FC_WRITE_SINGLE_REGISTER) {
-        values = {static_cast<std::uint16_t>(word_at(adu, 10))};
-        return true;
-    }
-    const int count = word_at(adu, 10);
-    const std::size_t bytes = adu.size() > 12 ? adu[12] : 0;
-    const bool coils = fc == MODBUS_FC_WRITE_MULTIPLE_COILS;
-    const std::size_t need = coils ? static_cast<std::size_t>((count + 7) / 8) : static_cast<std::size_t>(count) * 2;
-    if (count < 1 || count > (coils ? MODBUS_MAX_WRITE_BITS : MODBUS_MAX_WRITE_REGISTERS) || bytes != need ||
-        adu.size() != 13 + need) {
-        return false;
-    }
-    for (int i = 0; i < count; ++i) {
-        values.push_back(coils ? static_cast<std::uint16_t>((adu[13 + i / 8] >> (i % 8)) & 1)
-                               : static_cast<std::uint16_t>(word_at(adu, 13 + 2 * static_cast<std::size_t>(i))));
-    }
-    return true;
-}
-
-// A write to served points: each one whole, writable, of one device, and accepted as a cloud's
-// write would be; then written by the bus worker and read back. True when the client waits for it.
-bool Server::start_write(Client& c, const std::vector<std::uint8_t>& adu) {
-    config::Area area = config::Area::holding;
-    int address = 0;
-    std::vector<std::uint16_t> words;
-    if (!written_values(adu, area, address, words)) {
-        reply_exception(c.fd, adu, kIllegalValue);
-        return false;
-    }
-    const auto& map = cfg_.gateway.modbus_server.map;
-    auto job = std::make_shared<core::WriteJob>();
-    bool first = true;
-    for (std::size_t i = 0; i < words.size();) {
-        const auto where = image_.at(adu[6], area, address + static_cast<int>(i));
-        const config::ServedPoint* sp = where && where->offset == 0 ? &map[where->entry] : nullptr;
-        const config::PointConfig* p = sp ? &cfg_.devices[sp->device_index].points[sp->point_index] : nullptr;
-        const std::size_t n = !p ? 0
-                              : config::is_bit_area(area)
-                                  ? 1
-                                  : static_cast<std::size_t>(config::register_count(p->type, p->length));
-        if (!p || !p->writable || i + n > words.size() || (!first && job->device != sp->device_index)) {
-            reply_exception(c.fd, adu, kIllegalAddress);  // not served, not whole, read-only, or two devices
-            return false;
-        }
-        std::string why;
-        const auto value = config::is_bit_area(area)
-                               ? std::optional<core::Value>(core::Value{words[i] != 0})
-                               : mapping::decode_registers(mapping::codec_of(*p), &words[i], n, &why);
-        const auto accepted = value ? config::accept_write(*p, *value, &why) : std::nullopt;
-        if (!accepted) {
-            reply_exception(c.fd, adu, kIllegalValue);
-            return false;
-        }
-        job->device = sp->device_index;
-        job->values.push_back({sp->point_index, *accepted});
-        first = false;
-        i += n;
-    }
+// A checked write, handed to the bus worker; the client waits for it. True when it went.
+bool Server::start_write(Client& c, const std::vector<std::uint8_t>& adu, core::WriteJobPtr job) {
     if (!submit_) {
         reply_exception(c.fd, adu, kDeviceFailure);
         return false;

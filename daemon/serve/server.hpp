@@ -19,6 +19,7 @@
 #include "config/config.hpp"
 #include "core/write_job.hpp"
 #include "serve/image.hpp"
+#include "serve/request.hpp"
 
 namespace fieldlink::serve {
 
@@ -71,9 +72,9 @@ class Server {
     void run();
     void accept_clients();
     bool serve(Client& c);  // false: close it
-    void answer(int fd, const std::vector<std::uint8_t>& adu);
+    void reply_read(int fd, const std::vector<std::uint8_t>& adu, const Answer& a);
     void reply_exception(int fd, const std::vector<std::uint8_t>& adu, int code);
-    bool start_write(Client& c, const std::vector<std::uint8_t>& adu);
+    bool start_write(Client& c, const std::vector<std::uint8_t>& adu, core::WriteJobPtr job);
     void finish_writes();
 
     const config::Config& cfg_;
