@@ -188,6 +188,13 @@ std::string device_metrics(const config::Config& cfg, const Running& run) {
         bus::figures::kDevice, labels,
         [&devices](const auto& f, std::size_t i) { return core::figure_value(devices[i]->*(f.field)); },
         [&out](const std::string& text) { out += text; });
+    if (run.modbus) {
+        const auto& counters = run.modbus->counters();
+        core::print_families(
+            serve::figures::kServer, {""},
+            [&counters](const auto& f, std::size_t) { return core::figure_value(counters.*(f.field)); },
+            [&out](const std::string& text) { out += text; });
+    }
     out += core::metric_header("fieldlink_device_up", core::MetricType::gauge, "1 when the device's unit answers.");
     for (std::size_t i = 0; i < devices.size(); ++i) {
         out += core::metric_line("fieldlink_device_up", labels[i], std::uint64_t{devices[i]->state.load() == 1});
@@ -215,7 +222,14 @@ WebSources web_sources(const config::Config& cfg, const Running& run) {
                              {"alive", now - w->heartbeat()->load() <= kWorkerAliveMs},
                              {"devices", std::move(devices)}});
         }
-        const nlohmann::json doc{{"buses", std::move(buses)}, {"problems", core::recent_problems()}};
+        nlohmann::json doc{{"buses", std::move(buses)}, {"problems", core::recent_problems()}};
+        if (run.modbus) {
+            nlohmann::json served{
+                {"listen", cfg.gateway.modbus_server.host + ":" + std::to_string(cfg.gateway.modbus_server.port)}};
+            for (const auto& f : serve::figures::kServer)
+                served[std::string(f.status)] = (run.modbus->counters().*(f.field)).load();
+            doc["modbus_server"] = std::move(served);
+        }
         return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     };
     src.device_metrics = [&cfg, &run] { return device_metrics(cfg, run); };
@@ -277,10 +291,10 @@ bus::SampleSink sink_of(Running& run) {
     };
 }
 
-// The Modbus server for `cfg` (none when it has no gateway.modbus_server), replacing the one
-// running; a reload's `previous` configuration hands its values over.
+// The Modbus server for `cfg` (none when it has no gateway.modbus_server). A reload's
+// `previous` configuration hands its values over, and the server running goes on with the new
+// map (the listen address is the same: same_gateway said so), its clients connected.
 bool start_modbus_server(const config::Config& cfg, Running& run, const config::Config* previous) {
-    run.modbus.reset();
     std::shared_ptr<serve::Cache> cache;
     if (cfg.gateway.modbus_server.port != 0) {
         const auto old = std::atomic_load(&run.cache);
@@ -288,6 +302,11 @@ bool start_modbus_server(const config::Config& cfg, Running& run, const config::
                                 : std::make_shared<serve::Cache>(cfg);
     }
     std::atomic_store(&run.cache, cache);
+    if (run.modbus && cache && previous) {
+        run.modbus->reconfigure(cfg, cache);
+        return true;
+    }
+    run.modbus.reset();
     if (!cache) return true;
     run.modbus = std::make_unique<serve::Server>(cfg, cache,
                                                  [&run](core::WriteJobPtr job) { route_write(run, std::move(job)); });
@@ -546,8 +565,7 @@ Reload reload_in_place(Running& run, std::unique_ptr<config::Config>& cfg, std::
         run.reloading = false;
         return Reload::restart;  // as at start: a cloud whose files cannot be loaded stops the daemon
     }
-    // (the server moves to the new configuration before the old one goes; a bind failure cannot
-    // happen: the address is the same, same_gateway said so)
+    // (the server moves to the new configuration before the old one goes)
     start_modbus_server(*next, run, cfg.get());
     const std::size_t buses_kept = buses.start();
     {

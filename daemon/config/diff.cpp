@@ -10,8 +10,7 @@ namespace fieldlink::config {
 // they are known (x86-64 with libstdc++, the build every change goes through first).
 #if defined(__x86_64__) && defined(__GLIBCXX__)
 static_assert(sizeof(GatewayConfig) == 344, "GatewayConfig changed: update same_gateway");
-static_assert(sizeof(ModbusServerConfig) == 112, "ModbusServerConfig changed: update same_modbus_server");
-static_assert(sizeof(ServedPoint) == 104, "ServedPoint changed: update same_served");
+static_assert(sizeof(ModbusServerConfig) == 112, "ModbusServerConfig changed: update same_modbus_listener");
 static_assert(sizeof(TlsConfig) == 96, "TlsConfig changed: update same_cloud");
 static_assert(sizeof(CloudConfig) == 552, "CloudConfig changed: update same_cloud");
 static_assert(sizeof(Option) == 88, "Option changed: update same_option");
@@ -67,15 +66,10 @@ bool same_option(const DriverOption& a, const DriverOption& b) {
 
 }  // namespace
 
-bool same_served(const ServedPoint& a, const ServedPoint& b) {
-    return std::tie(a.device, a.point, a.device_index, a.point_index, a.unit, a.area, a.address) ==
-           std::tie(b.device, b.point, b.device_index, b.point_index, b.unit, b.area, b.address);
-}
-
-bool same_modbus_server(const ModbusServerConfig& a, const ModbusServerConfig& b) {
-    return std::tie(a.host, a.port, a.max_clients, a.idle_timeout, a.stale_after, a.stale_exception) ==
-               std::tie(b.host, b.port, b.max_clients, b.idle_timeout, b.stale_after, b.stale_exception) &&
-           same_list(a.map, b.map, same_served);
+// Only where the Modbus server listens makes a reload restart everything; its map, limits and
+// exceptions are applied in place (serve::Server::reconfigure), its clients staying connected.
+bool same_modbus_listener(const ModbusServerConfig& a, const ModbusServerConfig& b) {
+    return std::tie(a.host, a.port) == std::tie(b.host, b.port);
 }
 
 bool same_gateway(const GatewayConfig& a, const GatewayConfig& b) {
@@ -84,7 +78,7 @@ bool same_gateway(const GatewayConfig& a, const GatewayConfig& b) {
                     a.store_max_age, a.store_sync, a.dns_servers, a.dns_timeout, a.http_host, a.http_port) ==
                std::tie(b.data_dir, b.status_dir, b.plugin_dir, b.clock, b.store_on_disk, b.store_max_bytes,
                         b.store_max_age, b.store_sync, b.dns_servers, b.dns_timeout, b.http_host, b.http_port) &&
-           same_modbus_server(a.modbus_server, b.modbus_server);
+           same_modbus_listener(a.modbus_server, b.modbus_server);
 }
 
 bool same_cloud(const CloudConfig& a, const CloudConfig& b) {

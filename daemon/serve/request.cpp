@@ -92,9 +92,10 @@ Answer write_request(const config::Config& cfg, const Image& image, const std::v
         const auto where = image.at(adu[6], area, address + static_cast<int>(i));
         const config::ServedPoint* sp = where && where->offset == 0 ? &map[where->entry] : nullptr;
         const config::PointConfig* p = sp ? &cfg.devices[sp->device_index].points[sp->point_index] : nullptr;
-        const std::size_t n = !p                         ? 0
-                              : config::is_bit_area(area) ? 1
-                                                          : static_cast<std::size_t>(config::register_count(p->type, p->length));
+        const std::size_t n = !p ? 0
+                              : config::is_bit_area(area)
+                                  ? 1
+                                  : static_cast<std::size_t>(config::register_count(p->type, p->length));
         if (!p || !p->writable || i + n > words.size() || (!job->values.empty() && job->device != sp->device_index)) {
             return refused(kIllegalAddress);  // not served, not whole, read-only, or two devices
         }

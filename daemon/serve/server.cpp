@@ -48,7 +48,7 @@ void Server::Mailbox::post(Finished f) {
 }
 
 Server::Server(const config::Config& cfg, std::shared_ptr<const Cache> cache, SubmitWrite submit)
-    : cfg_(cfg), cache_(std::move(cache)), image_(cfg), submit_(std::move(submit)) {}
+    : cfg_(&cfg), cache_(std::move(cache)), image_(std::make_unique<Image>(cfg)), submit_(std::move(submit)) {}
 
 Server::~Server() {
     stop();
@@ -56,7 +56,7 @@ Server::~Server() {
 }
 
 bool Server::start(std::string* error) {
-    const auto& m = cfg_.gateway.modbus_server;
+    const auto& m = cfg_->gateway.modbus_server;
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -87,20 +87,38 @@ bool Server::start(std::string* error) {
     return true;
 }
 
-void Server::stop() {
+void Server::halt() {
     if (!thread_.joinable()) return;
     stop_ = true;
     const std::uint64_t one = 1;
     (void)!write(mailbox_->wake_fd, &one, sizeof one);
     thread_.join();
+    stop_ = false;
+}
+
+void Server::reconfigure(const config::Config& cfg, std::shared_ptr<const Cache> cache) {
+    const bool running = thread_.joinable();
+    halt();
+    cfg_ = &cfg;
+    cache_ = std::move(cache);
+    image_ = std::make_unique<Image>(cfg);
+    core::logger("serve")->info("Modbus TCP server: {} point(s) served; {} client(s) stay connected",
+                                cfg.gateway.modbus_server.map.size(), clients_.size());
+    if (running) thread_ = std::thread([this] { run(); });
+}
+
+void Server::stop() {
+    if (!thread_.joinable()) return;
+    halt();
     for (auto& [fd, c] : clients_) close(fd);
     clients_.clear();
+    counters_.clients = 0;
     close(listen_fd_);
     listen_fd_ = -1;
 }
 
 void Server::run() {
-    const auto& m = cfg_.gateway.modbus_server;
+    const auto& m = cfg_->gateway.modbus_server;
     std::vector<pollfd> fds;
     while (!stop_) {
         fds.clear();
@@ -136,13 +154,14 @@ void Server::run() {
             if (!keep) {
                 close(c.fd);
                 clients_.erase(it);
+                counters_.clients = clients_.size();
             }
         }
     }
 }
 
 void Server::accept_clients() {
-    const auto& m = cfg_.gateway.modbus_server;
+    const auto& m = cfg_->gateway.modbus_server;
     for (;;) {
         const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) return;
@@ -154,6 +173,7 @@ void Server::accept_clients() {
         const int on = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
         clients_[fd] = Client{fd, next_serial_++, {}, steady_ms(), false};
+        counters_.clients = clients_.size();
     }
 }
 
@@ -166,7 +186,7 @@ bool Server::serve(Client& c) {
         const std::vector<std::uint8_t> adu(c.in.begin(), c.in.begin() + n);
         c.in.erase(c.in.begin(), c.in.begin() + n);
         ++counters_.requests;
-        auto a = answer_request(cfg_, image_, *cache_, adu, core::unix_ms_now());
+        auto a = answer_request(*cfg_, *image_, *cache_, adu, core::unix_ms_now());
         if (a.exception != 0) {
             reply_exception(c.fd, adu, a.exception);
         } else if (a.write) {
@@ -252,6 +272,7 @@ void Server::finish_writes() {
         if (!serve(c)) {
             close(c.fd);
             clients_.erase(it);
+            counters_.clients = clients_.size();
         }
     }
 }

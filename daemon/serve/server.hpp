@@ -6,6 +6,7 @@
 // writes and reads back); the client waits for that while the others go on being served.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "core/figures.hpp"
 #include "core/write_job.hpp"
 #include "serve/image.hpp"
 #include "serve/request.hpp"
@@ -24,12 +26,34 @@
 namespace fieldlink::serve {
 
 struct ServerCounters {
+    std::atomic<std::uint64_t> clients{0};  // connected now
     std::atomic<std::uint64_t> requests{0};
     std::atomic<std::uint64_t> exceptions{0};
     std::atomic<std::uint64_t> writes{0};
     std::atomic<std::uint64_t> clients_refused{0};  // over max_clients
     std::atomic<std::uint64_t> clients_idle{0};     // closed after idle_timeout
 };
+
+namespace figures {
+using S = ServerCounters;
+using Row = core::Figure<ServerCounters, std::atomic<std::uint64_t>>;
+// The server's figures: /api/runtime's "modbus_server" keys, the fieldlink_modbus_server_*
+// families of /metrics.
+inline constexpr std::array<Row, 6> kServer = {{
+    {&S::clients, "clients", "fieldlink_modbus_server_clients", "", core::MetricType::gauge,
+     "Clients connected to the local Modbus TCP server.", ""},
+    {&S::requests, "requests", "fieldlink_modbus_server_requests_total", "", core::MetricType::counter,
+     "Requests the local Modbus TCP server answered.", ""},
+    {&S::exceptions, "exceptions", "fieldlink_modbus_server_exceptions_total", "", core::MetricType::counter,
+     "Requests answered with a Modbus exception (unmapped, stale, refused write, ...).", ""},
+    {&S::writes, "writes", "fieldlink_modbus_server_writes_total", "", core::MetricType::counter,
+     "Writes a client made, handed to the bus worker after the checks.", ""},
+    {&S::clients_refused, "clients_refused", "fieldlink_modbus_server_clients_refused_total", "",
+     core::MetricType::counter, "Connections closed at once: max_clients were connected.", ""},
+    {&S::clients_idle, "clients_idle", "fieldlink_modbus_server_clients_idle_total", "", core::MetricType::counter,
+     "Connections closed after idle_timeout without a request.", ""},
+}};
+}  // namespace figures
 
 class Server {
   public:
@@ -43,6 +67,9 @@ class Server {
     // Binds and starts serving; false with why when the address cannot be bound.
     bool start(std::string* error);
     void stop();
+    // A reload: the server goes on with `cfg` (same listen address) and its cache; connected
+    // clients stay connected, a write on its way still gets its answer.
+    void reconfigure(const config::Config& cfg, std::shared_ptr<const Cache> cache);
     const ServerCounters& counters() const { return counters_; }
 
   private:
@@ -70,6 +97,7 @@ class Server {
     };
 
     void run();
+    void halt();  // stops the thread; the sockets stay
     void accept_clients();
     bool serve(Client& c);  // false: close it
     void reply_read(int fd, const std::vector<std::uint8_t>& adu, const Answer& a);
@@ -77,9 +105,9 @@ class Server {
     bool start_write(Client& c, const std::vector<std::uint8_t>& adu, core::WriteJobPtr job);
     void finish_writes();
 
-    const config::Config& cfg_;
+    const config::Config* cfg_;
     std::shared_ptr<const Cache> cache_;
-    Image image_;
+    std::unique_ptr<Image> image_;
     SubmitWrite submit_;
     ServerCounters counters_;
     int listen_fd_ = -1;

@@ -60,11 +60,16 @@ core::SampleBatch values_of(std::uint32_t device, std::int64_t at_ms) {
     core::SampleBatch b;
     b.device_index = device;
     b.timestamp_ms = at_ms;
-    b.values = {{0, core::Value{std::uint64_t{7}}},         {1, core::Value{true}},
-                {2, core::Value{3.5}},                      {3, core::Value{-12.5}},
-                {4, core::Value{std::int64_t{-1099511627776}}},   {5, core::Value{std::uint64_t{1} << 63}},
-                {6, core::Value{std::string("abcdef")}},    {7, core::Value{std::uint64_t{1234}}},
-                {8, core::Value{1e-290}},                   {9, core::Value{std::int64_t{-300}}},
+    b.values = {{0, core::Value{std::uint64_t{7}}},
+                {1, core::Value{true}},
+                {2, core::Value{3.5}},
+                {3, core::Value{-12.5}},
+                {4, core::Value{std::int64_t{-1099511627776}}},
+                {5, core::Value{std::uint64_t{1} << 63}},
+                {6, core::Value{std::string("abcdef")}},
+                {7, core::Value{std::uint64_t{1234}}},
+                {8, core::Value{1e-290}},
+                {9, core::Value{std::int64_t{-300}}},
                 {10, core::Value{std::uint64_t{70000}}}};
     return b;
 }

@@ -5,12 +5,16 @@ point (written on the device through the checked write path, and read back), is 
 read-only point, a value out of range and an unmapped address; 50 clients read at once; a client
 that connects and sends nothing is closed after idle_timeout and holds nobody up; a unit that
 stops answering is served as an exception, not as its old value."""
+import json
+import re
+import signal
 import socket
+import struct
 import subprocess
 import time
 import unittest
 
-from harness import Broker, Daemon, Procs, Simulator, free_port, wait_for
+from harness import Broker, Daemon, Procs, Simulator, free_port, http_get, wait_for
 
 
 def mbpoll(port, *args):
@@ -46,8 +50,10 @@ class ModbusServerTest(unittest.TestCase):
         self.sim.cmd("set 1 holding 20 1234 65534 16812 0 0 49056 1883 52501")
         self.sim.cmd("set 1 holding 30 50")
         self.port = free_port()
-        self.daemon = Daemon(self.procs, """
+        self.http = free_port()
+        self.config = """
 gateway:
+  http: 127.0.0.1:%d
   modbus_server:
     listen: 127.0.0.1:%d
     max_clients: 60
@@ -76,7 +82,9 @@ devices:
       - { name: f32le, area: holding, address: 24, type: float32, order: cdab }
       - { name: i32, area: holding, address: 26, type: int32 }
       - { name: setpoint, area: holding, address: 30, writable: true, min: 0, max: 1000 }
-""" % (self.port, self.broker.port, modbus))
+"""
+        self.modbus = modbus
+        self.daemon = Daemon(self.procs, self.config % (self.http, self.port, self.broker.port, modbus))
         wait_for(lambda: "Modbus TCP server on" in self.daemon.log(), what="the Modbus server")
         wait_for(lambda: mbpoll(self.port, "-a", "1", "-r", "0", "-c", "1", "-t", "4")[0] == 0, what="a first value")
 
@@ -124,6 +132,15 @@ devices:
         idle.settimeout(5)
         self.assertEqual(idle.recv(1), b"")
         idle.close()
+        # What the status page and /metrics say of it.
+        runtime = json.loads(http_get("http://127.0.0.1:%d/api/runtime" % self.http)[1])["modbus_server"]
+        self.assertEqual(runtime["listen"], "127.0.0.1:%d" % self.port)
+        self.assertGreaterEqual(runtime["requests"], 50)
+        self.assertGreaterEqual(runtime["clients_idle"], 1)
+        metrics = http_get("http://127.0.0.1:%d/metrics" % self.http)[1]
+        self.assertIn("fieldlink_modbus_server_clients 0", metrics)
+        requests = re.search(r"^fieldlink_modbus_server_requests_total (\d+)$", metrics, re.M)
+        self.assertTrue(requests and int(requests.group(1)) >= 50, metrics)
 
     def test_a_unit_that_stops_answering_is_served_as_an_exception(self):
         self.sim.cmd("off 1")
@@ -132,6 +149,39 @@ devices:
         self.sim.cmd("on 1")
         wait_for(lambda: values(mbpoll(self.port, "-a", "1", "-r", "0", "-c", "1", "-t", "4")[1]) == {0: "1234"},
                  timeout=15, what="the value once it answers")
+
+    def test_a_reload_changes_the_map_and_keeps_clients_connected(self):
+        client = socket.create_connection(("127.0.0.1", self.port))
+        client.settimeout(5)
+        self.assertEqual(read_holding(client, 0, 1), [1234])
+        # The served u16 moves from 0 to 100; the device side and the cloud stay as they are.
+        self.daemon.rewrite_config(self.config.replace("point: u16, area: holding, address: 0",
+                                                       "point: u16, area: holding, address: 100")
+                                   % (self.http, self.port, self.broker.port, self.modbus))
+        self.daemon.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "SIGHUP: reloaded" in self.daemon.log(), what="the reload")
+        log = self.daemon.log()
+        self.assertIn("1 client(s) stay connected", log)
+        self.assertIn("1 session(s) kept connected, 0 stopped, 0 started", log)
+        self.assertEqual(read_holding(client, 100, 1), [1234])  # the same connection, the new map
+        self.assertEqual(read_holding(client, 0, 1), 2)  # no longer served: illegal data address
+        self.assertEqual(read_holding(client, 1, 1), [65534])
+        client.close()
+
+
+def read_holding(sock, address, count, unit=1):
+    """One FC3 request on an open Modbus TCP connection: the registers, or the exception code."""
+    sock.sendall(struct.pack(">HHHBBHH", 9, 0, 6, unit, 3, address, count))
+    head = b""
+    while len(head) < 9:
+        head += sock.recv(9 - len(head))
+    tid, proto, length, _, fc, n = struct.unpack(">HHHBBB", head)
+    if fc & 0x80:
+        return n
+    body = b""
+    while len(body) < n:
+        body += sock.recv(n - len(body))
+    return list(struct.unpack(">%dH" % count, body))
 
 
 if __name__ == "__main__":

@@ -67,6 +67,22 @@ TEST_CASE("a changed setting of a device, a point, a bus or a cloud is seen") {
     CHECK_FALSE(same_gateway(a.gateway, load(other_dir).gateway));
 }
 
+TEST_CASE("the Modbus server's map changes in place; only its listen address restarts everything") {
+    const auto served = [](const std::string& listen, int address) {
+        std::string text = gateway(device("d1", 1));
+        text.replace(text.find("  data_dir: /tmp/fl\n"), 19,
+                     "  data_dir: /tmp/fl\n  modbus_server:\n    listen: " + listen +
+                         "\n    map: [{ device: d1, point: v, area: holding, address: " + std::to_string(address) +
+                         " }]\n");
+        return load(text);
+    };
+    const auto a = served("5020", 0);
+    CHECK(a.gateway.modbus_server.map.size() == 1);
+    CHECK(same_gateway(a.gateway, served("5020", 10).gateway));
+    CHECK_FALSE(same_gateway(a.gateway, served("5021", 0).gateway));
+    CHECK_FALSE(same_gateway(a.gateway, load(gateway(device("d1", 1))).gateway));  // no server
+}
+
 TEST_CASE("aligning keeps every remaining device's index, retires removed ones and appends new ones") {
     const auto prev = load(gateway(device("d1", 1) + device("d2", 2) + device("d3", 3)));
     // d2 removed, d4 new, d3 and d1 written in another order.

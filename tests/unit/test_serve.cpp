@@ -165,9 +165,9 @@ TEST_CASE("serve: requests are framed from a stream; malformed ones refused, wri
         CHECK(serve::next_request(two) == 12);
         CHECK(serve::next_request({two.begin(), two.begin() + 11}) == 0);  // half a request: wait
         CHECK(serve::next_request({0, 1, 0, 0}) == 0);
-        CHECK(serve::next_request({0, 1, 0, 1, 0, 6, 1, 3}) == -1);    // not protocol 0
-        CHECK(serve::next_request({0, 1, 0, 0, 0, 1, 1, 3}) == -1);    // length 1
-        CHECK(serve::next_request({0, 1, 0, 0, 1, 0, 1, 3}) == -1);    // length 256
+        CHECK(serve::next_request({0, 1, 0, 1, 0, 6, 1, 3}) == -1);  // not protocol 0
+        CHECK(serve::next_request({0, 1, 0, 0, 0, 1, 1, 3}) == -1);  // length 1
+        CHECK(serve::next_request({0, 1, 0, 0, 1, 0, 1, 3}) == -1);  // length 256
     }
     SUBCASE("reads") {
         auto a = serve::answer_request(cfg, image, cache, adu(3, {0, 0, 0, 2}), now);
