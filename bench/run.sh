@@ -18,6 +18,7 @@ shift $(($# < 2 ? $# : 2))
 ./build-bench/bench/plan_bench
 "$PY" bench/throughput.py build-bench "$secs"
 "$PY" bench/sparkplug.py build-bench "$secs"
+"$PY" bench/modbus_server.py build-bench "$secs"
 ./build-bench/bench/store_bench
 "$PY" bench/replay.py build-bench 1000000
 "$PY" bench/wear.py build-bench 60

@@ -79,18 +79,7 @@ def main():
     procs = []
     try:
         mqtt_port, modbus_port = free_port(), free_port()
-        conf = os.path.join(WORK, "mosquitto.conf")
-        with open(conf, "w") as f:
-            f.write("listener %d 127.0.0.1\nallow_anonymous true\nlog_type none\nsys_interval 1\nuser %s\n"
-                    % (mqtt_port, os.environ.get("USER", "root")))
-        procs.append(subprocess.Popen(["mosquitto", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        sim = subprocess.Popen([os.path.join(BUILD, "daemon", "fieldlink"), "simulate", "--tcp",
-                                "127.0.0.1:%d" % modbus_port, "--units",
-                                ",".join(str(u) for u in range(1, throughput.DEVICES_PER_BUS + 1))],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        procs.append(sim)
-        assert sim.stdout.readline().strip() == "ready"
-        time.sleep(1.5)  # the broker's first $SYS figures
+        procs += throughput.start_broker_and_simulator(BUILD, mqtt_port, modbus_port)
         r = {p: run(p, mqtt_port, modbus_port) for p in ("mqtt", "sparkplug")}
         spb, js = r["sparkplug"], r["mqtt"]
         print("sparkplug throughput: platform sparkplug %s metrics decoded+published per CPU-second | platform mqtt "

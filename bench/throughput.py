@@ -124,22 +124,29 @@ def run_fieldlinkd(mqtt_port, modbus_port, store):
             "acked": int(re.search(r"(\d+) acknowledged", text).group(1)), "req_rate": samples / POINTS / wall}
 
 
+def start_broker_and_simulator(build, mqtt_port, modbus_port):
+    """mosquitto on loopback (its $SYS figures every second) and the bundled simulator serving
+    units 1..DEVICES_PER_BUS over Modbus TCP; both ready. Returns the two processes."""
+    conf = os.path.join(WORK, "mosquitto.conf")
+    with open(conf, "w") as f:
+        f.write("listener %d 127.0.0.1\nallow_anonymous true\nlog_type none\nsys_interval 1\nuser %s\n"
+                % (mqtt_port, os.environ.get("USER", "root")))
+    broker = subprocess.Popen(["mosquitto", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sim = subprocess.Popen([os.path.join(build, "daemon", "fieldlink"), "simulate", "--tcp",
+                            "127.0.0.1:%d" % modbus_port, "--units",
+                            ",".join(str(u) for u in range(1, DEVICES_PER_BUS + 1))],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert sim.stdout.readline().strip() == "ready"
+    time.sleep(1.5)  # the broker's first $SYS figures
+    return broker, sim
+
+
 def main():
-    work = WORK
     procs = []
     try:
         mqtt_port, modbus_port = free_port(), free_port()
-        conf = os.path.join(work, "mosquitto.conf")
-        with open(conf, "w") as f:
-            f.write("listener %d 127.0.0.1\nallow_anonymous true\nlog_type none\nuser %s\n"
-                    % (mqtt_port, os.environ.get("USER", "root")))
-        procs.append(subprocess.Popen(["mosquitto", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        sim = subprocess.Popen([os.path.join(BUILD, "daemon", "fieldlink"), "simulate", "--tcp",
-                                "127.0.0.1:%d" % modbus_port, "--units", ",".join(str(u) for u in range(1, DEVICES_PER_BUS + 1))],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        procs.append(sim)
-        assert sim.stdout.readline().strip() == "ready"
-        time.sleep(0.3)
+        procs += start_broker_and_simulator(BUILD, mqtt_port, modbus_port)
+        sim = procs[1]
 
         # Baseline 1: a bare libmodbus read loop issuing the same reads (units 1..12, 125 registers
         # holding the 100 points): the server's ceiling, and the points per CPU-second of a client
