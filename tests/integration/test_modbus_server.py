@@ -142,6 +142,22 @@ devices:
         requests = re.search(r"^fieldlink_modbus_server_requests_total (\d+)$", metrics, re.M)
         self.assertTrue(requests and int(requests.group(1)) >= 50, metrics)
 
+    def test_clients_past_max_clients_are_closed_and_counted(self):
+        held = [socket.create_connection(("127.0.0.1", self.port)) for _ in range(60)]  # max_clients: 60
+        for c in held:
+            c.settimeout(5)
+        self.assertEqual(read_holding(held[-1], 0, 1), [1234])  # all 60 are served
+        extra = socket.create_connection(("127.0.0.1", self.port))
+        extra.settimeout(5)
+        self.assertEqual(extra.recv(1), b"")  # closed at once
+        extra.close()
+        self.assertEqual(read_holding(held[0], 0, 1), [1234])
+        runtime = json.loads(http_get("http://127.0.0.1:%d/api/runtime" % self.http)[1])["modbus_server"]
+        self.assertEqual(runtime["clients"], 60)
+        self.assertEqual(runtime["clients_refused"], 1)
+        for c in held:
+            c.close()
+
     def test_a_unit_that_stops_answering_is_served_as_an_exception(self):
         self.sim.cmd("off 1")
         wait_for(lambda: "failed to respond" in mbpoll(self.port, "-a", "1", "-r", "0", "-c", "1", "-t", "4")[1],
