@@ -4,7 +4,9 @@ reads every mapped type and word order and gets the values the device holds, wri
 point (written on the device through the checked write path, and read back), is refused for a
 read-only point, a value out of range and an unmapped address; 50 clients read at once; a client
 that connects and sends nothing is closed after idle_timeout and holds nobody up; a unit that
-stops answering is served as an exception, not as its old value."""
+stops answering is served as an exception, not as its old value; values go on being served while
+the broker is down; a reload moves a served point under a connected client; clients past
+max_clients are closed and counted."""
 import json
 import re
 import signal
@@ -141,6 +143,14 @@ devices:
         self.assertIn("fieldlink_modbus_server_clients 0", metrics)
         requests = re.search(r"^fieldlink_modbus_server_requests_total (\d+)$", metrics, re.M)
         self.assertTrue(requests and int(requests.group(1)) >= 50, metrics)
+
+    def test_values_go_on_being_served_while_the_cloud_is_down(self):
+        self.broker.stop()
+        wait_for(lambda: "connection to cloud local lost" in self.daemon.log(), what="the session to notice")
+        self.sim.cmd("set 1 holding 20 4321")
+        wait_for(lambda: values(mbpoll(self.port, "-a", "1", "-r", "0", "-c", "1", "-t", "4")[1]) == {0: "4321"},
+                 what="the new value served with the broker down")
+        self.broker.start()
 
     def test_clients_past_max_clients_are_closed_and_counted(self):
         held = [socket.create_connection(("127.0.0.1", self.port)) for _ in range(60)]  # max_clients: 60
