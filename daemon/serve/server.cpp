@@ -131,7 +131,6 @@ void Server::run() {
             (void)!read(mailbox_->wake_fd, &n, sizeof n);
             finish_writes();
         }
-        if (fds[1].revents & POLLIN) accept_clients();
         const std::int64_t now = steady_ms();
         for (std::size_t i = 2; i < fds.size(); ++i) {
             auto it = clients_.find(fds[i].fd);
@@ -157,6 +156,8 @@ void Server::run() {
                 counters_.clients = clients_.size();
             }
         }
+        // After the clients: those that went away make room for the ones waiting.
+        if (fds[1].revents & POLLIN) accept_clients();
     }
 }
 
