@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "core/duration.hpp"
+#include "core/suggest.hpp"
 #include "core/low_fds.hpp"
 
 #ifndef FIELDLINK_BUILD_ROOT
@@ -112,7 +113,8 @@ bool canonicalize(const fl_option_v2& o, const std::string& in, std::string& out
             std::string padded = "|" + choices + "|";
             if (padded.find("|" + in + "|") == std::string::npos) {
                 std::replace(choices.begin(), choices.end(), '|', ',');
-                err = "unknown value '" + in + "'; expected one of: " + choices;
+                err = "unknown value '" + in + "'" + core::did_you_mean(in, core::words(choices)) +
+                      "; expected one of: " + choices;
                 return false;
             }
             out = in;
@@ -246,6 +248,9 @@ bool canonical_options(const fl_driver_v2* t, config::BusConfig& bus, std::vecto
         if (decl == declared.end()) {
             errors.push_back({given.mark, path,
                               "unknown key '" + given.key + "' for driver " + bus.driver +
+                                  core::did_you_mean(given.key, core::words("driver, retries, backoff_max, max_gap, "
+                                                                            "turnaround, " +
+                                                                            expected)) +
                                   "; expected one of: driver, retries, backoff_max, max_gap, turnaround, " + expected});
             continue;
         }
@@ -335,7 +340,9 @@ void PluginRegistry::validate_buses(config::Config& cfg, std::vector<ConfigError
         const fl_driver_v2* t = find(bus.driver);
         if (!t) {
             errors.push_back({bus.mark, "buses." + bus.name + ".driver",
-                              "driver '" + bus.driver + "' is not available; installed drivers: " + driver_names()});
+                              "driver '" + bus.driver + "' is not available" +
+                                  core::did_you_mean(bus.driver, core::words(driver_names())) +
+                                  "; installed drivers: " + driver_names()});
             continue;
         }
         usable[b] = canonical_options(t, bus, errors) && bus_model(t, bus, errors);

@@ -12,6 +12,7 @@
 #include <tuple>
 #include <utility>
 
+#include "core/suggest.hpp"
 #include "reader.hpp"
 
 namespace fieldlink::config {
@@ -171,6 +172,7 @@ const Field<GatewayConfig> kGatewayFields[] = {
                 r.enumeration<std::string>(n, parse_log_level, "trace, debug, info, warn, error, critical, off"));
      }},
     {"plugin_dir", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) { set_if(g.plugin_dir, r.string(n)); }},
+    {"strict", false, [](GatewayConfig& g, const YAML::Node& n, Reader& r) { set_if(g.strict, r.boolean(n)); }},
     {"clock", false,
      [](GatewayConfig& g, const YAML::Node& n, Reader& r) {
          set_if(g.clock, r.enumeration<core::ClockPolicy>(
@@ -594,10 +596,15 @@ void expand_devices(Config& cfg, std::vector<ConfigError>& errors) {
                                   [&](const TemplateConfig& x) { return x.name == d.template_name; });
             if (t == cfg.templates.end()) {
                 std::string names;
-                for (const auto& x : cfg.templates) names += (names.empty() ? "" : ", ") + x.name;
+                std::vector<std::string> list;
+                for (const auto& x : cfg.templates) {
+                    names += (names.empty() ? "" : ", ") + x.name;
+                    list.push_back(x.name);
+                }
                 errors.push_back({d.mark, path + ".template",
-                                  "template '" + d.template_name +
-                                      "' is not defined; defined templates: " + (names.empty() ? "(none)" : names)});
+                                  "template '" + d.template_name + "' is not defined" +
+                                      core::did_you_mean(d.template_name, list) +
+                                      "; defined templates: " + (names.empty() ? "(none)" : names)});
                 continue;
             }
             d.points.insert(d.points.begin(), t->points.begin(), t->points.end());

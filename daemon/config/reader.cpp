@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "core/log.hpp"
+#include "core/suggest.hpp"
 
 namespace fieldlink::config {
 
@@ -69,7 +70,14 @@ void Reader::unknown_key(const YAML::Node& key_node, const std::string& key, con
         list += k;
     }
     std::string where = path_.empty() ? "" : path_;
-    errors_.push_back(ConfigError{mark_of(key_node), where, "unknown key '" + key + "'; expected one of: " + list});
+    const std::vector<std::string> choices(expected.begin(), expected.end());
+    errors_.push_back(ConfigError{mark_of(key_node), where,
+                                  "unknown key '" + key + "'" + core::did_you_mean(key, choices) +
+                                      "; expected one of: " + list});
+}
+
+std::string Reader::suggestion(const std::string& given, const char* choices) {
+    return core::did_you_mean(given, core::words(choices ? choices : ""));
 }
 
 bool Reader::unique_keys(const YAML::Node& map) {

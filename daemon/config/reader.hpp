@@ -70,7 +70,7 @@ class Reader {
         auto s = string(n);
         if (!s) return std::nullopt;
         auto v = parse(*s);
-        if (!v) error(n, "unknown value '" + *s + "'; expected one of: " + choices);
+        if (!v) error(n, "unknown value '" + *s + "'" + suggestion(*s, choices) + "; expected one of: " + choices);
         return v;
     }
 
@@ -117,6 +117,8 @@ class Reader {
     bool unique_keys(const YAML::Node& map);
     void unknown_key(const YAML::Node& key_node, const std::string& key, const std::vector<const char*>& expected);
     void missing_key(const YAML::Node& map, const char* key);
+    // " (did you mean 'x'?)" when one of the comma-separated `choices` is close to `given`.
+    static std::string suggestion(const std::string& given, const char* choices);
 
   private:
     void push(const std::string& part);

@@ -5,6 +5,7 @@
 
 #include "config/parser.hpp"
 #include "core/log.hpp"
+#include "core/suggest.hpp"
 #include "platforms/platform.hpp"
 
 // An X-macro, so that registering a platform is exactly one word on this line.
@@ -116,7 +117,8 @@ void check_options(const Platform& mine, const config::CloudConfig& c, config::C
         for (const char* k : config::cloud_keys()) expected += (expected.empty() ? "" : ", ") + std::string(k);
         for (const auto& k : mine.own_keys()) expected += ", " + std::string(k.key);
         check.fail(mark, config::cloud_path(c),
-                   fmt::format("unknown key '{}' for platform {}; expected one of: {}", key, mine.name(), expected));
+                   fmt::format("unknown key '{}'{} for platform {}; expected one of: {}", key,
+                               core::did_you_mean(key, core::words(expected)), mine.name(), expected));
     }
 }
 
@@ -132,7 +134,8 @@ void validate(config::Config& cfg, std::vector<config::ConfigError>& errors) {
             std::string names;
             for (const auto* p : all()) names += (names.empty() ? "" : ", ") + std::string(p->name());
             check.fail(c.mark_of("platform"), config::cloud_path(c) + ".platform",
-                       "unknown value '" + c.platform + "'; expected one of: " + names);
+                       "unknown value '" + c.platform + "'" + core::did_you_mean(c.platform, core::words(names)) +
+                           "; expected one of: " + names);
             continue;
         }
         of_cloud[i]->check_cloud(c, check);

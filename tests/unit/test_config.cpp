@@ -5,6 +5,7 @@
 
 #include "config/diff.hpp"
 #include "config/parser.hpp"
+#include "core/suggest.hpp"
 #include "helpers.hpp"
 
 using namespace fieldlink;
@@ -82,9 +83,32 @@ TEST_CASE("the base configuration is valid") {
 
 TEST_CASE("unknown key") {
     CHECK(only_error(replace(kBase, "    interval: 5s", "    intervall: 5s")) ==
-          "gw.yaml:20:5: devices[0]: unknown key 'intervall'; expected one of: name, cloud, bus, unit, units, "
+          "gw.yaml:20:5: devices[0]: unknown key 'intervall' (did you mean 'interval'?); expected one of: name, cloud, bus, unit, units, "
           "template, key, key_file, "
           "product_id, product_key, device_id, gateway, via, link_event, interval, max_gap, points");
+}
+
+TEST_CASE("an unknown key or value names the nearest valid one") {
+    CHECK(core::nearest("intervall", {"name", "interval", "points"}) == "interval");
+    CHECK(core::nearest("Interval", {"name", "interval"}) == "interval");  // only the case differs
+    CHECK(core::nearest("adress", {"area", "address", "type"}) == "address");
+    CHECK(core::nearest("tpye", {"area", "address", "type"}) == "type");  // a swap is one edit
+    CHECK(core::nearest("holding_register", {"holding", "input", "coil"}) == "holding");  // prefix
+    CHECK(core::nearest("uint", {"int8", "uint16", "uint32"}) == "uint16");  // no 1-edit match: a prefix
+    CHECK(core::nearest("xyz", {"name", "interval"}).empty());
+    CHECK(core::nearest("", {"name"}).empty());
+    CHECK(core::words("a, b|c  d") == std::vector<std::string>{"a", "b", "c", "d"});
+    CHECK(only_error(replace(kBase, "type: float32", "type: flaot32")) ==
+          "gw.yaml:25:15: devices[0].points[0].type: unknown value 'flaot32' (did you mean 'float32'?); expected one "
+          "of: bool, int16, uint16, int32, uint32, int64, uint64, float32, float64, string, bcd");
+    CHECK(only_error(replace(kBase, "bus: line1", "bus: Line1")) ==
+          "gw.yaml:15:5: devices[0].bus: bus 'Line1' is not defined (did you mean 'line1'?); defined buses: line1");
+    CHECK(only_error(replace(kBase, "platform: onenet", "platform: onenett")) ==
+          "gw.yaml:5:5: clouds.onenet.platform: unknown value 'onenett' (did you mean 'onenet'?); expected one of: "
+          "onenet, onenet-legacy, aiot, thingsboard, mqtt, sparkplug");
+    CHECK(only_error(replace(kBase, "    baud: 9600", "    baud: 9600\n    parity: evn")) ==
+          "gw.yaml:14:5: buses.line1.parity: unknown value 'evn' (did you mean 'even'?); expected one of: "
+          "none,even,odd");
 }
 
 TEST_CASE("missing required key") {
@@ -179,7 +203,7 @@ TEST_CASE("duplicate device and point names") {
 
 TEST_CASE("a bus or cloud referenced but not defined") {
     CHECK(only_error(replace(kBase, "bus: line1", "bus: line2")) ==
-          "gw.yaml:15:5: devices[0].bus: bus 'line2' is not defined; defined buses: line1");
+          "gw.yaml:15:5: devices[0].bus: bus 'line2' is not defined (did you mean 'line1'?); defined buses: line1");
     CHECK(only_error(replace(kBase, "cloud: onenet", "cloud: aliyun")) ==
           "gw.yaml:15:5: devices[0].cloud: cloud 'aliyun' is not defined; defined clouds: onenet");
 }
@@ -242,7 +266,8 @@ TEST_CASE("platform rules: gateways, legacy device ids, DaShi secrets, ThingsBoa
     // Keys no platform owns: unknown, with the keys this cloud's platform takes (shared, then its own).
     const std::string typo = only_error(replace(kBase, "protocol: datapoints", "protocl: datapoints"));
     CHECK(
-        typo.rfind("gw.yaml:6:5: clouds.onenet: unknown key 'protocl' for platform onenet; expected one of: platform, "
+        typo.rfind("gw.yaml:6:5: clouds.onenet: unknown key 'protocl' (did you mean 'protocol'?) for platform onenet; "
+                   "expected one of: platform, "
                    "host, ",
                    0) == 0);
     CHECK(typo.find(", max_inflight, protocol") != std::string::npos);
@@ -494,9 +519,11 @@ TEST_CASE("gateway.modbus_server: points served by name, checked for area, range
     CHECK(m.map[1].area == config::Area::coil);
 
     CHECK(only_error(replace(served, "point: temperature", "point: temprature")) ==
-          "gw.yaml:8:9: gateway.modbus_server.map[0].point: device Chic_D has no point named 'temprature'");
+          "gw.yaml:8:9: gateway.modbus_server.map[0].point: device Chic_D has no point named 'temprature' (did you "
+          "mean 'temperature'?)");
     CHECK(only_error(replace(served, "device: Chic_D, point: relay", "device: Chic, point: relay")) ==
-          "gw.yaml:9:9: gateway.modbus_server.map[1].device: no device named 'Chic'; expected one of the devices: "
+          "gw.yaml:9:9: gateway.modbus_server.map[1].device: no device named 'Chic' (did you mean 'Chic_D'?); expected "
+          "one of the devices: "
           "section");
     CHECK(only_error(replace(served, "area: input, address: 0", "area: coil, address: 0")) ==
           "gw.yaml:8:9: gateway.modbus_server.map[0].area: point temperature is not a plain boolean: serve it in "
