@@ -159,6 +159,23 @@ nlohmann::json device_json(const config::Config& cfg, const bus::BusWorker& w, s
     return dev;
 }
 
+// Each line's measured use: the share of the last window spent in requests, and in all.
+std::string bus_metrics(const Running& run) {
+    std::string out = core::metric_header("fieldlink_bus_utilisation", core::MetricType::gauge,
+                                          "Share of the last 5 s or more the line spent in requests (0..1).");
+    for (const auto& w : run.workers) {
+        out += core::metric_line("fieldlink_bus_utilisation", "bus=" + core::metric_label(w->bus_name()),
+                                 w->utilisation());
+    }
+    out += core::metric_header("fieldlink_bus_busy_seconds_total", core::MetricType::counter,
+                               "Time the line spent in requests, replies and timeouts.");
+    for (const auto& w : run.workers) {
+        out += core::metric_line("fieldlink_bus_busy_seconds_total", "bus=" + core::metric_label(w->bus_name()),
+                                 w->busy_seconds());
+    }
+    return out;
+}
+
 // The bus side of /metrics, live (not from metrics.prom: a disk that refuses writes leaves that
 // file as it was): each family's header, then its lines for every bus or device.
 std::string device_metrics(const config::Config& cfg, const Running& run) {
@@ -175,6 +192,7 @@ std::string device_metrics(const config::Config& cfg, const Running& run) {
                 "bus=" + core::metric_label(w->bus_name()) + ",event=" + core::metric_label(c.name), c.value);
         }
     }
+    out += bus_metrics(run);
     std::vector<const bus::DeviceCounters*> devices;
     std::vector<std::string> labels;
     for (const auto& w : run.workers) {
@@ -219,6 +237,8 @@ WebSources web_sources(const config::Config& cfg, const Running& run) {
             buses.push_back({{"name", w->bus_name()},
                              {"driver", bc != cfg.buses.end() ? bc->driver : std::string()},
                              {"driver_counters", std::move(driver_counters)},
+                             {"utilisation", std::round(w->utilisation() * 1000.0) / 1000.0},
+                             {"busy_s", std::round(w->busy_seconds() * 1000.0) / 1000.0},
                              {"alive", now - w->heartbeat()->load() <= kWorkerAliveMs},
                              {"devices", std::move(devices)}});
         }
@@ -579,12 +599,41 @@ Reload reload_in_place(Running& run, std::unique_ptr<config::Config>& cfg, std::
     return Reload::applied;
 }
 
+// Each shared serial line's bus time against its devices' intervals (bus::line_budgets). A line
+// that cannot keep its schedule goes to `warn`, or, under gateway.strict, is returned as an error.
+// With `print_all`, every line's figure is printed (`--plan`).
+std::vector<std::string> check_line_budgets(const config::Config& cfg, const std::string& file, bool print_all,
+                                            const std::function<void(const std::string&)>& warn) {
+    std::vector<std::string> errors;
+    for (const auto& b : bus::line_budgets(cfg)) {
+        const std::string text = bus::describe_budget(cfg, b);
+        if (print_all) std::cout << text << '\n';
+        if (b.fits()) continue;
+        const auto& bus = cfg.buses[b.bus_index];
+        std::string message = text + "; the line cannot keep its schedule: lengthen the intervals, raise the baud rate, "
+                                     "read fewer registers or split the line";
+        if (cfg.gateway.strict) message += " (an error under gateway.strict)";
+        const auto line = config::format_error(file, {bus.mark, "buses." + bus.name, message});
+        if (cfg.gateway.strict) {
+            errors.push_back(line);
+        } else {
+            warn(line);
+        }
+    }
+    return errors;
+}
+
 // Loads and validates a configuration against the loaded plugins; errors go to `report`.
 std::unique_ptr<config::Config> load_config(const std::string& file, const bus::PluginRegistry& plugins,
                                             const std::function<void(const std::string&)>& report) {
     auto loaded = load_config_file(file, &plugins);
     for (const auto& e : loaded.errors) report(config::format_error(file, e));
     if (!loaded.ok()) return nullptr;
+    const auto over = check_line_budgets(loaded.config, file, false, [](const std::string& w) {
+        core::logger("bus")->warn("{}", w);
+    });
+    for (const auto& e : over) report(e);
+    if (!over.empty()) return nullptr;
     return std::make_unique<config::Config>(std::move(loaded.config));
 }
 
@@ -696,6 +745,9 @@ int run_daemon(const DaemonOptions& opts) {
             std::cout << bus::describe_plan(d, bus::plan_reads(d.points, bus::cost_model_for(bus, d.max_gap)));
         }
     }
+    const auto over = check_line_budgets(*cfg, opts.config_file, opts.plan,
+                                         [](const std::string& w) { std::cerr << "warning: " << w << '\n'; });
+    if (!over.empty()) return print_errors(opts.config_file, over);
     if (!check_descriptors(*cfg, opts.config_file)) return kExitConfig;
     if (opts.check) {
         std::cout << opts.config_file << ": configuration OK: " << cfg->clouds.size() << " cloud(s), "

@@ -52,7 +52,7 @@ th{background:#f3f3f3} .bad{color:#b00020;font-weight:600} .ok{color:#137333} .h
 #updated{color:#777;font-size:.85em} pre{background:#f7f7f7;padding:.5em;font-size:.8em;white-space:pre-wrap}
 </style></head><body>
 <h1>fieldlink gateway</h1><div id="updated">loading...</div>
-<h2>Buses</h2><table id="buses"><thead><tr><th>bus</th><th>driver</th><th>worker</th><th>device</th><th>unit</th><th>state</th><th>polls</th><th>ok</th><th>timeouts</th><th>errors</th></tr></thead><tbody></tbody></table>
+<h2>Buses</h2><table id="buses"><thead><tr><th>bus</th><th>driver</th><th>worker</th><th>line busy</th><th>device</th><th>unit</th><th>state</th><th>polls</th><th>ok</th><th>timeouts</th><th>errors</th></tr></thead><tbody></tbody></table>
 <h2>Devices</h2><table id="devices"><thead><tr><th>device</th><th>bus</th><th>cloud</th><th>point</th><th>value</th><th>quality</th><th>age</th></tr></thead><tbody></tbody></table>
 <h2>Sessions</h2><table id="sessions"><thead><tr><th>session</th><th>cloud</th><th>connected</th><th>queued</th><th>sent/s</th><th>sent</th><th>dropped</th><th>writes ok/failed</th></tr></thead><tbody></tbody></table>
 <h2>Store</h2><div id="store"></div>
@@ -64,7 +64,7 @@ async function refresh(){
   try{
     const [st, rt] = await Promise.all([fetch('/api/status').then(r=>r.json()), fetch('/api/runtime').then(r=>r.json())]);
     const buses=[];
-    (rt.buses||[]).forEach(b=>(b.devices||[]).forEach(d=>buses.push([[b.name,b.driver,b.alive?'alive':'stuck',d.name,d.unit,d.state,d.polls,d.ok,d.timeouts,d.errors],[null,null,b.alive?'ok':'bad',null,null,d.state==='ok'?'ok':'bad']])));
+    (rt.buses||[]).forEach(b=>(b.devices||[]).forEach(d=>buses.push([[b.name,b.driver,b.alive?'alive':'stuck',Math.round(100*(b.utilisation||0))+'%',d.name,d.unit,d.state,d.polls,d.ok,d.timeouts,d.errors],[null,null,b.alive?'ok':'bad',(b.utilisation||0)>0.9?'bad':null,null,null,d.state==='ok'?'ok':'bad']])));
     fill('buses', buses);
     const devs=[];
     (st.devices||[]).forEach(d=>d.points.forEach(p=>devs.push([[d.name,d.bus,d.cloud,p.name,p.value,p.quality,p.age_s===undefined?'':p.age_s.toFixed(1)+' s'],[null,null,null,null,'value',p.quality==='fresh'?'ok':'held']])));

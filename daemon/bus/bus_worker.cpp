@@ -206,7 +206,25 @@ void BusWorker::run() {
             }
         }
         hand_over(round);
+        measure_utilisation();
     }
+}
+
+void BusWorker::measure_utilisation() {
+    const auto now = Clock::now();
+    const auto busy = busy_us_.load(std::memory_order_relaxed);
+    if (window_start_ == Clock::time_point{}) {
+        window_start_ = now;
+        window_busy_us_ = busy;
+        return;
+    }
+    const auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(now - window_start_).count();
+    if (elapsed < 5'000'000) return;  // over 5 s at least, so one long request does not read as 100 %
+    const auto used = busy - window_busy_us_;
+    utilisation_ppm_.store(static_cast<std::uint32_t>(std::min<std::uint64_t>(used * 1'000'000 / elapsed, 1'000'000)),
+                           std::memory_order_relaxed);
+    window_start_ = now;
+    window_busy_us_ = busy;
 }
 
 bool BusWorker::pause_requested() {
@@ -320,7 +338,7 @@ bool BusWorker::read_request(Device& d, const ReadRequest& r, core::SampleBatch&
         err.struct_size = sizeof err;
         ++d.counters->requests;
         beat();
-        st = driver_->read(&req, &err);
+        st = timed([&] { return driver_->read(&req, &err); });
         beat();
         if (st != FL_RETRY || stop_.load()) break;  // a read interrupted by stop() is no one's error
         count_error(d, err.kind);
@@ -481,7 +499,7 @@ bool BusWorker::read_back(const fl_write_v2& w, fl_error_v2& err) {
     for (int a = 0; a <= bus_->retries && st == FL_RETRY && !stop_.load(); ++a) {
         err = fl_error_v2{};
         err.struct_size = sizeof err;
-        st = driver_->read(&r, &err);
+        st = timed([&] { return driver_->read(&r, &err); });
     }
     return st == FL_OK;
 }
@@ -510,7 +528,7 @@ bool BusWorker::write_point(const config::PointConfig& p, int unit, const core::
     fl_error_v2 err{};
     err.struct_size = sizeof err;
     beat();
-    const fl_status written = driver_->write(&w, &err);
+    const fl_status written = timed([&] { return driver_->write(&w, &err); });
     beat();
     if (written != FL_OK) {
         job.failure = failure_of(err.kind);

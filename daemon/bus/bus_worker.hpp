@@ -111,6 +111,10 @@ class BusWorker {
     std::vector<DriverCounter> driver_counters() const { return driver_->counters(); }
     std::size_t device_count() const { return devices_.size(); }
     std::size_t device_index(std::size_t local_index) const { return devices_[local_index].index; }
+    // The line's measured use, thread-safe: time spent in driver requests (requests, replies,
+    // silent intervals, timeouts) over the last window of 5 s or more, 0..1, and in all.
+    double utilisation() const { return static_cast<double>(utilisation_ppm_.load(std::memory_order_relaxed)) / 1e6; }
+    double busy_seconds() const { return static_cast<double>(busy_us_.load(std::memory_order_relaxed)) / 1e6; }
 
   private:
     enum class State { unknown, ok, timeout, crc, exception, link, protocol };
@@ -128,6 +132,16 @@ class BusWorker {
     };
 
     void run();
+    void measure_utilisation();
+    // Runs one driver call, adding its duration to the line's busy time.
+    template <typename Call>
+    fl_status timed(Call call) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const fl_status st = call();
+        const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
+        busy_us_.fetch_add(static_cast<std::uint64_t>(us.count()), std::memory_order_relaxed);
+        return st;
+    }
     Device make_device(std::size_t index, std::chrono::steady_clock::time_point now) const;
     bool pause_requested();
     void poll(Device& d, std::vector<core::SampleBatch>& round);
@@ -161,6 +175,10 @@ class BusWorker {
     std::mutex mutex_;
     std::condition_variable cv_;
     std::atomic<bool> stop_{false};
+    std::atomic<std::uint64_t> busy_us_{0};
+    std::atomic<std::uint32_t> utilisation_ppm_{0};
+    std::chrono::steady_clock::time_point window_start_{};  // worker thread only
+    std::uint64_t window_busy_us_ = 0;
     std::shared_ptr<std::atomic<std::int64_t>> beat_ = std::make_shared<std::atomic<std::int64_t>>(0);
     void beat();
     std::vector<core::WriteJobPtr> writes_;  // guarded by mutex_

@@ -1,6 +1,7 @@
 #include "plan.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <limits>
 #include <sstream>
 
@@ -113,6 +114,70 @@ std::string describe_plan(const config::DeviceConfig& d, const std::vector<ReadR
         for (auto pi : r.points) o << ' ' << d.points[pi].name;
         o << '\n';
     }
+    return o.str();
+}
+
+namespace {
+
+double option_ms(const config::BusConfig& bus, const char* key) {
+    for (const auto& o : bus.options) {
+        if (o.key == key) return std::atof(o.value.c_str());
+    }
+    return 0;
+}
+
+std::string option_text(const config::BusConfig& bus, const char* key) {
+    for (const auto& o : bus.options) {
+        if (o.key == key) return o.value;
+    }
+    return {};
+}
+
+}  // namespace
+
+double cycle_us(const config::DeviceConfig& device, const config::BusConfig& bus, bool other_units) {
+    const CostModel m = cost_model_for(bus, -1);  // the wire's cost, not a tuned gap
+    const double turnaround_us = static_cast<double>(bus.turnaround.count()) * 1000.0;
+    double us = 0;
+    for (const auto& r : plan_reads(device.points, cost_model_for(bus, device.max_gap))) {
+        const double unit = config::is_bit_area(r.area) ? m.per_bit : m.per_register;
+        us += bus.timing.request_overhead_us + turnaround_us + r.count * unit;
+    }
+    if (other_units) us += option_ms(bus, "unit_switch_delay") * 1000.0;
+    return us;
+}
+
+std::vector<LineBudget> line_budgets(const config::Config& cfg) {
+    std::vector<LineBudget> out;
+    for (std::size_t b = 0; b < cfg.buses.size(); ++b) {
+        if (!cfg.buses[b].timing.shared_line) continue;
+        LineBudget budget;
+        budget.bus_index = b;
+        std::vector<const config::DeviceConfig*> on_line;
+        for (const auto& d : cfg.devices) {
+            if (d.bus_index == b && d.interval.count() > 0) on_line.push_back(&d);
+        }
+        if (on_line.empty()) continue;
+        budget.devices = on_line.size();
+        budget.window_us = std::numeric_limits<double>::infinity();
+        for (const auto* d : on_line) budget.window_us = std::min(budget.window_us, static_cast<double>(d->interval.count()) * 1000.0);
+        for (const auto* d : on_line) {
+            const double polls = budget.window_us / (static_cast<double>(d->interval.count()) * 1000.0);
+            budget.needed_us += polls * cycle_us(*d, cfg.buses[b], on_line.size() > 1);
+        }
+        out.push_back(budget);
+    }
+    return out;
+}
+
+std::string describe_budget(const config::Config& cfg, const LineBudget& b) {
+    const auto& bus = cfg.buses[b.bus_index];
+    std::ostringstream o;
+    o << "bus " << bus.name << " (" << bus.driver;
+    if (const auto baud = option_text(bus, "baud"); !baud.empty()) o << ", " << baud << " baud";
+    o << "): " << b.devices << " device(s) need " << static_cast<long>(b.needed_us / 1000.0 + 0.5)
+      << " ms of line time every " << static_cast<long>(b.window_us / 1000.0 + 0.5) << " ms ("
+      << static_cast<long>(100.0 * b.needed_us / b.window_us + 0.5) << "%)";
     return o.str();
 }
 

@@ -37,4 +37,22 @@ std::vector<ReadRequest> plan_reads(const std::vector<config::PointConfig>& poin
 double plan_cost(const std::vector<ReadRequest>& plan, const CostModel& model);
 std::string describe_plan(const config::DeviceConfig& device, const std::vector<ReadRequest>& plan);
 
+// Line time of one poll of a device: each planned request's framing, silent intervals and
+// registers (the driver's model) plus the bus's turnaround, and the driver's unit switch delay
+// when the line has other units to switch from.
+double cycle_us(const config::DeviceConfig& device, const config::BusConfig& bus, bool other_units);
+
+// A shared serial line's schedule against its time: over the shortest device interval on the
+// line (the window), the line time every device's polls need in that window.
+struct LineBudget {
+    std::size_t bus_index = 0;
+    std::size_t devices = 0;
+    double window_us = 0;  // the shortest interval of a device on the line
+    double needed_us = 0;  // line time of all polls due in one window
+    bool fits() const { return needed_us <= window_us; }
+};
+std::vector<LineBudget> line_budgets(const config::Config& cfg);
+// "bus line1 (modbus-rtu, 9600 baud): 3 device(s) need 949 ms of line time every 1000 ms (95%)"
+std::string describe_budget(const config::Config& cfg, const LineBudget& b);
+
 }  // namespace fieldlink::bus

@@ -69,6 +69,9 @@ struct GatewayConfig {
     // When samples may be stamped with the wall clock (core/clock.hpp); before, they are held.
     core::ClockPolicy clock = core::ClockPolicy::automatic;  // empty: built-in default
     bool store_on_disk = true;                               // false: `store: memory` (no durability; for comparison)
+    // Warnings that would make a deployment fail later (a serial line that cannot keep its
+    // schedule) are errors: the configuration is refused.
+    bool strict = false;
     std::uint64_t store_max_bytes = 256ULL << 20;            // disk budget of the outbox
     Duration store_max_age{0};                               // 0: no age limit
     Duration store_sync{1000};                               // 0: fsync every batch; else WAL checkpoint interval

@@ -73,7 +73,7 @@ bool same_modbus_listener(const ModbusServerConfig& a, const ModbusServerConfig&
 }
 
 bool same_gateway(const GatewayConfig& a, const GatewayConfig& b) {
-    // log_level is left out: a reload applies it without restarting anything.
+    // log_level and strict are left out: a reload applies them without restarting anything.
     return std::tie(a.data_dir, a.status_dir, a.plugin_dir, a.clock, a.store_on_disk, a.store_max_bytes,
                     a.store_max_age, a.store_sync, a.dns_servers, a.dns_timeout, a.http_host, a.http_port) ==
                std::tie(b.data_dir, b.status_dir, b.plugin_dir, b.clock, b.store_on_disk, b.store_max_bytes,

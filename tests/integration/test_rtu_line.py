@@ -5,7 +5,8 @@ import json
 import time
 import unittest
 
-from harness import Broker, Daemon, Procs, Simulator, Subscriber, free_port, pty_pair, tcp_to_pty, wait_for
+from harness import (Broker, Daemon, Procs, Simulator, Subscriber, free_port, http_get, pty_pair, tcp_to_pty,
+                     wait_for)
 
 
 def config(broker_port, bus_yaml, units, interval="200ms"):
@@ -116,6 +117,40 @@ class RtuLineTest(unittest.TestCase):
         self.assertNotIn("link down", daemon.log())
         for u in (4, 7):
             self.check_values(sub, u)
+
+    def test_line_utilisation_is_measured_and_rises_when_a_unit_stops_answering(self):
+        procs = Procs(self)
+        broker = Broker(procs)
+        gw_side, dev_side = pty_pair(procs)
+        sim = Simulator(procs, rtu=dev_side, units=(1, 2))
+        http = free_port()
+        bus = f"    driver: modbus-rtu\n    device: {gw_side}\n    baud: 9600\n    timeout: 150ms"
+        text = "gateway: { http: 127.0.0.1:%d }\n" % http + config(broker.port, bus, (1, 2), interval="200ms")
+        Daemon(procs, text)
+
+        def line():
+            status, body = http_get("http://127.0.0.1:%d/api/runtime" % http)
+            return json.loads(body)["buses"][0] if status == 200 else None
+
+        # The first figure comes after a window of 5 s.
+        wait_for(lambda: line() and line()["utilisation"] > 0, timeout=20, what="a measured utilisation")
+        answered = line()
+        self.assertLessEqual(answered["utilisation"], 1.0)
+        self.assertGreater(answered["busy_s"], 0)
+        # Unit 2 goes silent: each of its polls now holds the line for its timeout (150 ms of every
+        # 200 ms, and its retry), which the measurement shows, until backing off spaces them out.
+        sim.cmd("off 2")
+        time.sleep(0.5)
+        busy_before = line()["busy_s"]
+        time.sleep(1.0)
+        busy_after = line()["busy_s"]
+        self.assertGreater(busy_after - busy_before, 0.15, "a second with timeouts: the line was busy for them")
+        wait_for(lambda: line()["utilisation"] > answered["utilisation"], timeout=15,
+                 what="utilisation to rise with the timeouts")
+        status, metrics = http_get("http://127.0.0.1:%d/metrics" % http)
+        self.assertEqual(status, 200)
+        self.assertRegex(metrics, r'fieldlink_bus_utilisation\{bus="line1"\} [0-9.]+')
+        self.assertRegex(metrics, r'fieldlink_bus_busy_seconds_total\{bus="line1"\} [0-9.]+')
 
 
 if __name__ == "__main__":

@@ -140,3 +140,48 @@ TEST_CASE("describe_plan names every request and point") {
           "device meter (bus line1, unit 3, every 5000ms): 1 request per cycle\n"
           "  read input 10..12 (3 registers): v i\n");
 }
+
+TEST_CASE("the line budget: each device's planned requests against the shortest interval") {
+    Config cfg;
+    cfg.buses.push_back(rtu(9600));
+    cfg.buses[0].name = "line1";
+    const auto device = [](int unit, long interval_ms) {
+        DeviceConfig d;
+        d.name = "m" + std::to_string(unit);
+        d.unit = unit;
+        d.bus_index = 0;
+        d.interval = Duration{interval_ms};
+        d.points = {pt("block", Area::holding, 0, DataType::string, 60)};  // 60 registers, one request
+        return d;
+    };
+    // At 9600 baud a character (start, 8 data, parity or stop, stop) takes 1145.8 µs: one request
+    // is 20 characters of framing and silent intervals, 120 of data, and the 5 ms turnaround.
+    CHECK(cycle_us(device(1, 1000), cfg.buses[0], false) == doctest::Approx(20 * 1145.8333 + 5000 + 120 * 1145.8333));
+    for (int u = 1; u <= 6; ++u) cfg.devices.push_back(device(u, 1000));
+    auto b = line_budgets(cfg);
+    REQUIRE(b.size() == 1);
+    CHECK(b[0].fits());
+    CHECK(describe_budget(cfg, b[0]) == "bus line1 (modbus-rtu, 9600 baud): 6 device(s) need 992 ms of line time every "
+                                        "1000 ms (99%)");
+    cfg.devices.push_back(device(7, 1000));  // one more unit: over
+    b = line_budgets(cfg);
+    CHECK_FALSE(b[0].fits());
+    CHECK(describe_budget(cfg, b[0]) ==
+          "bus line1 (modbus-rtu, 9600 baud): 7 device(s) need 1158 ms of line time every 1000 ms (116%)");
+    cfg.devices.back().interval = Duration{2000};  // polled half as often: counts half
+    b = line_budgets(cfg);
+    CHECK(b[0].needed_us == doctest::Approx(6.5 * cycle_us(device(1, 1000), cfg.buses[0], true)));
+    CHECK_FALSE(b[0].fits());
+    cfg.devices.pop_back();
+    for (auto& o : cfg.buses[0].options) {
+        if (o.key == "unit_switch_delay") o.value = "10";  // 10 ms before another unit
+    }
+    b = line_budgets(cfg);
+    CHECK_FALSE(b[0].fits());  // 6 × (165.4 + 10) ms
+    CHECK(b[0].needed_us == doctest::Approx(6 * (165416.67 + 10000)));
+    // A TCP bus is no shared line: no budget.
+    Config tcp_cfg;
+    tcp_cfg.buses.push_back(tcp());
+    tcp_cfg.devices.push_back(device(1, 10));
+    CHECK(line_budgets(tcp_cfg).empty());
+}
