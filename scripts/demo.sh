@@ -20,7 +20,7 @@ trap cleanup EXIT INT TERM
 
 printf 'listener %s 127.0.0.1\nallow_anonymous true\nuser %s\n' "$FIELDLINK_DEMO_MQTT_PORT" "$(id -un)" > "$RUN/mosquitto.conf"
 mosquitto -c "$RUN/mosquitto.conf" > "$RUN/mosquitto.log" 2>&1 & pids+=($!)
-tail -f /dev/null | ./build/daemon/fieldlink simulate --tcp "127.0.0.1:$FIELDLINK_DEMO_MODBUS_PORT" --units 1 > "$RUN/simulator.log" 2>&1 & pids+=($!)
+tail -f /dev/null | ./build/daemon/fieldlink simulate --tcp "127.0.0.1:$FIELDLINK_DEMO_MODBUS_PORT" --config config/demo.yaml > "$RUN/simulator.log" 2>&1 & pids+=($!)
 sleep 0.5
 
 echo "== broker on 127.0.0.1:$FIELDLINK_DEMO_MQTT_PORT, Modbus simulator on 127.0.0.1:$FIELDLINK_DEMO_MODBUS_PORT"

@@ -55,13 +55,28 @@ int run_token(const TokenOptions& o) {
     return 0;
 }
 
-int run_simulate(fieldlink::cli::SimulatorOptions sim, const std::string& tick) {
+int run_simulate(fieldlink::cli::SimulatorOptions sim, const std::string& tick, const std::string& config,
+                 bool units_given) {
     auto d = fieldlink::core::parse_duration(tick);
     if (!d || d->count() <= 0) {
         std::cerr << "fieldlink simulate: --tick expects a duration like 100ms\n";
         return 2;
     }
     sim.tick_ms = static_cast<long>(d->count());
+    if (!config.empty()) {  // the configuration's devices, with plausible values in their points
+        auto parsed = fieldlink::load_config_file(config, nullptr);
+        if (!parsed.ok()) {
+            for (const auto& e : parsed.errors) std::cerr << fieldlink::config::format_error(config, e) << '\n';
+            std::cerr << "fieldlink simulate: " << config << " is not a valid configuration\n";
+            return 2;
+        }
+        sim.presets = fieldlink::cli::presets_from(parsed.config);
+        if (!units_given) sim.units = fieldlink::cli::units_of(parsed.config);
+        if (sim.units.empty()) {
+            std::cerr << "fieldlink simulate: " << config << " has no Modbus device\n";
+            return 2;
+        }
+    }
     return fieldlink::cli::run_simulator(sim);
 }
 
@@ -103,6 +118,9 @@ static int run(int argc, char** argv) {
     simulate->add_option("--baud", sim.baud, "RTU line speed");
     simulate->add_option("--units", sim.units, "unit ids to answer for")->delimiter(',');
     simulate->add_option("--tick", tick, "counter increment period (default 100ms)");
+    std::string sim_config;
+    simulate->add_option("--config", sim_config,
+                         "serve the units of this configuration's Modbus devices, each point holding a plausible value");
 
     std::string status_config, status_dir;
     auto* status = app.add_subcommand("status", "show queues, rates and drops of the running gateway");
@@ -125,7 +143,7 @@ static int run(int argc, char** argv) {
     if (auto rc = fieldlink::cli::parse(app, argc, argv)) return *rc;
     if (*ports) return fieldlink::cli::print_ports(ports_json);
     if (*token) return run_token(tok);
-    if (*simulate) return run_simulate(sim, tick);
+    if (*simulate) return run_simulate(sim, tick, sim_config, simulate->count("--units") > 0);
     if (*status) return run_status(status_config, status_dir, status_values);
     check.check = true;
     return fieldlink::run_daemon(check);

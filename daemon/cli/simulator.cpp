@@ -5,6 +5,8 @@
 //   holding/input[0..1]  uint32 (abcd) counter, incremented every --tick
 //   holding/input[i]     (unit * 100 + i) & 0xFFFF otherwise
 //   coils/discrete[i]    1 when i % 3 == 0
+// With --config, each point of the configuration's Modbus devices reads a plausible value of its
+// type instead (presets_from); the counter stays unless a point lies on registers 0-1.
 // Control lines on stdin (each answered with "ok" or "error: ..."):
 //   off UNIT | on UNIT                    stop / resume answering for a unit
 //   set UNIT AREA ADDR WORD [WORD...]     write raw words (bits: 0/1); AREA = coil|discrete|input|holding
@@ -21,6 +23,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -34,6 +37,8 @@
 
 #include <fieldlink/crc16.hpp>
 
+#include "mapping/decode.hpp"
+
 namespace fieldlink::cli {
 namespace {
 
@@ -42,6 +47,7 @@ constexpr int kRegs = 65536;
 struct Unit {
     modbus_mapping_t* map = nullptr;
     bool on = true;
+    bool counts[2] = {true, true};  // the counter at registers 0-1: holding, input
     std::set<std::pair<int, int>> protected_;  // (function area: 0 coils, 1 registers; address)
     std::set<std::pair<int, int>> failing;     // (FC 1..4, address): reads refused
 };
@@ -115,9 +121,10 @@ class Server {
                 unit.map->tab_bits[i] = static_cast<std::uint8_t>(i % 3 == 0);
                 unit.map->tab_input_bits[i] = static_cast<std::uint8_t>(i % 3 == 0);
             }
-            set_counter(unit, 0);
             units_[u] = unit;
         }
+        for (const auto& p : o.presets) apply(p);
+        for (auto& [id, u] : units_) set_counter(u, 0);
     }
     ~Server() {
         for (auto& [id, u] : units_) modbus_mapping_free(u.map);
@@ -133,8 +140,11 @@ class Server {
     int run();
 
   private:
+    void apply(const Preset& p);
     static void set_counter(Unit& u, std::uint32_t c) {
-        for (auto* tab : {u.map->tab_registers, u.map->tab_input_registers}) {
+        for (int i = 0; i < 2; ++i) {
+            if (!u.counts[i]) continue;
+            auto* tab = i == 0 ? u.map->tab_registers : u.map->tab_input_registers;
             tab[0] = static_cast<std::uint16_t>(c >> 16);
             tab[1] = static_cast<std::uint16_t>(c & 0xFFFF);
         }
@@ -166,6 +176,29 @@ class Server {
     bool stdin_open_ = true;
     std::string line_buf_;
 };
+
+void Server::apply(const Preset& p) {
+    auto it = units_.find(p.unit);
+    if (it == units_.end()) return;
+    Unit& u = it->second;
+    const bool bits = config::is_bit_area(p.area);
+    for (std::size_t i = 0; i < p.words.size() && p.address + i < kRegs; ++i) {
+        const std::size_t a = p.address + i;
+        if (bits) {
+            (p.area == config::Area::coil ? u.map->tab_bits : u.map->tab_input_bits)[a] = p.words[i] != 0;
+            continue;
+        }
+        auto* tab = p.area == config::Area::holding ? u.map->tab_registers : u.map->tab_input_registers;
+        if (p.bit_field) {
+            const auto mask = static_cast<std::uint16_t>(1U << p.bit);
+            tab[a] = static_cast<std::uint16_t>(p.words[i] ? tab[a] | mask : tab[a] & ~mask);
+        } else {
+            tab[a] = p.words[i];
+        }
+        // A point of the configuration on the counter's registers keeps its value.
+        if (a < 2) u.counts[p.area == config::Area::holding ? 0 : 1] = false;
+    }
+}
 
 bool Server::open_tcp() {
     const auto colon = opts_.tcp.rfind(':');
@@ -364,7 +397,60 @@ void Server::read_control() {
     }
 }
 
+// A plausible engineering value for point `i` of a device (see presets_from).
+core::Value plausible(const config::PointConfig& p, std::size_t i) {
+    using config::DataType;
+    if (p.type == DataType::boolean || p.bit >= 0) return i % 2 == 0;
+    if (p.type == DataType::string) return p.name.substr(0, static_cast<std::size_t>(p.length) * 2);
+    const bool real = p.type == DataType::float32 || p.type == DataType::float64;
+    if (p.min && p.max) {
+        const double mid = (*p.min + *p.max) / 2;
+        return real ? mid : std::round(mid);
+    }
+    if (real) return 20.0 + 1.5 * static_cast<double>(i);
+    // Whole numbers: 100 + i raw, as engineering units after scale and offset.
+    return (100.0 + static_cast<double>(i)) * p.scale + p.offset;
+}
+
+bool is_modbus(const config::Config& cfg, const config::DeviceConfig& d) {
+    return d.bus_index < cfg.buses.size() && cfg.buses[d.bus_index].driver.rfind("modbus", 0) == 0;
+}
+
 }  // namespace
+
+std::vector<Preset> presets_from(const config::Config& cfg) {
+    std::vector<Preset> out;
+    for (const auto& d : cfg.devices) {
+        if (!is_modbus(cfg, d)) continue;
+        for (std::size_t i = 0; i < d.points.size(); ++i) {
+            const auto& p = d.points[i];
+            if (p.link) continue;
+            Preset pr;
+            pr.unit = d.unit;
+            pr.area = p.area;
+            pr.address = p.address;
+            const core::Value v = plausible(p, i);
+            if (config::is_bit_area(p.area) || p.bit >= 0) {
+                pr.words = {static_cast<std::uint16_t>(std::get<bool>(v) ? 1 : 0)};
+                pr.bit_field = p.bit >= 0;
+                pr.bit = std::max(p.bit, 0);
+            } else {
+                pr.words.assign(static_cast<std::size_t>(p.count()), 0);
+                if (!mapping::encode_registers(mapping::codec_of(p), v, pr.words.data(), nullptr)) continue;
+            }
+            out.push_back(std::move(pr));
+        }
+    }
+    return out;
+}
+
+std::vector<int> units_of(const config::Config& cfg) {
+    std::vector<int> out;
+    for (const auto& d : cfg.devices) {
+        if (is_modbus(cfg, d) && std::find(out.begin(), out.end(), d.unit) == out.end()) out.push_back(d.unit);
+    }
+    return out;
+}
 
 int run_simulator(const SimulatorOptions& opts) {
     if (opts.tcp.empty() && opts.rtu.empty()) {

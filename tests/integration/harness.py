@@ -256,8 +256,12 @@ class Subscriber:
 class Simulator:
     """`fieldlink simulate`, driven through its stdin control lines."""
 
-    def __init__(self, procs, tcp_port=None, rtu=None, units=(1,), tick="100ms", name="sim.log"):
-        args = RUN_UNDER + [os.path.join(BIN, "fieldlink"), "simulate", "--units", ",".join(map(str, units)), "--tick", tick]
+    def __init__(self, procs, tcp_port=None, rtu=None, units=None, tick="100ms", name="sim.log", config=None):
+        args = RUN_UNDER + [os.path.join(BIN, "fieldlink"), "simulate", "--tick", tick]
+        if config:  # the configuration's units, each point holding a plausible value
+            args += ["--config", config]
+        if units or not config:
+            args += ["--units", ",".join(map(str, units or (1,)))]
         if tcp_port:
             args += ["--tcp", "127.0.0.1:%d" % tcp_port]
         if rtu:

@@ -6,7 +6,9 @@ import shutil
 import subprocess
 import unittest
 
-from harness import BIN, PLUGINS, Procs, run_cli
+import time
+
+from harness import BIN, PLUGINS, Procs, Simulator, free_port, run_cli
 
 FIELDLINKD = os.path.join(BIN, "fieldlinkd")
 FIELDLINK = os.path.join(BIN, "fieldlink")
@@ -91,6 +93,79 @@ class CliTest(unittest.TestCase):
         self.assertIn("device boiler (bus sim1, unit 1, every 5000ms): 2 requests per cycle", out)
         self.assertIn("read holding 0..3 (4 registers): a b", out)
         self.assertIn("read coil 7..7 (1 bits): c", out)
+
+    def line(self, devices, strict=False):
+        """A 9600-baud RTU line with `devices` meters of 60 registers each, polled every second."""
+        text = ("gateway: { strict: %s }\nclouds:\n  local: { platform: mqtt, host: 127.0.0.1 }\n"
+                "buses:\n  line1: { driver: modbus-rtu, device: /dev/ttyUSB0, baud: 9600 }\ndevices:\n"
+                % ("true" if strict else "false"))
+        for u in range(1, devices + 1):
+            text += ("  - { name: m%d, cloud: local, bus: line1, unit: %d, interval: 1s, points: "
+                     "[ { name: block, area: holding, address: 0, type: string, length: 60 } ] }\n" % (u, u))
+        return text
+
+    def test_plan_gives_each_serial_line_its_budget_and_warns_when_it_cannot_keep_its_schedule(self):
+        # One request of 60 registers at 9600 baud: 20 characters of framing and silent intervals
+        # and 120 of data at 1.146 ms each, and the 5 ms turnaround: 165.4 ms per meter and second.
+        rc, out, err = self.check(self.line(6), "--plan")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("bus line1 (modbus-rtu, 9600 baud): 6 device(s) need 992 ms of line time every 1000 ms (99%)",
+                      out)
+        self.assertNotIn("warning", err)
+        rc, out, err = self.check(self.line(7))
+        self.assertEqual(rc, 0, err)  # a warning: the configuration is still accepted
+        self.assertIn("warning: ", err)
+        self.assertIn("buses.line1: bus line1 (modbus-rtu, 9600 baud): 7 device(s) need 1158 ms of line time every "
+                      "1000 ms (116%); the line cannot keep its schedule", err)
+        rc, out, err = self.check(self.line(7, strict=True))
+        self.assertEqual(rc, 2, err)  # gateway.strict: refused
+        self.assertIn("7 device(s) need 1158 ms", err)
+        self.assertIn("(an error under gateway.strict)", err)
+        self.assertIn("1 error; the configuration was not accepted", err)
+
+    def test_a_typo_gets_the_nearest_valid_word(self):
+        rc, _, err = self.check(GOOD.replace("address: 2", "adress: 2"))
+        self.assertEqual(rc, 2)
+        self.assertIn("unknown key 'adress' (did you mean 'address'?)", err)
+        rc, _, err = self.check(GOOD.replace("type: float32", "type: flot32"))
+        self.assertIn("unknown value 'flot32' (did you mean 'float32'?)", err)
+        rc, _, err = self.check(GOOD.replace("driver: sim", "driver: simm"))
+        self.assertIn("driver 'simm' is not available (did you mean 'sim'?)", err)
+
+    def test_simulate_with_a_configuration_serves_its_units_with_plausible_values(self):
+        path = self.procs.write("sim.yaml", """
+clouds:
+  local: { platform: mqtt, host: 127.0.0.1 }
+buses:
+  tcp1: { driver: modbus-tcp, host: 127.0.0.1, port: 1502 }
+devices:
+  - name: boiler
+    cloud: local
+    bus: tcp1
+    unit: 3
+    points:
+      - { name: flow, area: holding, address: 0, type: float32 }
+      - { name: setpoint, area: holding, address: 10, type: float32, writable: true, min: 0, max: 50 }
+      - { name: temp, area: holding, address: 12, type: int16, scale: 0.1 }
+      - { name: label, area: holding, address: 20, type: string, length: 4 }
+      - { name: pump, area: coil, address: 5 }
+      - { name: alarm, area: coil, address: 6 }
+  - { name: tank, cloud: local, bus: tcp1, unit: 7, points: [ { name: level, area: input, address: 4 } ] }
+""")
+        sim = Simulator(self.procs, tcp_port=free_port(), config=path)
+        self.assertEqual(sim.get(3, "holding", 0, 2), [0x41A0, 0])  # 20.0, not the counter
+        self.assertEqual(sim.get(3, "holding", 10, 2), [0x41C8, 0])  # 25.0: the middle of 0..50
+        self.assertEqual(sim.get(3, "holding", 12), [102])  # raw 100 + its index: 10.2
+        self.assertEqual(sim.get(3, "holding", 20, 4), [0x6C61, 0x6265, 0x6C00, 0])  # "label"
+        self.assertEqual(sim.get(3, "coil", 5, 2), [1, 0])  # alternating
+        self.assertEqual(sim.get(7, "input", 4), [100])  # unit 7 is served too
+        first = sim.get(3, "input", 0, 2)  # no point there: the counter still counts
+        time.sleep(0.3)
+        self.assertGreater(sim.get(3, "input", 0, 2), first)
+        bad = self.procs.write("bad.yaml", "devices: []\nbogus: 1\n")
+        rc, _, err = run_cli([FIELDLINK, "simulate", "--tcp", "127.0.0.1:%d" % free_port(), "--config", bad])
+        self.assertEqual(rc, 2)
+        self.assertIn("is not a valid configuration", err)
 
     def test_plugin_for_an_unknown_abi_version_is_refused(self):
         d = self.procs.path("plugins")
