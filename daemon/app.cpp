@@ -610,8 +610,9 @@ std::vector<std::string> check_line_budgets(const config::Config& cfg, const std
         if (print_all) std::cout << text << '\n';
         if (b.fits()) continue;
         const auto& bus = cfg.buses[b.bus_index];
-        std::string message = text + "; the line cannot keep its schedule: lengthen the intervals, raise the baud rate, "
-                                     "read fewer registers or split the line";
+        std::string message = text +
+                              "; the line cannot keep its schedule: lengthen the intervals, raise the baud rate, "
+                              "read fewer registers or split the line";
         if (cfg.gateway.strict) message += " (an error under gateway.strict)";
         const auto line = config::format_error(file, {bus.mark, "buses." + bus.name, message});
         if (cfg.gateway.strict) {
@@ -629,9 +630,8 @@ std::unique_ptr<config::Config> load_config(const std::string& file, const bus::
     auto loaded = load_config_file(file, &plugins);
     for (const auto& e : loaded.errors) report(config::format_error(file, e));
     if (!loaded.ok()) return nullptr;
-    const auto over = check_line_budgets(loaded.config, file, false, [](const std::string& w) {
-        core::logger("bus")->warn("{}", w);
-    });
+    const auto over = check_line_budgets(loaded.config, file, false,
+                                         [](const std::string& w) { core::logger("bus")->warn("{}", w); });
     for (const auto& e : over) report(e);
     if (!over.empty()) return nullptr;
     return std::make_unique<config::Config>(std::move(loaded.config));

@@ -1,6 +1,7 @@
 #include "plan.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <limits>
 #include <sstream>
@@ -160,7 +161,8 @@ std::vector<LineBudget> line_budgets(const config::Config& cfg) {
         if (on_line.empty()) continue;
         budget.devices = on_line.size();
         budget.window_us = std::numeric_limits<double>::infinity();
-        for (const auto* d : on_line) budget.window_us = std::min(budget.window_us, static_cast<double>(d->interval.count()) * 1000.0);
+        for (const auto* d : on_line)
+            budget.window_us = std::min(budget.window_us, static_cast<double>(d->interval.count()) * 1000.0);
         for (const auto* d : on_line) {
             const double polls = budget.window_us / (static_cast<double>(d->interval.count()) * 1000.0);
             budget.needed_us += polls * cycle_us(*d, cfg.buses[b], on_line.size() > 1);
@@ -175,9 +177,8 @@ std::string describe_budget(const config::Config& cfg, const LineBudget& b) {
     std::ostringstream o;
     o << "bus " << bus.name << " (" << bus.driver;
     if (const auto baud = option_text(bus, "baud"); !baud.empty()) o << ", " << baud << " baud";
-    o << "): " << b.devices << " device(s) need " << static_cast<long>(b.needed_us / 1000.0 + 0.5)
-      << " ms of line time every " << static_cast<long>(b.window_us / 1000.0 + 0.5) << " ms ("
-      << static_cast<long>(100.0 * b.needed_us / b.window_us + 0.5) << "%)";
+    o << "): " << b.devices << " device(s) need " << std::lround(b.needed_us / 1000.0) << " ms of line time every "
+      << std::lround(b.window_us / 1000.0) << " ms (" << std::lround(100.0 * b.needed_us / b.window_us) << "%)";
     return o.str();
 }
 

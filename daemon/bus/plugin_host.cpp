@@ -11,8 +11,8 @@
 #include <cstring>
 
 #include "core/duration.hpp"
-#include "core/suggest.hpp"
 #include "core/low_fds.hpp"
+#include "core/suggest.hpp"
 
 #ifndef FIELDLINK_BUILD_ROOT
 #define FIELDLINK_BUILD_ROOT ""
@@ -240,6 +240,7 @@ bool canonical_options(const fl_driver_v2* t, config::BusConfig& bus, std::vecto
     const auto declared = options_for(t, bus.driver);
     std::string expected;
     for (const auto* o : declared) expected += (expected.empty() ? "" : ", ") + std::string(o->key);
+    const std::string all_keys = "driver, retries, backoff_max, max_gap, turnaround, " + expected;
     std::vector<DriverOption> canonical;
     const std::size_t before = errors.size();
     for (const auto& given : bus.options) {
@@ -248,10 +249,8 @@ bool canonical_options(const fl_driver_v2* t, config::BusConfig& bus, std::vecto
         if (decl == declared.end()) {
             errors.push_back({given.mark, path,
                               "unknown key '" + given.key + "' for driver " + bus.driver +
-                                  core::did_you_mean(given.key, core::words("driver, retries, backoff_max, max_gap, "
-                                                                            "turnaround, " +
-                                                                            expected)) +
-                                  "; expected one of: driver, retries, backoff_max, max_gap, turnaround, " + expected});
+                                  core::did_you_mean(given.key, core::words(all_keys)) +
+                                  "; expected one of: " + all_keys});
             continue;
         }
         std::string value, err;

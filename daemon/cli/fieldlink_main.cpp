@@ -119,8 +119,9 @@ static int run(int argc, char** argv) {
     simulate->add_option("--units", sim.units, "unit ids to answer for")->delimiter(',');
     simulate->add_option("--tick", tick, "counter increment period (default 100ms)");
     std::string sim_config;
-    simulate->add_option("--config", sim_config,
-                         "serve the units of this configuration's Modbus devices, each point holding a plausible value");
+    simulate->add_option(
+        "--config", sim_config,
+        "serve the units of this configuration's Modbus devices, each point holding a plausible value");
 
     std::string status_config, status_dir;
     auto* status = app.add_subcommand("status", "show queues, rates and drops of the running gateway");

@@ -47,7 +47,7 @@ constexpr int kRegs = 65536;
 struct Unit {
     modbus_mapping_t* map = nullptr;
     bool on = true;
-    bool counts[2] = {true, true};  // the counter at registers 0-1: holding, input
+    bool counts[2] = {true, true};             // the counter at registers 0-1: holding, input
     std::set<std::pair<int, int>> protected_;  // (function area: 0 coils, 1 registers; address)
     std::set<std::pair<int, int>> failing;     // (FC 1..4, address): reads refused
 };

@@ -19,6 +19,7 @@ namespace {
 template <typename T>
 std::string near_name(const std::string& given, const std::vector<T>& v) {
     std::vector<std::string> names;
+    names.reserve(v.size());
     for (const auto& x : v) names.push_back(x.name);
     return core::did_you_mean(given, names);
 }
@@ -135,12 +136,15 @@ void resolve_names(Checker& c, Config& cfg, std::size_t index, const std::string
         d.cloud_index = *ci;
     } else {
         c.fail(d.mark, path + ".cloud",
-               "cloud '" + d.cloud + "' is not defined" + near_name(d.cloud, cfg.clouds) + "; defined clouds: " + names_of(cfg.clouds));
+               "cloud '" + d.cloud + "' is not defined" + near_name(d.cloud, cfg.clouds) +
+                   "; defined clouds: " + names_of(cfg.clouds));
     }
     if (auto bi = find_named(cfg.buses, d.bus)) {
         d.bus_index = *bi;
     } else {
-        c.fail(d.mark, path + ".bus", "bus '" + d.bus + "' is not defined" + near_name(d.bus, cfg.buses) + "; defined buses: " + names_of(cfg.buses));
+        c.fail(d.mark, path + ".bus",
+               "bus '" + d.bus + "' is not defined" + near_name(d.bus, cfg.buses) +
+                   "; defined buses: " + names_of(cfg.buses));
     }
     if (!d.via.empty()) {
         if (auto gi = find_named(cfg.devices, d.via); gi && *gi != index) {
@@ -250,14 +254,16 @@ int check_served(Checker& c, const Config& cfg, ServedPoint& sp, const std::stri
     const auto d = std::find_if(cfg.devices.begin(), cfg.devices.end(),
                                 [&sp](const DeviceConfig& x) { return x.name == sp.device; });
     if (d == cfg.devices.end()) {
-        c.fail(sp.mark, path + ".device", "no device named '" + sp.device + "'" + near_name(sp.device, cfg.devices) +
-                                                    "; expected one of the devices: section");
+        c.fail(sp.mark, path + ".device",
+               "no device named '" + sp.device + "'" + near_name(sp.device, cfg.devices) +
+                   "; expected one of the devices: section");
         return 0;
     }
     const auto p =
         std::find_if(d->points.begin(), d->points.end(), [&sp](const PointConfig& x) { return x.name == sp.point; });
     if (p == d->points.end()) {
-        c.fail(sp.mark, path + ".point", "device " + d->name + " has no point named '" + sp.point + "'" + near_name(sp.point, d->points));
+        c.fail(sp.mark, path + ".point",
+               "device " + d->name + " has no point named '" + sp.point + "'" + near_name(sp.point, d->points));
         return 0;
     }
     sp.device_index = static_cast<std::uint32_t>(d - cfg.devices.begin());

@@ -7,7 +7,9 @@
 namespace fieldlink::core {
 namespace {
 
-char lower(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
+char lower(char c) {
+    return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+}
 
 std::string lowered(std::string_view s) {
     std::string out(s);
@@ -33,7 +35,9 @@ std::size_t distance(const std::string& a, const std::string& b) {
     return d[n][m];
 }
 
-std::size_t limit_for(std::size_t length) { return std::clamp<std::size_t>((length - 1) / 3, 1, 3); }
+std::size_t limit_for(std::size_t length) {
+    return std::clamp<std::size_t>((length - 1) / 3, 1, 3);
+}
 
 }  // namespace
 

@@ -149,7 +149,8 @@ class Onenet : public Platform {
         require(check, c, c.product_id, "product_id");
         if (const auto protocol = protocol_of(c); protocol != "datapoints" && protocol != "thing-model") {
             check.fail(c.mark_of("protocol"), config::cloud_path(c) + ".protocol",
-                       "unknown value '" + protocol + "'" + core::did_you_mean(protocol, {"datapoints", "thing-model"}) +
+                       "unknown value '" + protocol + "'" +
+                           core::did_you_mean(protocol, {"datapoints", "thing-model"}) +
                            "; expected one of: datapoints, thing-model");
         }
         if (c.keepalive < config::Duration{10'000} || c.keepalive > config::Duration{1'800'000}) {
