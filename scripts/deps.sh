@@ -17,7 +17,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git python3
   libmodbus-dev libmosquitto-dev mosquitto mosquitto-clients mosquitto-dev
   libyaml-cpp-dev libspdlog-dev libfmt-dev libsystemd-dev nlohmann-json3-dev libcli11-dev
-  libssl-dev libserialport-dev libpcre2-dev libmicrohttpd-dev libsqlite3-dev zlib1g-dev doctest-dev libc-ares-dev
+  libssl-dev libserialport-dev libpcre2-dev libmicrohttpd-dev libsqlite3-dev zlib1g-dev doctest-dev libc-ares-dev libcsv-dev
   libprotobuf-c-dev protobuf-c-compiler
   socat mbpoll systemd go-md2man chromium curl clang libclang-rt-14-dev clang-format clang-tidy libtsan2 libasan8 libubsan1 python3-dnspython
 )

@@ -19,7 +19,7 @@ esac
 # The -dev packages of every library fieldlink links (CMakeLists.txt); the C++ library and its
 # headers are the cross compiler's (libstdc++-12-dev-<arch>-cross), of the same GCC release.
 PACKAGES=(libc6-dev libmodbus-dev libmosquitto-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
-    libsystemd-dev libssl-dev libserialport-dev libpcre2-dev libsqlite3-dev zlib1g-dev libc-ares-dev libmicrohttpd-dev
+    libsystemd-dev libssl-dev libserialport-dev libpcre2-dev libsqlite3-dev zlib1g-dev libc-ares-dev libmicrohttpd-dev libcsv-dev
     nlohmann-json3-dev libcli11-dev doctest-dev libprotobuf-c-dev)
 . /etc/os-release
 suite=${FIELDLINK_SYSROOT_SUITE:-$VERSION_CODENAME}

@@ -72,11 +72,11 @@ struct GatewayConfig {
     // Warnings that would make a deployment fail later (a serial line that cannot keep its
     // schedule) are errors: the configuration is refused.
     bool strict = false;
-    std::uint64_t store_max_bytes = 256ULL << 20;            // disk budget of the outbox
-    Duration store_max_age{0};                               // 0: no age limit
-    Duration store_sync{1000};                               // 0: fsync every batch; else WAL checkpoint interval
-    std::vector<std::string> dns_servers;                    // "ip[:port]"; empty: the system's resolver configuration
-    Duration dns_timeout{5000};                              // per query try
+    std::uint64_t store_max_bytes = 256ULL << 20;  // disk budget of the outbox
+    Duration store_max_age{0};                     // 0: no age limit
+    Duration store_sync{1000};                     // 0: fsync every batch; else WAL checkpoint interval
+    std::vector<std::string> dns_servers;          // "ip[:port]"; empty: the system's resolver configuration
+    Duration dns_timeout{5000};                    // per query try
     // Metrics, health and the status page over HTTP (`http: 9910` or `http: HOST:PORT`); port 0: off.
     std::string http_host = "127.0.0.1";
     int http_port = 0;
@@ -175,6 +175,7 @@ struct PointConfig {
     int bit = -1;
     int length = 0;  // registers, for strings
     bool writable = false;
+    std::string eng_unit;  // `unit:` the engineering unit ("kWh", "V"), shown with the value
     // Writes from the cloud are refused outside [min, max] (engineering units, after scale).
     std::optional<double> min;
     std::optional<double> max;

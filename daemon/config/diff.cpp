@@ -16,7 +16,7 @@ static_assert(sizeof(CloudConfig) == 552, "CloudConfig changed: update same_clou
 static_assert(sizeof(Option) == 88, "Option changed: update same_option");
 static_assert(sizeof(BusConfig) == 192, "BusConfig changed: update same_bus");
 static_assert(sizeof(BusConfig::Timing) == 48, "BusConfig::Timing changed: update same_bus");
-static_assert(sizeof(PointConfig) == 256, "PointConfig changed: update same_point");
+static_assert(sizeof(PointConfig) == 288, "PointConfig changed: update same_point");
 static_assert(sizeof(PointConfig::Command) == 128, "PointConfig::Command changed: update same_point");
 static_assert(sizeof(DeviceConfig) == 504, "DeviceConfig changed: update same_device");
 #endif
@@ -53,10 +53,10 @@ bool same_command(const PointConfig::Command& a, const PointConfig::Command& b) 
 bool same_point(const PointConfig& a, const PointConfig& b) {
     return std::tie(a.name, a.area, a.address, a.type, a.order, a.scale, a.offset, a.bit, a.length, a.writable, a.min,
                     a.max, a.deadband, a.deadband_percent, a.on_change, a.heartbeat, a.report, a.event, a.trigger,
-                    a.trigger_given, a.link,
-                    a.field) == std::tie(b.name, b.area, b.address, b.type, b.order, b.scale, b.offset, b.bit, b.length,
-                                         b.writable, b.min, b.max, b.deadband, b.deadband_percent, b.on_change,
-                                         b.heartbeat, b.report, b.event, b.trigger, b.trigger_given, b.link, b.field) &&
+                    a.trigger_given, a.link, a.field, a.eng_unit) ==
+               std::tie(b.name, b.area, b.address, b.type, b.order, b.scale, b.offset, b.bit, b.length, b.writable,
+                        b.min, b.max, b.deadband, b.deadband_percent, b.on_change, b.heartbeat, b.report, b.event,
+                        b.trigger, b.trigger_given, b.link, b.field, b.eng_unit) &&
            same_list(a.commands, b.commands, same_command);
 }
 

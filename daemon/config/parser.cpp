@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "core/suggest.hpp"
+#include "points_file.hpp"
 #include "reader.hpp"
 
 namespace fieldlink::config {
@@ -428,6 +429,7 @@ const Field<PointConfig> kPointFields[] = {
                                      "a 0-based protocol address 0..65535 (register 40001 is holding address 0)"));
      }},
     {"field", false, [](PointConfig& p, const YAML::Node& n, Reader& r) { set_if(p.field, r.string(n)); }},
+    {"unit", false, [](PointConfig& p, const YAML::Node& n, Reader& r) { set_if(p.eng_unit, r.string(n)); }},
     {"type", false,
      [](PointConfig& p, const YAML::Node& n, Reader& r) {
          set_if(p.type,
@@ -472,6 +474,33 @@ const Field<PointConfig> kPointFields[] = {
      }},
 };
 
+// One point (a mapping of the YAML's `points:` or a row of a points file), appended to `d`.
+void parse_point(DeviceConfig& d, const YAML::Node& n, Reader& r) {
+    PointConfig p;
+    p.mark = Reader::mark_of(n);
+    if (n.IsMap() && n["area"] && is_bit_area(parse_area(n["area"].as<std::string>("")).value_or(Area::holding))) {
+        p.type = DataType::boolean;  // default type of bit areas
+    }
+    if (!r.map(n, kPointFields, p)) return;
+    if (!p.field.empty()) {  // a driver's named field: an input float64 placed by validation
+        if (n["area"] || n["address"]) {
+            r.error(n["area"] ? n["area"] : n["address"],
+                    "a point with 'field' takes no area or address (the driver places the field)");
+            return;
+        }
+        if (n["type"] && p.type != DataType::float64) {
+            r.error(n["type"], "a field is read as a number (float64); leave 'type' out");
+            return;
+        }
+        p.area = Area::input;
+        p.type = DataType::float64;
+    } else if (!n["area"] || !n["address"]) {
+        r.missing_key(n, n["area"] ? "address" : "area");
+        return;
+    }
+    d.points.push_back(std::move(p));
+}
+
 void parse_points(DeviceConfig& d, const YAML::Node& n, Reader& r) {
     if (!n.IsSequence()) {
         r.error(n, "expected a list of points (lines starting with '- name:')");
@@ -479,30 +508,29 @@ void parse_points(DeviceConfig& d, const YAML::Node& n, Reader& r) {
     }
     for (std::size_t i = 0; i < n.size(); ++i) {
         Reader::Scope s(r, "[" + std::to_string(i) + "]");
-        PointConfig p;
-        p.mark = Reader::mark_of(n[i]);
-        if (n[i].IsMap() && n[i]["area"] &&
-            is_bit_area(parse_area(n[i]["area"].as<std::string>("")).value_or(Area::holding))) {
-            p.type = DataType::boolean;  // default type of bit areas
-        }
-        if (!r.map(n[i], kPointFields, p)) continue;
-        if (!p.field.empty()) {  // a driver's named field: an input float64 placed by validation
-            if (n[i]["area"] || n[i]["address"]) {
-                r.error(n[i]["area"] ? n[i]["area"] : n[i]["address"],
-                        "a point with 'field' takes no area or address (the driver places the field)");
-                continue;
-            }
-            if (n[i]["type"] && p.type != DataType::float64) {
-                r.error(n[i]["type"], "a field is read as a number (float64); leave 'type' out");
-                continue;
-            }
-            p.area = Area::input;
-            p.type = DataType::float64;
-        } else if (!n[i]["area"] || !n[i]["address"]) {
-            r.missing_key(n[i], n[i]["area"] ? "address" : "area");
-            continue;
-        }
-        d.points.push_back(std::move(p));
+        parse_point(d, n[i], r);
+    }
+}
+
+// `points_file: meter.csv`: the rows of a CSV register map (config/points_file.hpp), relative to
+// the main configuration file's directory.
+void parse_points_file(DeviceConfig& d, const YAML::Node& n, Reader& r) {
+    const auto name = r.string(n);
+    if (!name) return;
+    std::string path = *name;
+    if (!path.empty() && path.front() != '/' && !Reader::main_dir().empty()) path = Reader::main_dir() + "/" + path;
+    std::string text, why;
+    if (!read_file(path, text, &why)) {
+        r.error(n, "points file " + path + ": " +
+                       (why == "cannot open the configuration file" ? std::string("cannot open it") : why));
+        return;
+    }
+    auto file = std::make_shared<const std::string>(path);
+    const auto rows = read_points_csv(text, file, r);
+    for (const auto& row : rows) {
+        Reader::Scope s(r, "[line " + std::to_string(row.mark.line) + "]");
+        RowMarks marks(row);
+        parse_point(d, row.map, r);
     }
 }
 
@@ -539,14 +567,21 @@ const Field<DeviceConfig> kDeviceFields[] = {
          set_if(d.max_gap, r.integer(n, 0, 124, "0..124 registers"));
      }},
     {"points", false, parse_points},
+    {"points_file", false, parse_points_file},
 };
 
 const Field<TemplateConfig> kTemplateFields[] = {
-    {"points", true,
+    {"points", false,
      [](TemplateConfig& t, const YAML::Node& n, Reader& r) {
          DeviceConfig holder;
          parse_points(holder, n, r);
-         t.points = std::move(holder.points);
+         t.points.insert(t.points.end(), holder.points.begin(), holder.points.end());
+     }},
+    {"points_file", false,
+     [](TemplateConfig& t, const YAML::Node& n, Reader& r) {
+         DeviceConfig holder;
+         parse_points_file(holder, n, r);
+         t.points.insert(t.points.end(), holder.points.begin(), holder.points.end());
      }},
     {"interval", false,
      [](TemplateConfig& t, const YAML::Node& n, Reader& r) {

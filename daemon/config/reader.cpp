@@ -13,6 +13,7 @@
 
 #include "core/log.hpp"
 #include "core/suggest.hpp"
+#include "points_file.hpp"
 
 namespace fieldlink::config {
 
@@ -37,16 +38,24 @@ void Reader::set_main_file(const std::string& file) {
     t_main_dir = std::filesystem::path(file).parent_path().string();
 }
 
-Reader::FileScope::FileScope(std::shared_ptr<const std::string> file) {
+const std::string& Reader::main_dir() {
+    return t_main_dir;
+}
+
+Reader::FileScope::FileScope(std::shared_ptr<const std::string> file) : previous_(std::move(t_file)) {
     t_file = std::move(file);
 }
 Reader::FileScope::~FileScope() {
-    t_file.reset();
+    t_file = std::move(previous_);
 }
 
 Mark Reader::mark_of(const YAML::Node& n) {
     auto m = n.Mark();
-    if (m.is_null()) return Mark{0, 0, t_file};
+    if (m.is_null()) {
+        Mark cell;
+        if (RowMarks::find(n, cell)) return cell;  // a cell of a points file
+        return Mark{0, 0, t_file};
+    }
     return Mark{m.line + 1, m.column + 1, t_file};
 }
 
@@ -71,9 +80,9 @@ void Reader::unknown_key(const YAML::Node& key_node, const std::string& key, con
     }
     std::string where = path_.empty() ? "" : path_;
     const std::vector<std::string> choices(expected.begin(), expected.end());
-    errors_.push_back(ConfigError{mark_of(key_node), where,
-                                  "unknown key '" + key + "'" + core::did_you_mean(key, choices) +
-                                      "; expected one of: " + list});
+    errors_.push_back(
+        ConfigError{mark_of(key_node), where,
+                    "unknown key '" + key + "'" + core::did_you_mean(key, choices) + "; expected one of: " + list});
 }
 
 std::string Reader::suggestion(const std::string& given, const char* choices) {

@@ -109,7 +109,12 @@ class Reader {
         ~FileScope();
         FileScope(const FileScope&) = delete;
         FileScope& operator=(const FileScope&) = delete;
+
+      private:
+        std::shared_ptr<const std::string> previous_;
     };
+    // The main file's directory: files the configuration names (points files) are relative to it.
+    static const std::string& main_dir();
 
     // A key given twice in one mapping is an error at the second, naming the first (YAML readers
     // differ on which one wins: `address: 0, address: 5` must not quietly read register 5).

@@ -259,6 +259,7 @@ void StatusWriter::print_devices(AtomicFile& status, const config::Config& cfg, 
         nlohmann::json points = nlohmann::json::array();
         for (std::size_t p = 0; p < dc.points.size() && p < l.values.size(); ++p) {
             points.push_back(point_json(dc.points[p].name, l.values[p], l.at[p], l.time_ms, now_ms));
+            if (!dc.points[p].eng_unit.empty()) points.back()["unit"] = dc.points[p].eng_unit;
         }
         const nlohmann::json dev{
             {"name", dc.name}, {"bus", dc.bus},        {"cloud", dc.cloud},          {"unit", dc.unit},

@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 
@@ -83,18 +86,19 @@ TEST_CASE("the base configuration is valid") {
 
 TEST_CASE("unknown key") {
     CHECK(only_error(replace(kBase, "    interval: 5s", "    intervall: 5s")) ==
-          "gw.yaml:20:5: devices[0]: unknown key 'intervall' (did you mean 'interval'?); expected one of: name, cloud, bus, unit, units, "
+          "gw.yaml:20:5: devices[0]: unknown key 'intervall' (did you mean 'interval'?); expected one of: name, cloud, "
+          "bus, unit, units, "
           "template, key, key_file, "
-          "product_id, product_key, device_id, gateway, via, link_event, interval, max_gap, points");
+          "product_id, product_key, device_id, gateway, via, link_event, interval, max_gap, points, points_file");
 }
 
 TEST_CASE("an unknown key or value names the nearest valid one") {
     CHECK(core::nearest("intervall", {"name", "interval", "points"}) == "interval");
     CHECK(core::nearest("Interval", {"name", "interval"}) == "interval");  // only the case differs
     CHECK(core::nearest("adress", {"area", "address", "type"}) == "address");
-    CHECK(core::nearest("tpye", {"area", "address", "type"}) == "type");  // a swap is one edit
+    CHECK(core::nearest("tpye", {"area", "address", "type"}) == "type");                  // a swap is one edit
     CHECK(core::nearest("holding_register", {"holding", "input", "coil"}) == "holding");  // prefix
-    CHECK(core::nearest("uint", {"int8", "uint16", "uint32"}) == "uint16");  // no 1-edit match: a prefix
+    CHECK(core::nearest("uint", {"int8", "uint16", "uint32"}) == "uint16");               // no 1-edit match: a prefix
     CHECK(core::nearest("xyz", {"name", "interval"}).empty());
     CHECK(core::nearest("", {"name"}).empty());
     CHECK(core::words("a, b|c  d") == std::vector<std::string>{"a", "b", "c", "d"});
@@ -543,4 +547,79 @@ TEST_CASE("gateway.modbus_server: points served by name, checked for area, range
     CHECK(only_error(replace(served, "listen: 0.0.0.0:5020", "listen: 0.0.0.0:99999")) ==
           "gw.yaml:4:13: gateway.modbus_server.listen: '0.0.0.0:99999' is not a listen address; expected a port "
           "1..65535 (on 127.0.0.1) or HOST:PORT, like 0.0.0.0:502");
+}
+
+namespace {
+
+std::string write_csv(const std::string& name, const std::string& text) {
+    const std::string path = "/tmp/fl-test-" + std::to_string(::getpid()) + "-" + name;
+    std::ofstream(path) << text;
+    return path;
+}
+
+std::string with_points_file(const std::string& path) {
+    return replace(kBase, "    points:\n", "    points_file: " + path + "\n    points:\n");
+}
+
+}  // namespace
+
+TEST_CASE("points_file: a CSV register map, each row a point, with the YAML's rules and positions") {
+    const auto good = write_csv("good.csv",
+                                "# Eastron-style meter, input registers\n"
+                                "name,area,address,type,order,scale,unit,writable,min,max\n"
+                                "voltage,input,0,float32,abcd,,V,,,\n"
+                                "\n"
+                                "current,input,6,float32,cdab,1,A,false,,\n"
+                                "\"limit\",holding,20,uint16,,0.1,\"kW, total\",true,0,100\n");
+    auto r = load_config_text(with_points_file(good), "gw.yaml", &test::drivers());
+    for (const auto& e : r.errors) INFO(format_error("gw.yaml", e));
+    REQUIRE(r.ok());
+    const auto& pts = r.config.devices[0].points;
+    REQUIRE(pts.size() == 5);  // the file's three, then the YAML's two
+    CHECK(pts[0].name == "voltage");
+    CHECK(pts[0].area == Area::input);
+    CHECK(pts[0].type == DataType::float32);
+    CHECK(pts[0].eng_unit == "V");
+    CHECK(pts[1].order == WordOrder::cdab);
+    CHECK(pts[2].name == "limit");
+    CHECK(pts[2].writable);
+    CHECK(pts[2].scale == doctest::Approx(0.1));
+    CHECK(pts[2].eng_unit == "kW, total");
+    CHECK(*pts[2].max == 100);
+    CHECK(pts[3].name == "temperature");
+    CHECK(pts[0].mark.line == 3);  // the row's line in the CSV file, for validation's messages
+    CHECK(*pts[0].mark.file == good);
+
+    // Errors name the CSV file, its line and the cell's column.
+    const auto bad = write_csv("bad.csv",
+                               "name,area,adress\n"
+                               "a,holding,1\n");
+    CHECK(only_error(with_points_file(bad)) ==
+          bad +
+              ":1:11: devices[0].points_file: unknown column 'adress' (did you mean 'address'?) in the header; "
+              "expected columns among: name, area, address, type, order, scale, offset, unit, writable, min, max, "
+              "length, bit, deadband, on_change, heartbeat, report, event, trigger");
+    const auto badtype = write_csv("badtype.csv", "name,area,address,type\nok,holding,1,uint16\nx,holding,2,flot32\n");
+    CHECK(only_error(with_points_file(badtype)) ==
+          badtype +
+              ":3:13: devices[0].points_file[line 3].type: unknown value 'flot32' (did you mean 'float32'?); "
+              "expected one of: bool, int16, uint16, int32, uint32, int64, uint64, float32, float64, string, bcd");
+    const auto wide = write_csv("wide.csv", "name,area,address\na,holding,1,7\n");
+    CHECK(only_error(with_points_file(wide)) ==
+          wide + ":2:13: devices[0].points_file: this row has 4 cells; the header names 3 columns");
+    const auto quote = write_csv("quote.csv", "name,area,address\n\"a,holding,1\n");
+    CHECK(only_error(with_points_file(quote)).rfind(quote + ":3:1: devices[0].points_file: not a valid CSV file", 0) ==
+          0);
+    const auto noaddr = write_csv("noaddr.csv", "name,area\na,holding\n");
+    CHECK(only_error(with_points_file(noaddr)) ==
+          noaddr + ":2:1: devices[0].points_file[line 2]: missing required key 'address'");
+    const auto overlap = write_csv("dup.csv", "name,area,address\ntemperature,holding,40\n");
+    CHECK(only_error(with_points_file(overlap)).find("duplicate") != std::string::npos);
+    CHECK(only_error(with_points_file("/nonexistent/m.csv")) ==
+          "gw.yaml:21:18: devices[0].points_file: points file /nonexistent/m.csv: cannot open it");
+    const auto empty = write_csv("empty.csv", "# nothing\n");
+    CHECK(only_error(with_points_file(empty)) ==
+          empty +
+              ":1:1: devices[0].points_file: the points file is empty; expected a header row (name,area,address,...)");
+    for (const auto* f : {&good, &bad, &badtype, &wide, &quote, &noaddr, &overlap, &empty}) std::remove(f->c_str());
 }

@@ -161,8 +161,9 @@ TEST_CASE("the line budget: each device's planned requests against the shortest 
     auto b = line_budgets(cfg);
     REQUIRE(b.size() == 1);
     CHECK(b[0].fits());
-    CHECK(describe_budget(cfg, b[0]) == "bus line1 (modbus-rtu, 9600 baud): 6 device(s) need 992 ms of line time every "
-                                        "1000 ms (99%)");
+    CHECK(describe_budget(cfg, b[0]) ==
+          "bus line1 (modbus-rtu, 9600 baud): 6 device(s) need 992 ms of line time every "
+          "1000 ms (99%)");
     cfg.devices.push_back(device(7, 1000));  // one more unit: over
     b = line_budgets(cfg);
     CHECK_FALSE(b[0].fits());
