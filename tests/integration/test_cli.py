@@ -167,6 +167,27 @@ devices:
         self.assertEqual(rc, 2)
         self.assertIn("is not a valid configuration", err)
 
+    def test_a_points_file_is_checked_planned_and_served_by_the_simulator(self):
+        self.procs.write("meter.csv", "# a meter's register map\n"
+                         "name,area,address,type,order,scale,unit,writable,min,max\n"
+                         "voltage,input,0,float32,,,V,,,\n"
+                         "current,input,2,float32,cdab,,A,,,\n"
+                         "limit,holding,10,uint16,,0.1,kW,true,0,100\n")
+        text = ("clouds:\n  local: { platform: mqtt, host: 127.0.0.1 }\n"
+                "buses:\n  tcp1: { driver: modbus-tcp, host: 127.0.0.1, port: 1502 }\n"
+                "devices:\n  - { name: m1, cloud: local, bus: tcp1, unit: 5, points_file: meter.csv }\n")
+        rc, out, err = self.check(text, "--plan")  # relative to the configuration's directory
+        self.assertEqual(rc, 0, err)
+        self.assertIn("read input 0..3 (4 registers): voltage current", out)
+        sim = Simulator(self.procs, tcp_port=free_port(), config=self.procs.path("c.yaml"))
+        self.assertEqual(sim.get(5, "input", 0, 4), [0x41A0, 0, 0, 0x41AC])  # 20.0, then 21.5 word-swapped
+        self.assertEqual(sim.get(5, "holding", 10), [500])  # 50.0 kW: the middle of 0..100, raw ×10
+        self.procs.write("meter.csv", "name,area,address,type\nvoltage,input,0,float33\n")
+        rc, _, err = self.check(text)
+        self.assertEqual(rc, 2)
+        self.assertIn("meter.csv:2:17: devices[0].points_file[line 2].type: unknown value 'float33' "
+                      "(did you mean 'float32'?)", err)
+
     def test_plugin_for_an_unknown_abi_version_is_refused(self):
         d = self.procs.path("plugins")
         os.mkdir(d)
