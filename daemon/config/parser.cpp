@@ -517,8 +517,7 @@ void parse_points(DeviceConfig& d, const YAML::Node& n, Reader& r) {
 void parse_points_file(DeviceConfig& d, const YAML::Node& n, Reader& r) {
     const auto name = r.string(n);
     if (!name) return;
-    std::string path = *name;
-    if (!path.empty() && path.front() != '/' && !Reader::main_dir().empty()) path = Reader::main_dir() + "/" + path;
+    const std::string path = resolve_points_file(*name, Reader::main_dir());
     std::string text, why;
     if (!read_file(path, text, &why)) {
         r.error(n, "points file " + path + ": " +

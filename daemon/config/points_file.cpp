@@ -2,7 +2,11 @@
 
 #include <csv.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdlib>
+#include <filesystem>
 
 #include "core/suggest.hpp"
 #include "reader.hpp"
@@ -40,6 +44,24 @@ std::string trimmed(const std::string& s) {
     if (b == std::string::npos) return {};
     const auto e = s.find_last_not_of(" \t\r");
     return s.substr(b, e - b + 1);
+}
+
+// `text` with the lines that start with '#' blanked (their newlines kept, so positions hold): a
+// comment is free text, quotes and all, which CSV's strict quoting would refuse.
+std::string without_comments(const std::string& text) {
+    std::string out = text;
+    bool line_start = true, in_comment = false;
+    for (char& ch : out) {
+        if (ch == '\n') {
+            line_start = true;
+            in_comment = false;
+            continue;
+        }
+        if (line_start && ch == '#') in_comment = true;
+        if (line_start && ch != ' ' && ch != '\t') line_start = false;
+        if (in_comment) ch = ' ';
+    }
+    return out;
 }
 
 bool is_comment(const std::vector<std::pair<std::string, Mark>>& row) {
@@ -86,6 +108,39 @@ std::vector<std::string> read_header(const std::vector<std::pair<std::string, Ma
 
 }  // namespace
 
+#ifndef FIELDLINK_BUILD_ROOT
+#define FIELDLINK_BUILD_ROOT ""
+#endif
+#ifndef FIELDLINK_SOURCE_PROFILE_DIR
+#define FIELDLINK_SOURCE_PROFILE_DIR ""
+#endif
+#ifndef FIELDLINK_INSTALL_PROFILE_DIR
+#define FIELDLINK_INSTALL_PROFILE_DIR "/usr/share/fieldlink/profiles"
+#endif
+
+std::string profile_dir() {
+    if (const char* env = std::getenv("FIELDLINK_PROFILE_DIR"); env && *env) return env;
+    std::string source = FIELDLINK_SOURCE_PROFILE_DIR;
+    const std::string root = FIELDLINK_BUILD_ROOT;
+    char exe[4096];
+    const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    const std::string self = n > 0 ? std::string(exe, static_cast<std::size_t>(n)) : std::string();
+    std::error_code ec;
+    if (!source.empty() && !root.empty() && self.rfind(root, 0) == 0 && std::filesystem::is_directory(source, ec)) {
+        return source;
+    }
+    return FIELDLINK_INSTALL_PROFILE_DIR;
+}
+
+std::string resolve_points_file(const std::string& name, const std::string& config_dir) {
+    if (name.empty() || name.front() == '/') return name;
+    std::string local = config_dir.empty() ? name : config_dir + "/" + name;
+    std::error_code ec;
+    if (std::filesystem::exists(local, ec) || name.find('/') != std::string::npos) return local;
+    const std::string shipped = profile_dir() + "/" + name;
+    return std::filesystem::exists(shipped, ec) ? shipped : local;
+}
+
 const std::vector<std::string>& points_file_columns() {
     static const std::vector<std::string> kColumns = {
         "name", "area",   "address", "type",     "order",     "scale",     "offset", "unit",  "writable", "min",
@@ -97,6 +152,18 @@ namespace {
 
 // The cells of every row, with their positions; false (error recorded) when the CSV is malformed.
 bool parse_cells(const std::string& text, const std::shared_ptr<const std::string>& file, Reader& r, Collect& c) {
+    std::string error;
+    Mark where;
+    if (read_csv(text, file, c.rows, error, where)) return true;
+    r.error_at(where, r.path(), error);
+    return false;
+}
+
+}  // namespace
+
+bool read_csv(const std::string& text, const std::shared_ptr<const std::string>& file, std::vector<CsvCells>& rows,
+              std::string& error, Mark& where) {
+    Collect c;
     c.file = file;
     csv_parser p{};
     csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL | CSV_EMPTY_IS_NULL);
@@ -107,9 +174,8 @@ bool parse_cells(const std::string& text, const std::shared_ptr<const std::strin
             c.need_start = false;
         }
         if (csv_parse(&p, &ch, 1, on_field, on_row, &c) != 1) {
-            r.error_at(Mark{c.line, c.column, file}, r.path(),
-                       std::string("not a valid CSV file here: ") + csv_strerror(csv_error(&p)) +
-                           " (a quote inside a quoted cell is written twice)");
+            error = std::string("not a valid CSV file here: ") + csv_strerror(csv_error(&p)) +
+                    " (a quote inside a quoted cell is written twice)";
             broken = true;
             break;
         }
@@ -121,20 +187,20 @@ bool parse_cells(const std::string& text, const std::shared_ptr<const std::strin
         }
     }
     if (!broken && csv_fini(&p, on_field, on_row, &c) != 0) {
-        r.error_at(Mark{c.line, c.column, file}, r.path(), "not a valid CSV file: a quoted cell is not closed");
+        error = "not a valid CSV file: a quoted cell is not closed";
         broken = true;
     }
     csv_free(&p);
+    where = Mark{c.line, c.column, file};
+    rows = std::move(c.rows);
     return !broken;
 }
-
-}  // namespace
 
 std::vector<CsvRow> read_points_csv(const std::string& text, const std::shared_ptr<const std::string>& file,
                                     Reader& r) {
     Collect c;
     std::vector<CsvRow> out;
-    if (!parse_cells(text, file, r, c)) return out;
+    if (!parse_cells(without_comments(text), file, r, c)) return out;
     std::vector<std::string> header;
     bool header_seen = false;
     for (const auto& row : c.rows) {

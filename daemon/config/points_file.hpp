@@ -24,6 +24,23 @@ struct CsvRow {
     std::vector<std::pair<YAML::Node, Mark>> cell_marks;  // each cell's value node and position
 };
 
+// The profile library's directory (register maps of common meters and inverters, shipped with
+// the package): $FIELDLINK_PROFILE_DIR, else the source tree's profiles/ for a binary run from
+// the build tree, else the installed one (/usr/share/fieldlink/profiles).
+std::string profile_dir();
+
+// Where `points_file: name` is read: an absolute path as it is; a relative one from the main
+// configuration file's directory (`config_dir`), or, when there is no such file and the name
+// has no '/', from the profile library.
+std::string resolve_points_file(const std::string& name, const std::string& config_dir);
+
+// A CSV row's cells, each with the position where it starts.
+using CsvCells = std::vector<std::pair<std::string, Mark>>;
+// Every row of `text` (RFC 4180, strict, by libcsv); false with what is wrong in `error` and
+// where in `where` when it is not valid CSV.
+bool read_csv(const std::string& text, const std::shared_ptr<const std::string>& file, std::vector<CsvCells>& rows,
+              std::string& error, Mark& where);
+
 // The columns a points file may have, in the order the documentation lists them.
 const std::vector<std::string>& points_file_columns();
 
