@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "app.hpp"
+#include "cli/import.hpp"
 #include "cli/parse.hpp"
 #include "cli/ports.hpp"
 #include "cli/simulator.hpp"
@@ -118,6 +119,14 @@ static int run(int argc, char** argv) {
     simulate->add_option("--baud", sim.baud, "RTU line speed");
     simulate->add_option("--units", sim.units, "unit ids to answer for")->delimiter(',');
     simulate->add_option("--tick", tick, "counter increment period (default 100ms)");
+    std::string import_format, import_file, import_out, import_cloud = "cloud";
+    auto* import = app.add_subcommand("import", "turn another gateway's register maps into a fieldlink configuration");
+    import->add_option("--from", import_format, "thingsboard (Modbus connector JSON) or neuron (tag export CSV)")
+        ->required()
+        ->check(CLI::IsMember({"thingsboard", "neuron"}));
+    import->add_option("file", import_file, "the file to import")->required();
+    import->add_option("-o,--output", import_out, "write the YAML here (default: standard output)");
+    import->add_option("--cloud", import_cloud, "name of the cloud the devices publish to (default: cloud)");
     std::string sim_config;
     simulate->add_option(
         "--config", sim_config,
@@ -144,6 +153,7 @@ static int run(int argc, char** argv) {
     if (auto rc = fieldlink::cli::parse(app, argc, argv)) return *rc;
     if (*ports) return fieldlink::cli::print_ports(ports_json);
     if (*token) return run_token(tok);
+    if (*import) return fieldlink::cli::run_import(import_format, import_file, import_out, import_cloud);
     if (*simulate) return run_simulate(sim, tick, sim_config, simulate->count("--units") > 0);
     if (*status) return run_status(status_config, status_dir, status_values);
     check.check = true;
