@@ -94,6 +94,21 @@ int run_status(const std::string& config, std::string dir, bool values) {
     return fieldlink::cli::print_status(dir.empty() ? "/var/lib/fieldlink" : dir, values);
 }
 
+struct ImportOptions {
+    std::string format, file, out, cloud = "cloud";
+};
+
+CLI::App* add_import(CLI::App& app, ImportOptions& o) {
+    auto* import = app.add_subcommand("import", "turn another gateway's register maps into a fieldlink configuration");
+    import->add_option("--from", o.format, "thingsboard (Modbus connector JSON) or neuron (tag export CSV)")
+        ->required()
+        ->check(CLI::IsMember({"thingsboard", "neuron"}));
+    import->add_option("file", o.file, "the file to import")->required();
+    import->add_option("-o,--output", o.out, "write the YAML here (default: standard output)");
+    import->add_option("--cloud", o.cloud, "name of the cloud the devices publish to (default: cloud)");
+    return import;
+}
+
 }  // namespace
 
 static int run(int argc, char** argv) {
@@ -119,14 +134,8 @@ static int run(int argc, char** argv) {
     simulate->add_option("--baud", sim.baud, "RTU line speed");
     simulate->add_option("--units", sim.units, "unit ids to answer for")->delimiter(',');
     simulate->add_option("--tick", tick, "counter increment period (default 100ms)");
-    std::string import_format, import_file, import_out, import_cloud = "cloud";
-    auto* import = app.add_subcommand("import", "turn another gateway's register maps into a fieldlink configuration");
-    import->add_option("--from", import_format, "thingsboard (Modbus connector JSON) or neuron (tag export CSV)")
-        ->required()
-        ->check(CLI::IsMember({"thingsboard", "neuron"}));
-    import->add_option("file", import_file, "the file to import")->required();
-    import->add_option("-o,--output", import_out, "write the YAML here (default: standard output)");
-    import->add_option("--cloud", import_cloud, "name of the cloud the devices publish to (default: cloud)");
+    ImportOptions imp;
+    auto* import = add_import(app, imp);
     std::string sim_config;
     simulate->add_option(
         "--config", sim_config,
@@ -153,7 +162,7 @@ static int run(int argc, char** argv) {
     if (auto rc = fieldlink::cli::parse(app, argc, argv)) return *rc;
     if (*ports) return fieldlink::cli::print_ports(ports_json);
     if (*token) return run_token(tok);
-    if (*import) return fieldlink::cli::run_import(import_format, import_file, import_out, import_cloud);
+    if (*import) return fieldlink::cli::run_import(imp.format, imp.file, imp.out, imp.cloud);
     if (*simulate) return run_simulate(sim, tick, sim_config, simulate->count("--units") > 0);
     if (*status) return run_status(status_config, status_dir, status_values);
     check.check = true;
