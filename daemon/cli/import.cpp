@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdint>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -13,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 
 #include "config/parser.hpp"
 #include "config/points_file.hpp"
@@ -51,6 +53,36 @@ struct Draft {
     std::vector<Device> devices;
     std::vector<std::string> errors;
 };
+
+// A field of a connector object that is there with the wrong type or out of range: reported with
+// its entry's path, the entry left out.
+struct BadField : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+std::string str(const json& o, const char* key, const std::string& fallback) {
+    if (!o.is_object() || !o.contains(key)) return fallback;
+    const json& v = o[key];
+    if (!v.is_string()) throw BadField(std::string(key) + " is not text");
+    return v.get<std::string>();
+}
+
+long whole(const json& o, const char* key, long fallback, long lo, long hi) {
+    if (!o.is_object() || !o.contains(key)) return fallback;
+    const json& v = o[key];
+    const bool fits =
+        v.is_number_integer() && (v.is_number_unsigned() ? v.get<std::uint64_t>() <= static_cast<std::uint64_t>(hi)
+                                                         : v.get<std::int64_t>() >= lo && v.get<std::int64_t>() <= hi);
+    if (!fits) throw BadField(std::string(key) + " is not " + std::to_string(lo) + ".." + std::to_string(hi));
+    return static_cast<long>(v.get<std::int64_t>());
+}
+
+double real(const json& o, const char* key, double fallback) {
+    if (!o.is_object() || !o.contains(key)) return fallback;
+    const json& v = o[key];
+    if (!v.is_number() || !std::isfinite(v.get<double>())) throw BadField(std::string(key) + " is not a number");
+    return v.get<double>();
+}
 
 // A name fieldlink takes everywhere (topics, client ids): letters, digits, '_', '-', '.'.
 std::string safe_name(const std::string& s, const char* fallback) {
@@ -117,41 +149,48 @@ std::string tb_type(std::string type, int count, std::string& why) {
 }
 
 // One timeseries or attribute entry of a ThingsBoard slave.
-std::optional<Point> tb_point(const json& e, const std::string& byte_order, const std::string& word_order,
-                              std::string& why) {
+std::optional<Point> tb_fields(const json& e, const std::string& byte_order, const std::string& word_order,
+                               std::string& why) {
     if (!e.is_object() || !e.contains("tag") || !e.contains("address") || !e.contains("functionCode")) {
         why = "expected an object with tag, type, functionCode and address";
         return std::nullopt;
     }
     Point p;
-    p.name = safe_name(e.value("tag", std::string()), "point");
-    const int fc = e.value("functionCode", 0);
+    p.name = safe_name(str(e, "tag", ""), "point");
+    const int fc = static_cast<int>(whole(e, "functionCode", 0, 0, 255));
     p.area = area_of_function(fc);
     if (p.area.empty() || fc > 4) {
         why = "functionCode " + std::to_string(fc) + " is not a read (1, 2, 3 or 4)";
         return std::nullopt;
     }
-    p.address = e.value("address", -1);
-    if (p.address < 0 || p.address > 65535) {
-        why = "address is not 0..65535";
-        return std::nullopt;
-    }
-    const int count = e.value("objectsCount", e.value("registerCount", 1));
-    p.type = tb_type(e.value("type", std::string("16uint")), count, why);
+    p.address = static_cast<int>(whole(e, "address", 0, 0, 65535));
+    const int count = static_cast<int>(whole(e, "objectsCount", whole(e, "registerCount", 1, 1, 2000), 1, 2000));
+    p.type = tb_type(str(e, "type", "16uint"), count, why);
     if (p.type.empty()) return std::nullopt;
     if (p.type == "string") p.length = std::max(1, count);
-    if (p.type == "bool" && (p.area == "holding" || p.area == "input")) p.bit = e.value("bit", 0);
+    if (p.type == "bool" && (p.area == "holding" || p.area == "input"))
+        p.bit = static_cast<int>(whole(e, "bit", 0, 0, 15));
     const bool one_register = p.type == "int16" || p.type == "uint16";  // only the byte order applies
     if (p.type != "bool" && p.type != "string")
-        p.order = order_of(e.value("byteOrder", byte_order), one_register ? "BIG" : e.value("wordOrder", word_order));
-    const double mul = e.value("multiplier", 1.0);
-    const double div = e.value("divider", 1.0);
+        p.order = order_of(str(e, "byteOrder", byte_order), one_register ? "BIG" : str(e, "wordOrder", word_order));
+    const double mul = real(e, "multiplier", 1.0);
+    const double div = real(e, "divider", 1.0);
     if (div == 0) {
         why = "divider is 0";
         return std::nullopt;
     }
     p.scale = mul / div;
     return p;
+}
+
+std::optional<Point> tb_point(const json& e, const std::string& byte_order, const std::string& word_order,
+                              std::string& why) {
+    try {
+        return tb_fields(e, byte_order, word_order, why);
+    } catch (const BadField& bad) {
+        why = bad.what();
+        return std::nullopt;
+    }
 }
 
 // Writes the ThingsBoard slave allows (rpc, attributeUpdates): the matching point becomes
@@ -161,10 +200,17 @@ void tb_writes(const json& slave, Device& dev, const std::string& path, Draft& d
         if (!slave.contains(key) || !slave[key].is_array()) continue;
         for (std::size_t i = 0; i < slave[key].size(); ++i) {
             const json& w = slave[key][i];
-            const int fc = w.is_object() ? w.value("functionCode", 0) : 0;
+            int fc = 0;
+            long address = -1;
+            try {
+                fc = static_cast<int>(whole(w, "functionCode", 0, 0, 255));
+                address = whole(w, "address", -1, 0, 65535);
+            } catch (const BadField& bad) {
+                d.errors.push_back(fmt::format("{}.{}[{}]: {}", path, key, i, bad.what()));
+                continue;
+            }
             if (fc != 5 && fc != 6 && fc != 15 && fc != 16) continue;  // reads by RPC: polled anyway
             const std::string area = area_of_function(fc);
-            const int address = w.value("address", -1);
             auto it = std::find_if(dev.points.begin(), dev.points.end(),
                                    [&](const Point& p) { return p.area == area && p.address == address; });
             if (it != dev.points.end()) {
@@ -187,34 +233,35 @@ void tb_writes(const json& slave, Device& dev, const std::string& path, Draft& d
 
 // The bus a ThingsBoard slave (or v2 server) connects through.
 std::optional<std::string> tb_bus(const json& c, Draft& d, std::string& why) {
-    const std::string type = c.value("type", std::string("tcp"));
-    const std::string method = c.value("method", std::string("socket"));
+    const std::string type = str(c, "type", "tcp");
+    const std::string method = str(c, "method", "socket");
     if (type == "tcp") {
-        const std::string host = c.value("host", std::string("127.0.0.1"));
-        const std::string port = std::to_string(c.value("port", 502));
+        const std::string host = str(c, "host", "127.0.0.1");
+        const std::string port = std::to_string(whole(c, "port", 502, 1, 65535));
         const std::string driver = method == "rtu" ? "modbus-rtu-over-tcp" : "modbus-tcp";
         return add_bus(d, "tcp-" + host + "-" + port, {{"driver", driver}, {"host", host}, {"port", port}});
     }
     if (type == "serial") {
-        const std::string port = c.value("port", std::string());
+        const std::string port = str(c, "port", "");
         if (port.empty() || method == "ascii") {
             why = port.empty() ? "a serial slave without its port" : "Modbus ASCII is not supported";
             return std::nullopt;
         }
-        const std::string parity = c.value("parity", std::string("N"));
-        std::vector<std::pair<std::string, std::string>> o = {{"driver", "modbus-rtu"},
-                                                              {"device", port},
-                                                              {"baud", std::to_string(c.value("baudrate", 9600))},
-                                                              {"parity", parity == "E"   ? "even"
-                                                                         : parity == "O" ? "odd"
-                                                                                         : "none"}};
+        const std::string parity = str(c, "parity", "N");
+        std::vector<std::pair<std::string, std::string>> o = {
+            {"driver", "modbus-rtu"},
+            {"device", port},
+            {"baud", std::to_string(whole(c, "baudrate", 9600, 1, 4000000))},
+            {"parity", parity == "E"   ? "even"
+                       : parity == "O" ? "odd"
+                                       : "none"}};
         return add_bus(d, port.substr(port.rfind('/') + 1), o);
     }
     why = "connection type '" + type + "' is not supported (tcp or serial)";
     return std::nullopt;
 }
 
-void tb_slave(const json& slave, const json& conn, const std::string& path, Draft& d) {
+void tb_device(const json& slave, const json& conn, const std::string& path, Draft& d) {
     std::string why;
     const auto bus = tb_bus(conn, d, why);
     if (!bus) {
@@ -223,11 +270,12 @@ void tb_slave(const json& slave, const json& conn, const std::string& path, Draf
     }
     Device dev;
     dev.bus = *bus;
-    dev.name = safe_name(slave.value("deviceName", std::string()), "device");
-    dev.unit = slave.value("unitId", 1);
-    dev.interval_ms = slave.value("pollPeriod", slave.value("timeseriesPollPeriod", 5000L));
-    const std::string bo = slave.value("byteOrder", conn.value("byteOrder", std::string("BIG")));
-    const std::string wo = slave.value("wordOrder", conn.value("wordOrder", std::string("BIG")));
+    dev.name = safe_name(str(slave, "deviceName", ""), "device");
+    dev.unit = static_cast<int>(whole(slave, "unitId", 1, 0, 255));
+    dev.interval_ms =
+        whole(slave, "pollPeriod", whole(slave, "timeseriesPollPeriod", 5000, 10, 86'400'000), 10, 86'400'000);
+    const std::string bo = str(slave, "byteOrder", str(conn, "byteOrder", "BIG"));
+    const std::string wo = str(slave, "wordOrder", str(conn, "wordOrder", "BIG"));
     for (const char* key : {"timeseries", "attributes"}) {
         if (!slave.contains(key) || !slave[key].is_array()) continue;
         for (std::size_t i = 0; i < slave[key].size(); ++i) {
@@ -246,6 +294,14 @@ void tb_slave(const json& slave, const json& conn, const std::string& path, Draf
         return;
     }
     d.devices.push_back(std::move(dev));
+}
+
+void tb_slave(const json& slave, const json& conn, const std::string& path, Draft& d) {
+    try {
+        tb_device(slave, conn, path, d);
+    } catch (const BadField& bad) {
+        d.errors.push_back(path + ": " + bad.what());
+    }
 }
 
 // "line:column" of a byte offset in `text`.

@@ -107,6 +107,28 @@ class ImportTest(unittest.TestCase):
                       text)
         self.assertIn("device plc1-2 (bus plc1, unit 2", plan)
 
+    def test_a_field_of_the_wrong_type_or_range_is_refused_with_its_path(self):
+        connector = {"master": {"slaves": [
+            {"type": "tcp", "unitId": 1, "deviceName": "ok", "timeseries": [
+                {"tag": "a", "type": "16int", "functionCode": 3, "address": "7"},
+                {"tag": "b", "type": "16int", "functionCode": 3, "address": 1e99},
+                {"tag": "c", "type": 16, "functionCode": 3, "address": 2},
+                {"tag": "d", "type": "16int", "functionCode": 3, "address": 3, "divider": "ten"},
+                {"tag": "e", "type": "16int", "functionCode": 3, "address": 4}]},
+            {"type": "tcp", "unitId": "one", "deviceName": "bad", "timeseries": []},
+            {"type": "tcp", "port": 99999999999999999999, "deviceName": "worse"}]}}
+        src = self.procs.write("types.json", json.dumps(connector))
+        rc, out, err = run_cli([FIELDLINK, "import", "--from", "thingsboard", src])
+        self.assertEqual(rc, 2, err)
+        self.assertIn("master.slaves[0].timeseries[0]: address is not 0..65535", err)
+        self.assertIn("master.slaves[0].timeseries[1]: address is not 0..65535", err)
+        self.assertIn("master.slaves[0].timeseries[2]: type is not text", err)
+        self.assertIn("master.slaves[0].timeseries[3]: divider is not a number", err)
+        self.assertIn("master.slaves[1]: unitId is not 0..255", err)
+        self.assertIn("master.slaves[2]: port is not 1..65535", err)
+        self.assertIn("1 device(s), 1 point(s) imported; 6 refused", err)
+        self.assertIn("{ name: \"e\", area: holding, address: 4, type: int16 }", out)
+
     def test_a_file_that_is_neither_is_refused(self):
         src = self.procs.write("x.json", "{\"slaves\": [}")
         rc, _, err = run_cli([FIELDLINK, "import", "--from", "thingsboard", src])
