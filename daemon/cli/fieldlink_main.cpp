@@ -1,5 +1,6 @@
 // fieldlink: companion tools. `token` prints a OneNET token, `simulate` runs a Modbus server,
-// `check` validates a configuration (same as fieldlinkd --check), `ports` lists serial ports.
+// `check` validates a configuration (same as fieldlinkd --check), `ports` lists serial ports,
+// `scan` finds the Modbus units on a line, `import` converts other gateways' register maps.
 #include <CLI/CLI.hpp>
 
 #include <ctime>
@@ -9,6 +10,7 @@
 #include "cli/import.hpp"
 #include "cli/parse.hpp"
 #include "cli/ports.hpp"
+#include "cli/scan.hpp"
 #include "cli/simulator.hpp"
 #include "cli/status.hpp"
 #include "core/duration.hpp"
@@ -109,6 +111,23 @@ CLI::App* add_import(CLI::App& app, ImportOptions& o) {
     return import;
 }
 
+CLI::App* add_scan(CLI::App& app, fieldlink::cli::ScanOptions& o) {
+    auto* scan = app.add_subcommand("scan", "find the Modbus units on a serial line or behind a TCP host (reads only)");
+    scan->add_option("--rtu", o.rtu, "serial device to scan (tries the usual baud rates and parities)");
+    scan->add_option("--tcp", o.tcp, "Modbus TCP HOST[:PORT] to scan for unit ids");
+    scan->add_option("--units", o.units, "unit ids to try (default 1-247), e.g. 1-32 or 3,17,20-30");
+    scan->add_option("--bauds", o.bauds,
+                     "baud rates to try, in order (default 9600,19200,38400,115200,57600,4800,2400)")
+        ->delimiter(',');
+    scan->add_option("--parities", o.parities, "parities to try at each baud rate, in order (default NEO)");
+    scan->add_option("--timeout", o.timeout, "time a unit has to answer (default 100ms serial, 200ms TCP)");
+    scan->add_flag("--all-settings", o.all_settings, "keep trying line settings after units answered at one");
+    scan->add_flag("--yaml", o.yaml, "print a draft configuration instead of the table (the table goes to stderr)");
+    scan->add_option("-o,--output", o.output, "also write the draft configuration to this file");
+    scan->add_option("--cloud", o.cloud, "name of the cloud in the draft configuration (default: cloud)");
+    return scan;
+}
+
 }  // namespace
 
 static int run(int argc, char** argv) {
@@ -132,6 +151,11 @@ static int run(int argc, char** argv) {
     simulate->add_option("--tcp", sim.tcp, "listen on HOST:PORT (Modbus TCP)");
     simulate->add_option("--rtu", sim.rtu, "serve Modbus RTU on this serial device");
     simulate->add_option("--baud", sim.baud, "RTU line speed");
+    simulate->add_option("--parity", sim.parity, "RTU parity: N, E or O (default N)")
+        ->check(CLI::IsMember({'N', 'E', 'O'}));
+    simulate->add_option("--vendor", sim.vendor, "VendorName in the device identification (FC 43/14)");
+    simulate->add_option("--product", sim.product, "ProductCode in the device identification (FC 43/14)");
+    sim.revision = FIELDLINK_VERSION;
     simulate->add_option("--units", sim.units, "unit ids to answer for")->delimiter(',');
     simulate->add_option("--tick", tick, "counter increment period (default 100ms)");
     ImportOptions imp;
@@ -159,7 +183,11 @@ static int run(int argc, char** argv) {
     auto* ports = app.add_subcommand("ports", "list the serial ports with their USB identities");
     ports->add_flag("--json", ports_json, "print JSON");
 
+    fieldlink::cli::ScanOptions scan_opts;
+    auto* scan = add_scan(app, scan_opts);
+
     if (auto rc = fieldlink::cli::parse(app, argc, argv)) return *rc;
+    if (*scan) return fieldlink::cli::run_scan(scan_opts);
     if (*ports) return fieldlink::cli::print_ports(ports_json);
     if (*token) return run_token(tok);
     if (*import) return fieldlink::cli::run_import(imp.format, imp.file, imp.out, imp.cloud);

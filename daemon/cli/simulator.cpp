@@ -7,6 +7,8 @@
 //   coils/discrete[i]    1 when i % 3 == 0
 // With --config, each point of the configuration's Modbus devices reads a plausible value of its
 // type instead (presets_from); the counter stays unless a point lies on registers 0-1.
+// Every unit answers Read Device Identification (FC 43/14, basic objects, stream and individual
+// access) with --vendor, --product and the version.
 // Control lines on stdin (each answered with "ok" or "error: ..."):
 //   off UNIT | on UNIT                    stop / resume answering for a unit
 //   set UNIT AREA ADDR WORD [WORD...]     write raw words (bits: 0/1); AREA = coil|discrete|input|holding
@@ -23,6 +25,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -103,9 +106,34 @@ int rtu_request_length(const std::vector<std::uint8_t>& buf) {
         case 15:
         case 16:
             return buf.size() < 7 ? 0 : 9 + buf[6];
+        case 43:
+            return 7;  // MEI type, read code, object id
         default:
             return -1;
     }
+}
+
+// The answer PDU to a Read Device Identification request PDU (0x2B 0x0E code object): the basic
+// objects, conformity level 0x81 (basic, stream and individual access).
+std::vector<std::uint8_t> device_id_answer(const SimulatorOptions& o, const std::uint8_t* req, std::size_t n) {
+    if (n < 4 || req[1] != 0x0E) return {0xAB, MODBUS_EXCEPTION_ILLEGAL_FUNCTION};
+    const int code = req[2];
+    int object = req[3];
+    const std::string* objects[] = {&o.vendor, &o.product, &o.revision};
+    if (code < 1 || code > 4) return {0xAB, MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE};
+    if (code == 4 && object > 2) return {0xAB, MODBUS_EXCEPTION_ILLEGAL_DATA_ADDRESS};
+    if (object > 2) object = 0;  // a stream from an object the unit does not have starts again at 0
+    std::vector<std::uint8_t> pdu{0x2B, 0x0E, static_cast<std::uint8_t>(code), 0x81, 0, 0, 0};
+    const int last = code == 4 ? object : 2;
+    for (int id = object; id <= last; ++id) {
+        const std::string& v = *objects[id];
+        const auto len = std::min<std::size_t>(v.size(), 64);
+        pdu.push_back(static_cast<std::uint8_t>(id));
+        pdu.push_back(static_cast<std::uint8_t>(len));
+        pdu.insert(pdu.end(), v.begin(), v.begin() + static_cast<std::ptrdiff_t>(len));
+        ++pdu[6];
+    }
+    return pdu;
 }
 
 class Server {
@@ -156,6 +184,7 @@ class Server {
     bool open_tcp();
     bool open_rtu();
     void serve_tcp_client(int fd);
+    bool serve_tcp_device_id(int fd);
     void serve_rtu();
     void control_line(const std::string& line);
     static void area_line(const std::string& cmd, std::istringstream& in, Unit& u);
@@ -170,6 +199,7 @@ class Server {
     int rtu_fd_ = -1;
     std::set<int> clients_;
     std::vector<std::uint8_t> rtu_buf_;
+    std::chrono::steady_clock::time_point last_rx_{};
     std::uint64_t requests_ = 0;
     std::uint64_t connections_ = 0;
     std::uint32_t counter_ = 0;
@@ -214,7 +244,7 @@ bool Server::open_tcp() {
 }
 
 bool Server::open_rtu() {
-    rtu_ = modbus_new_rtu(opts_.rtu.c_str(), opts_.baud, 'N', 8, 1);
+    rtu_ = modbus_new_rtu(opts_.rtu.c_str(), opts_.baud, opts_.parity, 8, 1);
     if (!rtu_ || modbus_connect(rtu_) != 0) {
         std::cerr << "simulate: cannot open " << opts_.rtu << ": " << modbus_strerror(errno) << '\n';
         return false;
@@ -223,7 +253,39 @@ bool Server::open_rtu() {
     return true;
 }
 
+// FC 43 over TCP: libmodbus reads no more of it than the function code, so the whole ADU (MBAP
+// length) is read and answered here. True when the request waiting on `fd` was one.
+bool Server::serve_tcp_device_id(int fd) {
+    std::uint8_t head[8];
+    if (recv(fd, head, sizeof head, MSG_PEEK | MSG_DONTWAIT) != static_cast<ssize_t>(sizeof head) || head[7] != 0x2B)
+        return false;
+    const std::size_t total = 6 + static_cast<std::size_t>(head[4] << 8 | head[5]);
+    std::uint8_t query[MODBUS_TCP_MAX_ADU_LENGTH];
+    if (total < 8 || total > sizeof query || recv(fd, query, total, MSG_WAITALL) != static_cast<ssize_t>(total)) {
+        close(fd);
+        clients_.erase(fd);
+        return true;
+    }
+    ++requests_;
+    if (!unit_for(query[6])) return true;
+    const auto pdu = device_id_answer(opts_, query + 7, total - 7);
+    std::vector<std::uint8_t> adu{query[0],
+                                  query[1],
+                                  0,
+                                  0,
+                                  static_cast<std::uint8_t>((pdu.size() + 1) >> 8),
+                                  static_cast<std::uint8_t>(pdu.size() + 1),
+                                  query[6]};
+    adu.insert(adu.end(), pdu.begin(), pdu.end());
+    if (send(fd, adu.data(), adu.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(adu.size())) {
+        close(fd);
+        clients_.erase(fd);
+    }
+    return true;
+}
+
 void Server::serve_tcp_client(int fd) {
+    if (serve_tcp_device_id(fd)) return;
     std::uint8_t query[MODBUS_TCP_MAX_ADU_LENGTH];
     modbus_set_socket(tcp_, fd);
     const int rc = modbus_receive(tcp_, query);
@@ -250,6 +312,12 @@ void Server::serve_rtu() {
     std::uint8_t chunk[512];
     const ssize_t n = read(rtu_fd_, chunk, sizeof chunk);
     if (n <= 0) return;
+    // A receiver drops an unfinished frame once the line has been silent for 3.5 characters (at
+    // least 2 ms here, for the scheduler): noise or a cut-off frame does not swallow the next one.
+    const auto now = std::chrono::steady_clock::now();
+    const auto gap = std::chrono::microseconds(std::max(2000L, opts_.baud > 19200 ? 1750L : 38500000L / opts_.baud));
+    if (!rtu_buf_.empty() && now - last_rx_ > gap) rtu_buf_.clear();
+    last_rx_ = now;
     rtu_buf_.insert(rtu_buf_.end(), chunk, chunk + n);
     for (;;) {
         const int len = rtu_request_length(rtu_buf_);
@@ -265,7 +333,15 @@ void Server::serve_rtu() {
             continue;
         }
         ++requests_;
-        if (Unit* u = unit_for(rtu_buf_[0])) {
+        if (rtu_buf_[1] == 43 && unit_for(rtu_buf_[0])) {
+            auto adu = device_id_answer(opts_, rtu_buf_.data() + 1, static_cast<std::size_t>(len) - 3);
+            adu.insert(adu.begin(), rtu_buf_[0]);
+            const std::uint16_t c = fieldlink::modbus_crc16(adu.data(), adu.size());
+            adu.push_back(static_cast<std::uint8_t>(c & 0xFF));
+            adu.push_back(static_cast<std::uint8_t>(c >> 8));
+            if (write(rtu_fd_, adu.data(), adu.size()) != static_cast<ssize_t>(adu.size()))
+                std::cerr << "simulate: short write on " << opts_.rtu << '\n';
+        } else if (Unit* u = unit_for(rtu_buf_[0])) {
             modbus_set_slave(rtu_, rtu_buf_[0]);
             if (read_refused(*u, rtu_buf_.data() + 1)) {
                 modbus_reply_exception(rtu_, rtu_buf_.data(), MODBUS_EXCEPTION_ILLEGAL_DATA_ADDRESS);

@@ -29,6 +29,11 @@ struct SimulatorOptions {
     std::string tcp;  // HOST:PORT
     std::string rtu;  // serial device
     int baud = 9600;
+    char parity = 'N';  // N, E or O
+    // Read Device Identification (FC 43/14): VendorName, ProductCode, MajorMinorRevision.
+    std::string vendor = "fieldlink";
+    std::string product = "simulator";
+    std::string revision = "1.0";
     std::vector<int> units{1};
     long tick_ms = 100;
     bool control = true;
