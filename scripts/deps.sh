@@ -23,6 +23,8 @@ PACKAGES=(
 )
 if $TEST_PACKAGES; then
   PACKAGES+=(g++-aarch64-linux-gnu g++-arm-linux-gnueabihf qemu-user-static debootstrap wget podman runc faketime)
+  # Debian's pymodbus: a Modbus server we did not write, for the scan tests (TCP and RTU).
+  PACKAGES+=(python3-pymodbus)
   # node and npm run Eclipse Tahu's Sparkplug B decoder (the tests' independent oracle): Debian's,
   # unless the machine has its own node (whose npm would conflict with Debian's package).
   command -v node >/dev/null || PACKAGES+=(nodejs)

@@ -111,6 +111,31 @@ CLI::App* add_import(CLI::App& app, ImportOptions& o) {
     return import;
 }
 
+struct SimulateOptions {
+    fieldlink::cli::SimulatorOptions server;
+    std::string tick = "100ms";
+    std::string config;
+};
+
+CLI::App* add_simulate(CLI::App& app, SimulateOptions& o) {
+    auto& sim = o.server;
+    auto* simulate = app.add_subcommand("simulate", "run a Modbus TCP/RTU server with simulated units");
+    simulate->add_option("--tcp", sim.tcp, "listen on HOST:PORT (Modbus TCP)");
+    simulate->add_option("--rtu", sim.rtu, "serve Modbus RTU on this serial device");
+    simulate->add_option("--baud", sim.baud, "RTU line speed");
+    simulate->add_option("--parity", sim.parity, "RTU parity: N, E or O (default N)")
+        ->check(CLI::IsMember({'N', 'E', 'O'}));
+    simulate->add_option("--vendor", sim.vendor, "VendorName in the device identification (FC 43/14)");
+    simulate->add_option("--product", sim.product, "ProductCode in the device identification (FC 43/14)");
+    sim.revision = FIELDLINK_VERSION;
+    simulate->add_option("--units", sim.units, "unit ids to answer for")->delimiter(',');
+    simulate->add_option("--tick", o.tick, "counter increment period (default 100ms)");
+    simulate->add_option(
+        "--config", o.config,
+        "serve the units of this configuration's Modbus devices, each point holding a plausible value");
+    return simulate;
+}
+
 CLI::App* add_scan(CLI::App& app, fieldlink::cli::ScanOptions& o) {
     auto* scan = app.add_subcommand("scan", "find the Modbus units on a serial line or behind a TCP host (reads only)");
     scan->add_option("--rtu", o.rtu, "serial device to scan (tries the usual baud rates and parities)");
@@ -145,25 +170,10 @@ static int run(int argc, char** argv) {
     token->add_option("-e,--expiry", tok.expiry, "absolute expiry, Unix seconds");
     token->add_option("--ttl", tok.ttl, "expiry relative to now (default 365d)");
 
-    fieldlink::cli::SimulatorOptions sim;
-    std::string tick = "100ms";
-    auto* simulate = app.add_subcommand("simulate", "run a Modbus TCP/RTU server with simulated units");
-    simulate->add_option("--tcp", sim.tcp, "listen on HOST:PORT (Modbus TCP)");
-    simulate->add_option("--rtu", sim.rtu, "serve Modbus RTU on this serial device");
-    simulate->add_option("--baud", sim.baud, "RTU line speed");
-    simulate->add_option("--parity", sim.parity, "RTU parity: N, E or O (default N)")
-        ->check(CLI::IsMember({'N', 'E', 'O'}));
-    simulate->add_option("--vendor", sim.vendor, "VendorName in the device identification (FC 43/14)");
-    simulate->add_option("--product", sim.product, "ProductCode in the device identification (FC 43/14)");
-    sim.revision = FIELDLINK_VERSION;
-    simulate->add_option("--units", sim.units, "unit ids to answer for")->delimiter(',');
-    simulate->add_option("--tick", tick, "counter increment period (default 100ms)");
+    SimulateOptions sim;
+    auto* simulate = add_simulate(app, sim);
     ImportOptions imp;
     auto* import = add_import(app, imp);
-    std::string sim_config;
-    simulate->add_option(
-        "--config", sim_config,
-        "serve the units of this configuration's Modbus devices, each point holding a plausible value");
 
     std::string status_config, status_dir;
     auto* status = app.add_subcommand("status", "show queues, rates and drops of the running gateway");
@@ -191,7 +201,7 @@ static int run(int argc, char** argv) {
     if (*ports) return fieldlink::cli::print_ports(ports_json);
     if (*token) return run_token(tok);
     if (*import) return fieldlink::cli::run_import(imp.format, imp.file, imp.out, imp.cloud);
-    if (*simulate) return run_simulate(sim, tick, sim_config, simulate->count("--units") > 0);
+    if (*simulate) return run_simulate(sim.server, sim.tick, sim.config, simulate->count("--units") > 0);
     if (*status) return run_status(status_config, status_dir, status_values);
     check.check = true;
     return fieldlink::run_daemon(check);

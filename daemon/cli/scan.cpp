@@ -26,13 +26,18 @@ using Clock = std::chrono::steady_clock;
 
 // A Modbus link being scanned: every request waits for the line's 3.5 characters of silence,
 // and whatever arrives outside its own answer (a slow unit's late answer) is read off and noted.
+// The timeout is the unit's: it runs from the end of the request on the wire (its characters'
+// time at the baud rate) to the answer's first byte; the answer's bytes then keep coming with
+// gaps of less than 3.5 characters (at least 20 ms: a converter's or a scheduler's pause).
 class Link {
   public:
-    Link(modbus_t* ctx, bool rtu, long timeout_ms, int baud) : ctx_(ctx), rtu_(rtu), timeout_ms_(timeout_ms) {
+    Link(modbus_t* ctx, bool rtu, long timeout_ms, int baud)
+        : ctx_(ctx), rtu_(rtu), timeout_ms_(timeout_ms), baud_(baud) {
         // 3.5 characters of 11 bits (start, 8 data, parity or a second stop, stop); 1.75 ms above 19200.
         silence_ = baud > 19200 ? std::chrono::microseconds(1750)
                                 : std::chrono::microseconds(baud > 0 ? 3500LL * 11 * 1000 / baud : 0);
-        modbus_set_byte_timeout(ctx_, 0, 0);
+        const auto gap = std::max<std::chrono::microseconds>(silence_, std::chrono::milliseconds(20));
+        modbus_set_byte_timeout(ctx_, 0, static_cast<std::uint32_t>(gap.count()));
     }
     ~Link() {
         modbus_close(ctx_);
@@ -58,7 +63,7 @@ class Link {
             return Result::garbled;
         }
         const int h = rtu_ ? 0 : 6;  // where the unit id is in an answer
-        const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms_);
+        const auto deadline = Clock::now() + on_wire(sizeof req + 2) + std::chrono::milliseconds(timeout_ms_);
         std::uint8_t rsp[MODBUS_TCP_MAX_ADU_LENGTH];
         for (;;) {
             const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now()).count();
@@ -177,7 +182,8 @@ class Link {
     DeviceIdAnswer receive_device_id(int unit) {
         const int fd = modbus_get_socket(ctx_);
         std::vector<std::uint8_t> buf;
-        const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms_);
+        auto deadline = Clock::now() + on_wire(7) + std::chrono::milliseconds(timeout_ms_);
+        const auto gap = std::max<Clock::duration>(silence_, std::chrono::milliseconds(20));
         DeviceIdAnswer a;
         while (Clock::now() < deadline) {
             const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
@@ -187,6 +193,7 @@ class Link {
             const ssize_t n = ::read(fd, chunk, sizeof chunk);
             if (n <= 0) break;
             buf.insert(buf.end(), chunk, chunk + n);
+            deadline = std::max(deadline, Clock::now() + gap);  // the answer is coming
             a = parse_device_id(buf.data(), buf.size(), rtu_, unit);
             if (a.status != DeviceIdAnswer::Status::incomplete) break;
         }
@@ -243,9 +250,15 @@ class Link {
 
     void settle() { quiet_since_ = Clock::now(); }
 
+    // The time `chars` characters of 11 bits take on a serial line (none over TCP).
+    std::chrono::microseconds on_wire(std::size_t chars) const {
+        return std::chrono::microseconds(rtu_ && baud_ > 0 ? static_cast<long long>(chars) * 11 * 1000000 / baud_ : 0);
+    }
+
     modbus_t* ctx_;
     bool rtu_;
     long timeout_ms_;
+    int baud_;
     std::chrono::microseconds silence_{0};
     Clock::time_point quiet_since_{};
 };
@@ -254,12 +267,12 @@ class Link {
 class Progress {
   public:
     Progress() : tty_(isatty(STDERR_FILENO) == 1) {}
-    void show(const std::string& what, std::size_t done, std::size_t total, std::size_t found) {
+    void show(const std::string& what, std::size_t done, std::size_t total, std::size_t found) const {
         if (!tty_) return;
         std::fprintf(stderr, "\r\033[K%s: unit %zu/%zu, %zu found", what.c_str(), done, total, found);
         std::fflush(stderr);
     }
-    void clear() {
+    void clear() const {
         if (tty_) std::fprintf(stderr, "\r\033[K");
     }
 

@@ -125,7 +125,7 @@ DeviceIdAnswer parse_device_id(const std::uint8_t* adu, std::size_t n, bool rtu,
     if (n < header) return {};
     if (!rtu) {
         if (adu[2] != 0 || adu[3] != 0) return invalid("protocol id not 0 in the MBAP header");
-        const std::size_t declared = static_cast<std::size_t>(adu[4] << 8 | adu[5]);
+        const auto declared = static_cast<std::size_t>(adu[4] << 8 | adu[5]);
         if (declared < 2 || declared > kMaxPdu + 1)
             return invalid("MBAP length " + std::to_string(declared) + ", expected 2..254");
     }
@@ -142,7 +142,7 @@ DeviceIdAnswer parse_device_id(const std::uint8_t* adu, std::size_t n, bool rtu,
         if (!crc_ok(adu, total)) return invalid("CRC error");
         a.length = total;
     } else {
-        const std::size_t declared = static_cast<std::size_t>(adu[4] << 8 | adu[5]);
+        const auto declared = static_cast<std::size_t>(adu[4] << 8 | adu[5]);
         if (declared != a.length + 1)
             return invalid("MBAP length " + std::to_string(declared) + ", the PDU is " + std::to_string(a.length) +
                            " bytes");
@@ -247,7 +247,9 @@ Profile read_profile_rules(const std::string& name, const std::string& text, std
         if (bad.empty() && rule.vendor.empty() && rule.sunspec_models.empty())
             bad = "a rule needs vendor= (with product=) or sunspec=";
         if (!bad.empty()) {
-            errors.push_back(name + ":" + std::to_string(number) + ": " + bad);
+            std::string where = name;
+            where += ":" + std::to_string(number) + ": ";
+            errors.push_back(where + bad);
             continue;
         }
         p.rules.push_back(std::move(rule));
@@ -276,7 +278,7 @@ std::string match_profile(const std::vector<Profile>& profiles, const FoundUnit&
 std::string scan_table(const ScanReport& r) {
     std::ostringstream o;
     char line[512];
-    std::snprintf(line, sizeof line, "%-5s %-9s %-40s %-22s %s\n", "UNIT", "SETTING", "IDENTIFICATION (FC 43)",
+    std::snprintf(line, sizeof line, "%-5s %-10s %-40s %-22s %s\n", "UNIT", "SETTING", "IDENTIFICATION (FC 43)",
                   "SUNSPEC", "PROFILE");
     o << line;
     for (const auto& u : r.units) {
@@ -285,7 +287,7 @@ std::string scan_table(const ScanReport& r) {
             id += " (answered late: raise --timeout)";
         else if (u.exception)
             id += " (register 0: exception " + std::to_string(u.exception) + ")";
-        std::snprintf(line, sizeof line, "%-5d %-9s %-40s %-22s %s\n", u.unit, r.rtu ? setting(r).c_str() : "tcp",
+        std::snprintf(line, sizeof line, "%-5d %-10s %-40s %-22s %s\n", u.unit, r.rtu ? setting(r).c_str() : "tcp",
                       id.c_str(), sunspec_text(u).c_str(), u.profile.empty() ? "-" : u.profile.c_str());
         o << line;
     }

@@ -313,9 +313,9 @@ void Server::serve_rtu() {
     const ssize_t n = read(rtu_fd_, chunk, sizeof chunk);
     if (n <= 0) return;
     // A receiver drops an unfinished frame once the line has been silent for 3.5 characters (at
-    // least 2 ms here, for the scheduler): noise or a cut-off frame does not swallow the next one.
+    // least 5 ms here, for the scheduler): noise or a cut-off frame does not swallow the next one.
     const auto now = std::chrono::steady_clock::now();
-    const auto gap = std::chrono::microseconds(std::max(2000L, opts_.baud > 19200 ? 1750L : 38500000L / opts_.baud));
+    const auto gap = std::chrono::microseconds(std::max(5000L, opts_.baud > 19200 ? 1750L : 38500000L / opts_.baud));
     if (!rtu_buf_.empty() && now - last_rx_ > gap) rtu_buf_.clear();
     last_rx_ = now;
     rtu_buf_.insert(rtu_buf_.end(), chunk, chunk + n);

@@ -3,7 +3,8 @@
 A socat pty pair passes bytes whatever baud rate each end set, so a master could not tell a
 right setting from a wrong one. This wire holds two ptys and, for every chunk one end writes,
 reads both ends' speeds (a pty master sees its slave's termios): when they agree, the chunk
-reaches the other end after its time on the wire (10 bits a character); when they differ, the
+reaches the other end as on a line, a millisecond's worth of characters (10 bits each) at a time; when
+they differ, the
 other end receives noise instead, as a UART at another speed does. (Linux ptys keep no parity
 bits, so parity is not checked here.) Every byte the A end sends is appended to LOG, so a test
 can check what a master sent.
@@ -51,8 +52,10 @@ def main():
                     log.write(data)
                 sent, heard = speed(src), speed(dst)
                 if sent == heard and sent:
-                    time.sleep(len(data) * 10 / sent)
-                    os.write(dst, data)
+                    piece = max(1, sent // 10000)  # the characters of a millisecond
+                    for i in range(0, len(data), piece):
+                        time.sleep(len(data[i:i + piece]) * 10 / sent)
+                        os.write(dst, data[i:i + piece])
                 else:  # a receiver at another speed makes noise of what it hears
                     n = max(1, len(data) * heard // sent) if sent and heard else len(data)
                     time.sleep(len(data) * 10 / (sent or 9600))
