@@ -194,6 +194,9 @@ struct PointConfig {
     bool deadband_percent = false;
     bool on_change = false;
     Duration heartbeat{0};
+    // `poll:`: with the device's polls (default), every `poll_interval` (a duration), `once` when
+    // the device first answers, or `on_write`: at start and after each write to the device.
+    Duration poll_interval{0};
     bool by_exception() const { return on_change || deadband > 0.0; }
     Report report = Report::property;
     std::string event;  // report: event: the event identifier (default: the point name)
@@ -202,6 +205,10 @@ struct PointConfig {
     // Not read from the bus: the device's link state (true while its unit answers), made by
     // validation from the device's `link_event`.
     bool link = false;
+    PollClass poll = PollClass::device;
+    // `aggregate:` in a device's publish window: last (default), min, max, mean or count.
+    Aggregate aggregate = Aggregate::last;
+    bool aggregate_given = false;
     // Drivers with named fields (serial-line): the field this point reads; validation against the
     // bus's driver sets `address` (an input float64).
     std::string field;
@@ -231,6 +238,9 @@ struct DeviceConfig {
     bool unit_given = false;
     bool interval_given = false;
     Duration interval{5'000};
+    // `publish:` a window longer than the interval: the device's properties are sent once per
+    // window, each as its `aggregate` of the polls in it (0: every poll is sent).
+    Duration publish{0};
     int max_gap = -1;
     std::vector<PointConfig> points;
     // Resolved by validation:

@@ -16,9 +16,9 @@ static_assert(sizeof(CloudConfig) == 552, "CloudConfig changed: update same_clou
 static_assert(sizeof(Option) == 88, "Option changed: update same_option");
 static_assert(sizeof(BusConfig) == 192, "BusConfig changed: update same_bus");
 static_assert(sizeof(BusConfig::Timing) == 48, "BusConfig::Timing changed: update same_bus");
-static_assert(sizeof(PointConfig) == 288, "PointConfig changed: update same_point");
+static_assert(sizeof(PointConfig) == 296, "PointConfig changed: update same_point");
 static_assert(sizeof(PointConfig::Command) == 128, "PointConfig::Command changed: update same_point");
-static_assert(sizeof(DeviceConfig) == 504, "DeviceConfig changed: update same_device");
+static_assert(sizeof(DeviceConfig) == 512, "DeviceConfig changed: update same_device");
 #endif
 
 namespace {
@@ -53,10 +53,12 @@ bool same_command(const PointConfig::Command& a, const PointConfig::Command& b) 
 bool same_point(const PointConfig& a, const PointConfig& b) {
     return std::tie(a.name, a.area, a.address, a.type, a.order, a.scale, a.offset, a.bit, a.length, a.writable, a.min,
                     a.max, a.deadband, a.deadband_percent, a.on_change, a.heartbeat, a.report, a.event, a.trigger,
-                    a.trigger_given, a.link, a.field, a.eng_unit) ==
-               std::tie(b.name, b.area, b.address, b.type, b.order, b.scale, b.offset, b.bit, b.length, b.writable,
-                        b.min, b.max, b.deadband, b.deadband_percent, b.on_change, b.heartbeat, b.report, b.event,
-                        b.trigger, b.trigger_given, b.link, b.field, b.eng_unit) &&
+                    a.trigger_given, a.link, a.field, a.eng_unit, a.poll, a.poll_interval, a.aggregate,
+                    a.aggregate_given) == std::tie(b.name, b.area, b.address, b.type, b.order, b.scale, b.offset, b.bit,
+                                                   b.length, b.writable, b.min, b.max, b.deadband, b.deadband_percent,
+                                                   b.on_change, b.heartbeat, b.report, b.event, b.trigger,
+                                                   b.trigger_given, b.link, b.field, b.eng_unit, b.poll,
+                                                   b.poll_interval, b.aggregate, b.aggregate_given) &&
            same_list(a.commands, b.commands, same_command);
 }
 
@@ -104,10 +106,11 @@ bool same_bus(const BusConfig& a, const BusConfig& b) {
 
 bool same_device(const DeviceConfig& a, const DeviceConfig& b) {
     return std::tie(a.name, a.cloud, a.bus, a.unit, a.key, a.product_id, a.product_key, a.device_id, a.gateway, a.via,
-                    a.link_event, a.template_name, a.units, a.unit_given, a.interval_given, a.interval, a.max_gap,
-                    a.retired) == std::tie(b.name, b.cloud, b.bus, b.unit, b.key, b.product_id, b.product_key,
-                                           b.device_id, b.gateway, b.via, b.link_event, b.template_name, b.units,
-                                           b.unit_given, b.interval_given, b.interval, b.max_gap, b.retired) &&
+                    a.link_event, a.template_name, a.units, a.unit_given, a.interval_given, a.interval, a.publish,
+                    a.max_gap, a.retired) == std::tie(b.name, b.cloud, b.bus, b.unit, b.key, b.product_id,
+                                                      b.product_key, b.device_id, b.gateway, b.via, b.link_event,
+                                                      b.template_name, b.units, b.unit_given, b.interval_given,
+                                                      b.interval, b.publish, b.max_gap, b.retired) &&
            same_list(a.points, b.points, same_point);
 }
 

@@ -417,6 +417,24 @@ void parse_commands(PointConfig& p, const YAML::Node& n, Reader& r) {
     }
 }
 
+// `poll: 10s` (its own interval), `poll: once` or `poll: on_write`.
+void parse_poll(PointConfig& p, const YAML::Node& n, Reader& r) {
+    const auto text = n.IsScalar() ? n.Scalar() : std::string();
+    if (text == "once" || text == "on_write") {
+        p.poll = text == "once" ? PollClass::once : PollClass::on_write;
+        return;
+    }
+    if (!text.empty() && std::isalpha(static_cast<unsigned char>(text[0]))) {
+        r.error(n, "unknown value '" + text + "'" + core::did_you_mean(text, {"once", "on_write"}) +
+                       "; expected a duration like 10s, 'once' or 'on_write'");
+        return;
+    }
+    if (auto d = r.duration(n, Duration{10}, Duration{86'400'000})) {
+        p.poll = PollClass::interval;
+        p.poll_interval = *d;
+    }
+}
+
 const Field<PointConfig> kPointFields[] = {
     {"name", true, [](PointConfig& p, const YAML::Node& n, Reader& r) { set_if(p.name, r.string(n)); }},
     {"area", false,
@@ -465,6 +483,14 @@ const Field<PointConfig> kPointFields[] = {
          set_if(p.report, r.enumeration<Report>(n, parse_report, "property, event, attribute"));
      }},
     {"event", false, [](PointConfig& p, const YAML::Node& n, Reader& r) { set_if(p.event, r.string(n)); }},
+    {"poll", false, parse_poll},
+    {"aggregate", false,
+     [](PointConfig& p, const YAML::Node& n, Reader& r) {
+         if (auto a = r.enumeration<Aggregate>(n, parse_aggregate, "last, min, max, mean, count")) {
+             p.aggregate = *a;
+             p.aggregate_given = true;
+         }
+     }},
     {"trigger", false,
      [](PointConfig& p, const YAML::Node& n, Reader& r) {
          if (auto t = r.enumeration<Trigger>(n, parse_trigger, "change, rising, none")) {
@@ -560,6 +586,10 @@ const Field<DeviceConfig> kDeviceFields[] = {
      [](DeviceConfig& d, const YAML::Node& n, Reader& r) {
          set_if(d.interval, r.duration(n, Duration{10}, Duration{86'400'000}));
          d.interval_given = true;
+     }},
+    {"publish", false,
+     [](DeviceConfig& d, const YAML::Node& n, Reader& r) {
+         set_if(d.publish, r.duration(n, Duration{10}, Duration{86'400'000}));
      }},
     {"max_gap", false,
      [](DeviceConfig& d, const YAML::Node& n, Reader& r) {

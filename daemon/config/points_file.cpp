@@ -143,8 +143,9 @@ std::string resolve_points_file(const std::string& name, const std::string& conf
 
 const std::vector<std::string>& points_file_columns() {
     static const std::vector<std::string> kColumns = {
-        "name", "area",   "address", "type",     "order",     "scale",     "offset", "unit",  "writable", "min",
-        "max",  "length", "bit",     "deadband", "on_change", "heartbeat", "report", "event", "trigger"};
+        "name",      "area",      "address", "type",  "order",   "scale", "offset",
+        "unit",      "writable",  "min",     "max",   "length",  "bit",   "deadband",
+        "on_change", "heartbeat", "report",  "event", "trigger", "poll",  "aggregate"};
     return kColumns;
 }
 

@@ -25,6 +25,11 @@ constexpr std::array<std::pair<std::string_view, Report>, 3> kReports{
     {{"property", Report::property}, {"event", Report::event}, {"attribute", Report::attribute}}};
 constexpr std::array<std::pair<std::string_view, Trigger>, 3> kTriggers{
     {{"change", Trigger::change}, {"rising", Trigger::rising}, {"none", Trigger::none}}};
+constexpr std::array<std::pair<std::string_view, Aggregate>, 5> kAggregates{{{"last", Aggregate::last},
+                                                                             {"min", Aggregate::min},
+                                                                             {"max", Aggregate::max},
+                                                                             {"mean", Aggregate::mean},
+                                                                             {"count", Aggregate::count}}};
 
 template <typename T, std::size_t N>
 std::optional<T> lookup(const std::array<std::pair<std::string_view, T>, N>& table, std::string_view s) {
@@ -58,6 +63,12 @@ std::optional<Report> parse_report(std::string_view s) {
 }
 std::optional<Trigger> parse_trigger(std::string_view s) {
     return lookup(kTriggers, s);
+}
+std::optional<Aggregate> parse_aggregate(std::string_view s) {
+    return lookup(kAggregates, s);
+}
+const char* to_string(Aggregate a) {
+    return name_of(kAggregates, a);
 }
 const char* to_string(Report r) {
     return name_of(kReports, r);

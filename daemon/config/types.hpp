@@ -29,16 +29,23 @@ enum class Report : std::uint8_t { property, event, attribute };
 // When an event or attribute point is reported: on every change (and its first reading), when it
 // becomes true or non-zero, or never by itself (carried when another point of its event fires).
 enum class Trigger : std::uint8_t { change, rising, none };
+// When a point is read (`poll:`): with every poll of its device, on its own interval, once when
+// its device first answers, or only at start and after a write to its device (on demand).
+enum class PollClass : std::uint8_t { device, interval, once, on_write };
+// What a device's publish window sends of a property polled several times in it.
+enum class Aggregate : std::uint8_t { last, min, max, mean, count };
 
 std::optional<Area> parse_area(std::string_view s);
 std::optional<DataType> parse_type(std::string_view s);
 std::optional<WordOrder> parse_order(std::string_view s);
 std::optional<Report> parse_report(std::string_view s);
 std::optional<Trigger> parse_trigger(std::string_view s);
+std::optional<Aggregate> parse_aggregate(std::string_view s);
 const char* to_string(Area a);
 const char* to_string(DataType t);
 const char* to_string(WordOrder o);
 const char* to_string(Report r);
+const char* to_string(Aggregate a);
 
 inline bool is_bit_area(Area a) {
     return a == Area::coil || a == Area::discrete;

@@ -186,10 +186,17 @@ std::map<std::string, const PointConfig*> check_points(Checker& c, DeviceConfig&
 // never be sent.
 void check_reporting(Checker& c, const DeviceConfig& d, const std::string& path) {
     for (const auto& p : d.points) {
-        if (p.heartbeat.count() > 0 && p.heartbeat < d.interval) {
+        const bool own = p.poll == PollClass::interval;
+        const auto interval = own ? p.poll_interval : d.interval;
+        if (p.heartbeat.count() > 0 && (p.poll == PollClass::once || p.poll == PollClass::on_write)) {
             c.fail(p.mark, path + ".points." + p.name + ".heartbeat",
-                   "heartbeat " + core::format_duration(p.heartbeat) + " is shorter than the device's interval " +
-                       core::format_duration(d.interval) + "; the value is read only once per interval");
+                   std::string("'heartbeat' repeats a value read periodically; this point is read ") +
+                       (p.poll == PollClass::once ? "once" : "only after writes"));
+        } else if (p.heartbeat.count() > 0 && p.heartbeat < interval) {
+            c.fail(p.mark, path + ".points." + p.name + ".heartbeat",
+                   "heartbeat " + core::format_duration(p.heartbeat) + " is shorter than the " +
+                       (own ? "point's poll interval " : "device's interval ") + core::format_duration(interval) +
+                       "; the value is read only once per interval");
         }
     }
     std::map<std::string, bool> fires;
@@ -224,6 +231,34 @@ void add_link_point(Checker& c, DeviceConfig& d, const std::string& path, bool n
     d.points.push_back(std::move(link));
 }
 
+// A publish window holds at least one poll; `aggregate` is a window's, of numbers where it
+// computes (min, max, mean), and of properties (events and attributes go when they fire).
+void check_window(Checker& c, const DeviceConfig& d, const std::string& path) {
+    if (d.publish.count() > 0 && d.publish < d.interval) {
+        c.fail(d.mark, path + ".publish",
+               "publish window " + core::format_duration(d.publish) + " is shorter than the device's interval " +
+                   core::format_duration(d.interval) + "; a window holds at least one poll");
+    }
+    for (const auto& p : d.points) {
+        if (!p.aggregate_given) continue;
+        const std::string at = path + ".points." + p.name + ".aggregate";
+        const bool computed =
+            p.aggregate == Aggregate::min || p.aggregate == Aggregate::max || p.aggregate == Aggregate::mean;
+        if (d.publish.count() == 0) {
+            c.fail(p.mark, at,
+                   "'aggregate' applies in a publish window; the device has no 'publish:' (e.g. publish: 1s), so "
+                   "every poll is sent");
+        } else if (p.report != Report::property) {
+            c.fail(p.mark, at,
+                   "'aggregate' applies to properties; an event or attribute is sent when its trigger fires");
+        } else if (computed && (p.type == DataType::boolean || p.type == DataType::string)) {
+            c.fail(p.mark, at,
+                   std::string("'aggregate: ") + to_string(p.aggregate) + "' applies to numeric points; a " +
+                       to_string(p.type) + " takes last or count");
+        }
+    }
+}
+
 void check_device(Checker& c, Config& cfg, std::size_t index) {
     DeviceConfig& d = cfg.devices[index];
     const std::string path = device_path(index);
@@ -233,6 +268,7 @@ void check_device(Checker& c, Config& cfg, std::size_t index) {
     }
     const bool link_name_taken = check_points(c, d, path).count(kLinkPoint) != 0;
     check_reporting(c, d, path);
+    check_window(c, d, path);
     if (!d.link_event.empty()) add_link_point(c, d, path, link_name_taken);
 }
 

@@ -89,7 +89,8 @@ TEST_CASE("unknown key") {
           "gw.yaml:20:5: devices[0]: unknown key 'intervall' (did you mean 'interval'?); expected one of: name, cloud, "
           "bus, unit, units, "
           "template, key, key_file, "
-          "product_id, product_key, device_id, gateway, via, link_event, interval, max_gap, points, points_file");
+          "product_id, product_key, device_id, gateway, via, link_event, interval, publish, max_gap, points, "
+          "points_file");
 }
 
 TEST_CASE("an unknown key or value names the nearest valid one") {
@@ -598,7 +599,7 @@ TEST_CASE("points_file: a CSV register map, each row a point, with the YAML's ru
           bad +
               ":1:11: devices[0].points_file: unknown column 'adress' (did you mean 'address'?) in the header; "
               "expected columns among: name, area, address, type, order, scale, offset, unit, writable, min, max, "
-              "length, bit, deadband, on_change, heartbeat, report, event, trigger");
+              "length, bit, deadband, on_change, heartbeat, report, event, trigger, poll, aggregate");
     const auto badtype = write_csv("badtype.csv", "name,area,address,type\nok,holding,1,uint16\nx,holding,2,flot32\n");
     CHECK(only_error(with_points_file(badtype)) ==
           badtype +
