@@ -742,7 +742,7 @@ int run_daemon(const DaemonOptions& opts) {
     if (opts.plan) {
         for (const auto& d : cfg->devices) {
             const auto& bus = cfg->buses[d.bus_index];
-            std::cout << bus::describe_plan(d, bus::plan_reads(d.points, bus::cost_model_for(bus, d.max_gap)));
+            std::cout << bus::describe_plans(d, bus::cost_model_for(bus, d.max_gap));
         }
     }
     const auto over = check_line_budgets(*cfg, opts.config_file, opts.plan,

@@ -56,8 +56,12 @@ BusWorker::Device BusWorker::make_device(std::size_t index, Clock::time_point no
     const auto& dc = cfg_->devices[index];
     Device d;
     d.index = index;
-    d.plan = plan_reads(dc.points, cost_model_for(*bus_, dc.max_gap));
+    d.groups = poll_groups(dc);
+    d.group_due.assign(d.groups.size(), now);
+    d.pending.assign(d.groups.size(), true);  // once and on_write points: read with the first poll
     d.next_due = now;
+    d.window = mapping::PublishWindow(dc);
+    d.publish_due = now + dc.publish;
     d.counters = std::make_unique<DeviceCounters>();
     d.filter = mapping::ReportFilter(dc);
     for (std::size_t p = 0; p < dc.points.size(); ++p) {
@@ -196,8 +200,10 @@ void BusWorker::run() {
         auto handed = start;
         while (!due_.empty() && due_.top().first <= start && !stop_.load() && !pause_requested()) {
             run_writes(round);  // writes go ahead of the polls still due
-            Device& d = devices_[due_.top().second];
+            const auto [when, at] = due_.top();
             due_.pop();
+            Device& d = devices_[at];
+            if (when != d.next_due) continue;  // rescheduled since (a write made it due sooner)
             poll(d, round);
             due_.emplace(d.next_due, static_cast<std::size_t>(&d - devices_.data()));
             if (!round.empty() && Clock::now() - handed >= std::chrono::milliseconds(50)) {
@@ -208,6 +214,9 @@ void BusWorker::run() {
         hand_over(round);
         measure_utilisation();
     }
+    // What publish windows still hold goes north (the north side stops after the workers).
+    for (auto& d : devices_) flush_window(d, round);
+    hand_over(round);
 }
 
 void BusWorker::measure_utilisation() {
@@ -371,8 +380,108 @@ bool BusWorker::read_request(Device& d, const ReadRequest& r, core::SampleBatch&
     return true;
 }
 
+std::uint64_t BusWorker::due_groups(const Device& d, Clock::time_point now) {
+    std::uint64_t mask = 0;
+    for (std::size_t i = 0; i < d.groups.size(); ++i) {
+        const bool due = d.groups[i].periodic() ? d.group_due[i] <= now : d.pending[i];
+        if (due) mask |= std::uint64_t{1} << i;
+    }
+    return mask;
+}
+
+const std::vector<ReadRequest>& BusWorker::plan_for(Device& d, std::uint64_t mask) const {
+    auto it = d.plans.find(mask);
+    if (it != d.plans.end()) return it->second;
+    const auto& dc = cfg_->devices[d.index];
+    std::vector<std::uint32_t> points;
+    for (std::size_t i = 0; i < d.groups.size(); ++i) {
+        if ((mask >> i & 1U) != 0) points.insert(points.end(), d.groups[i].points.begin(), d.groups[i].points.end());
+    }
+    return d.plans.emplace(mask, plan_reads(dc.points, cost_model_for(*bus_, dc.max_gap), points)).first->second;
+}
+
+Clock::time_point BusWorker::next_due_of(const Device& d, Clock::time_point now) {
+    auto next = Clock::time_point::max();
+    for (std::size_t i = 0; i < d.groups.size(); ++i) {
+        next = std::min(next, d.groups[i].periodic() ? d.group_due[i] : d.pending[i] ? now : next);
+    }
+    return next;
+}
+
+// After a poll that answered: each periodic group read is due one interval later (missed
+// cycles skipped), and the device when its first group is.
+void BusWorker::schedule_done(Device& d, std::uint64_t mask, Clock::time_point now) {
+    for (std::size_t i = 0; i < d.groups.size(); ++i) {
+        if ((mask >> i & 1U) == 0 || !d.groups[i].periodic()) continue;
+        d.group_due[i] += d.groups[i].interval;
+        if (d.group_due[i] <= now) d.group_due[i] = now + d.groups[i].interval;  // overrun: keep going
+    }
+    d.next_due = next_due_of(d, now);
+}
+
+// `publish:`: the poll's properties go into the window; when it ends, their aggregates go with
+// this poll's other values.
+void BusWorker::publish_window(Device& d, core::SampleBatch& batch, Clock::time_point now) {
+    const auto& dc = cfg_->devices[d.index];
+    if (dc.publish.count() <= 0) return;
+    d.window.add(dc, batch);
+    if (now < d.publish_due) return;
+    d.window.take(dc, batch);
+    d.publish_due += dc.publish;
+    if (d.publish_due <= now) d.publish_due = now + dc.publish;
+}
+
+// What the window holds, as a batch of its own (the device stopped answering, or the worker stops).
+void BusWorker::flush_window(Device& d, std::vector<core::SampleBatch>& round) {
+    if (d.window.empty()) return;
+    const auto& dc = cfg_->devices[d.index];
+    core::SampleBatch b;
+    b.device_index = static_cast<std::uint32_t>(d.index);
+    d.window.take(dc, b);
+    d.filter.apply(dc, b, Clock::now());
+    if (!b.values.empty()) round.push_back(std::move(b));
+}
+
+// A poll the device did not answer: the link event and device_down once, then backoff.
+void BusWorker::unanswered(Device& d, std::uint64_t mask, core::SampleBatch& batch,
+                           std::vector<core::SampleBatch>& round, Clock::time_point now) {
+    const auto& dc = cfg_->devices[d.index];
+    ++d.failures;
+    for (std::size_t i = 0; i < d.groups.size(); ++i) {  // once / on_write: read when it answers
+        if ((mask >> i & 1U) != 0 && !d.groups[i].periodic()) d.pending[i] = true;
+    }
+    if (d.failures == 1) {       // the unit stopped answering: the north side logs it out
+        flush_window(d, round);  // what the window holds was read before: it goes now
+        round.push_back(presence(core::SampleBatch::Kind::device_down, batch));
+    }
+    if (d.link_point >= 0) {  // the link event, when the device has one
+        batch.values.clear();
+        batch.values.push_back({static_cast<std::uint32_t>(d.link_point), core::Value(false)});
+        d.filter.apply(dc, batch, Clock::now());
+        if (!batch.values.empty()) round.push_back(std::move(batch));
+    }
+    const auto delay = backoff_.next(d.failures);
+    if (d.failures == 1 && d.state != State::link) {
+        log_->warn(
+            "device {} (unit {}): backing off (retry in {}ms, at most {}ms apart) so the other "
+            "devices on bus {} keep their rate",
+            dc.name, dc.unit, delay.count(), bus_->backoff_max.count(), bus_->name);
+    }
+    d.next_due = now + delay;
+}
+
 void BusWorker::poll(Device& d, std::vector<core::SampleBatch>& round) {
     const auto& dc = cfg_->devices[d.index];
+    const auto started = Clock::now();
+    const std::uint64_t mask = due_groups(d, started);
+    if (mask == 0) {  // woken for nothing due (a schedule moved): when it is
+        d.next_due = next_due_of(d, started);
+        return;
+    }
+    // once / on_write read now; a write during this poll asks for another read (pending again)
+    for (std::size_t i = 0; i < d.groups.size(); ++i) {
+        if ((mask >> i & 1U) != 0 && !d.groups[i].periodic()) d.pending[i] = false;
+    }
     ++d.counters->polls;
     core::SampleBatch batch;
     batch.device_index = static_cast<std::uint32_t>(d.index);
@@ -382,7 +491,7 @@ void BusWorker::poll(Device& d, std::vector<core::SampleBatch>& round) {
     bool answered = true;
     d.refused = false;
     taken_at_ns_ = 0;
-    for (const auto& r : d.plan) {
+    for (const auto& r : plan_for(d, mask)) {
         run_writes(round);  // a device with many requests does not hold a write back
         if (!read_request(d, r, batch)) {
             answered = false;
@@ -399,36 +508,22 @@ void BusWorker::poll(Device& d, std::vector<core::SampleBatch>& round) {
         batch.boot_ms = core::boot_ms() - std::max<std::int64_t>(age.count(), 0);
     }
     if (!answered) {
-        ++d.failures;
-        if (d.failures == 1) {  // the unit stopped answering: the north side logs it out
-            round.push_back(presence(core::SampleBatch::Kind::device_down, batch));
-        }
-        if (d.link_point >= 0) {  // the link event, when the device has one
-            batch.values.clear();
-            batch.values.push_back({static_cast<std::uint32_t>(d.link_point), core::Value(false)});
-            d.filter.apply(cfg_->devices[d.index], batch, Clock::now());
-            if (!batch.values.empty()) round.push_back(std::move(batch));
-        }
-        const auto delay = backoff_.next(d.failures);
-        if (d.failures == 1 && d.state != State::link) {
-            log_->warn(
-                "device {} (unit {}): backing off (retry in {}ms, at most {}ms apart) so the other "
-                "devices on bus {} keep their rate",
-                dc.name, dc.unit, delay.count(), bus_->backoff_max.count(), bus_->name);
-        }
-        d.next_due = now + delay;
+        unanswered(d, mask, batch, round, now);
         return;
     }
     if (!d.refused) set_state(d, State::ok, 0, "");
     if (d.failures > 0) {  // answering again: logged in again before its data
         round.push_back(presence(core::SampleBatch::Kind::device_up, batch));
+        d.publish_due = now + dc.publish;  // a window afresh
+        // once / on_write: read again (a unit that restarted, or was replaced, may hold others)
+        for (std::size_t i = 0; i < d.groups.size(); ++i) d.pending[i] = d.pending[i] || !d.groups[i].periodic();
     }
     d.failures = 0;
     if (d.link_point >= 0) batch.values.push_back({static_cast<std::uint32_t>(d.link_point), core::Value(true)});
+    publish_window(d, batch, now);
     d.filter.apply(cfg_->devices[d.index], batch, Clock::now());
     ++d.counters->ok;
-    d.next_due += dc.interval;
-    if (d.next_due <= now) d.next_due = now + dc.interval;  // overrun: skip missed cycles, keep going
+    schedule_done(d, mask, now);
     if (!batch.values.empty()) round.push_back(std::move(batch));
 }
 
@@ -581,6 +676,18 @@ void BusWorker::execute(core::WriteJob& job, std::vector<core::SampleBatch>& rou
     }
     job.write_us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
     ++(job.ok ? d->counters->writes : d->counters->write_errors);
+    if (job.written > 0) {  // `poll: on_write` points: read again now
+        bool any = false;
+        for (std::size_t i = 0; i < d->groups.size(); ++i) {
+            if (d->groups[i].kind != config::PollClass::on_write) continue;
+            d->pending[i] = true;
+            any = true;
+        }
+        if (any) {
+            d->next_due = Clock::now();
+            due_.emplace(d->next_due, static_cast<std::size_t>(d - devices_.data()));
+        }
+    }
     if (!job.read_back.empty()) {
         core::SampleBatch b;
         b.device_index = job.device;

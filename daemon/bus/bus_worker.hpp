@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -23,6 +24,7 @@
 #include "core/value.hpp"
 #include "core/write_job.hpp"
 #include "mapping/report.hpp"
+#include "mapping/window.hpp"
 
 namespace spdlog {
 class logger;
@@ -119,15 +121,20 @@ class BusWorker {
   private:
     enum class State { unknown, ok, timeout, crc, exception, link, protocol };
     struct Device {
-        std::size_t index = 0;  // into Config::devices
-        std::vector<ReadRequest> plan;
+        std::size_t index = 0;                                         // into Config::devices
+        std::vector<PollGroup> groups;                                 // by poll class (`poll:`)
+        std::vector<std::chrono::steady_clock::time_point> group_due;  // periodic groups: next read
+        std::vector<bool> pending;                                     // once / on_write: read at the next poll
+        std::map<std::uint64_t, std::vector<ReadRequest>> plans;       // by the groups read together (bit mask)
         std::chrono::steady_clock::time_point next_due;
         int failures = 0;
         State state = State::unknown;
         int state_code = 0;
         bool refused = false;  // this poll: a request answered with an error (exception, bad field)
         std::unique_ptr<DeviceCounters> counters;
-        mapping::ReportFilter filter;  // what of a batch goes north (deadband, triggers)
+        mapping::ReportFilter filter;   // what of a batch goes north (deadband, triggers)
+        mapping::PublishWindow window;  // `publish:`: the properties held until the window ends
+        std::chrono::steady_clock::time_point publish_due;
         std::int64_t link_point = -1;  // the device's link state point, or -1
     };
 
@@ -145,6 +152,17 @@ class BusWorker {
     Device make_device(std::size_t index, std::chrono::steady_clock::time_point now) const;
     bool pause_requested();
     void poll(Device& d, std::vector<core::SampleBatch>& round);
+    // The groups due at `now` (bit i: groups[i]), the plan that reads them together, and when
+    // the device is due next.
+    static std::uint64_t due_groups(const Device& d, std::chrono::steady_clock::time_point now);
+    const std::vector<ReadRequest>& plan_for(Device& d, std::uint64_t mask) const;
+    static std::chrono::steady_clock::time_point next_due_of(const Device& d,
+                                                             std::chrono::steady_clock::time_point now);
+    static void schedule_done(Device& d, std::uint64_t mask, std::chrono::steady_clock::time_point now);
+    void unanswered(Device& d, std::uint64_t mask, core::SampleBatch& batch, std::vector<core::SampleBatch>& round,
+                    std::chrono::steady_clock::time_point now);
+    void publish_window(Device& d, core::SampleBatch& batch, std::chrono::steady_clock::time_point now);
+    void flush_window(Device& d, std::vector<core::SampleBatch>& round);
     void hand_over(std::vector<core::SampleBatch>& round);
     bool read_request(Device& d, const ReadRequest& r, core::SampleBatch& batch);
     void set_state(Device& d, State s, int code, const char* detail);

@@ -83,8 +83,15 @@ CostModel cost_model_for(const config::BusConfig& bus, int device_max_gap) {
 }
 
 std::vector<ReadRequest> plan_reads(const std::vector<config::PointConfig>& points, const CostModel& model) {
+    std::vector<std::uint32_t> all(points.size());
+    for (std::uint32_t i = 0; i < points.size(); ++i) all[i] = i;
+    return plan_reads(points, model, all);
+}
+
+std::vector<ReadRequest> plan_reads(const std::vector<config::PointConfig>& points, const CostModel& model,
+                                    const std::vector<std::uint32_t>& subset) {
     std::vector<Span> by_area[4];
-    for (std::uint32_t i = 0; i < points.size(); ++i) {
+    for (const std::uint32_t i : subset) {
         const auto& p = points[i];
         if (p.link) continue;  // the device's link state: not on the bus
         by_area[static_cast<int>(p.area)].push_back(Span{i, p.address, p.address + p.count()});
@@ -118,6 +125,58 @@ std::string describe_plan(const config::DeviceConfig& d, const std::vector<ReadR
     return o.str();
 }
 
+std::vector<PollGroup> poll_groups(const config::DeviceConfig& device) {
+    using config::PollClass;
+    std::vector<PollGroup> groups;
+    const auto group_for = [&](PollClass kind, core::Duration interval) -> PollGroup& {
+        for (auto& g : groups) {
+            if (g.kind == kind && g.interval == interval) return g;
+        }
+        groups.push_back(PollGroup{kind, interval, {}});
+        return groups.back();
+    };
+    for (std::uint32_t i = 0; i < device.points.size(); ++i) {
+        const auto& p = device.points[i];
+        if (p.link) continue;
+        const bool with_device =
+            p.poll == PollClass::device || (p.poll == PollClass::interval && p.poll_interval == device.interval);
+        if (with_device) {
+            group_for(PollClass::device, device.interval).points.push_back(i);
+        } else {
+            group_for(p.poll, p.poll == PollClass::interval ? p.poll_interval : core::Duration{0}).points.push_back(i);
+        }
+    }
+    // device, then interval (shortest first), once, on_write: the order of PollClass
+    std::stable_sort(groups.begin(), groups.end(), [](const PollGroup& a, const PollGroup& b) {
+        return a.kind != b.kind ? a.kind < b.kind : a.interval < b.interval;
+    });
+    return groups;
+}
+
+std::string describe_plans(const config::DeviceConfig& device, const CostModel& model) {
+    const auto groups = poll_groups(device);
+    if (groups.size() <= 1) return describe_plan(device, plan_reads(device.points, model));
+    std::ostringstream o;
+    o << "device " << device.name << " (bus " << device.bus << ", unit " << device.unit << "): " << groups.size()
+      << " poll groups\n";
+    for (const auto& g : groups) {
+        const auto plan = plan_reads(device.points, model, g.points);
+        if (g.periodic())
+            o << "  every " << g.interval.count() << "ms";
+        else
+            o << (g.kind == config::PollClass::once ? "  once, when the device first answers"
+                                                    : "  at start and after each write to the device");
+        o << ": " << plan.size() << (plan.size() == 1 ? " request\n" : " requests\n");
+        for (const auto& r : plan) {
+            o << "    read " << config::to_string(r.area) << ' ' << r.address << ".." << (r.address + r.count - 1)
+              << " (" << r.count << (config::is_bit_area(r.area) ? " bits" : " registers") << "):";
+            for (auto pi : r.points) o << ' ' << device.points[pi].name;
+            o << '\n';
+        }
+    }
+    return o.str();
+}
+
 namespace {
 
 double option_ms(const config::BusConfig& bus, const char* key) {
@@ -137,10 +196,17 @@ std::string option_text(const config::BusConfig& bus, const char* key) {
 }  // namespace
 
 double cycle_us(const config::DeviceConfig& device, const config::BusConfig& bus, bool other_units) {
+    std::vector<std::uint32_t> all(device.points.size());
+    for (std::uint32_t i = 0; i < all.size(); ++i) all[i] = i;
+    return cycle_us(device, bus, other_units, all);
+}
+
+double cycle_us(const config::DeviceConfig& device, const config::BusConfig& bus, bool other_units,
+                const std::vector<std::uint32_t>& subset) {
     const CostModel m = cost_model_for(bus, -1);  // the wire's cost, not a tuned gap
     const double turnaround_us = static_cast<double>(bus.turnaround.count()) * 1000.0;
     double us = 0;
-    for (const auto& r : plan_reads(device.points, cost_model_for(bus, device.max_gap))) {
+    for (const auto& r : plan_reads(device.points, cost_model_for(bus, device.max_gap), subset)) {
         const double unit = config::is_bit_area(r.area) ? m.per_bit : m.per_register;
         us += bus.timing.request_overhead_us + turnaround_us + r.count * unit;
     }
@@ -154,18 +220,23 @@ std::vector<LineBudget> line_budgets(const config::Config& cfg) {
         if (!cfg.buses[b].timing.shared_line) continue;
         LineBudget budget;
         budget.bus_index = b;
-        std::vector<const config::DeviceConfig*> on_line;
+        std::vector<std::pair<const config::DeviceConfig*, PollGroup>> on_line;  // periodic groups
+        std::size_t devices = 0;
         for (const auto& d : cfg.devices) {
-            if (d.bus_index == b && d.interval.count() > 0) on_line.push_back(&d);
+            if (d.bus_index != b || d.interval.count() <= 0) continue;
+            ++devices;
+            for (auto& g : poll_groups(d)) {
+                if (g.periodic() && g.interval.count() > 0) on_line.emplace_back(&d, std::move(g));
+            }
         }
         if (on_line.empty()) continue;
-        budget.devices = on_line.size();
+        budget.devices = devices;
         budget.window_us = std::numeric_limits<double>::infinity();
-        for (const auto* d : on_line)
-            budget.window_us = std::min(budget.window_us, static_cast<double>(d->interval.count()) * 1000.0);
-        for (const auto* d : on_line) {
-            const double polls = budget.window_us / (static_cast<double>(d->interval.count()) * 1000.0);
-            budget.needed_us += polls * cycle_us(*d, cfg.buses[b], on_line.size() > 1);
+        for (const auto& [d, g] : on_line)
+            budget.window_us = std::min(budget.window_us, static_cast<double>(g.interval.count()) * 1000.0);
+        for (const auto& [d, g] : on_line) {
+            const double polls = budget.window_us / (static_cast<double>(g.interval.count()) * 1000.0);
+            budget.needed_us += polls * cycle_us(*d, cfg.buses[b], devices > 1, g.points);
         }
         out.push_back(budget);
     }

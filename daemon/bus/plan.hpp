@@ -33,6 +33,24 @@ struct CostModel {
 
 CostModel cost_model_for(const config::BusConfig& bus, int device_max_gap);
 std::vector<ReadRequest> plan_reads(const std::vector<config::PointConfig>& points, const CostModel& model);
+// The same for the points listed in `subset` (indices into `points`), planned together.
+std::vector<ReadRequest> plan_reads(const std::vector<config::PointConfig>& points, const CostModel& model,
+                                    const std::vector<std::uint32_t>& subset);
+
+// A device's points by when they are read (`poll:`): one group per interval, the device's own
+// interval first (its points without `poll:`, and those polled at that same interval), then the
+// others by interval, then `once`, then `on_write`. Groups due at the same time are read with one
+// plan of their points together. The device's link state point is in none (it is not read).
+struct PollGroup {
+    config::PollClass kind = config::PollClass::device;
+    core::Duration interval{0};  // periodic groups (device, interval)
+    std::vector<std::uint32_t> points;
+    bool periodic() const { return kind == config::PollClass::device || kind == config::PollClass::interval; }
+};
+std::vector<PollGroup> poll_groups(const config::DeviceConfig& device);
+// `--check --plan`: describe_plan of the whole device when every point is polled with it, else
+// one plan per poll group.
+std::string describe_plans(const config::DeviceConfig& device, const CostModel& model);
 // Total bus cost of a plan under the model (for the benchmark and `--plan`).
 double plan_cost(const std::vector<ReadRequest>& plan, const CostModel& model);
 std::string describe_plan(const config::DeviceConfig& device, const std::vector<ReadRequest>& plan);
@@ -41,9 +59,13 @@ std::string describe_plan(const config::DeviceConfig& device, const std::vector<
 // registers (the driver's model) plus the bus's turnaround, and the driver's unit switch delay
 // when the line has other units to switch from.
 double cycle_us(const config::DeviceConfig& device, const config::BusConfig& bus, bool other_units);
+// ... of one poll of the points in `subset`.
+double cycle_us(const config::DeviceConfig& device, const config::BusConfig& bus, bool other_units,
+                const std::vector<std::uint32_t>& subset);
 
-// A shared serial line's schedule against its time: over the shortest device interval on the
-// line (the window), the line time every device's polls need in that window.
+// A shared serial line's schedule against its time: over the shortest poll interval on the line
+// (the window), the line time every device's periodic poll groups need in that window, on
+// average (a group polled every 10 s in a 1 s window counts a tenth of its poll).
 struct LineBudget {
     std::size_t bus_index = 0;
     std::size_t devices = 0;

@@ -24,7 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (r.ok()) {
         for (const auto& d : r.config.devices) {
             const auto& b = r.config.buses[d.bus_index];
-            (void)bus::describe_plan(d, bus::plan_reads(d.points, bus::cost_model_for(b, d.max_gap)));
+            (void)bus::describe_plans(d, bus::cost_model_for(b, d.max_gap));
         }
     }
     return 0;
