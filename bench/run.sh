@@ -27,6 +27,7 @@ shift $(($# < 2 ? $# : 2))
 "$PY" bench/deadband.py build-bench 30
 "$PY" bench/reload.py build-bench 200
 "$PY" bench/scan.py build-bench 100
+"$PY" bench/publish_window.py build-bench 20
 "$PY" bench/sessions.py build-bench "$session_secs" "$@"
 # Raspberry Pi-class footprint and shipped sizes: the demo natively and under qemu-user (the
 # arm64/armhf trees of scripts/cross.sh), the package (cpack) and the image (scripts/container.sh).
