@@ -120,6 +120,7 @@ struct CloudConfig {
     double max_rate = 0;  // messages per second per session; 0 = unlimited
     int max_inflight = 20;
     std::uint64_t max_payload_size = 0;  // bytes per message; 0 until the platform sets its default
+    Duration command_ttl{30'000};        // a write older than this when the bus reaches it is refused
     std::map<std::string, Mark> given;   // keys written in the file, with their positions
     // The platform's own keys (protocol, topic, group_id...), in the order written.
     std::vector<CloudOption> options;

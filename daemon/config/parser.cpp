@@ -303,6 +303,10 @@ const Field<CloudConfig> kCloudFields[] = {
      [](CloudConfig& c, const YAML::Node& n, Reader& r) {
          set_if(c.max_inflight, r.integer(n, 1, 1000, "1..1000 messages"));
      }},
+    {"command_ttl", false,
+     [](CloudConfig& c, const YAML::Node& n, Reader& r) {
+         set_if(c.command_ttl, r.duration(n, Duration{1000}, Duration{86'400'000}));
+     }},
 };
 
 }  // namespace
