@@ -537,12 +537,38 @@ void BusWorker::run_writes(std::vector<core::SampleBatch>& round) {
         jobs.swap(writes_);
         writes_waiting_.store(false);
     }
-    for (auto& job : jobs) {
-        if (stop_.load()) return;     // never answered: the north side's deadline replies
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+        auto& job = jobs[i];
+        if (stop_.load()) return;  // never answered: the north side's deadline replies
+        if (const auto newer = superseded_by(jobs, i)) {
+            core::refuse(job,
+                         fmt::format("superseded: a newer write of the same points (request {}) came before the "
+                                     "bus reached this one; it was not written",
+                                     newer),
+                         core::WriteJob::Failure::superseded);
+            continue;
+        }
         if (!job->claim()) continue;  // the north side gave up on it and has answered
         execute(*job, round);
         if (job->done) job->done(job);
     }
+}
+
+// A state write (a property, an attribute) queued behind a newer state write of the same device
+// that sets at least its points: the newer one's request number, else 0. Actions never coalesce.
+std::uint64_t BusWorker::superseded_by(const std::vector<core::WriteJobPtr>& jobs, std::size_t i) {
+    const auto& old = *jobs[i];
+    if (!old.sets_state) return 0;
+    for (std::size_t j = jobs.size(); j-- > i + 1;) {
+        const auto& newer = *jobs[j];
+        if (!newer.sets_state || newer.device != old.device) continue;
+        const bool covers = std::all_of(old.values.begin(), old.values.end(), [&](const core::PointValue& a) {
+            return std::any_of(newer.values.begin(), newer.values.end(),
+                               [&](const core::PointValue& b) { return b.point_index == a.point_index; });
+        });
+        if (covers) return newer.id;
+    }
+    return 0;
 }
 
 namespace {
@@ -662,9 +688,16 @@ void BusWorker::execute(core::WriteJob& job, std::vector<core::SampleBatch>& rou
     const auto t0 = Clock::now();
     auto* d = &*std::find_if(devices_.begin(), devices_.end(), [&](const Device& x) { return x.index == job.device; });
     const auto& dc = cfg_->devices[job.device];
+    const std::int64_t age_ms = core::boot_ms() - job.born_boot_ms;
     if (t0 > job.deadline) {
         job.failure = core::WriteJob::Failure::expired;
         job.reason = "the bus was busy past the platform's deadline; nothing was written";
+    } else if (job.ttl_ms > 0 && age_ms > job.ttl_ms) {
+        job.failure = core::WriteJob::Failure::expired;
+        job.reason = fmt::format(
+            "expired: the command was {:.1f} s old when the bus reached it (command_ttl {:.1f} s); "
+            "nothing was written",
+            static_cast<double>(age_ms) / 1000.0, static_cast<double>(job.ttl_ms) / 1000.0);
     } else {
         job.ok = true;
         for (const auto& pv : job.values) {

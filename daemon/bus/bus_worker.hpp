@@ -170,6 +170,7 @@ class BusWorker {
     static void count_error(Device& d, unsigned kind);
     void run_writes(std::vector<core::SampleBatch>& round);
     void execute(core::WriteJob& job, std::vector<core::SampleBatch>& round);
+    static std::uint64_t superseded_by(const std::vector<core::WriteJobPtr>& jobs, std::size_t i);
     bool read_back(const fl_write_v2& w, fl_error_v2& err);
     bool write_point(const config::PointConfig& p, int unit, const core::Value& v, core::WriteJob& job);
 

@@ -19,7 +19,7 @@ namespace fieldlink::core {
 
 struct WriteJob {
     enum State : int { queued = 0, taken = 1, expired = 2 };
-    enum class Failure : std::uint8_t { none, timeout, exception, link, mismatch, refused, expired };
+    enum class Failure : std::uint8_t { none, timeout, exception, link, mismatch, refused, expired, superseded };
 
     // Asked for (set by the north side before submitting; read-only afterwards).
     std::uint32_t device = 0;                          // index into Config::devices
@@ -27,6 +27,14 @@ struct WriteJob {
     std::chrono::steady_clock::time_point deadline{};  // not started after this
     std::uint64_t id = 0;                              // the north side's reference
     std::size_t session = 0;                           // ... and the session awaiting it
+    // The command's lifetime (cloud.command_ttl): it is refused as expired, never written, when
+    // the bus reaches it more than `ttl_ms` after `born_boot_ms` (core::boot_ms() of the moment
+    // the platform issued it, or of its arrival when the platform gives no time). 0: no lifetime.
+    std::int64_t born_boot_ms = 0;
+    std::int64_t ttl_ms = 0;
+    // The command sets a state (a property, an attribute, a metric) rather than asking for an
+    // action: a newer one for the same points, still queued behind it, replaces it.
+    bool sets_state = false;
 
     // Claimed by the bus worker (queued -> taken) or given up by the north side at the deadline
     // (queued -> expired); whoever wins decides.
@@ -57,10 +65,10 @@ using WriteJobPtr = std::shared_ptr<WriteJob>;
 
 // Answers a job that will not be written (a reload, no worker for its device): claimed here and
 // handed back with `why`, unless the north side already gave up on it.
-inline void refuse(const WriteJobPtr& job, std::string why) {
+inline void refuse(const WriteJobPtr& job, std::string why, WriteJob::Failure failure = WriteJob::Failure::refused) {
     if (!job->claim()) return;
     job->ok = false;
-    job->failure = WriteJob::Failure::refused;
+    job->failure = failure;
     job->reason = std::move(why);
     if (job->done) job->done(job);
 }
