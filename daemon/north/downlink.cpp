@@ -5,7 +5,8 @@
 
 namespace fieldlink::north {
 
-core::WriteJobPtr Downlink::start(Command&& c, TimePoint now, Clock::duration deadline, std::size_t session) {
+core::WriteJobPtr Downlink::start(Command&& c, TimePoint now, Clock::duration deadline, std::size_t session,
+                                  std::int64_t born_boot_ms, std::int64_t ttl_ms) {
     Pending w;
     w.received = now;
     w.give_up = now + deadline * 6 / 10;
@@ -15,6 +16,9 @@ core::WriteJobPtr Downlink::start(Command&& c, TimePoint now, Clock::duration de
     w.job->values = c.values;
     w.job->id = next_write_++;
     w.job->session = session;
+    w.job->born_boot_ms = born_boot_ms;
+    w.job->ttl_ms = ttl_ms;
+    w.job->sets_state = c.sets_state;
     w.job->deadline = std::chrono::steady_clock::now() + (w.give_up - now);
     w.command = std::move(c);
     auto job = w.job;
@@ -22,14 +26,15 @@ core::WriteJobPtr Downlink::start(Command&& c, TimePoint now, Clock::duration de
     return job;
 }
 
-Downlink::Answer Downlink::refuse(Command&& c, TimePoint now, const std::string& why) {
-    return Answer{std::move(c), CommandResult{false, why, {}}, now};
+Downlink::Answer Downlink::refuse(Command&& c, TimePoint now, const std::string& why, core::WriteJob::Failure failure) {
+    return Answer{std::move(c), CommandResult{false, why, {}, failure}, now};
 }
 
 std::optional<Downlink::Answer> Downlink::done(const core::WriteJob& job) {
     auto it = writes_.find(job.id);
     if (it == writes_.end()) return std::nullopt;
-    Answer a{std::move(it->second.command), CommandResult{job.ok, job.reason, job.read_back}, it->second.received};
+    Answer a{std::move(it->second.command), CommandResult{job.ok, job.reason, job.read_back, job.failure},
+             it->second.received};
     writes_.erase(it);
     return a;
 }
@@ -43,13 +48,16 @@ std::vector<Downlink::Answer> Downlink::expired(TimePoint now) {
                            CommandResult{false,
                                          "timeout: the bus did not reach the write in time (busy, or waiting for a "
                                          "unit that does not answer); nothing was written",
-                                         {}},
+                                         {},
+                                         core::WriteJob::Failure::timeout},
                            w.received});
         } else if (now >= w.hard) {
             out.push_back(
                 {std::move(w.command),
-                 CommandResult{
-                     false, "timeout: the device did not confirm the write in time; it may have been applied", {}},
+                 CommandResult{false,
+                               "timeout: the device did not confirm the write in time; it may have been applied",
+                               {},
+                               core::WriteJob::Failure::timeout},
                  w.received});
         } else {
             ++it;

@@ -26,10 +26,13 @@ class Downlink {
         TimePoint received{};
     };
 
-    // Takes a write: its job, for the bus worker, marked with the session's number.
-    core::WriteJobPtr start(Command&& c, TimePoint now, Clock::duration deadline, std::size_t session);
-    // A write that cannot start (no bus runs its device): its answer at once.
-    static Answer refuse(Command&& c, TimePoint now, const std::string& why);
+    // Takes a write: its job, for the bus worker, marked with the session's number, with its
+    // lifetime (`ttl_ms` from `born_boot_ms`, core/write_job.hpp).
+    core::WriteJobPtr start(Command&& c, TimePoint now, Clock::duration deadline, std::size_t session,
+                            std::int64_t born_boot_ms = 0, std::int64_t ttl_ms = 0);
+    // A write that cannot start (no bus runs its device, expired on arrival): its answer at once.
+    static Answer refuse(Command&& c, TimePoint now, const std::string& why,
+                         core::WriteJob::Failure failure = core::WriteJob::Failure::refused);
     // A job the bus finished: its answer, or none when its deadline answered it already.
     std::optional<Answer> done(const core::WriteJob& job);
     // Writes whose deadline has passed: answered as not written, or as unconfirmed.

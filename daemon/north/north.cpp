@@ -132,6 +132,8 @@ std::unique_ptr<Session> North::make_session(SessionInfo info, std::size_t sessi
     env.earlier_logins = std::move(earlier_logins);
     env.index = next_serial_++;
     if (writer_) env.submit_write = [this](core::WriteJobPtr job) { submit_write(std::move(job)); };
+    env.audit = audit_.get();
+    env.clock_trusted = [this] { return !clock_ || clock_->trusted(); };
     auto s = std::make_unique<Session>(std::move(info), p, std::move(env));
     by_serial_[s->serial()] = s.get();
     return s;
@@ -159,6 +161,7 @@ bool North::open_store(std::string* error) {
         ::mkdir(cfg_->gateway.data_dir.c_str(), 0750);  // status.json and metrics.prom may still go there
     }
     if (!cfg_->gateway.status_dir.empty()) ::mkdir(cfg_->gateway.status_dir.c_str(), 0750);
+    audit_ = std::make_unique<store::AuditLog>(cfg_->gateway.data_dir + "/audit.log");
     return true;
 }
 

@@ -29,6 +29,7 @@
 #include "north/status.hpp"
 #include "north/watchdog.hpp"
 #include "north/write_returns.hpp"
+#include "store/audit.hpp"
 #include "store/outbox.hpp"
 
 namespace fieldlink::north {
@@ -125,7 +126,8 @@ class North {
     TlsContexts tls_;
     std::unique_ptr<Resolver> resolver_;
     std::unique_ptr<store::Outbox> store_;
-    ConnectWindow window_{64};  // below common listen backlogs (mosquitto: 100)
+    std::unique_ptr<store::AuditLog> audit_;  // every write from the platform and how it ended
+    ConnectWindow window_{64};                // below common listen backlogs (mosquitto: 100)
     std::vector<std::unique_ptr<Session>> sessions_;
     std::vector<Session*> route_;                          // device index -> its session
     std::unordered_map<std::size_t, Session*> by_serial_;  // Session::serial() -> session (write results)

@@ -18,6 +18,7 @@
 
 #include "config/config.hpp"
 #include "core/value.hpp"
+#include "core/write_job.hpp"
 
 namespace fieldlink::north {
 
@@ -135,6 +136,12 @@ struct Command {
     std::string id;                        // the platform's request id
     std::string reply_topic;               // empty: the platform expects no reply (attribute updates)
     std::string detail;                    // what the reply needs again (a service identifier, ...)
+    // When the platform issued it (Unix ms), where the platform says: its age counts against
+    // the cloud's command_ttl from then, not from its arrival.
+    std::optional<std::int64_t> requested_ms;
+    // It sets a state (a property, an attribute, a metric): a newer one for the same points
+    // replaces it while it waits for the bus. Actions (RPC, services, command names) never do.
+    bool sets_state = false;
 };
 
 // How a command ended: written and read back (ok), or why not.
@@ -142,6 +149,7 @@ struct CommandResult {
     bool ok = false;
     std::string reason;
     std::vector<core::PointValue> values;  // read back from the device
+    core::WriteJob::Failure failure = core::WriteJob::Failure::none;
 };
 
 // Result of handling one message from the platform.

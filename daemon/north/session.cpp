@@ -1,11 +1,13 @@
 #include "session.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <utility>
 
 #include "config/writes.hpp"
+#include "core/clock.hpp"
 #include "core/log.hpp"
 
 namespace fieldlink::north {
@@ -326,6 +328,17 @@ void Session::handle(const std::string& topic, const std::string& payload) {
     // Replies jump the queue but not the rate limit: sent as soon as the read call returns if a
     // token is there (on_io flushes), else first.
     for (auto it = in.replies.rbegin(); it != in.replies.rend(); ++it) control_.push_front(*it);
+    if (in.refused && env_.audit) {  // refused before it could be a write: the platform's text
+        store::AuditEntry e;
+        e.at_ms = core::unix_ms_now();
+        e.cloud = cloud_->name;
+        e.from = in.kind;
+        e.device = info_.name;
+        e.text = core::printable(payload, 512);
+        e.result = "refused";
+        e.reason = in.problem;
+        audit_append(e);
+    }
     if (in.write) start_write(std::move(*in.write));
     if (in.restart) restart_wanted_ = true;  // after the client's read call (ready())
 }
@@ -345,15 +358,80 @@ std::string describe_values(const config::DeviceConfig& d, const std::vector<cor
 
 }  // namespace
 
-// A write goes to the bus worker of its device (see downlink.hpp for its deadlines).
+// A write goes to the bus worker of its device (see downlink.hpp for its deadlines), unless it
+// is older than the cloud's command_ttl already: from the platform's request time where it gives
+// one and the wall clock can be trusted, else from now. The worker looks at its age again when it
+// reaches it.
 void Session::start_write(Command&& c) {
     const TimePoint now = env_.loop->now();
     if (!env_.submit_write) {
         reply_write(Downlink::refuse(std::move(c), now, "this gateway runs no bus for the device"));
         return;
     }
-    env_.submit_write(downlink_.start(std::move(c), now, profile_->command_deadline(), env_.index));
+    const std::int64_t boot_now = core::boot_ms();
+    std::int64_t born = boot_now;
+    if (c.requested_ms && (!env_.clock_trusted || env_.clock_trusted())) {
+        born -= std::max<std::int64_t>(0, core::unix_ms_now() - *c.requested_ms);  // (a clock ahead of ours: now)
+    }
+    const std::int64_t ttl = cloud_->command_ttl.count();
+    if (boot_now - born > ttl) {
+        const std::string why = fmt::format(
+            "expired: the command was {:.1f} s old when it arrived (command_ttl {:.1f} s); nothing was written",
+            static_cast<double>(boot_now - born) / 1000.0, static_cast<double>(ttl) / 1000.0);
+        reply_write(Downlink::refuse(std::move(c), now, why, core::WriteJob::Failure::expired));
+        return;
+    }
+    env_.submit_write(downlink_.start(std::move(c), now, profile_->command_deadline(), env_.index, born, ttl));
     conn_.sync();
+}
+
+namespace {
+
+const char* audit_result(const CommandResult& r) {
+    using F = core::WriteJob::Failure;
+    if (r.ok) return "done";
+    switch (r.failure) {
+        case F::refused:
+            return "refused";
+        case F::expired:
+            return "expired";
+        case F::superseded:
+            return "superseded";
+        default:
+            return "failed";
+    }
+}
+
+std::vector<std::pair<std::string, core::Value>> named(const config::DeviceConfig& d,
+                                                       const std::vector<core::PointValue>& values) {
+    std::vector<std::pair<std::string, core::Value>> out;
+    out.reserve(values.size());
+    for (const auto& pv : values) out.emplace_back(d.points[pv.point_index].name, pv.value);
+    return out;
+}
+
+}  // namespace
+
+void Session::audit(const Downlink::Answer& a, const std::string& asked_by) {
+    if (!env_.audit) return;
+    const auto& d = info_.device(a.command.device);
+    store::AuditEntry e;
+    e.at_ms = core::unix_ms_now();
+    e.cloud = cloud_->name;
+    e.from = asked_by;
+    e.requested_ms = a.command.requested_ms;
+    e.device = d.name;
+    e.asked = named(d, a.command.values);
+    e.result = audit_result(a.result);
+    if (!a.result.ok) e.reason = a.result.reason;
+    e.read_back = named(d, a.result.values);
+    audit_append(e);
+}
+
+void Session::audit_append(const store::AuditEntry& e) {
+    if (env_.audit->append(e) || env_.audit->lost() != 1) return;  // the first loss is logged
+    log_->error("write audit log: {}; writes go on, their entries are lost (counted in the stop line)",
+                env_.audit->problem());
 }
 
 // Logged, counted and answered to the platform in its own shape (when it wants an answer).
@@ -374,6 +452,7 @@ void Session::reply_write(const Downlink::Answer& a) {
     }
     Message m = profile_->command_reply(info_, a.command, r);
     if (!m.topic.empty()) control_.push_front(std::move(m));
+    audit(a, asked);
 }
 
 void Session::write_done(const core::WriteJob& job) {

@@ -13,6 +13,7 @@
 #include "north/loop.hpp"
 #include "north/resolver.hpp"
 #include "north/transport.hpp"
+#include "store/audit.hpp"
 #include "store/outbox.hpp"
 
 namespace fieldlink::north {
@@ -33,6 +34,10 @@ struct SessionEnv {
     // Session::write_done on the loop's thread. Unset: writes are answered as impossible.
     std::function<void(core::WriteJobPtr)> submit_write;
     std::size_t index = 0;  // this session's number (never reused), carried by its write jobs
+    // Every write, refusal and expiry is recorded here (optional).
+    store::AuditLog* audit = nullptr;
+    // Whether the wall clock can be trusted with a platform's request times (unset: it can).
+    std::function<bool()> clock_trusted;
 };
 
 }  // namespace fieldlink::north

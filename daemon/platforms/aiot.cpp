@@ -173,6 +173,7 @@ class Aiot : public north::Profile {
         c.id = *id;
         c.reply_topic = topic + "/response";
         c.detail = set ? std::string() : text_of(*j, "identifier");
+        c.sets_state = set;  // a property set is a state; a service is an action
         std::string why;
         bool ok = false;
         const Json* params = j->contains("params") ? &(*j)["params"] : nullptr;

@@ -193,7 +193,7 @@ int json_depth(std::string_view text, int limit) {
 }
 
 bool plain_command(const config::DeviceConfig& d, const std::string& payload, std::vector<core::PointValue>& out,
-                   std::string* id, std::string* why) {
+                   std::string* id, std::string* why, std::optional<std::int64_t>* requested, bool* sets_state) {
     std::string text = payload;
     while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
     if (json_depth(text, kMaxJsonDepth) > kMaxJsonDepth) {
@@ -209,6 +209,18 @@ bool plain_command(const config::DeviceConfig& d, const std::string& payload, st
             if (auto i = id_of(j)) *id = *i;
             params.erase("id");
         }
+        const bool has_ts_point =
+            std::any_of(d.points.begin(), d.points.end(), [](const auto& p) { return p.name == "ts"; });
+        if (!has_ts_point && j.contains("ts")) {
+            const Json& ts = j["ts"];
+            if (!ts.is_number_integer() || ts.get<std::int64_t>() <= 0) {
+                *why = "\"ts\" is when the command was issued: expected Unix milliseconds (an integer)";
+                return false;
+            }
+            if (requested) *requested = ts.get<std::int64_t>();
+            params.erase("ts");
+        }
+        if (sets_state) *sets_state = true;
         return writes_of(d, params, out, why);
     }
     if (!j.is_discarded() && j.is_string()) text = j.get<std::string>();
@@ -221,6 +233,7 @@ bool plain_command(const config::DeviceConfig& d, const std::string& payload, st
     if (const auto eq = text.find('='); eq != std::string::npos && eq > 0) {
         Json params = Json::object();
         params[text.substr(0, eq)] = text.substr(eq + 1);
+        if (sets_state) *sets_state = true;
         return writes_of(d, params, out, why);
     }
     *why = "expected a command name of device " + d.name + ", point=value, or a JSON object of points; got '" +

@@ -127,9 +127,12 @@ bool writes_of(const config::DeviceConfig& d, const Json& params, std::vector<co
 // A command of a simple device (OneNET datapoints, legacy $creq, generic MQTT): a JSON object of
 // points and values (its "id", when the device has no such point, is the request id), a command
 // name of one of the device's points ("on", or "\"on\"" as JSON), or `point=value`. False with
-// `why` for anything else.
+// `why` for anything else. In an object, "ts" (when the device has no such point) is when the
+// sender issued it, Unix ms (`requested`). `sets_state`: the command sets values (an object,
+// point=value), as opposed to a command name, an action.
 bool plain_command(const config::DeviceConfig& d, const std::string& payload, std::vector<core::PointValue>& out,
-                   std::string* id, std::string* why);
+                   std::string* id, std::string* why, std::optional<std::int64_t>* requested = nullptr,
+                   bool* sets_state = nullptr);
 
 // {"point":value,...} of `values` (e.g. the values read back after a write).
 std::string point_values_json(const config::DeviceConfig& d, const std::vector<core::PointValue>& values);

@@ -67,6 +67,7 @@ class MqttTemplate : public north::Profile {
 
     // A command: on the device's command topic, a JSON object of points (with an optional "id"
     // echoed in the reply), a command name ("on") or point=value; on a {point} topic, the value.
+    // An empty message (how a retained one is cleared) is none.
     north::Inbound on_message(const north::SessionInfo& s, const std::string& topic, const std::string& payload,
                               const north::LatestValues&, std::uint32_t&) const override {
         north::Inbound in;
@@ -78,6 +79,7 @@ class MqttTemplate : public north::Profile {
             return in;
         }
         in.kind = "command";
+        if (payload.empty()) return in;  // a retained command being cleared: not a command
         in.command = true;
         north::Command c;
         c.kind = "command";
@@ -85,8 +87,9 @@ class MqttTemplate : public north::Profile {
         std::string why;
         bool ok = false;
         if (point.empty()) {
-            ok = plain_command(d, payload, c.values, &c.id, &why);
+            ok = plain_command(d, payload, c.values, &c.id, &why, &c.requested_ms, &c.sets_state);
         } else {
+            c.sets_state = true;
             Json one = Json::object();
             const Json v = parse_json(payload);
             one[point] = v.is_discarded() ? Json(payload) : v;

@@ -114,7 +114,8 @@ class OnenetDatapoints : public OnenetProfile {
             c.id = cmdid;
             c.reply_topic = p + "cmd/response/" + cmdid;
             std::string why, ignored;
-            const bool ok = plain_command(*s.identity, payload, c.values, &ignored, &why);
+            const bool ok =
+                plain_command(*s.identity, payload, c.values, &ignored, &why, &c.requested_ms, &c.sets_state);
             return write_or_refuse(s, std::move(in), std::move(c), s.identity, ok, "command", why);
         } else {
             in.kind = "unexpected";

@@ -240,7 +240,8 @@ class OnenetLegacy : public north::Profile {
             c.id = topic.substr(6);
             c.reply_topic = "$crsp/" + c.id;
             std::string why, ignored;
-            const bool ok = plain_command(*s.identity, payload, c.values, &ignored, &why);
+            const bool ok =
+                plain_command(*s.identity, payload, c.values, &ignored, &why, &c.requested_ms, &c.sets_state);
             return write_or_refuse(s, std::move(in), std::move(c), s.identity, ok, "command", why);
         }
         in.kind = "unexpected";

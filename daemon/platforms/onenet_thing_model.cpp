@@ -472,6 +472,7 @@ class OnenetThingModel : public OnenetProfile {
         c.id = id;
         c.reply_topic = answer_topic;
         c.detail = identifier;
+        c.sets_state = !service;  // a property set is a state; a service invocation is an action
         std::string why;
         bool ok = false;
         if (!target) {

@@ -375,6 +375,10 @@ class Sparkplug : public north::Profile {
         c.kind = "DCMD";
         c.detail = name;
         c.reply_topic = topic("DDATA", name);
+        c.sets_state = true;  // metrics are states: a newer DCMD of the same metrics replaces a queued one
+        if (p->timestamp && *p->timestamp <= static_cast<std::uint64_t>(INT64_MAX)) {
+            c.requested_ms = static_cast<std::int64_t>(*p->timestamp);  // the host's send time
+        }
         const auto index =
             std::find_if(s.devices.begin(), s.devices.end(), [&](std::uint32_t i) { return s.device(i).name == name; });
         if (index == s.devices.end()) {

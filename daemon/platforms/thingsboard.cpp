@@ -400,6 +400,7 @@ class ThingsBoard : public north::Profile {
         north::Command c;
         c.kind = "shared attributes";
         c.detail = device;
+        c.sets_state = true;  // attributes are states: a newer update of the same ones replaces a queued one
         std::string why;
         const bool ok = writes_of(*d, writable, c.values, &why);
         return write_or_refuse(s, std::move(in), std::move(c), d, ok, "shared attribute update", why);
