@@ -23,6 +23,27 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+const char* exception_name(int code) {
+    switch (code) {
+        case 1:
+            return "illegal function";
+        case 2:
+            return "illegal data address";
+        case 3:
+            return "illegal data value";
+        case 4:
+            return "server device failure";
+        case 6:
+            return "server device busy";
+        case 10:
+            return "gateway path unavailable";
+        case 11:
+            return "gateway target device failed to respond";
+        default:
+            return "exception";
+    }
+}
+
 const char* state_name(int s) {
     static const char* names[] = {"unknown",          "ok",        "no response (timeout)", "CRC error",
                                   "Modbus exception", "link down", "malformed response"};
@@ -360,14 +381,22 @@ bool BusWorker::read_request(Device& d, const ReadRequest& r, core::SampleBatch&
                                                        : State::link;
         if (s == State::link) set_link(false, err.message);
         set_state(d, s, 0, err.message);
+        d.why_down = fmt::format("{}: {}", state_name(static_cast<int>(s)), err.message);
         return false;
     }
     set_link(true, "");
     if (st == FL_ERROR) {
         count_error(d, err.kind);
-        d.refused = true;
         std::string detail = std::string(err.message) + " reading " + config::to_string(r.area) + " " +
                              std::to_string(r.address) + ".." + std::to_string(r.address + r.count - 1);
+        if (err.kind == FL_ERRK_EXCEPTION && (err.code == 10 || err.code == 11)) {
+            // A Modbus gateway's "path unavailable" / "target device failed to respond": the unit
+            // behind it does not answer (offline, backed off), not a refusal of these registers.
+            set_state(d, State::exception, err.code, detail.c_str());
+            d.why_down = fmt::format("Modbus exception {} ({})", err.code, exception_name(err.code));
+            return false;
+        }
+        d.refused = true;
         // A Modbus exception, or a driver's refusal of what it read (a field a frame lacks)
         set_state(d, err.kind == FL_ERRK_PROTOCOL ? State::protocol : State::exception, err.code, detail.c_str());
         return true;  // the device answered; these points are bad this cycle
@@ -453,6 +482,7 @@ void BusWorker::unanswered(Device& d, std::uint64_t mask, core::SampleBatch& bat
     if (d.failures == 1) {       // the unit stopped answering: the north side logs it out
         flush_window(d, round);  // what the window holds was read before: it goes now
         round.push_back(presence(core::SampleBatch::Kind::device_down, batch));
+        round.back().reason = d.why_down;
     }
     if (d.link_point >= 0) {  // the link event, when the device has one
         batch.values.clear();
@@ -572,23 +602,6 @@ std::uint64_t BusWorker::superseded_by(const std::vector<core::WriteJobPtr>& job
 }
 
 namespace {
-
-const char* exception_name(int code) {
-    switch (code) {
-        case 1:
-            return "illegal function";
-        case 2:
-            return "illegal data address";
-        case 3:
-            return "illegal data value";
-        case 4:
-            return "server device failure";
-        case 6:
-            return "server device busy";
-        default:
-            return "exception";
-    }
-}
 
 core::WriteJob::Failure failure_of(unsigned kind) {
     switch (kind) {

@@ -130,6 +130,7 @@ class BusWorker {
         int failures = 0;
         State state = State::unknown;
         int state_code = 0;
+        std::string why_down;  // the last failure that made a poll unanswered (device_down's reason)
         bool refused = false;  // this poll: a request answered with an error (exception, bad field)
         std::unique_ptr<DeviceCounters> counters;
         mapping::ReportFilter filter;   // what of a batch goes north (deadband, triggers)

@@ -26,6 +26,7 @@ struct SampleBatch {
     std::int64_t boot_ms = 0;        // acquisition time on the boot-time clock (0: unknown; core/clock.hpp)
     std::vector<PointValue> values;
     std::int64_t record_id = 0;  // outbox record (0: not stored)
+    std::string reason;          // device_down: why (no response, link down, exception 11, ...)
 };
 
 // A value as a number, the one conversion used everywhere (deadbands, range checks, encoding):

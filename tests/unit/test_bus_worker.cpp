@@ -23,7 +23,7 @@ void flaky_units() {
     auto& l = test::fake_line();
     std::lock_guard<std::mutex> lock(l.m);
     l.dead_units = {2};
-    l.exception_units = {{3, 2}};
+    l.exception_units = {{3, 2}, {4, 11}};
 }
 
 const char* kConfig = R"(
@@ -35,11 +35,12 @@ devices:
   - { name: good, cloud: c, bus: b, unit: 1, interval: 20ms, points: [ { name: x, area: holding, address: 5, type: uint16 } ] }
   - { name: dead, cloud: c, bus: b, unit: 2, interval: 20ms, points: [ { name: x, area: holding, address: 5 } ] }
   - { name: refuses, cloud: c, bus: b, unit: 3, interval: 20ms, points: [ { name: x, area: holding, address: 5 } ] }
+  - { name: behind, cloud: c, bus: b, unit: 4, interval: 20ms, points: [ { name: x, area: holding, address: 5 } ] }
 )";
 
 }  // namespace
 
-TEST_CASE("a dead unit is backed off while its neighbour keeps polling; exceptions are counted") {
+TEST_CASE("a dead unit is backed off while its neighbour keeps polling; exceptions are counted; 10/11 are offline") {
     Rig rig(kConfig);
     flaky_units();
     auto& w = *rig.worker;
@@ -58,14 +59,14 @@ TEST_CASE("a dead unit is backed off while its neighbour keeps polling; exceptio
     CHECK(dead.timeouts.load() == static_cast<std::uint64_t>(test::fake_line().reads_of(2)));
     CHECK(dead.ok.load() == 0);
     CHECK(refuses.exceptions.load() >= 5);
+    CHECK(test::fake_line().reads_of(4) <= 4);  // exception 11: the unit behind a gateway is offline
     std::lock_guard<std::mutex> lock(c.m);
     REQUIRE(!c.got.empty());
-    std::size_t down = 0;
+    std::vector<std::pair<std::uint32_t, std::string>> down;
     for (const auto& b : c.got) {
-        if (b.kind == core::SampleBatch::Kind::device_down) {  // the dead unit, once: it never answers
-            CHECK(b.device_index == 1);
+        if (b.kind == core::SampleBatch::Kind::device_down) {  // once each: they never answer
             CHECK(b.values.empty());
-            ++down;
+            down.emplace_back(b.device_index, b.reason);
             continue;
         }
         CHECK(b.kind == core::SampleBatch::Kind::samples);
@@ -73,7 +74,12 @@ TEST_CASE("a dead unit is backed off while its neighbour keeps polling; exceptio
         REQUIRE(b.values.size() == 1);
         CHECK(std::get<std::uint64_t>(b.values[0].value) == 5);
     }
-    CHECK(down == 1);
+    REQUIRE(down.size() == 2);
+    std::sort(down.begin(), down.end());
+    CHECK(down[0].first == 1);
+    CHECK(down[0].second.rfind("no response (timeout): ", 0) == 0);
+    CHECK(down[1] ==
+          std::pair<std::uint32_t, std::string>{3, "Modbus exception 11 (gateway target device failed to respond)"});
 }
 
 namespace {
