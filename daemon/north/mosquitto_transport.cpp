@@ -154,9 +154,9 @@ class MosquittoTransport final : public Transport {
         }
         return mosquitto_connect_async(m_, address.c_str(), port, keepalive_s);
     }
-    int publish(const std::string& topic, const std::string& payload, int qos, int* mid) override {
+    int publish(const std::string& topic, const std::string& payload, int qos, int* mid, bool retain) override {
         const int rc =
-            mosquitto_publish(m_, mid, topic.c_str(), static_cast<int>(payload.size()), payload.data(), qos, false);
+            mosquitto_publish(m_, mid, topic.c_str(), static_cast<int>(payload.size()), payload.data(), qos, retain);
         // With QoS > 0 libmosquitto queues the message before its first write: a connection
         // error from that write leaves it queued, and the client sends it again after the
         // reconnect and reports its PUBACK under the same mid. Reporting the error would make

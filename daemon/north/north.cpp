@@ -293,7 +293,7 @@ void North::deliver(std::deque<core::SampleBatch>& batches) {
         if (b.kind == core::SampleBatch::Kind::samples) {
             s->enqueue(std::move(b));
         } else {
-            s->presence(b.device_index, b.kind == core::SampleBatch::Kind::device_up);
+            s->presence(b.device_index, b.kind == core::SampleBatch::Kind::device_up, b.reason);
         }
     }
     std::sort(touched_.begin(), touched_.end());

@@ -6,7 +6,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <set>
+#include <string>
 
 namespace fieldlink::north {
 
@@ -28,6 +30,23 @@ class PresenceBook {
         return true;
     }
     void logged_in(std::uint32_t device) { logged_in_.insert(device); }
+    // Why a device's unit does not answer ("" once it answers again).
+    void reason(std::uint32_t device, std::string why) {
+        if (why.empty()) {
+            reasons_.erase(device);
+        } else {
+            reasons_[device] = std::move(why);
+        }
+    }
+    // Devices whose unit does not answer, with why.
+    std::map<std::uint32_t, std::string> offline() const {
+        std::map<std::uint32_t, std::string> out;
+        for (auto d : offline_) {
+            const auto it = reasons_.find(d);
+            out[d] = it == reasons_.end() ? std::string() : it->second;
+        }
+        return out;
+    }
     // A new connection: nobody is logged in yet.
     void new_connection() {
         logged_in_.clear();
@@ -38,6 +57,7 @@ class PresenceBook {
     std::set<std::uint32_t> offline_;      // devices whose unit does not answer
     std::set<std::uint32_t> logged_in_;    // ... logged in during this connection
     std::set<std::uint32_t> needs_login_;  // ... logged out, or their login held back
+    std::map<std::uint32_t, std::string> reasons_;
 };
 
 }  // namespace fieldlink::north

@@ -58,6 +58,7 @@ struct Message {
     // The device (config index) this message logs in, or -1: not sent while that device's unit
     // does not answer.
     std::int64_t logs_in = -1;
+    bool retain = false;  // kept by the broker for later subscribers (a device's status)
     std::vector<Message> then;
     std::vector<Message> otherwise;
 };
@@ -222,7 +223,11 @@ class Profile {
     // answers again, where the platform shows device state (a gateway's sub-devices). Default:
     // none.
     // `latest` holds the values read before (Sparkplug's DBIRTH carries them).
+    // True: after each CONNECT the platform is told of every device whose unit does not answer
+    // (presence(.., false, ..)); its on-connect messages say the others are online.
+    virtual bool presence_on_connect() const { return false; }
     virtual std::vector<Message> presence(const SessionInfo&, std::uint32_t /*device*/, bool /*online*/,
+                                          const std::string& /*reason*/,
                                           const LatestValues& /*latest*/, std::uint32_t& /*next_id*/) const {
         return {};
     }

@@ -65,7 +65,7 @@ void Session::say_farewell() {
     const auto bye = profile_->farewell(info_);
     if (!bye) return;
     int mid = 0;
-    if (const int rc = conn_.client().publish(bye->topic, bye->payload, bye->qos, &mid); rc != 0) {
+    if (const int rc = conn_.client().publish(bye->topic, bye->payload, bye->qos, &mid, false); rc != 0) {
         log_->warn("device {}: cannot publish {} before disconnecting: {}", info_.name, bye->topic,
                    conn_.client().error_text(rc));
     }
@@ -120,6 +120,13 @@ void Session::up() {
     presence_.new_connection();
     restart_wanted_ = false;
     for (auto& m : profile_->on_connect(info_, latest_, next_id_)) control_.push_back(std::move(m));
+    if (profile_->presence_on_connect()) {
+        for (const auto& [device, why] : presence_.offline()) {
+            for (auto& m : profile_->presence(info_, device, false, why, latest_, next_id_)) {
+                control_.push_back(std::move(m));
+            }
+        }
+    }
     // Answers to what was delivered before the connection dropped may be lost with it: those
     // messages go again (what was not yet PUBACKed, libmosquitto sends again itself). On-connect
     // requests are all sent anew.
@@ -488,9 +495,12 @@ void Session::enqueue(core::SampleBatch&& batch) {
 }
 
 // The platform is told where it shows device state (presence.hpp says when).
-void Session::presence(std::uint32_t device, bool online) {
+void Session::presence(std::uint32_t device, bool online, const std::string& reason) {
+    presence_.reason(device, online ? std::string() : reason);
     if (!presence_.change(device, online, conn_.up())) return;
-    for (auto& m : profile_->presence(info_, device, online, latest_, next_id_)) control_.push_back(std::move(m));
+    for (auto& m : profile_->presence(info_, device, online, reason, latest_, next_id_)) {
+        control_.push_back(std::move(m));
+    }
 }
 
 void Session::forget_through(std::int64_t id) {
@@ -518,7 +528,7 @@ bool Session::publish(const Message& m, std::size_t packet) {
     Transport& client = conn_.client();
     std::string stamped;
     const bool restamped = profile_->stamp(info_, m, &stamped);
-    const int rc = client.publish(m.topic, restamped ? stamped : m.payload, profile_->qos(), &mid);
+    const int rc = client.publish(m.topic, restamped ? stamped : m.payload, profile_->qos(), &mid, m.retain);
     const TimePoint now = env_.loop->now();
     // Kept until its answer comes, to be sent again if need be.
     Awaiting* w = m.answer_id.empty() ? nullptr : &answers_.sending(m, packet);

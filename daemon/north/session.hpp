@@ -50,7 +50,7 @@ class Session final : private Connection::User {
     void enqueue(core::SampleBatch&& batch);
     // A device's unit stopped answering (online = false) or answers again: the platform is told
     // (logout / login) where it shows device state.
-    void presence(std::uint32_t device, bool online);
+    void presence(std::uint32_t device, bool online, const std::string& reason = {});
     // Publishes what the rate, the in-flight limit and the connection allow.
     void flush();
     // A reload kept this session (the same cloud settings, the same devices at the same indexes):

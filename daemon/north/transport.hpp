@@ -31,7 +31,7 @@ class Transport {
     virtual int connect(const Credentials& c, const std::string& address, int port, int keepalive_s) = 0;
     // 0 once the message is sent, or held by the client to be sent when the connection is back
     // (QoS > 0: its PUBACK comes under *mid either way); an error means it will never go.
-    virtual int publish(const std::string& topic, const std::string& payload, int qos, int* mid) = 0;
+    virtual int publish(const std::string& topic, const std::string& payload, int qos, int* mid, bool retain) = 0;
     virtual int subscribe(const std::string& topic, int qos) = 0;
     // A round trip the broker answers (on_barrier) only after handling what was sent before it:
     // what confirms QoS 0 messages. 0 or an error code; -1 where the transport has none.

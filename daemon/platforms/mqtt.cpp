@@ -15,6 +15,7 @@ class MqttTemplate : public north::Profile {
         : north::Profile(c),
           topic_(c.option_or("topic", kTopic)),
           payload_(c.option_or("payload", kPayload)),
+          status_topic_(c.option_or("status_topic", "")),
           command_topic_(c.option_or("command_topic", "")),
           reply_topic_(c.option_or("reply_topic", "")),
           per_point_(topic_.find("{point}") != std::string::npos) {}
@@ -57,6 +58,23 @@ class MqttTemplate : public north::Profile {
     }
 
     int qos() const override { return cloud_.qos; }
+
+    // Every device online on connect (held back for a device whose unit does not answer, which
+    // is told offline instead); then each change, retained so a late subscriber sees the state.
+    bool presence_on_connect() const override { return !status_topic_.empty(); }
+    std::vector<north::Message> on_connect(const north::SessionInfo& s, const north::LatestValues&,
+                                           std::uint32_t&) const override {
+        std::vector<north::Message> out;
+        if (status_topic_.empty()) return out;
+        for (auto index : s.devices) out.push_back(status(s, index, true, {}));
+        return out;
+    }
+    std::vector<north::Message> presence(const north::SessionInfo& s, std::uint32_t device, bool online,
+                                         const std::string& reason, const north::LatestValues&,
+                                         std::uint32_t&) const override {
+        if (status_topic_.empty()) return {};
+        return {status(s, device, online, reason)};
+    }
     // A broker has no login rule; 3 in 5 s keeps a crash loop from hammering it.
     north::LoginLimit login_limit() const override { return {3, std::chrono::milliseconds(5000)}; }
 
@@ -114,6 +132,18 @@ class MqttTemplate : public north::Profile {
     }
 
   private:
+    north::Message status(const north::SessionInfo& s, std::uint32_t index, bool online,
+                          const std::string& reason) const {
+        core::SampleBatch empty;
+        Json j = Json::object();
+        j["online"] = online;
+        if (!online && !reason.empty()) j["reason"] = reason;
+        j["ts"] = core::unix_ms_now();
+        north::Message m(expand_template(status_topic_, s.device(index), empty, nullptr), dump(j), 0);
+        m.retain = true;
+        if (online) m.logs_in = index;  // held back while the unit does not answer
+        return m;
+    }
     std::string command_topic(const config::DeviceConfig& d, const std::string& point) const {
         core::SampleBatch empty;
         std::string t = expand_template(command_topic_, d, empty, nullptr);
@@ -142,6 +172,8 @@ class MqttTemplate : public north::Profile {
     }
 
     std::string topic_, payload_;
+    // A device's liveness, retained: {"online":true|false,"reason":..,"ts":ms} ("" : none).
+    std::string status_topic_;
     // Commands: subscribed per device ({device}; a {point} level takes the point's name and the
     // payload its value); replies go to reply_topic (default: the command topic + /reply).
     std::string command_topic_, reply_topic_;
@@ -155,11 +187,12 @@ class MqttPlatform : public Platform {
         return {{"topic", "the generic MQTT data topic; other platforms have their own"},
                 {"payload", "the generic MQTT payload template; other platforms have their own"},
                 {"command_topic", "the generic MQTT command topic; other platforms have their own"},
-                {"reply_topic", "the generic MQTT reply topic; other platforms have their own"}};
+                {"reply_topic", "the generic MQTT reply topic; other platforms have their own"},
+                {"status_topic", "the generic MQTT device status topic; other platforms show it their own way"}};
     }
     void check_cloud(config::CloudConfig& c, config::Checker& check) const override {
         payload_limit(check, c, std::uint64_t{256} * 1024, std::uint64_t{256} << 20, "the MQTT maximum");
-        for (const char* key : {"command_topic", "reply_topic"}) {
+        for (const char* key : {"command_topic", "reply_topic", "status_topic"}) {
             if (c.option_or(key, "").find_first_of("+#") != std::string::npos) {
                 check.fail(c.mark_of(key), config::cloud_path(c) + "." + key,
                            "no MQTT wildcards (+ #) here: {device} and {point} stand for the device's and the "

@@ -226,6 +226,7 @@ class OnenetThingModel : public OnenetProfile {
     // A sub-device whose unit stops answering is logged out, and logged in when it answers, so
     // the platform shows its real state. The gateway itself stays online with its connection.
     std::vector<north::Message> presence(const north::SessionInfo& s, std::uint32_t device, bool online,
+                                         const std::string& /*reason: the platform's shape has no room*/,
                                          const north::LatestValues&, std::uint32_t& next_id) const override {
         if (&s.device(device) == s.identity) return {};
         return {login(s, device, next_id, online ? "login" : "logout")};

@@ -186,6 +186,7 @@ class Sparkplug : public north::Profile {
 
     // A unit that stops answering is a DDEATH; one that answers again is born again.
     std::vector<north::Message> presence(const north::SessionInfo& s, std::uint32_t device, bool online,
+                                         const std::string& /*reason: the platform's shape has no room*/,
                                          const north::LatestValues& latest, std::uint32_t&) const override {
         if (!state_of(s).birthed) return {};  // the births to come say it
         if (online) {

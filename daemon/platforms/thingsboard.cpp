@@ -104,9 +104,16 @@ class ThingsBoard : public north::Profile {
 
     // A device whose unit stops answering is disconnected on the platform, connected again when
     // it answers (ThingsBoard then shows its real activity).
+    // Why, as the device's client attribute `offline_reason` (sent before the disconnect, cleared
+    // after the connect).
     std::vector<north::Message> presence(const north::SessionInfo& s, std::uint32_t device, bool online,
-                                         const north::LatestValues&, std::uint32_t&) const override {
-        return {connect(s, device, online)};
+                                         const std::string& reason, const north::LatestValues&,
+                                         std::uint32_t&) const override {
+        Json attributes = Json::object();
+        attributes[s.device(device).name]["offline_reason"] = online ? std::string() : reason;
+        north::Message why("v1/gateway/attributes", dump(attributes), 0);
+        if (online) return {connect(s, device, true), why};
+        return {why, connect(s, device, false)};
     }
 
     static north::Message connect(const north::SessionInfo& s, std::uint32_t index, bool online) {

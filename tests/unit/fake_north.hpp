@@ -102,6 +102,7 @@ class FakeTransport final : public north::Transport {
         std::string payload;
         int mid;
         north::TimePoint at;
+        bool retain = false;
     };
     north::TransportEvents* events = nullptr;
     FakeLoop* loop = nullptr;
@@ -125,9 +126,9 @@ class FakeTransport final : public north::Transport {
         open = true;
         return 0;
     }
-    int publish(const std::string& topic, const std::string& payload, int, int* mid) override {
+    int publish(const std::string& topic, const std::string& payload, int, int* mid, bool retain) override {
         *mid = next_mid++;
-        published.push_back({topic, payload, *mid, loop->now()});
+        published.push_back({topic, payload, *mid, loop->now(), retain});
         return 0;
     }
     int subscribe(const std::string& topic, int) override {

@@ -127,7 +127,7 @@ TEST_CASE("mosquitto transport: a QoS 1 message published into a reset connectio
     close(peer);
     REQUIRE(wait_readable(t->socket(), 2000));
     int mid = 0;
-    CHECK(t->publish("fieldlink/meter-1", "{\"v\":1}", 1, &mid) == 0);  // held: the client sends it later
+    CHECK(t->publish("fieldlink/meter-1", "{\"v\":1}", 1, &mid, false) == 0);  // held: the client sends it later
     CHECK(mid > 0);
     drive(*t, [&] { return !ev.disconnects.empty(); });
     REQUIRE(!ev.disconnects.empty());  // (reported by the read, and maybe again by the write)

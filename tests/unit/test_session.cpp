@@ -658,6 +658,39 @@ devices:
     CHECK(topics[4] == "pack/post");
 }
 
+TEST_CASE("session presence, generic MQTT: a retained status, told offline with the reason on connect") {
+    Rig r(R"(
+clouds:
+  c: { platform: mqtt, host: broker.test, status_topic: "st/{device}" }
+buses:
+  s: { driver: sim }
+devices:
+  - { name: m0, cloud: c, bus: s, points: [ { name: a, area: holding, address: 0 } ] }
+  - { name: m1, cloud: c, bus: s, points: [ { name: a, area: holding, address: 0 } ] }
+)");
+    r.session(1).start();
+    r.transport(0).connack();
+    REQUIRE(r.transport(0).published.size() == 1);  // m1 online, unit not known to fail
+    CHECK(r.transport(0).published[0].topic == "st/m1");
+    CHECK(r.transport(0).published[0].retain);
+    auto& s = r.session(0);
+    s.presence(0, false, "no response (timeout): 300 ms");  // down before the CONNECT
+    s.start();
+    auto& t = r.transport(1);
+    t.connack();
+    REQUIRE(t.published.size() == 1);  // its online held back, offline instead
+    auto status = nlohmann::json::parse(t.published.back().payload);
+    CHECK(t.published.back().retain);
+    CHECK(status["online"] == false);
+    CHECK(status["reason"] == "no response (timeout): 300 ms");
+    s.presence(0, true);
+    s.flush();
+    REQUIRE(t.published.size() == 2);
+    status = nlohmann::json::parse(t.published.back().payload);
+    CHECK(status["online"] == true);
+    CHECK_FALSE(status.contains("reason"));
+}
+
 TEST_CASE("session presence: a sub-device whose unit stops answering is logged out, and in again when it answers") {
     Rig r(R"(
 clouds:
