@@ -24,6 +24,7 @@ shift $(($# < 2 ? $# : 2))
 "$PY" bench/wear.py build-bench 60
 "$PY" bench/footprint.py build-bench 5
 "$PY" bench/control.py build-bench 500
+"$PY" bench/command_load.py build-bench 2000
 "$PY" bench/deadband.py build-bench 30
 "$PY" bench/reload.py build-bench 200
 "$PY" bench/scan.py build-bench 100

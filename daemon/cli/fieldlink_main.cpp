@@ -129,6 +129,8 @@ CLI::App* add_simulate(CLI::App& app, SimulateOptions& o) {
     simulate->add_option("--product", sim.product, "ProductCode in the device identification (FC 43/14)");
     sim.revision = FIELDLINK_VERSION;
     simulate->add_option("--units", sim.units, "unit ids to answer for")->delimiter(',');
+    simulate->add_option("--answer-us", sim.answer_us, "Modbus TCP: microseconds a unit takes to answer (default 0)")
+        ->check(CLI::Range(0L, 10'000'000L));
     simulate->add_option("--tick", o.tick, "counter increment period (default 100ms)");
     simulate->add_option(
         "--config", o.config,

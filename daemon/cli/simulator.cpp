@@ -26,6 +26,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -298,6 +299,7 @@ void Server::serve_tcp_client(int fd) {
     }
     ++requests_;
     if (Unit* u = unit_for(query[6])) {
+        if (opts_.answer_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(opts_.answer_us));
         if (read_refused(*u, query + 7)) {
             modbus_reply_exception(tcp_, query, MODBUS_EXCEPTION_ILLEGAL_DATA_ADDRESS);
         } else if (write_refused(*u, query + 7)) {

@@ -36,6 +36,7 @@ struct SimulatorOptions {
     std::string revision = "1.0";
     std::vector<int> units{1};
     long tick_ms = 100;
+    long answer_us = 0;  // Modbus TCP: how long a unit takes to answer (a PLC's scan, a gateway's line)
     bool control = true;
     std::vector<Preset> presets;
 };
