@@ -227,8 +227,8 @@ class Profile {
     // (presence(.., false, ..)); its on-connect messages say the others are online.
     virtual bool presence_on_connect() const { return false; }
     virtual std::vector<Message> presence(const SessionInfo&, std::uint32_t /*device*/, bool /*online*/,
-                                          const std::string& /*reason*/,
-                                          const LatestValues& /*latest*/, std::uint32_t& /*next_id*/) const {
+                                          const std::string& /*reason*/, const LatestValues& /*latest*/,
+                                          std::uint32_t& /*next_id*/) const {
         return {};
     }
     // Ends a platform's write request: when `ok`, `c` goes to `device`'s bus worker
