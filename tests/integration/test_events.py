@@ -73,7 +73,7 @@ def thingsboard_events(received, dev):
                     events.append(("link", {"online": v["online"]}))
                 if "mode" in v:
                     modes.append(("telemetry", v["mode"]))
-        elif topic == "v1/gateway/attributes" and dev in j:
+        elif topic == "v1/gateway/attributes" and "mode" in j.get(dev, {}):  # (not offline_reason)
             modes.append(j[dev]["mode"])
     return events, modes
 
