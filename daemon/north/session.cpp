@@ -438,7 +438,7 @@ void Session::audit(const Downlink::Answer& a, const std::string& asked_by) {
 
 void Session::audit_append(const store::AuditEntry& e) {
     if (env_.audit->append(e) || env_.audit->lost() != 1) return;  // the first loss is logged
-    log_->error("write audit log: {}; writes go on, their entries are lost (counted in the stop line)",
+    log_->error("write audit log: {}; writes go on, their entries are lost until the disk takes them again",
                 env_.audit->problem());
 }
 
