@@ -94,7 +94,6 @@ void EpollLoop::run_once(std::chrono::milliseconds max_wait) {
     }
     epoll_event events[256];
     const int n = epoll_wait(epoll_fd_, events, 256, static_cast<int>(wait.count()));
-    turn_start_ = Clock::now();
     for (int i = 0; i < n; ++i) static_cast<IoHandler*>(events[i].data.ptr)->on_io(events[i].events);
     timers_.fire_due(Clock::now());
 }

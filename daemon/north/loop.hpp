@@ -49,10 +49,6 @@ class Loop {
     virtual void drop_cancelled() {}
     virtual TimePoint now() const = 0;
     virtual std::int64_t unix_ms() const = 0;
-    // Whether this turn of the loop has done its share of bulk work (a backlog's messages):
-    // what remains waits for the next turn, so the sockets (a command, its reply) are served in
-    // between. A fake loop's turns never fill.
-    virtual bool turn_full() const { return false; }
 };
 
 // The timer heap shared by the real and the fake loop: lazy deletion (a re-armed timer leaves
@@ -123,17 +119,13 @@ class EpollLoop final : public Loop {
     void drop_cancelled() override { timers_.compact(); }
     TimePoint now() const override { return Clock::now(); }
     std::int64_t unix_ms() const override;
-    bool turn_full() const override { return Clock::now() - turn_start_ > kBulkShare; }
     // Waits for I/O or the next timer (at most `max_wait`), then dispatches.
     void run_once(std::chrono::milliseconds max_wait);
-    // Bulk work a turn may do before it gives the sockets their turn.
-    static constexpr std::chrono::microseconds kBulkShare{2000};
     std::size_t timers_armed() const { return timers_.armed(); }
 
   private:
     int epoll_fd_ = -1;
     TimerHeap timers_;
-    TimePoint turn_start_{};  // when this turn's work began (after the wait)
 };
 
 }  // namespace fieldlink::north

@@ -99,7 +99,6 @@ void Session::turn(TimePoint now) {
 
 TimePoint Session::next_due() const {
     TimePoint next = std::min(answers_.next_check(), downlink_.next_check());
-    if (bulk_waits_) next = std::min(next, bulk_since_);  // data left when its turn was full
     const bool waiting = !control_.empty() || outflow_.waiting() || answers_.retry_ready();
     if (waiting && sendable() == 0 && static_cast<int>(in_flight_.messages()) < cloud_->max_inflight) {
         next = std::min(next, rate_.next_token(cloud_->max_rate));  // waits for its token
@@ -581,7 +580,6 @@ bool Session::publish_data(std::deque<core::SampleBatch>& queue) {
 void Session::flush() {
     if (!conn_.up()) return;
     const TimePoint now = env_.loop->now();
-    if (bulk_waits_ && !env_.loop->turn_full()) bulk_waits_ = false;
     rate_.refill(now, cloud_->max_rate);
     const std::size_t most_awaiting = std::size_t{4} * static_cast<std::size_t>(cloud_->max_inflight);
     while (sendable() > 0) {
@@ -602,11 +600,6 @@ void Session::flush() {
             continue;
         }
         if (!data_waiting) break;
-        if (env_.loop->turn_full()) {             // the rest in a later turn, after the sockets (see next_due)
-            if (!bulk_waits_) bulk_since_ = now;  // (a session that worked goes behind those that waited)
-            bulk_waits_ = true;
-            break;
-        }
         control_turn_ = true;
         if (answers_.retry_ready() && send_retry(now)) continue;
         if (env_.store) outflow_.refill(*env_.store, info_.devices, env_.backlog_chunk);

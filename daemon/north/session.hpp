@@ -121,10 +121,6 @@ class Session final : private Connection::User {
     void confirm_sent();
     void say_farewell();
 
-    // Data was left because the loop's turn had done its bulk share (Loop::turn_full): due again
-    // at once, in the order the sessions were left waiting.
-    bool bulk_waits_ = false;
-    TimePoint bulk_since_{};
     SessionInfo info_;
     const config::CloudConfig* cloud_;  // pointers: a reload moves a kept session to the new configuration
     const Profile* profile_;

@@ -73,8 +73,6 @@ class FakeLoop final : public north::Loop {
     void cancel(north::TimerHandler* h) override { heap_.cancel(h); }
     void drop_cancelled() override { heap_.compact(); }
     north::TimePoint now() const override { return t; }
-    bool full = false;  // every turn has done its bulk share (Loop::turn_full)
-    bool turn_full() const override { return full; }
     std::int64_t unix_ms() const override {
         return unix_base_ms + std::chrono::duration_cast<std::chrono::milliseconds>(t - start_).count();
     }

@@ -425,32 +425,6 @@ devices:
     CHECK(s.idle());
 }
 
-TEST_CASE("session: a loop turn that did its bulk share leaves data for the next turn, never replies") {
-    const std::string text = R"(
-clouds:
-  c: { platform: mqtt, host: broker.test, max_inflight: 10, command_topic: "fl/{device}/set" }
-buses:
-  s: { driver: sim }
-devices:
-  - { name: m, cloud: c, bus: s, points: [ { name: v, area: holding, address: 0, writable: true } ] }
-)";
-    Rig r(text);
-    auto& s = r.session();
-    s.start();
-    auto& t = r.transport();
-    t.connack();
-    const std::size_t before = t.published.size();
-    r.loop.full = true;
-    for (int i = 0; i < 3; ++i) r.feed(s, 0, i);
-    CHECK(t.published.size() == before);           // data waits for a turn with room
-    t.message("fl/m/set", R"({"id":"1","v":5})");  // a command is answered all the same
-    REQUIRE(t.published.size() == before + 1);
-    CHECK(t.published.back().topic == "fl/m/set/reply");
-    r.loop.full = false;
-    r.loop.advance(std::chrono::milliseconds(1));  // the next turn
-    CHECK(t.published.size() == before + 4);       // the three waiting batches went
-}
-
 TEST_CASE("a libmosquitto client holds one descriptor: its unused wake-up socket pair is refused") {
     CHECK(north::descriptors_per_client() == 1);
     int sv[2];
