@@ -76,8 +76,13 @@ stage "tests: unit, integration" run_tests build -LE container
 join_behind
 stage "cross builds: armhf, arm64 (qemu-user)" bash scripts/cross.sh armhf arm64:e2e
 
-stage "build (ASan + UBSan)" build_tree build-asan -DCMAKE_BUILD_TYPE=Debug -DFIELDLINK_SANITIZE=ON -DFIELDLINK_BENCH=OFF
-behind "build (ThreadSanitizer)" build_tree build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFIELDLINK_TSAN=ON -DFIELDLINK_BENCH=OFF
+# The sanitizer trees carry line tables only (-g1): their reports still name function, file and
+# line; full debug information (variables, types) made an ASan compile 14% longer
+# (daemon/north/session.cpp: 24.4 s against 21.3 s).
+stage "build (ASan + UBSan)" build_tree build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-g1 \
+    -DFIELDLINK_SANITIZE=ON -DFIELDLINK_BENCH=OFF
+behind "build (ThreadSanitizer)" build_tree build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG" -DFIELDLINK_TSAN=ON -DFIELDLINK_BENCH=OFF
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 stage "tests under ASan + UBSan" run_tests build-asan -LE "package|container"  # both are built from build/
 unset ASAN_OPTIONS UBSAN_OPTIONS
