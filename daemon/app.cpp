@@ -2,22 +2,27 @@
 
 #include <malloc.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 #include <csignal>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
+#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -27,6 +32,8 @@
 #include "bus/plan.hpp"
 #include "bus/plugin_host.hpp"
 #include "config/diff.hpp"
+#include "config/parser.hpp"
+#include "core/clock.hpp"
 #include "core/dir_lock.hpp"
 #include "core/figures.hpp"
 #include "core/log.hpp"
@@ -35,6 +42,7 @@
 #include "load.hpp"
 #include "north/north.hpp"
 #include "platforms/platform.hpp"
+#include "pushed.hpp"
 #include "serve/server.hpp"
 #include "web.hpp"
 
@@ -81,7 +89,7 @@ std::size_t low_fds_wanted(const config::Config& cfg) {
 
 // Raises the soft descriptor limit to the hard one; refuses a configuration that needs more
 // than the hard limit allows, saying how many and how to raise it.
-bool check_descriptors(const config::Config& cfg, const std::string& file) {
+std::string descriptor_problem(const config::Config& cfg, const std::string& file) {
     DescriptorBudget b;
     auto profiles = platforms::make_profiles(cfg);
     b.sessions = north::plan_sessions(cfg, profiles).size();
@@ -90,20 +98,20 @@ bool check_descriptors(const config::Config& cfg, const std::string& file) {
     b.reserved = low_fds_wanted(cfg);
     b.http = cfg.gateway.http_port > 0 ? WebServer::kMaxConnections + 2 : 0;
     rlimit rl{};
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return true;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return {};
     if (rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-    if (rl.rlim_max == RLIM_INFINITY || b.needed() <= rl.rlim_max) return true;
-    std::cerr << file << ": this configuration needs about " << b.needed() << " file descriptors (" << b.sessions
-              << " cloud session(s) x " << b.per_session << " + " << b.buses << " bus(es) x "
-              << DescriptorBudget::kPerBus << " + " << b.reserved << " reserved below FD_SETSIZE + " << b.http
-              << " for HTTP + " << DescriptorBudget::kFixed
-              << "), but the hard limit (RLIMIT_NOFILE) of this process is " << rl.rlim_max
-              << "; raise it with LimitNOFILE=" << b.needed() << " in the systemd unit (or ulimit -Hn " << b.needed()
-              << " in the shell that starts fieldlinkd)\n";
-    return false;
+    if (rl.rlim_max == RLIM_INFINITY || b.needed() <= rl.rlim_max) return {};
+    std::ostringstream o;
+    o << file << ": this configuration needs about " << b.needed() << " file descriptors (" << b.sessions
+      << " cloud session(s) x " << b.per_session << " + " << b.buses << " bus(es) x " << DescriptorBudget::kPerBus
+      << " + " << b.reserved << " reserved below FD_SETSIZE + " << b.http << " for HTTP + " << DescriptorBudget::kFixed
+      << "), but the hard limit (RLIMIT_NOFILE) of this process is " << rl.rlim_max
+      << "; raise it with LimitNOFILE=" << b.needed() << " in the systemd unit (or ulimit -Hn " << b.needed()
+      << " in the shell that starts fieldlinkd)";
+    return o.str();
 }
 
 // Everything that runs for one configuration: the north loop and one worker per bus.
@@ -355,7 +363,9 @@ bool start_web(const config::Config& cfg, Running& run) {
     return true;
 }
 
-int start_all(const config::Config& cfg, const bus::PluginRegistry& plugins, Running& run) {
+// `channel`: where configurations pushed on a cloud's channel go (remote_config).
+int start_all(const config::Config& cfg, const bus::PluginRegistry& plugins, Running& run,
+              const std::function<void(const std::string&, north::ConfigPush)>& channel = {}) {
     auto log = core::logger("core");
     const std::size_t low = core::LowFds::instance().reserve(low_fds_wanted(cfg));
     if (low < cfg.buses.size()) {
@@ -390,6 +400,7 @@ int start_all(const config::Config& cfg, const bus::PluginRegistry& plugins, Run
     run.north->set_writer([&run](core::WriteJobPtr job) { route_write(run, std::move(job)); });
     // The service manager's watchdog: pinged from the north loop while every bus worker beats.
     if (const auto period = watchdog_period(); period.count() > 0) run.north->set_watchdog(period, stuck_check(run));
+    if (channel) run.north->set_config_channel(channel);
     if (!run.north->start(&err)) {
         log->error("{}", err);
         return kExitRuntime;
@@ -432,11 +443,12 @@ enum class Reload { applied, restart, refused };
 
 // TLS files are checked before anything stops: a certificate that cannot be loaded is refused
 // like a configuration error.
-bool tls_files_load(const config::Config& next) {
+bool tls_files_load(const config::Config& next, std::string* why) {
     north::TlsContexts check;
     std::string err;
     if (check.load(next, &err)) return true;
     core::logger("core")->error("SIGHUP: {}; still running the previous configuration", err);
+    *why = err;
     return false;
 }
 
@@ -506,6 +518,7 @@ class BusSwap {
         }
         return kept;
     }
+    const std::string& refusal() const { return refusal_; }
 
   private:
     bool make_worker(std::size_t b) {
@@ -515,6 +528,8 @@ class BusSwap {
             core::logger("core")->error(
                 "SIGHUP: bus {}: driver {} refused its options: {}; still running the previous configuration",
                 next_.buses[b].name, next_.buses[b].driver, err);
+            refusal_ =
+                "bus " + next_.buses[b].name + ": driver " + next_.buses[b].driver + " refused its options: " + err;
             return false;
         }
         workers_[b] = std::make_unique<bus::BusWorker>(next_, b, std::move(driver), sink_of(run_));
@@ -558,6 +573,7 @@ class BusSwap {
     std::vector<bool> kept_;
     std::vector<std::size_t> origin_;  // a kept worker's place in old_
     std::vector<std::unique_ptr<bus::BusWorker>> old_;
+    std::string refusal_;  // why prepare() refused
 };
 
 // A reload that restarts only what changed. `next` is aligned with `cfg` here, so every device
@@ -567,20 +583,23 @@ class BusSwap {
 // replaced by the north side (North::apply). `restart`: the gateway settings changed (store,
 // DNS, HTTP), everything restarts; `refused`: nothing was changed.
 Reload reload_in_place(Running& run, std::unique_ptr<config::Config>& cfg, std::unique_ptr<config::Config>& next,
-                       const bus::PluginRegistry& plugins) {
+                       const bus::PluginRegistry& plugins, std::string* why, const char* label) {
     auto log = core::logger("core");
     if (!config::same_gateway(cfg->gateway, next->gateway)) return Reload::restart;
-    if (!tls_files_load(*next)) return Reload::refused;
+    if (!tls_files_load(*next, why)) return Reload::refused;
     config::align_devices(*cfg, *next);
     const std::size_t low = core::LowFds::instance().reserve(low_fds_wanted(*next));
     if (low < next->buses.size()) log->warn("only {} descriptor numbers below FD_SETSIZE are reserved", low);
     BusSwap buses(run, *cfg, *next, plugins);
-    if (!buses.prepare()) return Reload::refused;
+    if (!buses.prepare()) {
+        *why = buses.refusal();
+        return Reload::refused;
+    }
     core::systemd::notify("RELOADING=1");
     buses.commit();
     const auto result = run.north->apply(*next, platforms::make_profiles(*next), stuck_check(run));
     if (!result.ok) {  // a TLS file changed since the check above
-        log->error("SIGHUP: {}", result.error);
+        log->error("{}: {}", label, result.error);
         std::lock_guard<std::mutex> lock(run.mutex);
         run.reloading = false;
         return Reload::restart;  // as at start: a cloud whose files cannot be loaded stops the daemon
@@ -593,9 +612,8 @@ Reload reload_in_place(Running& run, std::unique_ptr<config::Config>& cfg, std::
         run.reloading = false;
     }
     cfg = std::move(next);
-    log->info(
-        "SIGHUP: reloaded: {} session(s) kept connected, {} stopped, {} started; {} bus worker(s) kept, {} started",
-        result.kept, result.stopped, result.started, buses_kept, cfg->buses.size() - buses_kept);
+    log->info("{}: reloaded: {} session(s) kept connected, {} stopped, {} started; {} bus worker(s) kept, {} started",
+              label, result.kept, result.stopped, result.started, buses_kept, cfg->buses.size() - buses_kept);
     return Reload::applied;
 }
 
@@ -649,9 +667,292 @@ void notify_ready(const Running& run) {
     core::systemd::notify("READY=1\nSTATUS=polling");
 }
 
-// Runs until SIGTERM/SIGINT; SIGHUP reloads the configuration file. Returns the exit status.
-int run_until_stopped(const std::string& file, std::unique_ptr<config::Config> cfg,
-                      const bus::PluginRegistry& plugins) {
+// Versions of pushed configurations kept in data_dir/config-history (each with what it replaced).
+constexpr std::size_t kKeepVersions = 10;
+
+// The running daemon: until SIGTERM/SIGINT; SIGHUP reloads the configuration file; a
+// configuration pushed on a cloud's channel (remote_config) is checked, written, reloaded and,
+// when its cloud does not connect again within the cloud's remote_config_deadline, rolled back.
+class Daemon {
+  public:
+    Daemon(std::string file, std::unique_ptr<config::Config> cfg, const bus::PluginRegistry& plugins)
+        : file_(std::move(file)), cfg_(std::move(cfg)), plugins_(plugins) {}
+    ~Daemon() {
+        if (push_fd_ >= 0) close(push_fd_);
+    }
+    Daemon(const Daemon&) = delete;
+    Daemon& operator=(const Daemon&) = delete;
+
+    int run();
+
+  private:
+    enum class Outcome { applied, refused, restarted, failed };
+    struct Verifying {
+        std::string cloud;
+        north::ConfigReport report;
+        std::string target;
+        std::optional<std::string> before;  // the replaced file's text (none: it did not exist)
+        std::chrono::steady_clock::time_point deadline;
+        double seconds = 0;  // the deadline, from when it was applied
+    };
+
+    int start();
+    Outcome reload(const char* why, std::vector<std::string>* errors);
+    int restart(std::unique_ptr<config::Config> next);
+    void on_push(const std::string& cloud, north::ConfigPush push);
+    void take_pushes();
+    void check_verifying();
+    bool put_back(const std::string& target, const std::optional<std::string>& before);
+    void report(north::ConfigReport r);
+
+    std::string file_;
+    std::unique_ptr<config::Config> cfg_;
+    const bus::PluginRegistry& plugins_;
+    Running run_;
+    int push_fd_ = -1;
+    std::mutex pushes_mutex_;
+    std::deque<std::pair<std::string, north::ConfigPush>> pushes_;  // guarded by pushes_mutex_
+    std::optional<Verifying> verifying_;
+    north::ConfigReport last_;  // the last push's report (data_dir/config-history/state.json)
+    int exit_ = -1;             // set: stop with this status
+};
+
+int Daemon::start() {
+    const int rc = start_all(*cfg_, plugins_, run_, [this](const std::string& cloud, north::ConfigPush p) {
+        {
+            const std::lock_guard<std::mutex> lock(pushes_mutex_);
+            pushes_.emplace_back(cloud, std::move(p));
+        }
+        const std::uint64_t one = 1;
+        (void)!write(push_fd_, &one, sizeof one);
+    });
+    if (rc != kExitOk) return rc;
+    if (!last_.empty()) run_.north->report_config(last_);
+    notify_ready(run_);
+    return kExitOk;
+}
+
+// Everything stops and starts again with `next` (its gateway settings changed). A failure to
+// start is returned; the caller decides (a pushed configuration is rolled back).
+int Daemon::restart(std::unique_ptr<config::Config> next) {
+    core::systemd::notify("RELOADING=1");
+    core::logger("core")->info(
+        "reloading {} (its gateway settings changed): everything restarts; queued data stays in the store and is "
+        "replayed",
+        file_);
+    const bool same_http =
+        next->gateway.http_port == cfg_->gateway.http_port && next->gateway.http_host == cfg_->gateway.http_host;
+    stop_all(run_, same_http);
+    cfg_ = std::move(next);
+    return start();
+}
+
+// Reloads the configuration on disk: nothing changes when it has errors (`errors`) or a part
+// refuses it; only what changed restarts, unless the gateway settings changed.
+Daemon::Outcome Daemon::reload(const char* why, std::vector<std::string>* errors) {
+    auto log = core::logger("core");
+    auto next = load_config(file_, plugins_, [&](const std::string& e) {
+        log->error("{}", e);
+        errors->push_back(e);
+    });
+    if (!next) {
+        log->error("{}: {} has errors; still running the previous configuration", why, file_);
+        return Outcome::refused;
+    }
+    core::init_logging(next->gateway.log_level);
+    if (run_.web) run_.web->pause();  // its handlers read the workers and the configuration
+    std::string refusal;
+    const auto how = reload_in_place(run_, cfg_, next, plugins_, &refusal, why);
+    if (how != Reload::restart) {
+        if (run_.web) run_.web->resume(web_sources(*cfg_, run_));
+        if (how == Reload::applied) notify_ready(run_);
+        if (how == Reload::refused) errors->push_back(refusal);
+        return how == Reload::applied ? Outcome::applied : Outcome::refused;
+    }
+    return restart(std::move(next)) == kExitOk ? Outcome::restarted : Outcome::failed;
+}
+
+// Puts the file a push replaced back as it was (removes it when the push created it).
+bool Daemon::put_back(const std::string& target, const std::optional<std::string>& before) {
+    std::string why;
+    if (before) {
+        if (pushed::write_atomic(target, *before, &why)) return true;
+    } else {
+        std::error_code ec;
+        if (std::filesystem::remove(target, ec) || !ec) return true;
+        why = ec.message();
+    }
+    core::logger("core")->error("pushed configuration: cannot put {} back: {}", target, why);
+    return false;
+}
+
+void Daemon::report(north::ConfigReport r) {
+    r.at_ms = core::unix_ms_now();
+    r.running = pushed::running_version(file_);
+    std::string why;
+    pushed::History history((std::filesystem::path(cfg_->gateway.data_dir) / "config-history").string(), kKeepVersions);
+    if (!history.save_state(r, &why)) core::logger("core")->warn("pushed configuration: {}", why);
+    last_ = r;
+    if (run_.north) run_.north->report_config(r);
+}
+
+void Daemon::take_pushes() {
+    std::uint64_t n = 0;
+    (void)!read(push_fd_, &n, sizeof n);
+    std::deque<std::pair<std::string, north::ConfigPush>> pushes;
+    {
+        const std::lock_guard<std::mutex> lock(pushes_mutex_);
+        pushes.swap(pushes_);
+    }
+    for (auto& [cloud, push] : pushes) {
+        if (exit_ >= 0) return;
+        on_push(cloud, std::move(push));
+    }
+}
+
+// A configuration pushed on `cloud`'s channel: checked as --check does, refused (nothing written,
+// nothing restarted) or written atomically beside the running one and reloaded; then verified
+// (check_verifying) until the cloud's channel is connected again.
+void Daemon::on_push(const std::string& cloud, north::ConfigPush push) {
+    auto log = core::logger("core");
+    north::ConfigReport r;
+    r.id = push.id;
+    r.version = pushed::version_of(push.text);
+    std::string why;
+    const auto target = push.problem.empty() ? pushed::target_of(file_, push.file, &why) : std::nullopt;
+    r.file =
+        target ? std::filesystem::path(*target).lexically_relative(std::filesystem::path(file_).parent_path()).string()
+               : push.file;
+    const auto refuse = [&](const std::string& error) {
+        log->error("pushed configuration {} from cloud {} refused; nothing was changed:\n{}", r.version, cloud, error);
+        r.result = "refused";
+        r.error = error;
+        report(r);
+    };
+    if (!push.problem.empty()) return refuse(push.problem);
+    if (!target) return refuse(why);
+    if (verifying_) {
+        return refuse("another pushed configuration (" + verifying_->report.version +
+                      ") is being verified; push again once it is reported applied or rolled back");
+    }
+    std::string before_text;
+    const bool existed = config::read_file(*target, before_text, &why);
+    // The same configuration again (a retained message after a reconnect): not applied again,
+    // and one refused or rolled back is not retried.
+    if (r.version == last_.version && r.file == last_.file && last_.result != "verifying") {
+        if (run_.north) run_.north->report_config(last_);
+        return;
+    }
+    if (existed && before_text == push.text) {
+        r.result = "unchanged";
+        return report(r);
+    }
+    std::vector<std::string> errors;
+    for (const auto& e : pushed::literal_secrets(push.text, *target))
+        errors.push_back(config::format_error(*target, e));
+    const Replacement instead{*target, push.text};
+    auto loaded = load_config_file(file_, &plugins_, &instead);
+    for (const auto& e : loaded.errors) errors.push_back(config::format_error(file_, e));
+    if (loaded.ok()) {
+        for (auto& e : check_line_budgets(loaded.config, file_, false, [](const std::string&) {})) {
+            errors.push_back(std::move(e));
+        }
+        if (auto problem = descriptor_problem(loaded.config, file_); !problem.empty()) errors.push_back(problem);
+        const auto own = std::find_if(loaded.config.clouds.begin(), loaded.config.clouds.end(),
+                                      [&](const config::CloudConfig& c) { return c.name == cloud; });
+        if (own == loaded.config.clouds.end()) {
+            errors.push_back(r.file + ": it has no cloud " + cloud +
+                             ": the channel this configuration came on would be gone (refused; change that in the "
+                             "file on the gateway)");
+        } else if (!own->remote_config) {
+            errors.push_back(config::format_error(file_, {own->mark_of("remote_config"), config::cloud_path(*own),
+                                                          "it turns remote_config off for the cloud it came on: the "
+                                                          "gateway could not be reached this way again (refused; "
+                                                          "change that in the file on the gateway)"}));
+        }
+    }
+    if (!errors.empty()) {
+        std::string text;
+        for (std::size_t i = 0; i < errors.size() && i < 20; ++i) text += (i ? "\n" : "") + errors[i];
+        if (errors.size() > 20) text += "\n(" + std::to_string(errors.size() - 20) + " more)";
+        return refuse(text);
+    }
+    pushed::History history((std::filesystem::path(cfg_->gateway.data_dir) / "config-history").string(), kKeepVersions);
+    if ((existed && !history.save("before", *target, before_text, &why)) ||
+        !history.save("pushed", *target, push.text, &why) || !pushed::write_atomic(*target, push.text, &why)) {
+        return refuse("cannot write it: " + why);
+    }
+    std::optional<std::string> before;
+    if (existed) before = std::move(before_text);
+    log->info("pushed configuration {} from cloud {} written to {}; reloading", r.version, cloud, *target);
+    std::vector<std::string> reload_errors;
+    const auto how = reload("pushed configuration", &reload_errors);
+    if (how == Outcome::refused || how == Outcome::failed) {
+        put_back(*target, before);
+        if (how == Outcome::failed) {  // it stopped everything and could not start again
+            auto previous = load_config(file_, plugins_, [](const std::string&) {});
+            if (!previous || restart(std::move(previous)) != kExitOk) {
+                exit_ = kExitRuntime;
+                return;
+            }
+            reload_errors.emplace_back(
+                "the gateway could not start with it (see the log); the previous one runs again");
+        }
+        std::string text;
+        for (const auto& e : reload_errors) text += (text.empty() ? "" : "\n") + e;
+        r.result = how == Outcome::failed ? "rolled back" : "refused";
+        r.error = text;
+        return report(r);
+    }
+    const config::CloudConfig* own = nullptr;
+    for (const auto& c : cfg_->clouds) {
+        if (c.name == cloud) own = &c;
+    }
+    r.result = "verifying";
+    const config::Duration deadline = own ? own->remote_config_deadline : config::Duration{60'000};
+    verifying_ = Verifying{cloud,
+                           r,
+                           *target,
+                           std::move(before),
+                           std::chrono::steady_clock::now() + deadline,
+                           static_cast<double>(deadline.count()) / 1000.0};
+    report(r);
+    check_verifying();
+}
+
+// Applied once the channel's session is connected again; rolled back at the deadline.
+void Daemon::check_verifying() {
+    if (!verifying_ || !run_.north) return;
+    auto log = core::logger("core");
+    if (run_.north->channel_connected(verifying_->cloud)) {
+        auto r = verifying_->report;
+        const std::string cloud = verifying_->cloud;
+        verifying_.reset();
+        r.result = "applied";
+        log->info("pushed configuration {} ({}) applied: cloud {} is connected", r.version, r.file, cloud);
+        return report(r);
+    }
+    if (std::chrono::steady_clock::now() < verifying_->deadline) return;
+    auto v = std::move(*verifying_);
+    verifying_.reset();
+    log->error("pushed configuration {}: cloud {} did not connect within its remote_config_deadline; rolling back",
+               v.report.version, v.cloud);
+    put_back(v.target, v.before);
+    std::vector<std::string> errors;
+    const auto how = reload("rollback", &errors);
+    if (how == Outcome::failed) {
+        exit_ = kExitRuntime;
+        return;
+    }
+    v.report.result = "rolled back";
+    v.report.error = fmt::format(
+        "cloud {} did not connect within {:.0f} s of applying it (its remote_config_deadline); the previous "
+        "configuration runs again",
+        v.cloud, v.seconds);
+    report(v.report);
+}
+
+int Daemon::run() {
     auto log = core::logger("core");
     sigset_t mask;
     sigemptyset(&mask);
@@ -659,57 +960,43 @@ int run_until_stopped(const std::string& file, std::unique_ptr<config::Config> c
     pthread_sigmask(SIG_BLOCK, &mask, nullptr);  // before any thread starts: only signalfd sees them
     signal(SIGPIPE, SIG_IGN);
     const int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-
-    Running run;
-    if (const int rc = start_all(*cfg, plugins, run); rc != kExitOk) {
-        stop_all(run);
+    push_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    {
+        pushed::History history((std::filesystem::path(cfg_->gateway.data_dir) / "config-history").string(),
+                                kKeepVersions);
+        if (auto state = history.load_state()) last_ = std::move(*state);
+        if (last_.result == "verifying") {  // stopped while verifying: this file is what runs now
+            last_.result = "applied";
+            last_.error = "the gateway restarted while it was being verified";
+        }
+    }
+    if (const int rc = start(); rc != kExitOk) {
+        stop_all(run_);
+        close(sfd);
         return rc;
     }
-    notify_ready(run);
     malloc_trim(0);  // what loading the configuration freed (its YAML document) goes back to the system
-    for (;;) {
-        pollfd p{sfd, POLLIN, 0};
-        if (poll(&p, 1, -1) <= 0) continue;
+    while (exit_ < 0) {
+        pollfd p[2] = {{sfd, POLLIN, 0}, {push_fd_, POLLIN, 0}};
+        const int timeout = verifying_ ? 200 : -1;
+        if (poll(p, 2, timeout) < 0) continue;
+        if (p[1].revents & POLLIN) take_pushes();
+        check_verifying();
+        if (!(p[0].revents & POLLIN)) continue;
         signalfd_siginfo si{};
         if (read(sfd, &si, sizeof si) != sizeof si) continue;
         if (si.ssi_signo != SIGHUP) {
             log->info("signal {}: stopping", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+            exit_ = kExitOk;
             break;
         }
-        // Reload: validate first; a bad file changes nothing.
-        auto next = load_config(file, plugins, [&log](const std::string& e) { log->error("{}", e); });
-        if (!next) {
-            log->error("SIGHUP: {} has errors; still running the previous configuration", file);
-            continue;
-        }
-        core::init_logging(next->gateway.log_level);
-        if (run.web) run.web->pause();  // its handlers read the workers and the configuration
-        const auto how = reload_in_place(run, cfg, next, plugins);
-        if (how != Reload::restart) {
-            if (run.web) run.web->resume(web_sources(*cfg, run));
-            if (how == Reload::applied) notify_ready(run);
-            continue;
-        }
-        core::systemd::notify("RELOADING=1");
-        log->info(
-            "SIGHUP: reloading {} (its gateway settings changed): everything restarts; queued data stays in the "
-            "store and is replayed",
-            file);
-        const bool same_http =
-            next->gateway.http_port == cfg->gateway.http_port && next->gateway.http_host == cfg->gateway.http_host;
-        stop_all(run, same_http);
-        cfg = std::move(next);
-        if (const int rc = start_all(*cfg, plugins, run); rc != kExitOk) {
-            stop_all(run);
-            close(sfd);
-            return rc;
-        }
-        notify_ready(run);
+        std::vector<std::string> errors;
+        if (reload("SIGHUP", &errors) == Outcome::failed) exit_ = kExitRuntime;
     }
     core::systemd::notify("STOPPING=1");
-    stop_all(run);
+    stop_all(run_);
     close(sfd);
-    return kExitOk;
+    return exit_;
 }
 
 }  // namespace
@@ -748,7 +1035,10 @@ int run_daemon(const DaemonOptions& opts) {
     const auto over = check_line_budgets(*cfg, opts.config_file, opts.plan,
                                          [](const std::string& w) { std::cerr << "warning: " << w << '\n'; });
     if (!over.empty()) return print_errors(opts.config_file, over);
-    if (!check_descriptors(*cfg, opts.config_file)) return kExitConfig;
+    if (const auto problem = descriptor_problem(*cfg, opts.config_file); !problem.empty()) {
+        std::cerr << problem << '\n';
+        return kExitConfig;
+    }
     if (opts.check) {
         std::cout << opts.config_file << ": configuration OK: " << cfg->clouds.size() << " cloud(s), "
                   << cfg->buses.size() << " bus(es), " << cfg->devices.size() << " device(s), " << point_count(*cfg)
@@ -756,7 +1046,8 @@ int run_daemon(const DaemonOptions& opts) {
         return kExitOk;
     }
     if (opts.plan) return kExitOk;
-    return run_until_stopped(opts.config_file, std::move(cfg), plugins);
+    Daemon daemon(opts.config_file, std::move(cfg), plugins);
+    return daemon.run();
 }
 
 }  // namespace fieldlink

@@ -21,20 +21,29 @@ Loaded load_config_text(const std::string& text, const std::string& file, const 
 namespace {
 
 // conf.d/*.yaml (and *.yml) beside the main file, by name; an unreadable one is an error.
-std::vector<config::Fragment> fragments_beside(const std::string& path, std::vector<config::ConfigError>& errors) {
+std::vector<config::Fragment> fragments_beside(const std::string& path, std::vector<config::ConfigError>& errors,
+                                               const Replacement* instead) {
     namespace fs = std::filesystem;
     std::vector<config::Fragment> out;
     std::error_code ec;
     const fs::path dir = fs::path(path).parent_path() / "conf.d";
-    if (!fs::is_directory(dir, ec)) return out;
     std::vector<fs::path> names;
+    const bool in_dir = instead && fs::path(instead->path).parent_path() == dir;
+    if (in_dir) names.emplace_back(instead->path);
+    if (!fs::is_directory(dir, ec)) return in_dir ? std::vector<config::Fragment>{{instead->path, instead->text}} : out;
     for (const auto& e : fs::directory_iterator(dir, ec)) {
+        if (in_dir && e.path() == fs::path(instead->path)) continue;
         const auto ext = e.path().extension();
         if ((ext == ".yaml" || ext == ".yml") && e.is_regular_file(ec)) names.push_back(e.path());
     }
     std::sort(names.begin(), names.end());
     for (const auto& n : names) {
         config::Fragment f{n.string(), {}};
+        if (in_dir && n == fs::path(instead->path)) {
+            f.text = instead->text;
+            out.push_back(std::move(f));
+            continue;
+        }
         std::string why;
         if (!config::read_file(f.path, f.text, &why)) {
             config::Mark at;
@@ -51,16 +60,18 @@ std::vector<config::Fragment> fragments_beside(const std::string& path, std::vec
 
 }  // namespace
 
-Loaded load_config_file(const std::string& path, const bus::PluginRegistry* plugins) {
+Loaded load_config_file(const std::string& path, const bus::PluginRegistry* plugins, const Replacement* instead) {
     std::string text, why;
-    if (!config::read_file(path, text, &why)) {
+    if (instead && instead->path == path) {
+        text = instead->text;
+    } else if (!config::read_file(path, text, &why)) {
         Loaded out;
         out.config.file = path;
         out.errors.push_back(config::ConfigError{{}, "", why});
         return out;
     }
     std::vector<config::ConfigError> unreadable;
-    const auto fragments = fragments_beside(path, unreadable);
+    const auto fragments = fragments_beside(path, unreadable, instead);
     if (fragments.empty() && unreadable.empty()) return load_config_text(text, path, plugins);
     auto parsed = config::parse_files(text, path, fragments);
     Loaded out{std::move(parsed.config), std::move(parsed.errors)};

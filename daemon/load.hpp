@@ -20,6 +20,13 @@ struct Loaded {
 // `plugins` may be null: driver options are then not checked (tools that only need the
 // platforms, and the configuration fuzz target).
 Loaded load_config_text(const std::string& text, const std::string& file, const bus::PluginRegistry* plugins);
-Loaded load_config_file(const std::string& path, const bus::PluginRegistry* plugins);
+// A file's text to read instead of what is on disk (a configuration pushed from the platform,
+// checked before it is written): the main file, or a conf.d fragment that may not exist yet.
+struct Replacement {
+    std::string path;
+    std::string text;
+};
+Loaded load_config_file(const std::string& path, const bus::PluginRegistry* plugins,
+                        const Replacement* instead = nullptr);
 
 }  // namespace fieldlink

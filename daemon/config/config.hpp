@@ -121,7 +121,11 @@ struct CloudConfig {
     int max_inflight = 20;
     std::uint64_t max_payload_size = 0;  // bytes per message; 0 until the platform sets its default
     Duration command_ttl{30'000};        // a write older than this when the bus reaches it is refused
-    std::map<std::string, Mark> given;   // keys written in the file, with their positions
+    // Configuration pushed from the platform on this cloud's channel is applied (app.cpp,
+    // config/pushed.hpp); rolled back when this cloud has not connected again within the deadline.
+    bool remote_config = false;
+    Duration remote_config_deadline{60'000};
+    std::map<std::string, Mark> given;  // keys written in the file, with their positions
     // The platform's own keys (protocol, topic, group_id...), in the order written.
     std::vector<CloudOption> options;
 

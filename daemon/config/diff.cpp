@@ -12,7 +12,7 @@ namespace fieldlink::config {
 static_assert(sizeof(GatewayConfig) == 344, "GatewayConfig changed: update same_gateway");
 static_assert(sizeof(ModbusServerConfig) == 112, "ModbusServerConfig changed: update same_modbus_listener");
 static_assert(sizeof(TlsConfig) == 96, "TlsConfig changed: update same_cloud");
-static_assert(sizeof(CloudConfig) == 560, "CloudConfig changed: update same_cloud");
+static_assert(sizeof(CloudConfig) == 576, "CloudConfig changed: update same_cloud");
 static_assert(sizeof(Option) == 88, "Option changed: update same_option");
 static_assert(sizeof(BusConfig) == 192, "BusConfig changed: update same_bus");
 static_assert(sizeof(BusConfig::Timing) == 48, "BusConfig::Timing changed: update same_bus");
@@ -86,10 +86,10 @@ bool same_gateway(const GatewayConfig& a, const GatewayConfig& b) {
 bool same_cloud(const CloudConfig& a, const CloudConfig& b) {
     return std::tie(a.name, a.platform, a.host, a.port, a.product_id, a.keepalive, a.token_method, a.token_ttl,
                     a.token_expiry, a.product_key, a.username, a.password, a.client_id, a.qos, a.max_rate,
-                    a.max_inflight, a.max_payload_size, a.command_ttl) ==
+                    a.max_inflight, a.max_payload_size, a.command_ttl, a.remote_config, a.remote_config_deadline) ==
                std::tie(b.name, b.platform, b.host, b.port, b.product_id, b.keepalive, b.token_method, b.token_ttl,
                         b.token_expiry, b.product_key, b.username, b.password, b.client_id, b.qos, b.max_rate,
-                        b.max_inflight, b.max_payload_size, b.command_ttl) &&
+                        b.max_inflight, b.max_payload_size, b.command_ttl, b.remote_config, b.remote_config_deadline) &&
            same_list(a.options, b.options, same_option) && same_tls(a.tls, b.tls) && same_keys(a.given, b.given);
 }
 

@@ -307,6 +307,12 @@ const Field<CloudConfig> kCloudFields[] = {
      [](CloudConfig& c, const YAML::Node& n, Reader& r) {
          set_if(c.command_ttl, r.duration(n, Duration{1000}, Duration{86'400'000}));
      }},
+    {"remote_config", false,
+     [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.remote_config, r.boolean(n)); }},
+    {"remote_config_deadline", false,
+     [](CloudConfig& c, const YAML::Node& n, Reader& r) {
+         set_if(c.remote_config_deadline, r.duration(n, Duration{5000}, Duration{3'600'000}));
+     }},
 };
 
 }  // namespace

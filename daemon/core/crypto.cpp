@@ -56,4 +56,11 @@ std::string hex_lower(std::string_view raw) {
     return out;
 }
 
+std::string sha256_hex(std::string_view data) {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (EVP_Digest(data.data(), data.size(), digest, &n, EVP_sha256(), nullptr) != 1) return {};
+    return hex_lower(std::string_view(reinterpret_cast<const char*>(digest), n));
+}
+
 }  // namespace fieldlink::core

@@ -98,7 +98,12 @@ std::vector<SessionInfo> plan_sessions(const config::Config& cfg,
     std::vector<SessionInfo> out;
     for (std::size_t c = 0; c < cfg.clouds.size() && c < profiles.size(); ++c) {
         if (!profiles[c]) continue;
-        for (auto& s : profiles[c]->sessions(cfg, c)) out.push_back(std::move(s));
+        bool first = true;
+        for (auto& s : profiles[c]->sessions(cfg, c)) {
+            s.channel = first && cfg.clouds[c].remote_config;
+            first = false;
+            out.push_back(std::move(s));
+        }
     }
     return out;
 }
@@ -134,6 +139,8 @@ std::unique_ptr<Session> North::make_session(SessionInfo info, std::size_t sessi
     if (writer_) env.submit_write = [this](core::WriteJobPtr job) { submit_write(std::move(job)); };
     env.audit = audit_.get();
     env.clock_trusted = [this] { return !clock_ || clock_->trusted(); };
+    if (config_channel_) env.submit_config = config_channel_;
+    env.config_report = &config_report_;
     auto s = std::make_unique<Session>(std::move(info), p, std::move(env));
     by_serial_[s->serial()] = s.get();
     return s;
@@ -347,6 +354,41 @@ North::Reloaded North::apply(const config::Config& next, std::vector<std::unique
     return result.get();
 }
 
+void North::on_loop(const std::function<void()>& task) {
+    if (!thread_.joinable()) {
+        task();
+        return;
+    }
+    std::promise<void> done;
+    auto finished = done.get_future();
+    reload_.post([&] {
+        task();
+        done.set_value();
+    });
+    const std::uint64_t one = 1;
+    (void)!write(stop_fd_, &one, sizeof one);
+    finished.get();
+}
+
+void North::report_config(const ConfigReport& r) {
+    on_loop([&] {
+        config_report_ = r;
+        for (auto& s : sessions_) {
+            if (s->info().channel) s->report_config(r);
+        }
+    });
+}
+
+bool North::channel_connected(const std::string& name) {
+    bool up = false;
+    on_loop([&] {
+        for (const auto& s : sessions_) {
+            if (s->info().channel && s->info().cloud->name == name && s->connected()) up = true;
+        }
+    });
+    return up;
+}
+
 namespace {
 
 std::optional<std::size_t> identity_index(const SessionInfo& s) {
@@ -357,7 +399,10 @@ std::optional<std::size_t> identity_index(const SessionInfo& s) {
 // A session survives a reload when it would be made again exactly as it is: the same name, the
 // same cloud settings, the same devices (by index: the configurations are aligned) unchanged.
 bool same_session(const SessionInfo& a, const SessionInfo& b) {
-    if (a.name != b.name || a.devices != b.devices || identity_index(a) != identity_index(b)) return false;
+    if (a.name != b.name || a.devices != b.devices || identity_index(a) != identity_index(b) ||
+        a.channel != b.channel) {
+        return false;
+    }
     if (!config::same_cloud(*a.cloud, *b.cloud)) return false;
     return std::all_of(a.devices.begin(), a.devices.end(),
                        [&](std::uint32_t d) { return config::same_device(a.device(d), b.device(d)); });

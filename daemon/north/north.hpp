@@ -85,6 +85,14 @@ class North {
     };
     Reloaded apply(const config::Config& next, std::vector<std::unique_ptr<Profile>> profiles,
                    std::function<std::string()> stuck);
+    // Before start(): where configurations pushed on a cloud's channel go (called on the north
+    // thread with the cloud's name; it must not block).
+    void set_config_channel(std::function<void(const std::string&, ConfigPush)> f) { config_channel_ = std::move(f); }
+    // While running, from another thread: what became of the last pushed configuration; the
+    // channel sessions send it now (when connected) and after every CONNECT.
+    void report_config(const ConfigReport& r);
+    // While running, from another thread: whether the channel session of cloud `name` is connected.
+    bool channel_connected(const std::string& name);
     // Publishes what is waiting for at most `drain`, disconnects every session, joins.
     void stop(std::chrono::milliseconds drain);
     NorthTotals totals() const;
@@ -133,6 +141,10 @@ class North {
     std::unordered_map<std::size_t, Session*> by_serial_;  // Session::serial() -> session (write results)
     std::size_t next_serial_ = 0;
     Handoff reload_;  // apply() hands the reload to the north thread
+    // Runs `task` on the north thread between two turns and returns when it is done.
+    void on_loop(const std::function<void()>& task);
+    std::function<void(const std::string&, ConfigPush)> config_channel_;
+    ConfigReport config_report_;  // on the north thread
     std::vector<Session*> touched_;
     SessionCounters sum_;
     std::size_t connected_ = 0;

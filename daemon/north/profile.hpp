@@ -121,6 +121,9 @@ struct SessionInfo {
     // The platform's own state of this session (null: it keeps none). A pointer to something
     // mutable: the profile's calls take the SessionInfo as const and change only this.
     std::shared_ptr<PlatformState> state;
+    // The session carrying the cloud's configuration channel (the first of a cloud with
+    // remote_config): it subscribes to it and reports what became of a push.
+    bool channel = false;
 
     const config::DeviceConfig& device(std::uint32_t index) const { return cfg->devices[index]; }
 };
@@ -153,6 +156,30 @@ struct CommandResult {
     core::WriteJob::Failure failure = core::WriteJob::Failure::none;
 };
 
+// A configuration the platform pushed on a cloud's channel (`remote_config: true`): checked,
+// written, applied and reported by the daemon (app.cpp).
+struct ConfigPush {
+    std::string file;     // "" : the main file; else "conf.d/NAME.yaml"
+    std::string text;     // the YAML
+    std::string id;       // the platform's request id, echoed in the report ("" : none)
+    std::string problem;  // set when the message could not be understood: refused and reported
+};
+
+// What became of the last pushed configuration, reported on the channel (and again on every
+// connection of the channel's session).
+struct ConfigReport {
+    std::string id;       // the push's request id
+    std::string file;     // "config.yaml" or "conf.d/NAME.yaml"
+    std::string version;  // "sha256:<hex>" of the pushed text
+    // "verifying" (written and reloaded, waiting for the cloud to connect again), "applied",
+    // "unchanged", "refused" (nothing written or restarted), "rolled back".
+    std::string result;
+    std::string error;       // file:line:col: path: message lines, or why it was rolled back
+    std::string running;     // "sha256:<hex>" of the configuration running now (main file + conf.d)
+    std::int64_t at_ms = 0;  // when the result was reached (Unix ms)
+    bool empty() const { return result.empty(); }
+};
+
 // Result of handling one message from the platform.
 struct Inbound {
     std::vector<Message> replies;
@@ -169,6 +196,8 @@ struct Inbound {
     // The session is to end its connection (after the platform's farewell) and make a new one
     // (Sparkplug: the primary host went offline).
     bool restart = false;
+    // A configuration pushed on the cloud's channel (only from a channel session).
+    std::optional<ConfigPush> config_push;
 };
 
 // How often a device may log in: at most `logins` connection attempts within `window` (a platform
@@ -242,6 +271,9 @@ class Profile {
     // How long the platform waits for a command's reply (OneNET: 5 s for property set and
     // synchronous services); the reply must go before that.
     virtual std::chrono::milliseconds command_deadline() const { return std::chrono::milliseconds(5000); }
+    // Tells the platform what became of a pushed configuration (on a channel session; sent again
+    // after every CONNECT). None by default.
+    virtual std::vector<Message> config_report(const SessionInfo&, const ConfigReport&) const { return {}; }
     virtual int qos() const { return 1; }
     virtual int downlink_qos() const { return 0; }
     // The platform's login-rate rule, honoured across restarts (the store keeps recent logins).

@@ -119,6 +119,9 @@ void Session::up() {
     presence_.new_connection();
     restart_wanted_ = false;
     for (auto& m : profile_->on_connect(info_, latest_, next_id_)) control_.push_back(std::move(m));
+    if (info_.channel && env_.config_report && !env_.config_report->empty()) {
+        for (auto& m : profile_->config_report(info_, *env_.config_report)) control_.push_back(std::move(m));
+    }
     if (profile_->presence_on_connect()) {
         for (const auto& [device, why] : presence_.offline()) {
             for (auto& m : profile_->presence(info_, device, false, why, latest_, next_id_)) {
@@ -130,6 +133,13 @@ void Session::up() {
     // messages go again (what was not yet PUBACKed, libmosquitto sends again itself). On-connect
     // requests are all sent anew.
     answers_.reconnected(env_.loop->now());
+}
+
+// What became of a pushed configuration, sent now when connected (else after the next CONNECT).
+void Session::report_config(const ConfigReport& r) {
+    if (!info_.channel || !connected()) return;
+    for (auto& m : profile_->config_report(info_, r)) control_.push_back(std::move(m));
+    conn_.sync();
 }
 
 void Session::puback(int mid) {
@@ -347,6 +357,15 @@ void Session::handle(const std::string& topic, const std::string& payload) {
         audit_append(e);
     }
     if (in.write) start_write(std::move(*in.write));
+    if (in.config_push && info_.channel) {
+        if (env_.submit_config) {
+            log_->info("cloud {}: a configuration was pushed ({}, {} bytes{}{})", cloud_->name,
+                       in.config_push->file.empty() ? "the main file" : in.config_push->file,
+                       in.config_push->text.size(), in.config_push->id.empty() ? "" : ", request ",
+                       core::printable(in.config_push->id, 64));
+            env_.submit_config(cloud_->name, std::move(*in.config_push));
+        }
+    }
     if (in.restart) restart_wanted_ = true;  // after the client's read call (ready())
 }
 

@@ -73,6 +73,8 @@ class Session final : private Connection::User {
     // Records the platform refused for good, per (device index, the platform's reason).
     const InFlightBook::Rejected& rejected() const { return in_flight_.rejected(); }
     bool connected() const { return conn_.up(); }
+    // What became of a pushed configuration (a channel session sends it when connected).
+    void report_config(const ConfigReport& r);
     // The first connection attempt is over: connected once, or failed at least once.
     bool attempted() const { return conn_.attempted(); }
     std::size_t queued_in_memory() const { return outflow_.in_memory(); }

@@ -5,12 +5,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "core/write_job.hpp"
 #include "north/connect_window.hpp"
 #include "north/counters.hpp"
 #include "north/loop.hpp"
+#include "north/profile.hpp"
 #include "north/resolver.hpp"
 #include "north/transport.hpp"
 #include "store/audit.hpp"
@@ -38,6 +40,11 @@ struct SessionEnv {
     store::AuditLog* audit = nullptr;
     // Whether the wall clock can be trusted with a platform's request times (unset: it can).
     std::function<bool()> clock_trusted;
+    // Where a configuration pushed on the cloud's channel goes (the daemon's main thread), with
+    // the cloud's name; unset: pushes are ignored. The report of the last push (null: none) is
+    // sent by the channel session after each CONNECT.
+    std::function<void(const std::string&, ConfigPush)> submit_config;
+    const ConfigReport* config_report = nullptr;
 };
 
 }  // namespace fieldlink::north

@@ -252,4 +252,42 @@ std::string point_values_json(const config::DeviceConfig& d, const std::vector<c
     return out + "}";
 }
 
+north::ConfigPush config_push_of(const Json& v) {
+    north::ConfigPush p;
+    if (v.is_string()) {
+        p.text = v.get<std::string>();
+        return p;
+    }
+    constexpr const char* kExpected =
+        R"(expected the configuration's YAML as a text, or {"config": "<YAML>", "file": "conf.d/NAME.yaml", "id": ...})";
+    if (!v.is_object()) {
+        p.problem = std::string("a pushed configuration must be a JSON text or object; ") + kExpected;
+        return p;
+    }
+    p.id = id_of(v).value_or("");
+    const auto config = v.find("config");
+    const auto file = v.find("file");
+    if (config == v.end() || !config->is_string()) {
+        p.problem = std::string("\"config\" is missing or not a text; ") + kExpected;
+    } else if (file != v.end() && !file->is_string()) {
+        p.problem = std::string("\"file\" is not a text; ") + kExpected;
+    } else {
+        p.text = config->get<std::string>();
+        if (file != v.end()) p.file = file->get<std::string>();
+    }
+    return p;
+}
+
+Json config_report_json(const north::ConfigReport& r, const std::string& prefix) {
+    Json j = Json::object();
+    if (!r.id.empty()) j[prefix + "id"] = r.id;
+    j[prefix + "file"] = r.file;
+    j[prefix + "version"] = r.version;
+    j[prefix + "result"] = r.result;
+    j[prefix + "error"] = r.error;
+    j[prefix + "running"] = r.running;
+    j[prefix + "ts"] = r.at_ms;
+    return j;
+}
+
 }  // namespace fieldlink::platforms

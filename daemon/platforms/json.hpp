@@ -142,4 +142,12 @@ inline std::string dump(const Json& j) {
     return j.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
+// A configuration pushed on a channel: a JSON object {"config": "<YAML>", "file":
+// "conf.d/NAME.yaml" (optional: the main file), "id": ... (optional)}, or a JSON string holding the
+// main file's YAML. Anything else is a push with `problem` set (it is refused and reported).
+north::ConfigPush config_push_of(const Json& v);
+// The report as a JSON object with `prefix` before each key ("fieldlink_config_" for ThingsBoard
+// attributes, "" for a generic MQTT state topic): id, file, version, result, error, running, ts.
+Json config_report_json(const north::ConfigReport& r, const std::string& prefix);
+
 }  // namespace fieldlink::platforms

@@ -18,6 +18,7 @@ class MqttTemplate : public north::Profile {
           status_topic_(c.option_or("status_topic", "")),
           command_topic_(c.option_or("command_topic", "")),
           reply_topic_(c.option_or("reply_topic", "")),
+          config_topic_(c.option_or("config_topic", "")),
           per_point_(topic_.find("{point}") != std::string::npos) {}
 
     std::optional<north::Credentials> credentials(const north::SessionInfo& s, std::int64_t,
@@ -79,8 +80,18 @@ class MqttTemplate : public north::Profile {
     north::LoginLimit login_limit() const override { return {3, std::chrono::milliseconds(5000)}; }
 
     std::vector<std::string> subscriptions(const north::SessionInfo& s) const override {
-        if (command_topic_.empty()) return {};
-        return {command_topic(*s.identity, "+")};
+        std::vector<std::string> out;
+        if (!command_topic_.empty()) out.push_back(command_topic(*s.identity, "+"));
+        if (s.channel && !config_topic_.empty()) out.push_back(config_topic_);
+        return out;
+    }
+
+    // The report of a pushed configuration: retained on config_topic/state (a fleet's dashboard
+    // sees each gateway's state when it subscribes).
+    std::vector<north::Message> config_report(const north::SessionInfo&, const north::ConfigReport& r) const override {
+        north::Message m(config_topic_ + "/state", dump(config_report_json(r, "")), 0);
+        m.retain = true;
+        return {m};
     }
 
     // A command: on the device's command topic, a JSON object of points (with an optional "id"
@@ -89,6 +100,14 @@ class MqttTemplate : public north::Profile {
     north::Inbound on_message(const north::SessionInfo& s, const std::string& topic, const std::string& payload,
                               const north::LatestValues&, std::uint32_t&) const override {
         north::Inbound in;
+        if (s.channel && topic == config_topic_) {
+            in.kind = "configuration";
+            if (payload.empty()) return in;  // a retained configuration being cleared
+            const Json j = parse_json(payload);
+            // (not JSON: the main file's YAML as it is)
+            in.config_push = j.is_discarded() ? north::ConfigPush{"", payload, "", ""} : config_push_of(j);
+            return in;
+        }
         const auto& d = *s.identity;
         std::string point;
         if (command_topic_.empty() || !matches(d, topic, &point)) {
@@ -177,6 +196,8 @@ class MqttTemplate : public north::Profile {
     // Commands: subscribed per device ({device}; a {point} level takes the point's name and the
     // payload its value); replies go to reply_topic (default: the command topic + /reply).
     std::string command_topic_, reply_topic_;
+    // Configuration pushed to the gateway (remote_config): JSON or YAML here; reports on /state.
+    std::string config_topic_;
     bool per_point_;
 };
 
@@ -188,11 +209,18 @@ class MqttPlatform : public Platform {
                 {"payload", "the generic MQTT payload template; other platforms have their own"},
                 {"command_topic", "the generic MQTT command topic; other platforms have their own"},
                 {"reply_topic", "the generic MQTT reply topic; other platforms have their own"},
-                {"status_topic", "the generic MQTT device status topic; other platforms show it their own way"}};
+                {"status_topic", "the generic MQTT device status topic; other platforms show it their own way"},
+                {"config_topic", "the generic MQTT topic of configuration pushed to the gateway (remote_config)"}};
     }
+    bool takes_remote_config() const override { return true; }
     void check_cloud(config::CloudConfig& c, config::Checker& check) const override {
         payload_limit(check, c, std::uint64_t{256} * 1024, std::uint64_t{256} << 20, "the MQTT maximum");
-        for (const char* key : {"command_topic", "reply_topic", "status_topic"}) {
+        if (c.remote_config && c.option_or("config_topic", "").empty()) {
+            check.fail(c.mark_of("remote_config"), config::cloud_path(c) + ".config_topic",
+                       "remote_config needs config_topic: the topic this gateway takes its configuration from "
+                       "(one per gateway, like site17/gw1/config); its state is reported on <config_topic>/state");
+        }
+        for (const char* key : {"command_topic", "reply_topic", "status_topic", "config_topic"}) {
             if (c.option_or(key, "").find_first_of("+#") != std::string::npos) {
                 check.fail(c.mark_of(key), config::cloud_path(c) + "." + key,
                            "no MQTT wildcards (+ #) here: {device} and {point} stand for the device's and the "

@@ -34,6 +34,9 @@ class Platform {
     // Why `name` cannot be an MQTT topic level or client id ("" when it can).
     static std::string mqtt_name_problem(const std::string& name);
     virtual std::unique_ptr<north::Profile> make_profile(const config::CloudConfig& cloud) const = 0;
+    // Whether this platform has a channel for configuration pushed to the gateway
+    // (`remote_config: true`; refused elsewhere).
+    virtual bool takes_remote_config() const { return false; }
 
   protected:
     // A key the platform requires.

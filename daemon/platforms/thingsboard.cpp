@@ -14,6 +14,9 @@
 namespace fieldlink::platforms {
 namespace {
 
+// The gateway device's own attributes: shared ones arrive here, client ones go here.
+constexpr const char* kOwnAttributes = "v1/devices/me/attributes";
+
 class ThingsBoard : public north::Profile {
   public:
     using north::Profile::Profile;
@@ -31,8 +34,16 @@ class ThingsBoard : public north::Profile {
         return cloud_credentials();
     }
 
-    std::vector<std::string> subscriptions(const north::SessionInfo&) const override {
-        return {"v1/gateway/attributes", "v1/gateway/attributes/response", "v1/gateway/rpc"};
+    std::vector<std::string> subscriptions(const north::SessionInfo& s) const override {
+        std::vector<std::string> out{"v1/gateway/attributes", "v1/gateway/attributes/response", "v1/gateway/rpc"};
+        if (s.channel) out.emplace_back(kOwnAttributes);  // the gateway device's own shared attributes
+        return out;
+    }
+
+    // The report of a pushed configuration: client attributes of the gateway device
+    // (fieldlink_config_version, _result, _error, ...).
+    std::vector<north::Message> config_report(const north::SessionInfo&, const north::ConfigReport& r) const override {
+        return {north::Message(kOwnAttributes, dump(config_report_json(r, "fieldlink_config_")), 0)};
     }
 
     // Every device is announced; a device with client attributes asks for the values the platform
@@ -271,6 +282,11 @@ class ThingsBoard : public north::Profile {
             return attribute_values(s, *j, *id, latest, std::move(in));
         }
         if (topic == "v1/gateway/attributes") return shared_attributes(s, *j, std::move(in));
+        if (topic == kOwnAttributes && s.channel) {  // the shared attribute fieldlink_config: a configuration
+            in.kind = "gateway attributes";
+            if (const auto it = j->find("fieldlink_config"); it != j->end()) in.config_push = config_push_of(*it);
+            return in;
+        }
         if (topic != "v1/gateway/rpc") {
             in.kind = "unexpected";
             in.problem = "message on a topic this platform does not use";
@@ -429,6 +445,7 @@ class ThingsBoardPlatform : public Platform {
     std::unique_ptr<north::Profile> make_profile(const config::CloudConfig& c) const override {
         return std::make_unique<ThingsBoard>(c);
     }
+    bool takes_remote_config() const override { return true; }
 };
 
 }  // namespace
