@@ -34,8 +34,8 @@
 // DaShi AIoT: clientId "{cid}|securemode=N,signmethod=hmacX,timestamp=T|", user name
 //   "{deviceId}&{productId}", password the hex HMAC of the sorted parameters with the secret;
 //   publishes only under sys/{pid}/{did}/.
-// ThingsBoard: user name = the gateway token; publishes only under v1/gateway/, payloads of at
-//   most 65,536 bytes (the transport's default max_payload_size).
+// ThingsBoard: user name = the gateway token; publishes only under v1/gateway/ and the gateway
+//   device's own v1/devices/me/ (a gateway is a device too), payloads of at most 65,536 bytes (the transport's default max_payload_size).
 // Auth failures are refused (CONNACK 5); other violations are recorded but let through so the
 // test sees the data and the violation together.
 //
@@ -354,8 +354,9 @@ int on_acl(int, void* event_data, void*) {
     const char* u = mosquitto_client_username(ed->client);
     const std::string user = u ? u : "";
     if (!g.observer_user.empty() && user == g.observer_user) return MOSQ_ERR_SUCCESS;
-    const std::string own = own_prefix(cid, user);
+    std::string own = own_prefix(cid, user);
     const std::string topic = ed->topic ? ed->topic : "";
+    if (g.platform == "thingsboard" && topic.rfind("v1/devices/me/", 0) == 0) own = "v1/devices/me/";
     if (ed->access == MOSQ_ACL_WRITE) {
         const bool legacy_ok = topic == "$dp" || topic.rfind("$crsp/", 0) == 0;
         if (g.platform == "legacy" ? !legacy_ok : topic.rfind(own, 0) != 0) {

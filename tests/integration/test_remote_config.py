@@ -196,11 +196,13 @@ devices:
 class ThingsBoardRemoteConfigTest(unittest.TestCase):
     """The shared attribute fieldlink_config of the gateway device carries the configuration; the
     result comes back as the gateway's client attributes (fieldlink_config_*). The access token
-    is a reference (${TB_TOKEN}): written out, it would be refused."""
+    is a reference (${TB_TOKEN}): written out, it would be refused. The broker plays ThingsBoard
+    (the emulator: token, topics, payload size)."""
 
     def setUp(self):
         self.procs = Procs(self)
-        self.broker = Broker(self.procs)
+        self.broker = Broker(self.procs, devices=[("-", "-", "gw-token-1")], platform="thingsboard",
+                             rate=50)  # (ThingsBoard has no rate rule: the emulator only bounds it)
         self.modbus_port = free_port()
         self.sim = Simulator(self.procs, tcp_port=self.modbus_port, units=[1, 2])
         self.sub = Subscriber(self.procs, self.broker, ["v1/#"], name="tb.log")
@@ -250,6 +252,7 @@ devices:
         self.assertEqual(refused["fieldlink_config_result"], "refused")
         self.assertIn("clouds.tb.username: username is written out", refused["fieldlink_config_error"])
         self.assertNotIn("gw-token-1", self.daemon.log())
+        self.assertEqual(self.broker.violation_lines(), [])
 
 
 if __name__ == "__main__":
