@@ -792,8 +792,9 @@ void Daemon::report(north::ConfigReport r) {
     std::string why;
     pushed::History history((std::filesystem::path(cfg_->gateway.data_dir) / "config-history").string(), kKeepVersions);
     if (!history.save_state(r, &why)) core::logger("core")->warn("pushed configuration: {}", why);
-    last_ = r;
     if (run_.north) run_.north->report_config(r);
+    last_ = std::move(r);
+    last_.reply_topic.clear();  // answered once
 }
 
 void Daemon::take_pushes() {
@@ -817,6 +818,7 @@ void Daemon::on_push(const std::string& cloud, north::ConfigPush push) {
     auto log = core::logger("core");
     north::ConfigReport r;
     r.id = push.id;
+    r.reply_topic = push.reply_topic;
     r.version = pushed::version_of(push.text);
     std::string why;
     const auto target = push.problem.empty() ? pushed::target_of(file_, push.file, &why) : std::nullopt;
@@ -824,7 +826,7 @@ void Daemon::on_push(const std::string& cloud, north::ConfigPush push) {
         target ? std::filesystem::path(*target).lexically_relative(std::filesystem::path(file_).parent_path()).string()
                : push.file;
     const auto refuse = [&](const std::string& error) {
-        log->error("pushed configuration {} from cloud {} refused; nothing was changed:\n{}", r.version, cloud, error);
+        log->error("pushed configuration {} from cloud {} refused; nothing was changed: {}", r.version, cloud, error);
         r.result = "refused";
         r.error = error;
         report(r);
@@ -840,7 +842,9 @@ void Daemon::on_push(const std::string& cloud, north::ConfigPush push) {
     // The same configuration again (a retained message after a reconnect): not applied again,
     // and one refused or rolled back is not retried.
     if (r.version == last_.version && r.file == last_.file && last_.result != "verifying") {
-        if (run_.north) run_.north->report_config(last_);
+        auto again = last_;
+        again.reply_topic = push.reply_topic;  // (a platform awaiting an answer gets one)
+        if (run_.north) run_.north->report_config(again);
         return;
     }
     if (existed && before_text == push.text) {
@@ -885,6 +889,11 @@ void Daemon::on_push(const std::string& cloud, north::ConfigPush push) {
     std::optional<std::string> before;
     if (existed) before = std::move(before_text);
     log->info("pushed configuration {} from cloud {} written to {}; reloading", r.version, cloud, *target);
+    // Reported before the reload, while the channel's session is surely connected (a platform
+    // awaiting an answer to its request gets it now).
+    r.result = "verifying";
+    report(r);
+    r.reply_topic.clear();
     std::vector<std::string> reload_errors;
     const auto how = reload("pushed configuration", &reload_errors);
     if (how == Outcome::refused || how == Outcome::failed) {
@@ -908,7 +917,6 @@ void Daemon::on_push(const std::string& cloud, north::ConfigPush push) {
     for (const auto& c : cfg_->clouds) {
         if (c.name == cloud) own = &c;
     }
-    r.result = "verifying";
     const config::Duration deadline = own ? own->remote_config_deadline : config::Duration{60'000};
     verifying_ = Verifying{cloud,
                            r,
@@ -916,7 +924,6 @@ void Daemon::on_push(const std::string& cloud, north::ConfigPush push) {
                            std::move(before),
                            std::chrono::steady_clock::now() + deadline,
                            static_cast<double>(deadline.count()) / 1000.0};
-    report(r);
     check_verifying();
 }
 

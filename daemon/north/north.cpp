@@ -372,10 +372,11 @@ void North::on_loop(const std::function<void()>& task) {
 
 void North::report_config(const ConfigReport& r) {
     on_loop([&] {
-        config_report_ = r;
         for (auto& s : sessions_) {
             if (s->info().channel) s->report_config(r);
         }
+        config_report_ = r;
+        config_report_.reply_topic.clear();  // (answered once; what is sent again on CONNECT is the report)
     });
 }
 

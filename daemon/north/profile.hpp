@@ -163,6 +163,9 @@ struct ConfigPush {
     std::string text;     // the YAML
     std::string id;       // the platform's request id, echoed in the report ("" : none)
     std::string problem;  // set when the message could not be understood: refused and reported
+    // Where the platform awaits an answer to the request that carried it (OneNET's service
+    // invoke_reply), sent with the first report; "" : none.
+    std::string reply_topic;
 };
 
 // What became of the last pushed configuration, reported on the channel (and again on every
@@ -174,9 +177,10 @@ struct ConfigReport {
     // "verifying" (written and reloaded, waiting for the cloud to connect again), "applied",
     // "unchanged", "refused" (nothing written or restarted), "rolled back".
     std::string result;
-    std::string error;       // file:line:col: path: message lines, or why it was rolled back
-    std::string running;     // "sha256:<hex>" of the configuration running now (main file + conf.d)
-    std::int64_t at_ms = 0;  // when the result was reached (Unix ms)
+    std::string error;        // file:line:col: path: message lines, or why it was rolled back
+    std::string running;      // "sha256:<hex>" of the configuration running now (main file + conf.d)
+    std::int64_t at_ms = 0;   // when the result was reached (Unix ms)
+    std::string reply_topic;  // the push's ConfigPush::reply_topic, in its first report only
     bool empty() const { return result.empty(); }
 };
 
@@ -272,8 +276,11 @@ class Profile {
     // synchronous services); the reply must go before that.
     virtual std::chrono::milliseconds command_deadline() const { return std::chrono::milliseconds(5000); }
     // Tells the platform what became of a pushed configuration (on a channel session; sent again
-    // after every CONNECT). None by default.
-    virtual std::vector<Message> config_report(const SessionInfo&, const ConfigReport&) const { return {}; }
+    // after every CONNECT); `next_id` numbers its requests. None by default.
+    virtual std::vector<Message> config_report(const SessionInfo&, const ConfigReport&,
+                                               std::uint32_t& /*next_id*/) const {
+        return {};
+    }
     virtual int qos() const { return 1; }
     virtual int downlink_qos() const { return 0; }
     // The platform's login-rate rule, honoured across restarts (the store keeps recent logins).

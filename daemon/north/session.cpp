@@ -120,7 +120,7 @@ void Session::up() {
     restart_wanted_ = false;
     for (auto& m : profile_->on_connect(info_, latest_, next_id_)) control_.push_back(std::move(m));
     if (info_.channel && env_.config_report && !env_.config_report->empty()) {
-        for (auto& m : profile_->config_report(info_, *env_.config_report)) control_.push_back(std::move(m));
+        for (auto& m : profile_->config_report(info_, *env_.config_report, next_id_)) control_.push_back(std::move(m));
     }
     if (profile_->presence_on_connect()) {
         for (const auto& [device, why] : presence_.offline()) {
@@ -136,9 +136,20 @@ void Session::up() {
 }
 
 // What became of a pushed configuration, sent now when connected (else after the next CONNECT).
+// The answer to the request that carried the push goes at once, outside the queue: a reload
+// may replace this session right after (its queue goes with it), and the platform awaits it.
 void Session::report_config(const ConfigReport& r) {
     if (!info_.channel || !connected()) return;
-    for (auto& m : profile_->config_report(info_, r)) control_.push_back(std::move(m));
+    for (auto& m : profile_->config_report(info_, r, next_id_)) {
+        if (r.reply_topic.empty() || m.topic != r.reply_topic) {
+            control_.push_back(std::move(m));
+            continue;
+        }
+        int mid = 0;
+        if (const int rc = conn_.client().publish(m.topic, m.payload, 0, &mid, false); rc != 0) {
+            log_->warn("device {}: cannot answer on {}: {}", info_.name, m.topic, conn_.client().error_text(rc));
+        }
+    }
     conn_.sync();
 }
 

@@ -88,7 +88,8 @@ class MqttTemplate : public north::Profile {
 
     // The report of a pushed configuration: retained on config_topic/state (a fleet's dashboard
     // sees each gateway's state when it subscribes).
-    std::vector<north::Message> config_report(const north::SessionInfo&, const north::ConfigReport& r) const override {
+    std::vector<north::Message> config_report(const north::SessionInfo&, const north::ConfigReport& r,
+                                              std::uint32_t&) const override {
         north::Message m(config_topic_ + "/state", dump(config_report_json(r, "")), 0);
         m.retain = true;
         return {m};
@@ -104,8 +105,12 @@ class MqttTemplate : public north::Profile {
             in.kind = "configuration";
             if (payload.empty()) return in;  // a retained configuration being cleared
             const Json j = parse_json(payload);
-            // (not JSON: the main file's YAML as it is)
-            in.config_push = j.is_discarded() ? north::ConfigPush{"", payload, "", ""} : config_push_of(j);
+            if (j.is_discarded()) {  // not JSON: the main file's YAML as it is
+                in.config_push.emplace();
+                in.config_push->text = payload;
+            } else {
+                in.config_push = config_push_of(j);
+            }
             return in;
         }
         const auto& d = *s.identity;
@@ -212,7 +217,8 @@ class MqttPlatform : public Platform {
                 {"status_topic", "the generic MQTT device status topic; other platforms show it their own way"},
                 {"config_topic", "the generic MQTT topic of configuration pushed to the gateway (remote_config)"}};
     }
-    bool takes_remote_config() const override { return true; }
+    bool takes_remote_config(const config::CloudConfig&) const override { return true; }
+    const char* remote_config_where() const override { return "mqtt (config_topic)"; }
     void check_cloud(config::CloudConfig& c, config::Checker& check) const override {
         payload_limit(check, c, std::uint64_t{256} * 1024, std::uint64_t{256} << 20, "the MQTT maximum");
         if (c.remote_config && c.option_or("config_topic", "").empty()) {

@@ -197,6 +197,10 @@ class Onenet : public Platform {
     std::unique_ptr<north::Profile> make_profile(const config::CloudConfig& c) const override {
         return protocol_of(c) == "thing-model" ? make_onenet_thing_model(c) : make_onenet_datapoints(c);
     }
+    bool takes_remote_config(const config::CloudConfig& c) const override { return protocol_of(c) == "thing-model"; }
+    const char* remote_config_where() const override {
+        return "onenet with protocol: thing-model (the service fieldlink_config)";
+    }
 
   private:
     static std::string protocol_of(const config::CloudConfig& c) { return c.option_or("protocol", "datapoints"); }

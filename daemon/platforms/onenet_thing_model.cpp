@@ -44,6 +44,9 @@ north::Answer::Outcome classify(std::optional<long long> code) {
     }
 }
 
+// The service that carries a pushed configuration and the event that reports it (remote_config).
+constexpr const char* kConfigService = "fieldlink_config";
+
 std::string next_id_text(std::uint32_t& next_id) {
     return std::to_string(north::take_message_id(next_id));
 }
@@ -412,6 +415,14 @@ class OnenetThingModel : public OnenetProfile {
             return in;
         }
         const std::string answer_topic = p + suffix + "_reply";
+        if (s.channel && suffix == std::string("service/") + kConfigService + "/invoke") {
+            in.kind = "configuration";
+            const auto params = j->find("params");
+            in.config_push = config_push_of(params != j->end() ? *params : Json());
+            in.config_push->id = *id;
+            in.config_push->reply_topic = answer_topic;
+            return in;
+        }
         in.command = true;
         if (suffix == "property/get" || suffix == "sub/property/get") {
             return property_get(s, *j, *id, suffix == "sub/property/get", answer_topic, latest, std::move(in));
@@ -445,6 +456,27 @@ class OnenetThingModel : public OnenetProfile {
             return {c.reply_topic, onenet_reply(c.id, kCodeOk, "success", data), 0};
         }
         return {c.reply_topic, onenet_reply(c.id, kCodeOk, "success", output), 0};
+    }
+
+    // The service's invoke_reply with the first report (200 once checked and written, or the
+    // refusal with its first error), and each report as the event fieldlink_config of the device
+    // the session logs in as (the product's thing model must define both).
+    std::vector<north::Message> config_report(const north::SessionInfo& s, const north::ConfigReport& r,
+                                              std::uint32_t& next_id) const override {
+        std::vector<north::Message> out;
+        const Json report = config_report_json(r, "");
+        if (!r.reply_topic.empty()) {
+            const bool ok = r.result == "verifying" || r.result == "unchanged" || r.result == "applied";
+            const std::string msg =
+                ok ? "accepted: " + r.result
+                   : r.result + ": " + r.error.substr(0, std::min<std::size_t>(r.error.find('\n'), 500));
+            out.emplace_back(r.reply_topic, onenet_reply(r.id, ok ? kCodeOk : kCodeFailed, msg, dump(report)), 0);
+        }
+        const std::string id = next_id_text(next_id);
+        const Json event = {
+            {"id", id}, {"version", "1.0"}, {"params", {{kConfigService, {{"value", report}, {"time", r.at_ms}}}}}};
+        out.emplace_back(prefix(s) + "thing/event/post", dump(event), 0, id);
+        return out;
     }
 
   private:

@@ -34,9 +34,10 @@ class Platform {
     // Why `name` cannot be an MQTT topic level or client id ("" when it can).
     static std::string mqtt_name_problem(const std::string& name);
     virtual std::unique_ptr<north::Profile> make_profile(const config::CloudConfig& cloud) const = 0;
-    // Whether this platform has a channel for configuration pushed to the gateway
-    // (`remote_config: true`; refused elsewhere).
-    virtual bool takes_remote_config() const { return false; }
+    // Whether a cloud of this platform has a channel for configuration pushed to the gateway
+    // (`remote_config: true`; refused elsewhere), and where (for the message refusing it).
+    virtual bool takes_remote_config(const config::CloudConfig&) const { return false; }
+    virtual const char* remote_config_where() const { return nullptr; }
 
   protected:
     // A key the platform requires.

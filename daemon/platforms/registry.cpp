@@ -140,14 +140,15 @@ void validate(config::Config& cfg, std::vector<config::ConfigError>& errors) {
         }
         of_cloud[i]->check_cloud(c, check);
         check_options(*of_cloud[i], c, check);
-        if (c.remote_config && !of_cloud[i]->takes_remote_config()) {
+        if (c.remote_config && !of_cloud[i]->takes_remote_config(c)) {
             std::string takers;
             for (const auto* p : all()) {
-                if (p->takes_remote_config()) takers += (takers.empty() ? "" : ", ") + std::string(p->name());
+                if (p->remote_config_where())
+                    takers += (takers.empty() ? "" : ", ") + std::string(p->remote_config_where());
             }
-            check.fail(c.mark_of("remote_config"), config::cloud_path(c) + ".remote_config",
-                       "platform " + c.platform + " has no channel for configuration pushed to the gateway yet; " +
-                           "remote_config works on: " + takers);
+            check.fail(
+                c.mark_of("remote_config"), config::cloud_path(c) + ".remote_config",
+                "this cloud has no channel for configuration pushed to the gateway; remote_config works on: " + takers);
         }
         if (c.port == 0) c.port = c.tls ? 8883 : 1883;
     }

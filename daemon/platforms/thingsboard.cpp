@@ -42,7 +42,8 @@ class ThingsBoard : public north::Profile {
 
     // The report of a pushed configuration: client attributes of the gateway device
     // (fieldlink_config_version, _result, _error, ...).
-    std::vector<north::Message> config_report(const north::SessionInfo&, const north::ConfigReport& r) const override {
+    std::vector<north::Message> config_report(const north::SessionInfo&, const north::ConfigReport& r,
+                                              std::uint32_t&) const override {
         return {north::Message(kOwnAttributes, dump(config_report_json(r, "fieldlink_config_")), 0)};
     }
 
@@ -445,7 +446,8 @@ class ThingsBoardPlatform : public Platform {
     std::unique_ptr<north::Profile> make_profile(const config::CloudConfig& c) const override {
         return std::make_unique<ThingsBoard>(c);
     }
-    bool takes_remote_config() const override { return true; }
+    bool takes_remote_config(const config::CloudConfig&) const override { return true; }
+    const char* remote_config_where() const override { return "thingsboard (the attribute fieldlink_config)"; }
 };
 
 }  // namespace
