@@ -255,5 +255,85 @@ devices:
         self.assertEqual(self.broker.violation_lines(), [])
 
 
+class OnenetRemoteConfigTest(unittest.TestCase):
+    """OneNET thing model on the emulator (token check, topic ACL, rate, answers): the service
+    fieldlink_config of the gateway device carries the configuration; its invoke_reply answers at
+    once (200 once checked and written, the refusal with its first error), and every result goes
+    as the event fieldlink_config."""
+    PID, KEY = "IHL2T99b8k", "rs2FaE5BuygJZkWKDA5okKt1RFpwOx53hbu6hwyCS4U="
+    SUB_PID, SUB_KEY = "SubPid01", "kKsubaG7FzMgzR6N3eUD53319Qu+K4MCvw6KzOYc5eI="
+
+    def setUp(self):
+        self.procs = Procs(self)
+        self.broker = Broker(self.procs, devices=[(self.PID, "gw01", self.KEY), (self.SUB_PID, "*", self.SUB_KEY)],
+                             rate=5)
+        self.modbus_port = free_port()
+        self.sim = Simulator(self.procs, tcp_port=self.modbus_port, units=[1, 2, 3])
+        env = dict(os.environ, GW_KEY=self.KEY, SUB_KEY=self.SUB_KEY)
+        self.daemon = Daemon(self.procs, self.config(), env=env)
+        wait_for(lambda: self.sent("sub/login"), timeout=20, what="the sub-device's login")
+
+    def tearDown(self):
+        self.procs.close()
+
+    def config(self):
+        return f"""gateway:
+  log_level: info
+clouds:
+  studio: {{ platform: onenet, protocol: thing-model, host: 127.0.0.1, port: {self.broker.port},
+            product_id: {self.PID}, remote_config: true, remote_config_deadline: 10s, max_rate: 5 }}
+buses:
+  plc: {{ driver: modbus-tcp, host: 127.0.0.1, port: {self.modbus_port}, timeout: 300ms }}
+devices:
+  - {{ name: gw01, cloud: studio, bus: plc, unit: 1, gateway: true, key: "${{GW_KEY}}", interval: 1s,
+       points: [ {{ name: uptime, area: holding, address: 3 }} ] }}
+  - {{ name: meter-01, cloud: studio, bus: plc, unit: 2, via: gw01, product_id: {self.SUB_PID},
+       product_key: "${{SUB_KEY}}", interval: 1s, points: [ {{ name: Ua, area: holding, address: 0 }} ] }}
+"""
+
+    def sent(self, suffix):
+        prefix = f"$sys/{self.PID}/gw01/thing/"
+        return [json.loads(p) for _, t, p in self.broker.received() if t == prefix + suffix]
+
+    def invoke(self, request_id, params):
+        self.broker.publish(f"$sys/{self.PID}/gw01/thing/service/fieldlink_config/invoke",
+                            json.dumps({"id": request_id, "version": "1.0", "params": params}))
+
+    def reply(self, request_id):
+        wait_for(lambda: [m for m in self.sent("service/fieldlink_config/invoke_reply") if m["id"] == request_id],
+                 timeout=15, what="the invoke_reply of " + request_id)
+        return [m for m in self.sent("service/fieldlink_config/invoke_reply") if m["id"] == request_id][0]
+
+    def events(self):
+        return [m["params"]["fieldlink_config"]["value"] for m in self.sent("event/post")
+                if "fieldlink_config" in m["params"]]
+
+    def test_the_service_applies_a_fragment_and_refuses_a_written_out_key(self):
+        fragment = f"""devices:
+  - {{ name: meter-02, cloud: studio, bus: plc, unit: 3, via: gw01, product_id: {self.SUB_PID},
+       product_key: "${{SUB_KEY}}", interval: 1s, points: [ {{ name: Ua, area: holding, address: 0 }} ] }}
+"""
+        self.invoke("101", {"config": fragment, "file": "conf.d/meter-02.yaml"})
+        reply = self.reply("101")
+        self.assertEqual(reply["code"], 200)
+        self.assertEqual(reply["msg"], "accepted: verifying")
+        self.assertEqual(reply["data"]["version"], version(fragment))
+        wait_for(lambda: any(e["result"] == "applied" and e["id"] == "101" for e in self.events()), timeout=20,
+                 what="the event reporting it applied")
+        wait_for(lambda: [m for m in self.sent("sub/login") if m["params"]["deviceName"] == "meter-02"],
+                 timeout=20, what="the pushed sub-device's login")
+
+        literal = fragment.replace('"${SUB_KEY}"', self.SUB_KEY).replace("meter-02", "meter-03")
+        self.invoke("102", {"config": literal, "file": "conf.d/meter-03.yaml"})
+        reply = self.reply("102")
+        self.assertEqual(reply["code"], 100)
+        self.assertRegex(reply["msg"], r"^refused: .*conf\.d/meter-03\.yaml:3:21: devices\[0\]\.product_key: ")
+        wait_for(lambda: any(e["result"] == "refused" and e["id"] == "102" for e in self.events()), timeout=15,
+                 what="the event reporting the refusal")
+        self.assertFalse(os.path.exists(os.path.join(os.path.dirname(self.daemon.config), "conf.d", "meter-03.yaml")))
+        self.assertNotIn(self.SUB_KEY, self.daemon.log())
+        self.assertEqual(self.broker.violation_lines(), [])
+
+
 if __name__ == "__main__":
     unittest.main()

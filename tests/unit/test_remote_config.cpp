@@ -152,7 +152,8 @@ TEST_CASE("the channel is the first session of a cloud with remote_config: it al
         r.error = "config.yaml:3:5: x: y";
         r.running = "sha256:cd";
         r.at_ms = 1700000000000;
-        auto m = c.profile(c.sessions[0]).config_report(c.sessions[0], r);
+        std::uint32_t next_id = 1;
+        auto m = c.profile(c.sessions[0]).config_report(c.sessions[0], r, next_id);
         REQUIRE(m.size() == 1);
         CHECK(m[0].topic == "site/gw1/config/state");
         CHECK(m[0].retain);
@@ -163,7 +164,7 @@ TEST_CASE("the channel is the first session of a cloud with remote_config: it al
                                                 {"error", "config.yaml:3:5: x: y"},
                                                 {"running", "sha256:cd"},
                                                 {"ts", 1700000000000}});
-        m = c.profile(c.sessions[2]).config_report(c.sessions[2], r);
+        m = c.profile(c.sessions[2]).config_report(c.sessions[2], r, next_id);
         REQUIRE(m.size() == 1);
         CHECK(m[0].topic == "v1/devices/me/attributes");
         const auto j = json::parse(m[0].payload);
@@ -171,6 +172,61 @@ TEST_CASE("the channel is the first session of a cloud with remote_config: it al
         CHECK(j["fieldlink_config_result"] == "refused");
         CHECK(j["fieldlink_config_error"] == "config.yaml:3:5: x: y");
     }
+}
+
+TEST_CASE("OneNET thing model: the service fieldlink_config of the gateway; its reply, then events") {
+    setenv("GW_KEY", "c2VjcmV0", 1);
+    const auto cfg = test::load_ok(R"(
+clouds:
+  on: { platform: onenet, host: h, product_id: P1, protocol: thing-model, remote_config: true }
+buses:
+  s: { driver: sim }
+devices:
+  - { name: gw, cloud: on, bus: s, gateway: true, key: "${GW_KEY}", points: [ { name: a, area: holding, address: 1 } ] }
+  - { name: sub, cloud: on, bus: s, via: gw, product_id: P2, key: "${GW_KEY}", points: [ { name: a, area: holding, address: 1 } ] }
+)");
+    const auto profiles = platforms::make_profiles(cfg);
+    const auto sessions = north::plan_sessions(cfg, profiles);
+    REQUIRE(sessions.size() == 1);
+    REQUIRE(sessions[0].channel);
+    const auto& p = *profiles[0];
+    auto in =
+        p.on_message(sessions[0], "$sys/P1/gw/thing/service/fieldlink_config/invoke",
+                     R"({"id":"42","version":"1.0","params":{"config":"devices: []\n","file":"conf.d/a.yaml"}})", {});
+    REQUIRE(in.config_push);
+    CHECK_FALSE(in.command);  // (not a write: no bus is involved)
+    CHECK(in.config_push->id == "42");
+    CHECK(in.config_push->file == "conf.d/a.yaml");
+    CHECK(in.config_push->reply_topic == "$sys/P1/gw/thing/service/fieldlink_config/invoke_reply");
+    // Another service is still a write request of the device.
+    CHECK_FALSE(p.on_message(sessions[0], "$sys/P1/gw/thing/service/reset/invoke",
+                             R"({"id":"43","version":"1.0","params":{"a":1}})", {})
+                    .config_push);
+
+    north::ConfigReport r;
+    r.id = "42";
+    r.result = "refused";
+    r.error = "config.yaml:3:5: first\nconfig.yaml:9:1: second";
+    r.at_ms = 1700000000000;
+    r.reply_topic = "$sys/P1/gw/thing/service/fieldlink_config/invoke_reply";
+    std::uint32_t next_id = 7;
+    auto m = p.config_report(sessions[0], r, next_id);
+    REQUIRE(m.size() == 2);
+    CHECK(m[0].topic == r.reply_topic);
+    auto reply = json::parse(m[0].payload);
+    CHECK(reply["id"] == "42");
+    CHECK(reply["code"] == 100);
+    CHECK(reply["msg"] == "refused: config.yaml:3:5: first");
+    CHECK(m[1].topic == "$sys/P1/gw/thing/event/post");
+    CHECK(m[1].answer_id == "7");
+    auto event = json::parse(m[1].payload);
+    CHECK(event["params"]["fieldlink_config"]["time"] == 1700000000000);
+    CHECK(event["params"]["fieldlink_config"]["value"]["result"] == "refused");
+    r.reply_topic.clear();
+    r.result = "applied";
+    m = p.config_report(sessions[0], r, next_id);
+    REQUIRE(m.size() == 1);  // (sent again after a CONNECT: the event only)
+    CHECK(json::parse(m[0].payload)["params"]["fieldlink_config"]["value"]["result"] == "applied");
 }
 
 TEST_CASE("a push may replace the main file or a conf.d fragment beside it, nothing else") {
