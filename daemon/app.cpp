@@ -697,7 +697,9 @@ class Daemon {
     };
 
     int start();
-    Outcome reload(const char* why, std::vector<std::string>* errors);
+    // `checked`: the configuration on disk, already loaded and checked (a push): not read again.
+    Outcome reload(const char* why, std::vector<std::string>* errors,
+                   std::unique_ptr<config::Config> checked = nullptr);
     int restart(std::unique_ptr<config::Config> next);
     void on_push(const std::string& cloud, north::ConfigPush push);
     void take_pushes();
@@ -749,9 +751,10 @@ int Daemon::restart(std::unique_ptr<config::Config> next) {
 
 // Reloads the configuration on disk: nothing changes when it has errors (`errors`) or a part
 // refuses it; only what changed restarts, unless the gateway settings changed.
-Daemon::Outcome Daemon::reload(const char* why, std::vector<std::string>* errors) {
+Daemon::Outcome Daemon::reload(const char* why, std::vector<std::string>* errors,
+                               std::unique_ptr<config::Config> checked) {
     auto log = core::logger("core");
-    auto next = load_config(file_, plugins_, [&](const std::string& e) {
+    auto next = checked ? std::move(checked) : load_config(file_, plugins_, [&](const std::string& e) {
         log->error("{}", e);
         errors->push_back(e);
     });
@@ -883,7 +886,7 @@ void Daemon::on_push(const std::string& cloud, north::ConfigPush push) {
     }
     pushed::History history((std::filesystem::path(cfg_->gateway.data_dir) / "config-history").string(), kKeepVersions);
     if ((existed && !history.save("before", *target, before_text, &why)) ||
-        !history.save("pushed", *target, push.text, &why) || !pushed::write_atomic(*target, push.text, &why)) {
+        !history.save("pushed", *target, push.text, &why) || !pushed::write_atomic(*target, push.text, &why, true)) {
         return refuse("cannot write it: " + why);
     }
     std::optional<std::string> before;
@@ -895,7 +898,8 @@ void Daemon::on_push(const std::string& cloud, north::ConfigPush push) {
     report(r);
     r.reply_topic.clear();
     std::vector<std::string> reload_errors;
-    const auto how = reload("pushed configuration", &reload_errors);
+    const auto how =
+        reload("pushed configuration", &reload_errors, std::make_unique<config::Config>(std::move(loaded.config)));
     if (how == Outcome::refused || how == Outcome::failed) {
         put_back(*target, before);
         if (how == Outcome::failed) {  // it stopped everything and could not start again

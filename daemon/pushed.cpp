@@ -97,7 +97,7 @@ std::vector<config::ConfigError> literal_secrets(const std::string& text, const 
     return errors;
 }
 
-bool write_atomic(const std::string& path, const std::string& text, std::string* why) {
+bool write_atomic(const std::string& path, const std::string& text, std::string* why, bool durable) {
     const fs::path target(path);
     const fs::path dir = target.parent_path().empty() ? fs::path(".") : target.parent_path();
     std::error_code ec;
@@ -124,7 +124,7 @@ bool write_atomic(const std::string& path, const std::string& text, std::string*
         }
         done += static_cast<std::size_t>(n);
     }
-    if (::fsync(fd) != 0) {
+    if (durable && ::fsync(fd) != 0) {
         *why = errno_text("cannot sync", tmp);
         ::close(fd);
         ::unlink(tmp.c_str());
@@ -136,7 +136,7 @@ bool write_atomic(const std::string& path, const std::string& text, std::string*
         ::unlink(tmp.c_str());
         return false;
     }
-    if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
+    if (const int dfd = durable ? ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1; dfd >= 0) {
         (void)::fsync(dfd);
         ::close(dfd);
     }
@@ -169,7 +169,7 @@ bool History::save(const std::string& what, const std::string& file, const std::
     std::string name = fs::path(file).filename().string();
     const std::string path =
         (fs::path(dir_) / (std::to_string(core::unix_ms_now()) + "-" + what + "-" + name)).string();
-    if (!write_atomic(path, text, why)) return false;
+    if (!write_atomic(path, text, why, false)) return false;
     auto kept = files();
     // (pairs: what replaced a file and what it replaced)
     while (kept.size() > 2 * keep_) {

@@ -26,9 +26,10 @@ std::optional<std::string> target_of(const std::string& main_file, const std::st
 std::vector<config::ConfigError> literal_secrets(const std::string& text, const std::string& file);
 
 // Writes `text` to `path` so that a reader (or a power cut) sees the old file or the new one,
-// never a part: a temporary file beside it, fsync, rename, fsync of the directory. The mode of the
-// file it replaces is kept (0640 for a new one).
-bool write_atomic(const std::string& path, const std::string& text, std::string* why);
+// never a part: a temporary file beside it, rename; with `durable`, fsync of the file before the
+// rename and of the directory after (a power cut keeps the new one). The mode of the file it
+// replaces is kept (0640 for a new one).
+bool write_atomic(const std::string& path, const std::string& text, std::string* why, bool durable = true);
 
 // "sha256:<hex>" of a text (the version of a pushed file).
 std::string version_of(const std::string& text);
@@ -44,6 +45,7 @@ class History {
     History(std::string dir, std::size_t keep) : dir_(std::move(dir)), keep_(keep) {}
     const std::string& dir() const { return dir_; }
     // Saves one version (`what`: "before" or "pushed") and removes the oldest beyond `keep` pairs.
+    // Not synced: the versions are a record, a rollback uses the text kept in memory.
     bool save(const std::string& what, const std::string& file, const std::string& text, std::string* why);
     // The files kept, oldest first (tests, the status page).
     std::vector<std::string> files() const;
