@@ -27,6 +27,7 @@ shift $(($# < 2 ? $# : 2))
 "$PY" bench/command_load.py build-bench 2000
 "$PY" bench/deadband.py build-bench 30
 "$PY" bench/reload.py build-bench 200
+"$PY" bench/remote_config.py build-bench 100 10
 "$PY" bench/scan.py build-bench 100
 "$PY" bench/publish_window.py build-bench 20
 "$PY" bench/sessions.py build-bench "$session_secs" "$@"
