@@ -10,17 +10,18 @@
 #include "north/north.hpp"
 #include "north/profile.hpp"
 #include "platforms/platform.hpp"
+#include "pushed.hpp"
 
 namespace {
 
 const char* kConfig = R"(
 clouds:
   dp: { platform: onenet, host: h, product_id: "469948", product_key: a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U= }
-  tm: { platform: onenet, protocol: thing-model, host: h, product_id: P1, product_key: a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U= }
+  tm: { platform: onenet, protocol: thing-model, host: h, product_id: P1, product_key: a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U=, remote_config: true }
   legacy: { platform: onenet-legacy, host: h, product_id: "1", keepalive: 120s }
   das: { platform: aiot, host: h, product_id: pk }
-  tb: { platform: thingsboard, host: h, username: T }
-  plain: { platform: mqtt, host: h, command_topic: "c/{device}" }
+  tb: { platform: thingsboard, host: h, username: T, remote_config: true }
+  plain: { platform: mqtt, host: h, command_topic: "c/{device}", config_topic: cfg/gw, remote_config: true }
   point: { platform: mqtt, host: h, command_topic: "p/{device}/{point}" }
 buses:
   s: { driver: sim }
@@ -61,6 +62,22 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto& p = *w.profiles[static_cast<std::size_t>(s.cloud - w.cfg.clouds.data())];
     auto in = p.on_message(s, topic, payload, w.latest);
     for (const auto& r : in.replies) (void)r.payload.size();
+    if (in.config_push) {  // a configuration pushed on the channel: what the daemon checks first, the report
+        std::string why;
+        (void)fieldlink::pushed::target_of("/etc/fieldlink/config.yaml", in.config_push->file, &why);
+        for (const auto& e : fieldlink::pushed::literal_secrets(in.config_push->text, "pushed.yaml")) {
+            (void)fieldlink::config::format_error("config.yaml", e);
+        }
+        fieldlink::north::ConfigReport r;
+        r.id = in.config_push->id;
+        r.file = in.config_push->file;
+        r.version = fieldlink::pushed::version_of(in.config_push->text);
+        r.result = "refused";
+        r.error = in.config_push->problem;
+        r.reply_topic = in.config_push->reply_topic;
+        std::uint32_t next_id = 1;
+        for (const auto& m : p.config_report(s, r, next_id)) (void)m.payload.size();
+    }
     if (in.write) {
         const auto& d = w.cfg.devices.at(in.write->device);
         for (const auto& pv : in.write->values) {

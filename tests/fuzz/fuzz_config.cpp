@@ -5,6 +5,7 @@
 #include "bus/plan.hpp"
 #include "bus/plugin_host.hpp"
 #include "load.hpp"
+#include "pushed.hpp"
 
 extern "C" const fl_driver_v2* fl_sim_driver_table(void);
 extern "C" const fl_driver_v2* fl_modbus_driver_table(void);
@@ -21,6 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::string text(reinterpret_cast<const char*>(data), size);
     auto r = load_config_text(text, "fuzz.yaml", drivers);
     for (const auto& e : r.errors) (void)config::format_error("fuzz.yaml", e);
+    // The same text pushed from a platform: its secrets written out.
+    for (const auto& e : pushed::literal_secrets(text, "pushed.yaml")) (void)config::format_error("fuzz.yaml", e);
     if (r.ok()) {
         for (const auto& d : r.config.devices) {
             const auto& b = r.config.buses[d.bus_index];
