@@ -229,27 +229,33 @@ std::string device_metrics(const config::Config& cfg, const Running& run) {
 }
 
 // What the HTTP server serves besides the north side's files: the bus workers' view.
+// Every bus worker's figures and its devices' (/api/runtime, diagnostics requests).
+nlohmann::json buses_json(const config::Config& cfg, const Running& run) {
+    nlohmann::json buses = nlohmann::json::array();
+    const auto now = steady_ms();
+    for (const auto& w : run.workers) {
+        const auto& bc = std::find_if(cfg.buses.begin(), cfg.buses.end(),
+                                      [&w](const config::BusConfig& b) { return b.name == w->bus_name(); });
+        nlohmann::json devices = nlohmann::json::array();
+        for (std::size_t i = 0; i < w->device_count(); ++i) devices.push_back(device_json(cfg, *w, i));
+        nlohmann::json driver_counters = nlohmann::json::object();
+        for (const auto& c : w->driver_counters()) driver_counters[c.name] = c.value;
+        buses.push_back({{"name", w->bus_name()},
+                         {"driver", bc != cfg.buses.end() ? bc->driver : std::string()},
+                         {"driver_counters", std::move(driver_counters)},
+                         {"utilisation", std::round(w->utilisation() * 1000.0) / 1000.0},
+                         {"busy_s", std::round(w->busy_seconds() * 1000.0) / 1000.0},
+                         {"alive", now - w->heartbeat()->load() <= kWorkerAliveMs},
+                         {"devices", std::move(devices)}});
+    }
+    return buses;
+}
+
 WebSources web_sources(const config::Config& cfg, const Running& run) {
     WebSources src;
     src.data_dir = cfg.gateway.status_path();
     src.runtime_json = [&cfg, &run] {
-        nlohmann::json buses = nlohmann::json::array();
-        const auto now = steady_ms();
-        for (const auto& w : run.workers) {
-            const auto& bc = std::find_if(cfg.buses.begin(), cfg.buses.end(),
-                                          [&w](const config::BusConfig& b) { return b.name == w->bus_name(); });
-            nlohmann::json devices = nlohmann::json::array();
-            for (std::size_t i = 0; i < w->device_count(); ++i) devices.push_back(device_json(cfg, *w, i));
-            nlohmann::json driver_counters = nlohmann::json::object();
-            for (const auto& c : w->driver_counters()) driver_counters[c.name] = c.value;
-            buses.push_back({{"name", w->bus_name()},
-                             {"driver", bc != cfg.buses.end() ? bc->driver : std::string()},
-                             {"driver_counters", std::move(driver_counters)},
-                             {"utilisation", std::round(w->utilisation() * 1000.0) / 1000.0},
-                             {"busy_s", std::round(w->busy_seconds() * 1000.0) / 1000.0},
-                             {"alive", now - w->heartbeat()->load() <= kWorkerAliveMs},
-                             {"devices", std::move(devices)}});
-        }
+        nlohmann::json buses = buses_json(cfg, run);
         nlohmann::json doc{{"buses", std::move(buses)}, {"problems", core::recent_problems()}};
         if (run.modbus) {
             nlohmann::json served{
@@ -401,6 +407,13 @@ int start_all(const config::Config& cfg, const bus::PluginRegistry& plugins, Run
     // The service manager's watchdog: pinged from the north loop while every bus worker beats.
     if (const auto period = watchdog_period(); period.count() > 0) run.north->set_watchdog(period, stuck_check(run));
     if (channel) run.north->set_config_channel(channel);
+    // Diagnostics requests read the workers on the north thread while a reload may replace them.
+    run.north->set_bus_stats([&run] {
+        std::lock_guard<std::mutex> lock(run.mutex);
+        if (run.reloading || run.cfg == nullptr) return std::string(R"({"reloading":true})");
+        return nlohmann::json{{"buses", buses_json(*run.cfg, run)}}.dump(-1, ' ', false,
+                                                                         nlohmann::json::error_handler_t::replace);
+    });
     if (!run.north->start(&err)) {
         log->error("{}", err);
         return kExitRuntime;

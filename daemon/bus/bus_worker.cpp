@@ -638,6 +638,44 @@ bool BusWorker::read_back(const fl_write_v2& w, fl_error_v2& err) {
     return st == FL_OK;
 }
 
+// A diagnostics read of a raw range (remote commissioning): once, with the bus's retries; the
+// device's points and schedule are not touched.
+void BusWorker::raw_read(core::WriteJob& job, int unit) {
+    fl_read_v2 r{};
+    r.struct_size = sizeof r;
+    r.unit = static_cast<std::uint8_t>(unit);
+    r.area = job.raw_area;
+    r.address = job.raw_address;
+    r.count = job.raw_count;
+    r.registers = regs_.data();
+    r.bits = bits_.data();
+    if (r.count > (config::is_bit_area(static_cast<config::Area>(r.area)) ? bits_.size() : regs_.size())) {
+        job.failure = core::WriteJob::Failure::refused;
+        job.reason = "more than one request can read";
+        return;
+    }
+    fl_error_v2 err{};
+    fl_status st = FL_RETRY;
+    beat();
+    for (int a = 0; a <= bus_->retries && st == FL_RETRY && !stop_.load(); ++a) {
+        err = fl_error_v2{};
+        err.struct_size = sizeof err;
+        st = timed([&] { return driver_->read(&r, &err); });
+    }
+    beat();
+    if (st != FL_OK) {
+        job.failure = failure_of(err.kind);
+        job.reason = err.kind == FL_ERRK_EXCEPTION
+                         ? fmt::format("unit {} answered the read with Modbus exception {} ({})", unit, err.code,
+                                       exception_name(err.code))
+                         : fmt::format("reading unit {}: {}", unit, err.message);
+        return;
+    }
+    job.ok = true;
+    const bool bits = config::is_bit_area(static_cast<config::Area>(r.area));
+    for (std::uint16_t i = 0; i < r.count; ++i) job.raw_values.push_back(bits ? bits_[i] : regs_[i]);
+}
+
 bool BusWorker::write_point(const config::PointConfig& p, int unit, const core::Value& v, core::WriteJob& job) {
     std::uint16_t regs[125] = {};
     std::uint8_t bit = 0;
@@ -702,6 +740,16 @@ void BusWorker::execute(core::WriteJob& job, std::vector<core::SampleBatch>& rou
     auto* d = &*std::find_if(devices_.begin(), devices_.end(), [&](const Device& x) { return x.index == job.device; });
     const auto& dc = cfg_->devices[job.device];
     const std::int64_t age_ms = core::boot_ms() - job.born_boot_ms;
+    if (job.raw_count > 0) {
+        if (t0 > job.deadline) {
+            job.failure = core::WriteJob::Failure::expired;
+            job.reason = "the bus was busy past the platform's deadline; nothing was read";
+        } else {
+            raw_read(job, dc.unit);
+        }
+        job.write_us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
+        return;
+    }
     if (t0 > job.deadline) {
         job.failure = core::WriteJob::Failure::expired;
         job.reason = "the bus was busy past the platform's deadline; nothing was written";

@@ -173,6 +173,7 @@ class BusWorker {
     void execute(core::WriteJob& job, std::vector<core::SampleBatch>& round);
     static std::uint64_t superseded_by(const std::vector<core::WriteJobPtr>& jobs, std::size_t i);
     bool read_back(const fl_write_v2& w, fl_error_v2& err);
+    void raw_read(core::WriteJob& job, int unit);
     bool write_point(const config::PointConfig& p, int unit, const core::Value& v, core::WriteJob& job);
 
     const config::Config* cfg_;  // pointers: rebase() moves the worker to the next configuration

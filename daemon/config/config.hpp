@@ -124,6 +124,9 @@ struct CloudConfig {
     // Configuration pushed from the platform on this cloud's channel is applied (app.cpp,
     // config/pushed.hpp); rolled back when this cloud has not connected again within the deadline.
     bool remote_config = false;
+    // Read-only requests of the platform are answered (raw registers, warning lines, bus
+    // statistics); refused when off.
+    bool diagnostics = false;
     Duration remote_config_deadline{60'000};
     std::map<std::string, Mark> given;  // keys written in the file, with their positions
     // The platform's own keys (protocol, topic, group_id...), in the order written.

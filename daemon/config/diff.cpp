@@ -86,10 +86,12 @@ bool same_gateway(const GatewayConfig& a, const GatewayConfig& b) {
 bool same_cloud(const CloudConfig& a, const CloudConfig& b) {
     return std::tie(a.name, a.platform, a.host, a.port, a.product_id, a.keepalive, a.token_method, a.token_ttl,
                     a.token_expiry, a.product_key, a.username, a.password, a.client_id, a.qos, a.max_rate,
-                    a.max_inflight, a.max_payload_size, a.command_ttl, a.remote_config, a.remote_config_deadline) ==
-               std::tie(b.name, b.platform, b.host, b.port, b.product_id, b.keepalive, b.token_method, b.token_ttl,
-                        b.token_expiry, b.product_key, b.username, b.password, b.client_id, b.qos, b.max_rate,
-                        b.max_inflight, b.max_payload_size, b.command_ttl, b.remote_config, b.remote_config_deadline) &&
+                    a.max_inflight, a.max_payload_size, a.command_ttl, a.remote_config, a.remote_config_deadline,
+                    a.diagnostics) == std::tie(b.name, b.platform, b.host, b.port, b.product_id, b.keepalive,
+                                               b.token_method, b.token_ttl, b.token_expiry, b.product_key, b.username,
+                                               b.password, b.client_id, b.qos, b.max_rate, b.max_inflight,
+                                               b.max_payload_size, b.command_ttl, b.remote_config,
+                                               b.remote_config_deadline, b.diagnostics) &&
            same_list(a.options, b.options, same_option) && same_tls(a.tls, b.tls) && same_keys(a.given, b.given);
 }
 

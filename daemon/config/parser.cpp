@@ -309,6 +309,7 @@ const Field<CloudConfig> kCloudFields[] = {
      }},
     {"remote_config", false,
      [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.remote_config, r.boolean(n)); }},
+    {"diagnostics", false, [](CloudConfig& c, const YAML::Node& n, Reader& r) { set_if(c.diagnostics, r.boolean(n)); }},
     {"remote_config_deadline", false,
      [](CloudConfig& c, const YAML::Node& n, Reader& r) {
          set_if(c.remote_config_deadline, r.duration(n, Duration{5000}, Duration{3'600'000}));

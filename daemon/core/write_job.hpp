@@ -35,6 +35,11 @@ struct WriteJob {
     // The command sets a state (a property, an attribute, a metric) rather than asking for an
     // action: a newer one for the same points, still queued behind it, replaces it.
     bool sets_state = false;
+    // A read of raw registers or bits instead of a write (remote diagnostics): `raw_count` > 0
+    // reads that range of the device's unit once (area as fl_area); nothing is written.
+    std::uint8_t raw_area = 0;
+    std::uint16_t raw_address = 0;
+    std::uint16_t raw_count = 0;
 
     // Claimed by the bus worker (queued -> taken) or given up by the north side at the deadline
     // (queued -> expired); whoever wins decides.
@@ -43,10 +48,11 @@ struct WriteJob {
     // The outcome (set by the bus worker before `done`).
     bool ok = false;
     Failure failure = Failure::none;
-    std::string reason;                 // what went wrong, for the platform's failure reply
-    std::vector<PointValue> read_back;  // the values read back after the write
-    std::size_t written = 0;            // how many of `values` were written before a failure
-    std::int64_t write_us = 0;          // time on the bus: write plus read-back
+    std::string reason;                     // what went wrong, for the platform's failure reply
+    std::vector<PointValue> read_back;      // the values read back after the write
+    std::size_t written = 0;                // how many of `values` were written before a failure
+    std::int64_t write_us = 0;              // time on the bus: write plus read-back
+    std::vector<std::uint16_t> raw_values;  // a raw read's registers (bits as 0/1)
 
     // Called by the bus worker when the job is finished (on the worker's thread).
     std::function<void(std::shared_ptr<WriteJob>)> done;

@@ -19,6 +19,9 @@ core::WriteJobPtr Downlink::start(Command&& c, TimePoint now, Clock::duration de
     w.job->born_boot_ms = born_boot_ms;
     w.job->ttl_ms = ttl_ms;
     w.job->sets_state = c.sets_state;
+    w.job->raw_area = c.raw_area;
+    w.job->raw_address = c.raw_address;
+    w.job->raw_count = c.raw_count;
     w.job->deadline = std::chrono::steady_clock::now() + (w.give_up - now);
     w.command = std::move(c);
     auto job = w.job;
@@ -34,7 +37,7 @@ std::optional<Downlink::Answer> Downlink::done(const core::WriteJob& job) {
     auto it = writes_.find(job.id);
     if (it == writes_.end()) return std::nullopt;
     Answer a{std::move(it->second.command), CommandResult{job.ok, job.reason, job.read_back, job.failure},
-             it->second.received};
+             it->second.received, job.raw_values};
     writes_.erase(it);
     return a;
 }

@@ -24,6 +24,7 @@ class Downlink {
         Command command;
         CommandResult result;
         TimePoint received{};
+        std::vector<std::uint16_t> registers{};  // a diagnostics read's values (bits as 0/1)
     };
 
     // Takes a write: its job, for the bus worker, marked with the session's number, with its

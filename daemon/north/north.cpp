@@ -100,7 +100,7 @@ std::vector<SessionInfo> plan_sessions(const config::Config& cfg,
         if (!profiles[c]) continue;
         bool first = true;
         for (auto& s : profiles[c]->sessions(cfg, c)) {
-            s.channel = first && cfg.clouds[c].remote_config;
+            s.channel = first && (cfg.clouds[c].remote_config || cfg.clouds[c].diagnostics);
             first = false;
             out.push_back(std::move(s));
         }
@@ -141,6 +141,7 @@ std::unique_ptr<Session> North::make_session(SessionInfo info, std::size_t sessi
     env.clock_trusted = [this] { return !clock_ || clock_->trusted(); };
     if (config_channel_) env.submit_config = config_channel_;
     env.config_report = &config_report_;
+    env.bus_stats = bus_stats_;
     auto s = std::make_unique<Session>(std::move(info), p, std::move(env));
     by_serial_[s->serial()] = s.get();
     return s;

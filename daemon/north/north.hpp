@@ -88,6 +88,9 @@ class North {
     // Before start(): where configurations pushed on a cloud's channel go (called on the north
     // thread with the cloud's name; it must not block).
     void set_config_channel(std::function<void(const std::string&, ConfigPush)> f) { config_channel_ = std::move(f); }
+    // Before start(): the bus statistics as JSON, for diagnostics requests (called on the north
+    // thread; it must not block for long).
+    void set_bus_stats(std::function<std::string()> f) { bus_stats_ = std::move(f); }
     // While running, from another thread: what became of the last pushed configuration; the
     // channel sessions send it now (when connected) and after every CONNECT.
     void report_config(const ConfigReport& r);
@@ -145,6 +148,7 @@ class North {
     void on_loop(const std::function<void()>& task);
     std::function<void(const std::string&, ConfigPush)> config_channel_;
     ConfigReport config_report_;  // on the north thread
+    std::function<std::string()> bus_stats_;
     std::vector<Session*> touched_;
     SessionCounters sum_;
     std::size_t connected_ = 0;

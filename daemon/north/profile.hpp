@@ -121,8 +121,9 @@ struct SessionInfo {
     // The platform's own state of this session (null: it keeps none). A pointer to something
     // mutable: the profile's calls take the SessionInfo as const and change only this.
     std::shared_ptr<PlatformState> state;
-    // The session carrying the cloud's configuration channel (the first of a cloud with
-    // remote_config): it subscribes to it and reports what became of a push.
+    // The session carrying the cloud's configuration and diagnostics channel (the first of a
+    // cloud with remote_config or diagnostics): it subscribes to them, reports what became of a
+    // push and answers diagnostics.
     bool channel = false;
 
     const config::DeviceConfig& device(std::uint32_t index) const { return cfg->devices[index]; }
@@ -130,6 +131,20 @@ struct SessionInfo {
 
 // Latest decoded value of every point, per device index (answers "property get").
 using LatestValues = std::unordered_map<std::uint32_t, std::vector<std::optional<core::Value>>>;
+
+// A read-only diagnostics request of the platform (a cloud with `diagnostics: true`): the raw
+// registers of a configured device's unit, the last warning lines, the bus statistics.
+struct DiagRequest {
+    std::string what;    // "read_registers", "log", "bus_stats"
+    std::string device;  // read_registers: a configured device's name
+    std::string area;    // ... holding, input, coil, discrete
+    std::int64_t address = -1;
+    std::int64_t count = 0;
+    std::int64_t lines = 50;  // log: the last so many (at most 50 are kept)
+    std::string id;           // the platform's request id
+    std::string reply_topic;  // where the answer goes
+    std::string problem;      // set when the request could not be understood: refused
+};
 
 // A write the platform asked for, already checked against the points (config::accept_write):
 // carried out by the device's bus worker, then answered with Profile::command_reply.
@@ -146,6 +161,12 @@ struct Command {
     // It sets a state (a property, an attribute, a metric): a newer one for the same points
     // replaces it while it waits for the bus. Actions (RPC, services, command names) never do.
     bool sets_state = false;
+    // Set: not a write but a diagnostics read of raw registers (raw_* below); answered with
+    // Profile::diagnostics_reply, not command_reply, and not audited as a write.
+    std::optional<DiagRequest> diag;
+    std::uint8_t raw_area = 0;
+    std::uint16_t raw_address = 0;
+    std::uint16_t raw_count = 0;
 };
 
 // How a command ended: written and read back (ok), or why not.
@@ -202,6 +223,8 @@ struct Inbound {
     bool restart = false;
     // A configuration pushed on the cloud's channel (only from a channel session).
     std::optional<ConfigPush> config_push;
+    // A diagnostics request (answered by the session: refused unless the cloud enables them).
+    std::optional<DiagRequest> diagnostics;
 };
 
 // How often a device may log in: at most `logins` connection attempts within `window` (a platform
@@ -275,6 +298,12 @@ class Profile {
     // How long the platform waits for a command's reply (OneNET: 5 s for property set and
     // synchronous services); the reply must go before that.
     virtual std::chrono::milliseconds command_deadline() const { return std::chrono::milliseconds(5000); }
+    // The answer to a diagnostics request: `ok` with `result` (a JSON value as text), or the
+    // refusal or failure `result` (plain text). An empty topic sends nothing.
+    virtual Message diagnostics_reply(const SessionInfo&, const DiagRequest&, bool /*ok*/,
+                                      const std::string& /*result*/) const {
+        return {};
+    }
     // Tells the platform what became of a pushed configuration (on a channel session; sent again
     // after every CONNECT); `next_id` numbers its requests. None by default.
     virtual std::vector<Message> config_report(const SessionInfo&, const ConfigReport&,

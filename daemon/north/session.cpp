@@ -1,5 +1,7 @@
 #include "session.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -368,6 +370,7 @@ void Session::handle(const std::string& topic, const std::string& payload) {
         audit_append(e);
     }
     if (in.write) start_write(std::move(*in.write));
+    if (in.diagnostics) diagnose(std::move(*in.diagnostics));
     if (in.config_push && info_.channel) {
         if (env_.submit_config) {
             log_->info("cloud {}: a configuration was pushed ({}, {} bytes{}{})", cloud_->name,
@@ -378,6 +381,93 @@ void Session::handle(const std::string& topic, const std::string& payload) {
         }
     }
     if (in.restart) restart_wanted_ = true;  // after the client's read call (ready())
+}
+
+// ---- diagnostics -------------------------------------------------------------------------------
+
+namespace {
+
+std::string diag_json(const nlohmann::json& j) {
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace
+
+void Session::answer_diagnostics(const DiagRequest& q, bool ok, const std::string& result) {
+    if (!ok) {
+        log_->warn("diagnostics request from cloud {} ({}) refused: {}", cloud_->name, core::printable(q.what, 64),
+                   result);
+    }
+    Message m = profile_->diagnostics_reply(info_, q, ok, result);
+    if (m.topic.empty()) return;
+    control_.push_front(std::move(m));
+    conn_.sync();
+}
+
+// Read-only requests, answered at once (the warning lines, the bus statistics) or by the device's
+// bus worker between two polls (raw registers, like a write: see start_write). Refused unless
+// the cloud has `diagnostics: true`.
+void Session::diagnose(DiagRequest q) {
+    count(&SessionCounters::commands);
+    if (!cloud_->diagnostics) {
+        return answer_diagnostics(q, false,
+                                  "diagnostics are off for cloud " + cloud_->name +
+                                      " (diagnostics: true in its configuration answers these read-only requests)");
+    }
+    if (!q.problem.empty()) return answer_diagnostics(q, false, q.problem);
+    if (q.what == "log") {
+        auto lines = core::recent_problems();
+        const auto keep = static_cast<std::size_t>(std::clamp<std::int64_t>(q.lines, 0, 50));
+        if (lines.size() > keep) lines.erase(lines.begin(), lines.end() - static_cast<std::ptrdiff_t>(keep));
+        return answer_diagnostics(q, true, diag_json({{"lines", lines}}));
+    }
+    if (q.what == "bus_stats") {
+        if (!env_.bus_stats) return answer_diagnostics(q, false, "this gateway runs no bus");
+        return answer_diagnostics(q, true, env_.bus_stats());
+    }
+    // read_registers
+    const auto& devices = info_.cfg->devices;
+    const auto it =
+        std::find_if(devices.begin(), devices.end(), [&](const config::DeviceConfig& d) { return d.name == q.device; });
+    const auto area = config::parse_area(q.area);
+    const bool bits = area && config::is_bit_area(*area);
+    const std::int64_t most = bits ? 2000 : 125;
+    std::string why;
+    if (it == devices.end()) {
+        why = "no configured device '" + core::printable(q.device, 64) + "' (a device's name from the configuration)";
+    } else if (!area) {
+        why = "area '" + core::printable(q.area, 32) + "': expected holding, input, coil or discrete";
+    } else if (q.address < 0 || q.address > 65535) {
+        why = "address: expected 0..65535";
+    } else if (q.count < 1 || q.count > most || q.address + q.count > 65536) {
+        why = fmt::format("count: expected 1..{} {} within the address space", most, bits ? "bits" : "registers");
+    }
+    if (!why.empty()) return answer_diagnostics(q, false, why);
+    Command c;
+    c.device = static_cast<std::uint32_t>(it - devices.begin());
+    c.kind = "diagnostics read";
+    c.id = q.id;
+    c.raw_area = static_cast<std::uint8_t>(*area);
+    c.raw_address = static_cast<std::uint16_t>(q.address);
+    c.raw_count = static_cast<std::uint16_t>(q.count);
+    c.diag = std::move(q);
+    start_write(std::move(c));
+}
+
+// A raw read's result from the bus worker (or its refusal, expiry, deadline).
+void Session::answer_read(const Downlink::Answer& a) {
+    const auto& q = *a.command.diag;
+    const auto& d = info_.device(a.command.device);
+    if (!a.result.ok) return answer_diagnostics(q, false, a.result.reason);
+    log_->info("diagnostics read from cloud {}: {} unit {} {} {}+{}", cloud_->name, d.name, d.unit, q.area, q.address,
+               q.count);
+    return answer_diagnostics(q, true,
+                              diag_json({{"device", d.name},
+                                         {"unit", d.unit},
+                                         {"area", q.area},
+                                         {"address", q.address},
+                                         {"count", q.count},
+                                         {"values", a.registers}}));
 }
 
 // ---- writes from the platform -----------------------------------------------------------------
@@ -474,6 +564,7 @@ void Session::audit_append(const store::AuditEntry& e) {
 // Logged, counted and answered to the platform in its own shape (when it wants an answer).
 void Session::reply_write(const Downlink::Answer& a) {
     const auto& r = a.result;
+    if (a.command.diag) return answer_read(a);
     count(r.ok ? &SessionCounters::writes_ok : &SessionCounters::writes_failed);
     const auto& d = info_.device(a.command.device);
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(env_.loop->now() - a.received).count();

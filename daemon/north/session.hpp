@@ -117,6 +117,9 @@ class Session final : private Connection::User {
     void handle(const std::string& topic, const std::string& payload);
     void start_write(Command&& c);
     void reply_write(const Downlink::Answer& a);
+    void diagnose(DiagRequest q);
+    void answer_diagnostics(const DiagRequest& q, bool ok, const std::string& result);
+    void answer_read(const Downlink::Answer& a);
     void audit(const Downlink::Answer& a, const std::string& asked_by);
     void audit_append(const store::AuditEntry& e);
     void count(std::uint64_t SessionCounters::*field) { count(field, 1); }

@@ -45,6 +45,8 @@ struct SessionEnv {
     // sent by the channel session after each CONNECT.
     std::function<void(const std::string&, ConfigPush)> submit_config;
     const ConfigReport* config_report = nullptr;
+    // The bus statistics as JSON (diagnostics; unset: none).
+    std::function<std::string()> bus_stats;
 };
 
 }  // namespace fieldlink::north

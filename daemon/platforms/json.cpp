@@ -278,6 +278,39 @@ north::ConfigPush config_push_of(const Json& v) {
     return p;
 }
 
+north::DiagRequest diag_request_of(const Json& params) {
+    north::DiagRequest q;
+    constexpr const char* kExpected =
+        R"(expected {"request": "read_registers", "device": NAME, "area": "holding", "address": N, "count": N}, )"
+        R"({"request": "log", "lines": N} or {"request": "bus_stats"})";
+    if (!params.is_object()) {
+        q.problem = std::string("a diagnostics request must be a JSON object; ") + kExpected;
+        return q;
+    }
+    q.what = text_of(params, "request");
+    if (q.what != "read_registers" && q.what != "log" && q.what != "bus_stats") {
+        q.problem = "unknown request '" + q.what.substr(0, 64) + "'; " + kExpected;
+        return q;
+    }
+    q.device = text_of(params, "device");
+    q.area = params.contains("area") ? text_of(params, "area") : "holding";
+    const auto number = [&](const char* key, std::int64_t fallback) {
+        const auto it = params.find(key);
+        if (it == params.end()) return fallback;
+        return it->is_number_integer() ? it->get<std::int64_t>() : std::int64_t{-1};
+    };
+    q.address = number("address", -1);
+    q.count = number("count", 1);
+    q.lines = number("lines", 50);
+    if (q.what == "log" && q.lines < 0) q.problem = "lines: expected a whole number 0..50";
+    return q;
+}
+
+Json diag_answer_json(bool ok, const std::string& result) {
+    if (!ok) return Json{{"ok", false}, {"error", result}};
+    return Json{{"ok", true}, {"result", Json::parse(result, nullptr, false)}};
+}
+
 Json config_report_json(const north::ConfigReport& r, const std::string& prefix) {
     Json j = Json::object();
     if (!r.id.empty()) j[prefix + "id"] = r.id;

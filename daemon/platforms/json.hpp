@@ -146,6 +146,12 @@ inline std::string dump(const Json& j) {
 // "conf.d/NAME.yaml" (optional: the main file), "id": ... (optional)}, or a JSON string holding the
 // main file's YAML. Anything else is a push with `problem` set (it is refused and reported).
 north::ConfigPush config_push_of(const Json& v);
+// A diagnostics request: {"request": "read_registers", "device": .., "area": "holding",
+// "address": N, "count": N} | {"request": "log", "lines": N} | {"request": "bus_stats"}; anything
+// else is a request with `problem` set (refused with it).
+north::DiagRequest diag_request_of(const Json& params);
+// A diagnostics answer as JSON: {"ok": true, "result": <the result>} or {"ok": false, "error": ..}.
+Json diag_answer_json(bool ok, const std::string& result);
 // The report as a JSON object with `prefix` before each key ("fieldlink_config_" for ThingsBoard
 // attributes, "" for a generic MQTT state topic): id, file, version, result, error, running, ts.
 Json config_report_json(const north::ConfigReport& r, const std::string& prefix);

@@ -19,6 +19,7 @@ class MqttTemplate : public north::Profile {
           command_topic_(c.option_or("command_topic", "")),
           reply_topic_(c.option_or("reply_topic", "")),
           config_topic_(c.option_or("config_topic", "")),
+          diagnostics_topic_(c.option_or("diagnostics_topic", "")),
           per_point_(topic_.find("{point}") != std::string::npos) {}
 
     std::optional<north::Credentials> credentials(const north::SessionInfo& s, std::int64_t,
@@ -82,7 +83,8 @@ class MqttTemplate : public north::Profile {
     std::vector<std::string> subscriptions(const north::SessionInfo& s) const override {
         std::vector<std::string> out;
         if (!command_topic_.empty()) out.push_back(command_topic(*s.identity, "+"));
-        if (s.channel && !config_topic_.empty()) out.push_back(config_topic_);
+        if (s.channel && cloud_.remote_config && !config_topic_.empty()) out.push_back(config_topic_);
+        if (s.channel && cloud_.diagnostics && !diagnostics_topic_.empty()) out.push_back(diagnostics_topic_);
         return out;
     }
 
@@ -101,6 +103,15 @@ class MqttTemplate : public north::Profile {
     north::Inbound on_message(const north::SessionInfo& s, const std::string& topic, const std::string& payload,
                               const north::LatestValues&, std::uint32_t&) const override {
         north::Inbound in;
+        if (s.channel && !diagnostics_topic_.empty() && topic == diagnostics_topic_) {
+            in.kind = "diagnostics";
+            if (payload.empty()) return in;
+            const Json j = parse_json(payload);
+            in.diagnostics = diag_request_of(j);
+            if (j.is_object()) in.diagnostics->id = id_of(j).value_or("");
+            in.diagnostics->reply_topic = diagnostics_topic_ + "/reply";
+            return in;
+        }
         if (s.channel && topic == config_topic_) {
             in.kind = "configuration";
             if (payload.empty()) return in;  // a retained configuration being cleared
@@ -138,6 +149,14 @@ class MqttTemplate : public north::Profile {
             ok = writes_of(d, one, c.values, &why);
         }
         return write_or_refuse(s, std::move(in), std::move(c), s.identity, ok, "command", why);
+    }
+
+    // {"id":..,"ok":true,"result":..} or {"id":..,"ok":false,"error":..} on diagnostics_topic/reply.
+    north::Message diagnostics_reply(const north::SessionInfo&, const north::DiagRequest& q, bool ok,
+                                     const std::string& result) const override {
+        Json out = diag_answer_json(ok, result);
+        if (!q.id.empty()) out["id"] = q.id;
+        return {q.reply_topic, dump(out), 0};
     }
 
     // {"id":..,"success":true,"values":{read back}} or {"id":..,"success":false,"error":..}
@@ -203,6 +222,8 @@ class MqttTemplate : public north::Profile {
     std::string command_topic_, reply_topic_;
     // Configuration pushed to the gateway (remote_config): JSON or YAML here; reports on /state.
     std::string config_topic_;
+    // Diagnostics requests (diagnostics: true): JSON here, answers on /reply.
+    std::string diagnostics_topic_;
     bool per_point_;
 };
 
@@ -215,7 +236,8 @@ class MqttPlatform : public Platform {
                 {"command_topic", "the generic MQTT command topic; other platforms have their own"},
                 {"reply_topic", "the generic MQTT reply topic; other platforms have their own"},
                 {"status_topic", "the generic MQTT device status topic; other platforms show it their own way"},
-                {"config_topic", "the generic MQTT topic of configuration pushed to the gateway (remote_config)"}};
+                {"config_topic", "the generic MQTT topic of configuration pushed to the gateway (remote_config)"},
+                {"diagnostics_topic", "the generic MQTT topic of diagnostics requests (diagnostics)"}};
     }
     bool takes_remote_config(const config::CloudConfig&) const override { return true; }
     const char* remote_config_where() const override { return "mqtt (config_topic)"; }
@@ -226,7 +248,12 @@ class MqttPlatform : public Platform {
                        "remote_config needs config_topic: the topic this gateway takes its configuration from "
                        "(one per gateway, like site17/gw1/config); its state is reported on <config_topic>/state");
         }
-        for (const char* key : {"command_topic", "reply_topic", "status_topic", "config_topic"}) {
+        if (c.diagnostics && c.option_or("diagnostics_topic", "").empty()) {
+            check.fail(c.mark_of("diagnostics"), config::cloud_path(c) + ".diagnostics_topic",
+                       "diagnostics needs diagnostics_topic: the topic this gateway takes diagnostics requests from "
+                       "(one per gateway, like site17/gw1/diag); answers go to <diagnostics_topic>/reply");
+        }
+        for (const char* key : {"command_topic", "reply_topic", "status_topic", "config_topic", "diagnostics_topic"}) {
             if (c.option_or(key, "").find_first_of("+#") != std::string::npos) {
                 check.fail(c.mark_of(key), config::cloud_path(c) + "." + key,
                            "no MQTT wildcards (+ #) here: {device} and {point} stand for the device's and the "

@@ -46,6 +46,8 @@ north::Answer::Outcome classify(std::optional<long long> code) {
 
 // The service that carries a pushed configuration and the event that reports it (remote_config).
 constexpr const char* kConfigService = "fieldlink_config";
+// The service that answers diagnostics requests (diagnostics).
+constexpr const char* kDiagnosticsService = "fieldlink_diagnostics";
 
 std::string next_id_text(std::uint32_t& next_id) {
     return std::to_string(north::take_message_id(next_id));
@@ -415,6 +417,15 @@ class OnenetThingModel : public OnenetProfile {
             return in;
         }
         const std::string answer_topic = p + suffix + "_reply";
+        // (on any device's session: refused there unless the cloud has diagnostics: true)
+        if (suffix == std::string("service/") + kDiagnosticsService + "/invoke") {
+            in.kind = "diagnostics";
+            const auto params = j->find("params");
+            in.diagnostics = diag_request_of(params != j->end() ? *params : Json());
+            in.diagnostics->id = *id;
+            in.diagnostics->reply_topic = answer_topic;
+            return in;
+        }
         if (s.channel && suffix == std::string("service/") + kConfigService + "/invoke") {
             in.kind = "configuration";
             const auto params = j->find("params");
@@ -477,6 +488,13 @@ class OnenetThingModel : public OnenetProfile {
             {"id", id}, {"version", "1.0"}, {"params", {{kConfigService, {{"value", report}, {"time", r.at_ms}}}}}};
         out.emplace_back(prefix(s) + "thing/event/post", dump(event), 0, id);
         return out;
+    }
+
+    // invoke_reply: 200 with the result as data, or 100 with why not.
+    north::Message diagnostics_reply(const north::SessionInfo&, const north::DiagRequest& q, bool ok,
+                                     const std::string& result) const override {
+        if (ok) return {q.reply_topic, onenet_reply(q.id, kCodeOk, "success", result), 0};
+        return {q.reply_topic, onenet_reply(q.id, kCodeFailed, result.substr(0, 500)), 0};
     }
 
   private:

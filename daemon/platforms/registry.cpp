@@ -140,15 +140,19 @@ void validate(config::Config& cfg, std::vector<config::ConfigError>& errors) {
         }
         of_cloud[i]->check_cloud(c, check);
         check_options(*of_cloud[i], c, check);
-        if (c.remote_config && !of_cloud[i]->takes_remote_config(c)) {
+        for (const char* key : {"remote_config", "diagnostics"}) {
+            const bool on = std::string(key) == "remote_config" ? c.remote_config : c.diagnostics;
+            if (!on || of_cloud[i]->takes_remote_config(c)) continue;
             std::string takers;
             for (const auto* p : all()) {
                 if (p->remote_config_where())
                     takers += (takers.empty() ? "" : ", ") + std::string(p->remote_config_where());
             }
-            check.fail(
-                c.mark_of("remote_config"), config::cloud_path(c) + ".remote_config",
-                "this cloud has no channel for configuration pushed to the gateway; remote_config works on: " + takers);
+            const bool pushed = std::string(key) == "remote_config";
+            check.fail(c.mark_of(key), config::cloud_path(c) + "." + key,
+                       std::string("this cloud has no channel to the gateway for ") +
+                           (pushed ? "configuration pushed to it" : "diagnostics requests") + "; " + key +
+                           " works on: " + takers);
         }
         if (c.port == 0) c.port = c.tls ? 8883 : 1883;
     }

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 #include <tuple>
 
 #include "config/writes.hpp"
@@ -16,6 +17,8 @@ namespace {
 
 // The gateway device's own attributes: shared ones arrive here, client ones go here.
 constexpr const char* kOwnAttributes = "v1/devices/me/attributes";
+// The gateway device's own RPC: requests on request/{id}, answers on response/{id}.
+constexpr const char* kOwnRpc = "v1/devices/me/rpc/";
 
 class ThingsBoard : public north::Profile {
   public:
@@ -36,8 +39,15 @@ class ThingsBoard : public north::Profile {
 
     std::vector<std::string> subscriptions(const north::SessionInfo& s) const override {
         std::vector<std::string> out{"v1/gateway/attributes", "v1/gateway/attributes/response", "v1/gateway/rpc"};
-        if (s.channel) out.emplace_back(kOwnAttributes);  // the gateway device's own shared attributes
+        if (s.channel && cloud_.remote_config) out.emplace_back(kOwnAttributes);  // the gateway's shared attributes
+        if (s.channel && cloud_.diagnostics) out.emplace_back(std::string(kOwnRpc) + "request/+");
         return out;
+    }
+
+    // The gateway device's own RPC response: {"ok":..,"result"|"error":..}.
+    north::Message diagnostics_reply(const north::SessionInfo&, const north::DiagRequest& q, bool ok,
+                                     const std::string& result) const override {
+        return {q.reply_topic, dump(diag_answer_json(ok, result)), 0};
     }
 
     // The report of a pushed configuration: client attributes of the gateway device
@@ -283,6 +293,23 @@ class ThingsBoard : public north::Profile {
             return attribute_values(s, *j, *id, latest, std::move(in));
         }
         if (topic == "v1/gateway/attributes") return shared_attributes(s, *j, std::move(in));
+        if (s.channel && topic.rfind(std::string(kOwnRpc) + "request/", 0) == 0) {  // the gateway's own RPC
+            in.kind = "gateway rpc";
+            const std::string id = topic.substr(std::strlen(kOwnRpc) + 8);
+            const std::string method = text_of(*j, "method");
+            const auto params = j->find("params");
+            in.diagnostics = method == "fieldlink_diagnostics" && params != j->end() ? diag_request_of(*params)
+                                                                                     : north::DiagRequest{};
+            if (method != "fieldlink_diagnostics") {
+                in.diagnostics->problem = "unknown method '" + method.substr(0, 64) +
+                                          "' of the gateway device; expected fieldlink_diagnostics";
+            } else if (params == j->end()) {
+                in.diagnostics->problem = "fieldlink_diagnostics without params";
+            }
+            in.diagnostics->id = id;
+            in.diagnostics->reply_topic = std::string(kOwnRpc) + "response/" + id;
+            return in;
+        }
         if (topic == kOwnAttributes && s.channel) {  // the shared attribute fieldlink_config: a configuration
             in.kind = "gateway attributes";
             if (const auto it = j->find("fieldlink_config"); it != j->end()) in.config_push = config_push_of(*it);

@@ -275,7 +275,7 @@ TEST_CASE("platform rules: gateways, legacy device ids, DaShi secrets, ThingsBoa
                    "expected one of: platform, "
                    "host, ",
                    0) == 0);
-    CHECK(typo.find(", max_inflight, command_ttl, remote_config, remote_config_deadline, protocol") !=
+    CHECK(typo.find(", max_inflight, command_ttl, remote_config, diagnostics, remote_config_deadline, protocol") !=
           std::string::npos);
     CHECK(only_error(replace(kBase, "protocol: datapoints", "protocol: datapoints\n    topic: a/b")) ==
           "gw.yaml:7:5: clouds.onenet.topic: 'topic' applies to platform mqtt only (the generic MQTT data topic; other "
