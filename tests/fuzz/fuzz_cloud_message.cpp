@@ -20,8 +20,9 @@ clouds:
   tm: { platform: onenet, protocol: thing-model, host: h, product_id: P1, product_key: a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U=, remote_config: true }
   legacy: { platform: onenet-legacy, host: h, product_id: "1", keepalive: 120s }
   das: { platform: aiot, host: h, product_id: pk }
-  tb: { platform: thingsboard, host: h, username: T, remote_config: true }
-  plain: { platform: mqtt, host: h, command_topic: "c/{device}", config_topic: cfg/gw, remote_config: true }
+  tb: { platform: thingsboard, host: h, username: T, remote_config: true, diagnostics: true }
+  plain: { platform: mqtt, host: h, command_topic: "c/{device}", config_topic: cfg/gw, remote_config: true,
+           diagnostics: true, diagnostics_topic: diag/gw }
   point: { platform: mqtt, host: h, command_topic: "p/{device}/{point}" }
 buses:
   s: { driver: sim }
@@ -62,6 +63,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto& p = *w.profiles[static_cast<std::size_t>(s.cloud - w.cfg.clouds.data())];
     auto in = p.on_message(s, topic, payload, w.latest);
     for (const auto& r : in.replies) (void)r.payload.size();
+    if (in.diagnostics) {  // a diagnostics request: both answers built
+        (void)p.diagnostics_reply(s, *in.diagnostics, true, R"({"values":[1]})").payload.size();
+        (void)p.diagnostics_reply(s, *in.diagnostics, false, in.diagnostics->problem).payload.size();
+    }
     if (in.config_push) {  // a configuration pushed on the channel: what the daemon checks first, the report
         std::string why;
         (void)fieldlink::pushed::target_of("/etc/fieldlink/config.yaml", in.config_push->file, &why);
