@@ -680,6 +680,31 @@ void notify_ready(const Running& run) {
     core::systemd::notify("READY=1\nSTATUS=polling");
 }
 
+// Puts the file a push replaced back as it was (removes it when the push created it).
+bool put_back(const std::string& target, const std::optional<std::string>& before) {
+    std::string why;
+    if (before) {
+        if (pushed::write_atomic(target, *before, &why)) return true;
+    } else {
+        std::error_code ec;
+        if (std::filesystem::remove(target, ec) || !ec) return true;
+        why = ec.message();
+    }
+    core::logger("core")->error("pushed configuration: cannot put {} back: {}", target, why);
+    return false;
+}
+
+// At most `most` lines of `lines`, then how many more.
+std::string joined(const std::vector<std::string>& lines, std::size_t most) {
+    std::string text;
+    for (std::size_t i = 0; i < lines.size() && i < most; ++i) {
+        if (i) text += '\n';
+        text += lines[i];
+    }
+    if (lines.size() > most) text += "\n(" + std::to_string(lines.size() - most) + " more)";
+    return text;
+}
+
 // Versions of pushed configurations kept in data_dir/config-history (each with what it replaced).
 constexpr std::size_t kKeepVersions = 10;
 
@@ -714,10 +739,13 @@ class Daemon {
     Outcome reload(const char* why, std::vector<std::string>* errors,
                    std::unique_ptr<config::Config> checked = nullptr);
     int restart(std::unique_ptr<config::Config> next);
-    void on_push(const std::string& cloud, north::ConfigPush push);
+    void on_push(const std::string& cloud, const north::ConfigPush& push);
+    std::vector<std::string> check_pushed(const std::string& cloud, const north::ConfigPush& push,
+                                          const std::string& target, const std::string& label, Loaded& loaded);
+    void apply_pushed(const std::string& cloud, north::ConfigReport r, const std::string& target,
+                      std::optional<std::string> before, config::Config checked);
     void take_pushes();
     void check_verifying();
-    bool put_back(const std::string& target, const std::optional<std::string>& before);
     void report(north::ConfigReport r);
 
     std::string file_;
@@ -788,20 +816,6 @@ Daemon::Outcome Daemon::reload(const char* why, std::vector<std::string>* errors
     return restart(std::move(next)) == kExitOk ? Outcome::restarted : Outcome::failed;
 }
 
-// Puts the file a push replaced back as it was (removes it when the push created it).
-bool Daemon::put_back(const std::string& target, const std::optional<std::string>& before) {
-    std::string why;
-    if (before) {
-        if (pushed::write_atomic(target, *before, &why)) return true;
-    } else {
-        std::error_code ec;
-        if (std::filesystem::remove(target, ec) || !ec) return true;
-        why = ec.message();
-    }
-    core::logger("core")->error("pushed configuration: cannot put {} back: {}", target, why);
-    return false;
-}
-
 void Daemon::report(north::ConfigReport r) {
     r.at_ms = core::unix_ms_now();
     r.running = pushed::running_version(file_);
@@ -823,14 +837,14 @@ void Daemon::take_pushes() {
     }
     for (auto& [cloud, push] : pushes) {
         if (exit_ >= 0) return;
-        on_push(cloud, std::move(push));
+        on_push(cloud, push);
     }
 }
 
 // A configuration pushed on `cloud`'s channel: checked as --check does, refused (nothing written,
 // nothing restarted) or written atomically beside the running one and reloaded; then verified
 // (check_verifying) until the cloud's channel is connected again.
-void Daemon::on_push(const std::string& cloud, north::ConfigPush push) {
+void Daemon::on_push(const std::string& cloud, const north::ConfigPush& push) {
     auto log = core::logger("core");
     north::ConfigReport r;
     r.id = push.id;
@@ -867,35 +881,9 @@ void Daemon::on_push(const std::string& cloud, north::ConfigPush push) {
         r.result = "unchanged";
         return report(r);
     }
-    std::vector<std::string> errors;
-    for (const auto& e : pushed::literal_secrets(push.text, *target))
-        errors.push_back(config::format_error(*target, e));
-    const Replacement instead{*target, push.text};
-    auto loaded = load_config_file(file_, &plugins_, &instead);
-    for (const auto& e : loaded.errors) errors.push_back(config::format_error(file_, e));
-    if (loaded.ok()) {
-        for (auto& e : check_line_budgets(loaded.config, file_, false, [](const std::string&) {})) {
-            errors.push_back(std::move(e));
-        }
-        if (auto problem = descriptor_problem(loaded.config, file_); !problem.empty()) errors.push_back(problem);
-        const auto own = std::find_if(loaded.config.clouds.begin(), loaded.config.clouds.end(),
-                                      [&](const config::CloudConfig& c) { return c.name == cloud; });
-        if (own == loaded.config.clouds.end()) {
-            errors.push_back(r.file + ": it has no cloud " + cloud +
-                             ": the channel this configuration came on would be gone (refused; change that in the "
-                             "file on the gateway)");
-        } else if (!own->remote_config) {
-            errors.push_back(config::format_error(file_, {own->mark_of("remote_config"), config::cloud_path(*own),
-                                                          "it turns remote_config off for the cloud it came on: the "
-                                                          "gateway could not be reached this way again (refused; "
-                                                          "change that in the file on the gateway)"}));
-        }
-    }
-    if (!errors.empty()) {
-        std::string text;
-        for (std::size_t i = 0; i < errors.size() && i < 20; ++i) text += (i ? "\n" : "") + errors[i];
-        if (errors.size() > 20) text += "\n(" + std::to_string(errors.size() - 20) + " more)";
-        return refuse(text);
+    Loaded loaded;
+    if (const auto errors = check_pushed(cloud, push, *target, r.file, loaded); !errors.empty()) {
+        return refuse(joined(errors, 20));
     }
     pushed::History history((std::filesystem::path(cfg_->gateway.data_dir) / "config-history").string(), kKeepVersions);
     if ((existed && !history.save("before", *target, before_text, &why)) ||
@@ -905,16 +893,52 @@ void Daemon::on_push(const std::string& cloud, north::ConfigPush push) {
     std::optional<std::string> before;
     if (existed) before = std::move(before_text);
     log->info("pushed configuration {} from cloud {} written to {}; reloading", r.version, cloud, *target);
-    // Reported before the reload, while the channel's session is surely connected (a platform
-    // awaiting an answer to its request gets it now).
+    apply_pushed(cloud, std::move(r), *target, std::move(before), std::move(loaded.config));
+}
+
+// Checks a push as --check checks the files as they would be with it, plus its own rules (no
+// secret written out, its own channel kept). Every error, as --check prints them.
+std::vector<std::string> Daemon::check_pushed(const std::string& cloud, const north::ConfigPush& push,
+                                              const std::string& target, const std::string& label, Loaded& loaded) {
+    std::vector<std::string> errors;
+    for (const auto& e : pushed::literal_secrets(push.text, target)) errors.push_back(config::format_error(target, e));
+    const Replacement instead{target, push.text};
+    loaded = load_config_file(file_, &plugins_, &instead);
+    for (const auto& e : loaded.errors) errors.push_back(config::format_error(file_, e));
+    if (!loaded.ok()) return errors;
+    for (auto& e : check_line_budgets(loaded.config, file_, false, [](const std::string&) {})) {
+        errors.push_back(std::move(e));
+    }
+    if (auto problem = descriptor_problem(loaded.config, file_); !problem.empty()) errors.push_back(problem);
+    const auto own = std::find_if(loaded.config.clouds.begin(), loaded.config.clouds.end(),
+                                  [&](const config::CloudConfig& c) { return c.name == cloud; });
+    if (own == loaded.config.clouds.end()) {
+        errors.push_back(label + ": it has no cloud " + cloud +
+                         ": the channel this configuration came on would be gone (refused; change that in the file "
+                         "on the gateway)");
+    } else if (!own->remote_config) {
+        errors.push_back(config::format_error(file_, {own->mark_of("remote_config"), config::cloud_path(*own),
+                                                      "it turns remote_config off for the cloud it came on: the "
+                                                      "gateway could not be reached this way again (refused; change "
+                                                      "that in the file on the gateway)"}));
+    }
+    return errors;
+}
+
+// A push written to `target`: reported as being verified (before the reload, while the channel's
+// session is surely connected: a platform awaiting an answer to its request gets it now),
+// reloaded from the configuration already checked, and verified (check_verifying); a reload that
+// refuses it, or a restart that fails, puts the previous file back.
+void Daemon::apply_pushed(const std::string& cloud, north::ConfigReport r, const std::string& target,
+                          std::optional<std::string> before, config::Config checked) {
     r.result = "verifying";
     report(r);
     r.reply_topic.clear();
     std::vector<std::string> reload_errors;
     const auto how =
-        reload("pushed configuration", &reload_errors, std::make_unique<config::Config>(std::move(loaded.config)));
+        reload("pushed configuration", &reload_errors, std::make_unique<config::Config>(std::move(checked)));
     if (how == Outcome::refused || how == Outcome::failed) {
-        put_back(*target, before);
+        put_back(target, before);
         if (how == Outcome::failed) {  // it stopped everything and could not start again
             auto previous = load_config(file_, plugins_, [](const std::string&) {});
             if (!previous || restart(std::move(previous)) != kExitOk) {
@@ -924,10 +948,8 @@ void Daemon::on_push(const std::string& cloud, north::ConfigPush push) {
             reload_errors.emplace_back(
                 "the gateway could not start with it (see the log); the previous one runs again");
         }
-        std::string text;
-        for (const auto& e : reload_errors) text += (text.empty() ? "" : "\n") + e;
         r.result = how == Outcome::failed ? "rolled back" : "refused";
-        r.error = text;
+        r.error = joined(reload_errors, 20);
         return report(r);
     }
     const config::CloudConfig* own = nullptr;
@@ -937,7 +959,7 @@ void Daemon::on_push(const std::string& cloud, north::ConfigPush push) {
     const config::Duration deadline = own ? own->remote_config_deadline : config::Duration{60'000};
     verifying_ = Verifying{cloud,
                            r,
-                           *target,
+                           target,
                            std::move(before),
                            std::chrono::steady_clock::now() + deadline,
                            static_cast<double>(deadline.count()) / 1000.0};

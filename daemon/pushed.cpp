@@ -66,7 +66,9 @@ struct SecretWalk {
         for (const auto& kv : n) {
             if (!kv.first.IsScalar()) continue;
             const std::string& key = kv.first.Scalar();
-            const std::string here = path.empty() ? key : path + "." + key;
+            std::string here = path;
+            if (!here.empty()) here += '.';
+            here += key;
             const bool secret =
                 key == "password" || key == "product_key" || key == "key" || (key == "username" && thingsboard);
             if (secret && literal(kv.second)) {

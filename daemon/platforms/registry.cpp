@@ -124,6 +124,28 @@ void check_options(const Platform& mine, const config::CloudConfig& c, config::C
 
 }  // namespace
 
+namespace {
+
+// remote_config and diagnostics need a channel to the gateway, which only some platforms have.
+void check_channels(const Platform& platform, const config::CloudConfig& c, config::Checker& check) {
+    for (const char* key : {"remote_config", "diagnostics"}) {
+        const bool on = std::string(key) == "remote_config" ? c.remote_config : c.diagnostics;
+        if (!on || platform.takes_remote_config(c)) continue;
+        std::string takers;
+        for (const auto* p : all()) {
+            if (p->remote_config_where())
+                takers += (takers.empty() ? "" : ", ") + std::string(p->remote_config_where());
+        }
+        const bool pushed = std::string(key) == "remote_config";
+        check.fail(c.mark_of(key), config::cloud_path(c) + "." + key,
+                   std::string("this cloud has no channel to the gateway for ") +
+                       (pushed ? "configuration pushed to it" : "diagnostics requests") + "; " + key +
+                       " works on: " + takers);
+    }
+}
+
+}  // namespace
+
 void validate(config::Config& cfg, std::vector<config::ConfigError>& errors) {
     config::Checker check(errors);
     std::vector<const Platform*> of_cloud(cfg.clouds.size(), nullptr);
@@ -140,20 +162,7 @@ void validate(config::Config& cfg, std::vector<config::ConfigError>& errors) {
         }
         of_cloud[i]->check_cloud(c, check);
         check_options(*of_cloud[i], c, check);
-        for (const char* key : {"remote_config", "diagnostics"}) {
-            const bool on = std::string(key) == "remote_config" ? c.remote_config : c.diagnostics;
-            if (!on || of_cloud[i]->takes_remote_config(c)) continue;
-            std::string takers;
-            for (const auto* p : all()) {
-                if (p->remote_config_where())
-                    takers += (takers.empty() ? "" : ", ") + std::string(p->remote_config_where());
-            }
-            const bool pushed = std::string(key) == "remote_config";
-            check.fail(c.mark_of(key), config::cloud_path(c) + "." + key,
-                       std::string("this cloud has no channel to the gateway for ") +
-                           (pushed ? "configuration pushed to it" : "diagnostics requests") + "; " + key +
-                           " works on: " + takers);
-        }
+        check_channels(*of_cloud[i], c, check);
         if (c.port == 0) c.port = c.tls ? 8883 : 1883;
     }
     for (std::size_t i = 0; i < cfg.devices.size(); ++i) {

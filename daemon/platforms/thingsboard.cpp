@@ -293,27 +293,8 @@ class ThingsBoard : public north::Profile {
             return attribute_values(s, *j, *id, latest, std::move(in));
         }
         if (topic == "v1/gateway/attributes") return shared_attributes(s, *j, std::move(in));
-        if (s.channel && topic.rfind(std::string(kOwnRpc) + "request/", 0) == 0) {  // the gateway's own RPC
-            in.kind = "gateway rpc";
-            const std::string id = topic.substr(std::strlen(kOwnRpc) + 8);
-            const std::string method = text_of(*j, "method");
-            const auto params = j->find("params");
-            in.diagnostics = method == "fieldlink_diagnostics" && params != j->end() ? diag_request_of(*params)
-                                                                                     : north::DiagRequest{};
-            if (method != "fieldlink_diagnostics") {
-                in.diagnostics->problem = "unknown method '" + method.substr(0, 64) +
-                                          "' of the gateway device; expected fieldlink_diagnostics";
-            } else if (params == j->end()) {
-                in.diagnostics->problem = "fieldlink_diagnostics without params";
-            }
-            in.diagnostics->id = id;
-            in.diagnostics->reply_topic = std::string(kOwnRpc) + "response/" + id;
-            return in;
-        }
-        if (topic == kOwnAttributes && s.channel) {  // the shared attribute fieldlink_config: a configuration
-            in.kind = "gateway attributes";
-            if (const auto it = j->find("fieldlink_config"); it != j->end()) in.config_push = config_push_of(*it);
-            return in;
+        if (s.channel && (topic == kOwnAttributes || topic.rfind(std::string(kOwnRpc) + "request/", 0) == 0)) {
+            return own_topic(topic, *j, std::move(in));
         }
         if (topic != "v1/gateway/rpc") {
             in.kind = "unexpected";
@@ -455,6 +436,31 @@ class ThingsBoard : public north::Profile {
         std::string why;
         const bool ok = writes_of(*d, writable, c.values, &why);
         return write_or_refuse(s, std::move(in), std::move(c), d, ok, "shared attribute update", why);
+    }
+
+    // The gateway device's own topics: the shared attribute fieldlink_config (a configuration
+    // pushed), RPC fieldlink_diagnostics.
+    static north::Inbound own_topic(const std::string& topic, const Json& j, north::Inbound in) {
+        if (topic == kOwnAttributes) {
+            in.kind = "gateway attributes";
+            if (const auto it = j.find("fieldlink_config"); it != j.end()) in.config_push = config_push_of(*it);
+            return in;
+        }
+        in.kind = "gateway rpc";
+        const std::string id = topic.substr(std::strlen(kOwnRpc) + 8);  // request/{id}
+        const std::string method = text_of(j, "method");
+        const auto params = j.find("params");
+        in.diagnostics =
+            method == "fieldlink_diagnostics" && params != j.end() ? diag_request_of(*params) : north::DiagRequest{};
+        if (method != "fieldlink_diagnostics") {
+            in.diagnostics->problem =
+                "unknown method '" + method.substr(0, 64) + "' of the gateway device; expected fieldlink_diagnostics";
+        } else if (params == j.end()) {
+            in.diagnostics->problem = "fieldlink_diagnostics without params";
+        }
+        in.diagnostics->id = id;
+        in.diagnostics->reply_topic = std::string(kOwnRpc) + "response/" + id;
+        return in;
     }
 };
 

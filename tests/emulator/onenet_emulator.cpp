@@ -35,7 +35,8 @@
 //   "{deviceId}&{productId}", password the hex HMAC of the sorted parameters with the secret;
 //   publishes only under sys/{pid}/{did}/.
 // ThingsBoard: user name = the gateway token; publishes only under v1/gateway/ and the gateway
-//   device's own v1/devices/me/ (a gateway is a device too), payloads of at most 65,536 bytes (the transport's default max_payload_size).
+//   device's own v1/devices/me/ (a gateway is a device too), payloads of at most 65,536 bytes
+//   (the transport's default max_payload_size).
 // Auth failures are refused (CONNACK 5); other violations are recorded but let through so the
 // test sees the data and the violation together.
 //
