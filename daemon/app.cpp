@@ -708,6 +708,10 @@ std::string joined(const std::vector<std::string>& lines, std::size_t most) {
 // Versions of pushed configurations kept in data_dir/config-history (each with what it replaced).
 constexpr std::size_t kKeepVersions = 10;
 
+pushed::History history_of(const config::Config& cfg) {
+    return {(std::filesystem::path(cfg.gateway.data_dir) / "config-history").string(), kKeepVersions};
+}
+
 // The running daemon: until SIGTERM/SIGINT; SIGHUP reloads the configuration file; a
 // configuration pushed on a cloud's channel (remote_config) is checked, written, reloaded and,
 // when its cloud does not connect again within the cloud's remote_config_deadline, rolled back.
@@ -820,8 +824,7 @@ void Daemon::report(north::ConfigReport r) {
     r.at_ms = core::unix_ms_now();
     r.running = pushed::running_version(file_);
     std::string why;
-    pushed::History history((std::filesystem::path(cfg_->gateway.data_dir) / "config-history").string(), kKeepVersions);
-    if (!history.save_state(r, &why)) core::logger("core")->warn("pushed configuration: {}", why);
+    if (!history_of(*cfg_).save_state(r, &why)) core::logger("core")->warn("pushed configuration: {}", why);
     if (run_.north) run_.north->report_config(r);
     last_ = std::move(r);
     last_.reply_topic.clear();  // answered once
@@ -885,7 +888,7 @@ void Daemon::on_push(const std::string& cloud, const north::ConfigPush& push) {
     if (const auto errors = check_pushed(cloud, push, *target, r.file, loaded); !errors.empty()) {
         return refuse(joined(errors, 20));
     }
-    pushed::History history((std::filesystem::path(cfg_->gateway.data_dir) / "config-history").string(), kKeepVersions);
+    pushed::History history = history_of(*cfg_);
     if ((existed && !history.save("before", *target, before_text, &why)) ||
         !history.save("pushed", *target, push.text, &why) || !pushed::write_atomic(*target, push.text, &why, true)) {
         return refuse("cannot write it: " + why);
@@ -1008,9 +1011,7 @@ int Daemon::run() {
     const int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
     push_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     {
-        pushed::History history((std::filesystem::path(cfg_->gateway.data_dir) / "config-history").string(),
-                                kKeepVersions);
-        if (auto state = history.load_state()) last_ = std::move(*state);
+        if (auto state = history_of(*cfg_).load_state()) last_ = std::move(*state);
         if (last_.result == "verifying") {  // stopped while verifying: this file is what runs now
             last_.result = "applied";
             last_.error = "the gateway restarted while it was being verified";
