@@ -18,6 +18,19 @@ Loaded load_config_text(const std::string& text, const std::string& file, const 
     return out;
 }
 
+std::vector<std::string> fragment_files(const std::string& path) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const fs::path dir = fs::path(path).parent_path() / "conf.d";
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+        const auto ext = e.path().extension();
+        if ((ext == ".yaml" || ext == ".yml") && e.is_regular_file(ec)) out.push_back(e.path().string());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
 namespace {
 
 // conf.d/*.yaml (and *.yml) beside the main file, by name; an unreadable one is an error.
@@ -25,18 +38,16 @@ std::vector<config::Fragment> fragments_beside(const std::string& path, std::vec
                                                const Replacement* instead) {
     namespace fs = std::filesystem;
     std::vector<config::Fragment> out;
-    std::error_code ec;
     const fs::path dir = fs::path(path).parent_path() / "conf.d";
-    std::vector<fs::path> names;
     const bool in_dir = instead && fs::path(instead->path).parent_path() == dir;
-    if (in_dir) names.emplace_back(instead->path);
-    if (!fs::is_directory(dir, ec)) return in_dir ? std::vector<config::Fragment>{{instead->path, instead->text}} : out;
-    for (const auto& e : fs::directory_iterator(dir, ec)) {
-        if (in_dir && e.path() == fs::path(instead->path)) continue;
-        const auto ext = e.path().extension();
-        if ((ext == ".yaml" || ext == ".yml") && e.is_regular_file(ec)) names.push_back(e.path());
+    std::vector<fs::path> names;
+    for (auto& f : fragment_files(path)) {
+        if (!in_dir || fs::path(f) != fs::path(instead->path)) names.emplace_back(std::move(f));
     }
-    std::sort(names.begin(), names.end());
+    if (in_dir) {  // (where it sorts among them)
+        names.emplace_back(instead->path);
+        std::sort(names.begin(), names.end());
+    }
     for (const auto& n : names) {
         config::Fragment f{n.string(), {}};
         if (in_dir && n == fs::path(instead->path)) {

@@ -28,5 +28,8 @@ struct Replacement {
 };
 Loaded load_config_file(const std::string& path, const bus::PluginRegistry* plugins,
                         const Replacement* instead = nullptr);
+// The conf.d fragments beside the main file `path` (conf.d/*.yaml and *.yml, regular files), by
+// name: the files load_config_file reads after it.
+std::vector<std::string> fragment_files(const std::string& path);
 
 }  // namespace fieldlink

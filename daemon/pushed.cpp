@@ -17,6 +17,7 @@
 #include "config/parser.hpp"
 #include "core/clock.hpp"
 #include "core/crypto.hpp"
+#include "load.hpp"
 
 namespace fieldlink::pushed {
 
@@ -153,16 +154,9 @@ std::string running_version(const std::string& main_file) {
     std::string all, text, why;
     if (!config::read_file(main_file, text, &why)) return {};
     all = version_of(text);
-    std::error_code ec;
-    const fs::path dir = fs::path(main_file).parent_path() / "conf.d";
-    std::vector<fs::path> names;
-    for (const auto& e : fs::directory_iterator(dir, ec)) {
-        const auto ext = e.path().extension();
-        if ((ext == ".yaml" || ext == ".yml") && e.is_regular_file(ec)) names.push_back(e.path());
-    }
-    std::sort(names.begin(), names.end());
+    const auto names = fragment_files(main_file);
     for (const auto& n : names) {
-        if (config::read_file(n.string(), text, &why)) all += "\n" + n.filename().string() + " " + version_of(text);
+        if (config::read_file(n, text, &why)) all += "\n" + fs::path(n).filename().string() + " " + version_of(text);
     }
     return names.empty() ? all : version_of(all);
 }
