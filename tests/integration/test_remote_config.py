@@ -20,6 +20,15 @@ import unittest
 from harness import Broker, Daemon, Procs, Simulator, Subscriber, free_port, wait_for
 
 TOPIC = "site1/gw1/config"
+# A second device on the simulator's unit 2, added by a pushed file or fragment.
+FAN = """  - name: fan
+    cloud: local
+    bus: plc
+    unit: 2
+    interval: 200ms
+    points:
+      - { name: speed, area: holding, address: 20 }
+"""
 
 
 def version(text):
@@ -97,15 +106,7 @@ devices:
 
     def test_a_good_configuration_is_applied_and_its_version_reported(self):
         before = self.on_disk()
-        fan = """  - name: fan
-    cloud: local
-    bus: plc
-    unit: 2
-    interval: 200ms
-    points:
-      - { name: speed, area: holding, address: 20 }
-"""
-        text = self.daemon._with_data_dir(self.config(extra_device=fan))
+        text = self.daemon._with_data_dir(self.config(extra_device=FAN))
         self.push(json.dumps({"id": "r1", "config": text}))
         state = self.state("r1", "applied")
         self.assertEqual(state["version"], version(text))
@@ -129,15 +130,7 @@ devices:
         self.assertEqual(self.daemon.log().count("written to"), 1)
 
     def test_a_fragment_is_pushed_and_its_device_starts(self):
-        fragment = """devices:
-  - name: fan
-    cloud: local
-    bus: plc
-    unit: 2
-    interval: 200ms
-    points:
-      - { name: speed, area: holding, address: 20 }
-"""
+        fragment = "devices:\n" + FAN
         self.push(json.dumps({"id": "f1", "file": "conf.d/fan.yaml", "config": fragment}))
         state = self.state("f1", "applied")
         self.assertEqual(state["file"], "conf.d/fan.yaml")
