@@ -14,10 +14,6 @@ namespace {
 
 constexpr std::size_t kHeader = 7;  // MBAP: transaction, protocol, length, unit
 
-int word_at(const std::vector<std::uint8_t>& adu, std::size_t at) {
-    return (adu[at] << 8) | adu[at + 1];
-}
-
 bool is_write(int fc) {
     return fc == MODBUS_FC_WRITE_SINGLE_COIL || fc == MODBUS_FC_WRITE_SINGLE_REGISTER ||
            fc == MODBUS_FC_WRITE_MULTIPLE_COILS || fc == MODBUS_FC_WRITE_MULTIPLE_REGISTERS;

@@ -13,6 +13,11 @@
 
 namespace fieldlink::serve {
 
+// The big-endian 16-bit word at `at` of a request's bytes (MBAP header included).
+inline int word_at(const std::vector<std::uint8_t>& adu, std::size_t at) {
+    return (adu[at] << 8) | adu[at + 1];
+}
+
 inline constexpr int kIllegalFunction = 1;
 inline constexpr int kIllegalAddress = 2;
 inline constexpr int kIllegalValue = 3;

@@ -24,10 +24,6 @@ std::int64_t steady_ms() {
         .count();
 }
 
-int word_at(const std::vector<std::uint8_t>& adu, std::size_t at) {
-    return (adu[at] << 8) | adu[at + 1];
-}
-
 modbus_t* ctx_of(void* p) {
     return static_cast<modbus_t*>(p);
 }
