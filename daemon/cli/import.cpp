@@ -16,6 +16,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "cli/text.hpp"
 #include "config/parser.hpp"
 #include "config/points_file.hpp"
 
@@ -318,12 +319,6 @@ std::string position(const std::string& text, std::size_t offset) {
     return std::to_string(line) + ":" + std::to_string(column);
 }
 
-std::string quoted(const std::string& s) {
-    YAML::Emitter e;
-    e << YAML::DoubleQuoted << s;
-    return e.c_str();
-}
-
 // The draft as YAML: points one per line, in flow style.
 std::string emit(const Draft& d, const std::string& cloud) {
     std::ostringstream o;
@@ -408,11 +403,6 @@ ImportResult import_thingsboard(const std::string& text, const std::string& file
 }
 
 namespace {
-
-std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](char c) { return static_cast<char>(std::tolower(c)); });
-    return s;
-}
 
 // Neuron's value types; empty when there is no equivalent.
 std::string neuron_type(const std::string& t) {

@@ -10,6 +10,8 @@
 
 #include <fieldlink/crc16.hpp>
 
+#include "cli/text.hpp"
+
 namespace fieldlink::cli {
 
 namespace {
@@ -77,11 +79,6 @@ DeviceIdAnswer parse_pdu(const std::uint8_t* pdu, std::size_t n) {
     return a;
 }
 
-std::string lower(std::string s) {
-    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
-}
-
 bool contains(const std::string& hay, const std::string& needle) {
     return !needle.empty() && lower(hay).find(lower(needle)) != std::string::npos;
 }
@@ -90,12 +87,6 @@ std::string trim(const std::string& s) {
     const auto b = s.find_first_not_of(" \t\r");
     if (b == std::string::npos) return "";
     return s.substr(b, s.find_last_not_of(" \t\r") - b + 1);
-}
-
-std::string quoted(const std::string& s) {
-    YAML::Emitter e;
-    e << YAML::DoubleQuoted << s;
-    return e.c_str();
 }
 
 std::string setting(const ScanReport& r) {
