@@ -347,11 +347,14 @@ class Profile {
     const config::CloudConfig& cloud_;
 };
 
+// The largest request id: sizing a payload with it, its size never grows with the real id.
+inline constexpr std::uint32_t kLongestMessageId = 0x7FFFFFFF;
+
 // Takes the next request id of a session: 1 .. 2^31-1 (OneNET's ids are 32-bit signed / at most
 // 13 digits), then wraps to 1.
 inline std::uint32_t take_message_id(std::uint32_t& next_id) {
     const std::uint32_t id = next_id;
-    next_id = next_id >= 0x7FFFFFFFu ? 1 : next_id + 1;
+    next_id = next_id >= kLongestMessageId ? 1 : next_id + 1;
     return id;
 }
 

@@ -25,17 +25,15 @@ std::optional<std::string> aiot_sign(std::string_view client_id, std::string_vie
 
 namespace {
 
-constexpr std::uint32_t kLongestId = 0x7FFFFFFF;  // take_message_id's largest
-
-constexpr int kCodeOk = 200;
+constexpr int kAiotOk = 200;
 constexpr int kCodeRefused = 400;  // "request error" (Aliyun device code family)
 
 // protocols.md §4: 200 success; 429 too many requests passes; 400 request error and 460
 // parameter error are the message's own fault; other codes are retried a few times.
-north::Answer::Outcome classify(std::optional<long long> code) {
+north::Answer::Outcome aiot_outcome(std::optional<long long> code) {
     using O = north::Answer::Outcome;
     if (!code) return O::unknown;
-    if (*code == kCodeOk) return O::accepted;
+    if (*code == kAiotOk) return O::accepted;
     if (*code == 429) return O::transient;
     if (*code == 400 || *code == 460) return O::permanent;
     return O::unknown;
@@ -94,7 +92,7 @@ class Aiot : public north::Profile {
                     p.messages.emplace_back(topic, std::move(payload), set.values.size(), std::to_string(id));
                 } else {  // one sample set larger than a message: its values over several
                     const auto render = [&](const core::SampleBatch& part) {
-                        return properties_up(d, part, kLongestId);
+                        return properties_up(d, part, north::kLongestMessageId);
                     };
                     for (const auto& part : north::split_values(set, limit, render)) {
                         const std::uint32_t part_id = north::take_message_id(next_id);
@@ -152,7 +150,7 @@ class Aiot : public north::Profile {
                 in.problem = "malformed answer (expected a JSON object with an \"id\"): " + payload.substr(0, 120);
                 return in;
             }
-            in.answer = make_answer(*id, *j, classify(int_of(*j, "code")), "code", "message");
+            in.answer = make_answer(*id, *j, aiot_outcome(int_of(*j, "code")), "code", "message");
             return in;
         }
         const bool set = topic == p + "properties/set";
@@ -197,7 +195,7 @@ class Aiot : public north::Profile {
         const bool set = c.kind == "properties/set";
         Json data = Json::object();
         if (!set && r.ok) data["params"] = Json::parse(point_values_json(s.device(c.device), r.values), nullptr, false);
-        Json out = {{"code", r.ok ? kCodeOk : kCodeRefused},
+        Json out = {{"code", r.ok ? kAiotOk : kCodeRefused},
                     {"data", data},
                     {"id", c.id},
                     {"message", r.ok ? std::string("success") : r.reason},

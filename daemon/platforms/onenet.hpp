@@ -16,6 +16,10 @@ namespace fieldlink::platforms {
 
 constexpr const char* kOnenetTokenVersion = "2018-10-31";
 constexpr std::uint64_t kOnenetMaxPayload = std::uint64_t{256} * 1024;  // protocols.md 1.6: larger payloads disconnect
+// Answer codes in OneNET's replies, both ways: 200 success; 100 is the official SDK's "failed"
+// (any non-200 code is a failure).
+constexpr int kCodeOk = 200;
+constexpr int kCodeFailed = 100;
 
 // URL-encodes with exactly OneNET's 8-character table: + space / ? % # & =
 std::string onenet_url_encode(std::string_view value);

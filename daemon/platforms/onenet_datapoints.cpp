@@ -8,13 +8,9 @@
 namespace fieldlink::platforms {
 namespace {
 
-constexpr std::uint32_t kLongestId = 0x7FFFFFFF;  // take_message_id's largest
-constexpr int kCodeOk = 200;
-constexpr int kCodeFailed = 100;  // the official SDK's "failed"; any non-200 code is a failure
-
 // protocols.md §2.7: err_code 98 illegal data and 99 size are the message's own fault; 100 is
 // the platform's internal error. A rejection without a known code is retried a few times.
-north::Answer::Outcome classify(std::optional<long long> err_code) {
+north::Answer::Outcome datapoints_outcome(std::optional<long long> err_code) {
     using O = north::Answer::Outcome;
     if (err_code == 98 || err_code == 99) return O::permanent;
     if (err_code == 100) return O::transient;
@@ -61,7 +57,7 @@ class OnenetDatapoints : public OnenetProfile {
                 std::deque<core::SampleBatch> one(1);
                 const auto render = [&](const core::SampleBatch& part) {
                     one.front() = part;
-                    return onenet_dp_payload(*s.identity, one, 1, kLongestId);
+                    return onenet_dp_payload(*s.identity, one, 1, north::kLongestMessageId);
                 };
                 for (const auto& part : north::split_values(pending.front(), limit, render)) {
                     one.front() = part;
@@ -101,7 +97,8 @@ class OnenetDatapoints : public OnenetProfile {
                     "datapoints answer without a message id (expected {\"id\":N,...}): " + payload.substr(0, 120);
                 return in;
             }
-            const auto outcome = accepted ? north::Answer::Outcome::accepted : classify(int_of(*j, "err_code"));
+            const auto outcome =
+                accepted ? north::Answer::Outcome::accepted : datapoints_outcome(int_of(*j, "err_code"));
             in.answer = make_answer(std::to_string(*id), *j, outcome, "err_code", "err_msg");
         } else if (topic.rfind(p + "cmd/request/", 0) == 0 && topic.size() > (p + "cmd/request/").size()) {
             // Command payloads are application-defined: a command name ("on"), point=value, or a

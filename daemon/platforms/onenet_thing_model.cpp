@@ -17,12 +17,10 @@ namespace {
 
 constexpr std::size_t kMaxBatchesPerDevice = 100;  // OneNET: 100 values per point in history/post
 constexpr std::size_t kMaxPackDevices = 10;        // pack/post: at most 10 devices per message
-constexpr int kCodeOk = 200;
-constexpr int kCodeFailed = 100;  // the official SDK's "failed"; any non-200 code is a failure
 
 // protocols.md §2.2: 200 success; 303 internal error and 308 device not online (a sub-device
 // whose login is still on its way) pass; format, type, model, identity and id errors do not.
-north::Answer::Outcome classify(std::optional<long long> code) {
+north::Answer::Outcome thing_model_outcome(std::optional<long long> code) {
     using O = north::Answer::Outcome;
     if (!code) return O::unknown;
     switch (*code) {
@@ -264,7 +262,7 @@ class OnenetThingModel : public OnenetProfile {
                                      std::size_t max_packets, std::uint32_t& next_id) const override {
         std::vector<north::Packet> out;
         const auto limit = max_payload();
-        const std::string longest_id = std::to_string(0x7FFFFFFF);  // sizes never grow with the real id
+        const std::string longest_id = std::to_string(north::kLongestMessageId);
         while (!pending.empty() && out.size() < max_packets) {
             // OneNET's counts first (10 devices, 100 values per point), then bytes: the value
             // budget (at first what the limit could hold) shrinks in proportion to the overshoot
@@ -357,7 +355,7 @@ class OnenetThingModel : public OnenetProfile {
     // missing is added, what is there logged in, and the sync result reported as the protocol asks.
     north::Answer answer(const north::SessionInfo& s, const Json& j, const std::string& id, const std::string& suffix,
                          std::uint32_t& next_id) const {
-        north::Answer a = make_answer(id, j, classify(int_of(j, "code")), "code", "msg");
+        north::Answer a = make_answer(id, j, thing_model_outcome(int_of(j, "code")), "code", "msg");
         if (a.outcome == north::Answer::Outcome::accepted && suffix == "sub/topo/get/reply") {
             a.follow_ups.emplace_back(prefix(s) + "thing/sub/topo/get/result", onenet_reply(id, kCodeOk, "success"), 0);
             auto rest = reconcile(s, j.contains("data") ? j["data"] : Json(), true, next_id, nullptr);
