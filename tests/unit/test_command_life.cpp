@@ -204,12 +204,6 @@ TEST_CASE("bus worker: a write older than its lifetime is refused unwritten; que
 
 namespace {
 
-std::string temp_dir() {
-    char t[] = "/tmp/fl-audit-XXXXXX";
-    REQUIRE(mkdtemp(t) != nullptr);
-    return t;
-}
-
 std::vector<json> read_lines(const std::string& path) {
     std::vector<json> out;
     for (const auto& l : store::AuditLog::tail(path, 1000)) out.push_back(json::parse(l));
@@ -245,7 +239,7 @@ void check_lines(const std::vector<json>& lines) {
 }  // namespace
 
 TEST_CASE("audit log: one JSON line per write, kept across reopening (a restart)") {
-    const std::string dir = temp_dir();
+    const std::string dir = test::temp_dir("fl-audit");
     const std::string path = dir + "/audit.log";
     store::AuditEntry e = done_entry();
     {
@@ -274,7 +268,7 @@ TEST_CASE("audit log: one JSON line per write, kept across reopening (a restart)
 }
 
 TEST_CASE("audit log: bounded to two files; a directory that is not there loses entries, counted") {
-    const std::string dir = temp_dir();
+    const std::string dir = test::temp_dir("fl-audit");
     store::AuditEntry e = done_entry();
     {  // past the size the file turns into .1, the one before is dropped
         store::AuditLog small(dir + "/small.log", 1000);

@@ -169,10 +169,6 @@ north::Packet check_largest(World& w, const std::string& name, std::int64_t n) {
     return p;
 }
 
-std::string temp_dir() {
-    return test::temp_dir("fl-packets");
-}
-
 }  // namespace
 
 TEST_CASE("packets: OneNET datapoints carry what fits 256 KB and own exactly it") {
@@ -343,7 +339,7 @@ TEST_CASE("packets: DaShi, ThingsBoard and generic MQTT own exactly what they ca
 }
 
 TEST_CASE("packets: a gateway backlog of 10 x 100 batches is deleted from the store exactly once it is acknowledged") {
-    const std::string dir = temp_dir();
+    const std::string dir = test::temp_dir("fl-packets");
     auto cfg = test::load_ok("gateway: { data_dir: " + dir + " }\n" + config_text());
     auto profiles = platforms::make_profiles(cfg);
     auto infos = north::plan_sessions(cfg, profiles);

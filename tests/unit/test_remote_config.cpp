@@ -55,12 +55,6 @@ struct Channels {
     }
 };
 
-std::string temp_dir() {
-    char tmpl[] = "/tmp/fl-pushed-XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    return tmpl;
-}
-
 std::string slurp(const std::string& path) {
     std::ifstream in(path);
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
@@ -271,7 +265,7 @@ devices:
 }
 
 TEST_CASE("the atomic write keeps the mode; history keeps the last N pairs; the state survives") {
-    const std::string dir = temp_dir();
+    const std::string dir = test::temp_dir("fl-pushed");
     const std::string file = dir + "/config.yaml";
     std::string why;
     REQUIRE(pushed::write_atomic(file, "one\n", &why));

@@ -25,10 +25,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string temp_dir() {
-    return test::temp_dir("fl-session");
-}
-
 // A configuration, its profiles, and one Session per planned session on the fakes.
 struct Rig {
     config::Config cfg;
@@ -45,7 +41,7 @@ struct Rig {
     explicit Rig(const std::string& text, bool with_store = false, std::size_t window = 2000, std::size_t chunk = 500,
                  north::ConnectWindow* cw = nullptr)
         : connect_window(cw) {
-        cfg = test::load_ok(with_store ? "gateway: { data_dir: " + temp_dir() + " }\n" + text
+        cfg = test::load_ok(with_store ? "gateway: { data_dir: " + test::temp_dir("fl-session") + " }\n" + text
                                        : "gateway: { store: memory }\n" + text);
         profiles = platforms::make_profiles(cfg);
         transports.loop = &loop;

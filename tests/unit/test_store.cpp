@@ -18,10 +18,6 @@ using namespace fieldlink;
 
 namespace {
 
-std::string temp_dir() {
-    return test::temp_dir("fl-store");
-}
-
 config::Config make_config(const std::string& dir, const char* second_device = "meter2", const char* extra = "") {
     const std::string text = std::string("gateway:\n  data_dir: ") + dir + "\n" + extra + R"(
 clouds:
@@ -85,7 +81,7 @@ TEST_CASE("store encoding round-trips every value type; malformed blobs are refu
 }
 
 TEST_CASE("append, load oldest first, ack, and survive a restart") {
-    const auto dir = temp_dir();
+    const auto dir = test::temp_dir("fl-store");
     const auto cfg = make_config(dir);
     std::string err;
     {
@@ -118,7 +114,7 @@ TEST_CASE("append, load oldest first, ack, and survive a restart") {
 }
 
 TEST_CASE("data of a device removed from the config is dropped and counted") {
-    const auto dir = temp_dir();
+    const auto dir = test::temp_dir("fl-store");
     std::string err;
     {
         auto o = store::Outbox::open(make_config(dir), &err);
@@ -133,7 +129,7 @@ TEST_CASE("data of a device removed from the config is dropped and counted") {
 }
 
 TEST_CASE("a corrupt store file is moved aside and counted, and a fresh store works") {
-    const auto dir = temp_dir();
+    const auto dir = test::temp_dir("fl-store");
     {
         std::ofstream f(dir + "/outbox.db");
         f << "this is not an SQLite database, it is garbage written by a failing SD card";
@@ -152,7 +148,7 @@ TEST_CASE("a corrupt store file is moved aside and counted, and a fresh store wo
 }
 
 TEST_CASE("the disk budget drops the oldest data and counts exactly what it dropped") {
-    const auto dir = temp_dir();
+    const auto dir = test::temp_dir("fl-store");
     std::string err;
     auto o = store::Outbox::open(make_config(dir, "meter2", "  store_max_bytes: 256KB\n"), &err);
     REQUIRE(o);
@@ -180,7 +176,7 @@ TEST_CASE("the disk budget drops the oldest data and counts exactly what it drop
 }
 
 TEST_CASE("a full file system keeps what is stored, counts what it cannot store, and resumes by itself") {
-    const auto dir = temp_dir();
+    const auto dir = test::temp_dir("fl-store");
     std::string err;
     auto o = store::Outbox::open(make_config(dir), &err);
     REQUIRE(o);
@@ -213,7 +209,7 @@ TEST_CASE("a full file system keeps what is stored, counts what it cannot store,
 }
 
 TEST_CASE("login attempts are remembered across restarts") {
-    const auto dir = temp_dir();
+    const auto dir = test::temp_dir("fl-store");
     std::string err;
     {
         auto o = store::Outbox::open(make_config(dir), &err);
@@ -229,7 +225,7 @@ TEST_CASE("login attempts are remembered across restarts") {
 }
 
 TEST_CASE("queued counts per device stay exact when an acknowledged record was already dropped") {
-    const auto dir = temp_dir();
+    const auto dir = test::temp_dir("fl-store");
     std::string err;
     auto o = store::Outbox::open(make_config(dir, "meter2", "  store_max_bytes: 256KB\n"), &err);
     REQUIRE(o);
@@ -253,7 +249,7 @@ TEST_CASE("queued counts per device stay exact when an acknowledged record was a
 }
 
 TEST_CASE("a data_dir whose parents are missing is made, itself private (0750)") {
-    const std::string dir = temp_dir() + "/run/a/data";
+    const std::string dir = test::temp_dir("fl-store") + "/run/a/data";
     std::string err;
     auto o = store::Outbox::open(make_config(dir), &err);
     REQUIRE_MESSAGE(o, err);
@@ -297,7 +293,7 @@ TEST_CASE("journal records round-trip; an ack removes its batch; a record cut sh
 }
 
 TEST_CASE("batches the broker never acknowledged survive the process dying (kill -9): the journal") {
-    const auto dir = temp_dir();
+    const auto dir = test::temp_dir("fl-store");
     const auto cfg = make_config(dir);
     const pid_t child = ::fork();
     REQUIRE(child >= 0);
@@ -336,7 +332,7 @@ TEST_CASE("batches the broker never acknowledged survive the process dying (kill
 }
 
 TEST_CASE("the journal: acknowledged in time it starts over, not acknowledged it moves into SQLite") {
-    const auto dir = temp_dir();
+    const auto dir = test::temp_dir("fl-store");
     std::string err;
     auto o = store::Outbox::open(make_config(dir), &err);
     REQUIRE(o);
@@ -376,7 +372,7 @@ TEST_CASE("the journal: acknowledged in time it starts over, not acknowledged it
 }
 
 TEST_CASE("files moved aside as corrupt count against the budget and go first") {
-    const auto dir = temp_dir();
+    const auto dir = test::temp_dir("fl-store");
     {
         std::ofstream f(dir + "/outbox.db.corrupt-1700000000", std::ios::binary);
         f << std::string(300 * 1024, 'x');
@@ -396,7 +392,7 @@ TEST_CASE("files moved aside as corrupt count against the budget and go first") 
 }
 
 TEST_CASE("a data_dir that is a file is said to be one") {
-    const auto dir = temp_dir();
+    const auto dir = test::temp_dir("fl-store");
     { std::ofstream f(dir + "/file"); }
     std::string err;
     auto o = store::Outbox::open(make_config(dir + "/file"), &err);
