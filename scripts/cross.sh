@@ -12,6 +12,8 @@
 # the build machine (32-bit, 32-bit time_t in bookworm, unsigned char), and the end-to-end run to
 # arm64 (unsigned char too, else the build machine's LP64), which halves the stage.
 # Cross trees are Release (-O2, no debug information): they are built to be run here, not shipped.
+# The whole-suite tree is a unity build (as the test command's native trees); the end-to-end one
+# is not, so every source is compiled on its own by one foreign compiler too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f build/test-plugins/onenet_emulator.so ] || { echo "cross.sh: build the native tree (build/) first" >&2; exit 1; }
@@ -36,8 +38,10 @@ for arg in "$@"; do
         echo "cross.sh: build-$arch was configured for another sysroot; configuring it afresh"
         rm -rf "build-$arch"
     fi
+    unity=ON
+    [ "$scope" = all ] || unity=OFF
     cmake -S . -B "build-$arch" -G Ninja -DCMAKE_TOOLCHAIN_FILE="cmake/toolchains/$triplet.cmake" \
-        -DFIELDLINK_SYSROOT="$sysroot" \
+        -DFIELDLINK_SYSROOT="$sysroot" -DCMAKE_UNITY_BUILD=$unity \
         -DCMAKE_BUILD_TYPE=Release -DFIELDLINK_WERROR=ON -DFIELDLINK_BENCH=OFF \
         -DFIELDLINK_HOST_EMULATOR="$PWD/build/test-plugins/onenet_emulator.so" >/dev/null
     if [ "$scope" = e2e ]; then

@@ -22,10 +22,15 @@ stage() {  # stage NAME COMMAND...: runs and times one stage
     "$@"
     TIMES+=("$(printf '%-40s %4ds' "$name" $(($(date +%s) - start)))")
 }
+# The trees built here are unity builds (8 sources per compiler run: json, fmt, spdlog and
+# yaml-cpp templates instantiated once per batch, not once per file), which takes the native
+# build from 8 to about 4 minutes on 2 cores. Each file still compiles on its own (includes,
+# names): the libFuzzer tree (clang), the arm64 tree and clang-tidy's compile every source
+# separately.
 build_tree() {  # build_tree DIR [CMAKE ARGS...]: configures and builds one tree, warnings as errors
     local dir=$1
     shift
-    cmake -S . -B "$dir" -G Ninja -DFIELDLINK_WERROR=ON "$@" >/dev/null
+    cmake -S . -B "$dir" -G Ninja -DFIELDLINK_WERROR=ON -DCMAKE_UNITY_BUILD=ON "$@" >/dev/null
     cmake --build "$dir" -j "$JOBS"
 }
 run_tests() {  # run_tests DIR [CTEST ARGS...]: every test, with ctest's summary
