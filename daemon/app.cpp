@@ -866,20 +866,21 @@ void Daemon::on_push(const std::string& cloud, const north::ConfigPush& push) {
     };
     if (!push.problem.empty()) return refuse(push.problem);
     if (!target) return refuse(why);
+    // The same configuration again (a retained message after a reconnect, ThingsBoard's answer
+    // to the gateway asking on connect): not applied again, one refused or rolled back not
+    // retried, one being verified reported as such. Its last report goes again.
+    if (r.version == last_.version && r.file == last_.file) {
+        auto again = last_;
+        again.reply_topic = push.reply_topic;  // (a platform awaiting an answer gets one)
+        if (run_.north) run_.north->report_config(again);
+        return;
+    }
     if (verifying_) {
         return refuse("another pushed configuration (" + verifying_->report.version +
                       ") is being verified; push again once it is reported applied or rolled back");
     }
     std::string before_text;
     const bool existed = config::read_file(*target, before_text, &why);
-    // The same configuration again (a retained message after a reconnect): not applied again,
-    // and one refused or rolled back is not retried.
-    if (r.version == last_.version && r.file == last_.file && last_.result != "verifying") {
-        auto again = last_;
-        again.reply_topic = push.reply_topic;  // (a platform awaiting an answer gets one)
-        if (run_.north) run_.north->report_config(again);
-        return;
-    }
     if (existed && before_text == push.text) {
         r.result = "unchanged";
         return report(r);
