@@ -17,6 +17,9 @@ namespace {
 
 // The gateway device's own attributes: shared ones arrive here, client ones go here.
 constexpr const char* kOwnAttributes = "v1/devices/me/attributes";
+// Asked for on request/{id}, answered on response/{id} with {"shared":{..}}.
+constexpr const char* kOwnAttributeRequest = "v1/devices/me/attributes/request/";
+constexpr const char* kOwnAttributeResponse = "v1/devices/me/attributes/response/";
 // The gateway device's own RPC: requests on request/{id}, answers on response/{id}.
 constexpr const char* kOwnRpc = "v1/devices/me/rpc/";
 
@@ -39,7 +42,10 @@ class ThingsBoard : public north::Profile {
 
     std::vector<std::string> subscriptions(const north::SessionInfo& s) const override {
         std::vector<std::string> out{"v1/gateway/attributes", "v1/gateway/attributes/response", "v1/gateway/rpc"};
-        if (s.channel && cloud_.remote_config) out.emplace_back(kOwnAttributes);  // the gateway's shared attributes
+        if (s.channel && cloud_.remote_config) {  // the gateway's shared attributes, and the answer to asking
+            out.emplace_back(kOwnAttributes);
+            out.emplace_back(std::string(kOwnAttributeResponse) + "+");
+        }
         if (s.channel && cloud_.diagnostics) out.emplace_back(std::string(kOwnRpc) + "request/+");
         return out;
     }
@@ -60,9 +66,16 @@ class ThingsBoard : public north::Profile {
     // Every device is announced; a device with client attributes asks for the values the platform
     // holds, and those that differ from the latest readings are sent again (attributes go only
     // when they change, so a platform that lost or changed them would otherwise keep them wrong).
+    // With remote_config, the gateway asks for its shared attribute fieldlink_config: one set
+    // while it was offline is applied now (the one already applied, refused or rolled back is
+    // known by its version and not applied again).
     std::vector<north::Message> on_connect(const north::SessionInfo& s, const north::LatestValues&,
                                            std::uint32_t& next_id) const override {
         std::vector<north::Message> out;
+        if (s.channel && cloud_.remote_config) {
+            out.emplace_back(std::string(kOwnAttributeRequest) + std::to_string(north::take_message_id(next_id)),
+                             R"({"sharedKeys":"fieldlink_config"})", 0);
+        }
         for (auto index : s.devices) out.push_back(connect(s, index, true));
         for (auto index : s.devices) {
             const auto& d = s.device(index);
@@ -293,7 +306,8 @@ class ThingsBoard : public north::Profile {
             return attribute_values(s, *j, *id, latest, std::move(in));
         }
         if (topic == "v1/gateway/attributes") return shared_attributes(s, *j, std::move(in));
-        if (s.channel && (topic == kOwnAttributes || topic.rfind(std::string(kOwnRpc) + "request/", 0) == 0)) {
+        if (s.channel && (topic == kOwnAttributes || topic.rfind(kOwnAttributeResponse, 0) == 0 ||
+                          topic.rfind(std::string(kOwnRpc) + "request/", 0) == 0)) {
             return own_topic(topic, *j, std::move(in));
         }
         if (topic != "v1/gateway/rpc") {
@@ -441,9 +455,12 @@ class ThingsBoard : public north::Profile {
     // The gateway device's own topics: the shared attribute fieldlink_config (a configuration
     // pushed), RPC fieldlink_diagnostics.
     static north::Inbound own_topic(const std::string& topic, const Json& j, north::Inbound in) {
-        if (topic == kOwnAttributes) {
+        if (topic == kOwnAttributes || topic.rfind(kOwnAttributeResponse, 0) == 0) {
             in.kind = "gateway attributes";
-            if (const auto it = j.find("fieldlink_config"); it != j.end()) in.config_push = config_push_of(*it);
+            // An answer to asking holds them under "shared"; an update is the attributes themselves.
+            const auto shared = j.find("shared");
+            const Json& attrs = topic == kOwnAttributes || shared == j.end() || !shared->is_object() ? j : *shared;
+            if (const auto it = attrs.find("fieldlink_config"); it != attrs.end()) in.config_push = config_push_of(*it);
             return in;
         }
         in.kind = "gateway rpc";

@@ -137,6 +137,24 @@ TEST_CASE("the channel is the first session of a cloud with remote_config: it al
         CHECK_FALSE(c.ask(2, "v1/devices/me/attributes", R"({"other": 1})").config_push);
         CHECK_FALSE(c.ask(2, "v1/devices/me/attributes", R"({"fieldlink_config_result": "applied"})").config_push);
     }
+    SUBCASE("ThingsBoard: on every connection the gateway asks for fieldlink_config; the answer is a push") {
+        CHECK(std::find(tb.begin(), tb.end(), "v1/devices/me/attributes/response/+") != tb.end());
+        std::uint32_t next_id = 41;
+        const auto hello = c.profile(c.sessions[2]).on_connect(c.sessions[2], {}, next_id);
+        const auto ask = std::find_if(hello.begin(), hello.end(), [](const north::Message& m) {
+            return m.topic.rfind("v1/devices/me/attributes/request/", 0) == 0;
+        });
+        REQUIRE(ask != hello.end());
+        CHECK(ask->topic == "v1/devices/me/attributes/request/41");
+        CHECK(ask->payload == R"({"sharedKeys":"fieldlink_config"})");
+        auto in = c.ask(2, "v1/devices/me/attributes/response/41",
+                        R"({"shared": {"fieldlink_config": {"config": "devices: []\n", "id": 5}}})");
+        REQUIRE(in.config_push);
+        CHECK(in.config_push->text == "devices: []\n");
+        CHECK(in.config_push->id == "5");
+        CHECK_FALSE(c.ask(2, "v1/devices/me/attributes/response/42", R"({})").config_push);  // never set
+        CHECK_FALSE(c.ask(2, "v1/devices/me/attributes/response/43", R"({"shared": {}})").config_push);
+    }
     SUBCASE("reports: retained JSON on config_topic/state; ThingsBoard client attributes") {
         north::ConfigReport r;
         r.id = "7";
