@@ -53,7 +53,8 @@
 // for good (thing model 309 identifier not exist, datapoints 98 Illegal Data, DaShi 460).
 // plugin_opt_state FILE keeps what the platform keeps across broker restarts: each gateway's
 // topology. (ThingsBoard's client attributes are not kept: a restart plays a platform that lost
-// them, which attributes/request must repair.)
+// them, which attributes/request must repair.) The gateway device's own shared attributes, as
+// the observer sets them on v1/devices/me/attributes, answer its attributes/request/{id}.
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
@@ -82,6 +83,7 @@ struct State {
     std::string platform = "onenet";
     std::map<std::string, std::set<std::string>> topology;  // gateway client -> "pid/dev"
     std::map<std::string, std::map<std::string, json>> attributes;
+    json own_shared = json::object();         // ThingsBoard: the gateway device's own shared attributes
     std::string state_file;                   // ThingsBoard: device -> client attributes
     std::set<std::string> legacy_clients;     // receive $creq without subscribing
     std::map<std::string, std::string> keys;  // "pid/dev" or "pid/*" -> base64 key
@@ -654,6 +656,21 @@ void thingsboard_message(const char* cid, const std::string& topic, const std::s
         const std::string text = answer.dump();
         mosquitto_broker_publish_copy(cid, "v1/gateway/attributes/response", static_cast<int>(text.size()), text.data(),
                                       0, false, nullptr);
+    } else if (topic.rfind("v1/devices/me/attributes/request/", 0) == 0) {
+        // The device API: {"sharedKeys":"k1,k2"} answered with {"shared":{..}} on .../response/{id}.
+        if (!j.is_object() || !j.contains("sharedKeys") || !j["sharedKeys"].is_string()) {
+            violation(cid, topic + R"(: expected {"sharedKeys":"key,.."})");
+            return;
+        }
+        json shared = json::object();
+        std::stringstream keys(j["sharedKeys"].get<std::string>());
+        for (std::string k; std::getline(keys, k, ',');) {
+            if (g.own_shared.contains(k)) shared[k] = g.own_shared[k];
+        }
+        const std::string text = json{{"shared", shared}}.dump();
+        const std::string to =
+            "v1/devices/me/attributes/response/" + topic.substr(std::strlen("v1/devices/me/attributes/request/"));
+        mosquitto_broker_publish_copy(cid, to.c_str(), static_cast<int>(text.size()), text.data(), 0, false, nullptr);
     } else if (topic == "v1/gateway/telemetry") {
         if (!j.is_object()) violation(cid, "v1/gateway/telemetry: expected {\"Device\":[{\"ts\",\"values\"}..]}");
     }
@@ -696,6 +713,13 @@ int on_message(int, void* event_data, void*) {
     const char* u = mosquitto_client_username(ed->client);
     const std::string topic = ed->topic ? ed->topic : "";
     if (!g.observer_user.empty() && u && g.observer_user == u) {
+        // ThingsBoard: a shared attribute of the gateway device set on the platform is kept, as
+        // the platform keeps it, for the gateway's attributes/request after a reconnect.
+        if (g.platform == "thingsboard" && topic == "v1/devices/me/attributes") {
+            const json j =
+                json::parse(std::string(static_cast<const char*>(ed->payload), ed->payloadlen), nullptr, false);
+            if (j.is_object()) g.own_shared.update(j);
+        }
         // A topology change made on the platform (the test plays the console): subList is the
         // whole topology afterwards. The gateway's client id is its device name.
         const std::string change = "/thing/sub/topo/change";

@@ -247,6 +247,36 @@ devices:
         self.assertNotIn("gw-token-1", self.daemon.log())
         self.assertEqual(self.broker.violation_lines(), [])
 
+    def test_one_set_while_the_gateway_was_offline_is_applied_when_it_connects(self):
+        fan = ("  - { name: fan, cloud: tb, bus: plc, unit: 2, interval: 200ms, "
+               "points: [{ name: speed, area: holding, address: 20 }] }\n")
+        text = self.daemon._with_data_dir(self.config(fan))
+        self.assertEqual(self.daemon.stop()[0], 0)
+        # Set on the platform while no gateway is connected: nobody receives the update itself.
+        self.broker.publish("v1/devices/me/attributes", json.dumps({"fieldlink_config": text}))
+        env = dict(os.environ, TB_TOKEN="gw-token-1")
+        again = Daemon(self.procs, self.config(""), name="fieldlinkd-2.log", env=env)
+        wait_for(lambda: any(m["fieldlink_config_result"] == "applied" and
+                             m["fieldlink_config_version"] == version(text) for m in self.reported()),
+                 timeout=20, what="the configuration set while offline applied")
+        with open(again.config) as f:
+            self.assertEqual(f.read(), text)
+
+        def fan_data():
+            return [m for _, m in self.sub.json_messages("v1/gateway/telemetry") if "fan" in m]
+        wait_for(fan_data, timeout=10, what="the new device's telemetry")
+        self.assertEqual(again.stop()[0], 0)
+
+        # The next start asks again and gets the same version: reported, not applied twice.
+        reports = len(self.reported())
+        third = Daemon(self.procs, self.config(fan), name="fieldlinkd-3.log", env=env)
+        wait_for(lambda: len(self.reported()) >= reports + 2, timeout=20,
+                 what="the report on connect and the one answering the gateway's request")
+        self.assertTrue(all(m["fieldlink_config_result"] == "applied" for m in self.reported()[reports:]))
+        self.assertNotIn("written to", third.log())
+        self.assertNotIn("reloaded", third.log())
+        self.assertEqual(self.broker.violation_lines(), [])
+
 
 class OnenetRemoteConfigTest(unittest.TestCase):
     """OneNET thing model on the emulator (token check, topic ACL, rate, answers): the service
